@@ -1,0 +1,104 @@
+// Package store persists runs, jobs, attempts and their events.
+//
+// The transition rules live once, in Store and Tx; each database engine only
+// provides row-level Queries through a Driver (store/sqlite, store/postgres).
+// The conformance suite in store/storetest runs every behaviour on both.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/core"
+)
+
+// Driver is one database engine.
+type Driver interface {
+	// Write runs fn in one write transaction and commits when fn returns nil.
+	// On SQLite this is BEGIN IMMEDIATE on the single writer connection.
+	Write(ctx context.Context, fn func(Queries) error) error
+	// Read returns queries that run outside any write transaction.
+	Read() Queries
+	// Close releases the engine's connections.
+	Close() error
+}
+
+// Queries is the row-level access an engine provides, in domain types.
+// Lookups of a missing row return an error of kind core.KindNotFound.
+// Set* methods report whether a row matched the expected current state.
+type Queries interface {
+	InsertRun(ctx context.Context, r core.Run) error
+	GetRun(ctx context.Context, id string) (core.Run, error)
+	SetRunState(ctx context.Context, m RunMove) (bool, error)
+
+	InsertJob(ctx context.Context, j core.Job, position int) error
+	GetJob(ctx context.Context, id string) (core.Job, error)
+	ListJobs(ctx context.Context, runID string) ([]core.Job, error)
+	SetJobState(ctx context.Context, m JobMove) (bool, error)
+
+	InsertAttempt(ctx context.Context, a core.Attempt) error
+	GetAttempt(ctx context.Context, id string) (core.Attempt, error)
+	ListAttempts(ctx context.Context, runID string) ([]core.Attempt, error)
+	ListJobAttempts(ctx context.Context, jobID string) ([]core.Attempt, error)
+	SetAttemptState(ctx context.Context, m AttemptMove) (bool, error)
+	SetFencedAttemptState(ctx context.Context, m AttemptMove) (bool, error)
+	// ClaimRunAttempt leases the oldest queued attempt of a run, or returns
+	// a core.KindNotFound error when none is queued.
+	ClaimRunAttempt(ctx context.Context, c ClaimRow) (core.Attempt, error)
+	ExtendLease(ctx context.Context, id, token string, expires time.Time) (bool, error)
+	ListExpiredLeases(ctx context.Context, now time.Time, limit int) ([]core.Attempt, error)
+
+	InsertEvent(ctx context.Context, e core.Event) error
+	ListRunEvents(ctx context.Context, runID string) ([]core.Event, error)
+}
+
+// RunMove is one conditional run update: it applies only while the run is in From.
+type RunMove struct {
+	ID         string
+	From, To   core.RunState
+	Reason     core.Reason
+	StartedAt  time.Time // set once, when non-zero
+	FinishedAt time.Time // set once, when non-zero
+}
+
+// JobMove is one conditional job update.
+type JobMove struct {
+	ID         string
+	From, To   core.JobState
+	Reason     core.Reason
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// AttemptMove is one conditional attempt update. LeaseToken is required for
+// SetFencedAttemptState and ignored by SetAttemptState.
+type AttemptMove struct {
+	ID         string
+	LeaseToken string
+	From, To   core.AttemptState
+	Reason     core.Reason
+	ExitCode   *int
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// ClaimRow is what a claim writes onto the leased attempt.
+type ClaimRow struct {
+	RunID      string
+	RunnerID   string
+	LeaseToken string
+	Now        time.Time
+	ExpiresAt  time.Time
+}
+
+// Millis converts a time to the stored form: Unix milliseconds, UTC.
+// The zero time is stored as 0 only where a column is NOT NULL.
+func Millis(t time.Time) int64 { return t.UnixMilli() }
+
+// FromMillis converts a stored timestamp back; 0 gives the zero time.
+func FromMillis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}

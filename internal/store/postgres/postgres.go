@@ -1,0 +1,138 @@
+// Package postgres is the production engine of the store, on a pgx/v5 pool.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/store/postgres/pgdb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Driver implements store.Driver on PostgreSQL.
+type Driver struct {
+	pool *pgxpool.Pool
+}
+
+var _ store.Driver = (*Driver)(nil)
+
+// Open connects to the database at url (postgres://…). With migrate set it
+// applies pending migrations first.
+func Open(ctx context.Context, url string, migrate bool) (*Driver, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, core.E(core.KindInvalid, "open postgres", "bad database URL: %v", err)
+	}
+	if migrate {
+		if _, err := Migrate(ctx, url); err != nil {
+			return nil, err
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, core.Wrap(core.KindUnavailable, "open postgres", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, core.Wrap(core.KindUnavailable, "open postgres", err)
+	}
+	return &Driver{pool: pool}, nil
+}
+
+// Migrate applies every pending embedded migration to the database at url and
+// returns the versions it applied.
+func Migrate(ctx context.Context, url string) ([]int64, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, core.E(core.KindInvalid, "migrate postgres", "bad database URL: %v", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return nil, core.Wrap(core.KindUnavailable, "migrate postgres", err)
+	}
+	return migrateDB(ctx, db)
+}
+
+func migrateDB(ctx context.Context, db *sql.DB) ([]int64, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, core.Wrap(core.KindInternal, "migrations", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
+	if err != nil {
+		return nil, core.Wrap(core.KindInternal, "migrations", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return nil, core.Wrap(core.KindInternal, "migrate postgres", err)
+	}
+	var versions []int64
+	for _, r := range res {
+		versions = append(versions, r.Source.Version)
+	}
+	return versions, nil
+}
+
+// Pool exposes the connection pool to the queue's LISTEN/NOTIFY and locks.
+func (d *Driver) Pool() *pgxpool.Pool { return d.pool }
+
+// Write runs fn in one read-committed transaction. Conditional updates
+// (WHERE state = from) make concurrent moves of one row safe at that level.
+func (d *Driver) Write(ctx context.Context, fn func(store.Queries) error) error {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return mapErr("begin", err)
+	}
+	if err := fn(queries{q: pgdb.New(tx)}); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	return mapErr("commit", tx.Commit(ctx))
+}
+
+// Read returns queries on the pool.
+func (d *Driver) Read() store.Queries { return queries{q: pgdb.New(d.pool)} }
+
+// Close closes the pool.
+func (d *Driver) Close() error {
+	d.pool.Close()
+	return nil
+}
+
+func mapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return core.E(core.KindNotFound, op, "not found")
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &core.Error{Kind: core.KindCanceled, Op: op, Err: err}
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if pgErr.Code == "23505" {
+			return &core.Error{Kind: core.KindConflict, Op: op, Err: err}
+		}
+		return &core.Error{Kind: core.KindInternal, Op: fmt.Sprintf("postgres %s", op), Err: err}
+	}
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return &core.Error{Kind: core.KindUnavailable, Op: fmt.Sprintf("postgres %s", op), Err: err}
+	}
+	return &core.Error{Kind: core.KindUnavailable, Op: fmt.Sprintf("postgres %s", op), Err: err}
+}

@@ -1,0 +1,24 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/store/postgres"
+	"github.com/deltaci/deltaci/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, now func() time.Time) *store.Store {
+		drv, err := postgres.Open(context.Background(), storetest.PostgresURL(t), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := store.New(drv, store.WithClock(now))
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -1,0 +1,107 @@
+-- name: InsertRun :exec
+INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+
+-- name: GetRun :one
+SELECT * FROM runs WHERE id = $1;
+
+-- name: SetRunState :execrows
+UPDATE runs
+SET state = sqlc.arg(to_state),
+    reason = sqlc.arg(reason),
+    started_at = COALESCE(started_at, sqlc.narg(started_at)),
+    finished_at = COALESCE(finished_at, sqlc.narg(finished_at))
+WHERE id = sqlc.arg(id) AND state = sqlc.arg(from_state);
+
+-- name: InsertJob :exec
+INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+
+-- name: GetJob :one
+SELECT * FROM jobs WHERE id = $1;
+
+-- name: ListJobs :many
+SELECT * FROM jobs WHERE run_id = $1 ORDER BY position;
+
+-- name: SetJobState :execrows
+UPDATE jobs
+SET state = sqlc.arg(to_state),
+    reason = sqlc.arg(reason),
+    started_at = COALESCE(started_at, sqlc.narg(started_at)),
+    finished_at = COALESCE(finished_at, sqlc.narg(finished_at))
+WHERE id = sqlc.arg(id) AND state = sqlc.arg(from_state);
+
+-- name: InsertAttempt :exec
+INSERT INTO attempts (id, job_id, run_id, number, state, labels, queued_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7);
+
+-- name: GetAttempt :one
+SELECT * FROM attempts WHERE id = $1;
+
+-- name: ListAttempts :many
+SELECT * FROM attempts WHERE run_id = $1 ORDER BY queued_at, number, id;
+
+-- name: ListJobAttempts :many
+SELECT * FROM attempts WHERE job_id = $1 ORDER BY number;
+
+-- name: SetAttemptState :execrows
+-- Moves an attempt on behalf of the orchestrator or reaper (no fencing).
+UPDATE attempts
+SET state = sqlc.arg(to_state),
+    reason = sqlc.arg(reason),
+    finished_at = COALESCE(finished_at, sqlc.narg(finished_at))
+WHERE id = sqlc.arg(id) AND state = sqlc.arg(from_state);
+
+-- name: SetFencedAttemptState :execrows
+-- Moves an attempt on behalf of its lease holder: the write applies only
+-- while the caller's lease token is current (fencing).
+UPDATE attempts
+SET state = sqlc.arg(to_state),
+    reason = sqlc.arg(reason),
+    exit_code = COALESCE(sqlc.narg(exit_code), exit_code),
+    started_at = COALESCE(started_at, sqlc.narg(started_at)),
+    finished_at = COALESCE(finished_at, sqlc.narg(finished_at))
+WHERE id = sqlc.arg(id)
+  AND state = sqlc.arg(from_state)
+  AND lease_token = sqlc.arg(lease_token)
+  AND state IN ('leased', 'running');
+
+-- name: ClaimRunAttempt :one
+-- Leases the oldest queued attempt of one run. SKIP LOCKED lets concurrent
+-- claimers pass over rows another transaction is taking.
+WITH next AS (
+    SELECT a.id FROM attempts a
+    WHERE a.run_id = sqlc.arg(run_id) AND a.state = 'queued'
+    ORDER BY a.queued_at, a.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE attempts
+SET state = 'leased',
+    runner_id = sqlc.arg(runner_id),
+    lease_token = sqlc.arg(lease_token),
+    leased_at = sqlc.arg(now),
+    lease_expires_at = sqlc.arg(expires_at)
+FROM next
+WHERE attempts.id = next.id
+RETURNING attempts.*;
+
+-- name: ExtendLease :execrows
+UPDATE attempts
+SET lease_expires_at = sqlc.arg(expires_at)
+WHERE id = sqlc.arg(id)
+  AND lease_token = sqlc.arg(lease_token)
+  AND state IN ('leased', 'running');
+
+-- name: ListExpiredLeases :many
+SELECT * FROM attempts
+WHERE state IN ('leased', 'running') AND lease_expires_at < $1
+ORDER BY lease_expires_at
+LIMIT $2;
+
+-- name: InsertEvent :exec
+INSERT INTO events (at, actor, entity, entity_id, run_id, from_state, to_state, reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- name: ListRunEvents :many
+SELECT * FROM events WHERE run_id = $1 ORDER BY seq;

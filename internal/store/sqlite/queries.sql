@@ -1,0 +1,104 @@
+-- name: InsertRun :exec
+INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: GetRun :one
+SELECT * FROM runs WHERE id = ?;
+
+-- name: SetRunState :execrows
+UPDATE runs
+SET state = sqlc.arg(to_state),
+    reason = sqlc.arg(reason),
+    started_at = COALESCE(started_at, sqlc.narg(started_at)),
+    finished_at = COALESCE(finished_at, sqlc.narg(finished_at))
+WHERE id = sqlc.arg(id) AND state = sqlc.arg(from_state);
+
+-- name: InsertJob :exec
+INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: GetJob :one
+SELECT * FROM jobs WHERE id = ?;
+
+-- name: ListJobs :many
+SELECT * FROM jobs WHERE run_id = ? ORDER BY position;
+
+-- name: SetJobState :execrows
+UPDATE jobs
+SET state = sqlc.arg(to_state),
+    reason = sqlc.arg(reason),
+    started_at = COALESCE(started_at, sqlc.narg(started_at)),
+    finished_at = COALESCE(finished_at, sqlc.narg(finished_at))
+WHERE id = sqlc.arg(id) AND state = sqlc.arg(from_state);
+
+-- name: InsertAttempt :exec
+INSERT INTO attempts (id, job_id, run_id, number, state, labels, queued_at)
+VALUES (?, ?, ?, ?, ?, ?, ?);
+
+-- name: GetAttempt :one
+SELECT * FROM attempts WHERE id = ?;
+
+-- name: ListAttempts :many
+SELECT * FROM attempts WHERE run_id = ? ORDER BY queued_at, number, id;
+
+-- name: ListJobAttempts :many
+SELECT * FROM attempts WHERE job_id = ? ORDER BY number;
+
+-- name: SetAttemptState :execrows
+-- Moves an attempt on behalf of the orchestrator or reaper (no fencing).
+UPDATE attempts
+SET state = sqlc.arg(to_state),
+    reason = sqlc.arg(reason),
+    finished_at = COALESCE(finished_at, sqlc.narg(finished_at))
+WHERE id = sqlc.arg(id) AND state = sqlc.arg(from_state);
+
+-- name: SetFencedAttemptState :execrows
+-- Moves an attempt on behalf of its lease holder: the write applies only
+-- while the caller's lease token is current (fencing).
+UPDATE attempts
+SET state = sqlc.arg(to_state),
+    reason = sqlc.arg(reason),
+    exit_code = COALESCE(sqlc.narg(exit_code), exit_code),
+    started_at = COALESCE(started_at, sqlc.narg(started_at)),
+    finished_at = COALESCE(finished_at, sqlc.narg(finished_at))
+WHERE id = sqlc.arg(id)
+  AND state = sqlc.arg(from_state)
+  AND lease_token = sqlc.arg(lease_token)
+  AND state IN ('leased', 'running');
+
+-- name: ClaimRunAttempt :one
+-- Leases the oldest queued attempt of one run. Called inside BEGIN IMMEDIATE,
+-- so no other writer can claim the same row.
+UPDATE attempts
+SET state = 'leased',
+    runner_id = sqlc.arg(runner_id),
+    lease_token = sqlc.arg(lease_token),
+    leased_at = sqlc.arg(now),
+    lease_expires_at = sqlc.arg(expires_at)
+WHERE id = (
+    SELECT a.id FROM attempts a
+    WHERE a.run_id = sqlc.arg(run_id) AND a.state = 'queued'
+    ORDER BY a.queued_at, a.id
+    LIMIT 1
+)
+RETURNING *;
+
+-- name: ExtendLease :execrows
+UPDATE attempts
+SET lease_expires_at = sqlc.arg(expires_at)
+WHERE id = sqlc.arg(id)
+  AND lease_token = sqlc.arg(lease_token)
+  AND state IN ('leased', 'running');
+
+-- name: ListExpiredLeases :many
+SELECT * FROM attempts
+WHERE state IN ('leased', 'running') AND lease_expires_at < ?
+ORDER BY lease_expires_at
+LIMIT ?;
+
+-- name: InsertEvent :exec
+INSERT INTO events (at, actor, entity, entity_id, run_id, from_state, to_state, reason)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: ListRunEvents :many
+SELECT * FROM events WHERE run_id = ? ORDER BY seq;

@@ -1,0 +1,237 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"io/fs"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/store/sqlite/sqlitedb"
+)
+
+// queries converts between sqlc rows and domain types at the adapter's edge.
+type queries struct{ q *sqlitedb.Queries }
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err) // the embedded directory is fixed at build time
+	}
+	return sub
+}
+
+func ms(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+func at(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return store.FromMillis(n.Int64)
+}
+
+func (x queries) InsertRun(ctx context.Context, r core.Run) error {
+	var trusted int64
+	if r.Trusted {
+		trusted = 1
+	}
+	return mapErr("insert run", x.q.InsertRun(ctx, sqlitedb.InsertRunParams{
+		ID: r.ID, Repo: r.Repo, Ref: r.Ref, CommitSha: r.Commit, Event: r.Event,
+		Trusted: trusted, State: string(r.State), Reason: string(r.Reason), CreatedAt: store.Millis(r.CreatedAt),
+	}))
+}
+
+func (x queries) GetRun(ctx context.Context, id string) (core.Run, error) {
+	row, err := x.q.GetRun(ctx, id)
+	if err != nil {
+		return core.Run{}, mapErr("get run "+id, err)
+	}
+	return store.RunFromRow(store.RunRow{
+		ID: row.ID, Repo: row.Repo, Ref: row.Ref, Commit: row.CommitSha, Event: row.Event,
+		Trusted: row.Trusted != 0, State: row.State, Reason: row.Reason,
+		CreatedAt: store.FromMillis(row.CreatedAt), StartedAt: at(row.StartedAt), FinishedAt: at(row.FinishedAt),
+	})
+}
+
+func (x queries) SetRunState(ctx context.Context, m store.RunMove) (bool, error) {
+	n, err := x.q.SetRunState(ctx, sqlitedb.SetRunStateParams{
+		ID: m.ID, FromState: string(m.From), ToState: string(m.To), Reason: string(m.Reason),
+		StartedAt: ms(m.StartedAt), FinishedAt: ms(m.FinishedAt),
+	})
+	return n == 1, mapErr("set run state", err)
+}
+
+func (x queries) InsertJob(ctx context.Context, j core.Job, position int) error {
+	spec, err := json.Marshal(store.SpecToRecord(j.Spec))
+	if err != nil {
+		return mapErr("encode job spec", err)
+	}
+	return mapErr("insert job", x.q.InsertJob(ctx, sqlitedb.InsertJobParams{
+		ID: j.ID, RunID: j.RunID, Name: j.Name, Position: int64(position), Spec: string(spec),
+		State: string(j.State), Reason: string(j.Reason), Explain: j.Explain, CreatedAt: store.Millis(j.CreatedAt),
+	}))
+}
+
+func jobFromRow(row sqlitedb.Job) (core.Job, error) {
+	return store.JobFromRow(store.JobRow{
+		ID: row.ID, RunID: row.RunID, Name: row.Name, Spec: row.Spec, State: row.State,
+		Reason: row.Reason, Explain: row.Explain, CreatedAt: store.FromMillis(row.CreatedAt),
+		StartedAt: at(row.StartedAt), FinishedAt: at(row.FinishedAt),
+	})
+}
+
+func (x queries) GetJob(ctx context.Context, id string) (core.Job, error) {
+	row, err := x.q.GetJob(ctx, id)
+	if err != nil {
+		return core.Job{}, mapErr("get job "+id, err)
+	}
+	return jobFromRow(row)
+}
+
+func (x queries) ListJobs(ctx context.Context, runID string) ([]core.Job, error) {
+	rows, err := x.q.ListJobs(ctx, runID)
+	if err != nil {
+		return nil, mapErr("list jobs", err)
+	}
+	return convertAll(rows, jobFromRow)
+}
+
+func (x queries) SetJobState(ctx context.Context, m store.JobMove) (bool, error) {
+	n, err := x.q.SetJobState(ctx, sqlitedb.SetJobStateParams{
+		ID: m.ID, FromState: string(m.From), ToState: string(m.To), Reason: string(m.Reason),
+		StartedAt: ms(m.StartedAt), FinishedAt: ms(m.FinishedAt),
+	})
+	return n == 1, mapErr("set job state", err)
+}
+
+func (x queries) InsertAttempt(ctx context.Context, a core.Attempt) error {
+	labels, err := store.EncodeLabels(a.Labels)
+	if err != nil {
+		return err
+	}
+	return mapErr("insert attempt", x.q.InsertAttempt(ctx, sqlitedb.InsertAttemptParams{
+		ID: a.ID, JobID: a.JobID, RunID: a.RunID, Number: int64(a.Number), State: string(a.State),
+		Labels: labels, QueuedAt: store.Millis(a.QueuedAt),
+	}))
+}
+
+func attemptFromRow(row sqlitedb.Attempt) (core.Attempt, error) {
+	r := store.AttemptRow{
+		ID: row.ID, JobID: row.JobID, RunID: row.RunID, Number: int(row.Number), State: row.State,
+		Reason: row.Reason, Labels: row.Labels, RunnerID: row.RunnerID, LeaseToken: row.LeaseToken,
+		LeaseExpiresAt: at(row.LeaseExpiresAt), QueuedAt: store.FromMillis(row.QueuedAt),
+		LeasedAt: at(row.LeasedAt), StartedAt: at(row.StartedAt), FinishedAt: at(row.FinishedAt),
+	}
+	if row.ExitCode.Valid {
+		c := int(row.ExitCode.Int64)
+		r.ExitCode = &c
+	}
+	return store.AttemptFromRow(r)
+}
+
+func (x queries) GetAttempt(ctx context.Context, id string) (core.Attempt, error) {
+	row, err := x.q.GetAttempt(ctx, id)
+	if err != nil {
+		return core.Attempt{}, mapErr("get attempt "+id, err)
+	}
+	return attemptFromRow(row)
+}
+
+func (x queries) ListAttempts(ctx context.Context, runID string) ([]core.Attempt, error) {
+	rows, err := x.q.ListAttempts(ctx, runID)
+	if err != nil {
+		return nil, mapErr("list attempts", err)
+	}
+	return convertAll(rows, attemptFromRow)
+}
+
+func (x queries) ListJobAttempts(ctx context.Context, jobID string) ([]core.Attempt, error) {
+	rows, err := x.q.ListJobAttempts(ctx, jobID)
+	if err != nil {
+		return nil, mapErr("list job attempts", err)
+	}
+	return convertAll(rows, attemptFromRow)
+}
+
+func (x queries) SetAttemptState(ctx context.Context, m store.AttemptMove) (bool, error) {
+	n, err := x.q.SetAttemptState(ctx, sqlitedb.SetAttemptStateParams{
+		ID: m.ID, FromState: string(m.From), ToState: string(m.To), Reason: string(m.Reason),
+		FinishedAt: ms(m.FinishedAt),
+	})
+	return n == 1, mapErr("set attempt state", err)
+}
+
+func (x queries) SetFencedAttemptState(ctx context.Context, m store.AttemptMove) (bool, error) {
+	p := sqlitedb.SetFencedAttemptStateParams{
+		ID: m.ID, LeaseToken: m.LeaseToken, FromState: string(m.From), ToState: string(m.To),
+		Reason: string(m.Reason), StartedAt: ms(m.StartedAt), FinishedAt: ms(m.FinishedAt),
+	}
+	if m.ExitCode != nil {
+		p.ExitCode = sql.NullInt64{Int64: int64(*m.ExitCode), Valid: true}
+	}
+	n, err := x.q.SetFencedAttemptState(ctx, p)
+	return n == 1, mapErr("set attempt state", err)
+}
+
+func (x queries) ClaimRunAttempt(ctx context.Context, c store.ClaimRow) (core.Attempt, error) {
+	row, err := x.q.ClaimRunAttempt(ctx, sqlitedb.ClaimRunAttemptParams{
+		RunID: c.RunID, RunnerID: c.RunnerID, LeaseToken: c.LeaseToken,
+		Now: ms(c.Now), ExpiresAt: ms(c.ExpiresAt),
+	})
+	if err != nil {
+		return core.Attempt{}, mapErr("claim attempt", err)
+	}
+	return attemptFromRow(row)
+}
+
+func (x queries) ExtendLease(ctx context.Context, id, token string, expires time.Time) (bool, error) {
+	n, err := x.q.ExtendLease(ctx, sqlitedb.ExtendLeaseParams{ID: id, LeaseToken: token, ExpiresAt: ms(expires)})
+	return n == 1, mapErr("extend lease", err)
+}
+
+func (x queries) ListExpiredLeases(ctx context.Context, now time.Time, limit int) ([]core.Attempt, error) {
+	rows, err := x.q.ListExpiredLeases(ctx, sqlitedb.ListExpiredLeasesParams{LeaseExpiresAt: ms(now), Limit: int64(limit)})
+	if err != nil {
+		return nil, mapErr("list expired leases", err)
+	}
+	return convertAll(rows, attemptFromRow)
+}
+
+func (x queries) InsertEvent(ctx context.Context, e core.Event) error {
+	return mapErr("insert event", x.q.InsertEvent(ctx, sqlitedb.InsertEventParams{
+		At: store.Millis(e.At), Actor: e.Actor, Entity: e.Entity, EntityID: e.EntityID, RunID: e.RunID,
+		FromState: e.From, ToState: e.To, Reason: string(e.Reason),
+	}))
+}
+
+func (x queries) ListRunEvents(ctx context.Context, runID string) ([]core.Event, error) {
+	rows, err := x.q.ListRunEvents(ctx, runID)
+	if err != nil {
+		return nil, mapErr("list events", err)
+	}
+	return convertAll(rows, func(r sqlitedb.Event) (core.Event, error) {
+		return store.EventFromRow(store.EventRow{
+			Seq: r.Seq, At: store.FromMillis(r.At), Actor: r.Actor, Entity: r.Entity, EntityID: r.EntityID,
+			RunID: r.RunID, From: r.FromState, To: r.ToState, Reason: r.Reason,
+		})
+	})
+}
+
+func convertAll[R, T any](rows []R, conv func(R) (T, error)) ([]T, error) {
+	out := make([]T, 0, len(rows))
+	for _, r := range rows {
+		t, err := conv(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}

@@ -1,0 +1,168 @@
+// Package sqlite is the embedded SQLite engine of the store: WAL, one writer
+// connection taking BEGIN IMMEDIATE, and a pool of read-only readers.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/store/sqlite/sqlitedb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Driver implements store.Driver on SQLite.
+type Driver struct {
+	writer *sql.DB
+	reader *sql.DB
+}
+
+var _ store.Driver = (*Driver)(nil)
+
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the database file at path. With migrate
+// set it applies pending migrations first.
+func Open(ctx context.Context, path string, migrate bool) (*Driver, error) {
+	if path == "" || strings.HasPrefix(path, "file:") {
+		return nil, core.E(core.KindInvalid, "open sqlite", "give a file path, not %q", path)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, core.Wrap(core.KindInvalid, "open sqlite", err)
+		}
+	}
+	writer, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return nil, core.Wrap(core.KindInternal, "open sqlite", err)
+	}
+	writer.SetMaxOpenConns(1)
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
+		return nil, core.Wrap(core.KindUnavailable, "open sqlite "+path, err)
+	}
+	if migrate {
+		if err := Migrate(ctx, writer); err != nil {
+			writer.Close()
+			return nil, err
+		}
+	}
+	reader, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		writer.Close()
+		return nil, core.Wrap(core.KindInternal, "open sqlite", err)
+	}
+	reader.SetMaxOpenConns(max(4, runtime.NumCPU()))
+	return &Driver{writer: writer, reader: reader}, nil
+}
+
+// Migrate applies every pending embedded migration.
+func Migrate(ctx context.Context, db *sql.DB) error {
+	p, err := provider(db)
+	if err != nil {
+		return err
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return core.Wrap(core.KindInternal, "migrate sqlite", err)
+	}
+	return nil
+}
+
+// MigrateFile opens the database at path and applies pending migrations,
+// returning the applied versions.
+func MigrateFile(ctx context.Context, path string) ([]int64, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, core.Wrap(core.KindInvalid, "migrate sqlite", err)
+		}
+	}
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return nil, core.Wrap(core.KindInternal, "migrate sqlite", err)
+	}
+	defer db.Close()
+	p, err := provider(db)
+	if err != nil {
+		return nil, err
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return nil, core.Wrap(core.KindInternal, "migrate sqlite", err)
+	}
+	var versions []int64
+	for _, r := range res {
+		versions = append(versions, r.Source.Version)
+	}
+	return versions, nil
+}
+
+func provider(db *sql.DB) (*goose.Provider, error) {
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, mustSub(migrations, "migrations"))
+	if err != nil {
+		return nil, core.Wrap(core.KindInternal, "migrations", err)
+	}
+	return p, nil
+}
+
+// Write runs fn in a BEGIN IMMEDIATE transaction on the writer connection.
+func (d *Driver) Write(ctx context.Context, fn func(store.Queries) error) error {
+	tx, err := d.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr("begin", err)
+	}
+	if err := fn(queries{q: sqlitedb.New(tx)}); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return mapErr("commit", err)
+	}
+	return nil
+}
+
+// Read returns queries on the reader pool.
+func (d *Driver) Read() store.Queries { return queries{q: sqlitedb.New(d.reader)} }
+
+// Close closes both pools.
+func (d *Driver) Close() error {
+	return errors.Join(d.reader.Close(), d.writer.Close())
+}
+
+func mapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return core.E(core.KindNotFound, op, "not found")
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &core.Error{Kind: core.KindCanceled, Op: op, Err: err}
+	}
+	return &core.Error{Kind: core.KindInternal, Op: fmt.Sprintf("sqlite %s", op), Err: err}
+}

@@ -1,0 +1,25 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/store/sqlite"
+	"github.com/deltaci/deltaci/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, now func() time.Time) *store.Store {
+		drv, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := store.New(drv, store.WithClock(now))
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

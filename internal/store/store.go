@@ -1,0 +1,202 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/deltaci/deltaci/internal/core"
+)
+
+// Store applies the domain's state machines to a database. Every transition
+// is written in one transaction together with its row in the events table.
+type Store struct {
+	drv Driver
+	now func() time.Time
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock replaces time.Now, for tests of lease expiry.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// New wraps an engine driver.
+func New(drv Driver, opts ...Option) *Store {
+	s := &Store{drv: drv, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Close closes the underlying driver.
+func (s *Store) Close() error { return s.drv.Close() }
+
+// Now returns the store's clock reading, truncated to the stored precision.
+func (s *Store) Now() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+// NewRun describes a run to create.
+type NewRun struct {
+	Repo    string
+	Ref     string
+	Commit  string
+	Event   string
+	Trusted bool
+	Jobs    []NewJob
+}
+
+// NewJob describes one job of a new run.
+type NewJob struct {
+	Spec    core.JobSpec
+	Explain string
+}
+
+// NewID returns a time-ordered UUIDv7.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// CreateRun inserts a queued run and its pending jobs, with their creation
+// events, in one transaction.
+func (s *Store) CreateRun(ctx context.Context, actor string, nr NewRun) (core.Run, []core.Job, error) {
+	if nr.Event == "" {
+		return core.Run{}, nil, core.E(core.KindInvalid, "create run", "event is required")
+	}
+	seen := map[string]bool{}
+	for _, j := range nr.Jobs {
+		if j.Spec.Name == "" || seen[j.Spec.Name] {
+			return core.Run{}, nil, core.E(core.KindInvalid, "create run", "job names must be unique and non-empty (got %q)", j.Spec.Name)
+		}
+		seen[j.Spec.Name] = true
+	}
+	now := s.Now()
+	run := core.Run{
+		ID: NewID(), Repo: nr.Repo, Ref: nr.Ref, Commit: nr.Commit, Event: nr.Event,
+		Trusted: nr.Trusted, State: core.RunQueued, CreatedAt: now,
+	}
+	jobs := make([]core.Job, len(nr.Jobs))
+	err := s.drv.Write(ctx, func(q Queries) error {
+		if err := q.InsertRun(ctx, run); err != nil {
+			return err
+		}
+		if err := q.InsertEvent(ctx, event(now, actor, core.EntityRun, run.ID, run.ID, "", string(run.State), "")); err != nil {
+			return err
+		}
+		for i, nj := range nr.Jobs {
+			j := core.Job{
+				ID: NewID(), RunID: run.ID, Name: nj.Spec.Name, Spec: nj.Spec,
+				State: core.JobPending, Explain: nj.Explain, CreatedAt: now,
+			}
+			if err := q.InsertJob(ctx, j, i); err != nil {
+				return err
+			}
+			if err := q.InsertEvent(ctx, event(now, actor, core.EntityJob, j.ID, run.ID, "", string(j.State), "")); err != nil {
+				return err
+			}
+			jobs[i] = j
+		}
+		return nil
+	})
+	if err != nil {
+		return core.Run{}, nil, fmt.Errorf("create run: %w", err)
+	}
+	return run, jobs, nil
+}
+
+// Run returns one run.
+func (s *Store) Run(ctx context.Context, id string) (core.Run, error) {
+	return s.drv.Read().GetRun(ctx, id)
+}
+
+// Jobs returns a run's jobs in pipeline order.
+func (s *Store) Jobs(ctx context.Context, runID string) ([]core.Job, error) {
+	return s.drv.Read().ListJobs(ctx, runID)
+}
+
+// Attempt returns one attempt.
+func (s *Store) Attempt(ctx context.Context, id string) (core.Attempt, error) {
+	return s.drv.Read().GetAttempt(ctx, id)
+}
+
+// Attempts returns every attempt of a run, oldest first.
+func (s *Store) Attempts(ctx context.Context, runID string) ([]core.Attempt, error) {
+	return s.drv.Read().ListAttempts(ctx, runID)
+}
+
+// Events returns a run's events in the order they were written.
+func (s *Store) Events(ctx context.Context, runID string) ([]core.Event, error) {
+	return s.drv.Read().ListRunEvents(ctx, runID)
+}
+
+// Update runs fn in one write transaction. Every move fn makes is recorded
+// with actor as its author; if fn fails, nothing is written.
+func (s *Store) Update(ctx context.Context, actor string, fn func(*Tx) error) error {
+	return s.drv.Write(ctx, func(q Queries) error {
+		return fn(&Tx{q: q, actor: actor, now: s.Now()})
+	})
+}
+
+// Claim describes a lease request for one run's attempts.
+type Claim struct {
+	RunID    string
+	RunnerID string
+	TTL      time.Duration
+}
+
+// ClaimAttempt leases the oldest queued attempt of a run. It returns an
+// error of kind core.KindNotFound when nothing is queued.
+func (s *Store) ClaimAttempt(ctx context.Context, actor string, c Claim) (core.Attempt, error) {
+	if c.TTL <= 0 {
+		return core.Attempt{}, core.E(core.KindInvalid, "claim attempt", "lease TTL must be positive")
+	}
+	var leased core.Attempt
+	err := s.Update(ctx, actor, func(tx *Tx) error {
+		a, err := tx.q.ClaimRunAttempt(ctx, ClaimRow{
+			RunID: c.RunID, RunnerID: c.RunnerID, LeaseToken: newToken(),
+			Now: tx.now, ExpiresAt: tx.now.Add(c.TTL),
+		})
+		if err != nil {
+			return err
+		}
+		leased = a
+		return tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, string(core.AttemptQueued), string(core.AttemptLeased), "")
+	})
+	return leased, err
+}
+
+// Heartbeat extends a lease by ttl from now. It returns an error of kind
+// core.KindLeaseLost when token is no longer the attempt's current lease.
+func (s *Store) Heartbeat(ctx context.Context, attemptID, token string, ttl time.Duration) (time.Time, error) {
+	expires := s.Now().Add(ttl)
+	var ok bool
+	err := s.drv.Write(ctx, func(q Queries) error {
+		var err error
+		ok, err = q.ExtendLease(ctx, attemptID, token, expires)
+		return err
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("heartbeat %s: %w", attemptID, err)
+	}
+	if !ok {
+		return time.Time{}, core.E(core.KindLeaseLost, "heartbeat", "attempt %s: lease is no longer held", attemptID)
+	}
+	return expires, nil
+}
+
+// ExpiredLeases lists leased or running attempts whose lease ran out.
+func (s *Store) ExpiredLeases(ctx context.Context, limit int) ([]core.Attempt, error) {
+	return s.drv.Read().ListExpiredLeases(ctx, s.Now(), limit)
+}
+
+func newToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand never fails on Linux
+	return hex.EncodeToString(b)
+}
+
+func event(at time.Time, actor, entity, id, runID, from, to string, reason core.Reason) core.Event {
+	return core.Event{At: at, Actor: actor, Entity: entity, EntityID: id, RunID: runID, From: from, To: to, Reason: reason}
+}

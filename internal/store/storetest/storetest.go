@@ -1,0 +1,481 @@
+// Package storetest is the conformance suite every store engine must pass.
+// Each engine's tests call Run with a function that opens a fresh store.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/store"
+)
+
+// Opener returns a fresh, migrated, empty store using the given clock. The
+// opener registers its own cleanup.
+type Opener func(t *testing.T, now func() time.Time) *store.Store
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type bundle struct {
+	s     *store.Store
+	clock *clock
+	ctx   context.Context
+}
+
+func setup(t *testing.T, open Opener) bundle {
+	t.Helper()
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	return bundle{s: open(t, c.now), clock: c, ctx: context.Background()}
+}
+
+func spec(name string, needs ...string) core.JobSpec {
+	return core.JobSpec{
+		Name: name, Run: "echo " + name, Needs: needs, Timeout: time.Minute,
+		Retry: core.DefaultRetry, Reuse: true, Env: map[string]string{"A": "1"},
+		Inputs: []string{"**/*.go"}, RunsOn: []string{"linux"},
+	}
+}
+
+func newRun(t *testing.T, b bundle, names ...string) (core.Run, []core.Job) {
+	t.Helper()
+	nr := store.NewRun{Repo: "/repo", Ref: "main", Commit: "abc", Event: core.EventManual}
+	for _, n := range names {
+		nr.Jobs = append(nr.Jobs, store.NewJob{Spec: spec(n)})
+	}
+	r, jobs, err := b.s.CreateRun(b.ctx, "test", nr)
+	if err != nil {
+		t.Fatalf("CreateRun: %v", err)
+	}
+	return r, jobs
+}
+
+func mustUpdate(t *testing.T, b bundle, fn func(*store.Tx) error) {
+	t.Helper()
+	if err := b.s.Update(b.ctx, "test", fn); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+}
+
+func wantKind(t *testing.T, err error, k core.Kind) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got nil error, want kind %s", k)
+	}
+	if got := core.KindOf(err); got != k {
+		t.Fatalf("got kind %s (%v), want %s", got, err, k)
+	}
+}
+
+// startedAttempt walks a run to running and one job's attempt to running.
+func startedAttempt(t *testing.T, b bundle) (core.Run, core.Job, core.Attempt) {
+	t.Helper()
+	r, jobs := newRun(t, b, "a")
+	mustUpdate(t, b, func(tx *store.Tx) error {
+		if err := tx.MoveRun(b.ctx, r.ID, core.RunQueued, core.RunPlanning, ""); err != nil {
+			return err
+		}
+		if err := tx.MoveRun(b.ctx, r.ID, core.RunPlanning, core.RunRunning, ""); err != nil {
+			return err
+		}
+		if err := tx.MoveJob(b.ctx, jobs[0], core.JobQueued, ""); err != nil {
+			return err
+		}
+		_, err := tx.EnqueueAttempt(b.ctx, core.Job{ID: jobs[0].ID, RunID: r.ID, Name: "a", Spec: jobs[0].Spec})
+		return err
+	})
+	a, err := b.s.ClaimAttempt(b.ctx, "runner-1", store.Claim{RunID: r.ID, RunnerID: "runner-1", TTL: 20 * time.Second})
+	if err != nil {
+		t.Fatalf("ClaimAttempt: %v", err)
+	}
+	mustUpdate(t, b, func(tx *store.Tx) error {
+		_, err := tx.MoveLeased(b.ctx, store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}, core.AttemptRunning, "", nil)
+		return err
+	})
+	a, err = b.s.Attempt(b.ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := b.s.Jobs(b.ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, j[0], a
+}
+
+// Run runs the whole conformance suite against one engine.
+func Run(t *testing.T, open Opener) {
+	t.Run("CreateRun", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r, jobs := newRun(t, b, "lint", "test")
+		got, err := b.s.Run(b.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(r, got); diff != "" {
+			t.Errorf("run round trip (-want +got):\n%s", diff)
+		}
+		gotJobs, err := b.s.Jobs(b.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(jobs, gotJobs); diff != "" {
+			t.Errorf("jobs round trip (-want +got):\n%s", diff)
+		}
+		if gotJobs[0].State != core.JobPending || gotJobs[1].Name != "test" {
+			t.Errorf("jobs = %+v", gotJobs)
+		}
+		evs, err := b.s.Events(b.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 3 || evs[0].Entity != core.EntityRun || evs[0].To != "queued" || evs[0].From != "" {
+			t.Errorf("events = %+v", evs)
+		}
+	})
+
+	t.Run("ErrDuplicateJobName", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		_, _, err := b.s.CreateRun(b.ctx, "test", store.NewRun{Event: "manual", Jobs: []store.NewJob{{Spec: spec("a")}, {Spec: spec("a")}}})
+		wantKind(t, err, core.KindInvalid)
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		_, err := b.s.Run(b.ctx, "nope")
+		wantKind(t, err, core.KindNotFound)
+		_, err = b.s.Attempt(b.ctx, "nope")
+		wantKind(t, err, core.KindNotFound)
+		err = b.s.Update(b.ctx, "test", func(tx *store.Tx) error { _, err := tx.Job(b.ctx, "nope"); return err })
+		wantKind(t, err, core.KindNotFound)
+	})
+
+	t.Run("OneEventPerTransition", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r, _ := newRun(t, b, "a")
+		moves := []core.RunState{core.RunPlanning, core.RunRunning, core.RunCanceling, core.RunCanceled}
+		from := core.RunQueued
+		for _, to := range moves {
+			b.clock.advance(time.Second)
+			mustUpdate(t, b, func(tx *store.Tx) error { return tx.MoveRun(b.ctx, r.ID, from, to, core.ReasonCanceled) })
+			from = to
+		}
+		evs, err := b.s.Events(b.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var runEvents []string
+		for _, e := range evs {
+			if e.Entity == core.EntityRun {
+				runEvents = append(runEvents, e.From+"→"+e.To)
+				if e.Actor != "test" {
+					t.Errorf("actor = %q", e.Actor)
+				}
+			}
+		}
+		want := []string{"→queued", "queued→planning", "planning→running", "running→canceling", "canceling→canceled"}
+		if diff := cmp.Diff(want, runEvents); diff != "" {
+			t.Errorf("run events (-want +got):\n%s", diff)
+		}
+		got, _ := b.s.Run(b.ctx, r.ID)
+		if got.State != core.RunCanceled || got.FinishedAt.IsZero() || got.StartedAt.IsZero() || !got.FinishedAt.After(got.StartedAt) {
+			t.Errorf("run = %+v", got)
+		}
+	})
+
+	t.Run("ErrConflictIllegalMove", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r, jobs := newRun(t, b, "a")
+		err := b.s.Update(b.ctx, "test", func(tx *store.Tx) error {
+			return tx.MoveRun(b.ctx, r.ID, core.RunQueued, core.RunSucceeded, "")
+		})
+		wantKind(t, err, core.KindConflict)
+		if !errors.Is(err, core.ErrConflict) {
+			t.Errorf("errors.Is(ErrConflict) = false for %v", err)
+		}
+		err = b.s.Update(b.ctx, "test", func(tx *store.Tx) error {
+			return tx.MoveJob(b.ctx, jobs[0], core.JobSucceeded, "")
+		})
+		wantKind(t, err, core.KindConflict)
+		evs, _ := b.s.Events(b.ctx, r.ID)
+		if len(evs) != 2 {
+			t.Errorf("illegal moves wrote events: %+v", evs)
+		}
+	})
+
+	t.Run("ErrConflictStaleFrom", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r, _ := newRun(t, b, "a")
+		mustUpdate(t, b, func(tx *store.Tx) error { return tx.MoveRun(b.ctx, r.ID, core.RunQueued, core.RunPlanning, "") })
+		err := b.s.Update(b.ctx, "test", func(tx *store.Tx) error {
+			return tx.MoveRun(b.ctx, r.ID, core.RunQueued, core.RunPlanning, "")
+		})
+		wantKind(t, err, core.KindConflict)
+	})
+
+	t.Run("RollbackWritesNothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r, jobs := newRun(t, b, "a")
+		boom := errors.New("boom")
+		err := b.s.Update(b.ctx, "test", func(tx *store.Tx) error {
+			if err := tx.MoveRun(b.ctx, r.ID, core.RunQueued, core.RunPlanning, ""); err != nil {
+				return err
+			}
+			if err := tx.MoveJob(b.ctx, jobs[0], core.JobQueued, ""); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("err = %v", err)
+		}
+		got, _ := b.s.Run(b.ctx, r.ID)
+		gotJobs, _ := b.s.Jobs(b.ctx, r.ID)
+		evs, _ := b.s.Events(b.ctx, r.ID)
+		if got.State != core.RunQueued || gotJobs[0].State != core.JobPending || len(evs) != 2 {
+			t.Errorf("rolled back transaction left state: run %s job %s, %d events", got.State, gotJobs[0].State, len(evs))
+		}
+	})
+
+	t.Run("AttemptLifecycle", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r, _, a := startedAttempt(t, b)
+		if a.State != core.AttemptRunning || a.Number != 1 || a.RunnerID != "runner-1" || a.StartedAt.IsZero() {
+			t.Fatalf("attempt = %+v", a)
+		}
+		if diff := cmp.Diff([]string{"linux"}, a.Labels); diff != "" {
+			t.Errorf("labels: %s", diff)
+		}
+		code := 3
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			_, err := tx.MoveLeased(b.ctx, store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}, core.AttemptFailed, core.ReasonExitCode, &code)
+			return err
+		})
+		got, _ := b.s.Attempt(b.ctx, a.ID)
+		if got.State != core.AttemptFailed || got.ExitCode == nil || *got.ExitCode != 3 || got.Reason != core.ReasonExitCode || got.FinishedAt.IsZero() {
+			t.Errorf("finished attempt = %+v", got)
+		}
+		// A second completion with the same token finds the lease gone.
+		err := b.s.Update(b.ctx, "test", func(tx *store.Tx) error {
+			_, err := tx.MoveLeased(b.ctx, store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}, core.AttemptSucceeded, "", nil)
+			return err
+		})
+		wantKind(t, err, core.KindLeaseLost)
+		atts, _ := b.s.Attempts(b.ctx, r.ID)
+		if len(atts) != 1 || atts[0].State != core.AttemptFailed {
+			t.Errorf("attempts = %+v", atts)
+		}
+	})
+
+	t.Run("ErrLeaseLostWrongToken", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		_, _, a := startedAttempt(t, b)
+		err := b.s.Update(b.ctx, "test", func(tx *store.Tx) error {
+			_, err := tx.MoveLeased(b.ctx, store.Fence{AttemptID: a.ID, LeaseToken: "forged"}, core.AttemptSucceeded, "", nil)
+			return err
+		})
+		wantKind(t, err, core.KindLeaseLost)
+		_, err = b.s.Heartbeat(b.ctx, a.ID, "forged", time.Minute)
+		wantKind(t, err, core.KindLeaseLost)
+		got, _ := b.s.Attempt(b.ctx, a.ID)
+		if got.State != core.AttemptRunning {
+			t.Errorf("state = %s", got.State)
+		}
+	})
+
+	t.Run("LeaseExpiryAndHeartbeat", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		_, _, a := startedAttempt(t, b)
+		b.clock.advance(15 * time.Second)
+		if exp, _ := b.s.ExpiredLeases(b.ctx, 10); len(exp) != 0 {
+			t.Fatalf("expired too early: %+v", exp)
+		}
+		if _, err := b.s.Heartbeat(b.ctx, a.ID, a.LeaseToken, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		b.clock.advance(15 * time.Second)
+		if exp, _ := b.s.ExpiredLeases(b.ctx, 10); len(exp) != 0 {
+			t.Fatalf("heartbeat did not extend: %+v", exp)
+		}
+		b.clock.advance(10 * time.Second)
+		exp, err := b.s.ExpiredLeases(b.ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(exp) != 1 || exp[0].ID != a.ID {
+			t.Fatalf("expired = %+v", exp)
+		}
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			return tx.MoveAttempt(b.ctx, exp[0], core.AttemptLost, core.ReasonRunnerLost)
+		})
+		// The old holder's late writes are fenced off.
+		_, err = b.s.Heartbeat(b.ctx, a.ID, a.LeaseToken, 20*time.Second)
+		wantKind(t, err, core.KindLeaseLost)
+		err = b.s.Update(b.ctx, "late", func(tx *store.Tx) error {
+			_, err := tx.MoveLeased(b.ctx, store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}, core.AttemptSucceeded, "", nil)
+			return err
+		})
+		wantKind(t, err, core.KindLeaseLost)
+	})
+
+	t.Run("RetryCreatesNextNumber", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r, j, a := startedAttempt(t, b)
+		err := b.s.Update(b.ctx, "test", func(tx *store.Tx) error {
+			_, err := tx.EnqueueAttempt(b.ctx, j)
+			return err
+		})
+		wantKind(t, err, core.KindConflict) // attempt 1 still running
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			if err := tx.MoveAttempt(b.ctx, a, core.AttemptLost, core.ReasonRunnerLost); err != nil {
+				return err
+			}
+			next, err := tx.EnqueueAttempt(b.ctx, j)
+			if err == nil && next.Number != 2 {
+				return fmt.Errorf("next attempt number = %d", next.Number)
+			}
+			return err
+		})
+		atts, _ := b.s.Attempts(b.ctx, r.ID)
+		if len(atts) != 2 || atts[1].State != core.AttemptQueued {
+			t.Errorf("attempts = %+v", atts)
+		}
+	})
+
+	t.Run("ClaimNothingQueued", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r, _ := newRun(t, b, "a")
+		_, err := b.s.ClaimAttempt(b.ctx, "r", store.Claim{RunID: r.ID, RunnerID: "r", TTL: time.Second})
+		wantKind(t, err, core.KindNotFound)
+		_, err = b.s.ClaimAttempt(b.ctx, "r", store.Claim{RunID: r.ID, RunnerID: "r"})
+		wantKind(t, err, core.KindInvalid)
+	})
+
+	t.Run("ConcurrentClaimsLeaseOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		const jobsN, workers = 40, 8
+		names := make([]string, jobsN)
+		for i := range names {
+			names[i] = fmt.Sprintf("j%02d", i)
+		}
+		r, jobs := newRun(t, b, names...)
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			for _, j := range jobs {
+				if err := tx.MoveJob(b.ctx, j, core.JobQueued, ""); err != nil {
+					return err
+				}
+				if _, err := tx.EnqueueAttempt(b.ctx, j); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		var mu sync.Mutex
+		leased := map[string]int{}
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for {
+					a, err := b.s.ClaimAttempt(b.ctx, "r", store.Claim{RunID: r.ID, RunnerID: fmt.Sprint("r", w), TTL: time.Minute})
+					if core.KindOf(err) == core.KindNotFound {
+						return
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					leased[a.ID]++
+					mu.Unlock()
+				}
+			}(w)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if len(leased) != jobsN {
+			t.Errorf("leased %d distinct attempts, want %d", len(leased), jobsN)
+		}
+		for id, n := range leased {
+			if n != 1 {
+				t.Errorf("attempt %s leased %d times", id, n)
+			}
+		}
+		evs, _ := b.s.Events(b.ctx, r.ID)
+		leases := 0
+		for _, e := range evs {
+			if e.Entity == core.EntityAttempt && e.To == string(core.AttemptLeased) {
+				leases++
+			}
+		}
+		if leases != jobsN {
+			t.Errorf("%d lease events, want %d", leases, jobsN)
+		}
+	})
+
+	t.Run("JobSpecRoundTrip", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		s := core.JobSpec{
+			Name: "full", Run: "make\ntest", Needs: []string{"x"}, Inputs: []string{"a/**"},
+			Env: map[string]string{"K": "v"}, Secrets: []string{"TOKEN"}, Outputs: []string{"out/*"},
+			Reports: map[string][]string{"junit": {"r.xml"}}, Timeout: 90 * time.Second,
+			Retry:  core.RetryPolicy{RunnerLost: 2, InfraError: 1, ExitCodes: []int{75}, Max: 3},
+			RunsOn: []string{"linux", "big"}, Sandbox: core.Sandbox{Network: true}, Reuse: false,
+			Branches: []string{"main"}, Events: []string{"push"},
+		}
+		r, _, err := b.s.CreateRun(b.ctx, "test", store.NewRun{Event: "push", Jobs: []store.NewJob{{Spec: s, Explain: "why"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := b.s.Jobs(b.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(s, jobs[0].Spec); diff != "" {
+			t.Errorf("spec round trip (-want +got):\n%s", diff)
+		}
+		if jobs[0].Explain != "why" {
+			t.Errorf("explain = %q", jobs[0].Explain)
+		}
+	})
+}

@@ -1,0 +1,188 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/core"
+)
+
+// Tx is one write transaction. Each Move* checks the move against the state
+// machine, applies it only if the row is still in the expected state, and
+// appends the event; otherwise it returns core.KindConflict.
+type Tx struct {
+	q     Queries
+	actor string
+	now   time.Time
+}
+
+// Now is the transaction's timestamp, shared by every row it writes.
+func (tx *Tx) Now() time.Time { return tx.now }
+
+// Run reads a run inside the transaction.
+func (tx *Tx) Run(ctx context.Context, id string) (core.Run, error) { return tx.q.GetRun(ctx, id) }
+
+// Job reads a job inside the transaction.
+func (tx *Tx) Job(ctx context.Context, id string) (core.Job, error) { return tx.q.GetJob(ctx, id) }
+
+// Jobs reads a run's jobs inside the transaction.
+func (tx *Tx) Jobs(ctx context.Context, runID string) ([]core.Job, error) {
+	return tx.q.ListJobs(ctx, runID)
+}
+
+// Attempt reads an attempt inside the transaction.
+func (tx *Tx) Attempt(ctx context.Context, id string) (core.Attempt, error) {
+	return tx.q.GetAttempt(ctx, id)
+}
+
+// Attempts reads a run's attempts inside the transaction.
+func (tx *Tx) Attempts(ctx context.Context, runID string) ([]core.Attempt, error) {
+	return tx.q.ListAttempts(ctx, runID)
+}
+
+// JobAttempts reads a job's attempts, by number, inside the transaction.
+func (tx *Tx) JobAttempts(ctx context.Context, jobID string) ([]core.Attempt, error) {
+	return tx.q.ListJobAttempts(ctx, jobID)
+}
+
+// MoveRun moves a run from → to.
+func (tx *Tx) MoveRun(ctx context.Context, id string, from, to core.RunState, reason core.Reason) error {
+	if err := core.CheckRun(from, to); err != nil {
+		return fmt.Errorf("run %s: %w", id, err)
+	}
+	m := RunMove{ID: id, From: from, To: to, Reason: reason}
+	if to == core.RunRunning {
+		m.StartedAt = tx.now
+	}
+	if to.Terminal() {
+		m.FinishedAt = tx.now
+	}
+	ok, err := tx.q.SetRunState(ctx, m)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		cur, err := tx.q.GetRun(ctx, id)
+		if err != nil {
+			return err
+		}
+		return core.E(core.KindConflict, "move run", "run %s is %s, not %s", id, cur.State, from)
+	}
+	return tx.record(ctx, core.EntityRun, id, id, string(from), string(to), reason)
+}
+
+// MoveJob moves a job from → to.
+func (tx *Tx) MoveJob(ctx context.Context, j core.Job, to core.JobState, reason core.Reason) error {
+	if err := core.CheckJob(j.State, to); err != nil {
+		return fmt.Errorf("job %s (%s): %w", j.Name, j.ID, err)
+	}
+	m := JobMove{ID: j.ID, From: j.State, To: to, Reason: reason}
+	if to == core.JobRunning {
+		m.StartedAt = tx.now
+	}
+	if to.Terminal() {
+		m.FinishedAt = tx.now
+	}
+	ok, err := tx.q.SetJobState(ctx, m)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		cur, err := tx.q.GetJob(ctx, j.ID)
+		if err != nil {
+			return err
+		}
+		return core.E(core.KindConflict, "move job", "job %s is %s, not %s", j.Name, cur.State, j.State)
+	}
+	return tx.record(ctx, core.EntityJob, j.ID, j.RunID, string(j.State), string(to), reason)
+}
+
+// EnqueueAttempt creates the job's next attempt in state queued.
+func (tx *Tx) EnqueueAttempt(ctx context.Context, j core.Job) (core.Attempt, error) {
+	prev, err := tx.q.ListJobAttempts(ctx, j.ID)
+	if err != nil {
+		return core.Attempt{}, err
+	}
+	for _, p := range prev {
+		if !p.State.Terminal() {
+			return core.Attempt{}, core.E(core.KindConflict, "enqueue attempt", "job %s already has attempt %d in state %s", j.Name, p.Number, p.State)
+		}
+	}
+	a := core.Attempt{
+		ID: NewID(), JobID: j.ID, RunID: j.RunID, Number: len(prev) + 1,
+		State: core.AttemptQueued, Labels: j.Spec.RunsOn, QueuedAt: tx.now,
+	}
+	if err := tx.q.InsertAttempt(ctx, a); err != nil {
+		return core.Attempt{}, err
+	}
+	return a, tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, "", string(a.State), "")
+}
+
+// MoveAttempt moves an attempt on behalf of the orchestrator (cancel a
+// queued attempt, mark an expired lease lost). It is not fenced.
+func (tx *Tx) MoveAttempt(ctx context.Context, a core.Attempt, to core.AttemptState, reason core.Reason) error {
+	if err := core.CheckAttempt(a.State, to); err != nil {
+		return fmt.Errorf("attempt %s: %w", a.ID, err)
+	}
+	m := AttemptMove{ID: a.ID, From: a.State, To: to, Reason: reason}
+	if to.Terminal() {
+		m.FinishedAt = tx.now
+	}
+	ok, err := tx.q.SetAttemptState(ctx, m)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		cur, err := tx.q.GetAttempt(ctx, a.ID)
+		if err != nil {
+			return err
+		}
+		return core.E(core.KindConflict, "move attempt", "attempt %s is %s, not %s", a.ID, cur.State, a.State)
+	}
+	return tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, string(a.State), string(to), reason)
+}
+
+// Fence identifies a lease holder's write.
+type Fence struct {
+	AttemptID  string
+	LeaseToken string
+}
+
+// MoveLeased moves an attempt on behalf of its lease holder. It returns
+// core.KindLeaseLost when the token is not the attempt's current lease or the
+// attempt is no longer leased or running.
+func (tx *Tx) MoveLeased(ctx context.Context, f Fence, to core.AttemptState, reason core.Reason, exitCode *int) (core.Attempt, error) {
+	a, err := tx.q.GetAttempt(ctx, f.AttemptID)
+	if err != nil {
+		return core.Attempt{}, err
+	}
+	if a.LeaseToken != f.LeaseToken || (a.State != core.AttemptLeased && a.State != core.AttemptRunning) {
+		return core.Attempt{}, core.E(core.KindLeaseLost, "move attempt", "attempt %s: lease is no longer held (state %s)", a.ID, a.State)
+	}
+	if err := core.CheckAttempt(a.State, to); err != nil {
+		return core.Attempt{}, fmt.Errorf("attempt %s: %w", a.ID, err)
+	}
+	m := AttemptMove{ID: a.ID, LeaseToken: f.LeaseToken, From: a.State, To: to, Reason: reason, ExitCode: exitCode}
+	if to == core.AttemptRunning {
+		m.StartedAt = tx.now
+	}
+	if to.Terminal() {
+		m.FinishedAt = tx.now
+	}
+	ok, err := tx.q.SetFencedAttemptState(ctx, m)
+	if err != nil {
+		return core.Attempt{}, err
+	}
+	if !ok {
+		return core.Attempt{}, core.E(core.KindLeaseLost, "move attempt", "attempt %s: lease is no longer held", a.ID)
+	}
+	if err := tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, string(a.State), string(to), reason); err != nil {
+		return core.Attempt{}, err
+	}
+	return tx.q.GetAttempt(ctx, a.ID)
+}
+
+func (tx *Tx) record(ctx context.Context, entity, id, runID, from, to string, reason core.Reason) error {
+	return tx.q.InsertEvent(ctx, event(tx.now, tx.actor, entity, id, runID, from, to, reason))
+}
