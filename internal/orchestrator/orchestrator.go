@@ -1,0 +1,386 @@
+// Package orchestrator applies the domain's state machines: it starts runs,
+// unblocks jobs whose needs are met, hands attempts to runners, records their
+// outcomes, retries per policy, cancels runs and reaps lost leases.
+//
+// Every method commits its moves in one store transaction, so a crash between
+// two calls leaves a consistent state that the next call continues from.
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/store"
+)
+
+// Actor is the author recorded on events the orchestrator writes on its own.
+const Actor = "orchestrator"
+
+// Orchestrator drives runs through their state machines.
+type Orchestrator struct {
+	store  *store.Store
+	log    *slog.Logger
+	notify *Notifier
+}
+
+// New returns an orchestrator over s. Subscribers of n are woken whenever an
+// attempt is queued or a run ends.
+func New(s *store.Store, log *slog.Logger, n *Notifier) *Orchestrator {
+	return &Orchestrator{store: s, log: log, notify: n}
+}
+
+// Store returns the store the orchestrator writes to.
+func (o *Orchestrator) Store() *store.Store { return o.store }
+
+// StartRun moves a queued run through planning to running and queues every
+// job whose needs are already met.
+func (o *Orchestrator) StartRun(ctx context.Context, runID string) error {
+	err := o.store.Update(ctx, Actor, func(tx *store.Tx) error {
+		if err := tx.MoveRun(ctx, runID, core.RunQueued, core.RunPlanning, ""); err != nil {
+			return err
+		}
+		if err := tx.MoveRun(ctx, runID, core.RunPlanning, core.RunRunning, ""); err != nil {
+			return err
+		}
+		return o.advance(ctx, tx, runID)
+	})
+	if err != nil {
+		return fmt.Errorf("start run %s: %w", runID, err)
+	}
+	o.notify.Broadcast()
+	return nil
+}
+
+// FailPlanning ends a run whose plan could not be made (bad configuration,
+// unreachable commit) as errored.
+func (o *Orchestrator) FailPlanning(ctx context.Context, runID string, reason core.Reason) error {
+	return o.store.Update(ctx, Actor, func(tx *store.Tx) error {
+		run, err := tx.Run(ctx, runID)
+		if err != nil {
+			return err
+		}
+		if run.State == core.RunQueued {
+			if err := tx.MoveRun(ctx, runID, core.RunQueued, core.RunPlanning, ""); err != nil {
+				return err
+			}
+		}
+		return tx.MoveRun(ctx, runID, core.RunPlanning, core.RunErrored, reason)
+	})
+}
+
+// advance settles every pending job whose needs have ended, then ends the
+// run when all its jobs have. It loops to a fixed point so that an upstream
+// failure cascades through the whole graph in one transaction.
+func (o *Orchestrator) advance(ctx context.Context, tx *store.Tx, runID string) error {
+	run, err := tx.Run(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if run.State != core.RunRunning && run.State != core.RunCanceling {
+		return nil
+	}
+	jobs, err := tx.Jobs(ctx, runID)
+	if err != nil {
+		return err
+	}
+	byName := make(map[string]*core.Job, len(jobs))
+	for i := range jobs {
+		byName[jobs[i].Name] = &jobs[i]
+	}
+	for changed := true; changed; {
+		changed = false
+		for i := range jobs {
+			j := &jobs[i]
+			if j.State != core.JobPending {
+				continue
+			}
+			next, ok := o.decide(run, *j, byName)
+			if !ok {
+				continue
+			}
+			reason := core.ReasonNone
+			switch next {
+			case core.JobUpstreamFailed:
+				reason = core.ReasonUpstreamFailed
+			case core.JobCanceled:
+				reason = core.ReasonCanceled
+			}
+			if err := tx.MoveJob(ctx, *j, next, reason); err != nil {
+				return err
+			}
+			j.State, j.Reason = next, reason
+			if next == core.JobQueued {
+				if _, err := tx.EnqueueAttempt(ctx, *j); err != nil {
+					return err
+				}
+			}
+			changed = true
+		}
+	}
+	return o.finishIfDone(ctx, tx, run, jobs)
+}
+
+// decide returns the next state of a pending job, and false while it must
+// keep waiting on its needs.
+func (o *Orchestrator) decide(run core.Run, j core.Job, byName map[string]*core.Job) (core.JobState, bool) {
+	if run.State == core.RunCanceling {
+		return core.JobCanceled, true
+	}
+	ready := true
+	for _, n := range j.Spec.Needs {
+		up, ok := byName[n]
+		if !ok {
+			// The job was not selected for this run; treat it as met.
+			continue
+		}
+		if up.State.Terminal() && !up.State.Successful() {
+			return core.JobUpstreamFailed, true
+		}
+		if !up.State.Terminal() {
+			ready = false
+		}
+	}
+	if !ready {
+		return "", false
+	}
+	return core.JobQueued, true
+}
+
+func (o *Orchestrator) finishIfDone(ctx context.Context, tx *store.Tx, run core.Run, jobs []core.Job) error {
+	outcome, reason := core.RunSucceeded, core.ReasonNone
+	for _, j := range jobs {
+		if !j.State.Terminal() {
+			return nil
+		}
+		if !j.State.Successful() && outcome == core.RunSucceeded {
+			outcome, reason = core.RunFailed, j.Reason
+		}
+	}
+	if run.State == core.RunCanceling {
+		outcome, reason = core.RunCanceled, core.ReasonCanceled
+	}
+	if err := tx.MoveRun(ctx, run.ID, run.State, outcome, reason); err != nil {
+		return err
+	}
+	o.log.InfoContext(ctx, "run finished", slog.String("run_id", run.ID), slog.String("state", string(outcome)))
+	return nil
+}
+
+// Lease hands the oldest queued attempt of a run to a runner. It returns an
+// error of kind core.KindNotFound when nothing is queued.
+func (o *Orchestrator) Lease(ctx context.Context, runID, runnerID string, ttl time.Duration) (core.Attempt, core.Job, error) {
+	a, err := o.store.ClaimAttempt(ctx, runnerID, store.Claim{RunID: runID, RunnerID: runnerID, TTL: ttl})
+	if err != nil {
+		return core.Attempt{}, core.Job{}, err
+	}
+	var j core.Job
+	err = o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
+		j, err = tx.Job(ctx, a.JobID)
+		return err
+	})
+	return a, j, err
+}
+
+// StartAttempt records that the lease holder began executing: the attempt
+// becomes running and so does its job. Stale leases get core.KindLeaseLost.
+func (o *Orchestrator) StartAttempt(ctx context.Context, runnerID string, f store.Fence) error {
+	return o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
+		a, err := tx.MoveLeased(ctx, f, core.AttemptRunning, "", nil)
+		if err != nil {
+			return err
+		}
+		j, err := tx.Job(ctx, a.JobID)
+		if err != nil {
+			return err
+		}
+		if j.State == core.JobQueued {
+			return tx.MoveJob(ctx, j, core.JobRunning, "")
+		}
+		return nil
+	})
+}
+
+// Heartbeat extends a lease and reports whether the attempt's run is being
+// canceled, in which case the runner must stop the job.
+func (o *Orchestrator) Heartbeat(ctx context.Context, f store.Fence, ttl time.Duration) (cancel bool, err error) {
+	if _, err := o.store.Heartbeat(ctx, f.AttemptID, f.LeaseToken, ttl); err != nil {
+		return false, err
+	}
+	a, err := o.store.Attempt(ctx, f.AttemptID)
+	if err != nil {
+		return false, err
+	}
+	run, err := o.store.Run(ctx, a.RunID)
+	if err != nil {
+		return false, err
+	}
+	return run.State == core.RunCanceling || run.State.Terminal(), nil
+}
+
+// Outcome is what a runner reports when an attempt ends.
+type Outcome struct {
+	State    core.AttemptState // a terminal attempt state
+	Reason   core.Reason
+	ExitCode *int
+}
+
+// CompleteAttempt records an attempt's outcome, retries it per the job's
+// policy, settles the job and advances the run, all in one transaction.
+// Stale leases get core.KindLeaseLost and change nothing.
+func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, f store.Fence, out Outcome) error {
+	if !out.State.Terminal() {
+		return core.E(core.KindInvalid, "complete attempt", "outcome %s is not a final attempt state", out.State)
+	}
+	if out.Reason == core.ReasonNone {
+		out.Reason = core.AttemptOutcome(out.State)
+	}
+	err := o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
+		a, err := tx.MoveLeased(ctx, f, out.State, out.Reason, out.ExitCode)
+		if err != nil {
+			return err
+		}
+		return o.settle(ctx, tx, a)
+	})
+	if err != nil {
+		return fmt.Errorf("complete attempt %s: %w", f.AttemptID, err)
+	}
+	o.notify.Broadcast()
+	return nil
+}
+
+// settle decides what a terminal attempt means for its job: another attempt,
+// or the job's own end. Then it advances the run.
+func (o *Orchestrator) settle(ctx context.Context, tx *store.Tx, a core.Attempt) error {
+	j, err := tx.Job(ctx, a.JobID)
+	if err != nil {
+		return err
+	}
+	run, err := tx.Run(ctx, a.RunID)
+	if err != nil {
+		return err
+	}
+	if a.State != core.AttemptSucceeded && a.State != core.AttemptCanceled && run.State == core.RunRunning {
+		prev, err := tx.JobAttempts(ctx, j.ID)
+		if err != nil {
+			return err
+		}
+		var reasons []core.Reason
+		for _, p := range prev {
+			if p.ID != a.ID && p.State.Terminal() && p.State != core.AttemptSucceeded {
+				reasons = append(reasons, p.Reason)
+			}
+		}
+		code := -1
+		if a.ExitCode != nil {
+			code = *a.ExitCode
+		}
+		if j.Spec.Retry.ShouldRetry(a.Reason, code, reasons) {
+			next, err := tx.EnqueueAttempt(ctx, j)
+			if err != nil {
+				return err
+			}
+			o.log.InfoContext(ctx, "retrying job", slog.String("run_id", j.RunID), slog.String("job", j.Name),
+				slog.String("reason", string(a.Reason)), slog.Int("attempt", next.Number))
+			return nil
+		}
+	}
+	var to core.JobState
+	switch a.State {
+	case core.AttemptSucceeded:
+		to = core.JobSucceeded
+	case core.AttemptCanceled:
+		to = core.JobCanceled
+	default:
+		to = core.JobFailed
+	}
+	if err := tx.MoveJob(ctx, j, to, a.Reason); err != nil {
+		return err
+	}
+	return o.advance(ctx, tx, a.RunID)
+}
+
+// Cancel asks a run to stop: pending and queued work is canceled at once,
+// running attempts are told through their heartbeat, and the run ends
+// canceled when the last of them reports. Canceling an ended run is a
+// core.KindConflict error.
+func (o *Orchestrator) Cancel(ctx context.Context, actor, runID string) error {
+	err := o.store.Update(ctx, actor, func(tx *store.Tx) error {
+		run, err := tx.Run(ctx, runID)
+		if err != nil {
+			return err
+		}
+		switch run.State {
+		case core.RunQueued, core.RunPlanning:
+			return tx.MoveRun(ctx, runID, run.State, core.RunCanceled, core.ReasonCanceled)
+		case core.RunCanceling:
+			return nil
+		case core.RunRunning:
+		default:
+			return core.E(core.KindConflict, "cancel run", "run %s already ended %s", runID, run.State)
+		}
+		if err := tx.MoveRun(ctx, runID, core.RunRunning, core.RunCanceling, core.ReasonCanceled); err != nil {
+			return err
+		}
+		attempts, err := tx.Attempts(ctx, runID)
+		if err != nil {
+			return err
+		}
+		for _, a := range attempts {
+			if a.State != core.AttemptQueued {
+				continue
+			}
+			if err := tx.MoveAttempt(ctx, a, core.AttemptCanceled, core.ReasonCanceled); err != nil {
+				return err
+			}
+			j, err := tx.Job(ctx, a.JobID)
+			if err != nil {
+				return err
+			}
+			if !j.State.Terminal() {
+				if err := tx.MoveJob(ctx, j, core.JobCanceled, core.ReasonCanceled); err != nil {
+					return err
+				}
+			}
+		}
+		return o.advance(ctx, tx, runID)
+	})
+	if err != nil {
+		return fmt.Errorf("cancel run %s: %w", runID, err)
+	}
+	o.notify.Broadcast()
+	return nil
+}
+
+// ReapExpired turns attempts whose lease ran out into lost ones and retries
+// them per policy. It returns how many it reaped.
+func (o *Orchestrator) ReapExpired(ctx context.Context, limit int) (int, error) {
+	expired, err := o.store.ExpiredLeases(ctx, limit)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, a := range expired {
+		err := o.store.Update(ctx, Actor, func(tx *store.Tx) error {
+			if err := tx.MoveAttempt(ctx, a, core.AttemptLost, core.ReasonRunnerLost); err != nil {
+				return err
+			}
+			a.State, a.Reason = core.AttemptLost, core.ReasonRunnerLost
+			return o.settle(ctx, tx, a)
+		})
+		if core.KindOf(err) == core.KindConflict {
+			continue // the runner completed it meanwhile
+		}
+		if err != nil {
+			return n, fmt.Errorf("reap attempt %s: %w", a.ID, err)
+		}
+		o.log.WarnContext(ctx, "lease expired", slog.String("attempt_id", a.ID), slog.String("run_id", a.RunID))
+		n++
+	}
+	if n > 0 {
+		o.notify.Broadcast()
+	}
+	return n, nil
+}
