@@ -1,0 +1,272 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/executor"
+	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/orchestrator"
+	"github.com/deltaci/deltaci/internal/pipeline"
+	"github.com/deltaci/deltaci/internal/runner"
+	"github.com/deltaci/deltaci/internal/store"
+)
+
+// ConfigFile is the pipeline file at the root of a repository.
+const ConfigFile = ".deltaci.yml"
+
+type runOptions struct {
+	repo     string
+	jobs     int
+	only     []string
+	database string
+	grace    time.Duration
+	verbose  bool
+}
+
+func newRunCmd(e env) *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run this repository's pipeline locally",
+		Long: `Run the pipeline of the git repository in the current directory (or --repo)
+on this machine. Jobs run in a snapshot of the working tree, uncommitted and
+untracked (not ignored) files included; your files are never modified.
+
+Exit status: 0 when every job succeeded, 1 when a job failed, 2 for a usage or
+configuration error, 130 when interrupted.`,
+		Example: `  deltaci run                     # every job, as many at once as there are CPUs
+  deltaci run --job test          # one job and the jobs it needs
+  deltaci run --jobs 1            # one job at a time
+  deltaci run --database postgres://postgres@127.0.0.1:5432/deltaci`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runPipeline(cmd.Context(), e, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.repo, "repo", ".", "directory inside the git repository to run")
+	f.IntVar(&o.jobs, "jobs", runtime.NumCPU(), "number of jobs to run at once")
+	f.StringArrayVar(&o.only, "job", nil, "run only this job and the jobs it needs (repeatable)")
+	f.StringVar(&o.database, "database", "", "SQLite file path or postgres:// URL (env DELTACI_DATABASE; default .deltaci/state.db in the repository)")
+	f.DurationVar(&o.grace, "grace", 10*time.Second, "time a canceled job gets between SIGTERM and SIGKILL")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "log what deltaci does, to stderr")
+	return cmd
+}
+
+func usage(err error) error { return &exitError{code: ExitUsage, err: err} }
+
+func runPipeline(ctx context.Context, e env, o runOptions) error {
+	log := newLogger(e.stderr, o.verbose)
+	if o.jobs < 1 {
+		return usage(fmt.Errorf("--jobs must be at least 1, got %d", o.jobs))
+	}
+	top, err := gitx.TopLevel(ctx, o.repo)
+	if err != nil {
+		return usage(err)
+	}
+	p, err := pipeline.Load(filepath.Join(top, ConfigFile))
+	if err != nil {
+		if os.IsNotExist(err) || core.KindOf(err) == core.KindNotFound {
+			return usage(fmt.Errorf("no %s at %s: create one (see docs/configuration.md)", ConfigFile, top))
+		}
+		return usage(err)
+	}
+	specs, err := selectJobs(p, o.only)
+	if err != nil {
+		return usage(err)
+	}
+	database := o.database
+	if database == "" {
+		database = e.get("DELTACI_DATABASE")
+	}
+	if database == "" {
+		database = filepath.Join(top, ".deltaci", "state.db")
+	}
+	st, err := openStore(ctx, database, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	work, err := os.MkdirTemp("", "deltaci-run-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	src := filepath.Join(work, "src")
+	if _, err := gitx.Snapshot(ctx, top, src); err != nil {
+		return fmt.Errorf("snapshot of the working tree: %w", err)
+	}
+	head, err := gitx.Head(ctx, top)
+	if err != nil {
+		return err
+	}
+	branch, err := gitx.CurrentBranch(ctx, top)
+	if err != nil {
+		return err
+	}
+
+	nr := store.NewRun{Repo: top, Ref: branch, Commit: head, Event: core.EventManual, Trusted: true}
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		nr.Jobs = append(nr.Jobs, store.NewJob{Spec: s})
+		names[i] = s.Name
+	}
+	run, _, err := st.CreateRun(ctx, "cli", nr)
+	if err != nil {
+		return err
+	}
+	notifier := orchestrator.NewNotifier()
+	orch := orchestrator.New(st, log, notifier)
+	con := newConsole(e.stdout, names)
+	con.printf("deltaci: run %s: %d jobs, %d at a time\n", run.ID, len(specs), o.jobs)
+	start := time.Now()
+	if err := orch.StartRun(ctx, run.ID); err != nil {
+		return err
+	}
+
+	// A signal cancels the run first, so running attempts report canceled
+	// rather than failed, then stops the executors.
+	runCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRunner()
+	interrupted := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			close(interrupted)
+			con.printf("deltaci: interrupted: canceling the run (SIGTERM, then SIGKILL after %s)\n", o.grace)
+			if err := orch.Cancel(context.WithoutCancel(ctx), "cli", run.ID); err != nil {
+				log.Warn("cancel run", "err", err)
+			}
+			stopRunner()
+		case <-runCtx.Done():
+		}
+	}()
+	local := &runner.Local{
+		Orch: orch, Notifier: notifier, Exec: executor.NewShell(log), Log: log,
+		Slots: o.jobs, Source: src, WorkDir: filepath.Join(work, "ws"), BaseEnv: e.vars,
+		Output: con.job, Grace: o.grace, ID: "local",
+	}
+	runErr := local.Run(runCtx, run.ID)
+	stopRunner()
+	if runErr != nil {
+		return runErr
+	}
+
+	report := context.WithoutCancel(ctx)
+	final, err := st.Run(report, run.ID)
+	if err != nil {
+		return err
+	}
+	if err := printSummary(report, e, st, final, time.Since(start)); err != nil {
+		return err
+	}
+	select {
+	case <-interrupted:
+		return &exitError{code: ExitCanceled}
+	default:
+	}
+	switch final.State {
+	case core.RunSucceeded:
+		return nil
+	case core.RunCanceled:
+		return &exitError{code: ExitCanceled}
+	default:
+		return &exitError{code: ExitFailed}
+	}
+}
+
+// selectJobs returns the jobs to run in pipeline order: all of them, or the
+// named ones together with everything they need.
+func selectJobs(p *core.Pipeline, only []string) ([]core.JobSpec, error) {
+	if len(only) == 0 {
+		return p.Jobs, nil
+	}
+	want := map[string]bool{}
+	var add func(string) error
+	add = func(name string) error {
+		if want[name] {
+			return nil
+		}
+		j, ok := p.Job(name)
+		if !ok {
+			var known []string
+			for _, j := range p.Jobs {
+				known = append(known, j.Name)
+			}
+			return fmt.Errorf("--job %s: no such job in %s (jobs: %s)", name, ConfigFile, strings.Join(known, ", "))
+		}
+		want[name] = true
+		for _, n := range j.Needs {
+			if err := add(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, n := range only {
+		if err := add(n); err != nil {
+			return nil, err
+		}
+	}
+	var out []core.JobSpec
+	for _, j := range p.Jobs {
+		if want[j.Name] {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+func printSummary(ctx context.Context, e env, st *store.Store, run core.Run, elapsed time.Duration) error {
+	jobs, err := st.Jobs(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	attempts, err := st.Attempts(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	last := map[string]core.Attempt{}
+	for _, a := range attempts {
+		if a.Number >= last[a.JobID].Number {
+			last[a.JobID] = a
+		}
+	}
+	fmt.Fprintln(e.stdout)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tSTATUS\tREASON\tDURATION\tATTEMPT")
+	for _, j := range jobs {
+		a, ran := last[j.ID]
+		reason := string(j.Reason)
+		if reason == "" {
+			reason = "-"
+		}
+		if j.Reason == core.ReasonExitCode && a.ExitCode != nil {
+			reason = fmt.Sprintf("exit code %d", *a.ExitCode)
+		}
+		dur, num := "-", "-"
+		if ran {
+			num = fmt.Sprint(a.Number)
+			if d := a.Duration(); d > 0 {
+				dur = d.Round(10 * time.Millisecond).String()
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.Name, j.State, reason, dur, num)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "\nrun %s %s in %s\n", run.ID, run.State, elapsed.Round(10*time.Millisecond))
+	return nil
+}

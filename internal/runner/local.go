@@ -1,0 +1,254 @@
+// Package runner executes attempts. Local is the in-process runner of the
+// embedded mode (deltaci run): it leases attempts of one run straight from
+// the orchestrator, with the same leases, heartbeats and fencing that remote
+// runners use over HTTP.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/executor"
+	"github.com/deltaci/deltaci/internal/orchestrator"
+	"github.com/deltaci/deltaci/internal/store"
+)
+
+// DefaultTTL is the lease time-to-live; runners heartbeat every TTL/3.
+const DefaultTTL = 20 * time.Second
+
+// Local runs one run's attempts in Slots parallel slots.
+type Local struct {
+	Orch     *orchestrator.Orchestrator
+	Notifier *orchestrator.Notifier
+	Exec     executor.Executor
+	Log      *slog.Logger
+	// Slots is the number of attempts run at once (at least 1).
+	Slots int
+	// Source is a snapshot directory copied into each attempt's workspace.
+	Source string
+	// WorkDir holds the per-attempt workspaces; each is removed afterwards.
+	WorkDir string
+	// BaseEnv is the environment every job starts from (KEY=VALUE).
+	BaseEnv []string
+	// Output returns the writer one attempt's log goes to; the runner closes
+	// it when the attempt ends, so a last partial line can be flushed.
+	Output func(job string) io.WriteCloser
+	// TTL of leases; DefaultTTL when zero.
+	TTL time.Duration
+	// Grace between SIGTERM and SIGKILL; the executor's default when zero.
+	Grace time.Duration
+	// ID names this runner in events.
+	ID string
+}
+
+// Run executes queued attempts of runID until the run ends or ctx is
+// canceled. Attempts running when ctx ends are stopped and reported canceled.
+func (l *Local) Run(ctx context.Context, runID string) error {
+	if l.Slots < 1 {
+		return core.E(core.KindInvalid, "local runner", "slots must be at least 1, got %d", l.Slots)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, l.Slots)
+	for i := 0; i < l.Slots; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = l.slot(ctx, runID, fmt.Sprintf("%s/%d", l.ID, i))
+		}(i)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (l *Local) ttl() time.Duration {
+	if l.TTL > 0 {
+		return l.TTL
+	}
+	return DefaultTTL
+}
+
+func (l *Local) slot(ctx context.Context, runID, slotID string) error {
+	wake, stop := l.Notifier.Subscribe()
+	defer stop()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		a, j, err := l.Orch.Lease(ctx, runID, slotID, l.ttl())
+		if core.KindOf(err) == core.KindNotFound {
+			run, err := l.Orch.Store().Run(ctx, runID)
+			if err != nil {
+				return err
+			}
+			if run.State.Terminal() {
+				return nil
+			}
+			select {
+			case <-wake:
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second): // safety net for a missed wake-up
+			}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := l.execute(ctx, slotID, a, j); err != nil {
+			return err
+		}
+	}
+}
+
+// execute runs one leased attempt to its end and reports the outcome.
+func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j core.Job) error {
+	log := l.Log.With(slog.String("run_id", a.RunID), slog.String("job", j.Name), slog.String("attempt_id", a.ID))
+	fence := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
+	// Reports must reach the store even when ctx was canceled by the user.
+	report := context.WithoutCancel(ctx)
+	out := l.Output(j.Name)
+	defer out.Close()
+
+	ws, err := l.workspace(a, j)
+	if err != nil {
+		fmt.Fprintf(out, "deltaci: cannot prepare the workspace: %v\n", err)
+		return l.complete(report, slotID, fence, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
+	}
+	defer func() {
+		if err := os.RemoveAll(ws); err != nil {
+			log.WarnContext(report, "removing workspace", slog.String("dir", ws), slog.Any("err", err))
+		}
+	}()
+	if err := l.Orch.StartAttempt(report, slotID, fence); err != nil {
+		return lostOrErr(log, err)
+	}
+
+	execCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lost := make(chan struct{})
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		l.heartbeat(execCtx, log, fence, cancel, lost)
+	}()
+	res, err := l.Exec.Run(execCtx, executor.Spec{
+		Script: j.Spec.Run, Dir: ws, Env: l.env(a, j), Timeout: j.Spec.Timeout, Grace: l.Grace,
+	}, out)
+	cancel()
+	<-hbDone
+	select {
+	case <-lost:
+		log.WarnContext(report, "lease lost: result dropped")
+		return nil
+	default:
+	}
+	if err != nil {
+		fmt.Fprintf(out, "deltaci: cannot start the job: %v\n", err)
+		return l.complete(report, slotID, fence, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
+	}
+	if res.Err != "" {
+		fmt.Fprintf(out, "deltaci: %s\n", res.Err)
+	}
+	outcome := orchestrator.Outcome{State: res.State, Reason: res.Reason}
+	if res.ExitCode >= 0 && res.State != core.AttemptErrored {
+		code := res.ExitCode
+		outcome.ExitCode = &code
+	}
+	return l.complete(report, slotID, fence, outcome)
+}
+
+func (l *Local) complete(ctx context.Context, slotID string, f store.Fence, out orchestrator.Outcome) error {
+	err := l.Orch.CompleteAttempt(ctx, slotID, f, out)
+	return lostOrErr(l.Log, err)
+}
+
+// lostOrErr drops the attempt quietly when its lease is gone: its successor
+// owns the job now.
+func lostOrErr(log *slog.Logger, err error) error {
+	if core.KindOf(err) == core.KindLeaseLost {
+		log.Warn("lease lost", slog.Any("err", err))
+		return nil
+	}
+	return err
+}
+
+// heartbeat extends the lease every TTL/3 until ctx ends. It cancels the
+// job when the run is being canceled, and also closes lost when the lease is gone.
+func (l *Local) heartbeat(ctx context.Context, log *slog.Logger, f store.Fence, cancel func(), lost chan<- struct{}) {
+	t := time.NewTicker(l.ttl() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		stop, err := l.Orch.Heartbeat(ctx, f, l.ttl())
+		switch {
+		case core.KindOf(err) == core.KindLeaseLost:
+			close(lost)
+			cancel()
+			return
+		case err != nil:
+			log.WarnContext(ctx, "heartbeat failed", slog.Any("err", err))
+		case stop:
+			cancel()
+			return
+		}
+	}
+}
+
+func (l *Local) workspace(a core.Attempt, j core.Job) (string, error) {
+	dir := filepath.Join(l.WorkDir, fmt.Sprintf("%s-%d", j.Name, a.Number))
+	if err := copyTree(l.Source, dir); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// env builds the job's environment: the base, then the job's own variables,
+// then Delta CI's, which a job cannot override.
+func (l *Local) env(a core.Attempt, j core.Job) []string {
+	m := map[string]string{}
+	for _, kv := range l.BaseEnv {
+		if k, v, ok := cut(kv); ok {
+			m[k] = v
+		}
+	}
+	for k, v := range j.Spec.Env {
+		m[k] = v
+	}
+	m["DELTACI"] = "true"
+	m["DELTACI_RUN_ID"] = a.RunID
+	m["DELTACI_JOB"] = j.Name
+	m["DELTACI_ATTEMPT"] = strconv.Itoa(a.Number)
+	env := make([]string, 0, len(m))
+	for k, v := range m {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env
+}
+
+func cut(kv string) (string, string, bool) {
+	for i := 1; i < len(kv); i++ {
+		if kv[i] == '=' {
+			return kv[:i], kv[i+1:], true
+		}
+	}
+	return "", "", false
+}
