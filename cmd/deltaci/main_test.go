@@ -1,0 +1,462 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/store/sqlite"
+	"github.com/deltaci/deltaci/internal/store/storetest"
+)
+
+var (
+	buildFlags []string
+	binary     string
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e tests skipped in -short mode")
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "deltaci-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "deltaci")
+	args := append([]string{"build", "-o", binary}, buildFlags...)
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building deltaci: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// repo creates a git repository with the given files committed.
+func repo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	git(t, dir, "init", "-q", "-b", "main")
+	for name, content := range files {
+		write(t, dir, name, content)
+	}
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "-q", "-m", "init")
+	return dir
+}
+
+func write(t *testing.T, dir, name, content string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "commit.gpgsign=false"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func command(dir string, args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	return cmd
+}
+
+func deltaci(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := command(dir, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// summary parses the final table into job → "status|reason|attempt".
+func summary(t *testing.T, out string) map[string]string {
+	t.Helper()
+	i := strings.LastIndex(out, "JOB ")
+	if i < 0 {
+		t.Fatalf("no summary table in output:\n%s", out)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(out[i:], "\n")[1:] {
+		f := regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(line), -1)
+		if len(f) != 5 {
+			break
+		}
+		rows[f[0]] = f[1] + "|" + f[2] + "|" + f[4]
+	}
+	return rows
+}
+
+func TestPassingDAG(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{".deltaci.yml": `version: 1
+jobs:
+  a:
+    run: echo hello from a
+  b:
+    needs: [a]
+    run: echo "b saw $DELTACI_JOB"
+  c:
+    needs: [b]
+    run: printf 'no newline at end'
+`})
+	r := deltaci(t, dir, "run", "--jobs", "2")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"a | hello from a\n", "b | b saw b\n", "c | no newline at end\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Index(r.stdout, "a | hello") > strings.Index(r.stdout, "b | b saw") {
+		t.Errorf("b ran before a:\n%s", r.stdout)
+	}
+	got := summary(t, r.stdout)
+	for _, j := range []string{"a", "b", "c"} {
+		if got[j] != "succeeded|-|1" {
+			t.Errorf("job %s: %q", j, got[j])
+		}
+	}
+	// The events table holds one row per transition of the run.
+	s := openState(t, dir)
+	runID := regexp.MustCompile(`run (\S+) succeeded`).FindStringSubmatch(r.stdout)[1]
+	evs, err := s.Events(context.Background(), runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runMoves []string
+	for _, e := range evs {
+		if e.Entity == core.EntityRun {
+			runMoves = append(runMoves, e.From+">"+e.To)
+		}
+	}
+	if strings.Join(runMoves, " ") != ">queued queued>planning planning>running running>succeeded" {
+		t.Errorf("run events: %v", runMoves)
+	}
+	// Each job: created, queued, running, succeeded; each attempt: created, leased, running, succeeded.
+	if len(evs) != 4+3*4+3*4 {
+		t.Errorf("%d events, want %d", len(evs), 4+3*4+3*4)
+	}
+}
+
+func openState(t *testing.T, dir string) *store.Store {
+	t.Helper()
+	drv, err := sqlite.Open(context.Background(), filepath.Join(dir, ".deltaci", "state.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := store.New(drv)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestFailingMiddleJob(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{".deltaci.yml": `version: 1
+jobs:
+  first:
+    run: "true"
+  middle:
+    needs: [first]
+    run: echo about to fail; exit 3
+  last:
+    needs: [middle]
+    run: echo LAST RAN
+`})
+	r := deltaci(t, dir, "run")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	got := summary(t, r.stdout)
+	want := map[string]string{
+		"first":  "succeeded|-|1",
+		"middle": "failed|exit code 3|1",
+		"last":   "upstream_failed|upstream_failed|-",
+	}
+	for j, w := range want {
+		if got[j] != w {
+			t.Errorf("job %s: %q, want %q", j, got[j], w)
+		}
+	}
+	if strings.Contains(r.stdout, "LAST RAN") {
+		t.Error("dependent of a failed job ran")
+	}
+}
+
+func TestConfigErrorExit2(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{".deltaci.yml": `version: 1
+jobs:
+  lint:
+    rnu: go vet ./...
+`})
+	r := deltaci(t, dir, "run")
+	if r.code != 2 {
+		t.Fatalf("exit %d, want 2\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !regexp.MustCompile(`\.deltaci\.yml:4:5: .*rnu`).MatchString(r.stderr) || !strings.Contains(r.stderr, `"run"`) {
+		t.Errorf("stderr lacks file:line:col and a suggestion:\n%s", r.stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: \"true\"\n"})
+	for _, args := range [][]string{{"run", "--job", "nope"}, {"run", "--jobs", "0"}, {"run", "--bogus"}, {"bogus"}} {
+		if r := deltaci(t, dir, args...); r.code != 2 {
+			t.Errorf("%v: exit %d, want 2\n%s", args, r.code, r.stderr)
+		}
+	}
+	if r := deltaci(t, t.TempDir(), "run"); r.code != 2 || !strings.Contains(r.stderr, "not a git repository") {
+		t.Errorf("outside a repository: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := deltaci(t, repo(t, map[string]string{"x": "y"}), "run"); r.code != 2 || !strings.Contains(r.stderr, ".deltaci.yml") {
+		t.Errorf("no config: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+func TestJobSelectionIncludesNeeds(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{".deltaci.yml": `version: 1
+jobs:
+  base:
+    run: "true"
+  app:
+    needs: [base]
+    run: "true"
+  other:
+    run: "true"
+`})
+	r := deltaci(t, dir, "run", "--job", "app")
+	got := summary(t, r.stdout)
+	if r.code != 0 || len(got) != 2 || got["base"] == "" || got["app"] == "" {
+		t.Errorf("exit %d, jobs %v", r.code, got)
+	}
+}
+
+func TestWorkspaceIsolationAndDirtyTree(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{
+		".deltaci.yml": `version: 1
+jobs:
+  scribble:
+    run: |
+      grep -q uncommitted tracked.txt
+      test -f untracked.txt
+      test ! -e ignored.log
+      echo overwritten > tracked.txt
+      rm untracked.txt
+      echo new > created.txt
+      mkdir -p newdir && touch newdir/f
+`,
+		"tracked.txt": "committed\n",
+		".gitignore":  "*.log\n.deltaci/\n",
+	})
+	write(t, dir, "tracked.txt", "uncommitted\n")
+	write(t, dir, "untracked.txt", "u\n")
+	write(t, dir, "ignored.log", "i\n")
+	before := git(t, dir, "status", "--porcelain")
+	r := deltaci(t, dir, "run")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if after := git(t, dir, "status", "--porcelain"); after != before {
+		t.Errorf("git status changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "tracked.txt"))
+	if string(b) != "uncommitted\n" {
+		t.Errorf("tracked.txt = %q", b)
+	}
+	for _, f := range []string{"untracked.txt", "ignored.log"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	for _, f := range []string{"created.txt", "newdir"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("%s leaked into the user's tree", f)
+		}
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	dir := repo(t, map[string]string{".deltaci.yml": fmt.Sprintf(`version: 1
+jobs:
+  slow:
+    timeout: 1s
+    run: |
+      sleep 300 &
+      echo $! > %s
+      wait
+`, pidFile)})
+	r := deltaci(t, dir, "run", "--grace", "500ms")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := summary(t, r.stdout)["slow"]; got != "failed|timeout|1" {
+		t.Errorf("slow: %q", got)
+	}
+	assertDead(t, readPid(t, pidFile))
+}
+
+func readPid(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// assertDead waits briefly for pid to be gone (or a zombie awaiting its reaper).
+func assertDead(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) > 0 && f[0] == "Z" {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("process %d is still alive", pid)
+}
+
+func TestInterruptCancels(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	pidFile, childFile := filepath.Join(tmp, "pid"), filepath.Join(tmp, "child")
+	dir := repo(t, map[string]string{".deltaci.yml": fmt.Sprintf(`version: 1
+jobs:
+  sleeper:
+    run: |
+      sleep 300 &
+      echo $! > %s
+      echo $$ > %s.tmp && mv %s.tmp %s
+      wait
+  after:
+    needs: [sleeper]
+    run: echo AFTER RAN
+`, childFile, pidFile, pidFile, pidFile)})
+	cmd := command(dir, "run", "--grace", "2s")
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		if _, err := os.Stat(pidFile); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			cmd.Process.Kill()
+			t.Fatalf("job never started:\n%s", stdout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		t.Fatalf("deltaci did not exit after SIGINT:\n%s", stdout.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d, want 130\n%s", code, stdout.String())
+	}
+	got := summary(t, stdout.String())
+	if got["sleeper"] != "canceled|canceled|1" || got["after"] != "canceled|canceled|-" {
+		t.Errorf("summary %v\n%s", got, stdout.String())
+	}
+	assertDead(t, readPid(t, pidFile))
+	assertDead(t, readPid(t, childFile))
+}
+
+func TestPostgresDatabase(t *testing.T) {
+	t.Parallel()
+	url := storetest.PostgresURL(t)
+	dir := repo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: echo on postgres\n"})
+	if r := deltaci(t, dir, "migrate", "--database", url); r.code != 0 || !strings.Contains(r.stdout, "applied migration 00001") {
+		t.Fatalf("migrate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := deltaci(t, dir, "migrate", "--database", url); r.code != 0 || !strings.Contains(r.stdout, "up to date") {
+		t.Fatalf("second migrate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r := deltaci(t, dir, "run", "--database", url)
+	if r.code != 0 || summary(t, r.stdout)["a"] != "succeeded|-|1" {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".deltaci", "state.db")); err == nil {
+		t.Error("a PostgreSQL run wrote .deltaci/state.db")
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	r := deltaci(t, t.TempDir(), "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "deltaci ") {
+		t.Errorf("exit %d: %q", r.code, r.stdout)
+	}
+}

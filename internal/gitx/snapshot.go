@@ -1,0 +1,289 @@
+package gitx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/deltaci/deltaci/internal/core"
+)
+
+// SnapshotInfo describes a snapshot made by Snapshot.
+type SnapshotInfo struct {
+	// Root is the top level of the working tree that was copied.
+	Root string
+	// Files counts the regular files and symlinks copied.
+	Files int
+	// Bytes counts the content of the regular files copied.
+	Bytes int64
+	// Skipped counts listed paths that exist but were not copied:
+	// submodules, nested repositories, and special files such as FIFOs.
+	Skipped int
+	// Dirty reports that the tree differs from HEAD: changes, staged or
+	// not, or untracked files that are not ignored.
+	Dirty bool
+}
+
+// Snapshot copies the working tree that contains repoDir, as it is on disk,
+// into dest, a plain directory (no .git) where jobs can run and write freely.
+//
+// It copies every tracked file that still exists, with its current content,
+// and every untracked file that is not ignored. Tracked files deleted from the
+// working tree, ignored files, .git and submodules are left out. The
+// executable bit is kept and other permissions follow the umask, as in a git
+// checkout; symlinks are copied as links, never followed. Files are copied,
+// never hard-linked, and the source tree and its index are never written.
+//
+// dest must be empty or not exist. On error dest may hold a partial copy,
+// which the caller removes. Outside a git working tree the error is
+// KindInvalid, as from TopLevel.
+func Snapshot(ctx context.Context, repoDir, dest string) (SnapshotInfo, error) {
+	const op = "git snapshot"
+	root, err := TopLevel(ctx, repoDir)
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	if err := prepareDest(dest); err != nil {
+		return SnapshotInfo{}, &core.Error{Kind: core.KindInvalid, Op: op, Msg: "destination " + dest, Err: err}
+	}
+	status, err := run(ctx, root, "status", "--porcelain", "-z", "--untracked-files=normal")
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	listing, err := run(ctx, root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+
+	info := SnapshotInfo{Root: root, Dirty: len(status) > 0}
+	entries, skipped, err := plan(root, listing)
+	if err != nil {
+		return SnapshotInfo{}, &core.Error{Kind: core.KindInternal, Op: op, Msg: "reading working tree", Err: err}
+	}
+	info.Skipped = skipped
+	if err := makeDirs(dest, entries); err != nil {
+		return SnapshotInfo{}, &core.Error{Kind: core.KindInternal, Op: op, Msg: "creating directories", Err: err}
+	}
+	copied, n, err := copyAll(ctx, root, dest, entries)
+	if err != nil {
+		if ctx.Err() != nil {
+			return SnapshotInfo{}, core.Wrap(core.KindCanceled, op, ctx.Err())
+		}
+		return SnapshotInfo{}, &core.Error{Kind: core.KindInternal, Op: op, Msg: "copying files", Err: err}
+	}
+	info.Files, info.Bytes = copied, n
+	return info, nil
+}
+
+// prepareDest creates dest, or checks that the existing one is an empty
+// directory, so that a snapshot never mixes with or overwrites other files.
+func prepareDest(dest string) error {
+	f, err := os.Open(dest)
+	if errors.Is(err, fs.ErrNotExist) {
+		return os.MkdirAll(dest, 0o777)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err != nil:
+		return err // also "not a directory"
+	case len(names) > 0:
+		return errors.New("is not empty")
+	}
+	return nil
+}
+
+type entryKind int
+
+const (
+	regularFile entryKind = iota
+	executableFile
+	symlink
+)
+
+// entry is one path to copy, relative to the root, with slashes.
+type entry struct {
+	rel  string
+	kind entryKind
+}
+
+// plan turns the NUL-separated listing into what to copy. A tracked path
+// that is gone from disk, or that sits beyond a symlink (which git does not
+// follow either), is left out; directories (submodules, nested repositories)
+// and special files count as skipped.
+func plan(root string, listing []byte) ([]entry, int, error) {
+	var (
+		entries []entry
+		skipped int
+		seen    = map[string]bool{}
+		realDir = map[string]bool{".": true}
+	)
+	// isRealDir reports whether dir exists as a directory, with no symlink on
+	// the way to it from the root.
+	var isRealDir func(dir string) bool
+	isRealDir = func(dir string) bool {
+		if ok, cached := realDir[dir]; cached {
+			return ok
+		}
+		ok := isRealDir(path.Dir(dir))
+		if ok {
+			fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(dir)))
+			ok = err == nil && fi.IsDir()
+		}
+		realDir[dir] = ok
+		return ok
+	}
+
+	for _, raw := range bytes.Split(listing, []byte{0}) {
+		rel := string(raw)
+		// Unmerged paths are listed once per stage.
+		if rel == "" || seen[rel] {
+			continue
+		}
+		seen[rel] = true
+		if !isRealDir(path.Dir(rel)) {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(rel)))
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			continue // deleted in the working tree
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		switch mode := fi.Mode(); {
+		case mode.IsRegular() && mode&0o111 != 0:
+			entries = append(entries, entry{rel, executableFile})
+		case mode.IsRegular():
+			entries = append(entries, entry{rel, regularFile})
+		case mode&fs.ModeSymlink != 0:
+			entries = append(entries, entry{rel, symlink})
+		default:
+			skipped++
+		}
+	}
+	return entries, skipped, nil
+}
+
+// makeDirs creates every parent directory up front, so that copying can run
+// in parallel without racing on them.
+func makeDirs(dest string, entries []entry) error {
+	dirs := map[string]bool{}
+	for _, e := range entries {
+		dirs[path.Dir(e.rel)] = true
+	}
+	sorted := make([]string, 0, len(dirs))
+	for d := range dirs {
+		sorted = append(sorted, d)
+	}
+	slices.Sort(sorted)
+	for _, d := range sorted {
+		if err := os.MkdirAll(filepath.Join(dest, filepath.FromSlash(d)), 0o777); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyAll copies entries from root to dest with a few workers: a snapshot of
+// a large tree is bound by per-file syscalls, not by bandwidth. It returns
+// the number of entries copied and their bytes.
+func copyAll(ctx context.Context, root, dest string, entries []entry) (int, int64, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan entry)
+	var (
+		mu     sync.Mutex
+		files  int
+		nbytes int64
+		wg     sync.WaitGroup
+	)
+	for range min(8, 2*runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for e := range work {
+				n, ok, err := copyEntry(root, dest, e)
+				if err != nil {
+					cancel(fmt.Errorf("%s: %w", strconv.Quote(e.rel), err))
+					return
+				}
+				if ok {
+					mu.Lock()
+					files++
+					nbytes += n
+					mu.Unlock()
+				}
+			}
+		})
+	}
+feed:
+	for _, e := range entries {
+		select {
+		case work <- e:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return 0, 0, err
+	}
+	return files, nbytes, nil
+}
+
+// copyEntry copies one entry. ok is false when the file vanished since it
+// was listed: the user may be editing while we copy.
+func copyEntry(root, dest string, e entry) (n int64, ok bool, err error) {
+	src := filepath.Join(root, filepath.FromSlash(e.rel))
+	dst := filepath.Join(dest, filepath.FromSlash(e.rel))
+	if e.kind == symlink {
+		target, err := os.Readlink(src)
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		return 0, true, os.Symlink(target, dst)
+	}
+
+	// O_NOFOLLOW: a file swapped for a symlink since listing must not pull in
+	// content from outside the tree.
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer in.Close()
+	perm := fs.FileMode(0o666)
+	if e.kind == executableFile {
+		perm = 0o777
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return 0, false, err
+	}
+	n, err = io.Copy(out, in) // copy_file_range where the kernel has it
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return n, err == nil, err
+}
