@@ -1,0 +1,31 @@
+# Delta CI developer tasks. `make test` is what CI runs after `make check`.
+GO          ?= go
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+SQLC        := $(GO) run github.com/sqlc-dev/sqlc/cmd/sqlc@v1.31.1
+
+.PHONY: all test check generate build fmt
+
+all: check test
+
+## test: every test with the race detector, on SQLite and PostgreSQL
+test:
+	$(GO) test -race -timeout 30m ./...
+
+## check: formatting, vet, staticcheck and generated code being current
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	$(SQLC) diff
+
+## generate: regenerate the sqlc query code
+generate:
+	$(SQLC) generate
+
+## build: the deltaci binary in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -o bin/deltaci ./cmd/deltaci
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
