@@ -1,0 +1,117 @@
+package pipeline
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// synonyms maps keys that other CI systems use to ours, because a
+// misspelling search cannot get from "depends_on" to "needs".
+var synonyms = map[string]string{
+	"depends_on":      "needs",
+	"depends-on":      "needs",
+	"dependencies":    "needs",
+	"requires":        "needs",
+	"script":          "run",
+	"steps":           "run",
+	"command":         "run",
+	"commands":        "run",
+	"cmd":             "run",
+	"environment":     "env",
+	"variables":       "env",
+	"vars":            "env",
+	"paths":           "inputs",
+	"changes":         "inputs",
+	"files":           "inputs",
+	"artifacts":       "outputs",
+	"timeout-minutes": "timeout",
+	"timeout_minutes": "timeout",
+	"runs_on":         "runs-on",
+	"tags":            "runs-on",
+	"only":            "branches",
+	"on":              "events",
+	"retries":         "retry",
+}
+
+// suggest returns the candidate closest to s, or "" when none is close
+// enough to be a plausible typo. Ties go to the earlier candidate.
+func suggest(s string, candidates []string) string {
+	if t, ok := synonyms[strings.ToLower(s)]; ok && slices.Contains(candidates, t) {
+		return t
+	}
+	// Long strings are not typos, and the distance is quadratic in length.
+	const maxLen = 100
+	ls := strings.ToLower(s)
+	if len(ls) > maxLen {
+		return ""
+	}
+	best, bestDist := "", -1
+	for _, c := range candidates {
+		if len(c) > maxLen {
+			continue
+		}
+		d := distance(ls, strings.ToLower(c))
+		// A third of the length allows one typo in short names and a few in
+		// long ones, without proposing unrelated words.
+		if d > max(1, len([]rune(c))/3) {
+			continue
+		}
+		if bestDist < 0 || d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// didYouMean is a hint naming the closest candidate, or listing them all
+// when none is close (and there are few enough to read).
+func didYouMean(s string, candidates []string, what string) string {
+	if c := suggest(s, candidates); c != "" {
+		return fmt.Sprintf("did you mean %q?", c)
+	}
+	if len(candidates) == 0 {
+		return ""
+	}
+	if len(candidates) > 20 {
+		return fmt.Sprintf("%s include %s, ...", what, quoteList(candidates[:20]))
+	}
+	return fmt.Sprintf("%s: %s", what, quoteList(candidates))
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// distance is the optimal string alignment distance: insertions,
+// deletions, substitutions and transpositions of adjacent runes each cost
+// one. Transpositions matter because "evn" for "env" is the common typo.
+func distance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	// Three rows suffice: the transposition looks back two rows.
+	prev2 := make([]int, len(rb)+1)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(rb)]
+}
