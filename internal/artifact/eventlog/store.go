@@ -1,0 +1,117 @@
+package eventlog
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/core"
+)
+
+// Store is the metadata store: commands append events, and each event's
+// projection is applied in the same transaction.
+type Store struct {
+	drv Driver
+	now func() time.Time
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock replaces time.Now, for tests of grace windows and retention.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// New wraps an engine driver.
+func New(drv Driver, opts ...Option) *Store {
+	s := &Store{drv: drv, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Close closes the driver.
+func (s *Store) Close() error { return s.drv.Close() }
+
+// Now is the store clock, at the stored millisecond precision.
+func (s *Store) Now() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+// Tx is one write transaction of the metadata store.
+type Tx struct {
+	q     Queries
+	actor string
+	now   time.Time
+}
+
+// Update runs fn in one write transaction; events fn emits carry actor.
+func (s *Store) Update(ctx context.Context, actor string, fn func(*Tx) error) error {
+	return s.drv.Write(ctx, func(q Queries) error {
+		return fn(&Tx{q: q, actor: actor, now: s.Now()})
+	})
+}
+
+// emit appends one event after the current head and applies its projection.
+func (tx *Tx) emit(ctx context.Context, kind Kind, subject string, payload any) (Event, error) {
+	body, err := encode(payload)
+	if err != nil {
+		return Event{}, err
+	}
+	head, err := tx.q.GetHead(ctx)
+	if err != nil {
+		return Event{}, fmt.Errorf("read log head: %w", err)
+	}
+	e := Event{
+		Seq: head.Seq + 1, At: tx.now, Kind: kind, Subject: subject, Actor: tx.actor,
+		Payload: body, PrevHash: head.Hash,
+	}
+	e.Hash = chainHash(e.Seq, e.At.UnixMilli(), e.Kind, e.Subject, e.Actor, e.Payload, e.PrevHash)
+	if err := tx.q.InsertEvent(ctx, e.row()); err != nil {
+		return Event{}, err
+	}
+	if err := tx.q.SetHead(ctx, Head{Seq: e.Seq, Hash: e.Hash}); err != nil {
+		return Event{}, err
+	}
+	if err := apply(ctx, tx.q, e); err != nil {
+		return Event{}, fmt.Errorf("apply event %d (%s): %w", e.Seq, e.Kind, err)
+	}
+	return e, nil
+}
+
+// Events returns up to limit events after sequence number after.
+func (s *Store) Events(ctx context.Context, after, limit int64) ([]Event, error) {
+	if limit <= 0 || limit > 10000 {
+		limit = 1000
+	}
+	rows, err := s.drv.Read().ListEvents(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Event, len(rows))
+	for i, r := range rows {
+		out[i] = eventFromRow(r)
+	}
+	return out, nil
+}
+
+// Audit returns events that carry an actor, filtered by f.
+func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]Event, error) {
+	if f.Limit <= 0 || f.Limit > 10000 {
+		f.Limit = 1000
+	}
+	rows, err := s.drv.Read().ListAudit(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Event, len(rows))
+	for i, r := range rows {
+		out[i] = eventFromRow(r)
+	}
+	return out, nil
+}
+
+// Head returns the last event's sequence and hash (0 and "" when empty).
+func (s *Store) Head(ctx context.Context) (Head, error) { return s.drv.Read().GetHead(ctx) }
+
+func notFound(op, format string, args ...any) error {
+	return core.E(core.KindNotFound, op, format, args...)
+}
