@@ -363,4 +363,3 @@ func parseAll[R any](rows []R, id func(R) string) ([]digest.Digest, error) {
 	}
 	return out, nil
 }
-

@@ -112,7 +112,6 @@ type Policy struct {
 	UpdatedAt  time.Time
 }
 
-
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 
 func blobFromRow(r BlobRow) (Blob, error) {
