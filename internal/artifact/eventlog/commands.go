@@ -11,9 +11,16 @@ import (
 	"github.com/deltaci/deltaci/internal/core"
 )
 
-// AddBlob records that the blob's verified bytes are in the blob store. It
-// is a no-op for a live blob. A blob being deleted by GC gets
-// core.KindConflict: the caller retries once GC has finished with it.
+// TouchAfter is how old a live blob's last add must be before adding it
+// again appends an event. The refresh restarts GC's grace window for a blob
+// an upload is about to reference, at the cost of one event per blob per
+// TouchAfter; it must stay well under the grace window.
+const TouchAfter = 10 * time.Minute
+
+// AddBlob records that the blob's verified bytes are in the blob store. For
+// a blob already live it only refreshes the grace window (see TouchAfter).
+// A blob being deleted by GC gets core.KindConflict: the caller uploads it
+// again once GC has finished with it.
 func (s *Store) AddBlob(ctx context.Context, actor string, d digest.Digest, size int64) error {
 	return s.Update(ctx, actor, func(tx *Tx) error {
 		cur, err := tx.q.GetBlob(ctx, d.String())
@@ -25,7 +32,9 @@ func (s *Store) AddBlob(ctx context.Context, actor string, d digest.Digest, size
 			if cur.Size != size {
 				return core.E(core.KindConflict, "add blob", "blob %s is recorded with %d bytes, not %d", d, cur.Size, size)
 			}
-			return nil
+			if cur.UpdatedAt > tx.now.Add(-TouchAfter).UnixMilli() {
+				return nil
+			}
 		case cur.State == string(StateDeleting):
 			return core.E(core.KindConflict, "add blob", "blob %s is being garbage-collected; upload it again in a moment", d)
 		}

@@ -296,6 +296,22 @@ func Run(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("ReAddRefreshesGrace", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		d := blob(t, "again")
+		must(t, b.s.AddBlob(b.ctx, "a", d, 5))
+		b.clock.add(2 * time.Hour)
+		must(t, b.s.AddBlob(b.ctx, "a", d, 5)) // an upload about to reference it
+		if ok, _ := b.s.MarkDeleting(b.ctx, "gc", d, b.clock.now().Add(-time.Hour)); ok {
+			t.Error("a blob re-added a moment ago was marked for deletion")
+		}
+		if h, _ := b.s.Head(b.ctx); h.Seq != 2 {
+			t.Errorf("head = %d, want 2 (one refresh event)", h.Seq)
+		}
+		replayMatches(t, b)
+	})
+
 	t.Run("Sessions", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
