@@ -372,3 +372,27 @@ func parseAll[R any](rows []R, id func(R) string) ([]digest.Digest, error) {
 	}
 	return out, nil
 }
+
+// AdoptOrphan records stored bytes no live blob row accounts for as a blob
+// being deleted, so that GC removes them through the same live → deleting
+// → gone path that uploads serialize with. It reports false, changing
+// nothing, when the blob is known and not gone.
+func (s *Store) AdoptOrphan(ctx context.Context, actor string, d digest.Digest, size int64) (bool, error) {
+	adopted := false
+	err := s.Update(ctx, actor, func(tx *Tx) error {
+		b, err := tx.q.GetBlob(ctx, d.String())
+		if err == nil && b.State != string(StateGone) {
+			return nil
+		}
+		if err != nil && core.KindOf(err) != core.KindNotFound {
+			return err
+		}
+		if _, err := tx.emit(ctx, BlobAdded, d.String(), BlobPayload{Digest: d.String(), Size: size}); err != nil {
+			return err
+		}
+		_, err = tx.emit(ctx, BlobDeleting, d.String(), BlobPayload{Digest: d.String()})
+		adopted = err == nil
+		return err
+	})
+	return adopted, err
+}
