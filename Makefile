@@ -8,7 +8,10 @@ SQLC        := $(GO) run github.com/sqlc-dev/sqlc/cmd/sqlc@v1.31.1
 all: check test
 
 ## test: every test with the race detector, on SQLite and PostgreSQL
+# go test hides the output of passing packages, so the warning about a
+# missing PostgreSQL is printed here where it is seen.
 test:
+	@$(GO) run ./internal/store/storetest/pgcheck || true
 	$(GO) test -race -timeout 30m ./...
 
 ## check: formatting, vet, staticcheck and generated code being current

@@ -460,3 +460,88 @@ func TestVersion(t *testing.T) {
 		t.Errorf("exit %d: %q", r.code, r.stdout)
 	}
 }
+
+func TestSecretsFromEnvironment(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{".deltaci.yml": `version: 1
+jobs:
+  deploy:
+    secrets: [API_TOKEN]
+    run: test "$API_TOKEN" = s3cr3t && echo token ok
+`})
+	cmd := command(dir, "run")
+	cmd.Env = append(os.Environ(), "DELTACI_SECRET_API_TOKEN=s3cr3t")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "deploy | token ok") {
+		t.Fatalf("with the secret set: %v\n%s", err, out)
+	}
+	r := deltaci(t, dir, "run")
+	if r.code != 1 || summary(t, r.stdout)["deploy"] != "failed|infra_error|1" ||
+		!strings.Contains(r.stdout, "export DELTACI_SECRET_API_TOKEN") {
+		t.Fatalf("without the secret: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// TestKilledRunIsRecovered kills deltaci with SIGKILL mid-job; the next run
+// in the same repository ends the abandoned run instead of leaving it running.
+func TestKilledRunIsRecovered(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	dir := repo(t, map[string]string{".deltaci.yml": fmt.Sprintf(`version: 1
+jobs:
+  slow:
+    run: echo $$ > %s.tmp && mv %s.tmp %s && sleep 300
+`, pidFile, pidFile, pidFile)})
+	cmd := command(dir, "run")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(pidFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("job never started:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	// A SIGKILLed parent cannot stop its job; end it here (kill the group).
+	syscall.Kill(-readPid(t, pidFile), syscall.SIGKILL)
+	killedRun := regexp.MustCompile(`run (\S+) at`).FindStringSubmatch(out.String())
+	if killedRun == nil {
+		t.Fatalf("no run id in output:\n%s", out.String())
+	}
+
+	next := command(dir, "run", "--job", "slow")
+	next.Env = append(os.Environ(), "DELTACI_ABANDON_AFTER=1ms")
+	// The lease (20 s) must run out before the run counts as abandoned.
+	time.Sleep(21 * time.Second)
+	write(t, dir, ".deltaci.yml", "version: 1\njobs:\n  slow:\n    run: \"true\"\n")
+	b, err := next.CombinedOutput()
+	if err != nil {
+		t.Fatalf("next run: %v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "run "+killedRun[1]+" was abandoned") {
+		t.Errorf("next run did not report the abandoned run:\n%s", b)
+	}
+	s := openState(t, dir)
+	r, err := s.Run(context.Background(), killedRun[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	atts, _ := s.Attempts(context.Background(), r.ID)
+	if r.State != core.RunCanceled || len(atts) != 1 || atts[0].State != core.AttemptLost {
+		t.Errorf("abandoned run %s, attempts %+v", r.State, atts)
+	}
+	if _, err := os.Stat(filepath.Join(os.TempDir(), "deltaci-run-"+r.ID)); !os.IsNotExist(err) {
+		t.Errorf("workspace of the abandoned run was not removed: %v", err)
+	}
+}

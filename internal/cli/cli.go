@@ -81,7 +81,8 @@ func Run(ctx context.Context, args []string, environ []string, stdout, stderr io
 	case core.KindCanceled:
 		return ExitCanceled
 	}
-	if strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "flag") {
+	// Cobra reports unknown commands and stray arguments as plain errors.
+	if strings.HasPrefix(err.Error(), "unknown command") {
 		return ExitUsage
 	}
 	return ExitFailed

@@ -25,7 +25,7 @@ func newMigrateCmd(e env) *cobra.Command {
 			if database == "" {
 				top, err := gitx.TopLevel(ctx, ".")
 				if err != nil {
-					return err
+					return usage(fmt.Errorf("no --database given and not inside a git repository: pass --database PATH or a postgres:// URL"))
 				}
 				database = filepath.Join(top, ".deltaci", "state.db")
 			}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,7 +59,7 @@ configuration error, 130 when interrupted.`,
 	f.IntVar(&o.jobs, "jobs", runtime.NumCPU(), "number of jobs to run at once")
 	f.StringArrayVar(&o.only, "job", nil, "run only this job and the jobs it needs (repeatable)")
 	f.StringVar(&o.database, "database", "", "SQLite file path or postgres:// URL (env DELTACI_DATABASE; default .deltaci/state.db in the repository)")
-	f.DurationVar(&o.grace, "grace", 10*time.Second, "time a canceled job gets between SIGTERM and SIGKILL")
+	f.DurationVar(&o.grace, "grace", 10*time.Second, "time a canceled or timed-out job gets between SIGTERM and SIGKILL")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log what deltaci does, to stderr")
 	return cmd
 }
@@ -97,16 +98,11 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		return err
 	}
 	defer st.Close()
+	notifier := orchestrator.NewNotifier()
+	orch := orchestrator.New(st, log, notifier)
+	con := newConsole(e.stdout, names(specs))
+	recoverAbandoned(ctx, e, orch, con)
 
-	work, err := os.MkdirTemp("", "deltaci-run-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	src := filepath.Join(work, "src")
-	if _, err := gitx.Snapshot(ctx, top, src); err != nil {
-		return fmt.Errorf("snapshot of the working tree: %w", err)
-	}
 	head, err := gitx.Head(ctx, top)
 	if err != nil {
 		return err
@@ -115,23 +111,37 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	if err != nil {
 		return err
 	}
-
 	nr := store.NewRun{Repo: top, Ref: branch, Commit: head, Event: core.EventManual, Trusted: true}
-	names := make([]string, len(specs))
-	for i, s := range specs {
+	for _, s := range specs {
 		nr.Jobs = append(nr.Jobs, store.NewJob{Spec: s})
-		names[i] = s.Name
 	}
 	run, _, err := st.CreateRun(ctx, "cli", nr)
 	if err != nil {
 		return err
 	}
-	notifier := orchestrator.NewNotifier()
-	orch := orchestrator.New(st, log, notifier)
-	con := newConsole(e.stdout, names)
-	con.printf("deltaci: run %s: %d jobs, %d at a time\n", run.ID, len(specs), o.jobs)
+	// From here the run exists: a signal must end it, not leave it queued.
+	bg := context.WithoutCancel(ctx)
+	if err := orch.BeginPlanning(bg, run.ID); err != nil {
+		return err
+	}
+	work := workDir(run.ID)
+	if err := os.Mkdir(work, 0o700); err != nil {
+		_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
+		return fmt.Errorf("workspace: %w", err)
+	}
+	defer os.RemoveAll(work)
+	src := filepath.Join(work, "src")
+	snap, err := gitx.Snapshot(ctx, top, src)
+	if err != nil {
+		_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
+		if ctx.Err() != nil {
+			return &exitError{code: ExitCanceled, err: errors.New("interrupted while taking the snapshot")}
+		}
+		return fmt.Errorf("snapshot of the working tree: %w", err)
+	}
+	con.printf("deltaci: run %s at %s: %s, %d at a time\n", run.ID, describeHead(branch, head, snap.Dirty), plural(len(specs), "job"), o.jobs)
 	start := time.Now()
-	if err := orch.StartRun(ctx, run.ID); err != nil {
+	if err := orch.StartRun(bg, run.ID); err != nil {
 		return err
 	}
 
@@ -226,6 +236,66 @@ func selectJobs(p *core.Pipeline, only []string) ([]core.JobSpec, error) {
 		}
 	}
 	return out, nil
+}
+
+// defaultAbandonAfter is how long a run must have shown no sign of life (no
+// live lease, nothing queued) before another deltaci run ends it; the
+// environment variable DELTACI_ABANDON_AFTER overrides it.
+const defaultAbandonAfter = 2 * time.Minute
+
+// recoverAbandoned ends runs of this database whose deltaci process died
+// (kill -9, a crash, a closed laptop) and removes their workspaces.
+func recoverAbandoned(ctx context.Context, e env, orch *orchestrator.Orchestrator, con *console) {
+	after := defaultAbandonAfter
+	if v := e.get("DELTACI_ABANDON_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			con.printf("deltaci: warning: DELTACI_ABANDON_AFTER=%q is not a positive duration; using %s\n", v, after)
+		} else {
+			after = d
+		}
+	}
+	ended, err := orch.RecoverAbandoned(ctx, "cli", after)
+	for _, id := range ended {
+		con.printf("deltaci: run %s was abandoned by a deltaci process that died; marked canceled\n", id)
+		_ = os.RemoveAll(workDir(id))
+	}
+	if err != nil {
+		con.printf("deltaci: warning: could not check for abandoned runs: %v\n", err)
+	}
+}
+
+// workDir is where a run keeps its snapshot and workspaces: named by run so
+// that a later run can remove it when its process died.
+func workDir(runID string) string { return filepath.Join(os.TempDir(), "deltaci-run-"+runID) }
+
+func names(specs []core.JobSpec) []string {
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = s.Name
+	}
+	return out
+}
+
+func describeHead(branch, head string, dirty bool) string {
+	at := "no commits yet"
+	if head != "" {
+		at = head[:min(12, len(head))]
+	}
+	if branch != "" {
+		at = branch + "@" + at
+	}
+	if dirty {
+		at += " + uncommitted changes"
+	}
+	return at
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func printSummary(ctx context.Context, e env, st *store.Store, run core.Run, elapsed time.Duration) error {

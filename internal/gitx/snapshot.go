@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -117,6 +118,10 @@ const (
 	symlink
 )
 
+// StateDir is the directory, at the top of a repository, where deltaci
+// keeps its state; snapshots leave it out.
+const StateDir = ".deltaci"
+
 // entry is one path to copy, relative to the root, with slashes.
 type entry struct {
 	rel  string
@@ -157,6 +162,11 @@ func plan(root string, listing []byte) ([]entry, int, error) {
 			continue
 		}
 		seen[rel] = true
+		// Delta CI's own state (the database it is writing right now) is
+		// never part of a job's workspace, even where it is not ignored.
+		if rel == StateDir || strings.HasPrefix(rel, StateDir+"/") {
+			continue
+		}
 		if !isRealDir(path.Dir(rel)) {
 			continue
 		}

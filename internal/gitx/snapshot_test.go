@@ -276,3 +276,23 @@ func assertMode(t *testing.T, p string, executable bool) {
 		t.Errorf("%s: mode %v, want executable=%v", filepath.Base(p), fi.Mode(), executable)
 	}
 }
+
+func TestSnapshotLeavesOutStateDir(t *testing.T) {
+	t.Parallel()
+	r := newRepo(t)
+	r.write("keep.txt", "k", 0o644)
+	r.write(".deltaci/state.db", "db", 0o644)
+	r.write(".deltaci-not-state/x", "x", 0o644)
+	dest := filepath.Join(t.TempDir(), "snap")
+	if _, err := gitx.Snapshot(context.Background(), r.dir, dest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dest, ".deltaci")); !os.IsNotExist(err) {
+		t.Errorf(".deltaci copied into the snapshot: %v", err)
+	}
+	for _, f := range []string{"keep.txt", ".deltaci-not-state/x"} {
+		if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
+			t.Errorf("%s missing: %v", f, err)
+		}
+	}
+}

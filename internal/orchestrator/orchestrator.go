@@ -35,12 +35,26 @@ func New(s *store.Store, log *slog.Logger, n *Notifier) *Orchestrator {
 // Store returns the store the orchestrator writes to.
 func (o *Orchestrator) Store() *store.Store { return o.store }
 
-// StartRun moves a queued run through planning to running and queues every
-// job whose needs are already met.
+// BeginPlanning moves a queued run to planning, while its workspace and
+// plan are prepared.
+func (o *Orchestrator) BeginPlanning(ctx context.Context, runID string) error {
+	return o.store.Update(ctx, Actor, func(tx *store.Tx) error {
+		return tx.MoveRun(ctx, runID, core.RunQueued, core.RunPlanning, "")
+	})
+}
+
+// StartRun moves a run to running (through planning if it is still
+// queued) and queues every job whose needs are already met.
 func (o *Orchestrator) StartRun(ctx context.Context, runID string) error {
 	err := o.store.Update(ctx, Actor, func(tx *store.Tx) error {
-		if err := tx.MoveRun(ctx, runID, core.RunQueued, core.RunPlanning, ""); err != nil {
+		run, err := tx.Run(ctx, runID)
+		if err != nil {
 			return err
+		}
+		if run.State == core.RunQueued {
+			if err := tx.MoveRun(ctx, runID, core.RunQueued, core.RunPlanning, ""); err != nil {
+				return err
+			}
 		}
 		if err := tx.MoveRun(ctx, runID, core.RunPlanning, core.RunRunning, ""); err != nil {
 			return err

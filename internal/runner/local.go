@@ -135,6 +135,14 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 	if err := l.Orch.StartAttempt(report, slotID, fence); err != nil {
 		return lostOrErr(log, err)
 	}
+	if a.Number > 1 {
+		fmt.Fprintf(out, "deltaci: attempt %d\n", a.Number)
+	}
+	env, err := l.env(a, j)
+	if err != nil {
+		fmt.Fprintf(out, "deltaci: %v\n", err)
+		return l.complete(report, slotID, fence, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
+	}
 
 	execCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -145,7 +153,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		l.heartbeat(execCtx, log, fence, cancel, lost)
 	}()
 	res, err := l.Exec.Run(execCtx, executor.Spec{
-		Script: j.Spec.Run, Dir: ws, Env: l.env(a, j), Timeout: j.Spec.Timeout, Grace: l.Grace,
+		Script: j.Spec.Run, Dir: ws, Env: env, Timeout: j.Spec.Timeout, Grace: l.Grace,
 	}, out)
 	cancel()
 	<-hbDone
@@ -159,8 +167,13 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		fmt.Fprintf(out, "deltaci: cannot start the job: %v\n", err)
 		return l.complete(report, slotID, fence, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
 	}
-	if res.Err != "" {
+	switch {
+	case res.Err != "":
 		fmt.Fprintf(out, "deltaci: %s\n", res.Err)
+	case res.State == core.AttemptTimedOut:
+		fmt.Fprintf(out, "deltaci: timed out after %s; the job's processes were killed\n", j.Spec.Timeout)
+	case res.State == core.AttemptFailed:
+		fmt.Fprintf(out, "deltaci: exited with code %d\n", res.ExitCode)
 	}
 	outcome := orchestrator.Outcome{State: res.State, Reason: res.Reason}
 	if res.ExitCode >= 0 && res.State != core.AttemptErrored {
@@ -220,14 +233,26 @@ func (l *Local) workspace(a core.Attempt, j core.Job) (string, error) {
 	return dir, nil
 }
 
-// env builds the job's environment: the base, then the job's own variables,
-// then Delta CI's, which a job cannot override.
-func (l *Local) env(a core.Attempt, j core.Job) []string {
+// SecretEnvPrefix names the variables the embedded runner reads secrets
+// from: a job declaring secret TOKEN gets TOKEN=$DELTACI_SECRET_TOKEN.
+const SecretEnvPrefix = "DELTACI_SECRET_"
+
+// env builds the job's environment: the base, then the job's secrets and
+// variables, then Delta CI's own, which a job cannot override. A declared
+// secret that is not set is an error naming the variable to set.
+func (l *Local) env(a core.Attempt, j core.Job) ([]string, error) {
 	m := map[string]string{}
 	for _, kv := range l.BaseEnv {
 		if k, v, ok := cut(kv); ok {
 			m[k] = v
 		}
+	}
+	for _, name := range j.Spec.Secrets {
+		v, ok := m[SecretEnvPrefix+name]
+		if !ok {
+			return nil, fmt.Errorf("secret %s is not set: export %s%s before running", name, SecretEnvPrefix, name)
+		}
+		m[name] = v
 	}
 	for k, v := range j.Spec.Env {
 		m[k] = v
@@ -241,7 +266,7 @@ func (l *Local) env(a core.Attempt, j core.Job) []string {
 		env = append(env, k+"="+v)
 	}
 	sort.Strings(env)
-	return env
+	return env, nil
 }
 
 func cut(kv string) (string, string, bool) {

@@ -29,6 +29,7 @@ type Driver interface {
 type Queries interface {
 	InsertRun(ctx context.Context, r core.Run) error
 	GetRun(ctx context.Context, id string) (core.Run, error)
+	ListActiveRuns(ctx context.Context) ([]core.Run, error)
 	SetRunState(ctx context.Context, m RunMove) (bool, error)
 
 	InsertJob(ctx context.Context, j core.Job, position int) error

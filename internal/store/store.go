@@ -111,6 +111,11 @@ func (s *Store) Run(ctx context.Context, id string) (core.Run, error) {
 	return s.drv.Read().GetRun(ctx, id)
 }
 
+// ActiveRuns returns every run that has not ended, oldest first.
+func (s *Store) ActiveRuns(ctx context.Context) ([]core.Run, error) {
+	return s.drv.Read().ListActiveRuns(ctx)
+}
+
 // Jobs returns a run's jobs in pipeline order.
 func (s *Store) Jobs(ctx context.Context, runID string) ([]core.Job, error) {
 	return s.drv.Read().ListJobs(ctx, runID)

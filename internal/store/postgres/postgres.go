@@ -131,8 +131,6 @@ func mapErr(op string, err error) error {
 		}
 		return &core.Error{Kind: core.KindInternal, Op: fmt.Sprintf("postgres %s", op), Err: err}
 	}
-	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
-		return &core.Error{Kind: core.KindUnavailable, Op: fmt.Sprintf("postgres %s", op), Err: err}
-	}
+	// Anything else is the connection: a restart, a network fault, a timeout.
 	return &core.Error{Kind: core.KindUnavailable, Op: fmt.Sprintf("postgres %s", op), Err: err}
 }

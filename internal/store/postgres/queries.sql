@@ -105,3 +105,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- name: ListRunEvents :many
 SELECT * FROM events WHERE run_id = $1 ORDER BY seq;
+
+-- name: ListActiveRuns :many
+SELECT * FROM runs
+WHERE state IN ('queued', 'planning', 'running', 'canceling')
+ORDER BY created_at, id;

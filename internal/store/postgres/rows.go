@@ -35,16 +35,28 @@ func (x queries) InsertRun(ctx context.Context, r core.Run) error {
 	}))
 }
 
-func (x queries) GetRun(ctx context.Context, id string) (core.Run, error) {
-	row, err := x.q.GetRun(ctx, id)
-	if err != nil {
-		return core.Run{}, mapErr("get run "+id, err)
-	}
+func runFromRow(row pgdb.Run) (core.Run, error) {
 	return store.RunFromRow(store.RunRow{
 		ID: row.ID, Repo: row.Repo, Ref: row.Ref, Commit: row.CommitSha, Event: row.Event,
 		Trusted: row.Trusted, State: row.State, Reason: row.Reason,
 		CreatedAt: store.FromMillis(row.CreatedAt), StartedAt: at(row.StartedAt), FinishedAt: at(row.FinishedAt),
 	})
+}
+
+func (x queries) GetRun(ctx context.Context, id string) (core.Run, error) {
+	row, err := x.q.GetRun(ctx, id)
+	if err != nil {
+		return core.Run{}, mapErr("get run "+id, err)
+	}
+	return runFromRow(row)
+}
+
+func (x queries) ListActiveRuns(ctx context.Context) ([]core.Run, error) {
+	rows, err := x.q.ListActiveRuns(ctx)
+	if err != nil {
+		return nil, mapErr("list active runs", err)
+	}
+	return convertAll(rows, runFromRow)
 }
 
 func (x queries) SetRunState(ctx context.Context, m store.RunMove) (bool, error) {

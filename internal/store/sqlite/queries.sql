@@ -102,3 +102,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: ListRunEvents :many
 SELECT * FROM events WHERE run_id = ? ORDER BY seq;
+
+-- name: ListActiveRuns :many
+SELECT * FROM runs
+WHERE state IN ('queued', 'planning', 'running', 'canceling')
+ORDER BY created_at, id;

@@ -282,6 +282,47 @@ func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
 	return err
 }
 
+const listActiveRuns = `-- name: ListActiveRuns :many
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at FROM runs
+WHERE state IN ('queued', 'planning', 'running', 'canceling')
+ORDER BY created_at, id
+`
+
+func (q *Queries) ListActiveRuns(ctx context.Context) ([]Run, error) {
+	rows, err := q.db.QueryContext(ctx, listActiveRuns)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Run{}
+	for rows.Next() {
+		var i Run
+		if err := rows.Scan(
+			&i.ID,
+			&i.Repo,
+			&i.Ref,
+			&i.CommitSha,
+			&i.Event,
+			&i.Trusted,
+			&i.State,
+			&i.Reason,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listAttempts = `-- name: ListAttempts :many
 SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at FROM attempts WHERE run_id = ? ORDER BY queued_at, number, id
 `
