@@ -283,19 +283,7 @@ func (l *Local) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.D
 	if len(ds) > MaxFindMissing {
 		return nil, core.E(core.KindInvalid, "find missing", "%d digests in one batch; send at most %d", len(ds), MaxFindMissing)
 	}
-	missing := []digest.Digest{}
-	for _, d := range ds {
-		b, err := l.meta.Blob(ctx, d)
-		switch {
-		case core.KindOf(err) == core.KindNotFound:
-			missing = append(missing, d)
-		case err != nil:
-			return nil, err
-		case b.State != eventlog.StateLive:
-			missing = append(missing, d)
-		}
-	}
-	return missing, nil
+	return l.meta.Missing(ctx, ds)
 }
 
 // Open implements DataPlane.

@@ -52,6 +52,30 @@ func (s *Store) Blob(ctx context.Context, d digest.Digest) (Blob, error) {
 	return blobFromRow(r)
 }
 
+// Missing returns, in input order, the digests that are not live blobs,
+// with one query per call.
+func (s *Store) Missing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.String()
+	}
+	live, err := s.drv.Read().ListLiveBlobsIn(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(live))
+	for _, id := range live {
+		have[id] = true
+	}
+	missing := []digest.Digest{}
+	for i, d := range ds {
+		if !have[ids[i]] {
+			missing = append(missing, d)
+		}
+	}
+	return missing, nil
+}
+
 // CommitManifest records a manifest whose blobs must all be live. Committing
 // a manifest that exists is a no-op. A missing blob is core.KindNotFound and
 // one being deleted is core.KindConflict, each naming the blob; the caller

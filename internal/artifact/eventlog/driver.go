@@ -124,6 +124,7 @@ type Queries interface {
 	ListBlobs(ctx context.Context) ([]BlobRow, error)
 	ListCollectableBlobs(ctx context.Context, before, limit int64) ([]BlobRow, error)
 	CountBlobReferences(ctx context.Context, digest string) (int64, error)
+	ListLiveBlobsIn(ctx context.Context, digests []string) ([]string, error)
 
 	GetManifest(ctx context.Context, digest string) (ManifestRow, error)
 	InsertManifest(ctx context.Context, m ManifestRow) error

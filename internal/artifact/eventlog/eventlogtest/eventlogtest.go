@@ -137,6 +137,12 @@ func Run(t *testing.T, open Opener) {
 		if strings.Join(kinds, ",") != "blob.added,manifest.committed,ref.set" {
 			t.Errorf("events = %v", kinds)
 		}
+		other := blob(t, "other")
+		missing, err := b.s.Missing(b.ctx, []digest.Digest{other, bd, md, other})
+		must(t, err)
+		if len(missing) != 3 || missing[0] != other || missing[1] != md || missing[2] != other {
+			t.Errorf("missing = %v (a manifest is not a blob; order and repeats kept)", missing)
+		}
 		// Idempotent commands write nothing.
 		must(t, b.s.AddBlob(b.ctx, "bob", bd, 5))
 		must(t, b.s.CommitManifest(b.ctx, "bob", md, m.Body, []digest.Digest{bd}))

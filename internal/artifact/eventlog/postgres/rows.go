@@ -168,3 +168,11 @@ func (x queries) CountActiveSessionsFor(ctx context.Context, digest string, now 
 	n, err := x.q.CountActiveSessionsFor(ctx, pgdb.CountActiveSessionsForParams{Digest: digest, Now: now})
 	return n, mapErr("count sessions", err)
 }
+
+func (x queries) ListLiveBlobsIn(ctx context.Context, digests []string) ([]string, error) {
+	if len(digests) == 0 {
+		return nil, nil
+	}
+	rows, err := x.q.ListLiveBlobsIn(ctx, digests)
+	return rows, mapErr("list live blobs", err)
+}

@@ -128,3 +128,6 @@ SELECT * FROM upload_sessions WHERE expires_at < ? ORDER BY expires_at;
 
 -- name: CountActiveSessionsFor :one
 SELECT COUNT(*) FROM upload_sessions WHERE expected_digest = sqlc.arg(digest) AND expires_at >= sqlc.arg(now);
+
+-- name: ListLiveBlobsIn :many
+SELECT digest FROM blobs WHERE state = 'live' AND digest IN (sqlc.slice('digests'));

@@ -514,6 +514,30 @@ func (q *Queries) ListExpiredSessions(ctx context.Context, expiresAt int64) ([]U
 	return items, nil
 }
 
+const listLiveBlobsIn = `-- name: ListLiveBlobsIn :many
+SELECT digest FROM blobs WHERE state = 'live' AND digest = ANY($1::text[])
+`
+
+func (q *Queries) ListLiveBlobsIn(ctx context.Context, digests []string) ([]string, error) {
+	rows, err := q.db.Query(ctx, listLiveBlobsIn, digests)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var digest string
+		if err := rows.Scan(&digest); err != nil {
+			return nil, err
+		}
+		items = append(items, digest)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listManifestBlobs = `-- name: ListManifestBlobs :many
 SELECT manifest_digest, blob_digest FROM manifest_blobs ORDER BY manifest_digest, blob_digest
 `

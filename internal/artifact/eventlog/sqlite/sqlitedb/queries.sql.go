@@ -7,6 +7,7 @@ package sqlitedb
 
 import (
 	"context"
+	"strings"
 )
 
 const countActiveSessionsFor = `-- name: CountActiveSessionsFor :one
@@ -522,6 +523,43 @@ func (q *Queries) ListExpiredSessions(ctx context.Context, expiresAt int64) ([]U
 			return nil, err
 		}
 		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listLiveBlobsIn = `-- name: ListLiveBlobsIn :many
+SELECT digest FROM blobs WHERE state = 'live' AND digest IN (/*SLICE:digests*/?)
+`
+
+func (q *Queries) ListLiveBlobsIn(ctx context.Context, digests []string) ([]string, error) {
+	query := listLiveBlobsIn
+	var queryParams []interface{}
+	if len(digests) > 0 {
+		for _, v := range digests {
+			queryParams = append(queryParams, v)
+		}
+		query = strings.Replace(query, "/*SLICE:digests*/?", strings.Repeat(",?", len(digests))[1:], 1)
+	} else {
+		query = strings.Replace(query, "/*SLICE:digests*/?", "NULL", 1)
+	}
+	rows, err := q.db.QueryContext(ctx, query, queryParams...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var digest string
+		if err := rows.Scan(&digest); err != nil {
+			return nil, err
+		}
+		items = append(items, digest)
 	}
 	if err := rows.Close(); err != nil {
 		return nil, err
