@@ -25,8 +25,8 @@ type PullResult struct {
 // which must not exist or be empty. Modes are restored; every file is
 // verified against its digest as it is written. Paths that would leave dest
 // and symlinks pointing outside it are refused before anything is written.
-func (r *Registry) Pull(ctx context.Context, target, dest string, progress func(int64)) (PullResult, error) {
-	d, m, err := r.Manifest(ctx, target)
+func (t *Transfer) Pull(ctx context.Context, target, dest string, progress func(int64)) (PullResult, error) {
+	d, m, err := t.Catalog.Manifest(ctx, target)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -53,7 +53,7 @@ func (r *Registry) Pull(ctx context.Context, target, dest string, progress func(
 			}
 			continue
 		}
-		if err := r.writeFile(ctx, e, p); err != nil {
+		if err := t.writeFile(ctx, e, p); err != nil {
 			return res, fmt.Errorf("pull %s: %w", e.Path, err)
 		}
 		res.Files++
@@ -65,8 +65,8 @@ func (r *Registry) Pull(ctx context.Context, target, dest string, progress func(
 	return res, nil
 }
 
-func (r *Registry) writeFile(ctx context.Context, e manifest.Entry, p string) error {
-	rc, _, err := r.Data.Open(ctx, e.Digest, 0, -1)
+func (t *Transfer) writeFile(ctx context.Context, e manifest.Entry, p string) error {
+	rc, _, err := t.Data.Open(ctx, e.Digest, 0, -1)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ type PushOptions struct {
 // Push stores src (a file or a directory) as a manifest and, when ref is
 // not empty, points ref at it. Symlinks are kept as links; one whose target
 // leaves src is refused, as are special files.
-func (r *Registry) Push(ctx context.Context, actor, src, ref string, opts PushOptions) (PushResult, error) {
+func (t *Transfer) Push(ctx context.Context, actor, src, ref string, opts PushOptions) (PushResult, error) {
 	var name eventlog.RefName
 	if ref != "" {
 		var err error
@@ -48,7 +48,7 @@ func (r *Registry) Push(ctx context.Context, actor, src, ref string, opts PushOp
 			return PushResult{}, err
 		}
 	}
-	files, err := scan(src, r.alg())
+	files, err := scan(src, t.alg())
 	if err != nil {
 		return PushResult{}, err
 	}
@@ -68,13 +68,13 @@ func (r *Registry) Push(ctx context.Context, actor, src, ref string, opts PushOp
 	// A concurrent GC may take a blob between upload and commit; the commit
 	// then names it and a second round uploads it again.
 	for round := 0; ; round++ {
-		up, sent, err := r.uploadMissing(ctx, actor, files, opts)
+		up, sent, err := t.uploadMissing(ctx, actor, files, opts)
 		res.Uploaded += up
 		res.Sent += sent
 		if err != nil {
 			return res, err
 		}
-		d, _, err := r.CommitManifest(ctx, actor, m)
+		d, _, err := t.Catalog.CommitManifest(ctx, actor, m)
 		if err == nil {
 			res.Manifest = d
 			break
@@ -83,17 +83,17 @@ func (r *Registry) Push(ctx context.Context, actor, src, ref string, opts PushOp
 		if round >= 3 || (k != core.KindNotFound && k != core.KindConflict) {
 			return res, err
 		}
-		r.log().WarnContext(ctx, "manifest commit raced with GC; uploading again", slog.Any("err", err))
+		t.log().WarnContext(ctx, "manifest commit raced with GC; uploading again", slog.Any("err", err))
 	}
 	if ref != "" {
-		if err := r.Meta.SetRef(ctx, actor, name, res.Manifest); err != nil {
+		if err := t.Catalog.SetRef(ctx, actor, name, res.Manifest); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
 }
 
-func (r *Registry) uploadMissing(ctx context.Context, actor string, files []scanned, opts PushOptions) (int, int64, error) {
+func (t *Transfer) uploadMissing(ctx context.Context, actor string, files []scanned, opts PushOptions) (int, int64, error) {
 	var ds []digest.Digest
 	byDigest := map[digest.Digest]scanned{}
 	for _, f := range files {
@@ -107,7 +107,7 @@ func (r *Registry) uploadMissing(ctx context.Context, actor string, files []scan
 	}
 	var missing []digest.Digest
 	for start := 0; start < len(ds); start += dataplane.MaxFindMissing {
-		batch, err := r.Data.FindMissing(ctx, ds[start:min(len(ds), start+dataplane.MaxFindMissing)])
+		batch, err := t.Data.FindMissing(ctx, ds[start:min(len(ds), start+dataplane.MaxFindMissing)])
 		if err != nil {
 			return 0, 0, err
 		}
@@ -131,7 +131,7 @@ func (r *Registry) uploadMissing(ctx context.Context, actor string, files []scan
 		go func() {
 			defer wg.Done()
 			for f := range work {
-				n, err := r.uploadFile(ctx2, actor, f)
+				n, err := t.uploadFile(ctx2, actor, f)
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
@@ -160,13 +160,13 @@ func (r *Registry) uploadMissing(ctx context.Context, actor string, files []scan
 	return len(missing), sent, nil
 }
 
-func (r *Registry) uploadFile(ctx context.Context, actor string, f scanned) (int64, error) {
+func (t *Transfer) uploadFile(ctx context.Context, actor string, f scanned) (int64, error) {
 	fh, err := os.Open(f.abs)
 	if err != nil {
 		return 0, core.Wrap(core.KindInvalid, "push", err)
 	}
 	defer fh.Close()
-	b, err := r.Data.Upload(ctx, actor, f.entry.Digest.Algorithm(), f.entry.Digest, fh, f.entry.Size)
+	b, err := t.Data.Upload(ctx, actor, f.entry.Digest.Algorithm(), f.entry.Digest, fh, f.entry.Size)
 	if err != nil {
 		if core.KindOf(err) == core.KindInvalid {
 			return 0, fmt.Errorf("push %s: the file changed while it was being pushed: %w", f.entry.Path, err)

@@ -30,6 +30,61 @@ type Registry struct {
 	Log   *slog.Logger
 }
 
+// Catalog is the metadata side of a transfer: naming, manifests and refs.
+// A Registry is the local Catalog; the HTTP client is a remote one.
+type Catalog interface {
+	// Resolve turns a ref or a manifest digest into the manifest digest.
+	Resolve(ctx context.Context, target string) (digest.Digest, error)
+	// Manifest loads a committed manifest by ref or digest.
+	Manifest(ctx context.Context, target string) (digest.Digest, manifest.Manifest, error)
+	// CommitManifest stores a manifest whose blobs are stored.
+	CommitManifest(ctx context.Context, actor string, m manifest.Manifest) (digest.Digest, []byte, error)
+	// SetRef points a ref at a committed manifest.
+	SetRef(ctx context.Context, actor string, ref eventlog.RefName, d digest.Digest) error
+}
+
+// Transfer moves trees in and out of a store through a data plane and a
+// catalog, local or remote alike.
+type Transfer struct {
+	Data    dataplane.DataPlane
+	Catalog Catalog
+	Alg     digest.Algorithm
+	Log     *slog.Logger
+}
+
+func (t *Transfer) alg() digest.Algorithm {
+	if t.Alg == "" {
+		return digest.Default
+	}
+	return t.Alg
+}
+
+func (t *Transfer) log() *slog.Logger {
+	if t.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return t.Log
+}
+
+func (r *Registry) transfer() *Transfer {
+	return &Transfer{Data: r.Data, Catalog: r, Alg: r.Alg, Log: r.Log}
+}
+
+// Push stores src as a manifest through the local data plane; see Transfer.Push.
+func (r *Registry) Push(ctx context.Context, actor, src, ref string, opts PushOptions) (PushResult, error) {
+	return r.transfer().Push(ctx, actor, src, ref, opts)
+}
+
+// Pull writes a manifest's tree into dest; see Transfer.Pull.
+func (r *Registry) Pull(ctx context.Context, target, dest string, progress func(int64)) (PullResult, error) {
+	return r.transfer().Pull(ctx, target, dest, progress)
+}
+
+// SetRef points ref at a committed manifest.
+func (r *Registry) SetRef(ctx context.Context, actor string, ref eventlog.RefName, d digest.Digest) error {
+	return r.Meta.SetRef(ctx, actor, ref, d)
+}
+
 // Resolve turns "namespace/name:tag" or a manifest digest into the digest.
 func (r *Registry) Resolve(ctx context.Context, target string) (digest.Digest, error) {
 	if strings.HasPrefix(target, string(digest.SHA256)+":") || strings.HasPrefix(target, string(digest.BLAKE3)+":") {
