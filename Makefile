@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 SQLC        := $(GO) run github.com/sqlc-dev/sqlc/cmd/sqlc@v1.31.1
 
-.PHONY: all test check generate build fmt
+.PHONY: all test check generate build fmt bench
 
 all: check test
 
@@ -21,6 +21,11 @@ check:
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	$(SQLC) diff
+
+## bench: the benchmark harness; prints each figure with its baseline and
+## writes bench/results/latest.json (BENCH_FLAGS=-quick for a smoke run)
+bench:
+	$(GO) run ./bench $(BENCH_FLAGS)
 
 ## generate: regenerate the sqlc query code
 generate:
