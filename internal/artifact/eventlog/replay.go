@@ -28,24 +28,27 @@ func (s *Store) Verify(ctx context.Context) (Head, error) {
 	return s.walk(ctx, nil)
 }
 
-// walk checks the chain over every event in order, calling fn for each.
-func (s *Store) walk(ctx context.Context, fn func(Event) error) (Head, error) {
+// walk checks the chain over every event in order, calling fn with each
+// verified batch.
+func (s *Store) walk(ctx context.Context, fn func([]Event) error) (Head, error) {
 	prev := Head{}
 	for {
 		rows, err := s.drv.Read().ListEvents(ctx, prev.Seq, replayBatch)
 		if err != nil {
 			return prev, err
 		}
+		batch := make([]Event, 0, len(rows))
 		for _, r := range rows {
 			if err := verifyLink(prev, r); err != nil {
 				return prev, err
 			}
-			if fn != nil {
-				if err := fn(eventFromRow(r)); err != nil {
-					return prev, err
-				}
-			}
+			batch = append(batch, eventFromRow(r))
 			prev = Head{Seq: r.Seq, Hash: r.Hash}
+		}
+		if fn != nil && len(batch) > 0 {
+			if err := fn(batch); err != nil {
+				return prev, err
+			}
 		}
 		if len(rows) < replayBatch {
 			break
@@ -73,19 +76,21 @@ func (s *Store) Replay(ctx context.Context) (ReplayReport, error) {
 	}
 	defer drop()
 	var rep ReplayReport
-	head, err := s.walk(ctx, func(e Event) error {
-		rep.Events++
+	// One scratch transaction per batch: replay is bounded by applying, not
+	// by committing.
+	head, err := s.walk(ctx, func(batch []Event) error {
+		rep.Events += int64(len(batch))
 		return scratch.Write(ctx, func(q Queries) error {
-			if err := q.InsertEvent(ctx, e.row()); err != nil {
-				return err
+			for _, e := range batch {
+				if err := q.InsertEvent(ctx, e.row()); err != nil {
+					return err
+				}
+				if err := apply(ctx, q, e); err != nil {
+					return fmt.Errorf("replay event %d (%s %s): %w", e.Seq, e.Kind, e.Subject, err)
+				}
 			}
-			if err := q.SetHead(ctx, Head{Seq: e.Seq, Hash: e.Hash}); err != nil {
-				return err
-			}
-			if err := apply(ctx, q, e); err != nil {
-				return fmt.Errorf("replay event %d (%s %s): %w", e.Seq, e.Kind, e.Subject, err)
-			}
-			return nil
+			last := batch[len(batch)-1]
+			return q.SetHead(ctx, Head{Seq: last.Seq, Hash: last.Hash})
 		})
 	})
 	if err != nil {
