@@ -545,3 +545,22 @@ jobs:
 		t.Errorf("workspace of the abandoned run was not removed: %v", err)
 	}
 }
+
+func TestArtifactsSubcommand(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: \"true\"\n", "dist/app": "binary"})
+	r := deltaci(t, dir, "artifacts", "push", "dist", "--ref", "outputs/app:1")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "sha256:") {
+		t.Fatalf("push: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".deltaci", "store", "blobs")); err != nil {
+		t.Errorf("deltaci artifacts does not default to .deltaci/store: %v", err)
+	}
+	if r := deltaci(t, filepath.Join(dir, "dist"), "artifacts", "ls"); r.code != 0 || !strings.Contains(r.stdout, "outputs/app:1") {
+		t.Errorf("ls from a subdirectory: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// The CI tables and the artifact tables share .deltaci/state.db.
+	if r := deltaci(t, dir, "run"); r.code != 0 {
+		t.Errorf("run after artifacts: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -59,10 +59,17 @@ func (e env) get(key string) string {
 // process exit code. ctx is canceled on SIGINT/SIGTERM by main.
 func Run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) int {
 	e := env{vars: environ, stdout: stdout, stderr: stderr}
-	root := newRoot(e)
+	return execute(ctx, newRoot(e), args, stdout, stderr)
+}
+
+// execute runs a command tree and maps its error to an exit code.
+func execute(ctx context.Context, root *cobra.Command, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
+	})
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
@@ -70,11 +77,11 @@ func Run(ctx context.Context, args []string, environ []string, stdout, stderr io
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(stderr, "deltaci:", ee.err)
+			fmt.Fprintln(stderr, root.Name()+":", ee.err)
 		}
 		return ee.code
 	}
-	fmt.Fprintln(stderr, "deltaci:", err)
+	fmt.Fprintln(stderr, root.Name()+":", err)
 	switch core.KindOf(err) {
 	case core.KindInvalid:
 		return ExitUsage
@@ -99,10 +106,7 @@ Run "deltaci run" inside a git repository to run its pipeline locally.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
-	})
-	root.AddCommand(newRunCmd(e), newMigrateCmd(e), newVersionCmd(e))
+	root.AddCommand(newRunCmd(e), newMigrateCmd(e), newVersionCmd(e), newArtifactsCmd(e, "artifacts", false))
 	return root
 }
 
@@ -113,4 +117,14 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// checkArgs makes a wrong number of arguments a usage error (exit 2).
+func checkArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if err := v(c, args); err != nil {
+			return usage(fmt.Errorf("%s: %w (see %s --help)", c.CommandPath(), err, c.CommandPath()))
+		}
+		return nil
+	}
 }

@@ -16,7 +16,7 @@ func newMigrateCmd(e env) *cobra.Command {
 		Short: "Apply pending database migrations",
 		Example: `  deltaci migrate                       # .deltaci/state.db of this repository
   deltaci migrate --database postgres://deltaci@db:5432/deltaci`,
-		Args: cobra.NoArgs,
+		Args: checkArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if database == "" {

@@ -49,7 +49,7 @@ configuration error, 130 when interrupted.`,
   deltaci run --job test          # one job and the jobs it needs
   deltaci run --jobs 1            # one job at a time
   deltaci run --database postgres://postgres@127.0.0.1:5432/deltaci`,
-		Args: cobra.NoArgs,
+		Args: checkArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runPipeline(cmd.Context(), e, o)
 		},

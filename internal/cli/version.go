@@ -15,7 +15,7 @@ func newVersionCmd(e env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of deltaci",
-		Args:  cobra.NoArgs,
+		Args:  checkArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
 			rev := ""
 			if bi, ok := debug.ReadBuildInfo(); ok {

@@ -30,7 +30,14 @@ type Local struct {
 
 	mu       sync.Mutex
 	inflight map[digest.Digest]*flight
-	sessions map[string]*sync.Mutex
+	sessions map[string]*sessionLock
+}
+
+// sessionLock serializes calls on one session; it is dropped when its last
+// user leaves, so ids that never existed leave nothing behind.
+type sessionLock struct {
+	mu   sync.Mutex
+	refs int
 }
 
 type flight struct {
@@ -47,7 +54,7 @@ func NewLocal(meta *eventlog.Store, blobs blobstore.Store, stageDir string) (*Lo
 	}
 	return &Local{
 		meta: meta, blobs: blobs, stage: stageDir, sessionTTL: DefaultSessionTTL,
-		inflight: map[digest.Digest]*flight{}, sessions: map[string]*sync.Mutex{},
+		inflight: map[digest.Digest]*flight{}, sessions: map[string]*sessionLock{},
 	}, nil
 }
 
@@ -162,14 +169,22 @@ func (l *Local) stagePath(id string) string { return filepath.Join(l.stage, "ses
 
 func (l *Local) lockSession(id string) func() {
 	l.mu.Lock()
-	m, ok := l.sessions[id]
+	sl, ok := l.sessions[id]
 	if !ok {
-		m = &sync.Mutex{}
-		l.sessions[id] = m
+		sl = &sessionLock{}
+		l.sessions[id] = sl
 	}
+	sl.refs++
 	l.mu.Unlock()
-	m.Lock()
-	return m.Unlock
+	sl.mu.Lock()
+	return func() {
+		sl.mu.Unlock()
+		l.mu.Lock()
+		if sl.refs--; sl.refs == 0 {
+			delete(l.sessions, id)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // OffsetError says where a session really is after an Append at the wrong
@@ -261,9 +276,6 @@ func (l *Local) Cancel(ctx context.Context, id string) error {
 func (l *Local) endSession(ctx context.Context, id string) {
 	_ = os.Remove(l.stagePath(id))
 	_ = l.meta.DeleteSession(context.WithoutCancel(ctx), id)
-	l.mu.Lock()
-	delete(l.sessions, id)
-	l.mu.Unlock()
 }
 
 // ExpireSessions removes sessions past their expiry and their staged bytes.

@@ -79,9 +79,7 @@ func (tx *Tx) emit(ctx context.Context, kind Kind, subject string, payload any) 
 
 // Events returns up to limit events after sequence number after.
 func (s *Store) Events(ctx context.Context, after, limit int64) ([]Event, error) {
-	if limit <= 0 || limit > 10000 {
-		limit = 1000
-	}
+	limit = clampLimit(limit)
 	rows, err := s.drv.Read().ListEvents(ctx, after, limit)
 	if err != nil {
 		return nil, err
@@ -95,9 +93,7 @@ func (s *Store) Events(ctx context.Context, after, limit int64) ([]Event, error)
 
 // Audit returns events that carry an actor, filtered by f.
 func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]Event, error) {
-	if f.Limit <= 0 || f.Limit > 10000 {
-		f.Limit = 1000
-	}
+	f.Limit = clampLimit(f.Limit)
 	rows, err := s.drv.Read().ListAudit(ctx, f)
 	if err != nil {
 		return nil, err
@@ -107,6 +103,20 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]Event, error) {
 		out[i] = eventFromRow(r)
 	}
 	return out, nil
+}
+
+// MaxPage is the most events one read returns.
+const MaxPage = 10000
+
+// clampLimit turns an unset limit into 1000 and caps it at MaxPage.
+func clampLimit(n int64) int64 {
+	switch {
+	case n <= 0:
+		return 1000
+	case n > MaxPage:
+		return MaxPage
+	}
+	return n
 }
 
 // Head returns the last event's sequence and hash (0 and "" when empty).

@@ -85,14 +85,22 @@ func (r *Registry) SetRef(ctx context.Context, actor string, ref eventlog.RefNam
 	return r.Meta.SetRef(ctx, actor, ref, d)
 }
 
-// Resolve turns "namespace/name:tag" or a manifest digest into the digest.
-func (r *Registry) Resolve(ctx context.Context, target string) (digest.Digest, error) {
+// ParseTarget reads a target: a manifest digest (sha256:… or blake3:…) or
+// a ref namespace/name:tag. Exactly one of the results is set.
+func ParseTarget(target string) (digest.Digest, eventlog.RefName, error) {
 	if strings.HasPrefix(target, string(digest.SHA256)+":") || strings.HasPrefix(target, string(digest.BLAKE3)+":") {
-		return digest.Parse(target)
+		d, err := digest.Parse(target)
+		return d, eventlog.RefName{}, err
 	}
 	name, err := eventlog.ParseRef(target)
-	if err != nil {
-		return digest.Digest{}, err
+	return digest.Digest{}, name, err
+}
+
+// Resolve turns "namespace/name:tag" or a manifest digest into the digest.
+func (r *Registry) Resolve(ctx context.Context, target string) (digest.Digest, error) {
+	d, name, err := ParseTarget(target)
+	if err != nil || !d.IsZero() {
+		return d, err
 	}
 	ref, err := r.Meta.Ref(ctx, name)
 	if err != nil {

@@ -1,0 +1,234 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/deltaci/deltaci/internal/artifact/dataplane"
+	"github.com/deltaci/deltaci/internal/artifact/eventlog"
+	"github.com/deltaci/deltaci/internal/artifact/registry"
+	"github.com/deltaci/deltaci/internal/core"
+)
+
+// Default body limits; see Options.
+const (
+	DefaultMaxJSONBytes     = 1 << 20  // a JSON request body
+	DefaultMaxManifestBytes = 16 << 20 // a manifest, CBOR or JSON
+	DefaultMaxChunkBytes    = 1 << 30  // one blob body, streamed
+)
+
+// Options wires the API to a registry.
+type Options struct {
+	// Registry is required: manifests, refs, retention and GC go through it.
+	Registry *registry.Registry
+	// Data and Meta default to Registry.Data and Registry.Meta.
+	Data dataplane.DataPlane
+	Meta *eventlog.Store
+	// Log receives one line per failed request; nil discards.
+	Log *slog.Logger
+	// MaxJSONBytes bounds JSON request bodies (DefaultMaxJSONBytes when 0).
+	MaxJSONBytes int64
+	// MaxManifestBytes bounds a manifest body, CBOR or JSON
+	// (DefaultMaxManifestBytes when 0).
+	MaxManifestBytes int64
+	// MaxChunkBytes bounds one blob body: a monolithic upload or one chunk
+	// of a resumable upload (DefaultMaxChunkBytes when 0). Bodies are
+	// streamed, so the limit costs no memory.
+	MaxChunkBytes int64
+}
+
+// server holds the wired dependencies of the handlers.
+type server struct {
+	reg  *registry.Registry
+	data dataplane.DataPlane
+	meta *eventlog.Store
+	log  *slog.Logger
+	mux  *http.ServeMux
+
+	maxJSON, maxManifest, maxChunk int64
+}
+
+// New returns the API handler. It panics when opts.Registry, or the data
+// plane and metadata store it falls back to, are missing: that is a wiring
+// bug, not a runtime condition.
+func New(opts Options) http.Handler {
+	if opts.Registry == nil {
+		panic("httpapi.New: Options.Registry is required")
+	}
+	s := &server{
+		reg: opts.Registry, data: opts.Data, meta: opts.Meta, log: opts.Log,
+		maxJSON: opts.MaxJSONBytes, maxManifest: opts.MaxManifestBytes, maxChunk: opts.MaxChunkBytes,
+	}
+	if s.data == nil {
+		s.data = opts.Registry.Data
+	}
+	if s.meta == nil {
+		s.meta = opts.Registry.Meta
+	}
+	if s.data == nil || s.meta == nil {
+		panic("httpapi.New: no data plane or metadata store (set Options.Data and Options.Meta or the Registry's)")
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.maxJSON = orDefault(s.maxJSON, DefaultMaxJSONBytes)
+	s.maxManifest = orDefault(s.maxManifest, DefaultMaxManifestBytes)
+	s.maxChunk = orDefault(s.maxChunk, DefaultMaxChunkBytes)
+	s.mux = http.NewServeMux()
+	s.routes()
+	return s
+}
+
+func orDefault(v, def int64) int64 {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// ServeHTTP answers unrouted requests itself so that 404 and 405 carry the
+// same JSON error body as every other failure, and turns a handler panic
+// into a 500 through the error mapper.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tw := &trackingWriter{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.writeError(tw, r, core.E(core.KindInternal, "httpapi", "handler panic: %v", v))
+		}
+	}()
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.writeError(tw, r, s.unrouted(r))
+		return
+	}
+	s.mux.ServeHTTP(tw, r)
+}
+
+// unrouted explains why no route matched: the path exists for other
+// methods (405, with Allow), or not at all (404).
+func (s *server) unrouted(r *http.Request) error {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		return &methodError{method: r.Method, allow: allow}
+	}
+	return core.E(core.KindNotFound, "httpapi", "no route for %s %.200s", r.Method, r.URL.Path)
+}
+
+// trackingWriter remembers whether the status line went out, so that an
+// error after a streamed body started is logged rather than written.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackingWriter) WriteHeader(code int) {
+	t.wrote = true
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *trackingWriter) Write(p []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// handler is the shape of every route: it returns an error instead of
+// writing one, so that writeError stays the only place errors are mapped.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+func (s *server) handle(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+// Limits of the X-Actor header.
+const maxActorLen = 128
+
+// actor returns who performs a write: the X-Actor header (see the package
+// doc), or "anonymous".
+func actor(r *http.Request) (string, error) {
+	a := r.Header.Get("X-Actor")
+	if a == "" {
+		return "anonymous", nil
+	}
+	if len(a) > maxActorLen || !utf8.ValidString(a) || strings.IndexFunc(a, unicode.IsControl) >= 0 {
+		return "", core.E(core.KindInvalid, "X-Actor", "the actor must be at most %d bytes of printable UTF-8", maxActorLen)
+	}
+	return a, nil
+}
+
+// decodeJSON reads one JSON value of at most limit bytes into v, refusing
+// unknown fields and trailing data. An empty body is allowed only when
+// optional is set, and leaves v untouched.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, optional bool, v any) error {
+	const op = "decode request"
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return &mediaTypeError{got: ct, want: []string{"application/json"}}
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return bodyErr(op, err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
+		return core.E(core.KindInvalid, op, "the request needs a JSON body")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &core.Error{Kind: core.KindInvalid, Op: op, Msg: "malformed JSON body", Err: err}
+	}
+	if dec.More() {
+		return core.E(core.KindInvalid, op, "trailing data after the JSON body")
+	}
+	return nil
+}
+
+// bodyErr classifies a failure to read a request body: a body over its
+// limit keeps its *http.MaxBytesError (413), anything else is the client's
+// connection failing.
+func bodyErr(op string, err error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return &core.Error{Kind: core.KindInvalid, Op: op, Err: err}
+	}
+	return &core.Error{Kind: core.KindInvalid, Op: op, Msg: "reading the request body failed", Err: err}
+}
+
+// writeJSON writes v with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	// The status is out; a failed write means the client went away and
+	// there is nobody left to tell.
+	_ = enc.Encode(v)
+}

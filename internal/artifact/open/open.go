@@ -1,0 +1,118 @@
+// Package open wires an artifact store from its two settings, the metadata
+// database and the blob store, the same way for the standalone
+// artifactstore, for deltaci artifacts and for the Delta CI server.
+package open
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/deltaci/deltaci/internal/artifact/blobstore"
+	"github.com/deltaci/deltaci/internal/artifact/blobstore/fs"
+	"github.com/deltaci/deltaci/internal/artifact/blobstore/s3"
+	"github.com/deltaci/deltaci/internal/artifact/dataplane"
+	"github.com/deltaci/deltaci/internal/artifact/digest"
+	"github.com/deltaci/deltaci/internal/artifact/eventlog"
+	elpostgres "github.com/deltaci/deltaci/internal/artifact/eventlog/postgres"
+	elsqlite "github.com/deltaci/deltaci/internal/artifact/eventlog/sqlite"
+	"github.com/deltaci/deltaci/internal/artifact/registry"
+	"github.com/deltaci/deltaci/internal/core"
+)
+
+// Config names the parts of a store.
+type Config struct {
+	// Database is an SQLite file path or a postgres:// URL.
+	Database string
+	// Store is a directory or s3://bucket/prefix.
+	Store string
+	// S3 holds the endpoint and credentials for an s3:// store.
+	S3 s3.Options
+	// StageDir holds resumable uploads in progress; next to the database
+	// (or in Store for a directory) when empty.
+	StageDir string
+	Log      *slog.Logger
+}
+
+// Store is an opened artifact store.
+type Store struct {
+	Meta     *eventlog.Store
+	Blobs    blobstore.Store
+	Data     *dataplane.Local
+	Registry *registry.Registry
+	close    []func() error
+}
+
+// Close releases the database and the blob store.
+func (s *Store) Close() error {
+	var errs []error
+	for i := len(s.close) - 1; i >= 0; i-- {
+		errs = append(errs, s.close[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// IsPostgres reports whether a database setting names PostgreSQL.
+func IsPostgres(database string) bool {
+	return strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://")
+}
+
+// Open opens (creating and migrating as needed) the store of cfg.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Database == "" || cfg.Store == "" {
+		return nil, core.E(core.KindInvalid, "open artifact store", "both a database (--database) and a blob store (--store) are required")
+	}
+	s := &Store{}
+	var drv eventlog.Driver
+	var err error
+	if IsPostgres(cfg.Database) {
+		drv, err = elpostgres.Open(ctx, cfg.Database)
+	} else {
+		drv, err = elsqlite.Open(ctx, strings.TrimPrefix(cfg.Database, "sqlite://"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.Meta = eventlog.New(drv)
+	s.close = append(s.close, s.Meta.Close)
+	stage := cfg.StageDir
+	if strings.HasPrefix(cfg.Store, "s3://") {
+		st, err := s3.Open(ctx, cfg.Store, cfg.S3)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.Blobs = st
+		s.close = append(s.close, func() error { st.Close(); return nil })
+		if stage == "" {
+			if IsPostgres(cfg.Database) {
+				s.Close()
+				return nil, core.E(core.KindInvalid, "open artifact store", "with PostgreSQL and S3, give a local directory for uploads in progress (--stage-dir)")
+			}
+			stage = filepath.Join(filepath.Dir(cfg.Database), "uploads")
+		}
+	} else {
+		st, err := fs.Open(cfg.Store)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.Blobs = st
+		if stage == "" {
+			stage = filepath.Join(cfg.Store, "uploads")
+		}
+	}
+	s.Data, err = dataplane.NewLocal(s.Meta, s.Blobs, stage)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s.Registry = &registry.Registry{Meta: s.Meta, Data: s.Data, Blobs: s.Blobs, Alg: digest.Default, Log: log}
+	return s, nil
+}

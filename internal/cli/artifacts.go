@@ -1,0 +1,218 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deltaci/deltaci/internal/artifact/blobstore/s3"
+	"github.com/deltaci/deltaci/internal/artifact/digest"
+	"github.com/deltaci/deltaci/internal/artifact/eventlog"
+	"github.com/deltaci/deltaci/internal/artifact/open"
+	"github.com/deltaci/deltaci/internal/gitx"
+)
+
+// RunArtifactStore is the entry point of the standalone artifactstore
+// binary: the same commands as "deltaci artifacts", with defaults in the
+// current directory instead of the repository's .deltaci/.
+func RunArtifactStore(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) int {
+	e := env{vars: environ, stdout: stdout, stderr: stderr}
+	root := newArtifactsCmd(e, "artifactstore", true)
+	root.SilenceUsage, root.SilenceErrors = true, true
+	root.AddCommand(newVersionCmd(e))
+	return execute(ctx, root, args, stdout, stderr)
+}
+
+// artifactFlags are the settings every artifact command shares.
+type artifactFlags struct {
+	database   string
+	store      string
+	server     string
+	s3Endpoint string
+	stageDir   string
+	actor      string
+	json       bool
+	standalone bool
+}
+
+func newArtifactsCmd(e env, use string, standalone bool) *cobra.Command {
+	f := &artifactFlags{standalone: standalone}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: "The content-addressed artifact store",
+		Long: `A content-addressed artifact store: blobs named by their digest, manifests
+that list a tree of files, refs (namespace/name:tag) that point at manifests,
+retention policies, garbage collection and a hash-chained event log.
+
+Every command works on a database (--database: an SQLite file or a postgres://
+URL) and a blob store (--store: a directory or s3://bucket/prefix), or through
+a running server with --server URL.`,
+		Example: `  ` + use + ` push ./dist --ref outputs/build:v1
+  ` + use + ` pull outputs/build:v1 ./restored
+  ` + use + ` --store s3://artifacts/ci --database postgres://ci@db/ci ls outputs`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.database, "database", "", "metadata database: SQLite file or postgres:// URL (env ARTIFACTSTORE_DATABASE)")
+	pf.StringVar(&f.store, "store", "", "blob store: a directory or s3://bucket/prefix (env ARTIFACTSTORE_STORE)")
+	pf.StringVar(&f.server, "server", "", "act through a running artifactstore serve at this URL (env ARTIFACTSTORE_SERVER)")
+	pf.StringVar(&f.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL for s3:// stores (env ARTIFACTSTORE_S3_ENDPOINT; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+	pf.StringVar(&f.stageDir, "stage-dir", "", "local directory for resumable uploads in progress (default: beside the database or in the store directory)")
+	pf.StringVar(&f.actor, "as", "", "who the audit trail records for writes (env ARTIFACTSTORE_ACTOR; default $USER)")
+	pf.BoolVar(&f.json, "json", false, "print JSON for scripts")
+	cmd.AddCommand(
+		newPushCmd(e, f), newPullCmd(e, f), newStatCmd(e, f), newLsCmd(e, f), newFindMissingCmd(e, f),
+		newTagCmd(e, f), newRetentionCmd(e, f), newGCCmd(e, f), newReplayCmd(e, f), newAuditCmd(e, f),
+		newServeCmd(e, f),
+	)
+	return cmd
+}
+
+func (f *artifactFlags) resolve(ctx context.Context, e env) error {
+	if f.database == "" {
+		f.database = e.get("ARTIFACTSTORE_DATABASE")
+	}
+	if f.store == "" {
+		f.store = e.get("ARTIFACTSTORE_STORE")
+	}
+	if f.server == "" {
+		f.server = e.get("ARTIFACTSTORE_SERVER")
+	}
+	if f.s3Endpoint == "" {
+		f.s3Endpoint = e.get("ARTIFACTSTORE_S3_ENDPOINT")
+	}
+	if f.actor == "" {
+		f.actor = e.get("ARTIFACTSTORE_ACTOR")
+	}
+	if f.actor == "" {
+		f.actor = e.get("USER")
+	}
+	if f.actor == "" {
+		f.actor = "anonymous"
+	}
+	if f.database != "" && f.store != "" {
+		return nil
+	}
+	// Defaults: the current directory for the standalone binary, the
+	// repository's .deltaci/ for deltaci artifacts.
+	base := "."
+	if !f.standalone {
+		top, err := gitx.TopLevel(ctx, ".")
+		if err != nil {
+			return usage(fmt.Errorf("not inside a git repository: pass --database and --store"))
+		}
+		base = filepath.Join(top, gitx.StateDir)
+		if f.database == "" {
+			f.database = filepath.Join(base, "state.db")
+		}
+		if f.store == "" {
+			f.store = filepath.Join(base, "store")
+		}
+		return nil
+	}
+	if f.database == "" {
+		f.database = filepath.Join(base, "artifacts.db")
+	}
+	if f.store == "" {
+		f.store = filepath.Join(base, "artifacts")
+	}
+	return nil
+}
+
+// openLocal opens the store the flags name.
+func (f *artifactFlags) openLocal(ctx context.Context, e env) (*open.Store, error) {
+	if err := f.resolve(ctx, e); err != nil {
+		return nil, err
+	}
+	cfg := open.Config{Database: f.database, Store: f.store, StageDir: f.stageDir}
+	if strings.HasPrefix(f.store, "s3://") {
+		if f.s3Endpoint == "" {
+			return nil, usage(fmt.Errorf("--store %s needs --s3-endpoint (or ARTIFACTSTORE_S3_ENDPOINT), e.g. https://s3.amazonaws.com", f.store))
+		}
+		cfg.S3 = s3.Options{Endpoint: f.s3Endpoint, AccessKey: e.get("AWS_ACCESS_KEY_ID"),
+			SecretKey: e.get("AWS_SECRET_ACCESS_KEY"), Region: e.get("AWS_REGION")}
+	}
+	return open.Open(ctx, cfg)
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// progress reports transferred bytes on stderr when it is a terminal.
+type progress struct {
+	w     io.Writer
+	on    bool
+	total int64
+	done  int64
+	last  time.Time
+	verb  string
+}
+
+func newProgress(w io.Writer, verb string, total int64) *progress {
+	return &progress{w: w, on: isTerminal(w), total: total, verb: verb}
+}
+
+func (p *progress) add(n int64) {
+	p.done += n
+	if !p.on || time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	fmt.Fprintf(p.w, "\r%s %s / %s", p.verb, human(p.done), human(p.total))
+}
+
+func (p *progress) finish() {
+	if p.on && p.done > 0 {
+		fmt.Fprintf(p.w, "\r%s %s / %s\n", p.verb, human(p.done), human(p.total))
+	}
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func parseDigests(args []string) ([]digest.Digest, error) {
+	ds := make([]digest.Digest, 0, len(args))
+	for _, a := range args {
+		d, err := digest.Parse(a)
+		if err != nil {
+			return nil, usage(err)
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+func refJSON(r eventlog.Ref) map[string]any {
+	return map[string]any{
+		"ref": r.String(), "manifest": r.Manifest.String(), "pinned": r.Pinned,
+		"created_at": r.CreatedAt.Format(time.RFC3339Nano), "updated_at": r.UpdatedAt.Format(time.RFC3339Nano),
+	}
+}
+
+// redactURL hides a password in a database URL before it is printed.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
+}

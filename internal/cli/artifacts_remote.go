@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"context"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/artifact/dataplane"
+	"github.com/deltaci/deltaci/internal/artifact/digest"
+	"github.com/deltaci/deltaci/internal/artifact/eventlog"
+	"github.com/deltaci/deltaci/internal/artifact/httpapi"
+	"github.com/deltaci/deltaci/internal/artifact/manifest"
+	"github.com/deltaci/deltaci/internal/artifact/registry"
+	"github.com/deltaci/deltaci/internal/artifact/retention"
+)
+
+// remoteBackend acts through a running artifactstore serve.
+type remoteBackend struct{ c *httpapi.Client }
+
+func newRemoteBackend(url, actor string) (artifactBackend, error) {
+	return remoteBackend{c: &httpapi.Client{BaseURL: url, Actor: actor}}, nil
+}
+
+func (r remoteBackend) Transfer() *registry.Transfer {
+	return &registry.Transfer{Data: r.c, Catalog: r}
+}
+func (r remoteBackend) Data() dataplane.DataPlane { return r.c }
+func (r remoteBackend) Catalog() registry.Catalog { return r }
+
+// Resolve implements registry.Catalog over the API.
+func (r remoteBackend) Resolve(ctx context.Context, target string) (digest.Digest, error) {
+	d, name, err := registry.ParseTarget(target)
+	if err != nil || !d.IsZero() {
+		return d, err
+	}
+	ref, err := r.c.GetRef(ctx, name.String())
+	if err != nil {
+		return digest.Digest{}, err
+	}
+	return ref.Manifest, nil
+}
+
+// Manifest implements registry.Catalog over the API.
+func (r remoteBackend) Manifest(ctx context.Context, target string) (digest.Digest, manifest.Manifest, error) {
+	d, err := r.Resolve(ctx, target)
+	if err != nil {
+		return d, manifest.Manifest{}, err
+	}
+	m, err := r.c.GetManifest(ctx, d)
+	return d, m, err
+}
+
+// CommitManifest implements registry.Catalog over the API.
+func (r remoteBackend) CommitManifest(ctx context.Context, _ string, m manifest.Manifest) (digest.Digest, []byte, error) {
+	body, err := manifest.Encode(m)
+	if err != nil {
+		return digest.Digest{}, nil, err
+	}
+	d, err := r.c.PutManifest(ctx, m)
+	return d, body, err
+}
+
+// SetRef implements registry.Catalog over the API.
+func (r remoteBackend) SetRef(ctx context.Context, _ string, ref eventlog.RefName, d digest.Digest) error {
+	_, err := r.c.SetRef(ctx, ref.String(), d, nil)
+	return err
+}
+
+func (r remoteBackend) Refs(ctx context.Context, ns string) ([]eventlog.Ref, error) {
+	return r.c.Refs(ctx, ns)
+}
+func (r remoteBackend) DeleteRef(ctx context.Context, _ string, ref eventlog.RefName) error {
+	return r.c.DeleteRef(ctx, ref.String())
+}
+func (r remoteBackend) Policies(ctx context.Context, ns string) ([]eventlog.Policy, error) {
+	return r.c.Retention(ctx, ns)
+}
+func (r remoteBackend) SetPolicy(ctx context.Context, _ string, p eventlog.Policy) error {
+	_, err := r.c.SetRetention(ctx, p)
+	return err
+}
+func (r remoteBackend) DeletePolicy(ctx context.Context, _ string, ns, sel string) error {
+	return r.c.DeleteRetention(ctx, ns, sel)
+}
+func (r remoteBackend) Retention(ctx context.Context, _ string, ns string, apply bool) ([]retention.Decision, error) {
+	return r.c.ApplyRetention(ctx, ns, !apply)
+}
+func (r remoteBackend) GC(ctx context.Context, _ string, grace time.Duration) (registry.GCReport, error) {
+	return r.c.GC(ctx, grace)
+}
+func (r remoteBackend) Replay(ctx context.Context) (eventlog.ReplayReport, error) {
+	return r.c.Verify(ctx)
+}
+func (r remoteBackend) Audit(ctx context.Context, f eventlog.AuditFilter) ([]eventlog.Event, error) {
+	evs, err := r.c.Audit(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]eventlog.Event, len(evs))
+	for i, e := range evs {
+		out[i] = eventlog.Event{Seq: e.Seq, At: e.At, Kind: eventlog.Kind(e.Kind), Subject: e.Subject,
+			Actor: e.Actor, PrevHash: e.PrevHash, Hash: e.Hash}
+	}
+	return out, nil
+}
+func (r remoteBackend) Close() error { return nil }
