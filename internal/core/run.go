@@ -19,13 +19,18 @@ type Run struct {
 
 // Job is one job of a run.
 type Job struct {
-	ID         string
-	RunID      string
-	Name       string
-	Spec       JobSpec
-	State      JobState
-	Reason     Reason
-	Explain    string // why the planner decided what it did
+	ID      string
+	RunID   string
+	Name    string
+	Spec    JobSpec
+	State   JobState
+	Reason  Reason
+	Explain string // why the planner decided what it did
+	// Decision is the planner's verdict: JobReused or JobSkipped for a job
+	// that will not run, empty for one that runs.
+	Decision   JobState
+	Digest     string // input digest (the planner's), empty when none was computed
+	ReusedFrom string // the attempt whose result a reused job stands for
 	CreatedAt  time.Time
 	StartedAt  time.Time
 	FinishedAt time.Time

@@ -59,6 +59,19 @@ func (o *Orchestrator) StartRun(ctx context.Context, runID string) error {
 		if err := tx.MoveRun(ctx, runID, core.RunPlanning, core.RunRunning, ""); err != nil {
 			return err
 		}
+		// Jobs the planner decided not to run end at once; their
+		// dependents then proceed as after a success.
+		jobs, err := tx.Jobs(ctx, runID)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if j.Decision != "" && j.State == core.JobPending {
+				if err := tx.MoveJob(ctx, j, j.Decision, ""); err != nil {
+					return err
+				}
+			}
+		}
 		return o.advance(ctx, tx, runID)
 	})
 	if err != nil {

@@ -154,6 +154,30 @@ func TestDiamondSucceeds(t *testing.T) {
 	}
 }
 
+func TestPlannedDecisionsApplyAtStart(t *testing.T) {
+	t.Parallel()
+	b := setup(t, t.TempDir())
+	reused, skipped := job("lib"), job("deploy")
+	reused.Decision, reused.ReusedFrom = core.JobReused, "earlier-attempt"
+	skipped.Decision = core.JobSkipped
+	r := create(t, b, reused, job("app", "lib"), skipped, job("after-deploy", "deploy"))
+	var ran []string
+	drain(t, b, r.ID, func(j core.Job, _ core.Attempt) orchestrator.Outcome {
+		ran = append(ran, j.Name)
+		return ok()
+	})
+	run, js := states(t, b, r.ID)
+	want := map[string]core.JobState{"lib": core.JobReused, "app": core.JobSucceeded, "deploy": core.JobSkipped, "after-deploy": core.JobSucceeded}
+	for n, s := range want {
+		if js[n] != s {
+			t.Errorf("job %s = %s, want %s", n, js[n], s)
+		}
+	}
+	if run.State != core.RunSucceeded || len(ran) != 2 {
+		t.Errorf("run %s, ran %v", run.State, ran)
+	}
+}
+
 func TestFailureMarksDependentsUpstreamFailed(t *testing.T) {
 	t.Parallel()
 	b := setup(t, t.TempDir())

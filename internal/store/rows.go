@@ -36,6 +36,7 @@ func RunFromRow(r RunRow) (core.Run, error) {
 // JobRow is an engine-neutral job row.
 type JobRow struct {
 	ID, RunID, Name, Spec, State, Reason, Explain string
+	Decision, Digest, ReusedFrom                  string
 	CreatedAt, StartedAt, FinishedAt              time.Time
 }
 
@@ -49,13 +50,20 @@ func JobFromRow(r JobRow) (core.Job, error) {
 	if err != nil {
 		return core.Job{}, err
 	}
+	var decision core.JobState
+	if r.Decision != "" {
+		if decision, err = core.ParseJobState(r.Decision); err != nil {
+			return core.Job{}, err
+		}
+	}
 	var rec specRecord
 	if err := json.Unmarshal([]byte(r.Spec), &rec); err != nil {
 		return core.Job{}, core.Wrap(core.KindInternal, "decode job spec "+r.ID, err)
 	}
 	return core.Job{
 		ID: r.ID, RunID: r.RunID, Name: r.Name, Spec: rec.spec(), State: st, Reason: reason,
-		Explain: r.Explain, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+		Explain: r.Explain, Decision: decision, Digest: r.Digest, ReusedFrom: r.ReusedFrom,
+		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 	}, nil
 }
 

@@ -50,10 +50,15 @@ type NewRun struct {
 	Jobs    []NewJob
 }
 
-// NewJob describes one job of a new run.
+// NewJob describes one job of a new run and what the planner decided.
 type NewJob struct {
 	Spec    core.JobSpec
 	Explain string
+	// Decision is core.JobReused or core.JobSkipped for a job that will
+	// not run (applied when the run starts), empty otherwise.
+	Decision   core.JobState
+	Digest     string
+	ReusedFrom string
 }
 
 // NewID returns a time-ordered UUIDv7.
@@ -69,6 +74,9 @@ func (s *Store) CreateRun(ctx context.Context, actor string, nr NewRun) (core.Ru
 	for _, j := range nr.Jobs {
 		if j.Spec.Name == "" || seen[j.Spec.Name] {
 			return core.Run{}, nil, core.E(core.KindInvalid, "create run", "job names must be unique and non-empty (got %q)", j.Spec.Name)
+		}
+		if j.Decision != "" && j.Decision != core.JobReused && j.Decision != core.JobSkipped {
+			return core.Run{}, nil, core.E(core.KindInvalid, "create run", "job %s: decision must be reused or skipped, not %q", j.Spec.Name, j.Decision)
 		}
 		seen[j.Spec.Name] = true
 	}
@@ -88,7 +96,8 @@ func (s *Store) CreateRun(ctx context.Context, actor string, nr NewRun) (core.Ru
 		for i, nj := range nr.Jobs {
 			j := core.Job{
 				ID: NewID(), RunID: run.ID, Name: nj.Spec.Name, Spec: nj.Spec,
-				State: core.JobPending, Explain: nj.Explain, CreatedAt: now,
+				State: core.JobPending, Explain: nj.Explain, Decision: nj.Decision, Digest: nj.Digest,
+				ReusedFrom: nj.ReusedFrom, CreatedAt: now,
 			}
 			if err := q.InsertJob(ctx, j, i); err != nil {
 				return err

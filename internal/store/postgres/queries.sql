@@ -14,8 +14,8 @@ SET state = sqlc.arg(to_state),
 WHERE id = sqlc.arg(id) AND state = sqlc.arg(from_state);
 
 -- name: InsertJob :exec
-INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at, decision, digest, reused_from)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
 
 -- name: GetJob :one
 SELECT * FROM jobs WHERE id = $1;

@@ -14,8 +14,8 @@ SET state = sqlc.arg(to_state),
 WHERE id = sqlc.arg(id) AND state = sqlc.arg(from_state);
 
 -- name: InsertJob :exec
-INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at, decision, digest, reused_from)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: GetJob :one
 SELECT * FROM jobs WHERE id = ?;

@@ -88,6 +88,7 @@ func (x queries) InsertJob(ctx context.Context, j core.Job, position int) error 
 	return mapErr("insert job", x.q.InsertJob(ctx, sqlitedb.InsertJobParams{
 		ID: j.ID, RunID: j.RunID, Name: j.Name, Position: int64(position), Spec: string(spec),
 		State: string(j.State), Reason: string(j.Reason), Explain: j.Explain, CreatedAt: store.Millis(j.CreatedAt),
+		Decision: string(j.Decision), Digest: j.Digest, ReusedFrom: j.ReusedFrom,
 	}))
 }
 
@@ -95,6 +96,7 @@ func jobFromRow(row sqlitedb.Job) (core.Job, error) {
 	return store.JobFromRow(store.JobRow{
 		ID: row.ID, RunID: row.RunID, Name: row.Name, Spec: row.Spec, State: row.State,
 		Reason: row.Reason, Explain: row.Explain, CreatedAt: store.FromMillis(row.CreatedAt),
+		Decision: row.Decision, Digest: row.Digest, ReusedFrom: row.ReusedFrom,
 		StartedAt: at(row.StartedAt), FinishedAt: at(row.FinishedAt),
 	})
 }

@@ -463,7 +463,9 @@ func Run(t *testing.T, open Opener) {
 			RunsOn: []string{"linux", "big"}, Sandbox: core.Sandbox{Network: true}, Reuse: false,
 			Branches: []string{"main"}, Events: []string{"push"},
 		}
-		r, _, err := b.s.CreateRun(b.ctx, "test", store.NewRun{Event: "push", Jobs: []store.NewJob{{Spec: s, Explain: "why"}}})
+		r, _, err := b.s.CreateRun(b.ctx, "test", store.NewRun{Event: "push", Jobs: []store.NewJob{{
+			Spec: s, Explain: "why", Decision: core.JobReused, Digest: "sha256:abc", ReusedFrom: "attempt-1",
+		}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -474,8 +476,10 @@ func Run(t *testing.T, open Opener) {
 		if diff := cmp.Diff(s, jobs[0].Spec); diff != "" {
 			t.Errorf("spec round trip (-want +got):\n%s", diff)
 		}
-		if jobs[0].Explain != "why" {
-			t.Errorf("explain = %q", jobs[0].Explain)
+		if j := jobs[0]; j.Explain != "why" || j.Decision != core.JobReused || j.Digest != "sha256:abc" || j.ReusedFrom != "attempt-1" {
+			t.Errorf("plan fields = %q %q %q %q", j.Explain, j.Decision, j.Digest, j.ReusedFrom)
 		}
+		_, _, err = b.s.CreateRun(b.ctx, "test", store.NewRun{Event: "push", Jobs: []store.NewJob{{Spec: s, Decision: core.JobRunning}}})
+		wantKind(t, err, core.KindInvalid)
 	})
 }

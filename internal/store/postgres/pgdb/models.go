@@ -50,6 +50,9 @@ type Job struct {
 	CreatedAt  int64
 	StartedAt  pgtype.Int8
 	FinishedAt pgtype.Int8
+	Decision   string
+	Digest     string
+	ReusedFrom string
 }
 
 type Run struct {

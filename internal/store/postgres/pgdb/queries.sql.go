@@ -119,7 +119,7 @@ func (q *Queries) GetAttempt(ctx context.Context, id string) (Attempt, error) {
 }
 
 const getJob = `-- name: GetJob :one
-SELECT id, run_id, name, position, spec, state, reason, explain, created_at, started_at, finished_at FROM jobs WHERE id = $1
+SELECT id, run_id, name, position, spec, state, reason, explain, created_at, started_at, finished_at, decision, digest, reused_from FROM jobs WHERE id = $1
 `
 
 func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
@@ -137,6 +137,9 @@ func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Decision,
+		&i.Digest,
+		&i.ReusedFrom,
 	)
 	return i, err
 }
@@ -223,20 +226,23 @@ func (q *Queries) InsertEvent(ctx context.Context, arg InsertEventParams) error 
 }
 
 const insertJob = `-- name: InsertJob :exec
-INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at, decision, digest, reused_from)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 `
 
 type InsertJobParams struct {
-	ID        string
-	RunID     string
-	Name      string
-	Position  int32
-	Spec      string
-	State     string
-	Reason    string
-	Explain   string
-	CreatedAt int64
+	ID         string
+	RunID      string
+	Name       string
+	Position   int32
+	Spec       string
+	State      string
+	Reason     string
+	Explain    string
+	CreatedAt  int64
+	Decision   string
+	Digest     string
+	ReusedFrom string
 }
 
 func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) error {
@@ -250,6 +256,9 @@ func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) error {
 		arg.Reason,
 		arg.Explain,
 		arg.CreatedAt,
+		arg.Decision,
+		arg.Digest,
+		arg.ReusedFrom,
 	)
 	return err
 }
@@ -453,7 +462,7 @@ func (q *Queries) ListJobAttempts(ctx context.Context, jobID string) ([]Attempt,
 }
 
 const listJobs = `-- name: ListJobs :many
-SELECT id, run_id, name, position, spec, state, reason, explain, created_at, started_at, finished_at FROM jobs WHERE run_id = $1 ORDER BY position
+SELECT id, run_id, name, position, spec, state, reason, explain, created_at, started_at, finished_at, decision, digest, reused_from FROM jobs WHERE run_id = $1 ORDER BY position
 `
 
 func (q *Queries) ListJobs(ctx context.Context, runID string) ([]Job, error) {
@@ -477,6 +486,9 @@ func (q *Queries) ListJobs(ctx context.Context, runID string) ([]Job, error) {
 			&i.CreatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.Decision,
+			&i.Digest,
+			&i.ReusedFrom,
 		); err != nil {
 			return nil, err
 		}

@@ -50,6 +50,9 @@ type Job struct {
 	CreatedAt  int64
 	StartedAt  sql.NullInt64
 	FinishedAt sql.NullInt64
+	Decision   string
+	Digest     string
+	ReusedFrom string
 }
 
 type Run struct {

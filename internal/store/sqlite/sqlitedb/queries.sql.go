@@ -115,7 +115,7 @@ func (q *Queries) GetAttempt(ctx context.Context, id string) (Attempt, error) {
 }
 
 const getJob = `-- name: GetJob :one
-SELECT id, run_id, name, position, spec, state, reason, "explain", created_at, started_at, finished_at FROM jobs WHERE id = ?
+SELECT id, run_id, name, position, spec, state, reason, "explain", created_at, started_at, finished_at, decision, digest, reused_from FROM jobs WHERE id = ?
 `
 
 func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
@@ -133,6 +133,9 @@ func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Decision,
+		&i.Digest,
+		&i.ReusedFrom,
 	)
 	return i, err
 }
@@ -219,20 +222,23 @@ func (q *Queries) InsertEvent(ctx context.Context, arg InsertEventParams) error 
 }
 
 const insertJob = `-- name: InsertJob :exec
-INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at, decision, digest, reused_from)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 `
 
 type InsertJobParams struct {
-	ID        string
-	RunID     string
-	Name      string
-	Position  int64
-	Spec      string
-	State     string
-	Reason    string
-	Explain   string
-	CreatedAt int64
+	ID         string
+	RunID      string
+	Name       string
+	Position   int64
+	Spec       string
+	State      string
+	Reason     string
+	Explain    string
+	CreatedAt  int64
+	Decision   string
+	Digest     string
+	ReusedFrom string
 }
 
 func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) error {
@@ -246,6 +252,9 @@ func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) error {
 		arg.Reason,
 		arg.Explain,
 		arg.CreatedAt,
+		arg.Decision,
+		arg.Digest,
+		arg.ReusedFrom,
 	)
 	return err
 }
@@ -461,7 +470,7 @@ func (q *Queries) ListJobAttempts(ctx context.Context, jobID string) ([]Attempt,
 }
 
 const listJobs = `-- name: ListJobs :many
-SELECT id, run_id, name, position, spec, state, reason, "explain", created_at, started_at, finished_at FROM jobs WHERE run_id = ? ORDER BY position
+SELECT id, run_id, name, position, spec, state, reason, "explain", created_at, started_at, finished_at, decision, digest, reused_from FROM jobs WHERE run_id = ? ORDER BY position
 `
 
 func (q *Queries) ListJobs(ctx context.Context, runID string) ([]Job, error) {
@@ -485,6 +494,9 @@ func (q *Queries) ListJobs(ctx context.Context, runID string) ([]Job, error) {
 			&i.CreatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.Decision,
+			&i.Digest,
+			&i.ReusedFrom,
 		); err != nil {
 			return nil, err
 		}
