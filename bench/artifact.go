@@ -26,6 +26,7 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/digest"
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
 	elsqlite "github.com/deltaci/deltaci/internal/artifact/eventlog/sqlite"
+	"github.com/deltaci/deltaci/internal/artifact/httpapi"
 	"github.com/deltaci/deltaci/internal/artifact/open"
 	"github.com/deltaci/deltaci/internal/artifact/registry"
 	"github.com/deltaci/deltaci/internal/core"
@@ -239,7 +240,10 @@ func benchRSS(ctx context.Context, h *harness) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := srv.upload(ctx, d, newPattern(2, size), size); err != nil {
+	// Above the 1 GiB single-request limit: the client's resumable upload,
+	// 16 MiB per request, as a real client sends a big artifact.
+	c := &httpapi.Client{BaseURL: "http://" + srv.addr, Actor: "bench"}
+	if _, err := c.Upload(ctx, "bench", digest.SHA256, d, newPattern(2, size), size); err != nil {
 		return nil, err
 	}
 	peak, err := procKB(pid, "VmHWM")
