@@ -26,6 +26,17 @@ type PullResult struct {
 // verified against its digest as it is written. Paths that would leave dest
 // and symlinks pointing outside it are refused before anything is written.
 func (t *Transfer) Pull(ctx context.Context, target, dest string, progress func(int64)) (PullResult, error) {
+	return t.pull(ctx, target, dest, false, progress)
+}
+
+// PullInto writes the manifest's files into dest even when it is not
+// empty, replacing files of the same path: a job's workspace receiving the
+// outputs of the jobs it needs.
+func (t *Transfer) PullInto(ctx context.Context, target, dest string) (PullResult, error) {
+	return t.pull(ctx, target, dest, true, nil)
+}
+
+func (t *Transfer) pull(ctx context.Context, target, dest string, overlay bool, progress func(int64)) (PullResult, error) {
 	d, m, err := t.Catalog.Manifest(ctx, target)
 	if err != nil {
 		return PullResult{}, err
@@ -38,14 +49,26 @@ func (t *Transfer) Pull(ctx context.Context, target, dest string, progress func(
 			return PullResult{}, core.E(core.KindInvalid, "pull", "manifest %s: symlink %s -> %s points outside the destination; refusing to pull it", d, e.Path, e.Target)
 		}
 	}
-	if err := emptyDir(dest); err != nil {
-		return PullResult{}, err
+	if !overlay {
+		if err := emptyDir(dest); err != nil {
+			return PullResult{}, err
+		}
 	}
 	res := PullResult{Manifest: d}
 	for _, e := range m.Entries {
 		p, _ := within(dest, e.Path)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return res, core.Wrap(core.KindInvalid, "pull", err)
+		}
+		if overlay {
+			// Replace whatever is there, never write through it: a
+			// symlinked directory on the way could lead outside dest.
+			if err := noSymlinkParents(dest, e.Path); err != nil {
+				return res, err
+			}
+			if err := os.RemoveAll(p); err != nil {
+				return res, core.Wrap(core.KindInvalid, "pull", err)
+			}
 		}
 		if e.IsSymlink() {
 			if err := os.Symlink(e.Target, p); err != nil {
@@ -117,6 +140,27 @@ func emptyDir(dest string) error {
 	}
 	if len(entries) > 0 {
 		return core.E(core.KindInvalid, "pull", "destination %s is not empty; pull into a new directory", dest)
+	}
+	return nil
+}
+
+// noSymlinkParents refuses a path whose existing parent directories under
+// dest include a symlink.
+func noSymlinkParents(dest, rel string) error {
+	dir := dest
+	parts := strings.Split(rel, "/")
+	for _, part := range parts[:len(parts)-1] {
+		dir = filepath.Join(dir, part)
+		fi, err := os.Lstat(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return core.Wrap(core.KindInvalid, "pull", err)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return core.E(core.KindInvalid, "pull", "%s lies behind the symlink %s in the destination; refusing to write through it", rel, dir)
+		}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -35,6 +36,9 @@ type PushOptions struct {
 	Parallel int
 	// Progress, when set, is told the bytes of each finished upload.
 	Progress func(n int64)
+	// Only, when set, limits a directory push to these slash-separated
+	// paths relative to it (a job's outputs).
+	Only []string
 }
 
 // Push stores src (a file or a directory) as a manifest and, when ref is
@@ -51,6 +55,13 @@ func (t *Transfer) Push(ctx context.Context, actor, src, ref string, opts PushOp
 	files, err := scan(src, t.alg())
 	if err != nil {
 		return PushResult{}, err
+	}
+	if opts.Only != nil {
+		keep := make(map[string]bool, len(opts.Only))
+		for _, p := range opts.Only {
+			keep[p] = true
+		}
+		files = slices.DeleteFunc(files, func(f scanned) bool { return !keep[f.entry.Path] })
 	}
 	m := manifest.Manifest{Annotations: opts.Annotations}
 	res := PushResult{}

@@ -519,3 +519,41 @@ func TestGCStress(t *testing.T) {
 		}
 	})
 }
+
+func TestPushOnlyAndPullInto(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, e engine) {
+		b := setup(t, e)
+		src := filepath.Join(b.dir, "ws")
+		writeTree(t, src, map[string]string{"out/app": "app", "out/skip": "skip", "src/main.go": "x"})
+		res, err := b.reg.Push(b.ctx, "ci", src, "outputs/build:1", registry.PushOptions{Only: []string{"out/app"}})
+		if err != nil || res.Files != 1 {
+			t.Fatalf("push only = %+v, %v", res, err)
+		}
+		dest := filepath.Join(b.dir, "next")
+		writeTree(t, dest, map[string]string{"out/app": "stale", "mine": "kept"})
+		tr := &registry.Transfer{Data: b.reg.Data, Catalog: b.reg}
+		if _, err := tr.PullInto(b.ctx, "outputs/build:1", dest); err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]string{"out/app": "app", "mine": "kept"} {
+			if got, _ := os.ReadFile(filepath.Join(dest, name)); string(got) != want {
+				t.Errorf("%s = %q, want %q", name, got, want)
+			}
+		}
+		// A symlinked directory in the destination is never written through.
+		evil := filepath.Join(b.dir, "evil")
+		outside := filepath.Join(b.dir, "outside")
+		os.MkdirAll(outside, 0o755)
+		os.MkdirAll(evil, 0o755)
+		if err := os.Symlink(outside, filepath.Join(evil, "out")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.PullInto(b.ctx, "outputs/build:1", evil); core.KindOf(err) != core.KindInvalid {
+			t.Errorf("pull through a symlinked directory: %v", err)
+		}
+		if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+			t.Errorf("wrote outside the destination: %v", entries)
+		}
+	})
+}
