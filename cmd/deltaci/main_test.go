@@ -564,3 +564,22 @@ func TestArtifactsSubcommand(t *testing.T) {
 		t.Errorf("run after artifacts: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+func TestOutputsReachDependents(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{".deltaci.yml": `version: 1
+jobs:
+  build:
+    run: mkdir -p out && echo built-by-build > out/app && echo scratch > junk
+    outputs: ["out/**"]
+  test:
+    needs: [build]
+    run: cat out/app && test ! -e junk
+  unrelated:
+    run: test ! -e out/app
+`})
+	r := deltaci(t, dir, "run")
+	if r.code != 0 || !strings.Contains(r.stdout, "test      | built-by-build") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}

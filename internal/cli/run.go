@@ -13,11 +13,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/deltaci/deltaci/internal/artifact/open"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/executor"
 	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/orchestrator"
 	"github.com/deltaci/deltaci/internal/pipeline"
+	"github.com/deltaci/deltaci/internal/results"
 	"github.com/deltaci/deltaci/internal/runner"
 	"github.com/deltaci/deltaci/internal/store"
 )
@@ -98,6 +100,12 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		return err
 	}
 	defer st.Close()
+	arts, err := open.Open(ctx, open.Config{Database: database, Store: filepath.Join(top, gitx.StateDir, "store"), Log: log})
+	if err != nil {
+		return fmt.Errorf("artifact store: %w", err)
+	}
+	defer arts.Close()
+	res := &results.Store{Reg: arts.Registry, Write: results.Local, Read: []string{results.Local}, Actor: "deltaci run"}
 	notifier := orchestrator.NewNotifier()
 	orch := orchestrator.New(st, log, notifier)
 	con := newConsole(e.stdout, names(specs))
@@ -165,7 +173,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	local := &runner.Local{
 		Orch: orch, Notifier: notifier, Exec: executor.NewShell(log), Log: log,
 		Slots: o.jobs, Source: src, WorkDir: filepath.Join(work, "ws"), BaseEnv: e.vars,
-		Output: con.job, Grace: o.grace, ID: "local",
+		Output: con.job, Grace: o.grace, ID: "local", Results: res,
 	}
 	runErr := local.Run(runCtx, run.ID)
 	stopRunner()

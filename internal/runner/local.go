@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/executor"
 	"github.com/deltaci/deltaci/internal/orchestrator"
+	"github.com/deltaci/deltaci/internal/results"
 	"github.com/deltaci/deltaci/internal/store"
 )
 
@@ -49,6 +51,9 @@ type Local struct {
 	Grace time.Duration
 	// ID names this runner in events.
 	ID string
+	// Results, when set, receives each successful attempt's outputs and
+	// gives each attempt the outputs of the jobs it needs.
+	Results *results.Store
 }
 
 // Run executes queued attempts of runID until the run ends or ctx is
@@ -135,6 +140,10 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 	if err := l.Orch.StartAttempt(report, slotID, fence); err != nil {
 		return lostOrErr(log, err)
 	}
+	if err := l.restoreNeeds(ctx, a, j, ws); err != nil {
+		fmt.Fprintf(out, "deltaci: cannot restore the outputs of the jobs it needs: %v\n", err)
+		return l.complete(report, slotID, fence, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
+	}
 	if a.Number > 1 {
 		fmt.Fprintf(out, "deltaci: attempt %d\n", a.Number)
 	}
@@ -176,11 +185,52 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		fmt.Fprintf(out, "deltaci: exited with code %d\n", res.ExitCode)
 	}
 	outcome := orchestrator.Outcome{State: res.State, Reason: res.Reason}
+	if res.State == core.AttemptSucceeded && l.Results != nil {
+		if _, err := l.Results.Save(report, a, j, ws); err != nil {
+			fmt.Fprintf(out, "deltaci: cannot store the outputs: %v\n", err)
+			outcome = orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError}
+		}
+	}
 	if res.ExitCode >= 0 && res.State != core.AttemptErrored {
 		code := res.ExitCode
 		outcome.ExitCode = &code
 	}
 	return l.complete(report, slotID, fence, outcome)
+}
+
+// restoreNeeds writes the outputs of the job's needs into its workspace:
+// those of the attempt that succeeded, or of the result a reused job stands for.
+func (l *Local) restoreNeeds(ctx context.Context, a core.Attempt, j core.Job, ws string) error {
+	if l.Results == nil || len(j.Spec.Needs) == 0 {
+		return nil
+	}
+	jobs, err := l.Orch.Store().Jobs(ctx, a.RunID)
+	if err != nil {
+		return err
+	}
+	attempts, err := l.Orch.Store().Attempts(ctx, a.RunID)
+	if err != nil {
+		return err
+	}
+	succeeded := map[string]string{}
+	for _, at := range attempts {
+		if at.State == core.AttemptSucceeded {
+			succeeded[at.JobID] = at.ID
+		}
+	}
+	var ids []string
+	for _, up := range jobs {
+		if !slices.Contains(j.Spec.Needs, up.Name) {
+			continue
+		}
+		switch {
+		case up.State == core.JobReused && up.ReusedFrom != "":
+			ids = append(ids, up.ReusedFrom)
+		case succeeded[up.ID] != "":
+			ids = append(ids, succeeded[up.ID])
+		}
+	}
+	return l.Results.Restore(ctx, ids, ws)
 }
 
 func (l *Local) complete(ctx context.Context, slotID string, f store.Fence, out orchestrator.Outcome) error {

@@ -1,0 +1,164 @@
+// Package results keeps what successful attempts produced, in the artifact
+// store: each attempt's outputs as a manifest under outputs/<attempt>, and
+// a result record under results/<job digest>:<namespace> that lets a later
+// run with the same job digest reuse it.
+//
+// Namespaces are the trust boundary: a run reads the shared namespace and
+// its own, and writes only the one it was given (only protected-branch runs
+// get "shared"), so an untrusted run can never plant a result that a
+// trusted one reuses.
+package results
+
+import (
+	"context"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/deltaci/deltaci/internal/artifact/eventlog"
+	"github.com/deltaci/deltaci/internal/artifact/manifest"
+	"github.com/deltaci/deltaci/internal/artifact/registry"
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/planner"
+)
+
+// Namespace names.
+const (
+	Shared = "shared" // written by protected-branch runs only
+	Local  = "local"  // deltaci run on a developer's machine
+)
+
+// Annotation keys recorded on an outputs manifest.
+const (
+	annRun     = "deltaci.run"
+	annAttempt = "deltaci.attempt"
+	annNumber  = "deltaci.attempt_number"
+	annJob     = "deltaci.job"
+	annDigest  = "deltaci.digest"
+)
+
+// Store records and finds results.
+type Store struct {
+	Reg *registry.Registry
+	// Write is the namespace this run records results in.
+	Write string
+	// Read are the namespaces this run may reuse from, in order.
+	Read []string
+	// Actor is recorded in the artifact store's audit trail.
+	Actor string
+}
+
+func (s *Store) transfer() *registry.Transfer {
+	return &registry.Transfer{Data: s.Reg.Data, Catalog: s.Reg, Alg: s.Reg.Alg}
+}
+
+func outputsRef(attemptID string) string { return "outputs/" + attemptID + ":latest" }
+
+func resultRef(jobDigest, ns string) (eventlog.RefName, error) {
+	hex := jobDigest[strings.IndexByte(jobDigest, ':')+1:]
+	return eventlog.ParseRef("results/" + hex + ":" + ns)
+}
+
+// Save stores the files of dir matching the job's outputs globs as the
+// attempt's outputs manifest and, when the job has a digest and may be
+// reused, records it as the job's result. It returns the manifest digest.
+func (s *Store) Save(ctx context.Context, a core.Attempt, j core.Job, dir string) (string, error) {
+	only, err := match(dir, j.Spec.Outputs)
+	if err != nil {
+		return "", err
+	}
+	res, err := s.transfer().Push(ctx, s.Actor, dir, outputsRef(a.ID), registry.PushOptions{
+		Only: only,
+		Annotations: map[string]string{
+			annRun: a.RunID, annAttempt: a.ID, annNumber: strconv.Itoa(a.Number), annJob: j.Name, annDigest: j.Digest,
+		},
+	})
+	if err != nil {
+		return "", err
+	}
+	if j.Digest != "" && j.Spec.Reuse && s.Write != "" {
+		ref, err := resultRef(j.Digest, s.Write)
+		if err != nil {
+			return "", err
+		}
+		if err := s.Reg.SetRef(ctx, s.Actor, ref, res.Manifest); err != nil {
+			return "", err
+		}
+	}
+	return res.Manifest.String(), nil
+}
+
+// match lists the files under dir matching any of the globs (slash paths).
+// No globs means no outputs.
+func match(dir string, globs []string) ([]string, error) {
+	out := []string{}
+	if len(globs) == 0 {
+		return out, nil
+	}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		for _, g := range globs {
+			if ok, _ := doublestar.Match(g, rel); ok {
+				out = append(out, rel)
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, core.Wrap(core.KindInternal, "collect outputs", err)
+	}
+	return out, nil
+}
+
+// Lookup finds a recorded result for a job digest in the readable
+// namespaces; it is the planner's Lookup.
+func (s *Store) Lookup(ctx context.Context) planner.Lookup {
+	return func(jobDigest string) (planner.Result, bool) {
+		for _, ns := range s.Read {
+			ref, err := resultRef(jobDigest, ns)
+			if err != nil {
+				return planner.Result{}, false
+			}
+			_, m, err := s.Reg.Manifest(ctx, ref.String())
+			if err != nil {
+				continue
+			}
+			n, _ := strconv.Atoi(m.Annotations[annNumber])
+			if m.Annotations[annDigest] != jobDigest || m.Annotations[annAttempt] == "" {
+				continue // a record that does not say what it is for is ignored
+			}
+			return planner.Result{RunID: m.Annotations[annRun], AttemptID: m.Annotations[annAttempt], Attempt: n}, true
+		}
+		return planner.Result{}, false
+	}
+}
+
+// Restore writes the outputs of the given attempts (the successful or
+// reused attempts of a job's needs) into dir.
+func (s *Store) Restore(ctx context.Context, attemptIDs []string, dir string) error {
+	for _, id := range attemptIDs {
+		if _, err := s.transfer().PullInto(ctx, outputsRef(id), dir); err != nil {
+			if core.KindOf(err) == core.KindNotFound {
+				continue // the attempt stored no outputs
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+var _ = manifest.Version
