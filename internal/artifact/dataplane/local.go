@@ -102,21 +102,55 @@ func (l *Local) stored(ctx context.Context, actor string, d digest.Digest, size 
 	if size >= 0 && b.Size != size {
 		return Blob{}, &core.Error{Kind: core.KindInvalid, Op: "upload", Err: &digest.SizeError{Expected: size, Actual: b.Size}}
 	}
-	return Blob{Digest: d, Size: b.Size}, l.meta.AddBlob(ctx, actor, d, b.Size)
+	return Blob{Digest: d, Size: b.Size}, l.record(ctx, actor, d, b.Size)
+}
+
+// record marks a blob live, checking inside the transaction that its bytes
+// are still stored when it was not live already.
+func (l *Local) record(ctx context.Context, actor string, d digest.Digest, size int64) error {
+	return l.meta.AddStoredBlob(ctx, actor, d, size, func(ctx context.Context) (bool, error) {
+		_, err := l.blobs.Stat(ctx, d)
+		if core.KindOf(err) == core.KindNotFound {
+			return false, nil
+		}
+		return err == nil, err
+	})
 }
 
 func (l *Local) put(ctx context.Context, actor string, d digest.Digest, r io.Reader, size int64) (Blob, error) {
-	if err := l.blobs.Put(ctx, d, r, size); err != nil {
-		return Blob{}, err
+	cr := &countingReader{r: r}
+	for round := 0; ; round++ {
+		// Put skips bytes it finds stored; those may belong to a blob GC
+		// is deleting, which AddStoredBlob detects inside its transaction.
+		if err := l.blobs.Put(ctx, d, cr, size); err != nil {
+			return Blob{}, err
+		}
+		info, err := l.blobs.Stat(ctx, d)
+		if err != nil {
+			return Blob{}, err
+		}
+		err = l.record(ctx, actor, d, info.Size)
+		// Bytes gone before they were recorded: write ours, if we still can.
+		if errors.Is(err, eventlog.ErrBytesGone) && cr.n == 0 && round == 0 {
+			continue
+		}
+		if err != nil {
+			return Blob{}, err
+		}
+		return Blob{Digest: d, Size: info.Size}, nil
 	}
-	info, err := l.blobs.Stat(ctx, d)
-	if err != nil {
-		return Blob{}, err
-	}
-	if err := l.meta.AddBlob(ctx, actor, d, info.Size); err != nil {
-		return Blob{}, err
-	}
-	return Blob{Digest: d, Size: info.Size}, nil
+}
+
+// countingReader tells whether an upload's body was read at all.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // uploadUnknown stages the bytes while hashing them, then stores them under

@@ -22,6 +22,21 @@ const TouchAfter = 10 * time.Minute
 // A blob being deleted by GC gets core.KindConflict: the caller uploads it
 // again once GC has finished with it.
 func (s *Store) AddBlob(ctx context.Context, actor string, d digest.Digest, size int64) error {
+	return s.AddStoredBlob(ctx, actor, d, size, nil)
+}
+
+// ErrBytesGone is returned by AddStoredBlob when the bytes an upload relied
+// on were deleted by GC before the blob could be recorded; uploading the
+// bytes again and retrying succeeds.
+var ErrBytesGone = core.E(core.KindConflict, "add blob", "the blob's bytes were garbage-collected while it was being uploaded; upload it again")
+
+// AddStoredBlob is AddBlob for an uploader that may have skipped writing
+// bytes it found already stored. When the blob is not live, present is
+// asked, inside the transaction, whether the bytes are still there: GC
+// deletes bytes only of blobs it has marked, and that mark serializes with
+// this transaction, so bytes present now stay until the blob is collected
+// again. If they are gone, it returns ErrBytesGone and records nothing.
+func (s *Store) AddStoredBlob(ctx context.Context, actor string, d digest.Digest, size int64, present func(context.Context) (bool, error)) error {
 	return s.Update(ctx, actor, func(tx *Tx) error {
 		cur, err := tx.q.GetBlob(ctx, d.String())
 		switch {
@@ -35,8 +50,19 @@ func (s *Store) AddBlob(ctx context.Context, actor string, d digest.Digest, size
 			if cur.UpdatedAt > tx.now.Add(-TouchAfter).UnixMilli() {
 				return nil
 			}
+			_, err = tx.emit(ctx, BlobAdded, d.String(), BlobPayload{Digest: d.String(), Size: size})
+			return err
 		case cur.State == string(StateDeleting):
 			return core.E(core.KindConflict, "add blob", "blob %s is being garbage-collected; upload it again in a moment", d)
+		}
+		if present != nil {
+			ok, err := present(ctx)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return ErrBytesGone
+			}
 		}
 		_, err = tx.emit(ctx, BlobAdded, d.String(), BlobPayload{Digest: d.String(), Size: size})
 		return err

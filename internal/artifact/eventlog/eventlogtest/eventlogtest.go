@@ -4,6 +4,7 @@ package eventlogtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -300,6 +301,24 @@ func Run(t *testing.T, open Opener) {
 		if ok, _ := b.s.MarkDeleting(b.ctx, "gc", pending, b.clock.now().Add(-time.Hour)); !ok {
 			t.Error("blob of an expired session was not marked")
 		}
+	})
+
+	t.Run("ErrBytesGoneRecordsNothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		d := blob(t, "vanishing")
+		gone := func(context.Context) (bool, error) { return false, nil }
+		err := b.s.AddStoredBlob(b.ctx, "a", d, 9, gone)
+		if !errors.Is(err, eventlog.ErrBytesGone) {
+			t.Fatalf("AddStoredBlob with the bytes gone: %v", err)
+		}
+		if _, err := b.s.Blob(b.ctx, d); core.KindOf(err) != core.KindNotFound {
+			t.Errorf("blob recorded anyway: %v", err)
+		}
+		present := func(context.Context) (bool, error) { return true, nil }
+		must(t, b.s.AddStoredBlob(b.ctx, "a", d, 9, present))
+		// Live blobs are not asked again: their bytes are GC's to remove.
+		must(t, b.s.AddStoredBlob(b.ctx, "a", d, 9, gone))
 	})
 
 	t.Run("ReAddRefreshesGrace", func(t *testing.T) {
