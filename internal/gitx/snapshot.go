@@ -58,7 +58,7 @@ func Snapshot(ctx context.Context, repoDir, dest string) (SnapshotInfo, error) {
 	if err := prepareDest(dest); err != nil {
 		return SnapshotInfo{}, &core.Error{Kind: core.KindInvalid, Op: op, Msg: "destination " + dest, Err: err}
 	}
-	status, err := run(ctx, root, "status", "--porcelain", "-z", "--untracked-files=normal")
+	status, err := run(ctx, root, "status", "--porcelain", "-z", "--untracked-files=normal", "--", ".", ":(exclude)"+StateDir)
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
