@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -124,7 +125,7 @@ func summary(t *testing.T, out string) map[string]string {
 	rows := map[string]string{}
 	for _, line := range strings.Split(out[i:], "\n")[1:] {
 		f := regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(line), -1)
-		if len(f) != 5 {
+		if len(f) < 5 {
 			break
 		}
 		rows[f[0]] = f[1] + "|" + f[2] + "|" + f[4]
@@ -475,7 +476,7 @@ jobs:
 	if err != nil || !strings.Contains(string(out), "deploy | token ok") {
 		t.Fatalf("with the secret set: %v\n%s", err, out)
 	}
-	r := deltaci(t, dir, "run")
+	r := deltaci(t, dir, "run", "--no-reuse")
 	if r.code != 1 || summary(t, r.stdout)["deploy"] != "failed|infra_error|1" ||
 		!strings.Contains(r.stdout, "export DELTACI_SECRET_API_TOKEN") {
 		t.Fatalf("without the secret: exit %d\n%s", r.code, r.stdout)
@@ -581,5 +582,102 @@ jobs:
 	r := deltaci(t, dir, "run")
 	if r.code != 0 || !strings.Contains(r.stdout, "test      | built-by-build") {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestReuseAcrossRuns(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{
+		".gitignore": ".deltaci/\n",
+		".deltaci.yml": `version: 1
+jobs:
+  api:
+    run: echo RAN api
+    inputs: ["api/**"]
+  web:
+    run: echo RAN web
+    inputs: ["web/**"]
+  e2e:
+    needs: [api, web]
+    run: echo RAN e2e
+    inputs: ["e2e/**"]
+  flaky:
+    run: test -f web/ok || exit 1
+    inputs: ["web/**"]
+`,
+		"api/main.go": "package api\n", "web/index.html": "<p>\n", "e2e/t.sh": "true\n",
+	})
+	first := deltaci(t, dir, "run")
+	if first.code != 1 || summary(t, first.stdout)["flaky"] != "failed|exit code 1|1" {
+		t.Fatalf("first run: exit %d\n%s", first.code, first.stdout)
+	}
+	second := deltaci(t, dir, "run")
+	got := summary(t, second.stdout)
+	for _, j := range []string{"api", "web", "e2e"} {
+		if !strings.HasPrefix(got[j], "reused|") {
+			t.Errorf("second run: %s = %q, want reused", j, got[j])
+		}
+	}
+	if strings.Contains(second.stdout, "RAN ") {
+		t.Errorf("second run executed a reusable job:\n%s", second.stdout)
+	}
+	if !strings.HasPrefix(got["flaky"], "failed|") {
+		t.Errorf("a failed job was reused: %q", got["flaky"])
+	}
+	// Edit one file: only the jobs whose inputs match it, and their dependents, run.
+	write(t, dir, "web/index.html", "<p>changed\n")
+	write(t, dir, "web/ok", "")
+	third := deltaci(t, dir, "run")
+	got = summary(t, third.stdout)
+	want := map[string]string{"api": "reused", "web": "succeeded", "e2e": "succeeded", "flaky": "succeeded"}
+	for j, w := range want {
+		if !strings.HasPrefix(got[j], w+"|") {
+			t.Errorf("after editing web/: %s = %q, want %s\n%s", j, got[j], w, third.stdout)
+		}
+	}
+	if third.code != 0 {
+		t.Errorf("third run exit %d", third.code)
+	}
+	// Everything recorded now: a fourth run executes nothing and exits 0.
+	fourth := deltaci(t, dir, "run")
+	if fourth.code != 0 || strings.Contains(fourth.stdout, "RAN ") || !strings.Contains(fourth.stdout, "(0 to run, 4 reused, 0 skipped)") {
+		t.Errorf("fourth run: exit %d\n%s", fourth.code, fourth.stdout)
+	}
+	if r := deltaci(t, dir, "run", "--no-reuse", "--job", "api"); !strings.Contains(r.stdout, "api | RAN api") {
+		t.Errorf("--no-reuse did not run api:\n%s", r.stdout)
+	}
+}
+
+func TestPlanJSON(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{
+		".gitignore":   ".deltaci/\n",
+		".deltaci.yml": "version: 1\njobs:\n  a:\n    run: \"true\"\n    inputs: [\"a/**\"]\n  b:\n    run: \"true\"\n    inputs: [\"b/**\"]\n    branches: [release]\n",
+		"a/x":          "1", "b/y": "2",
+	})
+	write(t, dir, "a/x", "changed")
+	r := deltaci(t, dir, "plan", "--json")
+	if r.code != 0 {
+		t.Fatalf("plan: exit %d\n%s", r.code, r.stderr)
+	}
+	var pl struct {
+		Jobs []struct {
+			Name, Decision string
+			Why            []struct{ Code string }
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &pl); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, j := range pl.Jobs {
+		got[j.Name] = j.Decision
+	}
+	if got["a"] != "run" || got["b"] != "skip" {
+		t.Errorf("decisions = %v\n%s", got, r.stdout)
+	}
+	ex := deltaci(t, dir, "plan", "--explain")
+	if ex.code != 0 || !strings.Contains(ex.stdout, "a/x") || !strings.Contains(ex.stdout, "a/**") {
+		t.Errorf("plan --explain does not name the file and glob:\n%s", ex.stdout)
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/orchestrator"
 	"github.com/deltaci/deltaci/internal/pipeline"
-	"github.com/deltaci/deltaci/internal/results"
+	"github.com/deltaci/deltaci/internal/planner"
 	"github.com/deltaci/deltaci/internal/runner"
 	"github.com/deltaci/deltaci/internal/store"
 )
@@ -28,6 +28,7 @@ import (
 const ConfigFile = ".deltaci.yml"
 
 type runOptions struct {
+	plan     planOptions
 	repo     string
 	jobs     int
 	only     []string
@@ -63,6 +64,8 @@ configuration error, 130 when interrupted.`,
 	f.StringVar(&o.database, "database", "", "SQLite file path or postgres:// URL (env DELTACI_DATABASE; default .deltaci/state.db in the repository)")
 	f.DurationVar(&o.grace, "grace", 10*time.Second, "time a canceled or timed-out job gets between SIGTERM and SIGKILL")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log what deltaci does, to stderr")
+	f.BoolVar(&o.plan.noReuse, "no-reuse", false, "run every job, even those with a recorded result for the same inputs")
+	f.StringVar(&o.plan.base, "base", "", "compare with this revision instead of the merge-base with the default branch")
 	return cmd
 }
 
@@ -105,7 +108,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		return fmt.Errorf("artifact store: %w", err)
 	}
 	defer arts.Close()
-	res := &results.Store{Reg: arts.Registry, Write: results.Local, Read: []string{results.Local}, Actor: "deltaci run"}
+	res := localResults(arts)
 	notifier := orchestrator.NewNotifier()
 	orch := orchestrator.New(st, log, notifier)
 	con := newConsole(e.stdout, names(specs))
@@ -119,9 +122,23 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	if err != nil {
 		return err
 	}
+	pl, err := makePlan(ctx, top, p, o.plan, res)
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
 	nr := store.NewRun{Repo: top, Ref: branch, Commit: head, Event: core.EventManual, Trusted: true}
 	for _, s := range specs {
-		nr.Jobs = append(nr.Jobs, store.NewJob{Spec: s})
+		nj := store.NewJob{Spec: s}
+		if pj, ok := pl.Job(s.Name); ok {
+			nj.Digest, nj.Explain = pj.Digest, pj.Explain()
+			switch pj.Decision {
+			case planner.Reuse:
+				nj.Decision, nj.ReusedFrom = core.JobReused, pj.ReusedFrom.AttemptID
+			case planner.Skip:
+				nj.Decision = core.JobSkipped
+			}
+		}
+		nr.Jobs = append(nr.Jobs, nj)
 	}
 	run, _, err := st.CreateRun(ctx, "cli", nr)
 	if err != nil {
@@ -147,7 +164,9 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		}
 		return fmt.Errorf("snapshot of the working tree: %w", err)
 	}
-	con.printf("deltaci: run %s at %s: %s, %d at a time\n", run.ID, describeHead(branch, head, snap.Dirty), plural(len(specs), "job"), o.jobs)
+	con.printf("deltaci: run %s at %s: %s (%d to run, %d reused, %d skipped), %d at a time\n", run.ID, describeHead(branch, head, snap.Dirty),
+		plural(len(specs), "job"), countDecision(nr.Jobs, ""), countDecision(nr.Jobs, core.JobReused), countDecision(nr.Jobs, core.JobSkipped), o.jobs)
+	con.printf("deltaci: base %s\n", describeBase(pl.Base))
 	start := time.Now()
 	if err := orch.StartRun(bg, run.ID); err != nil {
 		return err
@@ -277,6 +296,31 @@ func recoverAbandoned(ctx context.Context, e env, orch *orchestrator.Orchestrato
 // that a later run can remove it when its process died.
 func workDir(runID string) string { return filepath.Join(os.TempDir(), "deltaci-run-"+runID) }
 
+// decidingReason is the last reason of a planner explanation, which says
+// why the job runs, is reused or is skipped.
+func decidingReason(explain string) string {
+	if i := strings.LastIndex(explain, "; "); i >= 0 {
+		explain = explain[i+2:]
+	}
+	if explain == "" {
+		return "-"
+	}
+	if len(explain) > 80 {
+		explain = explain[:77] + "..."
+	}
+	return explain
+}
+
+func countDecision(jobs []store.NewJob, d core.JobState) int {
+	n := 0
+	for _, j := range jobs {
+		if j.Decision == d {
+			n++
+		}
+	}
+	return n
+}
+
 func names(specs []core.JobSpec) []string {
 	out := make([]string, len(specs))
 	for i, s := range specs {
@@ -323,7 +367,7 @@ func printSummary(ctx context.Context, e env, st *store.Store, run core.Run, ela
 	}
 	fmt.Fprintln(e.stdout)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tSTATUS\tREASON\tDURATION\tATTEMPT")
+	fmt.Fprintln(tw, "JOB\tSTATUS\tREASON\tDURATION\tATTEMPT\tWHY")
 	for _, j := range jobs {
 		a, ran := last[j.ID]
 		reason := string(j.Reason)
@@ -340,7 +384,7 @@ func printSummary(ctx context.Context, e env, st *store.Store, run core.Run, ela
 				dur = d.Round(10 * time.Millisecond).String()
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.Name, j.State, reason, dur, num)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, j.State, reason, dur, num, decidingReason(j.Explain))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

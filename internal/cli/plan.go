@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deltaci/deltaci/internal/artifact/open"
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/pipeline"
+	"github.com/deltaci/deltaci/internal/planner"
+	"github.com/deltaci/deltaci/internal/results"
+)
+
+// DigestSalt is mixed into every job digest; changing it invalidates
+// every recorded result at once (docs/planner.md).
+const DigestSalt = "deltaci/1"
+
+type planOptions struct {
+	base    string
+	head    string
+	noReuse bool
+}
+
+func newPlanCmd(e env) *cobra.Command {
+	var o planOptions
+	var repo, database string
+	var explain, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what a run would do with each job, and why, without running anything",
+		Long: `Plan chooses the base of the change (the merge-base with the default branch or
+its upstream, or --base), lists what changed (uncommitted changes included),
+computes every job's input digest and decides for each job: run, reuse (a
+recorded success with the same digest) or skip (branch or event filters).`,
+		Example: `  deltaci plan
+  deltaci plan --explain
+  deltaci plan --base origin/main --json
+  deltaci plan --head v1.2.0 --base v1.1.0`,
+		Args: checkArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			top, err := gitx.TopLevel(ctx, repo)
+			if err != nil {
+				return usage(err)
+			}
+			if database == "" {
+				database = e.get("DELTACI_DATABASE")
+			}
+			if database == "" {
+				database = filepath.Join(top, gitx.StateDir, "state.db")
+			}
+			arts, err := open.Open(ctx, open.Config{Database: database, Store: filepath.Join(top, gitx.StateDir, "store")})
+			if err != nil {
+				return err
+			}
+			defer arts.Close()
+			res := localResults(arts)
+			p, err := pipelineAt(ctx, top, o.head)
+			if err != nil {
+				return usage(err)
+			}
+			pl, err := makePlan(ctx, top, p, o, res)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(e.stdout, pl)
+			}
+			printPlan(e, pl, explain)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&repo, "repo", ".", "directory inside the git repository")
+	f.StringVar(&o.base, "base", "", "compare with this revision instead of the merge-base with the default branch")
+	f.StringVar(&o.head, "head", "", "plan this revision instead of the working tree")
+	f.BoolVar(&o.noReuse, "no-reuse", false, "plan as if no result were recorded")
+	f.StringVar(&database, "database", "", "SQLite file path or postgres:// URL (env DELTACI_DATABASE)")
+	f.BoolVar(&explain, "explain", false, "list every reason, with the changed files and the globs they matched")
+	f.BoolVar(&asJSON, "json", false, "print the plan as JSON (schema in docs/planner.md)")
+	return cmd
+}
+
+// localResults is where deltaci run records and finds results: a
+// namespace private to this machine's store.
+func localResults(arts *open.Store) *results.Store {
+	return &results.Store{Reg: arts.Registry, Write: results.Local, Read: []string{results.Local}, Actor: "deltaci run"}
+}
+
+// pipelineAt loads .deltaci.yml from the working tree, or from a revision.
+func pipelineAt(ctx context.Context, top, rev string) (*core.Pipeline, error) {
+	if rev == "" {
+		p, err := pipeline.Load(filepath.Join(top, ConfigFile))
+		if core.KindOf(err) == core.KindNotFound {
+			return nil, fmt.Errorf("no %s at %s: create one (see docs/configuration.md)", ConfigFile, top)
+		}
+		return p, err
+	}
+	b, err := gitx.FileAt(ctx, top, rev, ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.Parse(rev+":"+ConfigFile, b)
+}
+
+// makePlan plans the working tree (or o.head) against its base; the
+// pipeline at the base lets explanations say which definitions changed.
+func makePlan(ctx context.Context, top string, p *core.Pipeline, o planOptions, res *results.Store) (*planner.Plan, error) {
+	branch, err := gitx.CurrentBranch(ctx, top)
+	if err != nil {
+		return nil, err
+	}
+	trig := planner.Trigger{Kind: planner.TriggerLocal, Branch: branch, Base: o.base}
+	if o.head != "" {
+		trig = planner.Trigger{Kind: planner.TriggerManual, Head: o.head, Base: o.base}
+	}
+	return planner.Make(ctx, planner.Options{
+		Dir: top, Pipeline: p, Trigger: trig, Executor: planner.ExecutorShell, Salt: DigestSalt,
+		Lookup: res.Lookup(ctx), NoReuse: o.noReuse,
+		BasePipelineAt: func(ctx context.Context, commit string) (*core.Pipeline, error) {
+			b, err := gitx.FileAt(ctx, top, commit, ConfigFile)
+			if core.KindOf(err) == core.KindNotFound {
+				return nil, nil // the base predates the pipeline: every job is new
+			}
+			if err != nil {
+				return nil, err
+			}
+			bp, err := pipeline.Parse(ConfigFile+"@"+commit[:min(12, len(commit))], b)
+			if err != nil {
+				return nil, nil // a broken pipeline at the base explains nothing
+			}
+			return bp, nil
+		},
+	})
+}
+
+func printPlan(e env, pl *planner.Plan, explain bool) {
+	head := describeHead(pl.Branch, pl.Head, pl.Dirty)
+	fmt.Fprintf(e.stdout, "plan of %s\nbase: %s\n", head, describeBase(pl.Base))
+	fmt.Fprintf(e.stdout, "%d changed files; %d to run, %d reused, %d skipped\n\n", pl.ChangedFiles, pl.Summary.Run, pl.Summary.Reuse, pl.Summary.Skip)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tDECISION\tWHY")
+	for _, j := range pl.Jobs {
+		why := ""
+		if len(j.Why) > 0 {
+			why = j.Why[len(j.Why)-1].Text
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", j.Name, j.Decision, why)
+	}
+	tw.Flush()
+	if !explain {
+		return
+	}
+	for _, j := range pl.Jobs {
+		fmt.Fprintf(e.stdout, "\n%s: %s (digest %s)\n", j.Name, j.Decision, j.Digest)
+		for _, r := range j.Why {
+			fmt.Fprintf(e.stdout, "  - %s\n", r.Text)
+			for _, f := range r.Files {
+				glob := f.Glob
+				if glob == "" {
+					glob = "(no inputs: the whole tree)"
+				}
+				fmt.Fprintf(e.stdout, "      %-12s %s  matched %s\n", f.Status, f.Path, glob)
+			}
+			if r.MoreFiles > 0 {
+				fmt.Fprintf(e.stdout, "      … and %d more files\n", r.MoreFiles)
+			}
+		}
+	}
+}
+
+func describeBase(b planner.Base) string {
+	s := b.Reason
+	if b.Commit != "" && !strings.Contains(s, b.Commit[:min(12, len(b.Commit))]) {
+		s = b.Commit[:min(12, len(b.Commit))] + " (" + s + ")"
+	}
+	if b.Fallback != "" {
+		s += "; " + b.Fallback
+	}
+	return s
+}
