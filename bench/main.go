@@ -42,6 +42,7 @@ var suites = []suite{
 	{"artifact-find-missing", benchFindMissing},
 	{"artifact-replay", benchReplay},
 	{"artifact-gc", benchGC},
+	{"planner", benchPlanner},
 }
 
 // harness holds what the suites share.
