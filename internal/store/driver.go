@@ -46,6 +46,10 @@ type Queries interface {
 	// ClaimRunAttempt leases the oldest queued attempt of a run, or returns
 	// a core.KindNotFound error when none is queued.
 	ClaimRunAttempt(ctx context.Context, c ClaimRow) (core.Attempt, error)
+	// ClaimAttempt leases the oldest queued attempt of any run whose
+	// labels are all among c.Labels, or returns core.KindNotFound.
+	ClaimAttempt(ctx context.Context, c ClaimRow) (core.Attempt, error)
+	InsertAttemptLabel(ctx context.Context, attemptID, label string) error
 	ExtendLease(ctx context.Context, id, token string, expires time.Time) (bool, error)
 	ListExpiredLeases(ctx context.Context, now time.Time, limit int) ([]core.Attempt, error)
 
@@ -86,6 +90,7 @@ type AttemptMove struct {
 // ClaimRow is what a claim writes onto the leased attempt.
 type ClaimRow struct {
 	RunID      string
+	Labels     []string // the runner's labels (ClaimAttempt)
 	RunnerID   string
 	LeaseToken string
 	Now        time.Time

@@ -153,25 +153,39 @@ func (s *Store) Update(ctx context.Context, actor string, fn func(*Tx) error) er
 	})
 }
 
-// Claim describes a lease request for one run's attempts.
+// Claim describes a lease request: for one run's attempts (the embedded
+// runner) or, with RunID empty, for any attempt whose labels are all among
+// Labels (a remote runner).
 type Claim struct {
 	RunID    string
 	RunnerID string
+	Labels   []string
 	TTL      time.Duration
 }
 
-// ClaimAttempt leases the oldest queued attempt of a run. It returns an
-// error of kind core.KindNotFound when nothing is queued.
+// ClaimAttempt leases the oldest matching queued attempt. It returns an
+// error of kind core.KindNotFound when nothing matches. Concurrent claims
+// never lease one attempt twice (BEGIN IMMEDIATE on SQLite, FOR UPDATE
+// SKIP LOCKED on PostgreSQL).
 func (s *Store) ClaimAttempt(ctx context.Context, actor string, c Claim) (core.Attempt, error) {
 	if c.TTL <= 0 {
 		return core.Attempt{}, core.E(core.KindInvalid, "claim attempt", "lease TTL must be positive")
 	}
 	var leased core.Attempt
 	err := s.Update(ctx, actor, func(tx *Tx) error {
-		a, err := tx.q.ClaimRunAttempt(ctx, ClaimRow{
+		row := ClaimRow{
 			RunID: c.RunID, RunnerID: c.RunnerID, LeaseToken: newToken(),
 			Now: tx.now, ExpiresAt: tx.now.Add(c.TTL),
-		})
+			// "" is never an attempt label, and keeps the list non-empty.
+			Labels: append([]string{""}, c.Labels...),
+		}
+		var a core.Attempt
+		var err error
+		if c.RunID != "" {
+			a, err = tx.q.ClaimRunAttempt(ctx, row)
+		} else {
+			a, err = tx.q.ClaimAttempt(ctx, row)
+		}
 		if err != nil {
 			return err
 		}

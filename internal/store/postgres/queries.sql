@@ -110,3 +110,31 @@ SELECT * FROM events WHERE run_id = $1 ORDER BY seq;
 SELECT * FROM runs
 WHERE state IN ('queued', 'planning', 'running', 'canceling')
 ORDER BY created_at, id;
+
+-- name: InsertAttemptLabel :exec
+INSERT INTO attempt_labels (attempt_id, label) VALUES ($1, $2);
+
+-- name: ClaimAttempt :one
+-- Leases the oldest queued attempt, of any run, whose every label the
+-- runner has. SKIP LOCKED lets concurrent claimers pass over rows another
+-- transaction is taking.
+WITH next AS (
+    SELECT a.id FROM attempts a
+    WHERE a.state = 'queued'
+      AND NOT EXISTS (
+          SELECT 1 FROM attempt_labels l
+          WHERE l.attempt_id = a.id AND l.label <> ALL (sqlc.arg(labels)::text[])
+      )
+    ORDER BY a.queued_at, a.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE attempts
+SET state = 'leased',
+    runner_id = sqlc.arg(runner_id),
+    lease_token = sqlc.arg(lease_token),
+    leased_at = sqlc.arg(now),
+    lease_expires_at = sqlc.arg(expires_at)
+FROM next
+WHERE attempts.id = next.id
+RETURNING attempts.*;

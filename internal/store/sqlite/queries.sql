@@ -107,3 +107,28 @@ SELECT * FROM events WHERE run_id = ? ORDER BY seq;
 SELECT * FROM runs
 WHERE state IN ('queued', 'planning', 'running', 'canceling')
 ORDER BY created_at, id;
+
+-- name: InsertAttemptLabel :exec
+INSERT INTO attempt_labels (attempt_id, label) VALUES (?, ?);
+
+-- name: ClaimAttempt :one
+-- Leases the oldest queued attempt, of any run, whose every label the
+-- runner has. Called inside BEGIN IMMEDIATE. The label list always holds
+-- the empty string, which no attempt label is, so that it is never empty.
+UPDATE attempts
+SET state = 'leased',
+    runner_id = sqlc.arg(runner_id),
+    lease_token = sqlc.arg(lease_token),
+    leased_at = sqlc.arg(now),
+    lease_expires_at = sqlc.arg(expires_at)
+WHERE id = (
+    SELECT a.id FROM attempts a
+    WHERE a.state = 'queued'
+      AND NOT EXISTS (
+          SELECT 1 FROM attempt_labels l
+          WHERE l.attempt_id = a.id AND l.label NOT IN (sqlc.slice('labels'))
+      )
+    ORDER BY a.queued_at, a.id
+    LIMIT 1
+)
+RETURNING *;

@@ -205,6 +205,20 @@ func (x queries) ClaimRunAttempt(ctx context.Context, c store.ClaimRow) (core.At
 	return attemptFromRow(row)
 }
 
+func (x queries) ClaimAttempt(ctx context.Context, c store.ClaimRow) (core.Attempt, error) {
+	row, err := x.q.ClaimAttempt(ctx, sqlitedb.ClaimAttemptParams{
+		RunnerID: c.RunnerID, LeaseToken: c.LeaseToken, Now: ms(c.Now), ExpiresAt: ms(c.ExpiresAt), Labels: c.Labels,
+	})
+	if err != nil {
+		return core.Attempt{}, mapErr("claim attempt", err)
+	}
+	return attemptFromRow(row)
+}
+
+func (x queries) InsertAttemptLabel(ctx context.Context, attemptID, label string) error {
+	return mapErr("insert attempt label", x.q.InsertAttemptLabel(ctx, sqlitedb.InsertAttemptLabelParams{AttemptID: attemptID, Label: label}))
+}
+
 func (x queries) ExtendLease(ctx context.Context, id, token string, expires time.Time) (bool, error) {
 	n, err := x.q.ExtendLease(ctx, sqlitedb.ExtendLeaseParams{ID: id, LeaseToken: token, ExpiresAt: ms(expires)})
 	return n == 1, mapErr("extend lease", err)

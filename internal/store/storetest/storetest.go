@@ -452,6 +452,138 @@ func Run(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("ClaimMatchesLabels", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		specs := map[string][]string{"plain": nil, "linux": {"linux"}, "gpu": {"linux", "gpu"}}
+		nr := store.NewRun{Event: core.EventManual}
+		for _, n := range []string{"plain", "linux", "gpu"} {
+			sp := spec(n)
+			sp.RunsOn = specs[n]
+			nr.Jobs = append(nr.Jobs, store.NewJob{Spec: sp})
+		}
+		_, jobs, err := b.s.CreateRun(b.ctx, "test", nr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			for _, j := range jobs {
+				if err := tx.MoveJob(b.ctx, j, core.JobQueued, ""); err != nil {
+					return err
+				}
+				if _, err := tx.EnqueueAttempt(b.ctx, j); err != nil {
+					return err
+				}
+				b.clock.advance(time.Second) // queue order = file order
+			}
+			return nil
+		})
+		claim := func(labels ...string) string {
+			a, err := b.s.ClaimAttempt(b.ctx, "r", store.Claim{RunnerID: "r", Labels: labels, TTL: time.Minute})
+			if core.KindOf(err) == core.KindNotFound {
+				return "none"
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range jobs {
+				if j.ID == a.JobID {
+					return j.Name
+				}
+			}
+			return "?"
+		}
+		if got := claim("gpu"); got != "plain" {
+			t.Errorf("runner [gpu] got %s, want plain (unlabeled jobs run anywhere)", got)
+		}
+		if got := claim("gpu"); got != "none" {
+			t.Errorf("runner [gpu] got %s, want none (it lacks linux)", got)
+		}
+		if got := claim(); got != "none" {
+			t.Errorf("runner [] got %s", got)
+		}
+		if got := claim("linux"); got != "linux" {
+			t.Errorf("runner [linux] got %s", got)
+		}
+		if got := claim("big", "gpu", "linux"); got != "gpu" {
+			t.Errorf("runner [big gpu linux] got %s", got)
+		}
+	})
+
+	t.Run("NoDoubleLease", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		n, runners := 2000, 32
+		if testing.Short() {
+			n = 300
+		}
+		nr := store.NewRun{Event: core.EventManual}
+		for i := 0; i < n; i++ {
+			nr.Jobs = append(nr.Jobs, store.NewJob{Spec: core.JobSpec{Name: fmt.Sprint("noop", i), Run: "true", Reuse: true}})
+		}
+		r, jobs, err := b.s.CreateRun(b.ctx, "test", nr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			for _, j := range jobs {
+				if err := tx.MoveJob(b.ctx, j, core.JobQueued, ""); err != nil {
+					return err
+				}
+				if _, err := tx.EnqueueAttempt(b.ctx, j); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		leases := map[string]int{}
+		errc := make(chan error, runners)
+		for w := 0; w < runners; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for {
+					a, err := b.s.ClaimAttempt(b.ctx, fmt.Sprint("runner", w), store.Claim{RunnerID: fmt.Sprint("runner", w), TTL: time.Minute})
+					if core.KindOf(err) == core.KindNotFound {
+						return
+					}
+					if err != nil {
+						errc <- err
+						return
+					}
+					mu.Lock()
+					leases[a.ID]++
+					mu.Unlock()
+				}
+			}(w)
+		}
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			t.Fatal(err)
+		}
+		evs, err := b.s.Events(b.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromEvents := map[string]int{}
+		for _, e := range evs {
+			if e.Entity == core.EntityAttempt && e.To == string(core.AttemptLeased) {
+				fromEvents[e.EntityID]++
+			}
+		}
+		if len(leases) != n || len(fromEvents) != n {
+			t.Fatalf("%d attempts leased (%d in events), want %d", len(leases), len(fromEvents), n)
+		}
+		for id, k := range fromEvents {
+			if k != 1 || leases[id] != 1 {
+				t.Fatalf("attempt %s leased %d times (events %d)", id, leases[id], k)
+			}
+		}
+	})
+
 	t.Run("JobSpecRoundTrip", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

@@ -26,6 +26,11 @@ type Attempt struct {
 	FinishedAt     pgtype.Int8
 }
 
+type AttemptLabel struct {
+	AttemptID string
+	Label     string
+}
+
 type Event struct {
 	Seq       int64
 	At        int64

@@ -11,6 +11,69 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+const claimAttempt = `-- name: ClaimAttempt :one
+WITH next AS (
+    SELECT a.id FROM attempts a
+    WHERE a.state = 'queued'
+      AND NOT EXISTS (
+          SELECT 1 FROM attempt_labels l
+          WHERE l.attempt_id = a.id AND l.label <> ALL ($5::text[])
+      )
+    ORDER BY a.queued_at, a.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE attempts
+SET state = 'leased',
+    runner_id = $1,
+    lease_token = $2,
+    leased_at = $3,
+    lease_expires_at = $4
+FROM next
+WHERE attempts.id = next.id
+RETURNING attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at
+`
+
+type ClaimAttemptParams struct {
+	RunnerID   string
+	LeaseToken string
+	Now        pgtype.Int8
+	ExpiresAt  pgtype.Int8
+	Labels     []string
+}
+
+// Leases the oldest queued attempt, of any run, whose every label the
+// runner has. SKIP LOCKED lets concurrent claimers pass over rows another
+// transaction is taking.
+func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (Attempt, error) {
+	row := q.db.QueryRow(ctx, claimAttempt,
+		arg.RunnerID,
+		arg.LeaseToken,
+		arg.Now,
+		arg.ExpiresAt,
+		arg.Labels,
+	)
+	var i Attempt
+	err := row.Scan(
+		&i.ID,
+		&i.JobID,
+		&i.RunID,
+		&i.Number,
+		&i.State,
+		&i.Reason,
+		&i.ExitCode,
+		&i.Labels,
+		&i.RunnerID,
+		&i.LeaseToken,
+		&i.LeaseExpiresAt,
+		&i.QueuedAt,
+		&i.LeasedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+	)
+	return i, err
+}
+
 const claimRunAttempt = `-- name: ClaimRunAttempt :one
 WITH next AS (
     SELECT a.id FROM attempts a
@@ -192,6 +255,20 @@ func (q *Queries) InsertAttempt(ctx context.Context, arg InsertAttemptParams) er
 		arg.Labels,
 		arg.QueuedAt,
 	)
+	return err
+}
+
+const insertAttemptLabel = `-- name: InsertAttemptLabel :exec
+INSERT INTO attempt_labels (attempt_id, label) VALUES ($1, $2)
+`
+
+type InsertAttemptLabelParams struct {
+	AttemptID string
+	Label     string
+}
+
+func (q *Queries) InsertAttemptLabel(ctx context.Context, arg InsertAttemptLabelParams) error {
+	_, err := q.db.Exec(ctx, insertAttemptLabel, arg.AttemptID, arg.Label)
 	return err
 }
 

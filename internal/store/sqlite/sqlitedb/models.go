@@ -26,6 +26,11 @@ type Attempt struct {
 	FinishedAt     sql.NullInt64
 }
 
+type AttemptLabel struct {
+	AttemptID string
+	Label     string
+}
+
 type Event struct {
 	Seq       int64
 	At        int64

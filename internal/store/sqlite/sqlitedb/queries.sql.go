@@ -8,7 +8,76 @@ package sqlitedb
 import (
 	"context"
 	"database/sql"
+	"strings"
 )
+
+const claimAttempt = `-- name: ClaimAttempt :one
+UPDATE attempts
+SET state = 'leased',
+    runner_id = ?1,
+    lease_token = ?2,
+    leased_at = ?3,
+    lease_expires_at = ?4
+WHERE id = (
+    SELECT a.id FROM attempts a
+    WHERE a.state = 'queued'
+      AND NOT EXISTS (
+          SELECT 1 FROM attempt_labels l
+          WHERE l.attempt_id = a.id AND l.label NOT IN (/*SLICE:labels*/?)
+      )
+    ORDER BY a.queued_at, a.id
+    LIMIT 1
+)
+RETURNING id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at
+`
+
+type ClaimAttemptParams struct {
+	RunnerID   string
+	LeaseToken string
+	Now        sql.NullInt64
+	ExpiresAt  sql.NullInt64
+	Labels     []string
+}
+
+// Leases the oldest queued attempt, of any run, whose every label the
+// runner has. Called inside BEGIN IMMEDIATE. The label list always holds
+// the empty string, which no attempt label is, so that it is never empty.
+func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (Attempt, error) {
+	query := claimAttempt
+	var queryParams []interface{}
+	queryParams = append(queryParams, arg.RunnerID)
+	queryParams = append(queryParams, arg.LeaseToken)
+	queryParams = append(queryParams, arg.Now)
+	queryParams = append(queryParams, arg.ExpiresAt)
+	if len(arg.Labels) > 0 {
+		for _, v := range arg.Labels {
+			queryParams = append(queryParams, v)
+		}
+		query = strings.Replace(query, "/*SLICE:labels*/?", strings.Repeat(",?", len(arg.Labels))[1:], 1)
+	} else {
+		query = strings.Replace(query, "/*SLICE:labels*/?", "NULL", 1)
+	}
+	row := q.db.QueryRowContext(ctx, query, queryParams...)
+	var i Attempt
+	err := row.Scan(
+		&i.ID,
+		&i.JobID,
+		&i.RunID,
+		&i.Number,
+		&i.State,
+		&i.Reason,
+		&i.ExitCode,
+		&i.Labels,
+		&i.RunnerID,
+		&i.LeaseToken,
+		&i.LeaseExpiresAt,
+		&i.QueuedAt,
+		&i.LeasedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+	)
+	return i, err
+}
 
 const claimRunAttempt = `-- name: ClaimRunAttempt :one
 UPDATE attempts
@@ -188,6 +257,20 @@ func (q *Queries) InsertAttempt(ctx context.Context, arg InsertAttemptParams) er
 		arg.Labels,
 		arg.QueuedAt,
 	)
+	return err
+}
+
+const insertAttemptLabel = `-- name: InsertAttemptLabel :exec
+INSERT INTO attempt_labels (attempt_id, label) VALUES (?, ?)
+`
+
+type InsertAttemptLabelParams struct {
+	AttemptID string
+	Label     string
+}
+
+func (q *Queries) InsertAttemptLabel(ctx context.Context, arg InsertAttemptLabelParams) error {
+	_, err := q.db.ExecContext(ctx, insertAttemptLabel, arg.AttemptID, arg.Label)
 	return err
 }
 
