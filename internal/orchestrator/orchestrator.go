@@ -256,7 +256,9 @@ type Outcome struct {
 
 // CompleteAttempt records an attempt's outcome, retries it per the job's
 // policy, settles the job and advances the run, all in one transaction.
-// Stale leases get core.KindLeaseLost and change nothing.
+// It is idempotent per (attempt, lease token): the same completion sent
+// again succeeds and changes nothing. Stale leases, and a different outcome
+// for an attempt already ended, get core.KindLeaseLost and change nothing.
 func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, f store.Fence, out Outcome) error {
 	if !out.State.Terminal() {
 		return core.E(core.KindInvalid, "complete attempt", "outcome %s is not a final attempt state", out.State)
@@ -265,6 +267,15 @@ func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, f s
 		out.Reason = core.AttemptOutcome(out.State)
 	}
 	err := o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
+		cur, err := tx.Attempt(ctx, f.AttemptID)
+		if err != nil {
+			return err
+		}
+		// A runner that lost our answer sends the same completion again:
+		// same lease, same outcome, already recorded. Answer it the same.
+		if cur.State.Terminal() && cur.LeaseToken == f.LeaseToken && cur.State == out.State {
+			return nil
+		}
 		a, err := tx.MoveLeased(ctx, f, out.State, out.Reason, out.ExitCode)
 		if err != nil {
 			return err

@@ -265,6 +265,37 @@ func TestLateCompletionAfterReapIsFenced(t *testing.T) {
 	}
 }
 
+func TestCompletionIsIdempotent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, t.TempDir())
+	r := create(t, b, job("a"))
+	a, _, err := b.o.Lease(b.ctx, r.ID, "r1", 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
+	if err := b.o.StartAttempt(b.ctx, "r1", f); err != nil {
+		t.Fatal(err)
+	}
+	lost := orchestrator.Outcome{State: core.AttemptLost, Reason: core.ReasonRunnerLost}
+	if err := b.o.CompleteAttempt(b.ctx, "r1", f, lost); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := b.s.Events(b.ctx, r.ID)
+	// The runner never saw the answer and sends the same completion again.
+	if err := b.o.CompleteAttempt(b.ctx, "r1", f, lost); err != nil {
+		t.Fatalf("repeated completion: %v", err)
+	}
+	after, _ := b.s.Events(b.ctx, r.ID)
+	atts, _ := b.s.Attempts(b.ctx, r.ID)
+	if len(after) != len(before) || len(atts) != 2 {
+		t.Errorf("repeated completion wrote %d events and left %d attempts (want one retry)", len(after)-len(before), len(atts))
+	}
+	if err := b.o.CompleteAttempt(b.ctx, "r1", f, ok()); core.KindOf(err) != core.KindLeaseLost {
+		t.Errorf("a different outcome for an ended attempt: %v", err)
+	}
+}
+
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	b := setup(t, t.TempDir())
