@@ -338,11 +338,9 @@ func TestCancel(t *testing.T) {
 // to exactly the stored states through legal moves only.
 func TestRandomGraphsProperty(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	i := 0
+	// One database for every case: each case is its own run.
+	b := setup(t, t.TempDir())
 	rapid.Check(t, func(rt *rapid.T) {
-		i++
-		b := setup(t, filepath.Join(dir, fmt.Sprint(i)))
 		n := rapid.IntRange(1, 8).Draw(rt, "jobs")
 		var jobs []store.NewJob
 		for k := 0; k < n; k++ {
