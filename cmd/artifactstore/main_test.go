@@ -130,6 +130,11 @@ func roundTrip(t *testing.T, dir string, sel ...string) {
 	}
 	ok(t, dir, a("tag", "outputs/build:stable", "outputs/build:v1")...)
 	ok(t, dir, a("tag", "outputs/build:v2", "--delete")...)
+	ok(t, dir, a("tag", "outputs/build:stable", "--pin")...)
+	if ls := ok(t, dir, a("ls", "outputs", "--json")...); !strings.Contains(ls, `"pinned": true`) {
+		t.Errorf("pin did not show: %s", ls)
+	}
+	ok(t, dir, a("tag", "outputs/build:stable", "--unpin")...)
 	ok(t, dir, a("retention", "set", "outputs", "--selector", "**", "--keep-last", "1")...)
 	dry := ok(t, dir, a("retention", "apply", "outputs", "--dry-run")...)
 	if !strings.Contains(dry, "would delete outputs/build:") || !strings.Contains(dry, "keep_last 1") {

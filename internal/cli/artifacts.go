@@ -44,6 +44,10 @@ type artifactFlags struct {
 
 func newArtifactsCmd(e env, use string, standalone bool) *cobra.Command {
 	f := &artifactFlags{standalone: standalone}
+	prog := "deltaci " + use
+	if standalone {
+		prog = use
+	}
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: "The content-addressed artifact store",
@@ -54,16 +58,16 @@ retention policies, garbage collection and a hash-chained event log.
 Every command works on a database (--database: an SQLite file or a postgres://
 URL) and a blob store (--store: a directory or s3://bucket/prefix), or through
 a running server with --server URL.`,
-		Example: `  ` + use + ` push ./dist --ref outputs/build:v1
-  ` + use + ` pull outputs/build:v1 ./restored
-  ` + use + ` --store s3://artifacts/ci --database postgres://ci@db/ci ls outputs`,
+		Example: `  ` + prog + ` push ./dist --ref outputs/build:v1
+  ` + prog + ` pull outputs/build:v1 ./restored
+  ` + prog + ` --store s3://artifacts/ci --database postgres://ci@db/ci --s3-endpoint https://s3.amazonaws.com ls outputs`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.database, "database", "", "metadata database: SQLite file or postgres:// URL (env ARTIFACTSTORE_DATABASE)")
 	pf.StringVar(&f.store, "store", "", "blob store: a directory or s3://bucket/prefix (env ARTIFACTSTORE_STORE)")
 	pf.StringVar(&f.server, "server", "", "act through a running artifactstore serve at this URL (env ARTIFACTSTORE_SERVER)")
 	pf.StringVar(&f.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL for s3:// stores (env ARTIFACTSTORE_S3_ENDPOINT; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
-	pf.StringVar(&f.stageDir, "stage-dir", "", "local directory for resumable uploads in progress (default: beside the database or in the store directory)")
+	pf.StringVar(&f.stageDir, "stage-dir", "", "local directory for resumable uploads in progress (env ARTIFACTSTORE_STAGE_DIR; default: in the store directory, or beside an SQLite database, or the system temp dir)")
 	pf.StringVar(&f.actor, "as", "", "who the audit trail records for writes (env ARTIFACTSTORE_ACTOR; default $USER)")
 	pf.BoolVar(&f.json, "json", false, "print JSON for scripts")
 	cmd.AddCommand(
@@ -75,14 +79,21 @@ a running server with --server URL.`,
 }
 
 func (f *artifactFlags) resolve(ctx context.Context, e env) error {
+	// Explicit local settings win over a server named in the environment.
+	if f.server == "" && f.database == "" && f.store == "" {
+		f.server = e.get("ARTIFACTSTORE_SERVER")
+	}
 	if f.database == "" {
 		f.database = e.get("ARTIFACTSTORE_DATABASE")
+	}
+	if f.database == "" && !f.standalone {
+		f.database = e.get("DELTACI_DATABASE")
 	}
 	if f.store == "" {
 		f.store = e.get("ARTIFACTSTORE_STORE")
 	}
-	if f.server == "" {
-		f.server = e.get("ARTIFACTSTORE_SERVER")
+	if f.stageDir == "" {
+		f.stageDir = e.get("ARTIFACTSTORE_STAGE_DIR")
 	}
 	if f.s3Endpoint == "" {
 		f.s3Endpoint = e.get("ARTIFACTSTORE_S3_ENDPOINT")
@@ -96,7 +107,7 @@ func (f *artifactFlags) resolve(ctx context.Context, e env) error {
 	if f.actor == "" {
 		f.actor = "anonymous"
 	}
-	if f.database != "" && f.store != "" {
+	if f.server != "" || (f.database != "" && f.store != "") {
 		return nil
 	}
 	// Defaults: the current directory for the standalone binary, the

@@ -21,6 +21,7 @@ type artifactBackend interface {
 	Catalog() registry.Catalog
 	Refs(ctx context.Context, namespace string) ([]eventlog.Ref, error)
 	DeleteRef(ctx context.Context, actor string, ref eventlog.RefName) error
+	PinRef(ctx context.Context, actor string, ref eventlog.RefName, pinned bool) error
 	Policies(ctx context.Context, namespace string) ([]eventlog.Policy, error)
 	SetPolicy(ctx context.Context, actor string, p eventlog.Policy) error
 	DeletePolicy(ctx context.Context, actor, namespace, selector string) error
@@ -44,6 +45,9 @@ func (l localBackend) Refs(ctx context.Context, ns string) ([]eventlog.Ref, erro
 }
 func (l localBackend) DeleteRef(ctx context.Context, actor string, r eventlog.RefName) error {
 	return l.s.Meta.DeleteRef(ctx, actor, r, "deleted by "+actor)
+}
+func (l localBackend) PinRef(ctx context.Context, actor string, r eventlog.RefName, pinned bool) error {
+	return l.s.Meta.PinRef(ctx, actor, r, pinned)
 }
 func (l localBackend) Policies(ctx context.Context, ns string) ([]eventlog.Policy, error) {
 	return l.s.Meta.Policies(ctx, ns)

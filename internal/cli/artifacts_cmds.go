@@ -56,7 +56,7 @@ ref at it. Symlinks are kept as links; one pointing outside SRC is refused.`,
 					"bytes": res.Bytes, "uploaded": res.Uploaded, "sent": res.Sent})
 			}
 			fmt.Fprintf(e.stdout, "%s\n", res.Manifest)
-			fmt.Fprintf(e.stderr, "%d files, %s; uploaded %d new blobs (%s)%s\n", res.Files, human(res.Bytes), res.Uploaded, human(res.Sent), refNote(ref))
+			fmt.Fprintf(e.stderr, "%s, %s; uploaded %s (%s)%s\n", plural(res.Files, "file"), human(res.Bytes), plural(res.Uploaded, "new blob"), human(res.Sent), refNote(ref))
 			return nil
 		}),
 	}
@@ -91,7 +91,7 @@ empty), restores modes and symlinks, and verifies each file's digest.`,
 			if f.json {
 				return printJSON(e.stdout, map[string]any{"manifest": res.Manifest.String(), "files": res.Files, "bytes": res.Bytes})
 			}
-			fmt.Fprintf(e.stdout, "%s: %d files, %s into %s\n", res.Manifest, res.Files, human(res.Bytes), args[1])
+			fmt.Fprintf(e.stdout, "%s: %s, %s into %s\n", res.Manifest, plural(res.Files, "file"), human(res.Bytes), args[1])
 			return nil
 		}),
 	}
@@ -204,11 +204,12 @@ func newFindMissingCmd(e env, f *artifactFlags) *cobra.Command {
 }
 
 func newTagCmd(e env, f *artifactFlags) *cobra.Command {
-	var del bool
+	var del, pin, unpin bool
 	cmd := &cobra.Command{
 		Use:   "tag REF [TARGET]",
-		Short: "Point a ref at a manifest (by digest or another ref), or delete it",
+		Short: "Point a ref at a manifest (by digest or another ref), pin it, or delete it",
 		Example: `  artifactstore tag outputs/build:stable outputs/build:v1
+  artifactstore tag outputs/build:stable --pin
   artifactstore tag outputs/build:old --delete`,
 		Args: checkArgs(cobra.RangeArgs(1, 2)),
 		RunE: withBackend(e, f, func(cmd *cobra.Command, b artifactBackend, args []string) error {
@@ -216,11 +217,19 @@ func newTagCmd(e env, f *artifactFlags) *cobra.Command {
 			if err != nil {
 				return usage(err)
 			}
-			if del {
-				if len(args) != 1 {
-					return usage(fmt.Errorf("tag --delete takes only the ref"))
+			if del || pin || unpin {
+				if len(args) != 1 || (del && (pin || unpin)) || (pin && unpin) {
+					return usage(fmt.Errorf("tag --delete, --pin and --unpin each take only the ref, one at a time"))
 				}
-				return b.DeleteRef(cmd.Context(), f.actor, name)
+				if del {
+					err = b.DeleteRef(cmd.Context(), f.actor, name)
+				} else {
+					err = b.PinRef(cmd.Context(), f.actor, name, pin)
+				}
+				if err == nil && f.json {
+					return printJSON(e.stdout, map[string]any{"ref": name.String(), "deleted": del, "pinned": pin})
+				}
+				return err
 			}
 			if len(args) != 2 {
 				return usage(fmt.Errorf("tag needs the ref and a target (a manifest digest or another ref)"))
@@ -240,6 +249,8 @@ func newTagCmd(e env, f *artifactFlags) *cobra.Command {
 		}),
 	}
 	cmd.Flags().BoolVar(&del, "delete", false, "delete the ref instead")
+	cmd.Flags().BoolVar(&pin, "pin", false, "pin the ref: retention policies with keep_pinned keep it")
+	cmd.Flags().BoolVar(&unpin, "unpin", false, "unpin the ref")
 	return cmd
 }
 
@@ -368,9 +379,10 @@ deleted. It is safe to run while pushes go on.`,
 				return err
 			}
 			if f.json {
-				return printJSON(e.stdout, map[string]any{"manifests": rep.Manifests, "blobs": rep.Blobs, "bytes": rep.Bytes, "orphans": rep.Orphans})
+				return printJSON(e.stdout, map[string]any{"manifests": rep.Manifests, "blobs": rep.Blobs, "bytes": rep.Bytes, "orphans": rep.Orphans, "stale": rep.Stale})
 			}
-			fmt.Fprintf(e.stdout, "deleted %d manifests, %d blobs (%s), %d orphans\n", rep.Manifests, rep.Blobs, human(rep.Bytes), rep.Orphans)
+			fmt.Fprintf(e.stdout, "deleted %s, %s (%s), %s; removed %s\n", plural(rep.Manifests, "manifest"), plural(rep.Blobs, "blob"),
+				human(rep.Bytes), plural(rep.Orphans, "orphan"), plural(rep.Stale, "stale upload"))
 			return nil
 		}),
 	}

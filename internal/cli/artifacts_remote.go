@@ -71,6 +71,14 @@ func (r remoteBackend) Refs(ctx context.Context, ns string) ([]eventlog.Ref, err
 func (r remoteBackend) DeleteRef(ctx context.Context, _ string, ref eventlog.RefName) error {
 	return r.c.DeleteRef(ctx, ref.String())
 }
+func (r remoteBackend) PinRef(ctx context.Context, _ string, ref eventlog.RefName, pinned bool) error {
+	cur, err := r.c.GetRef(ctx, ref.String())
+	if err != nil {
+		return err
+	}
+	_, err = r.c.SetRef(ctx, ref.String(), cur.Manifest, &pinned)
+	return err
+}
 func (r remoteBackend) Policies(ctx context.Context, ns string) ([]eventlog.Policy, error) {
 	return r.c.Retention(ctx, ns)
 }

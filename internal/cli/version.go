@@ -16,7 +16,7 @@ func newVersionCmd(e env) *cobra.Command {
 		Use:   "version",
 		Short: "Print the version of deltaci",
 		Args:  checkArgs(cobra.NoArgs),
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			rev := ""
 			if bi, ok := debug.ReadBuildInfo(); ok {
 				for _, s := range bi.Settings {
@@ -25,7 +25,7 @@ func newVersionCmd(e env) *cobra.Command {
 					}
 				}
 			}
-			fmt.Fprintf(e.stdout, "deltaci %s%s %s %s/%s\n", Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(e.stdout, "%s %s%s %s %s/%s\n", cmd.Root().Name(), Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		},
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -88,10 +89,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.close = append(s.close, func() error { st.Close(); return nil })
 		if stage == "" {
 			if IsPostgres(cfg.Database) {
-				s.Close()
-				return nil, core.E(core.KindInvalid, "open artifact store", "with PostgreSQL and S3, give a local directory for uploads in progress (--stage-dir)")
+				// Nothing local to sit beside; resumable uploads are pinned
+				// to this machine anyway.
+				stage = filepath.Join(os.TempDir(), "artifactstore-uploads")
+			} else {
+				stage = filepath.Join(filepath.Dir(cfg.Database), "uploads")
 			}
-			stage = filepath.Join(filepath.Dir(cfg.Database), "uploads")
 		}
 	} else {
 		st, err := fs.Open(cfg.Store)

@@ -19,7 +19,13 @@ type GCReport struct {
 	Blobs     int   // blobs deleted
 	Bytes     int64 // bytes freed
 	Orphans   int   // stored bytes no metadata knew of, deleted
+	Stale     int   // abandoned staging (temp files, multipart uploads) removed
 }
+
+// StaleUploadAge is how long a blob store's staging item (an fs temp file,
+// an S3 multipart upload) must sit idle before GC removes it; far above any
+// pause of a live upload.
+const StaleUploadAge = 24 * time.Hour
 
 const gcBatch = 500
 
@@ -89,6 +95,14 @@ func (r *Registry) GC(ctx context.Context, actor string, grace time.Duration) (G
 	}
 	if err := r.sweepOrphans(ctx, actor, cut, &rep); err != nil {
 		return rep, err
+	}
+	// Staging left by uploads that died (temp files, S3 multipart uploads).
+	if sr, ok := r.Blobs.(blobstore.StaleRemover); ok {
+		n, err := sr.RemoveStale(ctx, StaleUploadAge)
+		if err != nil {
+			return rep, err
+		}
+		rep.Stale = n
 	}
 	err = r.Meta.RecordGC(ctx, actor, eventlog.GCPayload{Manifests: int64(rep.Manifests), Blobs: int64(rep.Blobs), Bytes: rep.Bytes})
 	r.log().InfoContext(ctx, "gc finished", slog.Int("manifests", rep.Manifests), slog.Int("blobs", rep.Blobs),

@@ -513,8 +513,8 @@ func Run(t *testing.T, open Opener) {
 	t.Run("NoDoubleLease", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
-		// 32 claimers racing for every attempt; the server's end-to-end
-		// test repeats this with 2,000 attempts over HTTP.
+		// 500 attempts keep the race-detector run short while 32 claimers
+		// still race for every row.
 		n, runners := 500, 32
 		if testing.Short() {
 			n = 200
