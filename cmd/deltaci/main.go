@@ -13,6 +13,10 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A closed pipe on stdout (deltaci run | head) must not kill the run
+	// midway; writes then fail and are dropped. Notify, not Ignore: an
+	// ignored signal would be inherited by the jobs.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	code := cli.Run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

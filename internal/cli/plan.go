@@ -61,11 +61,18 @@ recorded success with the same digest) or skip (branch or event filters).`,
 			}
 			defer arts.Close()
 			res := localResults(arts)
-			p, err := pipelineAt(ctx, top, o.head)
-			if err != nil {
-				return usage(err)
-			}
-			pl, err := makePlan(ctx, top, p, o, res)
+			pl, err := func() (*planner.Plan, error) {
+				if o.head != "" {
+					if ok, err := gitx.CommitExists(ctx, top, o.head); err != nil || !ok {
+						return nil, usage(fmt.Errorf("--head %s: no such commit in %s", o.head, top))
+					}
+				}
+				p, err := pipelineAt(ctx, top, o.head)
+				if err != nil {
+					return nil, usage(err)
+				}
+				return makePlan(ctx, top, p, o, res)
+			}()
 			if err != nil {
 				return err
 			}
@@ -116,9 +123,20 @@ func makePlan(ctx context.Context, top string, p *core.Pipeline, o planOptions, 
 	if err != nil {
 		return nil, err
 	}
+	for flag, rev := range map[string]string{"--base": o.base, "--head": o.head} {
+		if rev == "" {
+			continue
+		}
+		if ok, err := gitx.CommitExists(ctx, top, rev); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, core.E(core.KindInvalid, "plan", "%s %s: no such commit in %s", flag, rev, top)
+		}
+	}
 	trig := planner.Trigger{Kind: planner.TriggerLocal, Branch: branch, Base: o.base}
 	if o.head != "" {
-		trig = planner.Trigger{Kind: planner.TriggerManual, Head: o.head, Base: o.base}
+		// Branch filters match the branch checked out here.
+		trig = planner.Trigger{Kind: planner.TriggerManual, Head: o.head, Base: o.base, Branch: branch}
 	}
 	return planner.Make(ctx, planner.Options{
 		Dir: top, Pipeline: p, Trigger: trig, Executor: planner.ExecutorShell, Salt: DigestSalt,
@@ -143,7 +161,7 @@ func makePlan(ctx context.Context, top string, p *core.Pipeline, o planOptions, 
 func printPlan(e env, pl *planner.Plan, explain bool) {
 	head := describeHead(pl.Branch, pl.Head, pl.Dirty)
 	fmt.Fprintf(e.stdout, "plan of %s\nbase: %s\n", head, describeBase(pl.Base))
-	fmt.Fprintf(e.stdout, "%d changed files; %d to run, %d reused, %d skipped\n\n", pl.ChangedFiles, pl.Summary.Run, pl.Summary.Reuse, pl.Summary.Skip)
+	fmt.Fprintf(e.stdout, "%s; %d to run, %d reused, %d skipped\n\n", plural(pl.ChangedFiles, "changed file"), pl.Summary.Run, pl.Summary.Reuse, pl.Summary.Skip)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tDECISION\tWHY")
 	for _, j := range pl.Jobs {

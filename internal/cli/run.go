@@ -123,6 +123,9 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		return err
 	}
 	pl, err := makePlan(ctx, top, p, o.plan, res)
+	if core.KindOf(err) == core.KindInvalid {
+		return usage(err)
+	}
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
@@ -384,7 +387,11 @@ func printSummary(ctx context.Context, e env, st *store.Store, run core.Run, ela
 				dur = d.Round(10 * time.Millisecond).String()
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, j.State, reason, dur, num, decidingReason(j.Explain))
+		why := decidingReason(j.Explain)
+		if j.State == core.JobUpstreamFailed || j.State == core.JobCanceled {
+			why = "-" // the plan did not decide its end
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, j.State, reason, dur, num, why)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -19,7 +19,6 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
-	"github.com/deltaci/deltaci/internal/artifact/manifest"
 	"github.com/deltaci/deltaci/internal/artifact/registry"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/planner"
@@ -56,6 +55,18 @@ func (s *Store) transfer() *registry.Transfer {
 }
 
 func outputsRef(attemptID string) string { return "outputs/" + attemptID + ":latest" }
+
+// LogRef is the ref of an attempt's kept log.
+func LogRef(attemptID string) string { return "logs/" + attemptID + ":latest" }
+
+// SaveLog keeps an attempt's log file in the store under logs/<attempt>;
+// a reused job's explanation names the attempt whose log this is.
+func (s *Store) SaveLog(ctx context.Context, a core.Attempt, path string) error {
+	_, err := s.transfer().Push(ctx, s.Actor, path, LogRef(a.ID), registry.PushOptions{
+		Annotations: map[string]string{annRun: a.RunID, annAttempt: a.ID, annNumber: strconv.Itoa(a.Number)},
+	})
+	return err
+}
 
 func resultRef(jobDigest, ns string) (eventlog.RefName, error) {
 	hex := jobDigest[strings.IndexByte(jobDigest, ':')+1:]
@@ -153,12 +164,12 @@ func (s *Store) Restore(ctx context.Context, attemptIDs []string, dir string) er
 	for _, id := range attemptIDs {
 		if _, err := s.transfer().PullInto(ctx, outputsRef(id), dir); err != nil {
 			if core.KindOf(err) == core.KindNotFound {
-				continue // the attempt stored no outputs
+				// Every successful attempt stores an outputs manifest, even
+				// an empty one: a missing one was deleted since.
+				return core.E(core.KindNotFound, "restore outputs", "the outputs of attempt %s are gone from the artifact store (deleted by hand or by retention); run again with --no-reuse", id)
 			}
 			return err
 		}
 	}
 	return nil
 }
-
-var _ = manifest.Version
