@@ -12,6 +12,7 @@ all: check test
 # missing PostgreSQL is printed here where it is seen.
 test:
 	@$(GO) run ./internal/store/storetest/pgcheck || true
+	@command -v bwrap >/dev/null || echo "!!! bubblewrap (bwrap) is not installed: the sandbox tests are skipped (they fail under CI=true)" >&2
 	$(GO) test -race -timeout 30m ./...
 
 ## check: formatting, vet, staticcheck and generated code being current

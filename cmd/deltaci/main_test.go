@@ -468,13 +468,16 @@ func TestSecretsFromEnvironment(t *testing.T) {
 jobs:
   deploy:
     secrets: [API_TOKEN]
-    run: test "$API_TOKEN" = s3cr3t && echo token ok
+    run: test "$API_TOKEN" = s3cr3t-value && echo token ok && echo "leak $API_TOKEN" && printf %s "$API_TOKEN" | base64
 `})
 	cmd := command(dir, "run")
-	cmd.Env = append(os.Environ(), "DELTACI_SECRET_API_TOKEN=s3cr3t")
+	cmd.Env = append(os.Environ(), "DELTACI_SECRET_API_TOKEN=s3cr3t-value")
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "deploy | token ok") {
+	if err != nil || !strings.Contains(string(out), "deploy | token ok") || !strings.Contains(string(out), "deploy | leak ***") {
 		t.Fatalf("with the secret set: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "s3cr3t-value") || strings.Contains(string(out), "czNjcjN0LXZhbHVl") {
+		t.Errorf("the secret or its base64 reached the output:\n%s", out)
 	}
 	r := deltaci(t, dir, "run", "--no-reuse")
 	if r.code != 1 || summary(t, r.stdout)["deploy"] != "failed|infra_error|1" ||
@@ -611,6 +614,10 @@ jobs:
 	if first.code != 1 || summary(t, first.stdout)["flaky"] != "failed|exit code 1|1" {
 		t.Fatalf("first run: exit %d\n%s", first.code, first.stdout)
 	}
+	// Every attempt's log is kept in the artifact store.
+	if ls := deltaci(t, dir, "artifacts", "ls", "logs"); strings.Count(ls.stdout, "logs/") != 4 {
+		t.Errorf("kept logs after the first run:\n%s%s", ls.stdout, ls.stderr)
+	}
 	second := deltaci(t, dir, "run")
 	got := summary(t, second.stdout)
 	for _, j := range []string{"api", "web", "e2e"} {
@@ -679,5 +686,34 @@ func TestPlanJSON(t *testing.T) {
 	ex := deltaci(t, dir, "plan", "--explain")
 	if ex.code != 0 || !strings.Contains(ex.stdout, "a/x") || !strings.Contains(ex.stdout, "a/**") {
 		t.Errorf("plan --explain does not name the file and glob:\n%s", ex.stdout)
+	}
+}
+
+func TestSandboxExecutor(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("bubblewrap is required under CI=true")
+		}
+		t.Skip("bubblewrap not installed")
+	}
+	outside := t.TempDir()
+	dir := repo(t, map[string]string{".deltaci.yml": fmt.Sprintf(`version: 1
+jobs:
+  confined:
+    run: |
+      echo inside > in-workspace
+      if echo x > %s/escaped 2>/dev/null; then echo ESCAPED; fi
+      echo done
+`, outside)})
+	r := deltaci(t, dir, "run", "--executor", "sandbox")
+	if r.code != 0 || !strings.Contains(r.stdout, "confined | done") || strings.Contains(r.stdout, "ESCAPED") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "escaped")); err == nil {
+		t.Error("a sandboxed job wrote outside its workspace")
+	}
+	if r := deltaci(t, dir, "run", "--executor", "vm"); r.code != 2 {
+		t.Errorf("--executor vm: exit %d", r.code)
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -22,9 +23,10 @@ import (
 const DigestSalt = "deltaci/1"
 
 type planOptions struct {
-	base    string
-	head    string
-	noReuse bool
+	base     string
+	head     string
+	noReuse  bool
+	executor string // part of every digest: shell and sandbox results differ
 }
 
 func newPlanCmd(e env) *cobra.Command {
@@ -88,6 +90,7 @@ recorded success with the same digest) or skip (branch or event filters).`,
 	f.StringVar(&o.base, "base", "", "compare with this revision instead of the merge-base with the default branch")
 	f.StringVar(&o.head, "head", "", "plan this revision instead of the working tree")
 	f.BoolVar(&o.noReuse, "no-reuse", false, "plan as if no result were recorded")
+	f.StringVar(&o.executor, "executor", planner.ExecutorShell, "the executor the run would use (shell or sandbox); it is part of every digest")
 	f.StringVar(&database, "database", "", "SQLite file path or postgres:// URL (env DELTACI_DATABASE)")
 	f.BoolVar(&explain, "explain", false, "list every reason, with the changed files and the globs they matched")
 	f.BoolVar(&asJSON, "json", false, "print the plan as JSON (schema in docs/planner.md)")
@@ -139,7 +142,7 @@ func makePlan(ctx context.Context, top string, p *core.Pipeline, o planOptions, 
 		trig = planner.Trigger{Kind: planner.TriggerManual, Head: o.head, Base: o.base, Branch: branch}
 	}
 	return planner.Make(ctx, planner.Options{
-		Dir: top, Pipeline: p, Trigger: trig, Executor: planner.ExecutorShell, Salt: DigestSalt,
+		Dir: top, Pipeline: p, Trigger: trig, Executor: cmp.Or(o.executor, planner.ExecutorShell), Salt: DigestSalt,
 		Lookup: res.Lookup(ctx), NoReuse: o.noReuse,
 		BasePipelineAt: func(ctx context.Context, commit string) (*core.Pipeline, error) {
 			b, err := gitx.FileAt(ctx, top, commit, ConfigFile)

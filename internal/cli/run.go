@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -29,6 +30,7 @@ const ConfigFile = ".deltaci.yml"
 
 type runOptions struct {
 	plan     planOptions
+	executor string
 	repo     string
 	jobs     int
 	only     []string
@@ -64,6 +66,7 @@ configuration error, 130 when interrupted.`,
 	f.StringVar(&o.database, "database", "", "SQLite file path or postgres:// URL (env DELTACI_DATABASE; default .deltaci/state.db in the repository)")
 	f.DurationVar(&o.grace, "grace", 10*time.Second, "time a canceled or timed-out job gets between SIGTERM and SIGKILL")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log what deltaci does, to stderr")
+	f.StringVar(&o.executor, "executor", "shell", "where jobs run: shell (this machine's shell) or sandbox (bubblewrap: no network unless the job asks, only the workspace writable)")
 	f.BoolVar(&o.plan.noReuse, "no-reuse", false, "run every job, even those with a recorded result for the same inputs")
 	f.StringVar(&o.plan.base, "base", "", "compare with this revision instead of the merge-base with the default branch")
 	return cmd
@@ -76,6 +79,11 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	if o.jobs < 1 {
 		return usage(fmt.Errorf("--jobs must be at least 1, got %d", o.jobs))
 	}
+	exec, err := newExecutor(o.executor, log)
+	if err != nil {
+		return err
+	}
+	o.plan.executor = o.executor
 	top, err := gitx.TopLevel(ctx, o.repo)
 	if err != nil {
 		return usage(err)
@@ -193,7 +201,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		}
 	}()
 	local := &runner.Local{
-		Orch: orch, Notifier: notifier, Exec: executor.NewShell(log), Log: log,
+		Orch: orch, Notifier: notifier, Exec: exec, Log: log,
 		Slots: o.jobs, Source: src, WorkDir: filepath.Join(work, "ws"), BaseEnv: e.vars,
 		Output: con.job, Grace: o.grace, ID: "local", Results: res,
 	}
@@ -266,6 +274,22 @@ func selectJobs(p *core.Pipeline, only []string) ([]core.JobSpec, error) {
 		}
 	}
 	return out, nil
+}
+
+// newExecutor builds the executor --executor names. An unusable sandbox is
+// an error, never a quiet fallback to the shell.
+func newExecutor(name string, log *slog.Logger) (executor.Executor, error) {
+	switch name {
+	case planner.ExecutorShell:
+		return executor.NewShell(log), nil
+	case planner.ExecutorSandbox:
+		sb, err := executor.NewSandbox(log, executor.SandboxOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("--executor sandbox: %w", err)
+		}
+		return sb, nil
+	}
+	return nil, usage(fmt.Errorf("--executor %q: use shell or sandbox", name))
 }
 
 // defaultAbandonAfter is how long a run must have shown no sign of life (no

@@ -1,6 +1,49 @@
 // Package executor runs one job script and reports how it ended. It owns the
-// Executor contract and the shell implementation; the sandbox (bubblewrap)
-// implementation will satisfy the same contract.
+// Executor contract and its two implementations: Shell runs the script with
+// the host's /bin/sh, for trusted runners; Sandbox runs it inside a
+// bubblewrap (bwrap) sandbox, for untrusted runs.
+//
+// # What the sandbox covers
+//
+// A Sandbox job runs in new user, mount, PID, IPC, UTS and cgroup namespaces,
+// and a new network namespace unless Spec.Network is set, with every
+// capability dropped. That keeps a hostile job from:
+//
+//   - changing the host: the workspace (Spec.Dir) is the only writable host
+//     path; /usr, the system directories and a short list of /etc files are
+//     read-only, /tmp is a private tmpfs, and the rest of the filesystem
+//     (home directories, other workspaces, the runner's own files) is absent;
+//   - reading what it was not given: its environment is exactly Spec.Env, and
+//     /etc/shadow, SSH host keys and TLS private keys are not mounted;
+//   - using the network, including the runner's loopback services, the cloud
+//     metadata address and abstract Unix sockets (D-Bus, X11), unless
+//     Spec.Network is set;
+//   - seeing or signaling the runner's processes or other jobs (PID and IPC
+//     namespaces);
+//   - pushing keystrokes into the runner's terminal with TIOCSTI
+//     (CVE-2017-5226): it runs in a new session without a controlling
+//     terminal, and its stdin is /dev/null;
+//   - outliving its attempt: every process of the job, even one that called
+//     setsid or daemonized, dies with the PID namespace;
+//   - fork bombs, descriptor leaks and runaway files: rlimits bound processes,
+//     open files, address space and file size (see Limits).
+//
+// It does not cover:
+//
+//   - kernel exploits: there is no seccomp filter yet, and the job may create
+//     nested user namespaces, which exposes more kernel code to it;
+//   - exhausting memory, CPU, disk space or I/O: there is no cgroup yet. The
+//     address space limit is per process and not a memory limit, and the
+//     kernel does not enforce the process limit for root;
+//   - a runner that runs as root: the job is then uid 0 without capabilities,
+//     mapped to root on the host, so a sandbox escape is root. Run runners as
+//     an unprivileged user;
+//   - jobs with Spec.Network set: they share the runner's network namespace,
+//     loopback services and abstract sockets included;
+//   - secrets in what is mounted: everything in the workspace, the system
+//     directories and any extra read-only path the operator configured is
+//     readable by the job;
+//   - side channels (timing, CPU and kernel information in /proc and uname).
 package executor
 
 import (
@@ -66,6 +109,10 @@ type Spec struct {
 	Timeout time.Duration
 	// Grace is the time between SIGTERM and SIGKILL; zero means DefaultGrace.
 	Grace time.Duration
+	// Network gives a sandboxed job the runner's network (sandbox.network in
+	// the pipeline); without it the job has only its own loopback. Shell
+	// ignores it: a shell job always has the host's network.
+	Network bool
 }
 
 func (s Spec) grace() time.Duration {

@@ -22,6 +22,7 @@ import (
 	"github.com/deltaci/deltaci/internal/executor"
 	"github.com/deltaci/deltaci/internal/orchestrator"
 	"github.com/deltaci/deltaci/internal/results"
+	"github.com/deltaci/deltaci/internal/secret"
 	"github.com/deltaci/deltaci/internal/store"
 )
 
@@ -124,8 +125,26 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 	fence := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
 	// Reports must reach the store even when ctx was canceled by the user.
 	report := context.WithoutCancel(ctx)
-	out := l.Output(j.Name)
-	defer out.Close()
+	console := l.Output(j.Name)
+	defer console.Close()
+	// The attempt's log: what the console shows, kept in the artifact
+	// store as logs/<attempt> once the attempt ends.
+	var out io.Writer = console
+	if l.Results != nil {
+		logFile, err := l.openLog(a)
+		if err != nil {
+			fmt.Fprintf(console, "deltaci: cannot keep the log: %v\n", err)
+		} else {
+			out = io.MultiWriter(console, logFile)
+			defer func() {
+				logFile.Close()
+				if err := l.Results.SaveLog(report, a, logFile.Name()); err != nil {
+					log.WarnContext(report, "storing the log", slog.Any("err", err))
+				}
+				os.RemoveAll(filepath.Dir(logFile.Name()))
+			}()
+		}
+	}
 
 	ws, err := l.workspace(a, j)
 	if err != nil {
@@ -147,11 +166,15 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 	if a.Number > 1 {
 		fmt.Fprintf(out, "deltaci: attempt %d\n", a.Number)
 	}
-	env, err := l.env(a, j)
+	env, secrets, err := l.env(ctx, a, j)
 	if err != nil {
 		fmt.Fprintf(out, "deltaci: %v\n", err)
 		return l.complete(report, slotID, fence, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
 	}
+	// The job's output passes through the masker; closing it flushes the
+	// held-back tail before the attempt's writer is closed.
+	masked := secret.NewMasker(out, secrets)
+	defer masked.Close()
 
 	execCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -163,7 +186,9 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 	}()
 	res, err := l.Exec.Run(execCtx, executor.Spec{
 		Script: j.Spec.Run, Dir: ws, Env: env, Timeout: j.Spec.Timeout, Grace: l.Grace,
-	}, out)
+		Network: j.Spec.Sandbox.Network,
+	}, masked)
+	_ = masked.Close() // the job has ended: emit the held-back tail before deltaci's own lines
 	cancel()
 	<-hbDone
 	select {
@@ -274,6 +299,15 @@ func (l *Local) heartbeat(ctx context.Context, log *slog.Logger, f store.Fence, 
 	}
 }
 
+// openLog creates the file an attempt's log is kept in while it runs.
+func (l *Local) openLog(a core.Attempt) (*os.File, error) {
+	dir := filepath.Join(l.WorkDir, "logs", a.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return os.Create(filepath.Join(dir, "log"))
+}
+
 func (l *Local) workspace(a core.Attempt, j core.Job) (string, error) {
 	dir := filepath.Join(l.WorkDir, fmt.Sprintf("%s-%d", j.Name, a.Number))
 	if err := copyTree(l.Source, dir); err != nil {
@@ -283,26 +317,24 @@ func (l *Local) workspace(a core.Attempt, j core.Job) (string, error) {
 	return dir, nil
 }
 
-// SecretEnvPrefix names the variables the embedded runner reads secrets
-// from: a job declaring secret TOKEN gets TOKEN=$DELTACI_SECRET_TOKEN.
-const SecretEnvPrefix = "DELTACI_SECRET_"
-
 // env builds the job's environment: the base, then the job's secrets and
-// variables, then Delta CI's own, which a job cannot override. A declared
-// secret that is not set is an error naming the variable to set.
-func (l *Local) env(a core.Attempt, j core.Job) ([]string, error) {
+// variables, then Delta CI's own, which a job cannot override. It also
+// returns the secret values, for masking the job's output.
+func (l *Local) env(ctx context.Context, a core.Attempt, j core.Job) ([]string, []secret.Value, error) {
 	m := map[string]string{}
 	for _, kv := range l.BaseEnv {
 		if k, v, ok := cut(kv); ok {
 			m[k] = v
 		}
 	}
-	for _, name := range j.Spec.Secrets {
-		v, ok := m[SecretEnvPrefix+name]
-		if !ok {
-			return nil, fmt.Errorf("secret %s is not set: export %s%s before running", name, SecretEnvPrefix, name)
-		}
-		m[name] = v
+	secrets, err := secret.Resolve(ctx, secret.NewEnv(l.BaseEnv), j.Spec.Secrets)
+	if err != nil {
+		return nil, nil, err
+	}
+	values := make([]secret.Value, 0, len(secrets))
+	for name, v := range secrets {
+		m[name] = v.Reveal()
+		values = append(values, v)
 	}
 	for k, v := range j.Spec.Env {
 		m[k] = v
@@ -316,7 +348,7 @@ func (l *Local) env(a core.Attempt, j core.Job) ([]string, error) {
 		env = append(env, k+"="+v)
 	}
 	sort.Strings(env)
-	return env, nil
+	return env, values, nil
 }
 
 func cut(kv string) (string, string, bool) {

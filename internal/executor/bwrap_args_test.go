@@ -1,0 +1,73 @@
+//go:build linux
+
+package executor
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The sandbox's promises that show in bwrap's options themselves; the
+// sandbox tests check the same promises from inside a job.
+func TestBwrapArgs(t *testing.T) {
+	t.Parallel()
+	system, network := systemMounts()
+	s := &Sandbox{system: system, network: network, readOnly: []string{"/opt/toolchain"}}
+	const dir = "/work/ws"
+	spec := Spec{Script: "true", Dir: dir, Env: []string{"PATH=/usr/bin:/bin", "A=b=c", "NOEQUALS"}}
+
+	t.Run("WorkspaceIsTheOnlyWritableBind", func(t *testing.T) {
+		t.Parallel()
+		args := s.bwrapArgs(spec, dir)
+		for i, a := range args {
+			if (a == "--bind" || a == "--bind-try" || a == "--dev-bind" || a == "--dev-bind-try") && (args[i+1] != dir || args[i+2] != dir) {
+				t.Errorf("writable bind of %s at %s", args[i+1], args[i+2])
+			}
+		}
+		if n := strings.Count(strings.Join(args, "\x00"), "\x00--bind\x00"); n != 1 {
+			t.Errorf("%d --bind options, want exactly the workspace", n)
+		}
+		// Nothing may be mounted over the workspace after it, and the root
+		// is made read-only last.
+		tail := args[slices.Index(args, "--bind"):]
+		if want := []string{"--bind", dir, dir, "--remount-ro", "/", "--chdir", dir}; !slices.Equal(tail, want) {
+			t.Errorf("options end with %q, want %q", tail, want)
+		}
+	})
+
+	t.Run("NetworkOnlyWhenAsked", func(t *testing.T) {
+		t.Parallel()
+		off := strings.Join(s.bwrapArgs(spec, dir), " ")
+		withNet := spec
+		withNet.Network = true
+		on := strings.Join(s.bwrapArgs(withNet, dir), " ")
+		if strings.Contains(off, "--share-net") || strings.Contains(off, "resolv.conf") {
+			t.Errorf("network shared without Spec.Network: %s", off)
+		}
+		if !strings.Contains(on, "--unshare-all --share-net ") {
+			t.Errorf("network not shared with Spec.Network: %s", on)
+		}
+	})
+
+	t.Run("ExactlySpecEnv", func(t *testing.T) {
+		t.Parallel()
+		args := strings.Join(s.bwrapArgs(spec, dir), "\x00")
+		if !strings.Contains(args, "--clearenv\x00--setenv\x00PATH\x00/usr/bin:/bin\x00--setenv\x00A\x00b=c\x00--json-status-fd") {
+			t.Errorf("environment options: %q", args)
+		}
+	})
+
+	t.Run("SafetyOptions", func(t *testing.T) {
+		t.Parallel()
+		args := s.bwrapArgs(spec, dir)
+		for _, want := range []string{"--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "--clearenv", "--proc", "--dev", "--tmpfs"} {
+			if !slices.Contains(args, want) {
+				t.Errorf("options lack %s: %q", want, args)
+			}
+		}
+		if !slices.Contains(args, "/opt/toolchain") || slices.Contains(args, "/etc/shadow") {
+			t.Errorf("read-only paths: %q", args)
+		}
+	})
+}

@@ -1,0 +1,6 @@
+//go:build linux && !mips && !mipsle && !mips64 && !mips64le
+
+package executor
+
+// rlimitNPROC is RLIMIT_NPROC, which the syscall package does not define.
+const rlimitNPROC = 6

@@ -1,0 +1,213 @@
+//go:build unix
+
+package executor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/deltaci/deltaci/internal/core"
+)
+
+// msgNoBwrap is what a runner says when it cannot sandbox: never a silent
+// fallback to the shell.
+const msgNoBwrap = "bubblewrap (bwrap) is not installed: install the bubblewrap package or run this runner with --executor shell"
+
+// NoLimit in a Limits field leaves that limit as the runner's own.
+const NoLimit int64 = -1
+
+// Default limits; see Limits.
+const (
+	defaultMaxProcesses = 4096
+	defaultOpenFiles    = 65536
+	defaultAddressSpace = 64 << 30
+	defaultFileSize     = 16 << 30
+)
+
+// Limits are the rlimits of every process of a sandboxed job, soft and hard
+// alike, so the job cannot raise them. Zero means the default, NoLimit keeps
+// the runner's own limit, and a value above the runner's hard limit is
+// lowered to it (only root could raise a hard limit).
+type Limits struct {
+	// MaxProcesses is RLIMIT_NPROC, the processes and threads the job's user
+	// may have; default 4096, enough for parallel builds, not for a fork
+	// bomb. With a user namespace (Linux 5.14 or later) it counts the job's
+	// own processes only. The kernel does not enforce it for root.
+	MaxProcesses int64
+	// OpenFiles is RLIMIT_NOFILE, open descriptors per process; default 65536.
+	OpenFiles int64
+	// AddressSpace is RLIMIT_AS in bytes, per process; default 64 GiB. It is
+	// a backstop against one runaway process, not a memory limit: it is set
+	// high because JVM heaps, V8 and WebAssembly runtimes reserve address
+	// space up front. AddressSanitizer needs NoLimit.
+	AddressSpace int64
+	// FileSize is RLIMIT_FSIZE in bytes, the largest file a process may
+	// write; default 16 GiB. A process that writes past it gets SIGXFSZ.
+	FileSize int64
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int64, d int64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxProcesses, defaultMaxProcesses)
+	def(&l.OpenFiles, defaultOpenFiles)
+	def(&l.AddressSpace, defaultAddressSpace)
+	def(&l.FileSize, defaultFileSize)
+	return l
+}
+
+// SandboxOptions configure a Sandbox. The zero value is usable.
+type SandboxOptions struct {
+	// Bwrap is the path of the bwrap binary; empty means "bwrap" looked up
+	// on PATH.
+	Bwrap string
+	// Limits bound every process of a job.
+	Limits Limits
+	// ReadOnly lists extra absolute host paths that jobs may read, mounted
+	// read-only at the same path: a toolchain under /opt, say. The defaults
+	// are in the Sandbox documentation.
+	ReadOnly []string
+}
+
+// Sandbox runs each job inside a bubblewrap (bwrap) sandbox, for untrusted
+// runs. The package documentation says what it protects against.
+//
+// The job sees, read-only: /usr (so /usr/local too), /bin, /sbin and the
+// /lib directories (recreated as symlinks on merged-/usr systems), the
+// SandboxOptions.ReadOnly paths, and from /etc only passwd, group,
+// nsswitch.conf, host.conf, hosts, gai.conf, services, protocols, the
+// dynamic linker's ld.so.cache, ld.so.conf and ld.so.conf.d, alternatives,
+// the CA certificates (ssl/certs, ssl/openssl.cnf, ca-certificates,
+// pki/tls/certs, pki/ca-trust/extracted), localtime, timezone, os-release
+// and lsb-release, plus resolv.conf when Spec.Network is set. It gets a new
+// /proc and a minimal /dev, a private tmpfs on /tmp, and the workspace
+// (Spec.Dir) read-write at its host path, which is its working directory.
+// Nothing else of the host is there; the root itself is read-only. Jobs
+// should keep HOME and caches in the workspace or /tmp.
+//
+// The job's process tree is its PID namespace. Stopping it sends SIGTERM to
+// the script's process group inside the sandbox (bwrap itself would take the
+// sandbox down at once, without a grace), then SIGKILL to the namespace's
+// init, which kills every process in the namespace, whatever session or
+// group it moved to. bwrap reports a script killed by signal n as exit
+// status 128+n, as shells do; Run reports -1 instead only for the SIGTERM
+// and SIGKILL it sent itself.
+//
+// Spec.Env is passed through bwrap's --clearenv and --setenv, so entries
+// without "=" are dropped; bwrap adds PWD, the working directory.
+//
+// A Sandbox needs Linux and bubblewrap with --clearenv and --json-status-fd
+// (tested with 0.8.0; NewSandbox's check reports an older one with bwrap's
+// own message), and unprivileged user namespaces unless the runner runs as
+// root. A Sandbox may run many jobs at once. The zero Sandbox refuses every
+// job; use NewSandbox.
+type Sandbox struct {
+	logger   *slog.Logger
+	bwrap    string
+	limits   Limits
+	readOnly []string
+	system   []string // bwrap options mounting the system directories and /etc
+	network  []string // bwrap options mounting what only jobs with the network need
+	unusable string   // why Run refuses every job; empty when usable
+}
+
+var _ Executor = (*Sandbox)(nil)
+
+// NewSandbox finds bwrap, checks that it can create a sandbox here by running
+// an empty job in one, and returns a Sandbox that logs to logger (nil
+// discards).
+//
+// It always returns a Sandbox. With an error (KindUnavailable when bwrap is
+// missing or cannot sandbox on this machine, KindInvalid for bad options),
+// that Sandbox refuses every job with an errored/infra_error Result carrying
+// the same message, so a runner can refuse sandboxed attempts loudly instead
+// of falling back to the shell.
+func NewSandbox(logger *slog.Logger, opts SandboxOptions) (*Sandbox, error) {
+	const op = "executor: new sandbox"
+	s := &Sandbox{logger: orDiscard(logger), limits: opts.Limits.withDefaults()}
+	refuse := func(kind core.Kind, msg string) (*Sandbox, error) {
+		s.unusable = msg
+		return s, core.E(kind, op, "%s", msg)
+	}
+	if msgUnsupported != "" {
+		return refuse(core.KindUnavailable, msgUnsupported)
+	}
+
+	for _, v := range []int64{opts.Limits.MaxProcesses, opts.Limits.OpenFiles, opts.Limits.AddressSpace, opts.Limits.FileSize} {
+		if v < NoLimit {
+			return refuse(core.KindInvalid, fmt.Sprintf("sandbox limits: %d is neither a limit nor NoLimit", v))
+		}
+	}
+	for _, p := range opts.ReadOnly {
+		if !filepath.IsAbs(p) {
+			return refuse(core.KindInvalid, "sandbox read-only path is not absolute: "+p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			return refuse(core.KindInvalid, "sandbox read-only path: "+err.Error())
+		}
+		s.readOnly = append(s.readOnly, filepath.Clean(p))
+	}
+
+	path := opts.Bwrap
+	if path == "" {
+		path = "bwrap"
+	}
+	found, err := exec.LookPath(path)
+	if err != nil {
+		return refuse(core.KindUnavailable, fmt.Sprintf("%s (%v)", msgNoBwrap, err))
+	}
+	if s.bwrap, err = filepath.Abs(found); err != nil {
+		return refuse(core.KindUnavailable, fmt.Sprintf("%s (%v)", msgNoBwrap, err))
+	}
+	s.system, s.network = systemMounts()
+
+	if msg := s.check(); msg != "" {
+		return refuse(core.KindUnavailable, msg)
+	}
+	s.logger.LogAttrs(context.Background(), slog.LevelDebug, "sandbox ready", slog.String("bwrap", s.bwrap))
+	return s, nil
+}
+
+// Run implements Executor. See Executor for the lifecycle. Setup failures,
+// including a missing or unusable bwrap, are errored/infra_error Results.
+func (s *Sandbox) Run(ctx context.Context, spec Spec, out io.Writer) (Result, error) {
+	res, done, err := begin(ctx, spec, out)
+	if done {
+		return res, err
+	}
+	switch {
+	case s == nil || (s.bwrap == "" && s.unusable == ""):
+		return res.end(core.AttemptErrored, core.ReasonInfraError, "sandbox executor not configured: create it with NewSandbox"), nil
+	case s.unusable != "":
+		return res.end(core.AttemptErrored, core.ReasonInfraError, s.unusable), nil
+	}
+	if msg := checkDir(spec.Dir); msg != "" {
+		return res.end(core.AttemptErrored, core.ReasonInfraError, msg), nil
+	}
+	// The sandbox has its own working directory: a relative Dir would name
+	// the runner's.
+	dir, err := filepath.Abs(spec.Dir)
+	if err != nil {
+		return res.end(core.AttemptErrored, core.ReasonInfraError, "working directory: "+err.Error()), nil
+	}
+	// The workspace is the one read-write mount: one that holds the system
+	// directories would make them writable.
+	if dir == "/" || within("/usr", dir) || within("/etc", dir) {
+		return res.end(core.AttemptErrored, core.ReasonInfraError, "working directory contains system directories, which the sandbox keeps read-only: "+dir), nil
+	}
+	return s.run(ctx, spec, dir, out, res), nil
+}
+
+// within reports whether path is dir or below it; both must be clean.
+func within(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, dir+"/")
+}
