@@ -425,7 +425,7 @@ func TestGCStress(t *testing.T) {
 		var wg sync.WaitGroup
 		// Each GC cycle releases a few pushes, so GC and pushes interleave at a
 		// steady ratio whatever the machine's speed.
-		tokens := make(chan struct{}, 16)
+		tokens := make(chan struct{})
 		errc := make(chan error, 16)
 		// Pushers reuse a small pool of contents so blobs are shared, dropped
 		// and re-uploaded while GC runs.
@@ -477,11 +477,14 @@ func TestGCStress(t *testing.T) {
 				wg.Wait()
 				t.Fatalf("GC cycle %d: %v", c, err)
 			}
-			for k := 0; k < 4; k++ {
-				select {
-				case tokens <- struct{}{}:
-				default:
-				}
+			// Hand out one push per cycle and wait until a pusher takes it,
+			// so pushes and GC interleave however fast GC runs.
+			select {
+			case tokens <- struct{}{}:
+			case <-time.After(time.Minute):
+				cancel()
+				wg.Wait()
+				t.Fatalf("no pusher took a push for a minute (cycle %d)", c)
 			}
 		}
 		cancel()
