@@ -8,16 +8,12 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/pressly/goose/v3"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/sqlitepool"
 	"github.com/deltaci/deltaci/internal/store"
 	"github.com/deltaci/deltaci/internal/store/sqlite/sqlitedb"
 )
@@ -33,39 +29,15 @@ type Driver struct {
 
 var _ store.Driver = (*Driver)(nil)
 
-func dsn(path string, readOnly bool) string {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	if readOnly {
-		q.Add("_pragma", "query_only(1)")
-	} else {
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Set("_txlock", "immediate")
-	}
-	return "file:" + path + "?" + q.Encode()
-}
-
 // Open opens (creating if needed) the database file at path. With migrate
 // set it applies pending migrations first.
 func Open(ctx context.Context, path string, migrate bool) (*Driver, error) {
 	if path == "" || strings.HasPrefix(path, "file:") {
 		return nil, core.E(core.KindInvalid, "open sqlite", "give a file path, not %q", path)
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, core.Wrap(core.KindInvalid, "open sqlite", err)
-		}
-	}
-	writer, err := sql.Open("sqlite", dsn(path, false))
+	writer, err := sqlitepool.OpenWriter(ctx, path)
 	if err != nil {
-		return nil, core.Wrap(core.KindInternal, "open sqlite", err)
-	}
-	writer.SetMaxOpenConns(1)
-	if err := writer.PingContext(ctx); err != nil {
-		writer.Close()
-		return nil, core.Wrap(core.KindUnavailable, "open sqlite "+path, err)
+		return nil, err
 	}
 	if migrate {
 		if err := Migrate(ctx, writer); err != nil {
@@ -73,12 +45,11 @@ func Open(ctx context.Context, path string, migrate bool) (*Driver, error) {
 			return nil, err
 		}
 	}
-	reader, err := sql.Open("sqlite", dsn(path, true))
+	reader, err := sqlitepool.OpenReaders(path)
 	if err != nil {
 		writer.Close()
-		return nil, core.Wrap(core.KindInternal, "open sqlite", err)
+		return nil, err
 	}
-	reader.SetMaxOpenConns(max(4, runtime.NumCPU()))
 	return &Driver{writer: writer, reader: reader}, nil
 }
 
@@ -97,14 +68,9 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 // MigrateFile opens the database at path and applies pending migrations,
 // returning the applied versions.
 func MigrateFile(ctx context.Context, path string) ([]int64, error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, core.Wrap(core.KindInvalid, "migrate sqlite", err)
-		}
-	}
-	db, err := sql.Open("sqlite", dsn(path, false))
+	db, err := sqlitepool.OpenWriter(ctx, path)
 	if err != nil {
-		return nil, core.Wrap(core.KindInternal, "migrate sqlite", err)
+		return nil, err
 	}
 	defer db.Close()
 	p, err := provider(db)

@@ -7,17 +7,15 @@ import (
 	"embed"
 	"errors"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/pressly/goose/v3"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
 	"github.com/deltaci/deltaci/internal/artifact/eventlog/sqlite/sqlitedb"
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/sqlitepool"
 )
 
 //go:embed migrations/*.sql
@@ -36,44 +34,22 @@ type Driver struct {
 
 var _ eventlog.Driver = (*Driver)(nil)
 
-func dsn(path string, readOnly bool) string {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	if readOnly {
-		q.Add("_pragma", "query_only(1)")
-	} else {
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Set("_txlock", "immediate")
-	}
-	return "file:" + path + "?" + q.Encode()
-}
-
 // Open opens (creating if needed) the database at path and applies pending
 // migrations.
 func Open(ctx context.Context, path string) (*Driver, error) {
-	if path == "" {
-		return nil, core.E(core.KindInvalid, "open sqlite", "database path is empty")
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, core.Wrap(core.KindInvalid, "open sqlite", err)
-	}
-	writer, err := sql.Open("sqlite", dsn(path, false))
+	writer, err := sqlitepool.OpenWriter(ctx, path)
 	if err != nil {
-		return nil, core.Wrap(core.KindInternal, "open sqlite", err)
+		return nil, err
 	}
-	writer.SetMaxOpenConns(1)
 	if err := migrate(ctx, writer); err != nil {
 		writer.Close()
 		return nil, err
 	}
-	reader, err := sql.Open("sqlite", dsn(path, true))
+	reader, err := sqlitepool.OpenReaders(path)
 	if err != nil {
 		writer.Close()
-		return nil, core.Wrap(core.KindInternal, "open sqlite", err)
+		return nil, err
 	}
-	reader.SetMaxOpenConns(max(4, runtime.NumCPU()))
 	return &Driver{path: path, writer: writer, reader: reader}, nil
 }
 
