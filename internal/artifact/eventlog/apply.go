@@ -65,7 +65,9 @@ func apply(ctx context.Context, q Queries, e Event) error {
 		if err != nil {
 			return err
 		}
-		cur.Pinned, cur.UpdatedAt = p.Pinned, at
+		// Pinning is not an update of what the ref points to: retention's
+		// "newest" order must not change because someone pinned an old ref.
+		cur.Pinned = p.Pinned
 		return q.UpsertRef(ctx, cur)
 	case RefDeleted:
 		var p RefPayload

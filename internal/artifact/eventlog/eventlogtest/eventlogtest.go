@@ -179,7 +179,12 @@ func Run(t *testing.T, open Opener) {
 		_, m1 := pushed(t, b, "ns/app:latest", "one")
 		_, m2 := pushed(t, b, "ns/app:v2", "two")
 		r := eventlog.RefName{Namespace: "ns", Name: "app", Tag: "latest"}
+		before, _ := b.s.Ref(b.ctx, r)
+		b.clock.add(time.Minute)
 		must(t, b.s.PinRef(b.ctx, "carol", r, true))
+		if pinned, _ := b.s.Ref(b.ctx, r); !pinned.Pinned || !pinned.UpdatedAt.Equal(before.UpdatedAt) {
+			t.Errorf("pin changed updated_at (%v -> %v) or did not pin", before.UpdatedAt, pinned.UpdatedAt)
+		}
 		must(t, b.s.SetRef(b.ctx, "carol", r, m2))
 		got, _ := b.s.Ref(b.ctx, r)
 		if got.Manifest != m2 || !got.Pinned {
