@@ -178,21 +178,25 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 
 	execCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Heartbeats go on until the outcome is reported: storing the outputs
+	// can take longer than a lease.
+	hbCtx, stopHeartbeat := context.WithCancel(ctx)
+	defer stopHeartbeat()
 	lost := make(chan struct{})
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		l.heartbeat(execCtx, log, fence, cancel, lost)
+		l.heartbeat(hbCtx, log, fence, cancel, lost)
 	}()
 	res, err := l.Exec.Run(execCtx, executor.Spec{
 		Script: j.Spec.Run, Dir: ws, Env: env, Timeout: j.Spec.Timeout, Grace: l.Grace,
 		Network: j.Spec.Sandbox.Network,
 	}, masked)
 	_ = masked.Close() // the job has ended: emit the held-back tail before deltaci's own lines
-	cancel()
-	<-hbDone
 	select {
 	case <-lost:
+		stopHeartbeat()
+		<-hbDone
 		log.WarnContext(report, "lease lost: result dropped")
 		return nil
 	default:
@@ -220,6 +224,8 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		code := res.ExitCode
 		outcome.ExitCode = &code
 	}
+	stopHeartbeat()
+	<-hbDone
 	return l.complete(report, slotID, fence, outcome)
 }
 
