@@ -1,0 +1,97 @@
+// Package telemetry holds Delta CI's Prometheus metrics (DESIGN.md section
+// 13) and the logger setup. Metrics live in a Registry made per process, not
+// in the global default registry, so tests and embedded uses never collide.
+package telemetry
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the server's instruments.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	// QueueWait observes the time from an attempt being queued to leased.
+	QueueWait prometheus.Histogram
+	// Attempts counts ended attempts by outcome (their final state) and reason.
+	Attempts *prometheus.CounterVec
+	// LeaseExpirations counts leases the reaper found expired.
+	LeaseExpirations prometheus.Counter
+	// JobsReused counts jobs the planner reused.
+	JobsReused prometheus.Counter
+	// PlanSeconds observes how long planning a run took.
+	PlanSeconds prometheus.Histogram
+	// LogBytes counts log bytes received from runners.
+	LogBytes prometheus.Counter
+}
+
+// QueueDepthFunc reports queued attempts by the labels they need (a
+// comma-joined, sorted list, "" for none); it is read at scrape time.
+type QueueDepthFunc func() map[string]float64
+
+// StoreBytesFunc reports stored bytes per artifact namespace at scrape time.
+type StoreBytesFunc func() map[string]float64
+
+// New registers every metric, the Go runtime and process collectors, and
+// the scrape-time gauges backed by the given functions (either may be nil).
+func New(queueDepth QueueDepthFunc, storeBytes StoreBytesFunc) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		QueueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "deltaci_queue_wait_seconds", Help: "Time from an attempt being queued to a runner leasing it.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900},
+		}),
+		Attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deltaci_attempts_total", Help: "Ended attempts by outcome (final state) and failure reason.",
+		}, []string{"outcome", "reason"}),
+		LeaseExpirations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deltaci_lease_expirations_total", Help: "Leases that ran out and were reaped (runner lost).",
+		}),
+		JobsReused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deltaci_jobs_reused_total", Help: "Jobs whose recorded result was reused instead of running them.",
+		}),
+		PlanSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "deltaci_plan_seconds", Help: "Time to plan a run.", Buckets: prometheus.DefBuckets,
+		}),
+		LogBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deltaci_log_bytes_total", Help: "Log bytes received from runners.",
+		}),
+	}
+	reg.MustRegister(m.QueueWait, m.Attempts, m.LeaseExpirations, m.JobsReused, m.PlanSeconds, m.LogBytes,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if queueDepth != nil {
+		reg.MustRegister(labeledGauge("deltaci_queue_depth", "Queued attempts by the runner labels they need.", "labels", queueDepth))
+	}
+	if storeBytes != nil {
+		reg.MustRegister(labeledGauge("deltaci_store_bytes", "Bytes stored per artifact namespace.", "namespace", storeBytes))
+	}
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// gaugeFunc is a one-label gauge vector computed at scrape time.
+type gaugeFunc struct {
+	desc *prometheus.Desc
+	read func() map[string]float64
+}
+
+func labeledGauge(name, help, label string, read func() map[string]float64) prometheus.Collector {
+	return gaugeFunc{desc: prometheus.NewDesc(name, help, []string{label}, nil), read: read}
+}
+
+func (g gaugeFunc) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g gaugeFunc) Collect(ch chan<- prometheus.Metric) {
+	for l, v := range g.read() {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, v, l)
+	}
+}
