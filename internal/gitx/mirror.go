@@ -1,0 +1,121 @@
+package gitx
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/deltaci/deltaci/internal/core"
+)
+
+// Mirrors is a cache of bare mirrors, one per repository, from which
+// attempts get their workspaces: a fetch updates a mirror once for many
+// checkouts, and a checkout is a detached worktree, so no object is copied.
+type Mirrors struct {
+	// Dir holds one mirror per repository, named by a hash of its URL.
+	Dir string
+}
+
+// Path is where the mirror of repo lives.
+func (m Mirrors) Path(repo string) string {
+	sum := sha256.Sum256([]byte(repo))
+	return filepath.Join(m.Dir, hex.EncodeToString(sum[:12])+".git")
+}
+
+// Ensure makes sure the mirror of repo (a URL or a local path) has commit,
+// cloning or fetching as needed, and returns the mirror's path. Concurrent
+// calls for one repository take turns on a file lock, so they can share
+// the cache across processes.
+func (m Mirrors) Ensure(ctx context.Context, repo, commit string) (string, error) {
+	if repo == "" || strings.HasPrefix(repo, "-") {
+		return "", core.E(core.KindInvalid, "mirror", "bad repository %q", repo)
+	}
+	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
+		return "", core.Wrap(core.KindInternal, "mirror", err)
+	}
+	path := m.Path(repo)
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		tmp := path + ".tmp"
+		_ = os.RemoveAll(tmp)
+		if _, err := run(ctx, m.Dir, "clone", "--quiet", "--mirror", "--", repo, tmp); err != nil {
+			_ = os.RemoveAll(tmp)
+			return "", err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return "", core.Wrap(core.KindInternal, "mirror", err)
+		}
+	}
+	if ok, err := CommitExists(ctx, path, commit); err != nil {
+		return "", err
+	} else if ok {
+		return path, nil
+	}
+	if _, err := run(ctx, path, "fetch", "--quiet", "--prune", "origin"); err != nil {
+		return "", err
+	}
+	if ok, err := CommitExists(ctx, path, commit); err != nil {
+		return "", err
+	} else if !ok {
+		return "", core.E(core.KindNotFound, "mirror", "commit %s is not in %s", commit, repo)
+	}
+	return path, nil
+}
+
+// Checkout creates dest as a detached worktree of the mirror at commit.
+// Release removes it and its bookkeeping in the mirror.
+func (m Mirrors) Checkout(ctx context.Context, mirror, commit, dest string) error {
+	if strings.HasPrefix(commit, "-") {
+		return core.E(core.KindInvalid, "checkout", "bad commit %q", commit)
+	}
+	// Worktree bookkeeping in the mirror is not safe for concurrent adds.
+	unlock, err := lockFile(mirror + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_, err = run(ctx, mirror, "worktree", "add", "--quiet", "--detach", "--force", "--", dest, commit+"^{commit}")
+	return err
+}
+
+// Release removes a worktree made by Checkout.
+func (m Mirrors) Release(ctx context.Context, mirror, dest string) error {
+	unlock, err := lockFile(mirror + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := run(ctx, mirror, "worktree", "remove", "--force", "--", dest); err != nil {
+		// Gone already (a crash removed it): forget it in the mirror.
+		_ = os.RemoveAll(dest)
+		_, err := run(ctx, mirror, "worktree", "prune")
+		return err
+	}
+	return nil
+}
+
+// lockFile takes an exclusive flock on path, waiting for it.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, core.Wrap(core.KindInternal, "mirror lock", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, core.Wrap(core.KindInternal, "mirror lock", err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
