@@ -55,6 +55,34 @@ type Queries interface {
 
 	InsertEvent(ctx context.Context, e core.Event) error
 	ListRunEvents(ctx context.Context, runID string) ([]core.Event, error)
+
+	// GetLogState reads an attempt's log length, digest and lease.
+	GetLogState(ctx context.Context, attemptID string) (LogState, error)
+	// AdvanceLog moves the log length from → to, fenced by f, and reports
+	// whether the attempt was still leased by f at length from.
+	AdvanceLog(ctx context.Context, f Fence, from, to int64) (bool, error)
+	InsertLogChunk(ctx context.Context, attemptID string, offset int64, data []byte) error
+	// ListLogChunks returns up to limit chunks, by offset, starting with the
+	// one that holds offset from.
+	ListLogChunks(ctx context.Context, attemptID string, from int64, limit int) ([]LogChunk, error)
+	// SetLogDigest records the sealed log's digest once; it reports whether
+	// the attempt had none yet.
+	SetLogDigest(ctx context.Context, attemptID, digest string) (bool, error)
+	DeleteLogChunks(ctx context.Context, attemptID string) error
+}
+
+// LogState is the log bookkeeping of one attempt.
+type LogState struct {
+	Length     int64
+	Digest     string // set once the log is sealed
+	LeaseToken string
+	State      core.AttemptState
+}
+
+// LogChunk is one stored piece of a log, at its byte offset.
+type LogChunk struct {
+	Offset int64
+	Data   []byte
 }
 
 // RunMove is one conditional run update: it applies only while the run is in From.

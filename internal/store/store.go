@@ -15,8 +15,9 @@ import (
 // Store applies the domain's state machines to a database. Every transition
 // is written in one transaction together with its row in the events table.
 type Store struct {
-	drv Driver
-	now func() time.Time
+	drv         Driver
+	now         func() time.Time
+	logCapBytes int64 // LogCap when zero
 }
 
 // Option configures a Store.

@@ -22,3 +22,16 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestLogs(t *testing.T) {
+	t.Parallel()
+	storetest.RunLogs(t, func(t *testing.T, now func() time.Time) *store.Store {
+		drv, err := postgres.Open(context.Background(), storetest.PostgresURL(t), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := store.New(drv, store.WithClock(now))
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

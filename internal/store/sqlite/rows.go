@@ -263,3 +263,43 @@ func convertAll[R, T any](rows []R, conv func(R) (T, error)) ([]T, error) {
 	}
 	return out, nil
 }
+
+func (x queries) GetLogState(ctx context.Context, attemptID string) (store.LogState, error) {
+	row, err := x.q.GetLogState(ctx, attemptID)
+	if err != nil {
+		return store.LogState{}, mapErr("get log state "+attemptID, err)
+	}
+	st, err := core.ParseAttemptState(row.State)
+	if err != nil {
+		return store.LogState{}, err
+	}
+	return store.LogState{Length: row.LogLength, Digest: row.LogDigest, LeaseToken: row.LeaseToken, State: st}, nil
+}
+
+func (x queries) AdvanceLog(ctx context.Context, f store.Fence, from, to int64) (bool, error) {
+	n, err := x.q.AdvanceLog(ctx, sqlitedb.AdvanceLogParams{ID: f.AttemptID, LeaseToken: f.LeaseToken, FromLength: from, ToLength: to})
+	return n == 1, mapErr("advance log", err)
+}
+
+func (x queries) InsertLogChunk(ctx context.Context, attemptID string, offset int64, data []byte) error {
+	return mapErr("insert log chunk", x.q.InsertLogChunk(ctx, sqlitedb.InsertLogChunkParams{AttemptID: attemptID, Offset: offset, Data: data}))
+}
+
+func (x queries) ListLogChunks(ctx context.Context, attemptID string, from int64, limit int) ([]store.LogChunk, error) {
+	rows, err := x.q.ListLogChunks(ctx, sqlitedb.ListLogChunksParams{AttemptID: attemptID, FromOffset: from, MaxChunks: int64(limit)})
+	if err != nil {
+		return nil, mapErr("list log chunks", err)
+	}
+	return convertAll(rows, func(r sqlitedb.ListLogChunksRow) (store.LogChunk, error) {
+		return store.LogChunk{Offset: r.Offset, Data: r.Data}, nil
+	})
+}
+
+func (x queries) SetLogDigest(ctx context.Context, attemptID, digest string) (bool, error) {
+	n, err := x.q.SetLogDigest(ctx, sqlitedb.SetLogDigestParams{ID: attemptID, Digest: digest})
+	return n == 1, mapErr("set log digest", err)
+}
+
+func (x queries) DeleteLogChunks(ctx context.Context, attemptID string) error {
+	return mapErr("delete log chunks", x.q.DeleteLogChunks(ctx, attemptID))
+}

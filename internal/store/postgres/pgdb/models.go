@@ -24,6 +24,8 @@ type Attempt struct {
 	LeasedAt       pgtype.Int8
 	StartedAt      pgtype.Int8
 	FinishedAt     pgtype.Int8
+	LogLength      int64
+	LogDigest      string
 }
 
 type AttemptLabel struct {
@@ -58,6 +60,12 @@ type Job struct {
 	Decision   string
 	Digest     string
 	ReusedFrom string
+}
+
+type LogChunk struct {
+	AttemptID string
+	Offset    int64
+	Data      []byte
 }
 
 type Run struct {

@@ -31,7 +31,7 @@ SET state = 'leased',
     lease_expires_at = $4
 FROM next
 WHERE attempts.id = next.id
-RETURNING attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at
+RETURNING attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest
 `
 
 type ClaimAttemptParams struct {
@@ -70,6 +70,8 @@ func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (Att
 		&i.LeasedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.LogLength,
+		&i.LogDigest,
 	)
 	return i, err
 }
@@ -90,7 +92,7 @@ SET state = 'leased',
     lease_expires_at = $4
 FROM next
 WHERE attempts.id = next.id
-RETURNING attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at
+RETURNING attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest
 `
 
 type ClaimRunAttemptParams struct {
@@ -128,6 +130,8 @@ func (q *Queries) ClaimRunAttempt(ctx context.Context, arg ClaimRunAttemptParams
 		&i.LeasedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.LogLength,
+		&i.LogDigest,
 	)
 	return i, err
 }
@@ -155,7 +159,7 @@ func (q *Queries) ExtendLease(ctx context.Context, arg ExtendLeaseParams) (int64
 }
 
 const getAttempt = `-- name: GetAttempt :one
-SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at FROM attempts WHERE id = $1
+SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest FROM attempts WHERE id = $1
 `
 
 func (q *Queries) GetAttempt(ctx context.Context, id string) (Attempt, error) {
@@ -177,6 +181,8 @@ func (q *Queries) GetAttempt(ctx context.Context, id string) (Attempt, error) {
 		&i.LeasedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.LogLength,
+		&i.LogDigest,
 	)
 	return i, err
 }
@@ -411,7 +417,7 @@ func (q *Queries) ListActiveRuns(ctx context.Context) ([]Run, error) {
 }
 
 const listAttempts = `-- name: ListAttempts :many
-SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at FROM attempts WHERE run_id = $1 ORDER BY queued_at, number, id
+SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest FROM attempts WHERE run_id = $1 ORDER BY queued_at, number, id
 `
 
 func (q *Queries) ListAttempts(ctx context.Context, runID string) ([]Attempt, error) {
@@ -439,6 +445,8 @@ func (q *Queries) ListAttempts(ctx context.Context, runID string) ([]Attempt, er
 			&i.LeasedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.LogLength,
+			&i.LogDigest,
 		); err != nil {
 			return nil, err
 		}
@@ -451,7 +459,7 @@ func (q *Queries) ListAttempts(ctx context.Context, runID string) ([]Attempt, er
 }
 
 const listExpiredLeases = `-- name: ListExpiredLeases :many
-SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at FROM attempts
+SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest FROM attempts
 WHERE state IN ('leased', 'running') AND lease_expires_at < $1
 ORDER BY lease_expires_at
 LIMIT $2
@@ -487,6 +495,8 @@ func (q *Queries) ListExpiredLeases(ctx context.Context, arg ListExpiredLeasesPa
 			&i.LeasedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.LogLength,
+			&i.LogDigest,
 		); err != nil {
 			return nil, err
 		}
@@ -499,7 +509,7 @@ func (q *Queries) ListExpiredLeases(ctx context.Context, arg ListExpiredLeasesPa
 }
 
 const listJobAttempts = `-- name: ListJobAttempts :many
-SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at FROM attempts WHERE job_id = $1 ORDER BY number
+SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest FROM attempts WHERE job_id = $1 ORDER BY number
 `
 
 func (q *Queries) ListJobAttempts(ctx context.Context, jobID string) ([]Attempt, error) {
@@ -527,6 +537,8 @@ func (q *Queries) ListJobAttempts(ctx context.Context, jobID string) ([]Attempt,
 			&i.LeasedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.LogLength,
+			&i.LogDigest,
 		); err != nil {
 			return nil, err
 		}

@@ -24,6 +24,8 @@ type Attempt struct {
 	LeasedAt       sql.NullInt64
 	StartedAt      sql.NullInt64
 	FinishedAt     sql.NullInt64
+	LogLength      int64
+	LogDigest      string
 }
 
 type AttemptLabel struct {
@@ -58,6 +60,12 @@ type Job struct {
 	Decision   string
 	Digest     string
 	ReusedFrom string
+}
+
+type LogChunk struct {
+	AttemptID string
+	Offset    int64
+	Data      []byte
 }
 
 type Run struct {

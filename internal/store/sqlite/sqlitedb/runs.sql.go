@@ -28,7 +28,7 @@ WHERE id = (
     ORDER BY a.queued_at, a.id
     LIMIT 1
 )
-RETURNING id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at
+RETURNING id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest
 `
 
 type ClaimAttemptParams struct {
@@ -75,6 +75,8 @@ func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (Att
 		&i.LeasedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.LogLength,
+		&i.LogDigest,
 	)
 	return i, err
 }
@@ -92,7 +94,7 @@ WHERE id = (
     ORDER BY a.queued_at, a.id
     LIMIT 1
 )
-RETURNING id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at
+RETURNING id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest
 `
 
 type ClaimRunAttemptParams struct {
@@ -130,6 +132,8 @@ func (q *Queries) ClaimRunAttempt(ctx context.Context, arg ClaimRunAttemptParams
 		&i.LeasedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.LogLength,
+		&i.LogDigest,
 	)
 	return i, err
 }
@@ -157,7 +161,7 @@ func (q *Queries) ExtendLease(ctx context.Context, arg ExtendLeaseParams) (int64
 }
 
 const getAttempt = `-- name: GetAttempt :one
-SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at FROM attempts WHERE id = ?
+SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest FROM attempts WHERE id = ?
 `
 
 func (q *Queries) GetAttempt(ctx context.Context, id string) (Attempt, error) {
@@ -179,6 +183,8 @@ func (q *Queries) GetAttempt(ctx context.Context, id string) (Attempt, error) {
 		&i.LeasedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.LogLength,
+		&i.LogDigest,
 	)
 	return i, err
 }
@@ -416,7 +422,7 @@ func (q *Queries) ListActiveRuns(ctx context.Context) ([]Run, error) {
 }
 
 const listAttempts = `-- name: ListAttempts :many
-SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at FROM attempts WHERE run_id = ? ORDER BY queued_at, number, id
+SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest FROM attempts WHERE run_id = ? ORDER BY queued_at, number, id
 `
 
 func (q *Queries) ListAttempts(ctx context.Context, runID string) ([]Attempt, error) {
@@ -444,6 +450,8 @@ func (q *Queries) ListAttempts(ctx context.Context, runID string) ([]Attempt, er
 			&i.LeasedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.LogLength,
+			&i.LogDigest,
 		); err != nil {
 			return nil, err
 		}
@@ -459,7 +467,7 @@ func (q *Queries) ListAttempts(ctx context.Context, runID string) ([]Attempt, er
 }
 
 const listExpiredLeases = `-- name: ListExpiredLeases :many
-SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at FROM attempts
+SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest FROM attempts
 WHERE state IN ('leased', 'running') AND lease_expires_at < ?
 ORDER BY lease_expires_at
 LIMIT ?
@@ -495,6 +503,8 @@ func (q *Queries) ListExpiredLeases(ctx context.Context, arg ListExpiredLeasesPa
 			&i.LeasedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.LogLength,
+			&i.LogDigest,
 		); err != nil {
 			return nil, err
 		}
@@ -510,7 +520,7 @@ func (q *Queries) ListExpiredLeases(ctx context.Context, arg ListExpiredLeasesPa
 }
 
 const listJobAttempts = `-- name: ListJobAttempts :many
-SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at FROM attempts WHERE job_id = ? ORDER BY number
+SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest FROM attempts WHERE job_id = ? ORDER BY number
 `
 
 func (q *Queries) ListJobAttempts(ctx context.Context, jobID string) ([]Attempt, error) {
@@ -538,6 +548,8 @@ func (q *Queries) ListJobAttempts(ctx context.Context, jobID string) ([]Attempt,
 			&i.LeasedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.LogLength,
+			&i.LogDigest,
 		); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,33 @@
+-- name: GetLogState :one
+SELECT log_length, log_digest, lease_token, state FROM attempts WHERE id = $1;
+
+-- name: AdvanceLog :execrows
+-- Fenced like SetFencedAttemptState, and conditional on the length read, so
+-- two appends racing for one offset cannot both win.
+UPDATE attempts
+SET log_length = sqlc.arg(to_length)
+WHERE id = sqlc.arg(id)
+  AND lease_token = sqlc.arg(lease_token)
+  AND state IN ('leased', 'running')
+  AND log_length = sqlc.arg(from_length);
+
+-- name: InsertLogChunk :exec
+INSERT INTO log_chunks (attempt_id, "offset", data) VALUES ($1, $2, $3);
+
+-- name: ListLogChunks :many
+-- The chunk holding from_offset and the ones after it.
+SELECT l."offset", l.data FROM log_chunks l
+WHERE l.attempt_id = sqlc.arg(attempt_id)
+  AND l."offset" >= (
+    SELECT COALESCE(MAX(c."offset"), 0) FROM log_chunks c
+    WHERE c.attempt_id = sqlc.arg(attempt_id) AND c."offset" <= sqlc.arg(from_offset)
+  )
+ORDER BY l."offset"
+LIMIT sqlc.arg(max_chunks);
+
+-- name: SetLogDigest :execrows
+UPDATE attempts SET log_digest = sqlc.arg(digest)
+WHERE id = sqlc.arg(id) AND log_digest = '';
+
+-- name: DeleteLogChunks :exec
+DELETE FROM log_chunks WHERE attempt_id = $1;
