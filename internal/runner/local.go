@@ -93,6 +93,9 @@ func (l *Local) slot(ctx context.Context, runID, slotID string) error {
 		a, j, err := l.Orch.Lease(ctx, runID, slotID, l.ttl())
 		if core.KindOf(err) == core.KindNotFound {
 			run, err := l.Orch.Store().Run(ctx, runID)
+			if ctx.Err() != nil {
+				return nil // interrupted: the caller ends the run
+			}
 			if err != nil {
 				return err
 			}
@@ -159,7 +162,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 	if err := l.Orch.StartAttempt(report, slotID, fence); err != nil {
 		return lostOrErr(log, err)
 	}
-	if err := l.restoreNeeds(ctx, a, j, ws); err != nil {
+	if err := l.restoreNeeds(report, a, j, ws); err != nil {
 		fmt.Fprintf(out, "deltaci: cannot restore the outputs of the jobs it needs: %v\n", err)
 		return l.complete(report, slotID, fence, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
 	}
