@@ -14,7 +14,7 @@ func TestBwrapArgs(t *testing.T) {
 	t.Parallel()
 	system, network := systemMounts()
 	s := &Sandbox{system: system, network: network, readOnly: []string{"/opt/toolchain"}}
-	const dir = "/work/ws"
+	const dir = "/srv/ci/ws"
 	spec := Spec{Script: "true", Dir: dir, Env: []string{"PATH=/usr/bin:/bin", "A=b=c", "NOEQUALS"}}
 
 	t.Run("WorkspaceIsTheOnlyWritableBind", func(t *testing.T) {
