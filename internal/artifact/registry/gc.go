@@ -105,7 +105,7 @@ func (r *Registry) GC(ctx context.Context, actor string, grace time.Duration) (G
 		rep.Stale = n
 	}
 	err = r.Meta.RecordGC(ctx, actor, eventlog.GCPayload{Manifests: int64(rep.Manifests), Blobs: int64(rep.Blobs), Bytes: rep.Bytes})
-	r.log().InfoContext(ctx, "gc finished", slog.Int("manifests", rep.Manifests), slog.Int("blobs", rep.Blobs),
+	r.transfer().log().InfoContext(ctx, "gc finished", slog.Int("manifests", rep.Manifests), slog.Int("blobs", rep.Blobs),
 		slog.Int64("bytes", rep.Bytes), slog.Int("orphans", rep.Orphans))
 	return rep, err
 }

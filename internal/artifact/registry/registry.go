@@ -149,7 +149,7 @@ func (r *Registry) CommitManifest(ctx context.Context, actor string, m manifest.
 	if err != nil {
 		return digest.Digest{}, nil, err
 	}
-	d, err := digest.FromBytes(r.alg(), body)
+	d, err := digest.FromBytes(r.transfer().alg(), body)
 	if err != nil {
 		return digest.Digest{}, nil, err
 	}
@@ -160,18 +160,4 @@ func (r *Registry) CommitManifest(ctx context.Context, actor string, m manifest.
 		}
 	}
 	return d, body, r.Meta.CommitManifest(ctx, actor, d, body, blobs)
-}
-
-func (r *Registry) alg() digest.Algorithm {
-	if r.Alg == "" {
-		return digest.Default
-	}
-	return r.Alg
-}
-
-func (r *Registry) log() *slog.Logger {
-	if r.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return r.Log
 }
