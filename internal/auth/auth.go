@@ -218,3 +218,19 @@ func tokenProblem(err error) string {
 	}
 	return "token refused"
 }
+
+// KeysetFromSeed returns a keyset whose current key is derived from an
+// ed25519 seed (ed25519.SeedSize bytes), so that server replicas, and a
+// server after a restart, sign and verify with one key. now may be nil.
+func KeysetFromSeed(seed []byte, now func() time.Time) (*Keyset, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, core.E(core.KindInvalid, "signing key", "a signing key seed is %d bytes, got %d", ed25519.SeedSize, len(seed))
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	pub := priv.Public().(ed25519.PublicKey)
+	sum := sha256.Sum256(pub)
+	if now == nil {
+		now = time.Now
+	}
+	return &Keyset{current: key{id: hex.EncodeToString(sum[:8]), priv: priv, pub: pub}, now: now}, nil
+}

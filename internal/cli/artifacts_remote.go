@@ -5,65 +5,33 @@ import (
 	"time"
 
 	"github.com/deltaci/deltaci/internal/artifact/dataplane"
-	"github.com/deltaci/deltaci/internal/artifact/digest"
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
 	"github.com/deltaci/deltaci/internal/artifact/httpapi"
-	"github.com/deltaci/deltaci/internal/artifact/manifest"
 	"github.com/deltaci/deltaci/internal/artifact/registry"
 	"github.com/deltaci/deltaci/internal/artifact/retention"
 )
 
 // remoteBackend acts through a running artifactstore serve.
-type remoteBackend struct{ c *httpapi.Client }
+type remoteBackend struct {
+	remoteCatalog
+	c *httpapi.Client
+}
+
+// remoteCatalog names the embedded catalog apart from the Catalog method.
+type remoteCatalog = httpapi.Catalog
 
 func newRemoteBackend(url, actor string) (artifactBackend, error) {
-	return remoteBackend{c: &httpapi.Client{BaseURL: url, Actor: actor}}, nil
+	c := &httpapi.Client{BaseURL: url, Actor: actor}
+	return remoteBackend{remoteCatalog: httpapi.Catalog{C: c}, c: c}, nil
 }
 
 func (r remoteBackend) Transfer() *registry.Transfer {
 	return &registry.Transfer{Data: r.c, Catalog: r}
 }
+
 func (r remoteBackend) Data() dataplane.DataPlane { return r.c }
+
 func (r remoteBackend) Catalog() registry.Catalog { return r }
-
-// Resolve implements registry.Catalog over the API.
-func (r remoteBackend) Resolve(ctx context.Context, target string) (digest.Digest, error) {
-	d, name, err := registry.ParseTarget(target)
-	if err != nil || !d.IsZero() {
-		return d, err
-	}
-	ref, err := r.c.GetRef(ctx, name.String())
-	if err != nil {
-		return digest.Digest{}, err
-	}
-	return ref.Manifest, nil
-}
-
-// Manifest implements registry.Catalog over the API.
-func (r remoteBackend) Manifest(ctx context.Context, target string) (digest.Digest, manifest.Manifest, error) {
-	d, err := r.Resolve(ctx, target)
-	if err != nil {
-		return d, manifest.Manifest{}, err
-	}
-	m, err := r.c.GetManifest(ctx, d)
-	return d, m, err
-}
-
-// CommitManifest implements registry.Catalog over the API.
-func (r remoteBackend) CommitManifest(ctx context.Context, _ string, m manifest.Manifest) (digest.Digest, []byte, error) {
-	body, err := manifest.Encode(m)
-	if err != nil {
-		return digest.Digest{}, nil, err
-	}
-	d, err := r.c.PutManifest(ctx, m)
-	return d, body, err
-}
-
-// SetRef implements registry.Catalog over the API.
-func (r remoteBackend) SetRef(ctx context.Context, _ string, ref eventlog.RefName, d digest.Digest) error {
-	_, err := r.c.SetRef(ctx, ref.String(), d, nil)
-	return err
-}
 
 func (r remoteBackend) Refs(ctx context.Context, ns string) ([]eventlog.Ref, error) {
 	return r.c.Refs(ctx, ns)

@@ -18,9 +18,8 @@ import (
 	"github.com/deltaci/deltaci/internal/results"
 )
 
-// DigestSalt is mixed into every job digest; changing it invalidates
-// every recorded result at once (docs/planner.md).
-const DigestSalt = "deltaci/1"
+// DigestSalt is mixed into every job digest (planner.DefaultSalt).
+const DigestSalt = planner.DefaultSalt
 
 type planOptions struct {
 	base     string
@@ -144,20 +143,7 @@ func makePlan(ctx context.Context, top string, p *core.Pipeline, o planOptions, 
 	return planner.Make(ctx, planner.Options{
 		Dir: top, Pipeline: p, Trigger: trig, Executor: cmp.Or(o.executor, planner.ExecutorShell), Salt: DigestSalt,
 		Lookup: res.Lookup(ctx), NoReuse: o.noReuse,
-		BasePipelineAt: func(ctx context.Context, commit string) (*core.Pipeline, error) {
-			b, err := gitx.FileAt(ctx, top, commit, ConfigFile)
-			if core.KindOf(err) == core.KindNotFound {
-				return nil, nil // the base predates the pipeline: every job is new
-			}
-			if err != nil {
-				return nil, err
-			}
-			bp, err := pipeline.Parse(ConfigFile+"@"+commit[:min(12, len(commit))], b)
-			if err != nil {
-				return nil, nil // a broken pipeline at the base explains nothing
-			}
-			return bp, nil
-		},
+		BasePipelineAt: planner.PipelineAt(top),
 	})
 }
 

@@ -26,7 +26,7 @@ import (
 )
 
 // ConfigFile is the pipeline file at the root of a repository.
-const ConfigFile = ".deltaci.yml"
+const ConfigFile = pipeline.FileName
 
 type runOptions struct {
 	plan     planOptions

@@ -63,12 +63,16 @@ const (
 	ReasonResourceLimit  Reason = "resource_limit"
 	ReasonUpstreamFailed Reason = "upstream_failed"
 	ReasonConfigError    Reason = "config_error"
+	// ReasonReleased ends an attempt its runner handed back before starting
+	// it (the runner was shutting down); a new attempt takes its place
+	// without counting as a retry.
+	ReasonReleased Reason = "released"
 )
 
 var validReasons = map[Reason]bool{
 	ReasonNone: true, ReasonExitCode: true, ReasonTimeout: true, ReasonCanceled: true,
 	ReasonRunnerLost: true, ReasonInfraError: true, ReasonResourceLimit: true,
-	ReasonUpstreamFailed: true, ReasonConfigError: true,
+	ReasonUpstreamFailed: true, ReasonConfigError: true, ReasonReleased: true,
 }
 
 // ParseReason validates a stored or received reason string.

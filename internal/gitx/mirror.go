@@ -33,29 +33,11 @@ func (m Mirrors) Path(repo string) string {
 // calls for one repository take turns on a file lock, so they can share
 // the cache across processes.
 func (m Mirrors) Ensure(ctx context.Context, repo, commit string) (string, error) {
-	if repo == "" || strings.HasPrefix(repo, "-") {
-		return "", core.E(core.KindInvalid, "mirror", "bad repository %q", repo)
-	}
-	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
-		return "", core.Wrap(core.KindInternal, "mirror", err)
-	}
-	path := m.Path(repo)
-	unlock, err := lockFile(path + ".lock")
+	path, unlock, _, err := m.open(ctx, repo)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		tmp := path + ".tmp"
-		_ = os.RemoveAll(tmp)
-		if _, err := run(ctx, m.Dir, "clone", "--quiet", "--mirror", "--", repo, tmp); err != nil {
-			_ = os.RemoveAll(tmp)
-			return "", err
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return "", core.Wrap(core.KindInternal, "mirror", err)
-		}
-	}
 	if ok, err := CommitExists(ctx, path, commit); err != nil {
 		return "", err
 	} else if ok {
@@ -70,6 +52,53 @@ func (m Mirrors) Ensure(ctx context.Context, repo, commit string) (string, error
 		return "", core.E(core.KindNotFound, "mirror", "commit %s is not in %s", commit, repo)
 	}
 	return path, nil
+}
+
+// Fetch brings the mirror of repo up to date with it, cloning it the first
+// time, and returns the mirror's path. Its branches are refs/heads/*.
+func (m Mirrors) Fetch(ctx context.Context, repo string) (string, error) {
+	path, unlock, cloned, err := m.open(ctx, repo)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if !cloned {
+		if _, err := run(ctx, path, "fetch", "--quiet", "--prune", "origin"); err != nil {
+			return "", err
+		}
+	}
+	return path, nil
+}
+
+// open locks the mirror of repo, cloning it when it does not exist yet,
+// and reports whether it did.
+func (m Mirrors) open(ctx context.Context, repo string) (path string, unlock func(), cloned bool, err error) {
+	if repo == "" || strings.HasPrefix(repo, "-") {
+		return "", nil, false, core.E(core.KindInvalid, "mirror", "bad repository %q", repo)
+	}
+	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
+		return "", nil, false, core.Wrap(core.KindInternal, "mirror", err)
+	}
+	path = m.Path(repo)
+	unlock, err = lockFile(path + ".lock")
+	if err != nil {
+		return "", nil, false, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		tmp := path + ".tmp"
+		_ = os.RemoveAll(tmp)
+		if _, err := run(ctx, m.Dir, "clone", "--quiet", "--mirror", "--", repo, tmp); err != nil {
+			_ = os.RemoveAll(tmp)
+			unlock()
+			return "", nil, false, err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			unlock()
+			return "", nil, false, core.Wrap(core.KindInternal, "mirror", err)
+		}
+		cloned = true
+	}
+	return path, unlock, cloned, nil
 }
 
 // Checkout creates dest as a detached worktree of the mirror at commit.

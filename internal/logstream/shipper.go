@@ -102,6 +102,10 @@ func (s *Shipper) Shipped() int64 {
 	return s.base
 }
 
+// Flush ships what is buffered now; a runner retries it after a transient
+// failure before it reports the attempt's end.
+func (s *Shipper) Flush() error { return s.flush() }
+
 // Close stops the timer and ships what is buffered.
 func (s *Shipper) Close() error {
 	close(s.stop)

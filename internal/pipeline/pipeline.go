@@ -260,3 +260,6 @@ func (t *tree) looksLikeJob(v value) bool {
 	}
 	return false
 }
+
+// FileName is the pipeline file at the root of a repository.
+const FileName = ".deltaci.yml"

@@ -174,3 +174,7 @@ func finishDigest(files hash.Cloner, def []byte, needs []need, salt string) (str
 	h.Write(b[1:])
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// DefaultSalt is mixed into every job digest; changing it invalidates every
+// recorded result at once (docs/planner.md).
+const DefaultSalt = "deltaci/1"

@@ -18,6 +18,7 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 
+	"github.com/deltaci/deltaci/internal/artifact/digest"
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
 	"github.com/deltaci/deltaci/internal/artifact/registry"
 	"github.com/deltaci/deltaci/internal/core"
@@ -54,7 +55,8 @@ func (s *Store) transfer() *registry.Transfer {
 	return &registry.Transfer{Data: s.Reg.Data, Catalog: s.Reg, Alg: s.Reg.Alg}
 }
 
-func outputsRef(attemptID string) string { return "outputs/" + attemptID + ":latest" }
+// OutputsRef is the ref of an attempt's outputs manifest.
+func OutputsRef(attemptID string) string { return "outputs/" + attemptID + ":latest" }
 
 // LogRef is the ref of an attempt's kept log.
 func LogRef(attemptID string) string { return "logs/" + attemptID + ":latest" }
@@ -77,15 +79,13 @@ func resultRef(jobDigest, ns string) (eventlog.RefName, error) {
 // attempt's outputs manifest and, when the job has a digest and may be
 // reused, records it as the job's result. It returns the manifest digest.
 func (s *Store) Save(ctx context.Context, a core.Attempt, j core.Job, dir string) (string, error) {
-	only, err := match(dir, j.Spec.Outputs)
+	only, err := MatchOutputs(dir, j.Spec.Outputs)
 	if err != nil {
 		return "", err
 	}
-	res, err := s.transfer().Push(ctx, s.Actor, dir, outputsRef(a.ID), registry.PushOptions{
-		Only: only,
-		Annotations: map[string]string{
-			annRun: a.RunID, annAttempt: a.ID, annNumber: strconv.Itoa(a.Number), annJob: j.Name, annDigest: j.Digest,
-		},
+	res, err := s.transfer().Push(ctx, s.Actor, dir, OutputsRef(a.ID), registry.PushOptions{
+		Only:        only,
+		Annotations: Annotations(a, j),
 	})
 	if err != nil {
 		return "", err
@@ -102,9 +102,9 @@ func (s *Store) Save(ctx context.Context, a core.Attempt, j core.Job, dir string
 	return res.Manifest.String(), nil
 }
 
-// match lists the files under dir matching any of the globs (slash paths).
-// No globs means no outputs.
-func match(dir string, globs []string) ([]string, error) {
+// MatchOutputs lists the files under dir matching any of the globs (slash
+// paths). No globs means no outputs.
+func MatchOutputs(dir string, globs []string) ([]string, error) {
 	out := []string{}
 	if len(globs) == 0 {
 		return out, nil
@@ -162,7 +162,7 @@ func (s *Store) Lookup(ctx context.Context) planner.Lookup {
 // reused attempts of a job's needs) into dir.
 func (s *Store) Restore(ctx context.Context, attemptIDs []string, dir string) error {
 	for _, id := range attemptIDs {
-		if _, err := s.transfer().PullInto(ctx, outputsRef(id), dir); err != nil {
+		if _, err := s.transfer().PullInto(ctx, OutputsRef(id), dir); err != nil {
 			if core.KindOf(err) == core.KindNotFound {
 				// Every successful attempt stores an outputs manifest, even
 				// an empty one: a missing one was deleted since.
@@ -172,4 +172,44 @@ func (s *Store) Restore(ctx context.Context, attemptIDs []string, dir string) er
 		}
 	}
 	return nil
+}
+
+// RecordOutputs records a manifest a remote runner uploaded as the
+// attempt's outputs, after checking that it exists and says it is the
+// outputs of this attempt of this job.
+func (s *Store) RecordOutputs(ctx context.Context, a core.Attempt, j core.Job, m digest.Digest) error {
+	_, man, err := s.Reg.Manifest(ctx, m.String())
+	if err != nil {
+		return core.Wrap(core.KindOf(err), "outputs manifest "+m.String(), err)
+	}
+	if man.Annotations[annAttempt] != a.ID || man.Annotations[annDigest] != j.Digest {
+		return core.E(core.KindInvalid, "record outputs", "manifest %s is not the outputs of attempt %s (annotations %s=%q, %s=%q)",
+			m, a.ID, annAttempt, man.Annotations[annAttempt], annDigest, man.Annotations[annDigest])
+	}
+	ref, err := eventlog.ParseRef(OutputsRef(a.ID))
+	if err != nil {
+		return err
+	}
+	return s.Reg.SetRef(ctx, s.Actor, ref, m)
+}
+
+// RecordResult records an outputs manifest as the job's result in the
+// write namespace, when the job has a digest and may be reused.
+func (s *Store) RecordResult(ctx context.Context, j core.Job, m digest.Digest) error {
+	if j.Digest == "" || !j.Spec.Reuse || s.Write == "" {
+		return nil
+	}
+	ref, err := resultRef(j.Digest, s.Write)
+	if err != nil {
+		return err
+	}
+	return s.Reg.SetRef(ctx, s.Actor, ref, m)
+}
+
+// Annotations are what an outputs manifest of attempt a of job j must
+// carry; remote runners set them when they push.
+func Annotations(a core.Attempt, j core.Job) map[string]string {
+	return map[string]string{
+		annRun: a.RunID, annAttempt: a.ID, annNumber: strconv.Itoa(a.Number), annJob: j.Name, annDigest: j.Digest,
+	}
 }

@@ -69,6 +69,14 @@ type Queries interface {
 	// the attempt had none yet.
 	SetLogDigest(ctx context.Context, attemptID, digest string) (bool, error)
 	DeleteLogChunks(ctx context.Context, attemptID string) error
+	// ListUnsealedLogs lists ended attempts whose log is not sealed yet.
+	ListUnsealedLogs(ctx context.Context, limit int) ([]string, error)
+
+	InsertRunner(ctx context.Context, r Runner) error
+	GetRunner(ctx context.Context, id string) (Runner, error)
+	TouchRunner(ctx context.Context, id string, at time.Time) error
+	// QueueDepth counts queued attempts by their encoded labels.
+	QueueDepth(ctx context.Context) (map[string]int64, error)
 }
 
 // LogState is the log bookkeeping of one attempt.

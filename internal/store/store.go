@@ -229,3 +229,22 @@ func newToken() string {
 func event(at time.Time, actor, entity, id, runID, from, to string, reason core.Reason) core.Event {
 	return core.Event{At: at, Actor: actor, Entity: entity, EntityID: id, RunID: runID, From: from, To: to, Reason: reason}
 }
+
+// readier is a Driver that can tell whether it is usable.
+type readier interface {
+	Ready(ctx context.Context) error
+}
+
+// Ready reports whether the database answers and its schema is current.
+func (s *Store) Ready(ctx context.Context) error {
+	if r, ok := s.drv.(readier); ok {
+		return r.Ready(ctx)
+	}
+	_, err := s.drv.Read().ListActiveRuns(ctx)
+	return err
+}
+
+// Job returns one job.
+func (s *Store) Job(ctx context.Context, id string) (core.Job, error) {
+	return s.drv.Read().GetJob(ctx, id)
+}

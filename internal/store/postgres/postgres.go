@@ -68,7 +68,7 @@ func Migrate(ctx context.Context, url string) ([]int64, error) {
 	return migrateDB(ctx, db)
 }
 
-func migrateDB(ctx context.Context, db *sql.DB) ([]int64, error) {
+func provider(db *sql.DB) (*goose.Provider, error) {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return nil, core.Wrap(core.KindInternal, "migrations", err)
@@ -76,6 +76,14 @@ func migrateDB(ctx context.Context, db *sql.DB) ([]int64, error) {
 	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
 	if err != nil {
 		return nil, core.Wrap(core.KindInternal, "migrations", err)
+	}
+	return p, nil
+}
+
+func migrateDB(ctx context.Context, db *sql.DB) ([]int64, error) {
+	p, err := provider(db)
+	if err != nil {
+		return nil, err
 	}
 	res, err := p.Up(ctx)
 	if err != nil {

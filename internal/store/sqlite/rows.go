@@ -303,3 +303,46 @@ func (x queries) SetLogDigest(ctx context.Context, attemptID, digest string) (bo
 func (x queries) DeleteLogChunks(ctx context.Context, attemptID string) error {
 	return mapErr("delete log chunks", x.q.DeleteLogChunks(ctx, attemptID))
 }
+
+func (x queries) ListUnsealedLogs(ctx context.Context, limit int) ([]string, error) {
+	ids, err := x.q.ListUnsealedLogs(ctx, int64(limit))
+	return ids, mapErr("list unsealed logs", err)
+}
+
+func (x queries) InsertRunner(ctx context.Context, r store.Runner) error {
+	row, err := store.RunnerToRow(r)
+	if err != nil {
+		return err
+	}
+	return mapErr("insert runner", x.q.InsertRunner(ctx, sqlitedb.InsertRunnerParams{
+		ID: row.ID, Name: row.Name, Labels: row.Labels, CredentialHash: row.CredentialHash,
+		ProtocolVersion: int64(row.ProtocolVersion), CreatedAt: row.CreatedAt, LastSeenAt: row.LastSeenAt,
+	}))
+}
+
+func (x queries) GetRunner(ctx context.Context, id string) (store.Runner, error) {
+	row, err := x.q.GetRunner(ctx, id)
+	if err != nil {
+		return store.Runner{}, mapErr("runner "+id, err)
+	}
+	return store.RunnerFromRow(store.RunnerRow{
+		ID: row.ID, Name: row.Name, Labels: row.Labels, CredentialHash: row.CredentialHash,
+		ProtocolVersion: int(row.ProtocolVersion), CreatedAt: row.CreatedAt, LastSeenAt: row.LastSeenAt,
+	})
+}
+
+func (x queries) TouchRunner(ctx context.Context, id string, at time.Time) error {
+	return mapErr("touch runner", x.q.TouchRunner(ctx, sqlitedb.TouchRunnerParams{ID: id, LastSeenAt: store.Millis(at)}))
+}
+
+func (x queries) QueueDepth(ctx context.Context) (map[string]int64, error) {
+	rows, err := x.q.QueueDepth(ctx)
+	if err != nil {
+		return nil, mapErr("queue depth", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Labels] += r.Queued
+	}
+	return out, nil
+}

@@ -132,3 +132,19 @@ func mapErr(op string, err error) error {
 	}
 	return &core.Error{Kind: core.KindInternal, Op: fmt.Sprintf("sqlite %s", op), Err: err}
 }
+
+// Ready reports whether the database answers and has every migration.
+func (d *Driver) Ready(ctx context.Context) error {
+	p, err := provider(d.reader)
+	if err != nil {
+		return err
+	}
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return core.Wrap(core.KindUnavailable, "sqlite ready", err)
+	}
+	if pending {
+		return core.E(core.KindUnavailable, "sqlite ready", "migrations are pending: run deltaci migrate")
+	}
+	return nil
+}

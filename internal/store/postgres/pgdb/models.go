@@ -81,3 +81,13 @@ type Run struct {
 	StartedAt  pgtype.Int8
 	FinishedAt pgtype.Int8
 }
+
+type Runner struct {
+	ID              string
+	Name            string
+	Labels          string
+	CredentialHash  string
+	ProtocolVersion int32
+	CreatedAt       int64
+	LastSeenAt      int64
+}

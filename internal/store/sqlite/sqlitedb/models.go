@@ -81,3 +81,13 @@ type Run struct {
 	StartedAt  sql.NullInt64
 	FinishedAt sql.NullInt64
 }
+
+type Runner struct {
+	ID              string
+	Name            string
+	Labels          string
+	CredentialHash  string
+	ProtocolVersion int64
+	CreatedAt       int64
+	LastSeenAt      int64
+}

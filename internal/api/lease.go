@@ -1,0 +1,351 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/artifact/digest"
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/orchestrator"
+	"github.com/deltaci/deltaci/internal/protocol"
+	"github.com/deltaci/deltaci/internal/results"
+	"github.com/deltaci/deltaci/internal/secret"
+	"github.com/deltaci/deltaci/internal/store"
+)
+
+// recheck is the long-poll's safety net against a missed wake-up.
+const recheck = time.Second
+
+func (s *Server) lease(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.runner(r)
+	if err != nil {
+		return err
+	}
+	var req protocol.LeaseRequest
+	if err := decodeJSON(w, r, true, &req); err != nil {
+		return err
+	}
+	if req.WaitSeconds < 0 {
+		return core.E(core.KindInvalid, "lease", "wait_seconds must not be negative, got %d", req.WaitSeconds)
+	}
+	wait := min(time.Duration(req.WaitSeconds)*time.Second, s.cfg.MaxLeaseWait)
+	if req.WaitSeconds == 0 {
+		wait = s.cfg.MaxLeaseWait
+	}
+	ctx := r.Context()
+	wake, unsubscribe := s.notifier.Subscribe()
+	defer unsubscribe()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(recheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.draining:
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		default:
+		}
+		l, err := s.orch.LeaseAny(ctx, c.Subject, c.Labels, s.cfg.TTL)
+		if err == nil {
+			return s.sendLease(w, r, l)
+		}
+		if core.KindOf(err) != core.KindNotFound {
+			return err
+		}
+		select {
+		case <-wake:
+		case <-tick.C:
+		case <-deadline.C:
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		case <-s.draining:
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// sendLease answers a lease request with l. When the answer cannot be
+// made or sent, the lease is handed back so the attempt is not left to
+// expire.
+func (s *Server) sendLease(w http.ResponseWriter, r *http.Request, l orchestrator.Leased) error {
+	ctx := context.WithoutCancel(r.Context())
+	a := l.Attempt
+	f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
+	s.metrics.QueueWait.Observe(a.LeasedAt.Sub(a.QueuedAt).Seconds())
+	body, err := s.leaseBody(ctx, l)
+	if err != nil {
+		// A job that cannot be given out (a secret missing on the server)
+		// ends now, with the reason in its log, instead of being retried.
+		msg := "deltaci: " + err.Error() + "\n"
+		_, _ = s.st.AppendLog(ctx, f, 0, []byte(msg))
+		if cerr := s.orch.CompleteAttempt(ctx, a.RunnerID, f, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonConfigError}); cerr != nil {
+			return errors.Join(err, cerr)
+		}
+		s.metrics.Attempts.WithLabelValues(string(core.AttemptErrored), string(core.ReasonConfigError)).Inc()
+		s.seal(ctx, a.ID)
+		s.log.WarnContext(ctx, "attempt not handed out", slog.String("attempt_id", a.ID), slog.Any("err", err))
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	s.log.InfoContext(ctx, "attempt leased", slog.String("run_id", a.RunID), slog.String("job", l.Job.Name),
+		slog.String("attempt_id", a.ID), slog.String("runner_id", a.RunnerID))
+	// A runner gone before the answer, or an answer that cannot be written,
+	// means the runner never got it: hand it back rather than wait out the
+	// TTL. (A runner that drops the connection after reading it may close
+	// it before this handler returns, so only these two are evidence.)
+	if r.Context().Err() != nil || encodeTo(w, http.StatusOK, body) != nil {
+		if rerr := s.orch.Release(ctx, a.RunnerID, f); rerr != nil {
+			s.log.WarnContext(ctx, "releasing an undelivered lease", slog.String("attempt_id", a.ID), slog.Any("err", rerr))
+		}
+	}
+	return nil
+}
+
+// leaseBody builds what the runner gets for a leased attempt.
+func (s *Server) leaseBody(ctx context.Context, l orchestrator.Leased) (protocol.Lease, error) {
+	a, j, run := l.Attempt, l.Job, l.Run
+	tok, err := s.cfg.Keys.IssueJobToken(a.RunnerID, a.RunID, a.ID, a.LeaseExpiresAt)
+	if err != nil {
+		return protocol.Lease{}, err
+	}
+	body := protocol.Lease{
+		AttemptID: a.ID, AttemptNumber: a.Number, LeaseToken: a.LeaseToken,
+		TTLMillis: s.cfg.TTL.Milliseconds(), LeaseExpiresAt: a.LeaseExpiresAt.UTC(), JobToken: tok,
+		RunID: run.ID, Repo: run.Repo, Ref: run.Ref, Commit: run.Commit, Trusted: run.Trusted,
+		JobID: j.ID, Job: j.Name, Digest: j.Digest, Script: j.Spec.Run, Env: j.Spec.Env,
+		TimeoutMillis: j.Spec.Timeout.Milliseconds(), Network: j.Spec.Sandbox.Network,
+		Outputs: j.Spec.Outputs, Needs: []protocol.NeedOutputs{},
+	}
+	if body.Env == nil {
+		body.Env = map[string]string{}
+	}
+	if body.Outputs == nil {
+		body.Outputs = []string{}
+	}
+	if len(j.Spec.Secrets) > 0 {
+		if !run.Trusted {
+			body.WithheldSecrets = j.Spec.Secrets
+		} else {
+			vals, err := secret.Resolve(ctx, s.cfg.Secrets, j.Spec.Secrets)
+			if err != nil {
+				return protocol.Lease{}, err
+			}
+			body.Secrets = make(map[string]string, len(vals))
+			for name, v := range vals {
+				body.Secrets[name] = v.Reveal()
+			}
+		}
+	}
+	if body.Needs, err = s.needs(ctx, a, j); err != nil {
+		return protocol.Lease{}, err
+	}
+	return body, nil
+}
+
+// needs lists the outputs manifests of the jobs j needs: of the attempt
+// that succeeded, or of the one a reused job stands for.
+func (s *Server) needs(ctx context.Context, a core.Attempt, j core.Job) ([]protocol.NeedOutputs, error) {
+	out := []protocol.NeedOutputs{}
+	if len(j.Spec.Needs) == 0 {
+		return out, nil
+	}
+	jobs, err := s.st.Jobs(ctx, a.RunID)
+	if err != nil {
+		return nil, err
+	}
+	attempts, err := s.st.Attempts(ctx, a.RunID)
+	if err != nil {
+		return nil, err
+	}
+	succeeded := map[string]string{}
+	for _, at := range attempts {
+		if at.State == core.AttemptSucceeded {
+			succeeded[at.JobID] = at.ID
+		}
+	}
+	for _, up := range jobs {
+		if !slices.Contains(j.Spec.Needs, up.Name) {
+			continue
+		}
+		from := succeeded[up.ID]
+		if up.State == core.JobReused {
+			from = up.ReusedFrom
+		}
+		if from == "" {
+			continue // skipped: nothing to restore
+		}
+		d, err := s.cfg.Registry.Resolve(ctx, results.OutputsRef(from))
+		if err != nil {
+			return nil, core.Wrap(core.KindOf(err), "outputs of "+up.Name, err)
+		}
+		out = append(out, protocol.NeedOutputs{Job: up.Name, Manifest: d.String()})
+	}
+	return out, nil
+}
+
+func fenced(w http.ResponseWriter, r *http.Request) (store.Fence, error) {
+	var req protocol.Fenced
+	if err := decodeJSON(w, r, false, &req); err != nil {
+		return store.Fence{}, err
+	}
+	if req.LeaseToken == "" {
+		return store.Fence{}, core.E(core.KindInvalid, "attempt write", "lease_token is required")
+	}
+	return store.Fence{AttemptID: r.PathValue("id"), LeaseToken: req.LeaseToken}, nil
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
+	runnerID, err := s.attemptWriter(r, r.PathValue("id"), false)
+	if err != nil {
+		return err
+	}
+	f, err := fenced(w, r)
+	if err != nil {
+		return err
+	}
+	cancel, err := s.orch.Heartbeat(r.Context(), f, s.cfg.TTL)
+	if err != nil {
+		return err
+	}
+	a, err := s.st.Attempt(r.Context(), f.AttemptID)
+	if err != nil {
+		return err
+	}
+	tok, err := s.cfg.Keys.IssueJobToken(runnerID, a.RunID, a.ID, a.LeaseExpiresAt)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, protocol.HeartbeatResponse{Cancel: cancel, LeaseExpiresAt: a.LeaseExpiresAt.UTC(), JobToken: tok})
+	return nil
+}
+
+func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
+	runnerID, err := s.attemptWriter(r, r.PathValue("id"), false)
+	if err != nil {
+		return err
+	}
+	f, err := fenced(w, r)
+	if err != nil {
+		return err
+	}
+	a, err := s.st.Attempt(r.Context(), f.AttemptID)
+	if err != nil {
+		return err
+	}
+	if a.State == core.AttemptRunning && a.LeaseToken == f.LeaseToken {
+		w.WriteHeader(http.StatusNoContent) // started already: a retried request
+		return nil
+	}
+	if err := s.orch.StartAttempt(r.Context(), runnerID, f); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) release(w http.ResponseWriter, r *http.Request) error {
+	runnerID, err := s.attemptWriter(r, r.PathValue("id"), false)
+	if err != nil {
+		return err
+	}
+	f, err := fenced(w, r)
+	if err != nil {
+		return err
+	}
+	if err := s.orch.Release(r.Context(), runnerID, f); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	runnerID, err := s.attemptWriter(r, id, false)
+	if err != nil {
+		return err
+	}
+	var req protocol.CompleteRequest
+	if err := decodeJSON(w, r, false, &req); err != nil {
+		return err
+	}
+	if req.LeaseToken == "" {
+		return core.E(core.KindInvalid, "complete", "lease_token is required")
+	}
+	st, err := core.ParseAttemptState(string(req.State))
+	if err != nil || !st.Terminal() {
+		return core.E(core.KindInvalid, "complete", "state must be a final attempt state (succeeded, failed, timed_out, canceled, errored), got %q", req.State)
+	}
+	if st == core.AttemptLost {
+		return core.E(core.KindInvalid, "complete", "lost is the server's verdict, not a runner's")
+	}
+	if _, err := core.ParseReason(string(req.Reason)); err != nil {
+		return err
+	}
+	if req.ExitCode != nil && (*req.ExitCode < 0 || *req.ExitCode > 255) {
+		return core.E(core.KindInvalid, "complete", "exit_code must be 0 to 255, got %d", *req.ExitCode)
+	}
+	ctx := r.Context()
+	f := store.Fence{AttemptID: id, LeaseToken: req.LeaseToken}
+	a, err := s.st.Attempt(ctx, id)
+	if err != nil {
+		return err
+	}
+	if a.LeaseToken != f.LeaseToken {
+		return core.E(core.KindLeaseLost, "complete", "attempt %s: lease is no longer held", id)
+	}
+	if a.State == st {
+		// A retried completion whose answer was lost: the same answer.
+		writeJSON(w, http.StatusOK, protocol.CompleteResponse{AttemptID: id, State: st})
+		return nil
+	}
+	j, err := s.st.Job(ctx, a.JobID)
+	if err != nil {
+		return err
+	}
+	run, err := s.st.Run(ctx, a.RunID)
+	if err != nil {
+		return err
+	}
+	res := s.results(run)
+	var outputs digest.Digest
+	if st == core.AttemptSucceeded {
+		if req.OutputsManifest == "" {
+			return core.E(core.KindInvalid, "complete", "outputs_manifest is required for a success (an empty manifest when the job has no outputs)")
+		}
+		if outputs, err = digest.Parse(req.OutputsManifest); err != nil {
+			return core.Wrap(core.KindInvalid, "complete: outputs_manifest", err)
+		}
+		// The attempt's own outputs first, so that dependents queued by
+		// the completion find them.
+		if err := res.RecordOutputs(ctx, a, j, outputs); err != nil {
+			return err
+		}
+	}
+	out := orchestrator.Outcome{State: st, Reason: req.Reason, ExitCode: req.ExitCode}
+	if err := s.orch.CompleteAttempt(ctx, runnerID, f, out); err != nil {
+		return err
+	}
+	reason := req.Reason
+	if reason == core.ReasonNone {
+		reason = core.AttemptOutcome(st)
+	}
+	s.metrics.Attempts.WithLabelValues(string(st), string(reason)).Inc()
+	if st == core.AttemptSucceeded {
+		// Only a completion that won its fence becomes a reusable result.
+		if err := res.RecordResult(ctx, j, outputs); err != nil {
+			s.log.WarnContext(ctx, "recording the result", slog.String("attempt_id", id), slog.Any("err", err))
+		}
+	}
+	s.seal(context.WithoutCancel(ctx), id)
+	writeJSON(w, http.StatusOK, protocol.CompleteResponse{AttemptID: id, State: st})
+	return nil
+}

@@ -1,0 +1,96 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/protocol"
+	"github.com/deltaci/deltaci/internal/store"
+)
+
+// Limits on what a runner registers.
+const (
+	maxLabels   = 64
+	maxLabelLen = 128
+	maxNameLen  = 128
+)
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
+	if err := auth.CheckRegistrationToken(s.cfg.RegistrationToken, bearer(r)); err != nil {
+		return err
+	}
+	var req protocol.RegisterRequest
+	if err := decodeJSON(w, r, false, &req); err != nil {
+		return err
+	}
+	if req.ProtocolVersion != protocol.Version {
+		return &versionError{got: req.ProtocolVersion}
+	}
+	if err := checkText("name", req.Name, maxNameLen, false); err != nil {
+		return err
+	}
+	if len(req.Labels) > maxLabels {
+		return core.E(core.KindInvalid, "register runner", "at most %d labels, got %d", maxLabels, len(req.Labels))
+	}
+	for _, l := range req.Labels {
+		if err := checkText("label", l, maxLabelLen, true); err != nil {
+			return err
+		}
+	}
+	cred, hash := auth.NewCredential()
+	rn, err := s.st.RegisterRunner(r.Context(), store.Runner{
+		Name: req.Name, Labels: req.Labels, CredentialHash: hash, ProtocolVersion: req.ProtocolVersion,
+	})
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(r.Context(), "runner registered", "runner_id", rn.ID, "name", rn.Name, "labels", rn.Labels)
+	writeJSON(w, http.StatusCreated, protocol.RegisterResponse{RunnerID: rn.ID, Credential: cred, ProtocolVersion: protocol.Version})
+	return nil
+}
+
+// checkText validates a short printable string; a label also has no
+// spaces or commas, which would make label lists ambiguous.
+func checkText(what, v string, max int, label bool) error {
+	if v == "" || len(v) > max {
+		return core.E(core.KindInvalid, "register runner", "%s must be 1 to %d bytes, got %d", what, max, len(v))
+	}
+	bad := func(c rune) bool { return unicode.IsControl(c) || (label && (unicode.IsSpace(c) || c == ',')) }
+	if strings.IndexFunc(v, bad) >= 0 {
+		return core.E(core.KindInvalid, "register runner", "%s %q has a control, space or comma character", what, v)
+	}
+	return nil
+}
+
+func (s *Server) session(w http.ResponseWriter, r *http.Request) error {
+	var req protocol.SessionRequest
+	if err := decodeJSON(w, r, false, &req); err != nil {
+		return err
+	}
+	refused := core.E(core.KindUnauthorized, "runner session", "unknown runner or wrong credential")
+	if req.RunnerID == "" || req.Credential == "" || len(req.RunnerID) > 64 {
+		return refused
+	}
+	rn, err := s.st.Runner(r.Context(), req.RunnerID)
+	if core.KindOf(err) == core.KindNotFound {
+		return refused
+	}
+	if err != nil {
+		return err
+	}
+	if err := auth.CheckCredential(rn.CredentialHash, req.Credential); err != nil {
+		return refused
+	}
+	tok, exp, err := s.cfg.Keys.IssueSession(rn.ID, rn.Labels)
+	if err != nil {
+		return err
+	}
+	if err := s.st.TouchRunner(r.Context(), rn.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, protocol.SessionResponse{Token: tok, ExpiresAt: exp.UTC()})
+	return nil
+}

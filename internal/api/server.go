@@ -1,0 +1,229 @@
+// Package api is the Delta CI server's HTTP+JSON API (/api/v1): the run
+// API, the runner protocol of DESIGN.md section 6 and the artifact store
+// mounted under /store. api/openapi.yaml is its contract.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/artifact/registry"
+	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/logstream"
+	"github.com/deltaci/deltaci/internal/orchestrator"
+	"github.com/deltaci/deltaci/internal/planner"
+	"github.com/deltaci/deltaci/internal/secret"
+	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/telemetry"
+)
+
+// Defaults of Config.
+const (
+	DefaultTTL          = 20 * time.Second
+	DefaultMaxLeaseWait = 30 * time.Second
+	DefaultMaxJSONBytes = 1 << 20
+	// MaxLogChunk bounds one log chunk upload.
+	MaxLogChunk = 1 << 20
+	// StorePrefix is where the artifact store API is mounted.
+	StorePrefix = "/store"
+)
+
+// Config wires the server.
+type Config struct {
+	Store    *store.Store
+	Registry *registry.Registry
+	// StoreAPI is the artifact store's HTTP API, mounted at StorePrefix.
+	StoreAPI http.Handler
+	Keys     *auth.Keyset
+	// RegistrationToken lets runners register; empty refuses every runner.
+	RegistrationToken string
+	// APIToken, when set, is required (as a bearer token) by the run API
+	// and the artifact store's writes; when empty they are open, which
+	// suits a server listening on loopback only.
+	APIToken string
+	// Secrets resolves the secrets jobs of trusted runs ask for.
+	Secrets secret.Provider
+	// Mirrors holds the server's per-repository mirrors, for planning.
+	Mirrors gitx.Mirrors
+	// ProtectedBranches are globs of branches whose runs are trusted: they
+	// get secrets and write the shared results namespace.
+	ProtectedBranches []string
+	// Salt is mixed into every job digest (planner.DefaultSalt when empty).
+	Salt string
+	// Executor is where planned jobs run, shell or sandbox: part of every
+	// job digest, and a label the leasing runner must have.
+	Executor string
+	// TTL of leases (DefaultTTL when 0); MaxLeaseWait caps a long-poll.
+	TTL          time.Duration
+	MaxLeaseWait time.Duration
+	// Wake, when set, starts a source of queue wake-ups besides the
+	// in-process one (PostgreSQL LISTEN) and runs until ctx ends.
+	Wake func(ctx context.Context, wake func())
+	// Leader gates the reaper and the log sweeper (orchestrator.AlwaysLeader
+	// when nil).
+	Leader orchestrator.Leader
+	// ReapInterval is how often leases are checked (2 s when 0).
+	ReapInterval time.Duration
+	Metrics      *telemetry.Metrics
+	Log          *slog.Logger
+}
+
+// Server is the API with its background loops.
+type Server struct {
+	cfg      Config
+	st       *store.Store
+	orch     *orchestrator.Orchestrator
+	notifier *orchestrator.Notifier
+	sealer   *logstream.Sealer
+	log      *slog.Logger
+	metrics  *telemetry.Metrics
+	mux      *http.ServeMux
+
+	// draining is closed when Shutdown begins: long-polls return at once.
+	draining  chan struct{}
+	drainOnce sync.Once
+	loops     sync.WaitGroup
+	stopLoops context.CancelFunc
+	// planning serializes planning per repository mirror.
+	planMu sync.Mutex
+}
+
+// New returns a server; Start runs its background loops.
+func New(cfg Config) *Server {
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.MaxLeaseWait <= 0 {
+		cfg.MaxLeaseWait = DefaultMaxLeaseWait
+	}
+	if cfg.Leader == nil {
+		cfg.Leader = orchestrator.AlwaysLeader{}
+	}
+	if cfg.ReapInterval <= 0 {
+		cfg.ReapInterval = orchestrator.DefaultReapInterval
+	}
+	if cfg.Salt == "" {
+		cfg.Salt = planner.DefaultSalt
+	}
+	if cfg.Executor == "" {
+		cfg.Executor = planner.ExecutorSandbox
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = telemetry.New(nil, nil)
+	}
+	n := orchestrator.NewNotifier()
+	s := &Server{
+		cfg: cfg, st: cfg.Store, notifier: n, log: cfg.Log, metrics: cfg.Metrics,
+		orch:     orchestrator.New(cfg.Store, cfg.Log, n),
+		draining: make(chan struct{}),
+		sealer: &logstream.Sealer{
+			Store: cfg.Store, Actor: "server",
+			Transfer: &registry.Transfer{Data: cfg.Registry.Data, Catalog: cfg.Registry, Alg: cfg.Registry.Alg},
+		},
+	}
+	s.routes()
+	return s
+}
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Orchestrator is the server's orchestrator (tests and benchmarks).
+func (s *Server) Orchestrator() *orchestrator.Orchestrator { return s.orch }
+
+// Start runs the reaper, the log sweeper and the queue listener until
+// Shutdown.
+func (s *Server) Start(ctx context.Context) {
+	ctx, s.stopLoops = context.WithCancel(context.WithoutCancel(ctx))
+	if s.cfg.Wake != nil {
+		s.loops.Add(1)
+		go func() {
+			defer s.loops.Done()
+			s.cfg.Wake(ctx, s.notifier.Broadcast)
+		}()
+	}
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		s.background(ctx)
+	}()
+}
+
+// background reaps expired leases and seals ended attempts' logs, on the
+// leader only.
+func (s *Server) background(ctx context.Context) {
+	t := time.NewTicker(s.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lead, err := s.cfg.Leader.IsLeader(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.WarnContext(ctx, "leader election", slog.Any("err", err))
+			}
+			continue
+		}
+		if !lead {
+			continue
+		}
+		n, err := s.orch.ReapExpired(ctx, 100)
+		if n > 0 {
+			s.metrics.LeaseExpirations.Add(float64(n))
+			s.metrics.Attempts.WithLabelValues("lost", "runner_lost").Add(float64(n))
+		}
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "reaping leases", slog.Any("err", err))
+		}
+		s.sweepLogs(ctx)
+	}
+}
+
+// sweepLogs seals the logs of ended attempts left unsealed.
+func (s *Server) sweepLogs(ctx context.Context) {
+	ids, err := s.st.UnsealedLogs(ctx, 50)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "listing unsealed logs", slog.Any("err", err))
+		}
+		return
+	}
+	for _, id := range ids {
+		s.seal(ctx, id)
+	}
+}
+
+// seal keeps an ended attempt's log in the artifact store. A failure is
+// logged; the sweep tries again.
+func (s *Server) seal(ctx context.Context, attemptID string) {
+	a, err := s.st.Attempt(ctx, attemptID)
+	if err == nil {
+		_, err = s.sealer.Seal(ctx, a)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "sealing log", slog.String("attempt_id", attemptID), slog.Any("err", err))
+	}
+}
+
+// Drain makes every waiting and future long-poll return at once, so a
+// shutting-down server does not hand out new leases.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
+// Stop ends the background loops and waits for them.
+func (s *Server) Stop() {
+	s.Drain()
+	if s.stopLoops != nil {
+		s.stopLoops()
+	}
+	s.loops.Wait()
+}

@@ -1,0 +1,249 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deltaci/deltaci/internal/api"
+	"github.com/deltaci/deltaci/internal/artifact/blobstore/s3"
+	"github.com/deltaci/deltaci/internal/artifact/httpapi"
+	"github.com/deltaci/deltaci/internal/artifact/open"
+	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/orchestrator"
+	"github.com/deltaci/deltaci/internal/planner"
+	"github.com/deltaci/deltaci/internal/secret"
+	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/store/postgres"
+	"github.com/deltaci/deltaci/internal/store/sqlite"
+	"github.com/deltaci/deltaci/internal/telemetry"
+)
+
+type serverOptions struct {
+	listen, dataDir, database, store, s3Endpoint string
+	registrationToken, apiToken, signingKey      string
+	secretsFile, executor                        string
+	protected                                    []string
+	ttl, reapInterval, shutdownTimeout           time.Duration
+}
+
+func newServerCmd(e env) *cobra.Command {
+	var o serverOptions
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: the API, the orchestrator and the lease queue",
+		Long: `Run the Delta CI server: the HTTP API under /api/v1 (documented at
+/api/v1/openapi.yaml), the lease queue that runners long-poll, the reaper of
+lost leases, and the artifact store API under /store.
+
+State is SQLite in --data-dir by default, or PostgreSQL with --database
+postgres://…; artifacts live in --data-dir/store, or in S3 with --store
+s3://bucket/prefix. On SIGINT or SIGTERM the server stops handing out leases,
+answers waiting long-polls, lets requests in flight finish and exits.`,
+		Example: `  DELTACI_REGISTRATION_TOKEN=secret deltaci server
+  deltaci server --listen 0.0.0.0:8080 --database postgres://ci@db/ci --store s3://ci-artifacts/main --s3-endpoint https://s3.amazonaws.com`,
+		Args: checkArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServer(cmd.Context(), e, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
+	f.StringVar(&o.dataDir, "data-dir", "", "directory for the SQLite database, the artifact store, mirrors and the signing key (env DELTACI_DATA_DIR; default deltaci-data)")
+	f.StringVar(&o.database, "database", "", "SQLite file path or postgres:// URL (env DELTACI_DATABASE; default <data-dir>/state.db)")
+	f.StringVar(&o.store, "store", "", "artifact store: a directory or s3://bucket/prefix (env DELTACI_STORE; default <data-dir>/store)")
+	f.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL for an s3:// store (env DELTACI_S3_ENDPOINT); keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	f.StringVar(&o.registrationToken, "registration-token", "", "token runners register with (env DELTACI_REGISTRATION_TOKEN); without one no runner can register")
+	f.StringVar(&o.apiToken, "api-token", "", "token the run API and artifact store writes require (env DELTACI_API_TOKEN); without one they are open to anyone who can reach --listen")
+	f.StringVar(&o.signingKey, "signing-key", "", "file holding the hex ed25519 seed that signs runner tokens, created if missing; replicas must share it (env DELTACI_SIGNING_KEY; default <data-dir>/signing.key)")
+	f.StringVar(&o.secretsFile, "secrets-file", "", "file of NAME=value secrets for trusted runs, besides DELTACI_SECRET_<NAME> variables (env DELTACI_SECRETS_FILE)")
+	f.StringVar(&o.executor, "executor", planner.ExecutorSandbox, "where jobs run: sandbox or shell; only runners with that executor lease them")
+	f.StringSliceVar(&o.protected, "protected-branches", []string{"main", "master"}, "globs of branches whose runs are trusted: they get secrets and write shared results")
+	f.DurationVar(&o.ttl, "lease-ttl", api.DefaultTTL, "lease time-to-live; runners heartbeat every third of it")
+	f.DurationVar(&o.reapInterval, "reap-interval", orchestrator.DefaultReapInterval, "how often expired leases are looked for")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight get to finish on shutdown")
+	return cmd
+}
+
+// fromEnv fills empty settings from the environment.
+func fromEnv(e env, pairs ...any) {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		p := pairs[i].(*string)
+		if *p == "" {
+			*p = e.get(pairs[i+1].(string))
+		}
+	}
+}
+
+func runServer(ctx context.Context, e env, o serverOptions) error {
+	fromEnv(e, &o.dataDir, "DELTACI_DATA_DIR", &o.database, "DELTACI_DATABASE", &o.store, "DELTACI_STORE",
+		&o.s3Endpoint, "DELTACI_S3_ENDPOINT", &o.registrationToken, "DELTACI_REGISTRATION_TOKEN",
+		&o.apiToken, "DELTACI_API_TOKEN", &o.signingKey, "DELTACI_SIGNING_KEY", &o.secretsFile, "DELTACI_SECRETS_FILE")
+	if o.dataDir == "" {
+		o.dataDir = "deltaci-data"
+	}
+	if o.executor != planner.ExecutorShell && o.executor != planner.ExecutorSandbox {
+		return usage(fmt.Errorf("--executor %q: use sandbox or shell", o.executor))
+	}
+	if o.ttl < 3*time.Second {
+		return usage(fmt.Errorf("--lease-ttl %s: use at least 3s", o.ttl))
+	}
+	if o.reapInterval <= 0 {
+		return usage(fmt.Errorf("--reap-interval %s: must be positive", o.reapInterval))
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	if o.database == "" {
+		o.database = filepath.Join(o.dataDir, "state.db")
+	}
+	if o.store == "" {
+		o.store = filepath.Join(o.dataDir, "store")
+	}
+	if o.signingKey == "" {
+		o.signingKey = filepath.Join(o.dataDir, "signing.key")
+	}
+	log := slog.New(slog.NewJSONHandler(e.stdout, nil))
+	if o.registrationToken == "" {
+		log.Warn("no registration token: runners cannot register (set DELTACI_REGISTRATION_TOKEN)")
+	}
+	keys, err := loadKeyset(o.signingKey)
+	if err != nil {
+		return err
+	}
+
+	cfg := api.Config{
+		RegistrationToken: o.registrationToken, APIToken: o.apiToken, Keys: keys,
+		Mirrors: gitx.Mirrors{Dir: filepath.Join(o.dataDir, "mirrors")}, ProtectedBranches: o.protected,
+		Executor: o.executor, TTL: o.ttl, ReapInterval: o.reapInterval, Log: log,
+	}
+	var providers secret.Chain
+	providers = append(providers, secret.NewEnv(e.vars))
+	if o.secretsFile != "" {
+		providers = append(providers, secret.NewFile(o.secretsFile))
+	}
+	cfg.Secrets = providers
+
+	if isPostgres(o.database) {
+		drv, err := postgres.Open(ctx, o.database, true)
+		if err != nil {
+			return err
+		}
+		defer drv.Close()
+		cfg.Store = store.New(drv)
+		cfg.Wake = drv.Listen
+		leader := drv.NewLeader("reaper")
+		defer func() { _ = leader.Resign(context.WithoutCancel(ctx)) }()
+		cfg.Leader = leader
+	} else {
+		drv, err := sqlite.Open(ctx, strings.TrimPrefix(o.database, "sqlite://"), true)
+		if err != nil {
+			return err
+		}
+		defer drv.Close()
+		cfg.Store = store.New(drv)
+	}
+	ocfg := open.Config{Database: o.database, Store: o.store, Log: log}
+	if strings.HasPrefix(o.store, "s3://") {
+		if o.s3Endpoint == "" {
+			return usage(fmt.Errorf("--store %s needs --s3-endpoint (or DELTACI_S3_ENDPOINT)", o.store))
+		}
+		ocfg.S3 = s3.Options{Endpoint: o.s3Endpoint, AccessKey: e.get("AWS_ACCESS_KEY_ID"),
+			SecretKey: e.get("AWS_SECRET_ACCESS_KEY"), Region: e.get("AWS_REGION")}
+		ocfg.StageDir = filepath.Join(o.dataDir, "stage")
+	}
+	arts, err := open.Open(ctx, ocfg)
+	if err != nil {
+		return fmt.Errorf("artifact store: %w", err)
+	}
+	defer arts.Close()
+	cfg.Registry = arts.Registry
+	cfg.StoreAPI = httpapi.New(httpapi.Options{Registry: arts.Registry, Log: log})
+	cfg.Metrics = telemetry.New(queueDepth(ctx, cfg.Store), nil)
+
+	srv := api.New(cfg)
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return usage(fmt.Errorf("--listen %s: %w", o.listen, err))
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	srv.Start(ctx)
+	go expireSessions(ctx, arts.Data.ExpireSessions, log)
+	log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("database", redactURL(o.database)),
+		slog.String("store", o.store), slog.String("executor", o.executor))
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		srv.Stop()
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining long-polls and requests in flight")
+	srv.Drain()
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+	defer cancel()
+	err = hs.Shutdown(shutdown)
+	srv.Stop()
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// loadKeyset reads the signing key seed at path, creating it first when
+// it does not exist.
+func loadKeyset(path string) (*auth.Keyset, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		seed := make([]byte, ed25519.SeedSize)
+		_, _ = rand.Read(seed)
+		b = []byte(hex.EncodeToString(seed) + "\n")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return nil, fmt.Errorf("--signing-key %s: %w", path, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("--signing-key %s: %w", path, err)
+	}
+	seed, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, usage(fmt.Errorf("--signing-key %s: not a hex seed: %w", path, err))
+	}
+	ks, err := auth.KeysetFromSeed(seed, nil)
+	if err != nil {
+		return nil, usage(fmt.Errorf("--signing-key %s: %w", path, err))
+	}
+	return ks, nil
+}
+
+// queueDepth reports queued attempts by their labels at scrape time.
+func queueDepth(ctx context.Context, st *store.Store) func() map[string]float64 {
+	return func() map[string]float64 {
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		m, err := st.QueueDepth(c)
+		if err != nil {
+			return nil
+		}
+		return m
+	}
+}

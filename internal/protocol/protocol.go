@@ -1,0 +1,236 @@
+// Package protocol is the runner protocol and the run API of a Delta CI
+// server as Go types: the JSON bodies of /api/v1, and a Client for them.
+// docs/protocol.md describes the protocol independently of HTTP, and
+// api/openapi.yaml is the HTTP contract.
+package protocol
+
+import (
+	"time"
+
+	"github.com/deltaci/deltaci/internal/core"
+)
+
+// Version is the protocol version this build speaks. Runner and server
+// exchange it at registration and refuse a different one.
+const Version = 1
+
+// Header names used by the runner routes.
+const (
+	// LeaseTokenHeader carries the lease token on log chunk uploads, whose
+	// body is the raw log.
+	LeaseTokenHeader = "Deltaci-Lease-Token"
+)
+
+// Error codes finer than a core.Kind that clients react to.
+const (
+	CodeLeaseLost        = "lease_lost"        // 409: the lease token is not the attempt's current one
+	CodeLogOffset        = "log_offset"        // 416: a log chunk that is neither next nor held; details.length
+	CodeProtocolVersion  = "protocol_version"  // 400: runner and server speak different versions
+	CodeTooLarge         = "too_large"         // 413: a body over its limit
+	CodeUnsupportedMedia = "unsupported_media" // 415
+	CodeLogCapExceeded   = "log_cap_exceeded"  // 413: the log reached its cap; the attempt must end resource_limit
+)
+
+// ErrorBody is the JSON body of every failed request.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail says what failed.
+type ErrorDetail struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// RegisterRequest registers a runner with the registration token (sent as
+// a bearer token).
+type RegisterRequest struct {
+	Name            string   `json:"name"`
+	Labels          []string `json:"labels"`
+	ProtocolVersion int      `json:"protocol_version"`
+}
+
+// RegisterResponse gives the runner its id and credential. The credential
+// is shown once: the server keeps only its hash.
+type RegisterResponse struct {
+	RunnerID        string `json:"runner_id"`
+	Credential      string `json:"credential"`
+	ProtocolVersion int    `json:"protocol_version"`
+}
+
+// SessionRequest exchanges a runner credential for a session token.
+type SessionRequest struct {
+	RunnerID   string `json:"runner_id"`
+	Credential string `json:"credential"`
+}
+
+// SessionResponse is a short-lived runner token (an EdDSA JWT).
+type SessionResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// LeaseRequest asks for one attempt, waiting up to WaitSeconds (at most 30)
+// for one to be queued.
+type LeaseRequest struct {
+	WaitSeconds int `json:"wait_seconds,omitempty"`
+}
+
+// Lease is a leased attempt: everything the runner needs to execute it.
+type Lease struct {
+	AttemptID      string    `json:"attempt_id"`
+	AttemptNumber  int       `json:"attempt_number"`
+	LeaseToken     string    `json:"lease_token"`
+	TTLMillis      int64     `json:"ttl_ms"`
+	LeaseExpiresAt time.Time `json:"lease_expires_at"`
+	// JobToken authorizes this attempt's log and outputs; it expires with
+	// the lease and is refreshed by each heartbeat.
+	JobToken string `json:"job_token"`
+
+	RunID   string `json:"run_id"`
+	Repo    string `json:"repo"`
+	Ref     string `json:"ref"`
+	Commit  string `json:"commit"`
+	Trusted bool   `json:"trusted"`
+
+	JobID string `json:"job_id"`
+	Job   string `json:"job"`
+	// Digest is the job's input digest; the outputs manifest carries it.
+	Digest        string            `json:"digest,omitempty"`
+	Script        string            `json:"script"`
+	Env           map[string]string `json:"env"`
+	TimeoutMillis int64             `json:"timeout_ms"`
+	Network       bool              `json:"network"`
+	Outputs       []string          `json:"outputs"`
+	// Needs are the outputs manifests of the jobs this one needs, restored
+	// into the workspace before the job starts.
+	Needs []NeedOutputs `json:"needs"`
+	// Secrets are sent for trusted runs only; WithheldSecrets names those
+	// the job asked for that an untrusted run does not get.
+	Secrets         map[string]string `json:"secrets,omitempty"`
+	WithheldSecrets []string          `json:"withheld_secrets,omitempty"`
+}
+
+// TTL is the lease's time-to-live.
+func (l Lease) TTL() time.Duration { return time.Duration(l.TTLMillis) * time.Millisecond }
+
+// Timeout is the job's time limit.
+func (l Lease) Timeout() time.Duration { return time.Duration(l.TimeoutMillis) * time.Millisecond }
+
+// NeedOutputs names the outputs of one needed job.
+type NeedOutputs struct {
+	Job      string `json:"job"`
+	Manifest string `json:"manifest"`
+}
+
+// Fenced is the body of every runner write on an attempt.
+type Fenced struct {
+	LeaseToken string `json:"lease_token"`
+}
+
+// HeartbeatResponse extends the lease; Cancel says the run is being
+// canceled and the job must stop.
+type HeartbeatResponse struct {
+	Cancel         bool      `json:"cancel"`
+	LeaseExpiresAt time.Time `json:"lease_expires_at"`
+	JobToken       string    `json:"job_token"`
+}
+
+// LogResponse is the server's log length after a chunk upload.
+type LogResponse struct {
+	Length int64 `json:"length"`
+}
+
+// CompleteRequest reports how an attempt ended.
+type CompleteRequest struct {
+	LeaseToken string            `json:"lease_token"`
+	State      core.AttemptState `json:"state"`
+	Reason     core.Reason       `json:"reason,omitempty"`
+	ExitCode   *int              `json:"exit_code,omitempty"`
+	// OutputsManifest is the digest of the manifest of the attempt's
+	// outputs, already uploaded to the artifact store (successes only).
+	OutputsManifest string `json:"outputs_manifest,omitempty"`
+}
+
+// CompleteResponse echoes the recorded outcome.
+type CompleteResponse struct {
+	AttemptID string            `json:"attempt_id"`
+	State     core.AttemptState `json:"state"`
+}
+
+// CreateRunRequest starts a run of a repository at a commit or ref.
+type CreateRunRequest struct {
+	// Repo is a local path or any git URL the server can fetch.
+	Repo string `json:"repo"`
+	// Ref is a branch (main, refs/heads/main) or any revision; the run is
+	// for it. Commit, when set, pins the commit (it must be on the ref's
+	// history for the planner's base to make sense, but is not checked).
+	Ref    string `json:"ref"`
+	Commit string `json:"commit,omitempty"`
+	// Event is push (the default) or manual.
+	Event string `json:"event,omitempty"`
+	// Before is, for a push, the commit the branch pointed to before it.
+	Before string `json:"before,omitempty"`
+}
+
+// Run is a run with its jobs.
+type Run struct {
+	ID         string     `json:"id"`
+	Repo       string     `json:"repo"`
+	Ref        string     `json:"ref"`
+	Commit     string     `json:"commit"`
+	Event      string     `json:"event"`
+	Trusted    bool       `json:"trusted"`
+	State      string     `json:"state"`
+	Reason     string     `json:"reason,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Jobs       []Job      `json:"jobs"`
+}
+
+// Job is one job of a run with its attempts.
+type Job struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	State      string     `json:"state"`
+	Reason     string     `json:"reason,omitempty"`
+	Needs      []string   `json:"needs"`
+	Explain    string     `json:"explain,omitempty"`
+	Digest     string     `json:"digest,omitempty"`
+	ReusedFrom string     `json:"reused_from,omitempty"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Attempts   []Attempt  `json:"attempts"`
+}
+
+// Attempt is one execution of a job.
+type Attempt struct {
+	ID         string     `json:"id"`
+	Number     int        `json:"number"`
+	State      string     `json:"state"`
+	Reason     string     `json:"reason,omitempty"`
+	ExitCode   *int       `json:"exit_code,omitempty"`
+	RunnerID   string     `json:"runner_id,omitempty"`
+	LogLength  int64      `json:"log_length"`
+	LogDigest  string     `json:"log_digest,omitempty"`
+	QueuedAt   time.Time  `json:"queued_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+// LogEvent is the data of one "log" event of a followed log: Data holds
+// the base64 of the bytes at Offset.
+type LogEvent struct {
+	Offset int64  `json:"offset"`
+	Data   []byte `json:"data"`
+}
+
+// LogEnd is the data of the "end" event: the attempt ended and the whole
+// log, Length bytes, was sent.
+type LogEnd struct {
+	Length int64  `json:"length"`
+	Digest string `json:"digest,omitempty"`
+	State  string `json:"state"`
+}

@@ -1,0 +1,409 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/artifact/httpapi"
+	"github.com/deltaci/deltaci/internal/artifact/registry"
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/executor"
+	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/logstream"
+	"github.com/deltaci/deltaci/internal/protocol"
+	"github.com/deltaci/deltaci/internal/results"
+	"github.com/deltaci/deltaci/internal/secret"
+	"github.com/deltaci/deltaci/internal/store"
+)
+
+// Remote is the runner agent of `deltaci runner`: it leases attempts from
+// a server over HTTP, runs each in a fresh checkout of its commit, ships
+// the log as it is written, uploads the outputs and reports the outcome.
+type Remote struct {
+	// Client talks to the server with the runner's session (see Session).
+	Client *protocol.Client
+	// Store is the server's artifact store API (its /store mount); the
+	// runner authenticates to it with each attempt's job token.
+	StoreURL string
+	Exec     executor.Executor
+	Mirrors  gitx.Mirrors
+	// WorkDir holds the per-attempt workspaces.
+	WorkDir string
+	// Capacity is how many attempts run at once (at least 1).
+	Capacity int
+	// BaseEnv is the environment every job starts from (KEY=VALUE); the
+	// runner's own environment is not passed on.
+	BaseEnv []string
+	Grace   time.Duration
+	Log     *slog.Logger
+	// LeaseWait is a long-poll's length (30 s when 0).
+	LeaseWait time.Duration
+}
+
+// Run leases and executes attempts until drain is done, then waits for the
+// attempts in progress. When ctx ends, running jobs are stopped and left
+// unreported: their leases expire and the server retries them elsewhere.
+func (r *Remote) Run(ctx, drain context.Context) error {
+	if r.Capacity < 1 {
+		return core.E(core.KindInvalid, "runner", "capacity must be at least 1, got %d", r.Capacity)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < r.Capacity; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.slot(ctx, drain)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (r *Remote) slot(ctx, drain context.Context) {
+	wait := r.LeaseWait
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	backoff := time.Duration(0)
+	for drain.Err() == nil && ctx.Err() == nil {
+		l, err := r.Client.Lease(drain, wait)
+		if err != nil {
+			if drain.Err() != nil {
+				return
+			}
+			backoff = min(max(2*backoff, 250*time.Millisecond), 10*time.Second)
+			r.Log.WarnContext(ctx, "lease request failed; retrying", slog.Duration("in", backoff), slog.Any("err", err))
+			sleep(drain, backoff)
+			continue
+		}
+		backoff = 0
+		if l == nil {
+			continue
+		}
+		if drain.Err() != nil {
+			// Asked to stop while the answer was on its way: hand it back.
+			r.release(ctx, l)
+			return
+		}
+		r.execute(ctx, l)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func (r *Remote) release(ctx context.Context, l *protocol.Lease) {
+	if err := r.Client.Release(context.WithoutCancel(ctx), l.AttemptID, l.LeaseToken); err != nil {
+		r.Log.WarnContext(ctx, "releasing a lease", slog.String("attempt_id", l.AttemptID), slog.Any("err", err))
+	}
+}
+
+// attempt is one leased attempt in progress.
+type attempt struct {
+	r        *Remote
+	l        *protocol.Lease
+	log      *slog.Logger
+	jobToken atomic.Value // string: refreshed by each heartbeat
+}
+
+func (a *attempt) token() string { return a.jobToken.Load().(string) }
+
+// Append implements logstream.Sink over the log route.
+func (a *attempt) Append(ctx context.Context, offset int64, data []byte) (int64, error) {
+	return a.r.Client.AppendLog(ctx, a.l.AttemptID, a.l.LeaseToken, a.token(), offset, data)
+}
+
+// transfer moves outputs through the server's artifact store with the
+// attempt's job token.
+func (a *attempt) transfer() *registry.Transfer {
+	c := &httpapi.Client{BaseURL: a.r.StoreURL, HTTP: &http.Client{Transport: bearerTransport{a.token}}}
+	return &registry.Transfer{Data: c, Catalog: httpapi.Catalog{C: c}}
+}
+
+// bearerTransport adds the current token to every request.
+type bearerTransport struct{ token func() string }
+
+func (t bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+t.token())
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// execute runs one leased attempt to its end and reports it.
+func (r *Remote) execute(ctx context.Context, l *protocol.Lease) {
+	a := &attempt{r: r, l: l, log: r.Log.With(slog.String("run_id", l.RunID), slog.String("job", l.Job), slog.String("attempt_id", l.AttemptID))}
+	a.jobToken.Store(l.JobToken)
+	report := context.WithoutCancel(ctx)
+	a.log.InfoContext(ctx, "attempt leased", slog.Int("attempt", l.AttemptNumber))
+
+	// Heartbeats run from the lease to the report, whatever happens between.
+	execCtx, cancelExec := context.WithCancelCause(ctx)
+	defer cancelExec(nil)
+	hbCtx, stopHeartbeat := context.WithCancel(ctx)
+	lost := make(chan struct{})
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		a.heartbeat(hbCtx, cancelExec, lost)
+	}()
+	stop := func() { stopHeartbeat(); <-hbDone }
+	defer stop()
+
+	shipper := logstream.NewShipper(report, a)
+	outcome := a.run(ctx, execCtx, cancelExec, shipper, lost)
+	if errors.Is(context.Cause(execCtx), store.ErrLogCapExceeded) {
+		outcome = protocol.CompleteRequest{State: core.AttemptFailed, Reason: core.ReasonResourceLimit}
+	}
+	select {
+	case <-lost:
+		stop()
+		_ = shipper.Close()
+		a.log.WarnContext(report, "lease lost: the result is dropped")
+		return
+	default:
+	}
+	if ctx.Err() != nil {
+		// A hard stop: no report; the lease expires and the job is retried.
+		stop()
+		_ = shipper.Close()
+		return
+	}
+	if err := a.flush(report, shipper); err != nil {
+		a.log.WarnContext(report, "the log's tail could not be shipped", slog.Any("err", err))
+	}
+	outcome.LeaseToken = l.LeaseToken
+	a.complete(report, outcome)
+	stop()
+}
+
+// run prepares the workspace, runs the job and uploads its outputs, and
+// returns the outcome.
+func (a *attempt) run(ctx, execCtx context.Context, cancel context.CancelCauseFunc, shipper *logstream.Shipper, lost <-chan struct{}) protocol.CompleteRequest {
+	l, r := a.l, a.r
+	logw := &capWatch{w: shipper, cancel: cancel}
+	errored := func(format string, args ...any) protocol.CompleteRequest {
+		fmt.Fprintf(logw, "deltaci: "+format+"\n", args...)
+		return protocol.CompleteRequest{State: core.AttemptErrored, Reason: core.ReasonInfraError}
+	}
+	ws := filepath.Join(r.WorkDir, "ws", l.AttemptID)
+	mirror, err := r.Mirrors.Ensure(execCtx, l.Repo, l.Commit)
+	if err != nil {
+		return errored("cannot fetch %s at %s: %v", l.Repo, l.Commit, err)
+	}
+	if err := r.Mirrors.Checkout(execCtx, mirror, l.Commit, ws); err != nil {
+		return errored("cannot check out %s: %v", l.Commit, err)
+	}
+	defer func() {
+		if err := r.Mirrors.Release(context.WithoutCancel(ctx), mirror, ws); err != nil {
+			a.log.WarnContext(ctx, "removing the workspace", slog.String("dir", ws), slog.Any("err", err))
+		}
+	}()
+	if err := r.Client.Start(execCtx, l.AttemptID, l.LeaseToken); err != nil {
+		if core.KindOf(err) == core.KindLeaseLost {
+			return protocol.CompleteRequest{State: core.AttemptCanceled}
+		}
+		return errored("cannot report the start: %v", err)
+	}
+	if l.AttemptNumber > 1 {
+		fmt.Fprintf(logw, "deltaci: attempt %d\n", l.AttemptNumber)
+	}
+	if len(l.WithheldSecrets) > 0 {
+		fmt.Fprintf(logw, "deltaci: secrets %v are withheld: this run is not on a protected branch\n", l.WithheldSecrets)
+	}
+	tr := a.transfer()
+	for _, n := range l.Needs {
+		if _, err := tr.PullInto(execCtx, n.Manifest, ws); err != nil {
+			return errored("cannot restore the outputs of %s: %v", n.Job, err)
+		}
+	}
+	env, secrets := a.env(ws)
+	masked := secret.NewMasker(logw, secrets)
+	res, err := r.Exec.Run(execCtx, executor.Spec{
+		Script: l.Script, Dir: ws, Env: env, Timeout: l.Timeout(), Grace: r.Grace, Network: l.Network,
+	}, masked)
+	_ = masked.Close()
+	select {
+	case <-lost:
+		return protocol.CompleteRequest{State: core.AttemptCanceled}
+	default:
+	}
+	if err != nil {
+		return errored("cannot start the job: %v", err)
+	}
+	switch {
+	case res.Err != "":
+		fmt.Fprintf(logw, "deltaci: %s\n", res.Err)
+	case res.State == core.AttemptTimedOut:
+		fmt.Fprintf(logw, "deltaci: timed out after %s; the job's processes were killed\n", l.Timeout())
+	case res.State == core.AttemptFailed:
+		fmt.Fprintf(logw, "deltaci: exited with code %d\n", res.ExitCode)
+	}
+	outcome := protocol.CompleteRequest{State: res.State, Reason: res.Reason}
+	if res.ExitCode >= 0 && res.State != core.AttemptErrored {
+		code := res.ExitCode
+		outcome.ExitCode = &code
+	}
+	if res.State == core.AttemptSucceeded {
+		m, err := a.pushOutputs(execCtx, tr, ws)
+		if err != nil {
+			return errored("cannot store the outputs: %v", err)
+		}
+		outcome.OutputsManifest = m
+	}
+	return outcome
+}
+
+// pushOutputs uploads the files matching the job's outputs globs as one
+// manifest (empty when it has none) and returns its digest; the server
+// records it as outputs/<attempt> when the attempt completes.
+func (a *attempt) pushOutputs(ctx context.Context, tr *registry.Transfer, ws string) (string, error) {
+	only, err := results.MatchOutputs(ws, a.l.Outputs)
+	if err != nil {
+		return "", err
+	}
+	att := core.Attempt{ID: a.l.AttemptID, RunID: a.l.RunID, Number: a.l.AttemptNumber}
+	j := core.Job{Name: a.l.Job, Digest: a.l.Digest}
+	res, err := tr.Push(ctx, "", ws, "", registry.PushOptions{Only: only, Annotations: results.Annotations(att, j)})
+	if err != nil {
+		return "", err
+	}
+	return res.Manifest.String(), nil
+}
+
+// env builds the job's environment: the runner's base, the secrets, the
+// job's variables, then Delta CI's own, which a job cannot override. It
+// also returns the secret values, for masking.
+func (a *attempt) env(ws string) ([]string, []secret.Value) {
+	m := map[string]string{}
+	for _, kv := range a.r.BaseEnv {
+		if k, v, ok := cut(kv); ok {
+			m[k] = v
+		}
+	}
+	m["HOME"] = ws
+	values := make([]secret.Value, 0, len(a.l.Secrets))
+	for name, v := range a.l.Secrets {
+		m[name] = v
+		values = append(values, secret.New(v))
+	}
+	for k, v := range a.l.Env {
+		m[k] = v
+	}
+	m["CI"] = "true"
+	m["DELTACI"] = "true"
+	m["DELTACI_RUN_ID"] = a.l.RunID
+	m["DELTACI_JOB"] = a.l.Job
+	m["DELTACI_ATTEMPT"] = strconv.Itoa(a.l.AttemptNumber)
+	m["DELTACI_COMMIT"] = a.l.Commit
+	m["DELTACI_REF"] = a.l.Ref
+	env := make([]string, 0, len(m))
+	for k, v := range m {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env, values
+}
+
+// heartbeat extends the lease every TTL/3. It stops the job when the run
+// is canceled or the log hits its cap, and closes lost when the lease is
+// gone.
+func (a *attempt) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, lost chan<- struct{}) {
+	ttl := a.l.TTL()
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	canceled := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hb, err := a.r.Client.Heartbeat(ctx, a.l.AttemptID, a.l.LeaseToken)
+		switch {
+		case core.KindOf(err) == core.KindLeaseLost || core.KindOf(err) == core.KindConflict:
+			close(lost)
+			cancel(errLeaseLost)
+			return
+		case err != nil:
+			if ctx.Err() == nil {
+				a.log.WarnContext(ctx, "heartbeat failed", slog.Any("err", err))
+			}
+		default:
+			a.jobToken.Store(hb.JobToken)
+			if hb.Cancel && !canceled {
+				canceled = true
+				a.log.InfoContext(ctx, "the run is canceled: stopping the job")
+				cancel(context.Canceled)
+			}
+		}
+	}
+}
+
+var errLeaseLost = errors.New("lease lost")
+
+// flush ships the log's tail, retrying while the server is unreachable.
+func (a *attempt) flush(ctx context.Context, s *logstream.Shipper) error {
+	err := s.Close()
+	for i := 0; err != nil && protocol.IsTransient(err) && i < 60; i++ {
+		sleep(ctx, time.Second)
+		err = s.Flush()
+	}
+	return err
+}
+
+// complete reports the outcome, retrying while the server is unreachable;
+// a lost lease ends it quietly, since the attempt's successor owns the job.
+func (a *attempt) complete(ctx context.Context, req protocol.CompleteRequest) {
+	delay := 250 * time.Millisecond
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		_, err := a.r.Client.Complete(ctx, a.l.AttemptID, req)
+		switch {
+		case err == nil:
+			a.log.InfoContext(ctx, "attempt completed", slog.String("state", string(req.State)))
+			return
+		case core.KindOf(err) == core.KindLeaseLost:
+			a.log.WarnContext(ctx, "lease lost before completion: the result is dropped", slog.Any("err", err))
+			return
+		case !protocol.IsTransient(err) || time.Now().After(deadline):
+			a.log.ErrorContext(ctx, "completion refused", slog.Any("err", err))
+			return
+		}
+		a.log.WarnContext(ctx, "completion failed; retrying", slog.Any("err", err))
+		sleep(ctx, delay)
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// capWatch passes writes on to the shipper and stops the job once the log
+// reaches its cap. The job's writer never sees a shipping failure: the
+// shipper keeps the bytes while the server is unreachable.
+type capWatch struct {
+	w      io.Writer
+	cancel context.CancelCauseFunc
+}
+
+func (c *capWatch) Write(p []byte) (int, error) {
+	_, err := c.w.Write(p)
+	if errors.Is(err, store.ErrLogCapExceeded) && c.cancel != nil {
+		c.cancel(store.ErrLogCapExceeded)
+	}
+	return len(p), nil
+}

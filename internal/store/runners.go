@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/core"
+)
+
+// Runner is a registered runner. CredentialHash is the stored form of its
+// credential (auth.HashCredential); the credential itself is never kept.
+type Runner struct {
+	ID              string
+	Name            string
+	Labels          []string
+	CredentialHash  string
+	ProtocolVersion int
+	CreatedAt       time.Time
+	LastSeenAt      time.Time
+}
+
+// RunnerRow is an engine-neutral runner row; Labels is a JSON array.
+type RunnerRow struct {
+	ID, Name, Labels, CredentialHash string
+	ProtocolVersion                  int
+	CreatedAt, LastSeenAt            int64
+}
+
+// RunnerToRow encodes a runner for storage.
+func RunnerToRow(r Runner) (RunnerRow, error) {
+	labels := r.Labels
+	if labels == nil {
+		labels = []string{}
+	}
+	b, err := json.Marshal(labels)
+	if err != nil {
+		return RunnerRow{}, core.Wrap(core.KindInternal, "encode runner labels", err)
+	}
+	return RunnerRow{
+		ID: r.ID, Name: r.Name, Labels: string(b), CredentialHash: r.CredentialHash,
+		ProtocolVersion: r.ProtocolVersion, CreatedAt: Millis(r.CreatedAt), LastSeenAt: Millis(r.LastSeenAt),
+	}, nil
+}
+
+// RunnerFromRow decodes a stored runner.
+func RunnerFromRow(r RunnerRow) (Runner, error) {
+	var labels []string
+	if err := json.Unmarshal([]byte(r.Labels), &labels); err != nil {
+		return Runner{}, core.Wrap(core.KindInternal, "decode runner labels of "+r.ID, err)
+	}
+	return Runner{
+		ID: r.ID, Name: r.Name, Labels: labels, CredentialHash: r.CredentialHash,
+		ProtocolVersion: r.ProtocolVersion, CreatedAt: FromMillis(r.CreatedAt), LastSeenAt: FromMillis(r.LastSeenAt),
+	}, nil
+}
+
+// RegisterRunner records a new runner; its ID and times are set here.
+func (s *Store) RegisterRunner(ctx context.Context, r Runner) (Runner, error) {
+	r.ID = NewID()
+	r.CreatedAt, r.LastSeenAt = s.Now(), s.Now()
+	err := s.drv.Write(ctx, func(q Queries) error { return q.InsertRunner(ctx, r) })
+	if err != nil {
+		return Runner{}, fmt.Errorf("register runner: %w", err)
+	}
+	return r, nil
+}
+
+// Runner returns one registered runner, or a core.KindNotFound error.
+func (s *Store) Runner(ctx context.Context, id string) (Runner, error) {
+	return s.drv.Read().GetRunner(ctx, id)
+}
+
+// TouchRunner records that the runner was seen now.
+func (s *Store) TouchRunner(ctx context.Context, id string) error {
+	return s.drv.Write(ctx, func(q Queries) error { return q.TouchRunner(ctx, id, s.Now()) })
+}
+
+// UnsealedLogs lists up to limit ended attempts whose log has chunks that
+// were not sealed yet: a server that died between an attempt's end and the
+// seal leaves them for the next sweep.
+func (s *Store) UnsealedLogs(ctx context.Context, limit int) ([]string, error) {
+	return s.drv.Read().ListUnsealedLogs(ctx, limit)
+}
+
+// QueueDepth counts queued attempts by the labels they need, as a sorted,
+// comma-joined list ("" for none).
+func (s *Store) QueueDepth(ctx context.Context) (map[string]float64, error) {
+	rows, err := s.drv.Read().QueueDepth(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for encoded, n := range rows {
+		var labels []string
+		if err := json.Unmarshal([]byte(encoded), &labels); err != nil {
+			return nil, core.Wrap(core.KindInternal, "decode queue labels", err)
+		}
+		sort.Strings(labels)
+		out[strings.Join(labels, ",")] += float64(n)
+	}
+	return out, nil
+}
