@@ -133,6 +133,8 @@ func (s *Server) leaseBody(ctx context.Context, l orchestrator.Leased) (protocol
 	if len(j.Spec.Secrets) > 0 {
 		if !run.Trusted {
 			body.WithheldSecrets = j.Spec.Secrets
+		} else if s.cfg.Secrets == nil {
+			return protocol.Lease{}, core.E(core.KindInvalid, "secrets", "the job asks for secrets %v, but this server has no secret provider", j.Spec.Secrets)
 		} else {
 			vals, err := secret.Resolve(ctx, s.cfg.Secrets, j.Spec.Secrets)
 			if err != nil {

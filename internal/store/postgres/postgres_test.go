@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/store"
 	"github.com/deltaci/deltaci/internal/store/postgres"
 	"github.com/deltaci/deltaci/internal/store/storetest"
@@ -34,4 +35,70 @@ func TestLogs(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+func TestRunners(t *testing.T) {
+	t.Parallel()
+	storetest.RunRunners(t, func(t *testing.T, now func() time.Time) *store.Store {
+		drv, err := postgres.Open(context.Background(), storetest.PostgresURL(t), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := store.New(drv, store.WithClock(now))
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// TestListenWakesOnQueue checks that queuing an attempt notifies a listener
+// on another connection when the transaction commits, and only then.
+func TestListenWakesOnQueue(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	drv, err := postgres.Open(ctx, storetest.PostgresURL(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := store.New(drv)
+	t.Cleanup(func() { s.Close() })
+	woke := make(chan struct{}, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		drv.Listen(ctx, func() { woke <- struct{}{} })
+	}()
+	defer func() { cancel(); <-done }()
+	// The listener must be in place before the notification is sent: keep
+	// queuing until one arrives.
+	deadline := time.After(30 * time.Second)
+	for {
+		run, jobs, err := s.CreateRun(ctx, "test", store.NewRun{Event: core.EventManual, Jobs: []store.NewJob{{Spec: core.JobSpec{Name: "a", Run: "true"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Update(ctx, "test", func(tx *store.Tx) error {
+			if err := tx.MoveRun(ctx, run.ID, core.RunQueued, core.RunPlanning, ""); err != nil {
+				return err
+			}
+			if err := tx.MoveRun(ctx, run.ID, core.RunPlanning, core.RunRunning, ""); err != nil {
+				return err
+			}
+			if err := tx.MoveJob(ctx, jobs[0], core.JobQueued, ""); err != nil {
+				return err
+			}
+			_, err := tx.EnqueueAttempt(ctx, jobs[0])
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-woke:
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no wake-up from LISTEN after queuing attempts for 30 s")
+		}
+	}
 }

@@ -1,0 +1,334 @@
+package runner_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/api"
+	"github.com/deltaci/deltaci/internal/artifact/httpapi"
+	"github.com/deltaci/deltaci/internal/artifact/open"
+	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/executor"
+	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/protocol"
+	"github.com/deltaci/deltaci/internal/runner"
+	"github.com/deltaci/deltaci/internal/secret"
+	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/store/sqlite"
+)
+
+// cluster is a server in this process, on a real loopback listener, with
+// the runners a test starts against it.
+type cluster struct {
+	t    *testing.T
+	url  string
+	user *protocol.Client
+	srv  *api.Server
+}
+
+func newCluster(t *testing.T, opts ...store.Option) *cluster {
+	t.Helper()
+	return newClusterWith(t, nil, opts...)
+}
+
+func newClusterWith(t *testing.T, edit func(*api.Config), opts ...store.Option) *cluster {
+	t.Helper()
+	ctx := t.Context()
+	dir := t.TempDir()
+	drv, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(drv, opts...)
+	t.Cleanup(func() { st.Close() })
+	arts, err := open.Open(ctx, open.Config{Database: filepath.Join(dir, "store.db"), Store: filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { arts.Close() })
+	keys, err := auth.NewKeyset(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := api.Config{
+		Store: st, Registry: arts.Registry, StoreAPI: httpapi.New(httpapi.Options{Registry: arts.Registry}),
+		Keys: keys, RegistrationToken: "reg", Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")},
+		Executor: "shell", ProtectedBranches: []string{"main"}, TTL: 3 * time.Second, ReapInterval: 200 * time.Millisecond,
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv := api.New(cfg)
+	srv.Start(context.Background())
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { srv.Drain(); hs.Close(); srv.Stop() })
+	return &cluster{t: t, url: hs.URL, user: &protocol.Client{BaseURL: hs.URL}, srv: srv}
+}
+
+// runner starts a runner with capacity slots; cancel drains it.
+func (c *cluster) runner(capacity int) context.CancelFunc {
+	t := c.t
+	t.Helper()
+	dir := t.TempDir()
+	client := &protocol.Client{BaseURL: c.url}
+	sess := &runner.Session{Client: client, RegistrationToken: "reg", Dir: dir,
+		Register: protocol.RegisterRequest{Name: "test", Labels: []string{api.ExecutorLabel("shell")}}}
+	client.Token, client.OnUnauthorized = sess.Token, sess.Invalidate
+	if _, err := sess.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r := &runner.Remote{
+		Client: client, StoreURL: c.url + api.StorePrefix, Exec: executor.NewShell(slog.New(slog.DiscardHandler)),
+		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, WorkDir: dir, Capacity: capacity,
+		BaseEnv: []string{"PATH=" + os.Getenv("PATH")}, Grace: time.Second, Log: slog.New(slog.DiscardHandler),
+		LeaseWait: 2 * time.Second,
+	}
+	drain, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Run(context.Background(), drain)
+	}()
+	stopped := func() { stop(); <-done }
+	t.Cleanup(stopped)
+	return stopped
+}
+
+func gitRepo(t *testing.T, pipeline string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}} {
+		gitRun(t, dir, args...)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".deltaci.yml"), []byte(pipeline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitRun(t, dir, "add", "-A")
+	gitRun(t, dir, "commit", "-q", "-m", "init")
+	return dir
+}
+
+func gitRun(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "commit.gpgsign=false"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+}
+
+// wait polls the run until it ends.
+func (c *cluster) wait(id string) protocol.Run {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		run, err := c.user.Run(c.t.Context(), id)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if core.RunState(run.State).Terminal() {
+			return run
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("run %s still %s after 60 s: %+v", id, run.State, run.Jobs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *cluster) log(a protocol.Attempt) string {
+	c.t.Helper()
+	b, err := c.user.Log(c.t.Context(), a.ID, 0)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return string(b)
+}
+
+func job(run protocol.Run, name string) protocol.Job {
+	for _, j := range run.Jobs {
+		if j.Name == name {
+			return j
+		}
+	}
+	return protocol.Job{}
+}
+
+func TestRemoteRunsADAGWithOutputs(t *testing.T) {
+	c := newCluster(t)
+	c.runner(2)
+	dir := gitRepo(t, `version: 1
+jobs:
+  build:
+    run: mkdir -p out && echo "built at $DELTACI_COMMIT" > out/artifact.txt
+    outputs: ["out/**"]
+  test:
+    needs: [build]
+    run: cat out/artifact.txt
+  lint:
+    run: echo lint ok
+`)
+	run, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run = c.wait(run.ID)
+	if run.State != string(core.RunSucceeded) {
+		t.Fatalf("run %s: %+v", run.State, run.Jobs)
+	}
+	test := job(run, "test")
+	if got := c.log(test.Attempts[0]); !strings.Contains(got, "built at "+run.Commit) {
+		t.Fatalf("test's log %q does not show build's output", got)
+	}
+	if test.Attempts[0].LogDigest == "" {
+		// Sealing happens at completion; the sweep is the safety net.
+		deadline := time.Now().Add(10 * time.Second)
+		for test.Attempts[0].LogDigest == "" && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			run, _ = c.user.Run(t.Context(), run.ID)
+			test = job(run, "test")
+		}
+		if test.Attempts[0].LogDigest == "" {
+			t.Fatal("the log was never sealed")
+		}
+	}
+	if got := c.log(test.Attempts[0]); !strings.Contains(got, "built at") {
+		t.Fatalf("sealed log %q", got)
+	}
+}
+
+func TestRemoteLogCapFailsTheJob(t *testing.T) {
+	c := newCluster(t, store.WithLogCap(64<<10))
+	c.runner(1)
+	dir := gitRepo(t, `version: 1
+jobs:
+  noisy:
+    run: head -c 2000000 /dev/zero | tr '\0' 'x'; sleep 30
+`)
+	run, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run = c.wait(run.ID)
+	a := job(run, "noisy").Attempts[0]
+	if a.State != string(core.AttemptFailed) || a.Reason != string(core.ReasonResourceLimit) {
+		t.Fatalf("attempt %s/%s, want failed/resource_limit", a.State, a.Reason)
+	}
+	if a.LogLength > 64<<10 {
+		t.Fatalf("log of %d bytes kept past the 64 KiB cap", a.LogLength)
+	}
+}
+
+func TestRemoteCancel(t *testing.T) {
+	c := newCluster(t)
+	c.runner(1)
+	dir := gitRepo(t, `version: 1
+jobs:
+  slow:
+    run: echo started; sleep 60
+`)
+	run, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cancel once the job runs, so the heartbeat delivers it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := c.user.Run(t.Context(), run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j := job(r, "slow"); j.State == string(core.JobRunning) && j.Attempts[0].LogLength > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the job never started")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := c.user.CancelRun(t.Context(), run.ID); err != nil {
+		t.Fatal(err)
+	}
+	run = c.wait(run.ID)
+	if run.State != string(core.RunCanceled) || job(run, "slow").Attempts[0].State != string(core.AttemptCanceled) {
+		t.Fatalf("run %s, attempt %s; want canceled, canceled", run.State, job(run, "slow").Attempts[0].State)
+	}
+}
+
+// TestRemoteDrainReleasesNothingStarted: a drained runner stops leasing;
+// work queued afterwards waits for another runner.
+func TestRemoteDrain(t *testing.T) {
+	c := newCluster(t)
+	stop := c.runner(1)
+	stop()
+	dir := gitRepo(t, "version: 1\njobs:\n  a:\n    run: echo a\n")
+	run, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if r, _ := c.user.Run(t.Context(), run.ID); job(r, "a").State != string(core.JobQueued) {
+		t.Fatalf("job %s after the only runner drained, want queued", job(r, "a").State)
+	}
+	c.runner(1)
+	if r := c.wait(run.ID); r.State != string(core.RunSucceeded) {
+		t.Fatalf("run %s", r.State)
+	}
+}
+
+// TestRemoteSecrets: a trusted run gets its secrets, masked in the log; a
+// secret the server does not have ends the attempt with config_error and
+// says why; an untrusted run's job gets none and is told so.
+func TestRemoteSecrets(t *testing.T) {
+	c := newClusterWith(t, func(cfg *api.Config) {
+		cfg.Secrets = secret.NewEnv([]string{"DELTACI_SECRET_TOKEN=s3cr3t-value"})
+	})
+	c.runner(1)
+	dir := gitRepo(t, `version: 1
+jobs:
+  uses:
+    secrets: [TOKEN]
+    run: echo "token=$TOKEN"
+  missing:
+    secrets: [NOPE]
+    run: echo never
+`)
+	run, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run = c.wait(run.ID)
+	uses := job(run, "uses").Attempts[0]
+	if got := c.log(uses); uses.State != string(core.AttemptSucceeded) || strings.Contains(got, "s3cr3t") || !strings.Contains(got, "token="+secret.Mask) {
+		t.Fatalf("uses: %s, log %q", uses.State, got)
+	}
+	missing := job(run, "missing").Attempts[0]
+	if got := c.log(missing); missing.Reason != string(core.ReasonConfigError) || !strings.Contains(got, "NOPE") {
+		t.Fatalf("missing: %s/%s, log %q", missing.State, missing.Reason, got)
+	}
+
+	gitRun(t, dir, "checkout", "-q", "-b", "feature")
+	// A manual run has no base, so nothing is reused from main's run.
+	run, err = c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "feature", Event: "manual"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run = c.wait(run.ID)
+	if run.Trusted {
+		t.Fatal("a run of an unprotected branch is trusted")
+	}
+	uses = job(run, "uses").Attempts[0]
+	if got := c.log(uses); !strings.Contains(got, "token=\n") || !strings.Contains(got, "withheld") {
+		t.Fatalf("untrusted uses: log %q", got)
+	}
+}

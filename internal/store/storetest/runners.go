@@ -1,0 +1,103 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/store"
+)
+
+// RunRunners runs the conformance tests of runner registration, the log
+// sweep's listing, queue depth and readiness against one engine.
+func RunRunners(t *testing.T, open Opener) {
+	t.Run("RegisterRunner", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		in := store.Runner{Name: "r1", Labels: []string{"linux", "executor:shell"}, CredentialHash: "h", ProtocolVersion: 1}
+		r, err := b.s.RegisterRunner(b.ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ID == "" || !r.CreatedAt.Equal(b.clock.now()) {
+			t.Fatalf("registered %+v: want an id and the clock's time", r)
+		}
+		got, err := b.s.Runner(b.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(r, got); diff != "" {
+			t.Fatalf("round trip (-registered +read):\n%s", diff)
+		}
+		b.clock.advance(time.Minute)
+		if err := b.s.TouchRunner(b.ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := b.s.Runner(b.ctx, r.ID); !got.LastSeenAt.Equal(b.clock.now()) {
+			t.Fatalf("LastSeenAt = %v after a touch, want %v", got.LastSeenAt, b.clock.now())
+		}
+		_, err = b.s.Runner(b.ctx, "01a20a28-0000-7000-8000-000000000000")
+		wantKind(t, err, core.KindNotFound)
+	})
+
+	t.Run("UnsealedLogs", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		_, _, a := startedAttempt(t, b)
+		f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
+		mustAppend(t, b.s, f, 0, "hello\n", 6)
+		if ids, err := b.s.UnsealedLogs(b.ctx, 10); err != nil || len(ids) != 0 {
+			t.Fatalf("UnsealedLogs of a running attempt = %v, %v; want none", ids, err)
+		}
+		EndAttempt(t, b.s, f)
+		ids, err := b.s.UnsealedLogs(b.ctx, 10)
+		if err != nil || len(ids) != 1 || ids[0] != a.ID {
+			t.Fatalf("UnsealedLogs of an ended attempt = %v, %v; want [%s]", ids, err, a.ID)
+		}
+		if err := b.s.SealLog(b.ctx, a.ID, "sha256:00"); err != nil {
+			t.Fatal(err)
+		}
+		if ids, err := b.s.UnsealedLogs(b.ctx, 10); err != nil || len(ids) != 0 {
+			t.Fatalf("UnsealedLogs after sealing = %v, %v; want none", ids, err)
+		}
+	})
+
+	t.Run("QueueDepth", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r, jobs := newRun(t, b, "a", "b", "c")
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			if err := tx.MoveRun(b.ctx, r.ID, core.RunQueued, core.RunPlanning, ""); err != nil {
+				return err
+			}
+			if err := tx.MoveRun(b.ctx, r.ID, core.RunPlanning, core.RunRunning, ""); err != nil {
+				return err
+			}
+			for i, j := range jobs {
+				if i == 2 {
+					j.Spec.RunsOn = []string{"gpu", "linux"}
+				}
+				if err := tx.MoveJob(b.ctx, j, core.JobQueued, ""); err != nil {
+					return err
+				}
+				if _, err := tx.EnqueueAttempt(b.ctx, j); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		got, err := b.s.QueueDepth(b.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]float64{"linux": 2, "gpu,linux": 1}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("QueueDepth (-want +got):\n%s", diff)
+		}
+		if err := b.s.Ready(b.ctx); err != nil {
+			t.Fatalf("Ready on a migrated store: %v", err)
+		}
+	})
+}
