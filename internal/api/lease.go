@@ -309,6 +309,10 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, protocol.CompleteResponse{AttemptID: id, State: st})
 		return nil
 	}
+	if a.State.Terminal() {
+		// Ended otherwise (reaped as lost, say): nothing of this report is kept.
+		return core.E(core.KindLeaseLost, "complete", "attempt %s already ended %s", id, a.State)
+	}
 	j, err := s.st.Job(ctx, a.JobID)
 	if err != nil {
 		return err
@@ -347,7 +351,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 			s.log.WarnContext(ctx, "recording the result", slog.String("attempt_id", id), slog.Any("err", err))
 		}
 	}
-	s.seal(context.WithoutCancel(ctx), id)
+	s.kickSweep()
 	writeJSON(w, http.StatusOK, protocol.CompleteResponse{AttemptID: id, State: st})
 	return nil
 }

@@ -89,15 +89,34 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if r.URL.Query().Get("follow") != "1" {
-		data, _, err := s.readLog(ctx, id, offset, 64<<20)
-		if err != nil {
-			return err
-		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		_, _ = w.Write(data)
-		return nil
+		return s.copyLog(ctx, w, id, offset)
 	}
 	return s.followLog(ctx, w, id, offset)
+}
+
+// copyLog writes the log from offset to the length it has now, a piece at
+// a time, so a large log never sits in memory.
+func (s *Server) copyLog(ctx context.Context, w http.ResponseWriter, id string, offset int64) error {
+	data, info, err := s.readLog(ctx, id, offset, readChunk)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(info.Length-offset, 10))
+	end := info.Length
+	for {
+		if _, err := w.Write(data); err != nil {
+			return nil // the client went away
+		}
+		offset += int64(len(data))
+		if offset >= end || len(data) == 0 {
+			return nil
+		}
+		if data, _, err = s.readLog(ctx, id, offset, int(min(readChunk, end-offset))); err != nil {
+			// The status is out; cutting the body short tells the client.
+			panic(http.ErrAbortHandler)
+		}
+	}
 }
 
 // readLog reads up to max bytes from offset: from the chunks while the log

@@ -90,6 +90,8 @@ type Server struct {
 	stopLoops context.CancelFunc
 	// planning serializes planning per repository mirror.
 	planMu sync.Mutex
+	// sweep asks the background loop to seal ended attempts' logs now.
+	sweep chan struct{}
 }
 
 // New returns a server; Start runs its background loops.
@@ -123,6 +125,7 @@ func New(cfg Config) *Server {
 		cfg: cfg, st: cfg.Store, notifier: n, log: cfg.Log, metrics: cfg.Metrics,
 		orch:     orchestrator.New(cfg.Store, cfg.Log, n),
 		draining: make(chan struct{}),
+		sweep:    make(chan struct{}, 1),
 		sealer: &logstream.Sealer{
 			Store: cfg.Store, Actor: "server",
 			Transfer: &registry.Transfer{Data: cfg.Registry.Data, Catalog: cfg.Registry, Alg: cfg.Registry.Alg},
@@ -162,10 +165,13 @@ func (s *Server) background(ctx context.Context) {
 	t := time.NewTicker(s.cfg.ReapInterval)
 	defer t.Stop()
 	for {
+		reap := true
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.sweep:
+			reap = false
 		}
 		lead, err := s.cfg.Leader.IsLeader(ctx)
 		if err != nil {
@@ -175,6 +181,10 @@ func (s *Server) background(ctx context.Context) {
 			continue
 		}
 		if !lead {
+			continue
+		}
+		if !reap {
+			s.sweepLogs(ctx)
 			continue
 		}
 		n, err := s.orch.ReapExpired(ctx, 100)
@@ -200,6 +210,15 @@ func (s *Server) sweepLogs(ctx context.Context) {
 	}
 	for _, id := range ids {
 		s.seal(ctx, id)
+	}
+}
+
+// kickSweep has the background loop seal ended logs without waiting for
+// its tick: sealing a large log must not hold up the completion's answer.
+func (s *Server) kickSweep() {
+	select {
+	case s.sweep <- struct{}{}:
+	default:
 	}
 }
 
