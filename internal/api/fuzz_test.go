@@ -1,0 +1,147 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/api"
+	"github.com/deltaci/deltaci/internal/artifact/httpapi"
+	"github.com/deltaci/deltaci/internal/artifact/open"
+	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/protocol"
+	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/store/sqlite"
+)
+
+// FuzzRunnerRequests sends arbitrary bodies, with valid runner tokens, to
+// every runner route of a server holding one leased attempt. Without the
+// lease token no request may change that attempt, and none may make the
+// server fail (5xx).
+func FuzzRunnerRequests(f *testing.F) {
+	dir := f.TempDir()
+	ctx := context.Background()
+	drv, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"), true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	st := store.New(drv)
+	defer st.Close()
+	arts, err := open.Open(ctx, open.Config{Database: filepath.Join(dir, "store.db"), Store: filepath.Join(dir, "store")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer arts.Close()
+	keys, err := auth.NewKeyset(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	srv := api.New(api.Config{
+		Store: st, Registry: arts.Registry, StoreAPI: httpapi.New(httpapi.Options{Registry: arts.Registry}),
+		Keys: keys, RegistrationToken: "reg", Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")},
+		Executor: "shell", ProtectedBranches: []string{"main"}, MaxLeaseWait: 50 * time.Millisecond,
+		Log: slog.New(slog.DiscardHandler),
+	})
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+
+	repo := filepath.Join(dir, "repo")
+	for _, args := range [][]string{{"init", "-q", "-b", "main", repo}} {
+		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
+			f.Fatalf("git: %v\n%s", err, out)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(repo, ".deltaci.yml"), []byte("version: 1\njobs:\n  a:\n    run: 'true'\n"), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	for _, args := range [][]string{{"add", "-A"}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			f.Fatalf("git: %v\n%s", err, out)
+		}
+	}
+	user := &protocol.Client{BaseURL: hs.URL}
+	if _, err := user.CreateRun(ctx, protocol.CreateRunRequest{Repo: repo, Ref: "main"}); err != nil {
+		f.Fatal(err)
+	}
+	runner := &protocol.Client{BaseURL: hs.URL}
+	reg, err := runner.Register(ctx, "reg", protocol.RegisterRequest{Name: "fuzz", Labels: []string{api.ExecutorLabel("shell")}, ProtocolVersion: protocol.Version})
+	if err != nil {
+		f.Fatal(err)
+	}
+	sess, err := runner.Session(ctx, protocol.SessionRequest{RunnerID: reg.RunnerID, Credential: reg.Credential})
+	if err != nil {
+		f.Fatal(err)
+	}
+	runner.Token = func(context.Context) (string, error) { return sess.Token, nil }
+	lease, err := runner.Lease(ctx, time.Second)
+	if err != nil || lease == nil {
+		f.Fatalf("lease: %v, %v", lease, err)
+	}
+	before, err := st.Attempt(ctx, lease.AttemptID)
+	if err != nil {
+		f.Fatal(err)
+	}
+
+	routes := []struct{ method, path, token string }{
+		{"POST", "/api/v1/runner/lease", sess.Token},
+		{"POST", "/api/v1/attempts/" + lease.AttemptID + "/heartbeat", sess.Token},
+		{"POST", "/api/v1/attempts/" + lease.AttemptID + "/start", sess.Token},
+		{"POST", "/api/v1/attempts/" + lease.AttemptID + "/release", sess.Token},
+		{"POST", "/api/v1/attempts/" + lease.AttemptID + "/complete", sess.Token},
+		{"PUT", "/api/v1/attempts/" + lease.AttemptID + "/log?offset=0", lease.JobToken},
+		{"POST", "/api/v1/runners/register", "reg"},
+		{"POST", "/api/v1/runner/session", ""},
+		{"POST", "/api/v1/runs", ""},
+	}
+	f.Add(uint8(4), []byte(`{"lease_token":"x","state":"succeeded","exit_code":0}`))
+	f.Add(uint8(1), []byte(`{"lease_token":""}`))
+	f.Add(uint8(0), []byte(`{"wait_seconds":-5}`))
+	f.Add(uint8(6), []byte(`{"name":"x","labels":["a b"],"protocol_version":1}`))
+	f.Add(uint8(7), []byte(`{"runner_id":"`+reg.RunnerID+`","credential":"nope"}`))
+	f.Add(uint8(8), []byte(`{"repo":"-x","ref":"main"}`))
+	f.Add(uint8(5), []byte("log bytes"))
+	f.Add(uint8(4), []byte(`{"lease_token":"x","state":"lost"}{}`))
+	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
+		r := routes[int(route)%len(routes)]
+		if r.path == "/api/v1/runs" && len(body) > 0 && bytes.Contains(body, []byte(`"repo"`)) {
+			// A valid repository would start a real run; others must fail cleanly.
+			body = bytes.ReplaceAll(body, []byte(repo), []byte("missing"))
+		}
+		req, err := http.NewRequest(r.method, hs.URL+r.path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.token != "" {
+			req.Header.Set("Authorization", "Bearer "+r.token)
+		}
+		req.Header.Set(protocol.LeaseTokenHeader, "not-the-lease-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			t.Fatalf("%s %s with %q: status %d", r.method, r.path, body, resp.StatusCode)
+		}
+		after, err := st.Attempt(ctx, lease.AttemptID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.State != before.State || after.LeaseToken != before.LeaseToken || !after.LeaseExpiresAt.Equal(before.LeaseExpiresAt) {
+			t.Fatalf("%s %s with %q changed the attempt: %+v → %+v", r.method, r.path, body, before, after)
+		}
+		if info, err := st.LogInfo(ctx, lease.AttemptID); err != nil || info.Length != 0 {
+			t.Fatalf("%s %s with %q changed the log: %+v, %v", r.method, r.path, body, info, err)
+		}
+	})
+}
