@@ -224,8 +224,11 @@ jobs:
 	if a.State != string(core.AttemptFailed) || a.Reason != string(core.ReasonResourceLimit) {
 		t.Fatalf("attempt %s/%s, want failed/resource_limit", a.State, a.Reason)
 	}
-	if a.LogLength > 64<<10 {
+	if a.LogLength > 64<<10+200 {
 		t.Fatalf("log of %d bytes kept past the 64 KiB cap", a.LogLength)
+	}
+	if got := c.log(a); !strings.Contains(got, "the log reached its cap") {
+		t.Fatalf("the kept log does not say it was cut: ...%q", got[max(0, len(got)-200):])
 	}
 }
 

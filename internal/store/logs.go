@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -81,6 +82,7 @@ func (s *Store) AppendLog(ctx context.Context, f Fence, offset int64, data []byt
 	}
 	limit := s.logCap()
 	var length int64
+	capped := false
 	err := s.drv.Write(ctx, func(q Queries) error {
 		st, err := q.GetLogState(ctx, f.AttemptID)
 		if err != nil {
@@ -97,8 +99,10 @@ func (s *Store) AppendLog(ctx context.Context, f Fence, offset int64, data []byt
 		case offset != st.Length:
 			return &LogOffsetError{Length: st.Length}
 		case end > limit:
-			return &core.Error{Kind: core.KindInvalid, Op: "append log",
-				Msg: fmt.Sprintf("attempt %s: the log would pass its cap of %d bytes", f.AttemptID, limit), Err: ErrLogCapExceeded}
+			// The kept log says why it ends: a note past the cap, once.
+			capped = true
+			length, err = capNote(ctx, q, f, st.Length, limit)
+			return err
 		}
 		// The fenced, length-conditional update goes first: it locks the
 		// row, so a concurrent append of the same offset waits and then
@@ -119,7 +123,37 @@ func (s *Store) AppendLog(ctx context.Context, f Fence, offset int64, data []byt
 	if err != nil {
 		return 0, err
 	}
+	if capped {
+		return length, &core.Error{Kind: core.KindInvalid, Op: "append log",
+			Msg: fmt.Sprintf("attempt %s: the log would pass its cap of %d bytes", f.AttemptID, limit), Err: ErrLogCapExceeded}
+	}
 	return length, nil
+}
+
+// capNote appends, once, the line that tells a reader of the log that it
+// was cut at its cap, and returns the log's length.
+func capNote(ctx context.Context, q Queries, f Fence, length, limit int64) (int64, error) {
+	note := []byte(fmt.Sprintf("\ndeltaci: the log reached its cap of %d bytes; the job is stopped (resource_limit)\n", limit))
+	if length >= int64(len(note)) {
+		last, err := q.ListLogChunks(ctx, f.AttemptID, length-1, 1)
+		if err != nil {
+			return 0, err
+		}
+		if len(last) == 1 && bytes.HasSuffix(last[0].Data, note) {
+			return length, nil
+		}
+	}
+	ok, err := q.AdvanceLog(ctx, f, length, length+int64(len(note)))
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, core.E(core.KindConflict, "append log", "attempt %s: the log changed concurrently; retry", f.AttemptID)
+	}
+	if err := q.InsertLogChunk(ctx, f.AttemptID, length, note); err != nil {
+		return 0, err
+	}
+	return length + int64(len(note)), nil
 }
 
 // LogInfo is what the store knows of an attempt's log.

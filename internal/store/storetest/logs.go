@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/deltaci/deltaci/internal/core"
@@ -133,14 +134,25 @@ func RunLogs(t *testing.T, open Opener) {
 	t.Run("CapExceeded", func(t *testing.T) {
 		t.Parallel()
 		s, f := StartedAttempt(t, open)
-		s = s.With(store.WithLogCap(10))
-		mustAppend(t, s, f, 0, "0123456", 7)
-		_, err := s.AppendLog(t.Context(), f, 7, []byte("789x"))
+		s = s.With(store.WithLogCap(7))
+		mustAppend(t, s, f, 0, "0123", 4)
+		mustAppend(t, s, f, 4, "567", 7) // up to the cap exactly is allowed
+		n, err := s.AppendLog(t.Context(), f, 7, []byte("7890"))
 		wantKind(t, err, core.KindInvalid)
 		if !errors.Is(err, store.ErrLogCapExceeded) {
 			t.Fatalf("got %v, want ErrLogCapExceeded", err)
 		}
-		mustAppend(t, s, f, 7, "789", 10) // exactly at the cap is allowed
+		// The refused chunk is dropped and the log says why it ends, once.
+		log, length := readAll(t, s, f.AttemptID, 0, 1<<20)
+		if !strings.HasPrefix(log, "0123567\ndeltaci: the log reached its cap of 7 bytes") || length != n || int64(len(log)) != n {
+			t.Fatalf("log after the cap: %q (length %d, AppendLog said %d)", log, length, n)
+		}
+		if _, err := s.AppendLog(t.Context(), f, n, []byte("more")); !errors.Is(err, store.ErrLogCapExceeded) {
+			t.Fatalf("append after the cap note: got %v, want ErrLogCapExceeded", err)
+		}
+		if again, _ := readAll(t, s, f.AttemptID, 0, 1<<20); again != log {
+			t.Fatalf("a second refusal changed the log: %q", again)
+		}
 	})
 
 	t.Run("ReadMidChunk", func(t *testing.T) {
