@@ -42,7 +42,8 @@ type Remote struct {
 	// Capacity is how many attempts run at once (at least 1).
 	Capacity int
 	// BaseEnv is the environment every job starts from (KEY=VALUE); the
-	// runner's own environment is not passed on.
+	// runner's own environment is not passed on. Without a HOME in it,
+	// HOME is the workspace.
 	BaseEnv []string
 	Grace   time.Duration
 	Log     *slog.Logger
@@ -294,7 +295,9 @@ func (a *attempt) env(ws string) ([]string, []secret.Value) {
 			m[k] = v
 		}
 	}
-	m["HOME"] = ws
+	if m["HOME"] == "" {
+		m["HOME"] = ws // a sandboxed job can write only there
+	}
 	values := make([]secret.Value, 0, len(a.l.Secrets))
 	for name, v := range a.l.Secrets {
 		m[name] = v
