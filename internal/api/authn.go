@@ -52,8 +52,12 @@ func (s *Server) attemptReader(r *http.Request, attemptID string) error {
 	if _, err := s.cfg.Keys.VerifyJob(tok, attemptID); err == nil {
 		return nil
 	}
-	if _, err := s.cfg.Keys.Verify(tok, auth.AudienceRunner); err == nil {
-		return nil
+	if c, err := s.cfg.Keys.Verify(tok, auth.AudienceRunner); err == nil {
+		// A runner reads the logs of its own attempts only.
+		if a, err := s.st.Attempt(r.Context(), attemptID); err == nil && a.RunnerID == c.Subject {
+			return nil
+		}
+		return &forbidden{msg: "a runner may read only the logs of attempts leased to it"}
 	}
 	return core.E(core.KindUnauthorized, "read log", "send an API token, or the runner's session or job token")
 }

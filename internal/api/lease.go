@@ -292,6 +292,9 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	if _, err := core.ParseReason(string(req.Reason)); err != nil {
 		return err
 	}
+	if !runnerReason(st, req.Reason) {
+		return core.E(core.KindInvalid, "complete", "reason %q does not go with state %s", req.Reason, st)
+	}
 	if req.ExitCode != nil && (*req.ExitCode < 0 || *req.ExitCode > 255) {
 		return core.E(core.KindInvalid, "complete", "exit_code must be 0 to 255, got %d", *req.ExitCode)
 	}
@@ -354,4 +357,18 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	s.kickSweep()
 	writeJSON(w, http.StatusOK, protocol.CompleteResponse{AttemptID: id, State: st})
 	return nil
+}
+
+// runnerReasons are the reasons a runner may give for each final state;
+// the others (runner_lost, released, upstream_failed) are the server's.
+var runnerReasons = map[core.AttemptState][]core.Reason{
+	core.AttemptSucceeded: {core.ReasonNone},
+	core.AttemptFailed:    {core.ReasonNone, core.ReasonExitCode, core.ReasonResourceLimit, core.ReasonConfigError},
+	core.AttemptTimedOut:  {core.ReasonNone, core.ReasonTimeout},
+	core.AttemptCanceled:  {core.ReasonNone, core.ReasonCanceled},
+	core.AttemptErrored:   {core.ReasonNone, core.ReasonInfraError, core.ReasonConfigError, core.ReasonResourceLimit},
+}
+
+func runnerReason(st core.AttemptState, r core.Reason) bool {
+	return slices.Contains(runnerReasons[st], r)
 }

@@ -70,6 +70,9 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, false, &req); err != nil {
 		return err
 	}
+	if req.ProtocolVersion != protocol.Version {
+		return &versionError{got: req.ProtocolVersion}
+	}
 	refused := core.E(core.KindUnauthorized, "runner session", "unknown runner or wrong credential")
 	if req.RunnerID == "" || req.Credential == "" || len(req.RunnerID) > 64 {
 		return refused

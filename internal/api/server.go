@@ -195,6 +195,15 @@ func (s *Server) background(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "reaping leases", slog.Any("err", err))
 		}
+		// Planning is bounded by planTimeout; a run still not started well
+		// after it lost its server midway.
+		stale, err := s.orch.FailStalePlanning(ctx, 2*planTimeout)
+		for _, id := range stale {
+			s.log.WarnContext(ctx, "run never started: its server stopped while planning it", slog.String("run_id", id))
+		}
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "ending stale runs", slog.Any("err", err))
+		}
 		s.sweepLogs(ctx)
 	}
 }

@@ -53,7 +53,7 @@ them at once, and the server gives them to another runner.`,
 	f.StringVar(&o.registrationToken, "registration-token", "", "the server's registration token, needed the first time (env DELTACI_REGISTRATION_TOKEN)")
 	f.StringVar(&o.workDir, "work-dir", "", "directory for the identity, the mirror cache and workspaces (env DELTACI_WORK_DIR; default deltaci-runner)")
 	f.StringVar(&o.executor, "executor", "sandbox", "where jobs run: sandbox (bubblewrap) or shell (this machine's shell, for trusted jobs)")
-	f.StringSliceVar(&o.labels, "labels", nil, "labels of this runner, comma-separated (env DELTACI_LABELS); jobs' runs_on must be among them")
+	f.StringSliceVar(&o.labels, "labels", nil, "labels of this runner, comma-separated (env DELTACI_LABELS); a job's runs-on labels must all be among them")
 	f.IntVar(&o.capacity, "capacity", 1, "attempts run at once")
 	f.StringVar(&o.name, "name", "", "name shown for this runner (default the host name)")
 	f.DurationVar(&o.grace, "grace", 10*time.Second, "time a canceled job gets between SIGTERM and SIGKILL")

@@ -99,3 +99,33 @@ func TestReleaseDuringCancelCancelsTheJob(t *testing.T) {
 		t.Fatalf("run %s, job %s; want canceled, canceled", run.State, jobs["a"])
 	}
 }
+
+func TestFailStalePlanning(t *testing.T) {
+	b := setup(t, t.TempDir())
+	stale, _, err := b.s.CreateRun(b.ctx, "test", store.NewRun{Event: core.EventManual, Jobs: []store.NewJob{job("a")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.o.BeginPlanning(b.ctx, stale.ID); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.add(10 * time.Minute)
+	fresh, _, err := b.s.CreateRun(b.ctx, "test", store.NewRun{Event: core.EventManual, Jobs: []store.NewJob{job("a")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := create(t, b, job("a"))
+	b.clock.add(time.Minute)
+	ended, err := b.o.FailStalePlanning(b.ctx, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ended) != 1 || ended[0] != stale.ID {
+		t.Fatalf("ended %v, want only %s", ended, stale.ID)
+	}
+	for id, want := range map[string]core.RunState{stale.ID: core.RunErrored, fresh.ID: core.RunQueued, started.ID: core.RunRunning} {
+		if r, _ := b.s.Run(b.ctx, id); r.State != want {
+			t.Errorf("run %s is %s, want %s", id, r.State, want)
+		}
+	}
+}

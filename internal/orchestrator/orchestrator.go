@@ -307,7 +307,8 @@ func (o *Orchestrator) settle(ctx context.Context, tx *store.Tx, a core.Attempt)
 		}
 		var reasons []core.Reason
 		for _, p := range prev {
-			if p.ID != a.ID && p.State.Terminal() && p.State != core.AttemptSucceeded {
+			// A released attempt never ran: it is not a failure to retry.
+			if p.ID != a.ID && p.State.Terminal() && p.State != core.AttemptSucceeded && p.Reason != core.ReasonReleased {
 				reasons = append(reasons, p.Reason)
 			}
 		}

@@ -65,3 +65,30 @@ func (o *Orchestrator) hasLife(ctx context.Context, runID string, now time.Time,
 	}
 	return false, nil
 }
+
+// FailStalePlanning ends, as errored with infra_error, runs still queued
+// or planning more than ttl after they were created: their server died
+// between recording the run and starting it, and nothing else would move
+// them. It returns the ids of the runs it ended.
+func (o *Orchestrator) FailStalePlanning(ctx context.Context, ttl time.Duration) ([]string, error) {
+	runs, err := o.store.ActiveRuns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := o.store.Now()
+	var ended []string
+	for _, run := range runs {
+		if (run.State != core.RunQueued && run.State != core.RunPlanning) || now.Sub(run.CreatedAt) < ttl {
+			continue
+		}
+		err := o.FailPlanning(ctx, run.ID, core.ReasonInfraError)
+		if core.KindOf(err) == core.KindConflict {
+			continue // it moved meanwhile
+		}
+		if err != nil {
+			return ended, fmt.Errorf("fail stale run %s: %w", run.ID, err)
+		}
+		ended = append(ended, run.ID)
+	}
+	return ended, nil
+}

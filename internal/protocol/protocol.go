@@ -63,6 +63,9 @@ type RegisterResponse struct {
 type SessionRequest struct {
 	RunnerID   string `json:"runner_id"`
 	Credential string `json:"credential"`
+	// ProtocolVersion is checked again, since a runner keeps its identity
+	// across upgrades.
+	ProtocolVersion int `json:"protocol_version"`
 }
 
 // SessionResponse is a short-lived runner token (an EdDSA JWT).

@@ -123,9 +123,19 @@ type attempt struct {
 
 func (a *attempt) token() string { return a.jobToken.Load().(string) }
 
-// Append implements logstream.Sink over the log route.
+// Append implements logstream.Sink over the log route. The job token
+// expires with the lease; after an outage that outlived it, the runner's
+// session still lets the tail through (the lease token fences it anyway).
 func (a *attempt) Append(ctx context.Context, offset int64, data []byte) (int64, error) {
-	return a.r.Client.AppendLog(ctx, a.l.AttemptID, a.l.LeaseToken, a.token(), offset, data)
+	n, err := a.r.Client.AppendLog(ctx, a.l.AttemptID, a.l.LeaseToken, a.token(), offset, data)
+	if core.KindOf(err) == core.KindUnauthorized && a.r.Client.Token != nil {
+		tok, terr := a.r.Client.Token(ctx)
+		if terr != nil {
+			return 0, err
+		}
+		return a.r.Client.AppendLog(ctx, a.l.AttemptID, a.l.LeaseToken, tok, offset, data)
+	}
+	return n, err
 }
 
 // transfer moves outputs through the server's artifact store with the
@@ -197,6 +207,11 @@ func (a *attempt) run(ctx, execCtx context.Context, cancel context.CancelCauseFu
 	l, r := a.l, a.r
 	logw := &capWatch{w: shipper, cancel: cancel}
 	errored := func(format string, args ...any) protocol.CompleteRequest {
+		if errors.Is(context.Cause(execCtx), context.Canceled) && ctx.Err() == nil {
+			// The run was canceled while the job was being prepared.
+			fmt.Fprintf(logw, "deltaci: the run was canceled\n")
+			return protocol.CompleteRequest{State: core.AttemptCanceled, Reason: core.ReasonCanceled}
+		}
 		fmt.Fprintf(logw, "deltaci: "+format+"\n", args...)
 		return protocol.CompleteRequest{State: core.AttemptErrored, Reason: core.ReasonInfraError}
 	}
@@ -260,6 +275,11 @@ func (a *attempt) run(ctx, execCtx context.Context, cancel context.CancelCauseFu
 	}
 	if res.State == core.AttemptSucceeded {
 		m, err := a.pushOutputs(execCtx, tr, ws)
+		for delay := time.Second; err != nil && protocol.IsTransient(err) && delay <= 32*time.Second && execCtx.Err() == nil; delay *= 2 {
+			a.log.WarnContext(ctx, "storing the outputs failed; retrying", slog.Duration("in", delay), slog.Any("err", err))
+			sleep(execCtx, delay)
+			m, err = a.pushOutputs(execCtx, tr, ws)
+		}
 		if err != nil {
 			return errored("cannot store the outputs: %v", err)
 		}

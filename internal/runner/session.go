@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +21,9 @@ type Identity struct {
 	RunnerID   string `json:"runner_id"`
 	Credential string `json:"credential"`
 	Server     string `json:"server"`
+	// Labels are those registered: the server leases by them, so a runner
+	// started with others (another --executor) registers anew.
+	Labels []string `json:"labels"`
 }
 
 // IdentityFile is the name of the identity file in the work directory.
@@ -53,10 +57,11 @@ func (s *Session) Open(ctx context.Context) (Identity, error) {
 		if err := json.Unmarshal(b, &s.id); err != nil || s.id.RunnerID == "" {
 			return Identity{}, core.E(core.KindInvalid, "runner identity", "%s is damaged; remove it to register again", path)
 		}
-		if s.id.Server == s.Client.BaseURL {
+		if s.id.Server == s.Client.BaseURL && slices.Equal(s.id.Labels, s.Register.Labels) {
 			return s.id, nil
 		}
-		// Registered with another server: register with this one.
+		// Registered with another server, or with other labels: register
+		// as what this runner is now.
 	case !errors.Is(err, fs.ErrNotExist):
 		return Identity{}, core.Wrap(core.KindInternal, "runner identity", err)
 	}
@@ -73,7 +78,7 @@ func (s *Session) register(ctx context.Context, path string) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	s.id = Identity{RunnerID: resp.RunnerID, Credential: resp.Credential, Server: s.Client.BaseURL}
+	s.id = Identity{RunnerID: resp.RunnerID, Credential: resp.Credential, Server: s.Client.BaseURL, Labels: req.Labels}
 	b, _ := json.MarshalIndent(s.id, "", "  ")
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return Identity{}, core.Wrap(core.KindInternal, "runner identity", err)
@@ -97,13 +102,13 @@ func (s *Session) Token(ctx context.Context) (string, error) {
 	if s.token != "" && time.Until(s.expires) > time.Minute {
 		return s.token, nil
 	}
-	resp, err := s.Client.Session(ctx, protocol.SessionRequest{RunnerID: s.id.RunnerID, Credential: s.id.Credential})
+	resp, err := s.Client.Session(ctx, protocol.SessionRequest{RunnerID: s.id.RunnerID, Credential: s.id.Credential, ProtocolVersion: protocol.Version})
 	if core.KindOf(err) == core.KindUnauthorized && s.RegistrationToken != "" {
 		// The server no longer knows this runner (a new database): register anew.
 		if _, err := s.register(ctx, filepath.Join(s.Dir, IdentityFile)); err != nil {
 			return "", err
 		}
-		resp, err = s.Client.Session(ctx, protocol.SessionRequest{RunnerID: s.id.RunnerID, Credential: s.id.Credential})
+		resp, err = s.Client.Session(ctx, protocol.SessionRequest{RunnerID: s.id.RunnerID, Credential: s.id.Credential, ProtocolVersion: protocol.Version})
 	}
 	if err != nil {
 		return "", err

@@ -16,6 +16,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/pgmigrate"
 	"github.com/deltaci/deltaci/internal/store"
 	"github.com/deltaci/deltaci/internal/store/postgres/pgdb"
 )
@@ -68,12 +69,12 @@ func Migrate(ctx context.Context, url string) ([]int64, error) {
 	return migrateDB(ctx, db)
 }
 
-func provider(db *sql.DB) (*goose.Provider, error) {
+func provider(db *sql.DB, opts ...goose.ProviderOption) (*goose.Provider, error) {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return nil, core.Wrap(core.KindInternal, "migrations", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, opts...)
 	if err != nil {
 		return nil, core.Wrap(core.KindInternal, "migrations", err)
 	}
@@ -81,7 +82,11 @@ func provider(db *sql.DB) (*goose.Provider, error) {
 }
 
 func migrateDB(ctx context.Context, db *sql.DB) ([]int64, error) {
-	p, err := provider(db)
+	locker, err := pgmigrate.Locker(ctx, db, "store")
+	if err != nil {
+		return nil, err
+	}
+	p, err := provider(db, locker)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -100,5 +101,40 @@ func TestListenWakesOnQueue(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no wake-up from LISTEN after queuing attempts for 30 s")
 		}
+	}
+}
+
+// TestConcurrentMigrations: replicas starting together each run Migrate;
+// the lock makes one apply every migration and the others find none left.
+func TestConcurrentMigrations(t *testing.T) {
+	t.Parallel()
+	url := storetest.PostgresURL(t)
+	const replicas = 4
+	applied := make(chan int, replicas)
+	errs := make(chan error, replicas)
+	for range replicas {
+		go func() {
+			v, err := postgres.Migrate(context.Background(), url)
+			applied <- len(v)
+			errs <- err
+		}()
+	}
+	total := 0
+	for range replicas {
+		total += <-applied
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent Migrate: %v", err)
+		}
+	}
+	one, err := postgres.Migrate(context.Background(), url)
+	if err != nil || len(one) != 0 {
+		t.Fatalf("a later Migrate applied %v (%v), want nothing", one, err)
+	}
+	files, err := os.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != len(files) {
+		t.Fatalf("the replicas applied %d migrations in all, want each of the %d once", total, len(files))
 	}
 }

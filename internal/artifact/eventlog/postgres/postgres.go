@@ -19,6 +19,7 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
 	"github.com/deltaci/deltaci/internal/artifact/eventlog/postgres/pgdb"
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/pgmigrate"
 )
 
 //go:embed migrations/*.sql
@@ -66,7 +67,11 @@ func migrate(ctx context.Context, url string) error {
 	if err != nil {
 		return core.Wrap(core.KindInternal, "artifact migrations", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithTableName(MigrationsTable))
+	locker, err := pgmigrate.Locker(ctx, db, "artifacts")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithTableName(MigrationsTable), locker)
 	if err != nil {
 		return core.Wrap(core.KindInternal, "artifact migrations", err)
 	}
