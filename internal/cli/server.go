@@ -39,6 +39,7 @@ type serverOptions struct {
 	secretsFile, executor                        string
 	protected                                    []string
 	ttl, reapInterval, shutdownTimeout           time.Duration
+	drainDelay                                   time.Duration
 }
 
 func newServerCmd(e env) *cobra.Command {
@@ -76,6 +77,7 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	f.DurationVar(&o.ttl, "lease-ttl", api.DefaultTTL, "lease time-to-live; runners heartbeat every third of it")
 	f.DurationVar(&o.reapInterval, "reap-interval", orchestrator.DefaultReapInterval, "how often expired leases are looked for")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight get to finish on shutdown")
+	f.DurationVar(&o.drainDelay, "drain-delay", 0, "on shutdown, how long to keep serving with /readyz answering 503 before closing the listener, so a load balancer stops sending requests first")
 	return cmd
 }
 
@@ -199,6 +201,9 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	}
 	log.Info("shutting down: draining long-polls and requests in flight")
 	srv.Drain()
+	if o.drainDelay > 0 {
+		time.Sleep(o.drainDelay)
+	}
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
 	defer cancel()
 	err = hs.Shutdown(shutdown)

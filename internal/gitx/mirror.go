@@ -133,6 +133,29 @@ func (m Mirrors) Release(ctx context.Context, mirror, dest string) error {
 	return nil
 }
 
+// Prune forgets, in every mirror, the worktrees whose directories are gone
+// (a runner killed mid-job, whose workspaces were then removed).
+func (m Mirrors) Prune(ctx context.Context) error {
+	paths, err := filepath.Glob(filepath.Join(m.Dir, "*.git"))
+	if err != nil {
+		return core.Wrap(core.KindInternal, "prune mirrors", err)
+	}
+	var errs []error
+	for _, p := range paths {
+		unlock, err := lockFile(p + ".lock")
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		_, err = run(ctx, p, "worktree", "prune")
+		unlock()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // lockFile takes an exclusive flock on path, waiting for it.
 func lockFile(path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)

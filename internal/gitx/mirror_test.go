@@ -3,7 +3,9 @@ package gitx_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -64,5 +66,41 @@ func TestMirrorsCheckoutExactCommit(t *testing.T) {
 	}
 	if _, err := m.Ensure(ctx, "--upload-pack=evil", first); core.KindOf(err) != core.KindInvalid {
 		t.Errorf("option-like repository: %v", err)
+	}
+}
+
+func TestMirrorPruneForgetsRemovedWorktrees(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRepo(t)
+	r.write("f", "x", 0o644)
+	r.commitAll("one")
+	head := trimNL(r.git("rev-parse", "HEAD"))
+	m := gitx.Mirrors{Dir: t.TempDir()}
+	mirror, err := m.Ensure(ctx, r.dir, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := filepath.Join(t.TempDir(), "ws")
+	if err := m.Checkout(ctx, mirror, head, ws); err != nil {
+		t.Fatal(err)
+	}
+	// A runner killed mid-job: the workspace is removed without Release.
+	if err := os.RemoveAll(ws); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("git", "-C", mirror, "worktree", "list", "--porcelain").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if strings.Contains(string(out), ws) {
+		t.Fatalf("the removed worktree is still listed after Prune:\n%s", out)
+	}
+	// The same path can be checked out again.
+	if err := m.Checkout(ctx, mirror, head, ws); err != nil {
+		t.Fatalf("checkout into the pruned path: %v", err)
 	}
 }

@@ -204,3 +204,56 @@ func TestSealer(t *testing.T) {
 		t.Fatalf("sealing again = %s, %v", d2, err)
 	}
 }
+
+// downSink fails as unreachable until up is closed, then appends to the
+// store-backed sink; it records the most the shipper held while down.
+type downSink struct {
+	next Sink
+	up   chan struct{}
+}
+
+func (k *downSink) Append(ctx context.Context, offset int64, data []byte) (int64, error) {
+	select {
+	case <-k.up:
+		return k.next.Append(ctx, offset, data)
+	default:
+		return 0, core.E(core.KindUnavailable, "append", "server unreachable")
+	}
+}
+
+// TestShipperHoldsTheWriterWhenTheSinkIsDown: past maxBuffered, Write
+// blocks instead of buffering more, and every byte arrives once the sink
+// is back.
+func TestShipperHoldsTheWriterWhenTheSinkIsDown(t *testing.T) {
+	defer func(m int, w time.Duration) { maxBuffered, retryWait = m, w }(maxBuffered, retryWait)
+	maxBuffered, retryWait = FlushSize, 10*time.Millisecond
+	s, f := storetest.StartedAttempt(t, open)
+	sink := &downSink{next: storeSink{s: s, f: f}, up: make(chan struct{})}
+	sh := newShipper(t.Context(), sink, time.Hour)
+	data := randomLog(4 * FlushSize)
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for i := 0; i < len(data); i += 4096 {
+			if _, err := sh.Write(data[i:min(i+4096, len(data))]); err != nil {
+				t.Errorf("Write: %v", err)
+				return
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-wrote:
+		t.Fatal("the writer was never held while the sink was down")
+	default:
+	}
+	if n := sh.buffered(); n > maxBuffered+4096 {
+		t.Fatalf("held %d bytes, over the bound of %d", n, maxBuffered)
+	}
+	close(sink.up)
+	<-wrote
+	if err := sh.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantLog(t, s, f.AttemptID, data)
+}

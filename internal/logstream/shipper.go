@@ -14,9 +14,11 @@ import (
 const (
 	FlushInterval = time.Second
 	FlushSize     = 256 << 10
-	// maxBuffered bounds what a Shipper holds while its sink is failing.
-	maxBuffered = 64 << 20
 )
+
+// maxBuffered bounds what a Shipper holds while its sink is failing (a
+// variable so tests can make it small).
+var maxBuffered = 64 << 20
 
 // Sink receives a log's chunks: store.Store.AppendLog on the server, the
 // log upload endpoint on a runner. It returns the log's length afterwards,
@@ -84,15 +86,34 @@ func (s *Shipper) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	err := s.flush()
+	// Past maxBuffered, the writer waits for the sink instead of memory
+	// growing: a job whose log cannot be shipped is held on its output.
+	for err != nil && s.buffered() > maxBuffered {
+		select {
+		case <-s.ctx.Done():
+			return len(p), err
+		case <-time.After(retryWait):
+		}
+		err = s.flush()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return len(p), s.err
 	}
-	if err != nil && len(s.buf) > maxBuffered {
-		return len(p), err
-	}
 	return len(p), nil
+}
+
+// retryWait is how long a held writer waits between shipping attempts.
+var retryWait = time.Second
+
+func (s *Shipper) buffered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return 0 // a final failure: nothing more will ship, stop holding
+	}
+	return len(s.buf)
 }
 
 // Shipped returns how many bytes the sink is known to hold.

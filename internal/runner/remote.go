@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -58,6 +59,7 @@ func (r *Remote) Run(ctx, drain context.Context) error {
 	if r.Capacity < 1 {
 		return core.E(core.KindInvalid, "runner", "capacity must be at least 1, got %d", r.Capacity)
 	}
+	r.cleanWorkspaces(ctx)
 	var wg sync.WaitGroup
 	for i := 0; i < r.Capacity; i++ {
 		wg.Add(1)
@@ -68,6 +70,23 @@ func (r *Remote) Run(ctx, drain context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// cleanWorkspaces removes what a runner killed mid-job left: workspaces
+// and their worktree records in the mirrors.
+func (r *Remote) cleanWorkspaces(ctx context.Context) {
+	ws := filepath.Join(r.WorkDir, "ws")
+	entries, _ := os.ReadDir(ws)
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(ws, e.Name())); err != nil {
+			r.Log.WarnContext(ctx, "removing a stale workspace", slog.String("dir", e.Name()), slog.Any("err", err))
+		}
+	}
+	if len(entries) > 0 {
+		if err := r.Mirrors.Prune(ctx); err != nil {
+			r.Log.WarnContext(ctx, "pruning mirror worktrees", slog.Any("err", err))
+		}
+	}
 }
 
 func (r *Remote) slot(ctx, drain context.Context) {
@@ -416,8 +435,9 @@ func (a *attempt) complete(ctx context.Context, req protocol.CompleteRequest) {
 }
 
 // capWatch passes writes on to the shipper and stops the job once the log
-// reaches its cap. The job's writer never sees a shipping failure: the
-// shipper keeps the bytes while the server is unreachable.
+// reaches its cap. The job's writer never sees a shipping failure: while
+// the server is unreachable the shipper keeps the bytes, and past its
+// bound it holds the writer until they ship.
 type capWatch struct {
 	w      io.Writer
 	cancel context.CancelCauseFunc
