@@ -78,7 +78,7 @@ func FuzzRunnerRequests(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	sess, err := runner.Session(ctx, protocol.SessionRequest{RunnerID: reg.RunnerID, Credential: reg.Credential})
+	sess, err := runner.Session(ctx, protocol.SessionRequest{RunnerID: reg.RunnerID, Credential: reg.Credential, ProtocolVersion: protocol.Version})
 	if err != nil {
 		f.Fatal(err)
 	}
