@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -315,6 +316,11 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	if a.State.Terminal() {
 		// Ended otherwise (reaped as lost, say): nothing of this report is kept.
 		return core.E(core.KindLeaseLost, "complete", "attempt %s already ended %s", id, a.State)
+	}
+	// An illegal move (a success never started) is refused before the
+	// outputs are recorded, so a refused report leaves nothing behind.
+	if err := core.CheckAttempt(a.State, st); err != nil {
+		return fmt.Errorf("complete attempt %s: %w", id, err)
 	}
 	j, err := s.st.Job(ctx, a.JobID)
 	if err != nil {

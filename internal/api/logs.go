@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -30,8 +31,10 @@ func (s *Server) putLog(w http.ResponseWriter, r *http.Request) error {
 	if tok == "" {
 		return core.E(core.KindInvalid, "append log", "the %s header is required", protocol.LeaseTokenHeader)
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/octet-stream" {
-		return &mediaError{got: ct, want: "application/octet-stream"}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/octet-stream" {
+			return &mediaError{got: ct, want: "application/octet-stream"}
+		}
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxLogChunk))
 	if err != nil {
@@ -87,6 +90,11 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	if _, err := s.st.Attempt(ctx, id); err != nil {
 		return err
+	}
+	switch f := r.URL.Query().Get("follow"); f {
+	case "", "0", "1":
+	default:
+		return core.E(core.KindInvalid, "log", "follow must be 0 or 1, got %q", f)
 	}
 	if r.URL.Query().Get("follow") != "1" {
 		return s.copyLog(ctx, w, id, offset)
@@ -174,8 +182,14 @@ func (s *Server) followLog(ctx context.Context, w http.ResponseWriter, id string
 	for {
 		data, info, err := s.readLog(ctx, id, offset, readChunk)
 		if err != nil {
-			// The stream is open: say why it ends, as an event.
-			return sse(w, fl, "error", "", protocol.ErrorDetail{Code: string(core.KindOf(err)), Message: err.Error()})
+			// The stream is open: say why it ends, as an event, with the
+			// code and details a plain read would answer.
+			d := protocol.ErrorDetail{Code: string(core.KindOf(err)), Message: err.Error()}
+			var oe *store.LogOffsetError
+			if errors.As(err, &oe) {
+				d.Code, d.Details = protocol.CodeLogOffset, map[string]any{"length": oe.Length}
+			}
+			return sse(w, fl, "error", "", d)
 		}
 		if len(data) > 0 {
 			if err := sse(w, fl, "log", strconv.FormatInt(offset+int64(len(data)), 10), protocol.LogEvent{Offset: offset, Data: data}); err != nil {

@@ -1,0 +1,507 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/deltaci/deltaci/internal/api"
+	"github.com/deltaci/deltaci/internal/artifact/httpapi"
+	"github.com/deltaci/deltaci/internal/artifact/open"
+	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/protocol"
+	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/store/sqlite"
+)
+
+const (
+	contractDocPath  = "../../api/openapi.yaml"
+	contractRegToken = "reg-token"
+	contractAPIToken = "api-token"
+	// contractTTL is long enough that no lease expires during a test: the
+	// reaper must not move what the test is looking at.
+	contractTTL = 5 * time.Minute
+)
+
+// contractDoc is the OpenAPI document, loaded and validated once.
+var contractDoc = sync.OnceValues(func() (*openapi3.T, error) {
+	// The followed log is validated as the list of its events.
+	openapi3filter.RegisterBodyDecoder("text/event-stream", decodeEventStream)
+	doc, err := openapi3.NewLoader().LoadFromFile(contractDocPath)
+	if err != nil {
+		return nil, err
+	}
+	return doc, doc.Validate(context.Background())
+})
+
+// contractOptions configure one server.
+type contractOptions struct {
+	apiToken string
+	logCap   int64
+	cov      *contractCoverage
+}
+
+// contractEnv is a server in this process and a client whose every
+// exchange under /api/v1 (and the root probes) is validated against the
+// OpenAPI document.
+type contractEnv struct {
+	t    *testing.T
+	url  string
+	srv  *api.Server
+	st   *store.Store
+	keys *auth.Keyset
+	// skew moves the keyset's clock, to issue tokens that are expired.
+	skew *atomic.Int64
+	http *http.Client
+}
+
+func newContractEnv(t *testing.T, o contractOptions) *contractEnv {
+	t.Helper()
+	ctx := t.Context()
+	dir := t.TempDir()
+	drv, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []store.Option
+	if o.logCap > 0 {
+		opts = append(opts, store.WithLogCap(o.logCap))
+	}
+	st := store.New(drv, opts...)
+	t.Cleanup(func() { st.Close() })
+	arts, err := open.Open(ctx, open.Config{Database: filepath.Join(dir, "store.db"), Store: filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { arts.Close() })
+	skew := &atomic.Int64{}
+	keys, err := auth.NewKeyset(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(api.Config{
+		Store: st, Registry: arts.Registry, StoreAPI: httpapi.New(httpapi.Options{Registry: arts.Registry}),
+		Keys: keys, RegistrationToken: contractRegToken, APIToken: o.apiToken,
+		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, Executor: "shell",
+		ProtectedBranches: []string{"main"}, TTL: contractTTL, MaxLeaseWait: 100 * time.Millisecond,
+	})
+	srv.Start(context.Background())
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { srv.Drain(); hs.Close(); srv.Stop() })
+	return &contractEnv{
+		t: t, url: hs.URL, srv: srv, st: st, keys: keys, skew: skew,
+		http: &http.Client{Transport: newContractValidator(t, hs.Client().Transport, o.cov)},
+	}
+}
+
+// on is e reporting to t, the test or subtest running on this goroutine.
+func (e *contractEnv) on(t *testing.T) *contractEnv {
+	c := *e
+	c.t = t
+	return &c
+}
+
+// contractCoverage records which (operation, status) pairs the server
+// produced.
+type contractCoverage struct {
+	mu   sync.Mutex
+	seen map[string]map[int]bool
+}
+
+func (c *contractCoverage) add(op string, status int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = map[string]map[int]bool{}
+	}
+	if c.seen[op] == nil {
+		c.seen[op] = map[int]bool{}
+	}
+	c.seen[op][status] = true
+}
+
+func (c *contractCoverage) has(op string, status int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen[op][status]
+}
+
+type contractUncheckedKey struct{}
+
+// contractUnchecked marks a request that deliberately breaks the contract
+// (hostile input): the request need not validate, its response still must.
+func contractUnchecked(ctx context.Context) context.Context {
+	return context.WithValue(ctx, contractUncheckedKey{}, true)
+}
+
+// contractValidator is an http.RoundTripper that checks requests and
+// responses against the document.
+type contractValidator struct {
+	t      testing.TB
+	router routers.Router
+	next   http.RoundTripper
+	cov    *contractCoverage
+}
+
+func newContractValidator(t testing.TB, next http.RoundTripper, cov *contractCoverage) *contractValidator {
+	t.Helper()
+	doc, err := contractDoc()
+	if err != nil {
+		t.Fatalf("load %s: %v", contractDocPath, err)
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cov == nil {
+		cov = &contractCoverage{}
+	}
+	return &contractValidator{t: t, router: router, next: next, cov: cov}
+}
+
+func (v *contractValidator) RoundTrip(req *http.Request) (*http.Response, error) {
+	// The artifact store has its own document and contract test.
+	if strings.HasPrefix(req.URL.Path, api.StorePrefix+"/") {
+		return v.next.RoundTrip(req)
+	}
+	ctx := req.Context()
+	strict := ctx.Value(contractUncheckedKey{}) == nil
+	var body []byte
+	if req.Body != nil {
+		var err error
+		if body, err = io.ReadAll(req.Body); err != nil {
+			return nil, err
+		}
+		req.Body.Close()
+	}
+	fresh := func() *http.Request {
+		r := req.Clone(ctx)
+		if req.Body != nil {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		return r
+	}
+	what := req.Method + " " + req.URL.RequestURI()
+	route, params, err := v.router.FindRoute(fresh())
+	if err != nil {
+		v.t.Errorf("contract: no operation for %s: %v", what, err)
+		return v.next.RoundTrip(fresh())
+	}
+	opts := &openapi3filter.Options{IncludeResponseStatus: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
+	in := &openapi3filter.RequestValidationInput{Request: fresh(), PathParams: params, Route: route, Options: opts}
+	if err := openapi3filter.ValidateRequest(ctx, in); err != nil && strict {
+		v.t.Errorf("contract: request %s does not match the document: %v", what, err)
+	}
+	resp, err := v.next.RoundTrip(fresh())
+	if err != nil {
+		return resp, err
+	}
+	rb, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(rb))
+	op := route.Operation.OperationID
+	if route.Operation.Responses.Status(resp.StatusCode) == nil {
+		v.t.Errorf("contract: %s (%s) answered %d, which the document does not list: %s", what, op, resp.StatusCode, rb)
+	}
+	// A draining server's readyz answers its probe body, not an error.
+	if resp.StatusCode >= 400 && op != "readyz" {
+		var eb protocol.ErrorBody
+		if resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(rb, &eb) != nil || eb.Error.Code == "" || eb.Error.Message == "" {
+			v.t.Errorf("contract: %s answered %d without a JSON error body: %q", what, resp.StatusCode, rb)
+		}
+	}
+	if resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") != `Bearer realm="deltaci"` {
+		v.t.Errorf("contract: %s answered 401 with WWW-Authenticate %q", what, resp.Header.Get("WWW-Authenticate"))
+	}
+	rin := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header, Options: opts}
+	rin.SetBodyBytes(rb)
+	if err := openapi3filter.ValidateResponse(ctx, rin); err != nil {
+		v.t.Errorf("contract: response %d to %s does not match the document: %v", resp.StatusCode, what, err)
+	}
+	v.cov.add(op, resp.StatusCode)
+	return resp, nil
+}
+
+// contractEvent is one Server-Sent Event: its name, id and data.
+type contractEvent struct {
+	name, id string
+	data     []byte
+}
+
+// parseEvents splits an event stream into its events; comments are
+// dropped.
+func parseEvents(r io.Reader) ([]contractEvent, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	var out []contractEvent
+	var cur contractEvent
+	seen := false
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if seen {
+				out = append(out, cur)
+			}
+			cur, seen = contractEvent{}, false
+		case strings.HasPrefix(line, ":"):
+		default:
+			field, value, _ := strings.Cut(line, ":")
+			value = strings.TrimPrefix(value, " ")
+			seen = true
+			switch field {
+			case "event":
+				cur.name = value
+			case "id":
+				cur.id = value
+			case "data":
+				if cur.data != nil {
+					cur.data = append(cur.data, '\n')
+				}
+				cur.data = append(cur.data, value...)
+			default:
+				return nil, errors.New("unknown event stream field " + field)
+			}
+		}
+	}
+	if seen {
+		return nil, errors.New("the event stream ends inside an event")
+	}
+	return out, sc.Err()
+}
+
+// decodeEventStream is the body decoder of text/event-stream: the list of
+// events as {event, id, data}, data decoded as JSON.
+func decodeEventStream(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	events, err := parseEvents(body)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, 0, len(events))
+	for _, ev := range events {
+		var data any
+		if err := json.Unmarshal(ev.data, &data); err != nil {
+			return nil, errors.New("event " + ev.name + ": data is not JSON")
+		}
+		m := map[string]any{"event": ev.name, "data": data}
+		if ev.id != "" {
+			m["id"] = ev.id
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// contractResponse is a whole response.
+type contractResponse struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r contractResponse) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %q: %v", r.body, err)
+	}
+}
+
+func (r contractResponse) errorDetail(t testing.TB) protocol.ErrorDetail {
+	t.Helper()
+	var eb protocol.ErrorBody
+	r.decode(t, &eb)
+	return eb.Error
+}
+
+// events parses a followed log's body.
+func (r contractResponse) events(t testing.TB) []contractEvent {
+	t.Helper()
+	evs, err := parseEvents(bytes.NewReader(r.body))
+	if err != nil {
+		t.Fatalf("event stream %q: %v", r.body, err)
+	}
+	return evs
+}
+
+// contractHeader is a header with tok as the bearer token (none when
+// empty) and the key, value pairs kv whose value is not empty.
+func contractHeader(tok string, kv ...string) http.Header {
+	h := http.Header{}
+	if tok != "" {
+		h.Set("Authorization", "Bearer "+tok)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			h.Add(kv[i], kv[i+1])
+		}
+	}
+	return h
+}
+
+// try makes one request through the validating client.
+func (e *contractEnv) try(ctx context.Context, method, path string, h http.Header, body []byte) (contractResponse, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, e.url+path, rd)
+	if err != nil {
+		return contractResponse{}, err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		return contractResponse{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return contractResponse{status: resp.StatusCode, header: resp.Header, body: b}, err
+}
+
+// expect makes one request and fails the test unless it gets status want.
+func (e *contractEnv) expect(ctx context.Context, want int, method, path string, h http.Header, body []byte) contractResponse {
+	e.t.Helper()
+	r, err := e.try(ctx, method, path, h, body)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	if r.status != want {
+		e.t.Errorf("%s %s = %d, want %d: %s", method, path, r.status, want, r.body)
+	}
+	return r
+}
+
+// json sends v (raw when it is []byte, nothing when nil) as a JSON body
+// with tok as the bearer token.
+func (e *contractEnv) json(ctx context.Context, want int, method, path, tok string, v any) contractResponse {
+	e.t.Helper()
+	var body []byte
+	switch v := v.(type) {
+	case nil:
+	case []byte:
+		body = v
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		body = b
+	}
+	ct := ""
+	if body != nil {
+		ct = "application/json"
+	}
+	return e.expect(ctx, want, method, path, contractHeader(tok, "Content-Type", ct), body)
+}
+
+// run reads a run back through the API.
+func (e *contractEnv) run(ctx context.Context, id string) protocol.Run {
+	e.t.Helper()
+	var run protocol.Run
+	e.json(ctx, http.StatusOK, "GET", "/api/v1/runs/"+id, contractAPIToken, nil).decode(e.t, &run)
+	return run
+}
+
+// attempt finds one attempt of a run.
+func (e *contractEnv) attempt(ctx context.Context, runID, attemptID string) protocol.Attempt {
+	e.t.Helper()
+	for _, j := range e.run(ctx, runID).Jobs {
+		for _, a := range j.Attempts {
+			if a.ID == attemptID {
+				return a
+			}
+		}
+	}
+	e.t.Fatalf("run %s has no attempt %s", runID, attemptID)
+	return protocol.Attempt{}
+}
+
+// sealed waits until an ended attempt's log is sealed (off the
+// completion's path) and returns the attempt.
+func (e *contractEnv) sealed(ctx context.Context, runID, attemptID string) protocol.Attempt {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := e.attempt(ctx, runID, attemptID)
+		if a.LogDigest != "" {
+			return a
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the log of attempt %s is not sealed after 10 s: %+v", attemptID, a)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// contractJob finds a job of a run by name.
+func contractJob(t testing.TB, run protocol.Run, name string) protocol.Job {
+	t.Helper()
+	for _, j := range run.Jobs {
+		if j.Name == name {
+			return j
+		}
+	}
+	t.Fatalf("run %s has no job %s: %+v", run.ID, name, run.Jobs)
+	return protocol.Job{}
+}
+
+// contractRepo is a git repository on branch main with one commit of
+// files.
+func contractRepo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	contractGit(t, dir, "init", "-q", "-b", "main")
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	contractGit(t, dir, "add", "-A")
+	contractGit(t, dir, "commit", "-q", "-m", "init")
+	return dir
+}
+
+func contractGit(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "commit.gpgsign=false"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+}
+
+// readContractDoc is the canonical document's bytes.
+func readContractDoc(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile(contractDocPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
