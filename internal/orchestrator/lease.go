@@ -48,6 +48,9 @@ func (o *Orchestrator) Release(ctx context.Context, runnerID string, f store.Fen
 		if cur.LeaseToken != f.LeaseToken {
 			return core.E(core.KindLeaseLost, "release", "attempt %s: lease is no longer held", f.AttemptID)
 		}
+		if err := tx.LockRun(ctx, cur.RunID); err != nil {
+			return err
+		}
 		if cur.State == core.AttemptLost && cur.Reason == core.ReasonReleased {
 			return nil // released already: the same answer again
 		}

@@ -47,6 +47,9 @@ func (o *Orchestrator) BeginPlanning(ctx context.Context, runID string) error {
 // queued) and queues every job whose needs are already met.
 func (o *Orchestrator) StartRun(ctx context.Context, runID string) error {
 	err := o.store.Update(ctx, Actor, func(tx *store.Tx) error {
+		if err := tx.LockRun(ctx, runID); err != nil {
+			return err
+		}
 		run, err := tx.Run(ctx, runID)
 		if err != nil {
 			return err
@@ -271,6 +274,9 @@ func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, f s
 		if err != nil {
 			return err
 		}
+		if err := tx.LockRun(ctx, cur.RunID); err != nil {
+			return err
+		}
 		// A runner that lost our answer sends the same completion again:
 		// same lease, same outcome, already recorded. Answer it the same.
 		if cur.State.Terminal() && cur.LeaseToken == f.LeaseToken && cur.State == out.State {
@@ -347,6 +353,9 @@ func (o *Orchestrator) settle(ctx context.Context, tx *store.Tx, a core.Attempt)
 // core.KindConflict error.
 func (o *Orchestrator) Cancel(ctx context.Context, actor, runID string) error {
 	err := o.store.Update(ctx, actor, func(tx *store.Tx) error {
+		if err := tx.LockRun(ctx, runID); err != nil {
+			return err
+		}
 		run, err := tx.Run(ctx, runID)
 		if err != nil {
 			return err
@@ -403,6 +412,9 @@ func (o *Orchestrator) ReapExpired(ctx context.Context, limit int) (int, error) 
 	n := 0
 	for _, a := range expired {
 		err := o.store.Update(ctx, Actor, func(tx *store.Tx) error {
+			if err := tx.LockRun(ctx, a.RunID); err != nil {
+				return err
+			}
 			if err := tx.MoveAttempt(ctx, a, core.AttemptLost, core.ReasonRunnerLost); err != nil {
 				return err
 			}

@@ -31,6 +31,10 @@ type Queries interface {
 	GetRun(ctx context.Context, id string) (core.Run, error)
 	ListActiveRuns(ctx context.Context) ([]core.Run, error)
 	SetRunState(ctx context.Context, m RunMove) (bool, error)
+	// LockRun holds the run's row until the transaction ends, so that
+	// transactions settling its jobs take turns (a no-op where writes are
+	// serialized anyway, as on SQLite).
+	LockRun(ctx context.Context, id string) error
 
 	InsertJob(ctx context.Context, j core.Job, position int) error
 	GetJob(ctx context.Context, id string) (core.Job, error)

@@ -20,6 +20,10 @@ type Tx struct {
 // Now is the transaction's timestamp, shared by every row it writes.
 func (tx *Tx) Now() time.Time { return tx.now }
 
+// LockRun makes transactions that settle one run's jobs take turns; call
+// it before reading the jobs a decision depends on.
+func (tx *Tx) LockRun(ctx context.Context, id string) error { return tx.q.LockRun(ctx, id) }
+
 // Run reads a run inside the transaction.
 func (tx *Tx) Run(ctx context.Context, id string) (core.Run, error) { return tx.q.GetRun(ctx, id) }
 

@@ -341,3 +341,7 @@ func (x queries) QueueDepth(ctx context.Context) (map[string]int64, error) {
 	}
 	return out, nil
 }
+
+func (x queries) LockRun(ctx context.Context, id string) error {
+	return mapErr("lock run "+id, x.q.LockRun(ctx, id))
+}

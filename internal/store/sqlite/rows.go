@@ -346,3 +346,7 @@ func (x queries) QueueDepth(ctx context.Context) (map[string]int64, error) {
 	}
 	return out, nil
 }
+
+func (x queries) LockRun(context.Context, string) error {
+	return nil // one writer at a time: transactions already take turns
+}

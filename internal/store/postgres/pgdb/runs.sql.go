@@ -623,6 +623,18 @@ func (q *Queries) ListRunEvents(ctx context.Context, runID string) ([]Event, err
 	return items, nil
 }
 
+const lockRun = `-- name: LockRun :exec
+SELECT id FROM runs WHERE id = $1 FOR UPDATE
+`
+
+// Serializes the transactions that settle one run's jobs: under READ
+// COMMITTED two of them could otherwise each miss the other's last job
+// and leave the run running.
+func (q *Queries) LockRun(ctx context.Context, id string) error {
+	_, err := q.db.Exec(ctx, lockRun, id)
+	return err
+}
+
 const setAttemptState = `-- name: SetAttemptState :execrows
 UPDATE attempts
 SET state = $1,

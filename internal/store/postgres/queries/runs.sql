@@ -138,3 +138,9 @@ SET state = 'leased',
 FROM next
 WHERE attempts.id = next.id
 RETURNING attempts.*;
+
+-- name: LockRun :exec
+-- Serializes the transactions that settle one run's jobs: under READ
+-- COMMITTED two of them could otherwise each miss the other's last job
+-- and leave the run running.
+SELECT id FROM runs WHERE id = $1 FOR UPDATE;
