@@ -110,6 +110,12 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
+	// Git runs in other directories (the mirrors'); paths must not be relative.
+	abs, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	o.dataDir = abs
 	if o.database == "" {
 		o.database = filepath.Join(o.dataDir, "state.db")
 	}

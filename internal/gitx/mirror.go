@@ -79,7 +79,10 @@ func (m Mirrors) open(ctx context.Context, repo string) (path string, unlock fun
 	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
 		return "", nil, false, core.Wrap(core.KindInternal, "mirror", err)
 	}
-	path = m.Path(repo)
+	// git clone runs in m.Dir: a relative path would be taken from there.
+	if path, err = filepath.Abs(m.Path(repo)); err != nil {
+		return "", nil, false, core.Wrap(core.KindInternal, "mirror", err)
+	}
 	unlock, err = lockFile(path + ".lock")
 	if err != nil {
 		return "", nil, false, err

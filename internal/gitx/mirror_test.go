@@ -104,3 +104,24 @@ func TestMirrorPruneForgetsRemovedWorktrees(t *testing.T) {
 		t.Fatalf("checkout into the pruned path: %v", err)
 	}
 }
+
+// TestMirrorsRelativeDir: a relative cache directory (a server's default
+// data directory) works, although git runs elsewhere.
+func TestMirrorsRelativeDir(t *testing.T) {
+	r := newRepo(t)
+	r.write("f", "x", 0o644)
+	r.commitAll("one")
+	head := trimNL(r.git("rev-parse", "HEAD"))
+	t.Chdir(t.TempDir())
+	m := gitx.Mirrors{Dir: filepath.Join("data", "mirrors")}
+	if _, err := m.Fetch(context.Background(), r.dir); err != nil {
+		t.Fatalf("Fetch with a relative cache directory: %v", err)
+	}
+	mirror, err := m.Ensure(context.Background(), r.dir, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(mirror) {
+		t.Fatalf("mirror path %q is relative", mirror)
+	}
+}

@@ -436,32 +436,3 @@ func checkEventsReplay(t *rapid.T, b bundle, runID string) {
 		}
 	}
 }
-
-func TestReaperLoop(t *testing.T) {
-	t.Parallel()
-	b := setup(t, t.TempDir())
-	r := create(t, b, job("a"))
-	if _, _, err := b.o.Lease(b.ctx, r.ID, "r1", 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	b.clock.add(time.Minute) // the runner died: its lease ran out
-	reaped := make(chan int, 1)
-	rp := &orchestrator.Reaper{Orch: b.o, Leader: orchestrator.AlwaysLeader{}, Interval: 10 * time.Millisecond,
-		Log: slog.New(slog.DiscardHandler), OnReap: func(n int) { reaped <- n }}
-	if err := rp.Start(b.ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer rp.Stop()
-	select {
-	case n := <-reaped:
-		if n != 1 {
-			t.Errorf("reaped %d", n)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the reaper never reaped the expired lease")
-	}
-	atts, _ := b.s.Attempts(b.ctx, r.ID)
-	if len(atts) != 2 || atts[0].State != core.AttemptLost || atts[1].State != core.AttemptQueued {
-		t.Errorf("attempts after reaping = %+v", atts)
-	}
-}
