@@ -217,7 +217,9 @@ func (c *Client) Session(ctx context.Context, req SessionRequest) (SessionRespon
 
 // Lease asks for an attempt, waiting up to wait; nil means none came.
 func (c *Client) Lease(ctx context.Context, wait time.Duration) (*Lease, error) {
-	resp, err := c.do(ctx, call{method: http.MethodPost, path: "/runner/lease", json: LeaseRequest{WaitSeconds: int(wait / time.Second)}})
+	// Whole seconds, rounded up: 0 would mean the server's longest wait.
+	secs := max(1, int((wait+time.Second-1)/time.Second))
+	resp, err := c.do(ctx, call{method: http.MethodPost, path: "/runner/lease", json: LeaseRequest{WaitSeconds: secs}})
 	if err != nil {
 		return nil, err
 	}

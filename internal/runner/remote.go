@@ -72,9 +72,14 @@ func (r *Remote) Run(ctx, drain context.Context) error {
 	return nil
 }
 
-// cleanWorkspaces removes what a runner killed mid-job left: workspaces
-// and their worktree records in the mirrors.
+// cleanWorkspaces removes what a runner killed mid-job left: workspaces,
+// their worktree records in the mirrors, and log spools.
 func (r *Remote) cleanWorkspaces(ctx context.Context) {
+	logs := filepath.Join(r.WorkDir, "logs")
+	_ = os.RemoveAll(logs)
+	if err := os.MkdirAll(logs, 0o700); err != nil {
+		r.Log.WarnContext(ctx, "making the log spool directory", slog.Any("err", err))
+	}
 	ws := filepath.Join(r.WorkDir, "ws")
 	entries, _ := os.ReadDir(ws)
 	for _, e := range entries {
@@ -193,7 +198,23 @@ func (r *Remote) execute(ctx context.Context, l *protocol.Lease) {
 	stop := func() { stopHeartbeat(); <-hbDone }
 	defer stop()
 
-	shipper := logstream.NewShipper(report, a)
+	shipper, err := logstream.NewShipper(report, a, filepath.Join(r.WorkDir, "logs"))
+	if err != nil {
+		// Without a spool the job's output would be lost: do not run it.
+		a.log.ErrorContext(ctx, "cannot spool the log", slog.Any("err", err))
+		stop()
+		a.complete(report, protocol.CompleteRequest{LeaseToken: l.LeaseToken, State: core.AttemptErrored, Reason: core.ReasonInfraError})
+		return
+	}
+	go func() {
+		// The job stops once its log cannot be kept: at the cap, or when
+		// the lease is gone (the heartbeat reports that one too).
+		select {
+		case <-shipper.Failed():
+			cancelExec(shipper.Err())
+		case <-execCtx.Done():
+		}
+	}()
 	outcome := a.run(ctx, execCtx, cancelExec, shipper, lost)
 	if errors.Is(context.Cause(execCtx), store.ErrLogCapExceeded) {
 		outcome = protocol.CompleteRequest{State: core.AttemptFailed, Reason: core.ReasonResourceLimit}
@@ -201,7 +222,7 @@ func (r *Remote) execute(ctx context.Context, l *protocol.Lease) {
 	select {
 	case <-lost:
 		stop()
-		_ = shipper.Close()
+		shipper.Discard()
 		a.log.WarnContext(report, "lease lost: the result is dropped")
 		return
 	default:
@@ -209,7 +230,7 @@ func (r *Remote) execute(ctx context.Context, l *protocol.Lease) {
 	if ctx.Err() != nil {
 		// A hard stop: no report; the lease expires and the job is retried.
 		stop()
-		_ = shipper.Close()
+		shipper.Discard()
 		return
 	}
 	if err := a.flush(report, shipper); err != nil {
@@ -407,6 +428,9 @@ func (a *attempt) flush(ctx context.Context, s *logstream.Shipper) error {
 		sleep(ctx, time.Second)
 		err = s.Flush()
 	}
+	if err != nil {
+		s.Discard()
+	}
 	return err
 }
 
@@ -436,8 +460,7 @@ func (a *attempt) complete(ctx context.Context, req protocol.CompleteRequest) {
 
 // capWatch passes writes on to the shipper and stops the job once the log
 // reaches its cap. The job's writer never sees a shipping failure: while
-// the server is unreachable the shipper keeps the bytes, and past its
-// bound it holds the writer until they ship.
+// the server is unreachable the shipper keeps the bytes in its spool.
 type capWatch struct {
 	w      io.Writer
 	cancel context.CancelCauseFunc
