@@ -29,6 +29,8 @@ type Result struct {
 	Goal          string  `json:"goal"`
 	Met           bool    `json:"met"`
 	Note          string  `json:"note,omitempty"`
+	// Skipped says why the figure could not be measured on this machine.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 type suite struct {
@@ -43,6 +45,9 @@ var suites = []suite{
 	{"artifact-replay", benchReplay},
 	{"artifact-gc", benchGC},
 	{"planner", benchPlanner},
+	{"server-pickup", benchPickup},
+	{"server-throughput", benchThroughput},
+	{"log-shipping", benchLogShipping},
 }
 
 // harness holds what the suites share.
@@ -98,6 +103,10 @@ func print(rs []Result) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FIGURE\tVALUE\tBASELINE\tRATIO\tGOAL\tMET")
 	for _, r := range rs {
+		if r.Skipped != "" {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\tskipped\n", r.Name, r.Goal)
+			continue
+		}
 		base, ratio := "-", "-"
 		if r.Baseline != "" {
 			base = fmt.Sprintf("%s: %.4g", r.Baseline, r.BaselineValue)
@@ -111,6 +120,9 @@ func print(rs []Result) {
 	}
 	tw.Flush()
 	for _, r := range rs {
+		if r.Skipped != "" {
+			fmt.Printf("skipped: %s: %s\n", r.Name, r.Skipped)
+		}
 		if r.Note != "" {
 			fmt.Printf("note: %s: %s\n", r.Name, r.Note)
 		}

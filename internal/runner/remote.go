@@ -300,6 +300,8 @@ func (a *attempt) run(ctx, execCtx context.Context, cancel context.CancelCauseFu
 	if err != nil {
 		return errored("cannot start the job: %v", err)
 	}
+	a.log.InfoContext(ctx, "job ended", slog.String("state", string(res.State)), slog.Int("exit_code", res.ExitCode),
+		slog.Float64("job_seconds", res.FinishedAt.Sub(res.StartedAt).Seconds()))
 	switch {
 	case res.Err != "":
 		fmt.Fprintf(logw, "deltaci: %s\n", res.Err)
