@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/deltaci/deltaci/internal/core"
@@ -111,6 +112,15 @@ func (o *Orchestrator) advance(ctx context.Context, tx *store.Tx, runID string) 
 	}
 	if run.State != core.RunRunning && run.State != core.RunCanceling {
 		return nil
+	}
+	// Most completions leave no job pending (independent jobs, or a DAG's
+	// last layer): then the states alone decide, without decoding specs.
+	light, err := tx.JobStates(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(light, func(j core.Job) bool { return j.State == core.JobPending }) {
+		return o.finishIfDone(ctx, tx, run, light)
 	}
 	jobs, err := tx.Jobs(ctx, runID)
 	if err != nil {

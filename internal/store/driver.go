@@ -39,6 +39,8 @@ type Queries interface {
 	InsertJob(ctx context.Context, j core.Job, position int) error
 	GetJob(ctx context.Context, id string) (core.Job, error)
 	ListJobs(ctx context.Context, runID string) ([]core.Job, error)
+	// ListJobStates returns a run's jobs with only ID, Name, State and Reason.
+	ListJobStates(ctx context.Context, runID string) ([]core.Job, error)
 	SetJobState(ctx context.Context, m JobMove) (bool, error)
 
 	InsertAttempt(ctx context.Context, a core.Attempt) error

@@ -30,6 +30,12 @@ func (tx *Tx) Run(ctx context.Context, id string) (core.Run, error) { return tx.
 // Job reads a job inside the transaction.
 func (tx *Tx) Job(ctx context.Context, id string) (core.Job, error) { return tx.q.GetJob(ctx, id) }
 
+// JobStates reads a run's jobs inside the transaction with only their ID,
+// Name, State and Reason: cheaper than Jobs, which decodes every spec.
+func (tx *Tx) JobStates(ctx context.Context, runID string) ([]core.Job, error) {
+	return tx.q.ListJobStates(ctx, runID)
+}
+
 // Jobs reads a run's jobs inside the transaction.
 func (tx *Tx) Jobs(ctx context.Context, runID string) ([]core.Job, error) {
 	return tx.q.ListJobs(ctx, runID)

@@ -350,3 +350,23 @@ func (x queries) QueueDepth(ctx context.Context) (map[string]int64, error) {
 func (x queries) LockRun(context.Context, string) error {
 	return nil // one writer at a time: transactions already take turns
 }
+
+func (x queries) ListJobStates(ctx context.Context, runID string) ([]core.Job, error) {
+	rows, err := x.q.ListJobStates(ctx, runID)
+	if err != nil {
+		return nil, mapErr("list job states", err)
+	}
+	out := make([]core.Job, len(rows))
+	for i, r := range rows {
+		st, err := core.ParseJobState(r.State)
+		if err != nil {
+			return nil, err
+		}
+		reason, err := core.ParseReason(r.Reason)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = core.Job{ID: r.ID, RunID: runID, Name: r.Name, State: st, Reason: reason}
+	}
+	return out, nil
+}

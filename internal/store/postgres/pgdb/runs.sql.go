@@ -550,6 +550,43 @@ func (q *Queries) ListJobAttempts(ctx context.Context, jobID string) ([]Attempt,
 	return items, nil
 }
 
+const listJobStates = `-- name: ListJobStates :many
+SELECT id, name, state, reason FROM jobs WHERE run_id = $1 ORDER BY position
+`
+
+type ListJobStatesRow struct {
+	ID     string
+	Name   string
+	State  string
+	Reason string
+}
+
+// The jobs' states without their specs, for deciding whether a run ended.
+func (q *Queries) ListJobStates(ctx context.Context, runID string) ([]ListJobStatesRow, error) {
+	rows, err := q.db.Query(ctx, listJobStates, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListJobStatesRow{}
+	for rows.Next() {
+		var i ListJobStatesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.State,
+			&i.Reason,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listJobs = `-- name: ListJobs :many
 SELECT id, run_id, name, position, spec, state, reason, explain, created_at, started_at, finished_at, decision, digest, reused_from FROM jobs WHERE run_id = $1 ORDER BY position
 `

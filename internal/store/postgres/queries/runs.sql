@@ -144,3 +144,7 @@ RETURNING attempts.*;
 -- COMMITTED two of them could otherwise each miss the other's last job
 -- and leave the run running.
 SELECT id FROM runs WHERE id = $1 FOR UPDATE;
+
+-- name: ListJobStates :many
+-- The jobs' states without their specs, for deciding whether a run ended.
+SELECT id, name, state, reason FROM jobs WHERE run_id = $1 ORDER BY position;

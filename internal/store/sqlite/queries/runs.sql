@@ -132,3 +132,7 @@ WHERE id = (
     LIMIT 1
 )
 RETURNING *;
+
+-- name: ListJobStates :many
+-- The jobs' states without their specs, for deciding whether a run ended.
+SELECT id, name, state, reason FROM jobs WHERE run_id = ? ORDER BY position;
