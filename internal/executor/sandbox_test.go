@@ -305,7 +305,7 @@ if kill -0 %d 2>/dev/null; then echo SEES-"RUNNER"; fi`, os.Getpid())
 
 	t.Run("NoTIOCSTI", func(t *testing.T) {
 		t.Parallel()
-		testTIOCSTI(t, probe)
+		testTIOCSTI(t, probe, "sandbox")
 	})
 
 	t.Run("DefaultLimits", func(t *testing.T) {
@@ -470,13 +470,16 @@ func TestSandboxWithoutBwrap(t *testing.T) {
 }
 
 // tiocstiHelperEnv names the workspace of the helper process of
-// TestSandbox/NoTIOCSTI.
-const tiocstiHelperEnv = "DELTACI_TIOCSTI_HELPER_DIR"
+// testTIOCSTI, and tiocstiExecutorEnv the executor it runs the probe with.
+const (
+	tiocstiHelperEnv   = "DELTACI_TIOCSTI_HELPER_DIR"
+	tiocstiExecutorEnv = "DELTACI_TIOCSTI_EXECUTOR"
+)
 
 // testTIOCSTI runs a job from a process that has a controlling terminal,
 // the way a runner started from a shell does, and checks that the job
 // cannot push input into it (CVE-2017-5226).
-func testTIOCSTI(t *testing.T, probe string) {
+func testTIOCSTI(t *testing.T, probe, executorName string) {
 	dir := t.TempDir()
 	installProbe(t, probe, dir)
 	ptm, pts := openPTY(t)
@@ -498,15 +501,15 @@ func testTIOCSTI(t *testing.T, probe string) {
 	}
 
 	helper := withTerminal(exec.Command(os.Args[0], "-test.run=^TestSandboxTIOCSTIHelper$", "-test.count=1", "-test.timeout=2m", "-test.v"))
-	helper.Env = append(os.Environ(), tiocstiHelperEnv+"="+dir)
+	helper.Env = append(os.Environ(), tiocstiHelperEnv+"="+dir, tiocstiExecutorEnv+"="+executorName)
 	out, err := helper.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestSandboxTIOCSTIHelper") {
 		t.Errorf("helper process failed (%v):\n%s", err, out)
 	}
 }
 
-// TestSandboxTIOCSTIHelper is the helper process of TestSandbox/NoTIOCSTI,
-// which has a terminal as its controlling terminal and stdin.
+// TestSandboxTIOCSTIHelper is the helper process of testTIOCSTI, which has
+// a terminal as its controlling terminal and stdin.
 func TestSandboxTIOCSTIHelper(t *testing.T) {
 	dir := os.Getenv(tiocstiHelperEnv)
 	if dir == "" {
@@ -517,16 +520,21 @@ func TestSandboxTIOCSTIHelper(t *testing.T) {
 		t.Fatalf("the helper has no controlling terminal: %v", err)
 	}
 	tty.Close()
-	sb := newSandbox(t, executor.SandboxOptions{})
+	var ex executor.Executor
+	if os.Getenv(tiocstiExecutorEnv) == "shell" {
+		ex = executor.NewShell(testLogger(t))
+	} else {
+		ex = newSandbox(t, executor.SandboxOptions{})
+	}
 	var out output
-	res, err := sb.Run(context.Background(), executor.Spec{Script: "./probe tiocsti", Dir: dir, Env: []string{"PATH=/usr/bin:/bin"}}, &out)
+	res, err := ex.Run(context.Background(), executor.Spec{Script: "./probe tiocsti", Dir: dir, Env: []string{"PATH=/usr/bin:/bin"}}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("probe output:\n%s", out.String())
 	assertOutcome(t, res, core.AttemptSucceeded, core.ReasonNone, 0)
 	if strings.Contains(out.String(), "INJECTED") || !strings.Contains(out.String(), "/dev/tty:") {
-		t.Errorf("the sandboxed job reached a terminal with TIOCSTI:\n%s", out.String())
+		t.Errorf("the job reached the runner's terminal with TIOCSTI:\n%s", out.String())
 	}
 }
 

@@ -20,7 +20,9 @@ const shellPath = "/bin/sh"
 
 // Shell runs jobs with the host's /bin/sh, for trusted runners.
 //
-// The job's process tree is the process group that Run starts the shell in.
+// The job's process tree is the process group that Run starts the shell in,
+// in a session of its own: without a controlling terminal, a job cannot
+// push keystrokes into the terminal the runner was started from (TIOCSTI).
 // A process that leaves that group (setsid, or a nested shell with job
 // control) escapes the kill, and its output is cut off after a short drain;
 // the sandbox executor closes that gap with a PID namespace.
@@ -61,7 +63,7 @@ func (s *Shell) Run(ctx context.Context, spec Spec, out io.Writer) (Result, erro
 		Env:         append(make([]string, 0, len(spec.Env)), spec.Env...), // non-nil: nil would inherit ours
 		Stdout:      pw,
 		Stderr:      pw,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	res.StartedAt = time.Now()
 	err = cmd.Start()
@@ -70,7 +72,7 @@ func (s *Shell) Run(ctx context.Context, spec Spec, out io.Writer) (Result, erro
 		pr.Close()
 		return res.end(core.AttemptErrored, core.ReasonInfraError, "starting shell: "+err.Error()), nil
 	}
-	pid := cmd.Process.Pid // also the process group id, thanks to Setpgid
+	pid := cmd.Process.Pid // also the process group id: Setsid makes a new session and group
 	log := orDiscard(s.logger).With(slog.Int("pid", pid))
 	log.LogAttrs(ctx, slog.LevelDebug, "job started", slog.String("dir", spec.Dir))
 

@@ -114,3 +114,10 @@ func processGone(pid int) bool {
 	i := bytes.LastIndexByte(stat, ')')
 	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
+
+// TestShellNoTIOCSTI: a shell job runs in a session of its own, so it
+// cannot push input into the terminal the runner was started from.
+func TestShellNoTIOCSTI(t *testing.T) {
+	t.Parallel()
+	testTIOCSTI(t, buildProbe(t), "shell")
+}
