@@ -268,7 +268,10 @@ func (a *attempt) run(ctx, execCtx context.Context, cancel context.CancelCauseFu
 			a.log.WarnContext(ctx, "removing the workspace", slog.String("dir", ws), slog.Any("err", err))
 		}
 	}()
-	if err := r.Client.Start(execCtx, l.AttemptID, l.LeaseToken); err != nil {
+	err = retryTransient(execCtx, a.log, "reporting the start", func() error {
+		return r.Client.Start(execCtx, l.AttemptID, l.LeaseToken)
+	})
+	if err != nil {
 		if core.KindOf(err) == core.KindLeaseLost {
 			return protocol.CompleteRequest{State: core.AttemptCanceled}
 		}
@@ -282,7 +285,11 @@ func (a *attempt) run(ctx, execCtx context.Context, cancel context.CancelCauseFu
 	}
 	tr := a.transfer()
 	for _, n := range l.Needs {
-		if _, err := tr.PullInto(execCtx, n.Manifest, ws); err != nil {
+		err := retryTransient(execCtx, a.log, "restoring the outputs of "+n.Job, func() error {
+			_, err := tr.PullInto(execCtx, n.Manifest, ws)
+			return err
+		})
+		if err != nil {
 			return errored("cannot restore the outputs of %s: %v", n.Job, err)
 		}
 	}
@@ -316,12 +323,12 @@ func (a *attempt) run(ctx, execCtx context.Context, cancel context.CancelCauseFu
 		outcome.ExitCode = &code
 	}
 	if res.State == core.AttemptSucceeded {
-		m, err := a.pushOutputs(execCtx, tr, ws)
-		for delay := time.Second; err != nil && protocol.IsTransient(err) && delay <= 32*time.Second && execCtx.Err() == nil; delay *= 2 {
-			a.log.WarnContext(ctx, "storing the outputs failed; retrying", slog.Duration("in", delay), slog.Any("err", err))
-			sleep(execCtx, delay)
+		var m string
+		err := retryTransient(execCtx, a.log, "storing the outputs", func() error {
+			var err error
 			m, err = a.pushOutputs(execCtx, tr, ws)
-		}
+			return err
+		})
 		if err != nil {
 			return errored("cannot store the outputs: %v", err)
 		}
@@ -422,6 +429,18 @@ func (a *attempt) heartbeat(ctx context.Context, cancel context.CancelCauseFunc,
 }
 
 var errLeaseLost = errors.New("lease lost")
+
+// retryTransient calls fn until it succeeds, fails for good, or about a
+// minute of failures that may pass (the server restarting) has gone by.
+func retryTransient(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
+	err := fn()
+	for delay := time.Second; err != nil && protocol.IsTransient(err) && delay <= 32*time.Second && ctx.Err() == nil; delay *= 2 {
+		log.WarnContext(ctx, what+" failed; retrying", slog.Duration("in", delay), slog.Any("err", err))
+		sleep(ctx, delay)
+		err = fn()
+	}
+	return err
+}
 
 // flush ships the log's tail, retrying while the server is unreachable.
 func (a *attempt) flush(ctx context.Context, s *logstream.Shipper) error {
