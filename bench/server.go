@@ -622,7 +622,7 @@ func benchLogShipping(ctx context.Context, h *harness) ([]Result, error) {
 			Note: "the job's process from start to exit, as the runner measured it; the log ships from a spool meanwhile",
 		},
 		{
-			Name: fmt.Sprintf("the same job, attempt started → finished (whole log shipped)"), Value: shipped, Unit: "s",
+			Name: "the same job, attempt started → finished (whole log shipped)", Value: shipped, Unit: "s",
 			Baseline: "the same command > file, s", BaselineValue: redirect, Ratio: shipped / redirect,
 			Goal: "report", Met: true,
 			Note: fmt.Sprintf("%.0f MB/s delivered to the server vs %.0f MB/s to a file; attempt times are to the millisecond", mb/shipped, mb/redirect),
