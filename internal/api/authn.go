@@ -63,34 +63,35 @@ func (s *Server) attemptReader(r *http.Request, attemptID string) error {
 }
 
 // attemptWriter admits a runner write on an attempt: the runner's session
-// token or the attempt's job token. It returns the runner id. A token for
-// another attempt or another runner is refused; the lease token fences
-// the write itself.
-func (s *Server) attemptWriter(r *http.Request, attemptID string, jobToken bool) (string, error) {
+// token or, where jobToken is set, the attempt's job token. It returns the
+// runner id and, when it had to read it (a session token), the attempt. A
+// token for another attempt or another runner is refused; the lease token
+// fences the write itself.
+func (s *Server) attemptWriter(r *http.Request, attemptID string, jobToken bool) (string, *core.Attempt, error) {
 	tok := bearer(r)
 	if tok == "" {
-		return "", core.E(core.KindUnauthorized, "attempt write", "send the runner session token as Authorization: Bearer")
+		return "", nil, core.E(core.KindUnauthorized, "attempt write", "send the runner session token as Authorization: Bearer")
 	}
 	if jobToken {
 		if c, err := s.cfg.Keys.Verify(tok, auth.AudienceJob); err == nil {
 			if subtle.ConstantTimeCompare([]byte(c.AttemptID), []byte(attemptID)) != 1 {
-				return "", &forbidden{msg: "this job token is for another attempt"}
+				return "", nil, &forbidden{msg: "this job token is for another attempt"}
 			}
-			return c.Subject, nil
+			return c.Subject, nil, nil
 		}
 	}
 	c, err := s.cfg.Keys.Verify(tok, auth.AudienceRunner)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	a, err := s.st.Attempt(r.Context(), attemptID)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if a.RunnerID != c.Subject {
-		return "", core.E(core.KindLeaseLost, "attempt write", "attempt %s is not leased to runner %s", attemptID, c.Subject)
+		return "", nil, core.E(core.KindLeaseLost, "attempt write", "attempt %s is not leased to runner %s", attemptID, c.Subject)
 	}
-	return c.Subject, nil
+	return c.Subject, &a, nil
 }
 
 // storeScope guards the artifact store API mounted at StorePrefix. Users

@@ -182,8 +182,8 @@ func (s *Server) needs(ctx context.Context, a core.Attempt, j core.Job) ([]proto
 		if up.State == core.JobReused {
 			from = up.ReusedFrom
 		}
-		if from == "" {
-			continue // skipped: nothing to restore
+		if from == "" || len(up.Spec.Outputs) == 0 {
+			continue // skipped, or a job without outputs: nothing to restore
 		}
 		d, err := s.cfg.Registry.Resolve(ctx, results.OutputsRef(from))
 		if err != nil {
@@ -206,7 +206,7 @@ func fenced(w http.ResponseWriter, r *http.Request) (store.Fence, error) {
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
-	runnerID, err := s.attemptWriter(r, r.PathValue("id"), false)
+	runnerID, _, err := s.attemptWriter(r, r.PathValue("id"), false)
 	if err != nil {
 		return err
 	}
@@ -231,15 +231,11 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
-	runnerID, err := s.attemptWriter(r, r.PathValue("id"), false)
+	runnerID, a, err := s.attemptWriter(r, r.PathValue("id"), false)
 	if err != nil {
 		return err
 	}
 	f, err := fenced(w, r)
-	if err != nil {
-		return err
-	}
-	a, err := s.st.Attempt(r.Context(), f.AttemptID)
 	if err != nil {
 		return err
 	}
@@ -255,7 +251,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) release(w http.ResponseWriter, r *http.Request) error {
-	runnerID, err := s.attemptWriter(r, r.PathValue("id"), false)
+	runnerID, _, err := s.attemptWriter(r, r.PathValue("id"), false)
 	if err != nil {
 		return err
 	}
@@ -272,7 +268,7 @@ func (s *Server) release(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	runnerID, err := s.attemptWriter(r, id, false)
+	runnerID, cur, err := s.attemptWriter(r, id, false)
 	if err != nil {
 		return err
 	}
@@ -301,10 +297,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	f := store.Fence{AttemptID: id, LeaseToken: req.LeaseToken}
-	a, err := s.st.Attempt(ctx, id)
-	if err != nil {
-		return err
-	}
+	a := *cur
 	if a.LeaseToken != f.LeaseToken {
 		return core.E(core.KindLeaseLost, "complete", "attempt %s: lease is no longer held", id)
 	}
@@ -332,10 +325,10 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	}
 	res := s.results(run)
 	var outputs digest.Digest
-	if st == core.AttemptSucceeded {
-		if req.OutputsManifest == "" {
-			return core.E(core.KindInvalid, "complete", "outputs_manifest is required for a success (an empty manifest when the job has no outputs)")
-		}
+	if st == core.AttemptSucceeded && req.OutputsManifest == "" && len(j.Spec.Outputs) > 0 {
+		return core.E(core.KindInvalid, "complete", "outputs_manifest is required for a success of a job with outputs (an empty manifest when none matched)")
+	}
+	if st == core.AttemptSucceeded && req.OutputsManifest != "" {
 		if outputs, err = digest.Parse(req.OutputsManifest); err != nil {
 			return core.Wrap(core.KindInvalid, "complete: outputs_manifest", err)
 		}
@@ -356,7 +349,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	s.metrics.Attempts.WithLabelValues(string(st), string(reason)).Inc()
 	if st == core.AttemptSucceeded {
 		// Only a completion that won its fence becomes a reusable result.
-		if err := res.RecordResult(ctx, j, outputs); err != nil {
+		if err := res.RecordResult(ctx, a, j, outputs); err != nil {
 			s.log.WarnContext(ctx, "recording the result", slog.String("attempt_id", id), slog.Any("err", err))
 		}
 	}

@@ -20,7 +20,7 @@ import (
 // putLog appends one chunk of an attempt's log at ?offset=N.
 func (s *Server) putLog(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if _, err := s.attemptWriter(r, id, true); err != nil {
+	if _, _, err := s.attemptWriter(r, id, true); err != nil {
 		return err
 	}
 	offset, err := queryOffset(r)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/deltaci/deltaci/internal/artifact/digest"
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
+	"github.com/deltaci/deltaci/internal/artifact/manifest"
 	"github.com/deltaci/deltaci/internal/artifact/registry"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/planner"
@@ -194,10 +195,18 @@ func (s *Store) RecordOutputs(ctx context.Context, a core.Attempt, j core.Job, m
 }
 
 // RecordResult records an outputs manifest as the job's result in the
-// write namespace, when the job has a digest and may be reused.
-func (s *Store) RecordResult(ctx context.Context, j core.Job, m digest.Digest) error {
+// write namespace, when the job has a digest and may be reused. A zero m
+// (a job without outputs, whose runner sent none) records an empty
+// manifest that names the attempt.
+func (s *Store) RecordResult(ctx context.Context, a core.Attempt, j core.Job, m digest.Digest) error {
 	if j.Digest == "" || !j.Spec.Reuse || s.Write == "" {
 		return nil
+	}
+	if m.IsZero() {
+		var err error
+		if m, _, err = s.Reg.CommitManifest(ctx, s.Actor, manifest.Manifest{Annotations: Annotations(a, j)}); err != nil {
+			return err
+		}
 	}
 	ref, err := resultRef(j.Digest, s.Write)
 	if err != nil {

@@ -322,7 +322,7 @@ func (a *attempt) run(ctx, execCtx context.Context, cancel context.CancelCauseFu
 		code := res.ExitCode
 		outcome.ExitCode = &code
 	}
-	if res.State == core.AttemptSucceeded {
+	if res.State == core.AttemptSucceeded && len(l.Outputs) > 0 {
 		var m string
 		err := retryTransient(execCtx, a.log, "storing the outputs", func() error {
 			var err error
@@ -338,8 +338,9 @@ func (a *attempt) run(ctx, execCtx context.Context, cancel context.CancelCauseFu
 }
 
 // pushOutputs uploads the files matching the job's outputs globs as one
-// manifest (empty when it has none) and returns its digest; the server
-// records it as outputs/<attempt> when the attempt completes.
+// manifest (empty when none matched) and returns its digest; the server
+// records it as outputs/<attempt> when the attempt completes. A job
+// without outputs globs sends none.
 func (a *attempt) pushOutputs(ctx context.Context, tr *registry.Transfer, ws string) (string, error) {
 	only, err := results.MatchOutputs(ws, a.l.Outputs)
 	if err != nil {

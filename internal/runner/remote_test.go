@@ -335,3 +335,37 @@ jobs:
 		t.Fatalf("untrusted uses: log %q", got)
 	}
 }
+
+// TestRemoteReusesJobsWithoutOutputs: a job with no outputs sends no
+// manifest; the server still records its result, and the next run of the
+// same commit reuses it, as it does the job with outputs that needs it.
+func TestRemoteReusesJobsWithoutOutputs(t *testing.T) {
+	c := newCluster(t)
+	c.runner(1)
+	dir := gitRepo(t, `version: 1
+jobs:
+  check:
+    run: echo checked
+  build:
+    needs: [check]
+    run: mkdir -p out && echo built > out/x
+    outputs: ["out/**"]
+`)
+	first, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.wait(first.ID); r.State != string(core.RunSucceeded) {
+		t.Fatalf("first run %s: %+v", r.State, r.Jobs)
+	}
+	second, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.wait(second.ID)
+	for _, name := range []string{"check", "build"} {
+		if j := job(r, name); j.State != string(core.JobReused) {
+			t.Errorf("second run: %s is %s (%s), want reused", name, j.State, j.Explain)
+		}
+	}
+}
