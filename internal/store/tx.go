@@ -200,7 +200,19 @@ func (tx *Tx) MoveLeased(ctx context.Context, f Fence, to core.AttemptState, rea
 	if err := tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, string(a.State), string(to), reason); err != nil {
 		return core.Attempt{}, err
 	}
-	return tx.q.GetAttempt(ctx, a.ID)
+	// The row as SetFencedAttemptState left it, without reading it back.
+	a.State, a.Reason = to, reason
+	if exitCode != nil {
+		c := *exitCode
+		a.ExitCode = &c
+	}
+	if a.StartedAt.IsZero() && !m.StartedAt.IsZero() {
+		a.StartedAt = m.StartedAt
+	}
+	if a.FinishedAt.IsZero() && !m.FinishedAt.IsZero() {
+		a.FinishedAt = m.FinishedAt
+	}
+	return a, nil
 }
 
 func (tx *Tx) record(ctx context.Context, entity, id, runID, from, to string, reason core.Reason) error {

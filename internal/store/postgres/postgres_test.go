@@ -138,3 +138,16 @@ func TestConcurrentMigrations(t *testing.T) {
 		t.Fatalf("the replicas applied %d migrations in all, want each of the %d once", total, len(files))
 	}
 }
+
+func TestMoveLeased(t *testing.T) {
+	t.Parallel()
+	storetest.RunMoveLeased(t, func(t *testing.T, now func() time.Time) *store.Store {
+		drv, err := postgres.Open(context.Background(), storetest.PostgresURL(t), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := store.New(drv, store.WithClock(now))
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -49,3 +49,16 @@ func TestRunners(t *testing.T) {
 		return s
 	})
 }
+
+func TestMoveLeased(t *testing.T) {
+	t.Parallel()
+	storetest.RunMoveLeased(t, func(t *testing.T, now func() time.Time) *store.Store {
+		drv, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := store.New(drv, store.WithClock(now))
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

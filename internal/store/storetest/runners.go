@@ -101,3 +101,29 @@ func RunRunners(t *testing.T, open Opener) {
 		}
 	})
 }
+
+// RunMoveLeased checks that what MoveLeased returns is the row as stored,
+// since callers use it instead of reading the attempt again.
+func RunMoveLeased(t *testing.T, open Opener) {
+	t.Run("MoveLeasedReturnsTheStoredRow", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		_, _, a := startedAttempt(t, b)
+		f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
+		b.clock.advance(time.Second)
+		code := 3
+		var moved core.Attempt
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			var err error
+			moved, err = tx.MoveLeased(b.ctx, f, core.AttemptFailed, core.ReasonExitCode, &code)
+			return err
+		})
+		stored, err := b.s.Attempt(b.ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(stored, moved); diff != "" {
+			t.Fatalf("MoveLeased returned a different attempt than it stored (-stored +returned):\n%s", diff)
+		}
+	})
+}
