@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/gittest"
 	"github.com/deltaci/deltaci/internal/store"
 	"github.com/deltaci/deltaci/internal/store/sqlite"
 	"github.com/deltaci/deltaci/internal/store/storetest"
@@ -51,17 +52,7 @@ func TestMain(m *testing.M) {
 }
 
 // repo creates a git repository with the given files committed.
-func repo(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	git(t, dir, "init", "-q", "-b", "main")
-	for name, content := range files {
-		write(t, dir, name, content)
-	}
-	git(t, dir, "add", "-A")
-	git(t, dir, "commit", "-q", "-m", "init")
-	return dir
-}
+func repo(t *testing.T, files map[string]string) string { return gittest.Repo(t, files) }
 
 func write(t *testing.T, dir, name, content string) {
 	t.Helper()
@@ -74,18 +65,7 @@ func write(t *testing.T, dir, name, content string) {
 	}
 }
 
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
+func git(t *testing.T, dir string, args ...string) string { return gittest.Git(t, dir, args...) }
 
 type result struct {
 	code           int

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/httpapi"
 	"github.com/deltaci/deltaci/internal/artifact/open"
 	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/gittest"
 	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
@@ -471,30 +471,9 @@ func contractJob(t testing.TB, run protocol.Run, name string) protocol.Job {
 
 // contractRepo is a git repository on branch main with one commit of
 // files.
-func contractRepo(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	contractGit(t, dir, "init", "-q", "-b", "main")
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	contractGit(t, dir, "add", "-A")
-	contractGit(t, dir, "commit", "-q", "-m", "init")
-	return dir
-}
+func contractRepo(t *testing.T, files map[string]string) string { return gittest.Repo(t, files) }
 
-func contractGit(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-}
+func contractGit(t *testing.T, dir string, args ...string) { gittest.Git(t, dir, args...) }
 
 // readContractDoc is the canonical document's bytes.
 func readContractDoc(t testing.TB) []byte {

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/httpapi"
 	"github.com/deltaci/deltaci/internal/artifact/open"
 	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/gittest"
 	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
@@ -53,22 +52,7 @@ func FuzzRunnerRequests(f *testing.F) {
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 
-	repo := filepath.Join(dir, "repo")
-	for _, args := range [][]string{{"init", "-q", "-b", "main", repo}} {
-		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
-			f.Fatalf("git: %v\n%s", err, out)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(repo, ".deltaci.yml"), []byte("version: 1\njobs:\n  a:\n    run: 'true'\n"), 0o644); err != nil {
-		f.Fatal(err)
-	}
-	for _, args := range [][]string{{"add", "-A"}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = repo
-		if out, err := cmd.CombinedOutput(); err != nil {
-			f.Fatalf("git: %v\n%s", err, out)
-		}
-	}
+	repo := gittest.Repo(f, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: 'true'\n"})
 	user := &protocol.Client{BaseURL: hs.URL}
 	if _, err := user.CreateRun(ctx, protocol.CreateRunRequest{Repo: repo, Ref: "main"}); err != nil {
 		f.Fatal(err)

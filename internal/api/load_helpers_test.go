@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/httpapi"
 	"github.com/deltaci/deltaci/internal/artifact/open"
 	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/gittest"
 	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/sqlitepool"
@@ -150,30 +149,9 @@ func independentJobs(n int, script string) string {
 }
 
 // liveRepo makes a repository with the files committed on main.
-func liveRepo(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	liveGit(t, dir, "init", "-q", "-b", "main")
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	liveGit(t, dir, "add", "-A")
-	liveGit(t, dir, "commit", "-q", "-m", "init")
-	return dir
-}
+func liveRepo(t *testing.T, files map[string]string) string { return gittest.Repo(t, files) }
 
-func liveGit(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-}
+func liveGit(t *testing.T, dir string, args ...string) { gittest.Git(t, dir, args...) }
 
 // raceEnabled reports whether this test binary was built with -race.
 func raceEnabled() bool {
