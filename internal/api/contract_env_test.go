@@ -8,9 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,14 +21,11 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/deltaci/deltaci/internal/api"
-	"github.com/deltaci/deltaci/internal/artifact/httpapi"
-	"github.com/deltaci/deltaci/internal/artifact/open"
+	"github.com/deltaci/deltaci/internal/api/apitest"
 	"github.com/deltaci/deltaci/internal/auth"
 	"github.com/deltaci/deltaci/internal/gittest"
-	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
-	"github.com/deltaci/deltaci/internal/store/sqlite"
 )
 
 const (
@@ -76,40 +71,22 @@ type contractEnv struct {
 
 func newContractEnv(t *testing.T, o contractOptions) *contractEnv {
 	t.Helper()
-	ctx := t.Context()
-	dir := t.TempDir()
-	drv, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var opts []store.Option
 	if o.logCap > 0 {
 		opts = append(opts, store.WithLogCap(o.logCap))
 	}
-	st := store.New(drv, opts...)
-	t.Cleanup(func() { st.Close() })
-	arts, err := open.Open(ctx, open.Config{Database: filepath.Join(dir, "store.db"), Store: filepath.Join(dir, "store")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { arts.Close() })
 	skew := &atomic.Int64{}
 	keys, err := auth.NewKeyset(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Config{
-		Store: st, Registry: arts.Registry, StoreAPI: httpapi.New(httpapi.Options{Registry: arts.Registry}),
-		Keys: keys, RegistrationToken: contractRegToken, APIToken: o.apiToken,
-		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, Executor: "shell",
-		ProtectedBranches: []string{"main"}, TTL: contractTTL, MaxLeaseWait: 100 * time.Millisecond,
-	})
-	srv.Start(context.Background())
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { srv.Drain(); hs.Close(); srv.Stop() })
+	srv := apitest.Start(t, apitest.Options{StoreOptions: opts, Edit: func(c *api.Config) {
+		c.Keys, c.RegistrationToken, c.APIToken = keys, contractRegToken, o.apiToken
+		c.TTL, c.MaxLeaseWait = contractTTL, 100*time.Millisecond
+	}})
 	return &contractEnv{
-		t: t, url: hs.URL, srv: srv, st: st, keys: keys, skew: skew,
-		http: &http.Client{Transport: newContractValidator(t, hs.Client().Transport, o.cov)},
+		t: t, url: srv.URL, srv: srv.API, st: srv.Store, keys: keys, skew: skew,
+		http: &http.Client{Transport: newContractValidator(t, srv.HTTP.Client().Transport, o.cov)},
 	}
 }
 

@@ -3,22 +3,14 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/deltaci/deltaci/internal/api"
-	"github.com/deltaci/deltaci/internal/artifact/httpapi"
-	"github.com/deltaci/deltaci/internal/artifact/open"
-	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/api/apitest"
 	"github.com/deltaci/deltaci/internal/gittest"
-	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/protocol"
-	"github.com/deltaci/deltaci/internal/store"
-	"github.com/deltaci/deltaci/internal/store/sqlite"
 )
 
 // FuzzRunnerRequests sends arbitrary bodies, with valid runner tokens, to
@@ -26,31 +18,9 @@ import (
 // lease token no request may change that attempt, and none may make the
 // server fail (5xx).
 func FuzzRunnerRequests(f *testing.F) {
-	dir := f.TempDir()
 	ctx := context.Background()
-	drv, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"), true)
-	if err != nil {
-		f.Fatal(err)
-	}
-	st := store.New(drv)
-	defer st.Close()
-	arts, err := open.Open(ctx, open.Config{Database: filepath.Join(dir, "store.db"), Store: filepath.Join(dir, "store")})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer arts.Close()
-	keys, err := auth.NewKeyset(nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	srv := api.New(api.Config{
-		Store: st, Registry: arts.Registry, StoreAPI: httpapi.New(httpapi.Options{Registry: arts.Registry}),
-		Keys: keys, RegistrationToken: "reg", Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")},
-		Executor: "shell", ProtectedBranches: []string{"main"}, MaxLeaseWait: 50 * time.Millisecond,
-		Log: slog.New(slog.DiscardHandler),
-	})
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	srv := apitest.Start(f, apitest.Options{Edit: func(c *api.Config) { c.MaxLeaseWait = 50 * time.Millisecond }})
+	st, hs := srv.Store, srv.HTTP
 
 	repo := gittest.Repo(f, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: 'true'\n"})
 	user := &protocol.Client{BaseURL: hs.URL}
@@ -58,7 +28,7 @@ func FuzzRunnerRequests(f *testing.F) {
 		f.Fatal(err)
 	}
 	runner := &protocol.Client{BaseURL: hs.URL}
-	reg, err := runner.Register(ctx, "reg", protocol.RegisterRequest{Name: "fuzz", Labels: []string{api.ExecutorLabel("shell")}, ProtocolVersion: protocol.Version})
+	reg, err := runner.Register(ctx, apitest.RegistrationToken, protocol.RegisterRequest{Name: "fuzz", Labels: []string{api.ExecutorLabel("shell")}, ProtocolVersion: protocol.Version})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -83,7 +53,7 @@ func FuzzRunnerRequests(f *testing.F) {
 		{"POST", "/api/v1/attempts/" + lease.AttemptID + "/release", sess.Token},
 		{"POST", "/api/v1/attempts/" + lease.AttemptID + "/complete", sess.Token},
 		{"PUT", "/api/v1/attempts/" + lease.AttemptID + "/log?offset=0", lease.JobToken},
-		{"POST", "/api/v1/runners/register", "reg"},
+		{"POST", "/api/v1/runners/register", apitest.RegistrationToken},
 		{"POST", "/api/v1/runner/session", ""},
 		{"POST", "/api/v1/runs", ""},
 	}

@@ -4,32 +4,23 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for the checks
 
-	"github.com/deltaci/deltaci/internal/api"
-	"github.com/deltaci/deltaci/internal/artifact/httpapi"
-	"github.com/deltaci/deltaci/internal/artifact/open"
+	"github.com/deltaci/deltaci/internal/api/apitest"
 	"github.com/deltaci/deltaci/internal/auth"
 	"github.com/deltaci/deltaci/internal/gittest"
-	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/sqlitepool"
 	"github.com/deltaci/deltaci/internal/store"
-	"github.com/deltaci/deltaci/internal/store/postgres"
-	"github.com/deltaci/deltaci/internal/store/sqlite"
-	"github.com/deltaci/deltaci/internal/store/storetest"
 )
 
-// storeEngines are the store storeEngines a server test runs on.
-var storeEngines = []string{"SQLite", "PostgreSQL"}
+// storeEngines are the store engines a server test runs on.
+var storeEngines = apitest.Engines
 
 // liveServer is a server built in this process as `deltaci server` builds
 // it, on a real loopback listener.
@@ -44,69 +35,31 @@ type liveServer struct {
 	HTTP *http.Client
 }
 
-const liveRegToken = "reg"
+const liveRegToken = apitest.RegistrationToken
 
 // startLiveServer builds a server on engine (one of storeEngines) with a fresh
 // database, serves it and stops it when the test ends. A PostgreSQL test
 // is skipped when no server is reachable (see storetest.PostgresURL).
 func startLiveServer(t *testing.T, engine string) *liveServer {
 	t.Helper()
-	ctx := t.Context()
-	dir := t.TempDir()
-	cfg := api.Config{
-		Keys: liveKeyset(t), RegistrationToken: liveRegToken, Executor: "shell",
-		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, Log: slog.New(slog.DiscardHandler),
+	srv := apitest.Start(t, apitest.Options{Engine: engine})
+	ls := &liveServer{URL: srv.URL, Store: srv.Store}
+	var err error
+	if engine == "PostgreSQL" {
+		ls.DB, err = sql.Open("pgx", srv.Database)
+	} else {
+		ls.DB, err = sqlitepool.OpenReaders(srv.Database)
 	}
-	ls := &liveServer{}
-	// database is what the artifact store opens too, as the server does.
-	var database string
-	switch engine {
-	case "SQLite":
-		database = filepath.Join(dir, "state.db")
-		drv, err := sqlite.Open(ctx, database, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Store = store.New(drv)
-		t.Cleanup(func() { cfg.Store.Close() })
-		if ls.DB, err = sqlitepool.OpenReaders(database); err != nil {
-			t.Fatal(err)
-		}
-	case "PostgreSQL":
-		database = storetest.PostgresURL(t)
-		drv, err := postgres.Open(ctx, database, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Store = store.New(drv)
-		t.Cleanup(func() { cfg.Store.Close() })
-		leader := drv.NewLeader("reaper")
-		t.Cleanup(func() { _ = leader.Resign(context.Background()) })
-		cfg.Wake, cfg.Leader = drv.Listen, leader
-		if ls.DB, err = sql.Open("pgx", database); err != nil {
-			t.Fatal(err)
-		}
-	default:
-		t.Fatalf("unknown engine %q", engine)
-	}
-	t.Cleanup(func() { ls.DB.Close() })
-	arts, err := open.Open(ctx, open.Config{Database: database, Store: filepath.Join(dir, "store")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { arts.Close() })
-	cfg.Registry = arts.Registry
-	cfg.StoreAPI = httpapi.New(httpapi.Options{Registry: arts.Registry})
-
-	srv := api.New(cfg)
-	srv.Start(context.Background())
-	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { ls.DB.Close() })
 	// The default transport keeps two idle connections per host; many
 	// runners would then reconnect for nearly every request.
 	tr := &http.Transport{MaxIdleConnsPerHost: 256}
-	t.Cleanup(func() { srv.Drain(); tr.CloseIdleConnections(); hs.Close(); srv.Stop() })
-	ls.URL, ls.Store, ls.HTTP = hs.URL, cfg.Store, &http.Client{Transport: tr}
-	ls.User = &protocol.Client{BaseURL: hs.URL, HTTP: ls.HTTP}
+	t.Cleanup(tr.CloseIdleConnections)
+	ls.HTTP = &http.Client{Transport: tr}
+	ls.User = &protocol.Client{BaseURL: srv.URL, HTTP: ls.HTTP}
 	return ls
 }
 

@@ -3,7 +3,6 @@ package runner_test
 import (
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,9 +10,7 @@ import (
 	"time"
 
 	"github.com/deltaci/deltaci/internal/api"
-	"github.com/deltaci/deltaci/internal/artifact/httpapi"
-	"github.com/deltaci/deltaci/internal/artifact/open"
-	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/api/apitest"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/executor"
 	"github.com/deltaci/deltaci/internal/gittest"
@@ -22,7 +19,6 @@ import (
 	"github.com/deltaci/deltaci/internal/runner"
 	"github.com/deltaci/deltaci/internal/secret"
 	"github.com/deltaci/deltaci/internal/store"
-	"github.com/deltaci/deltaci/internal/store/sqlite"
 )
 
 // cluster is a server in this process, on a real loopback listener, with
@@ -41,36 +37,13 @@ func newCluster(t *testing.T, opts ...store.Option) *cluster {
 
 func newClusterWith(t *testing.T, edit func(*api.Config), opts ...store.Option) *cluster {
 	t.Helper()
-	ctx := t.Context()
-	dir := t.TempDir()
-	drv, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(drv, opts...)
-	t.Cleanup(func() { st.Close() })
-	arts, err := open.Open(ctx, open.Config{Database: filepath.Join(dir, "store.db"), Store: filepath.Join(dir, "store")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { arts.Close() })
-	keys, err := auth.NewKeyset(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := api.Config{
-		Store: st, Registry: arts.Registry, StoreAPI: httpapi.New(httpapi.Options{Registry: arts.Registry}),
-		Keys: keys, RegistrationToken: "reg", Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")},
-		Executor: "shell", ProtectedBranches: []string{"main"}, TTL: 3 * time.Second, ReapInterval: 200 * time.Millisecond,
-	}
-	if edit != nil {
-		edit(&cfg)
-	}
-	srv := api.New(cfg)
-	srv.Start(context.Background())
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { srv.Drain(); hs.Close(); srv.Stop() })
-	return &cluster{t: t, url: hs.URL, user: &protocol.Client{BaseURL: hs.URL}, srv: srv}
+	srv := apitest.Start(t, apitest.Options{StoreOptions: opts, Edit: func(c *api.Config) {
+		c.TTL, c.ReapInterval = 3*time.Second, 200*time.Millisecond
+		if edit != nil {
+			edit(c)
+		}
+	}})
+	return &cluster{t: t, url: srv.URL, user: &protocol.Client{BaseURL: srv.URL}, srv: srv.API}
 }
 
 // runner starts a runner with capacity slots; cancel drains it.
@@ -79,7 +52,7 @@ func (c *cluster) runner(capacity int) context.CancelFunc {
 	t.Helper()
 	dir := t.TempDir()
 	client := &protocol.Client{BaseURL: c.url}
-	sess := &runner.Session{Client: client, RegistrationToken: "reg", Dir: dir,
+	sess := &runner.Session{Client: client, RegistrationToken: apitest.RegistrationToken, Dir: dir,
 		Register: protocol.RegisterRequest{Name: "test", Labels: []string{api.ExecutorLabel("shell")}}}
 	client.Token, client.OnUnauthorized = sess.Token, sess.Invalidate
 	if _, err := sess.Open(t.Context()); err != nil {

@@ -1,0 +1,108 @@
+// Package apitest starts a Delta CI server inside a test's process, wired
+// as `deltaci server` wires it (store, artifact store under /store,
+// LISTEN and the leader on PostgreSQL), on a real loopback listener.
+package apitest
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"github.com/deltaci/deltaci/internal/api"
+	"github.com/deltaci/deltaci/internal/artifact/httpapi"
+	"github.com/deltaci/deltaci/internal/artifact/open"
+	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/store/postgres"
+	"github.com/deltaci/deltaci/internal/store/sqlite"
+	"github.com/deltaci/deltaci/internal/store/storetest"
+)
+
+// Engines are the store engines a server test runs on.
+var Engines = []string{"SQLite", "PostgreSQL"}
+
+// RegistrationToken is the registration token of the servers Start makes.
+const RegistrationToken = "reg"
+
+// Options say how to build the server.
+type Options struct {
+	// Engine is "SQLite" (the default) or "PostgreSQL" (a fresh schema).
+	Engine string
+	// StoreOptions are applied to the store (a log cap, a clock).
+	StoreOptions []store.Option
+	// Edit changes the configuration before the server is built.
+	Edit func(*api.Config)
+}
+
+// Server is a running server; the test's cleanup stops it.
+type Server struct {
+	URL    string
+	API    *api.Server
+	Store  *store.Store
+	Config api.Config
+	// Database is what the store and the artifact store opened: an SQLite
+	// file or a PostgreSQL URL.
+	Database string
+	HTTP     *httptest.Server
+}
+
+// Start builds the server, serves it and stops it when the test ends. By
+// default it plans for the shell executor, protects main and logs nothing.
+func Start(t testing.TB, o Options) *Server {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, err := auth.NewKeyset(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := api.Config{
+		Keys: keys, RegistrationToken: RegistrationToken, Executor: "shell", ProtectedBranches: []string{"main"},
+		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, Log: slog.New(slog.DiscardHandler),
+	}
+	s := &Server{}
+	switch o.Engine {
+	case "", "SQLite":
+		s.Database = filepath.Join(dir, "state.db")
+		drv, err := sqlite.Open(ctx, s.Database, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Store = store.New(drv, o.StoreOptions...)
+		t.Cleanup(func() { cfg.Store.Close() })
+	case "PostgreSQL":
+		s.Database = storetest.PostgresURL(t)
+		drv, err := postgres.Open(ctx, s.Database, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Store = store.New(drv, o.StoreOptions...)
+		t.Cleanup(func() { cfg.Store.Close() })
+		// Registered after the store's close, so it runs before it: the
+		// pool waits for the leader's connection.
+		leader := drv.NewLeader("reaper")
+		t.Cleanup(func() { _ = leader.Resign(context.Background()) })
+		cfg.Wake, cfg.Leader = drv.Listen, leader
+	default:
+		t.Fatalf("unknown engine %q", o.Engine)
+	}
+	arts, err := open.Open(ctx, open.Config{Database: s.Database, Store: filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { arts.Close() })
+	cfg.Registry = arts.Registry
+	cfg.StoreAPI = httpapi.New(httpapi.Options{Registry: arts.Registry})
+	if o.Edit != nil {
+		o.Edit(&cfg)
+	}
+	srv := api.New(cfg)
+	srv.Start(ctx)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { srv.Drain(); hs.Close(); srv.Stop() })
+	s.URL, s.API, s.Store, s.Config, s.HTTP = hs.URL, srv, cfg.Store, cfg, hs
+	return s
+}
