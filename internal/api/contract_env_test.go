@@ -450,8 +450,6 @@ func contractJob(t testing.TB, run protocol.Run, name string) protocol.Job {
 // files.
 func contractRepo(t *testing.T, files map[string]string) string { return gittest.Repo(t, files) }
 
-func contractGit(t *testing.T, dir string, args ...string) { gittest.Git(t, dir, args...) }
-
 // readContractDoc is the canonical document's bytes.
 func readContractDoc(t testing.TB) []byte {
 	t.Helper()

@@ -12,7 +12,6 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for the checks
 
 	"github.com/deltaci/deltaci/internal/api/apitest"
-	"github.com/deltaci/deltaci/internal/auth"
 	"github.com/deltaci/deltaci/internal/gittest"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/sqlitepool"
@@ -63,15 +62,6 @@ func startLiveServer(t *testing.T, engine string) *liveServer {
 	return ls
 }
 
-func liveKeyset(t *testing.T) *auth.Keyset {
-	t.Helper()
-	keys, err := auth.NewKeyset(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keys
-}
-
 // registeredRunner is a runner's client, registered with labels and
 // holding a session.
 func (ls *liveServer) registeredRunner(t *testing.T, name string, labels ...string) (*protocol.Client, string) {
@@ -103,8 +93,6 @@ func independentJobs(n int, script string) string {
 
 // liveRepo makes a repository with the files committed on main.
 func liveRepo(t *testing.T, files map[string]string) string { return gittest.Repo(t, files) }
-
-func liveGit(t *testing.T, dir string, args ...string) { gittest.Git(t, dir, args...) }
 
 // raceEnabled reports whether this test binary was built with -race.
 func raceEnabled() bool {
