@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,6 +25,9 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// DefaultMaxConns is the pool size when the URL sets no pool_max_conns.
+const DefaultMaxConns = 20
+
 // Driver implements store.Driver on PostgreSQL.
 type Driver struct {
 	pool *pgxpool.Pool
@@ -37,6 +41,12 @@ func Open(ctx context.Context, url string, migrate bool) (*Driver, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, core.E(core.KindInvalid, "open postgres", "bad database URL: %v", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgxpool's default (the CPU count, at least 4) leaves a server
+		// little room: LISTEN and the leader's lock each hold a connection
+		// for good, and every request needs one for a moment.
+		cfg.MaxConns = DefaultMaxConns
 	}
 	if migrate {
 		if _, err := Migrate(ctx, url); err != nil {
