@@ -348,8 +348,9 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.metrics.Attempts.WithLabelValues(string(st), string(reason)).Inc()
 	if st == core.AttemptSucceeded {
-		// Only a completion that won its fence becomes a reusable result.
-		if err := res.RecordResult(ctx, a, j, outputs); err != nil {
+		// Only a completion that won its fence becomes a reusable result;
+		// it is recorded even if the runner hangs up now.
+		if err := res.RecordResult(context.WithoutCancel(ctx), a, j, outputs); err != nil {
 			s.log.WarnContext(ctx, "recording the result", slog.String("attempt_id", id), slog.Any("err", err))
 		}
 	}
