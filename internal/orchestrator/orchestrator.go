@@ -110,6 +110,12 @@ func (o *Orchestrator) advance(ctx context.Context, tx *store.Tx, runID string) 
 	if err != nil {
 		return err
 	}
+	return o.advanceRun(ctx, tx, run)
+}
+
+// advanceRun is advance for a caller that holds the run as it is now.
+func (o *Orchestrator) advanceRun(ctx context.Context, tx *store.Tx, run core.Run) error {
+	runID := run.ID
 	if run.State != core.RunRunning && run.State != core.RunCanceling {
 		return nil
 	}
@@ -292,7 +298,7 @@ func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, f s
 		if cur.State.Terminal() && cur.LeaseToken == f.LeaseToken && cur.State == out.State {
 			return nil
 		}
-		a, err := tx.MoveLeased(ctx, f, out.State, out.Reason, out.ExitCode)
+		a, err := tx.MoveLeasedFrom(ctx, cur, f, out.State, out.Reason, out.ExitCode)
 		if err != nil {
 			return err
 		}
@@ -354,7 +360,8 @@ func (o *Orchestrator) settle(ctx context.Context, tx *store.Tx, a core.Attempt)
 	if err := tx.MoveJob(ctx, j, to, a.Reason); err != nil {
 		return err
 	}
-	return o.advance(ctx, tx, a.RunID)
+	// Moving the job left the run as read above.
+	return o.advanceRun(ctx, tx, run)
 }
 
 // Cancel asks a run to stop: pending and queued work is canceled at once,

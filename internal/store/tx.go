@@ -177,6 +177,15 @@ func (tx *Tx) MoveLeased(ctx context.Context, f Fence, to core.AttemptState, rea
 	if err != nil {
 		return core.Attempt{}, err
 	}
+	return tx.MoveLeasedFrom(ctx, a, f, to, reason, exitCode)
+}
+
+// MoveLeasedFrom is MoveLeased for a caller that read the attempt in this
+// transaction already; the fenced update still checks it has not moved.
+func (tx *Tx) MoveLeasedFrom(ctx context.Context, a core.Attempt, f Fence, to core.AttemptState, reason core.Reason, exitCode *int) (core.Attempt, error) {
+	if a.ID != f.AttemptID {
+		return core.Attempt{}, core.E(core.KindInternal, "move attempt", "attempt %s read for a fence of %s", a.ID, f.AttemptID)
+	}
 	if a.LeaseToken != f.LeaseToken || (a.State != core.AttemptLeased && a.State != core.AttemptRunning) {
 		return core.Attempt{}, core.E(core.KindLeaseLost, "move attempt", "attempt %s: lease is no longer held (state %s)", a.ID, a.State)
 	}
