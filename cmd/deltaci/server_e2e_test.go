@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -235,6 +236,21 @@ jobs:
 				t.Errorf("trigger --follow output lacks a line matching %q:\n%s", line, out)
 			}
 		}
+		// The metrics say what happened: attempts by outcome, log bytes,
+		// and the artifact store's bytes per namespace.
+		resp, err := http.Get(srv.url() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, series := range []string{`deltaci_attempts_total{outcome="succeeded",reason=""} 5`, `deltaci_log_bytes_total `,
+			`deltaci_store_bytes{namespace="outputs"} `, `deltaci_store_bytes{namespace="logs"} `, `deltaci_queue_wait_seconds_count 5`} {
+			if !strings.Contains(string(metrics), series) {
+				t.Errorf("/metrics lacks %q", series)
+			}
+		}
+
 	})
 }
 

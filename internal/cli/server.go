@@ -20,6 +20,7 @@ import (
 
 	"github.com/deltaci/deltaci/internal/api"
 	"github.com/deltaci/deltaci/internal/artifact/blobstore/s3"
+	"github.com/deltaci/deltaci/internal/artifact/eventlog"
 	"github.com/deltaci/deltaci/internal/artifact/httpapi"
 	"github.com/deltaci/deltaci/internal/artifact/open"
 	"github.com/deltaci/deltaci/internal/auth"
@@ -181,7 +182,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	defer arts.Close()
 	cfg.Registry = arts.Registry
 	cfg.StoreAPI = httpapi.New(httpapi.Options{Registry: arts.Registry, Log: log})
-	cfg.Metrics = telemetry.New(queueDepth(ctx, cfg.Store), nil)
+	cfg.Metrics = telemetry.New(queueDepth(ctx, cfg.Store), storeBytes(ctx, arts.Meta))
 
 	srv := api.New(cfg)
 	ln, err := net.Listen("tcp", o.listen)
@@ -256,5 +257,23 @@ func queueDepth(ctx context.Context, st *store.Store) func() map[string]float64 
 			return nil
 		}
 		return m
+	}
+}
+
+// storeBytes reports the artifact store's bytes per ref namespace at
+// scrape time.
+func storeBytes(ctx context.Context, meta *eventlog.Store) func() map[string]float64 {
+	return func() map[string]float64 {
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		m, err := meta.NamespaceBytes(c)
+		if err != nil {
+			return nil
+		}
+		out := make(map[string]float64, len(m))
+		for ns, n := range m {
+			out[ns] = float64(n)
+		}
+		return out
 	}
 }

@@ -150,4 +150,8 @@ type Queries interface {
 	DeleteSession(ctx context.Context, id string) error
 	ListExpiredSessions(ctx context.Context, now int64) ([]SessionRow, error)
 	CountActiveSessionsFor(ctx context.Context, digest string, now int64) (int64, error)
+
+	// NamespaceBytes sums, per ref namespace, the sizes of the distinct
+	// blobs its refs reach.
+	NamespaceBytes(ctx context.Context) (map[string]int64, error)
 }

@@ -122,6 +122,12 @@ func clampLimit(n int64) int64 {
 // Head returns the last event's sequence and hash (0 and "" when empty).
 func (s *Store) Head(ctx context.Context) (Head, error) { return s.drv.Read().GetHead(ctx) }
 
+// NamespaceBytes reports, per ref namespace, the bytes of the distinct
+// blobs its refs reach (a blob shared by two namespaces counts in both).
+func (s *Store) NamespaceBytes(ctx context.Context) (map[string]int64, error) {
+	return s.drv.Read().NamespaceBytes(ctx)
+}
+
 func notFound(op, format string, args ...any) error {
 	return core.E(core.KindNotFound, op, format, args...)
 }

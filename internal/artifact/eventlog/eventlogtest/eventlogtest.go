@@ -154,6 +154,23 @@ func Run(t *testing.T, open Opener) {
 		replayMatches(t, b)
 	})
 
+	t.Run("NamespaceBytes", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		pushed(t, b, "outputs/a:v1", "12345")   // 5 bytes
+		pushed(t, b, "outputs/b:v1", "1234567") // 7 bytes
+		pushed(t, b, "logs/a:latest", "12345")  // the same blob as outputs/a
+		_, md := pushed(t, b, "logs/b:latest", "xyz")
+		r, err := eventlog.ParseRef("logs/c:latest")
+		must(t, err)
+		must(t, b.s.SetRef(b.ctx, "alice", r, md)) // a blob reached twice counts once
+		got, err := b.s.NamespaceBytes(b.ctx)
+		must(t, err)
+		if len(got) != 2 || got["outputs"] != 12 || got["logs"] != 8 {
+			t.Errorf("NamespaceBytes = %v, want outputs 12, logs 8", got)
+		}
+	})
+
 	t.Run("ErrNotFound", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

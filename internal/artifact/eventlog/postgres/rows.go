@@ -176,3 +176,15 @@ func (x queries) ListLiveBlobsIn(ctx context.Context, digests []string) ([]strin
 	rows, err := x.q.ListLiveBlobsIn(ctx, digests)
 	return rows, mapErr("list live blobs", err)
 }
+
+func (x queries) NamespaceBytes(ctx context.Context) (map[string]int64, error) {
+	rows, err := x.q.NamespaceBytes(ctx)
+	if err != nil {
+		return nil, mapErr("namespace bytes", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Namespace] = r.Bytes
+	}
+	return out, nil
+}

@@ -131,3 +131,15 @@ SELECT COUNT(*) FROM upload_sessions WHERE expected_digest = sqlc.arg(digest) AN
 
 -- name: ListLiveBlobsIn :many
 SELECT digest FROM blobs WHERE state = 'live' AND digest IN (sqlc.slice('digests'));
+
+-- name: NamespaceBytes :many
+-- Bytes of the distinct blobs each namespace's refs reach, for the
+-- deltaci_store_bytes metric; a blob shared by two namespaces counts in both.
+SELECT namespace, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes
+FROM (
+    SELECT DISTINCT r.namespace, b.digest, b.size
+    FROM refs r
+    JOIN manifest_blobs mb ON mb.manifest_digest = r.manifest_digest
+    JOIN blobs b ON b.digest = mb.blob_digest
+) reached
+GROUP BY namespace;

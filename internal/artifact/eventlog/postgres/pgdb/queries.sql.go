@@ -658,6 +658,44 @@ func (q *Queries) ListRefs(ctx context.Context, namespace string) ([]Ref, error)
 	return items, nil
 }
 
+const namespaceBytes = `-- name: NamespaceBytes :many
+SELECT namespace, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes
+FROM (
+    SELECT DISTINCT r.namespace, b.digest, b.size
+    FROM refs r
+    JOIN manifest_blobs mb ON mb.manifest_digest = r.manifest_digest
+    JOIN blobs b ON b.digest = mb.blob_digest
+) reached
+GROUP BY namespace
+`
+
+type NamespaceBytesRow struct {
+	Namespace string
+	Bytes     int64
+}
+
+// Bytes of the distinct blobs each namespace's refs reach, for the
+// deltaci_store_bytes metric; a blob shared by two namespaces counts in both.
+func (q *Queries) NamespaceBytes(ctx context.Context) ([]NamespaceBytesRow, error) {
+	rows, err := q.db.Query(ctx, namespaceBytes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []NamespaceBytesRow{}
+	for rows.Next() {
+		var i NamespaceBytesRow
+		if err := rows.Scan(&i.Namespace, &i.Bytes); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const setBlobState = `-- name: SetBlobState :execrows
 UPDATE blobs SET state = $1, updated_at = $2 WHERE digest = $3
 `
