@@ -315,6 +315,14 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	if err := core.CheckAttempt(a.State, st); err != nil {
 		return fmt.Errorf("complete attempt %s: %w", id, err)
 	}
+	out := orchestrator.Outcome{State: st, Reason: req.Reason, ExitCode: req.ExitCode}
+	if st != core.AttemptSucceeded {
+		// Nothing to record in the artifact store: the outcome alone.
+		if err := s.orch.CompleteAttempt(ctx, runnerID, f, out); err != nil {
+			return err
+		}
+		return s.completed(w, id, st, req.Reason)
+	}
 	j, err := s.st.Job(ctx, a.JobID)
 	if err != nil {
 		return err
@@ -325,10 +333,10 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	}
 	res := s.results(run)
 	var outputs digest.Digest
-	if st == core.AttemptSucceeded && req.OutputsManifest == "" && len(j.Spec.Outputs) > 0 {
+	if req.OutputsManifest == "" && len(j.Spec.Outputs) > 0 {
 		return core.E(core.KindInvalid, "complete", "outputs_manifest is required for a success of a job with outputs (an empty manifest when none matched)")
 	}
-	if st == core.AttemptSucceeded && req.OutputsManifest != "" {
+	if req.OutputsManifest != "" {
 		if outputs, err = digest.Parse(req.OutputsManifest); err != nil {
 			return core.Wrap(core.KindInvalid, "complete: outputs_manifest", err)
 		}
@@ -338,22 +346,23 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	out := orchestrator.Outcome{State: st, Reason: req.Reason, ExitCode: req.ExitCode}
 	if err := s.orch.CompleteAttempt(ctx, runnerID, f, out); err != nil {
 		return err
 	}
-	reason := req.Reason
+	// Only a completion that won its fence becomes a reusable result; it
+	// is recorded even if the runner hangs up now.
+	if err := res.RecordResult(context.WithoutCancel(ctx), a, j, outputs); err != nil {
+		s.log.WarnContext(ctx, "recording the result", slog.String("attempt_id", id), slog.Any("err", err))
+	}
+	return s.completed(w, id, st, req.Reason)
+}
+
+// completed counts a recorded completion, has its log sealed and answers.
+func (s *Server) completed(w http.ResponseWriter, id string, st core.AttemptState, reason core.Reason) error {
 	if reason == core.ReasonNone {
 		reason = core.AttemptOutcome(st)
 	}
 	s.metrics.Attempts.WithLabelValues(string(st), string(reason)).Inc()
-	if st == core.AttemptSucceeded {
-		// Only a completion that won its fence becomes a reusable result;
-		// it is recorded even if the runner hangs up now.
-		if err := res.RecordResult(context.WithoutCancel(ctx), a, j, outputs); err != nil {
-			s.log.WarnContext(ctx, "recording the result", slog.String("attempt_id", id), slog.Any("err", err))
-		}
-	}
 	s.kickSweep()
 	writeJSON(w, http.StatusOK, protocol.CompleteResponse{AttemptID: id, State: st})
 	return nil

@@ -138,9 +138,6 @@ func New(cfg Config) *Server {
 // Handler is the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Orchestrator is the server's orchestrator (tests and benchmarks).
-func (s *Server) Orchestrator() *orchestrator.Orchestrator { return s.orch }
-
 // Start runs the reaper, the log sweeper and the queue listener until
 // Shutdown.
 func (s *Server) Start(ctx context.Context) {

@@ -215,7 +215,7 @@ func (r *Remote) execute(ctx context.Context, l *protocol.Lease) {
 		case <-execCtx.Done():
 		}
 	}()
-	outcome := a.run(ctx, execCtx, cancelExec, shipper, lost)
+	outcome := a.run(ctx, execCtx, shipper, lost)
 	if errors.Is(context.Cause(execCtx), store.ErrLogCapExceeded) {
 		outcome = protocol.CompleteRequest{State: core.AttemptFailed, Reason: core.ReasonResourceLimit}
 	}
@@ -243,9 +243,9 @@ func (r *Remote) execute(ctx context.Context, l *protocol.Lease) {
 
 // run prepares the workspace, runs the job and uploads its outputs, and
 // returns the outcome.
-func (a *attempt) run(ctx, execCtx context.Context, cancel context.CancelCauseFunc, shipper *logstream.Shipper, lost <-chan struct{}) protocol.CompleteRequest {
+func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, lost <-chan struct{}) protocol.CompleteRequest {
 	l, r := a.l, a.r
-	logw := &capWatch{w: shipper, cancel: cancel}
+	logw := keepWriting{shipper}
 	errored := func(format string, args ...any) protocol.CompleteRequest {
 		if errors.Is(context.Cause(execCtx), context.Canceled) && ctx.Err() == nil {
 			// The run was canceled while the job was being prepared.
@@ -480,18 +480,12 @@ func (a *attempt) complete(ctx context.Context, req protocol.CompleteRequest) {
 	}
 }
 
-// capWatch passes writes on to the shipper and stops the job once the log
-// reaches its cap. The job's writer never sees a shipping failure: while
-// the server is unreachable the shipper keeps the bytes in its spool.
-type capWatch struct {
-	w      io.Writer
-	cancel context.CancelCauseFunc
-}
+// keepWriting passes writes on and never fails them: the job must not
+// stall on its output. A shipper that failed for good stops the job through
+// its Failed channel instead (see execute).
+type keepWriting struct{ w io.Writer }
 
-func (c *capWatch) Write(p []byte) (int, error) {
-	_, err := c.w.Write(p)
-	if errors.Is(err, store.ErrLogCapExceeded) && c.cancel != nil {
-		c.cancel(store.ErrLogCapExceeded)
-	}
+func (k keepWriting) Write(p []byte) (int, error) {
+	_, _ = k.w.Write(p)
 	return len(p), nil
 }

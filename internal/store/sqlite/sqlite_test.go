@@ -13,52 +13,31 @@ import (
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T, now func() time.Time) *store.Store {
-		drv, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := store.New(drv, store.WithClock(now))
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.Run(t, openStore)
 }
 
 func TestLogs(t *testing.T) {
 	t.Parallel()
-	storetest.RunLogs(t, func(t *testing.T, now func() time.Time) *store.Store {
-		drv, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := store.New(drv, store.WithClock(now))
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.RunLogs(t, openStore)
 }
 
 func TestRunners(t *testing.T) {
 	t.Parallel()
-	storetest.RunRunners(t, func(t *testing.T, now func() time.Time) *store.Store {
-		drv, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := store.New(drv, store.WithClock(now))
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.RunRunners(t, openStore)
 }
 
 func TestMoveLeased(t *testing.T) {
 	t.Parallel()
-	storetest.RunMoveLeased(t, func(t *testing.T, now func() time.Time) *store.Store {
-		drv, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := store.New(drv, store.WithClock(now))
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.RunMoveLeased(t, openStore)
+}
+
+// openStore is the conformance suites' Opener: a fresh, migrated store.
+func openStore(t *testing.T, now func() time.Time) *store.Store {
+	drv, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := store.New(drv, store.WithClock(now))
+	t.Cleanup(func() { s.Close() })
+	return s
 }
