@@ -24,6 +24,7 @@ import (
 	"github.com/deltaci/deltaci/internal/api/apitest"
 	"github.com/deltaci/deltaci/internal/auth"
 	"github.com/deltaci/deltaci/internal/gittest"
+	"github.com/deltaci/deltaci/internal/openapitest"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
 )
@@ -97,38 +98,10 @@ func (e *contractEnv) on(t *testing.T) *contractEnv {
 	return &c
 }
 
-// contractCoverage records which (operation, status) pairs the server
-// produced.
-type contractCoverage struct {
-	mu   sync.Mutex
-	seen map[string]map[int]bool
-}
+// contractCoverage and contractUnchecked are the shared contract-test pieces.
+type contractCoverage = openapitest.Coverage
 
-func (c *contractCoverage) add(op string, status int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.seen == nil {
-		c.seen = map[string]map[int]bool{}
-	}
-	if c.seen[op] == nil {
-		c.seen[op] = map[int]bool{}
-	}
-	c.seen[op][status] = true
-}
-
-func (c *contractCoverage) has(op string, status int) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.seen[op][status]
-}
-
-type contractUncheckedKey struct{}
-
-// contractUnchecked marks a request that deliberately breaks the contract
-// (hostile input): the request need not validate, its response still must.
-func contractUnchecked(ctx context.Context) context.Context {
-	return context.WithValue(ctx, contractUncheckedKey{}, true)
-}
+var contractUnchecked = openapitest.Unchecked
 
 // contractValidator is an http.RoundTripper that checks requests and
 // responses against the document.
@@ -161,7 +134,7 @@ func (v *contractValidator) RoundTrip(req *http.Request) (*http.Response, error)
 		return v.next.RoundTrip(req)
 	}
 	ctx := req.Context()
-	strict := ctx.Value(contractUncheckedKey{}) == nil
+	strict := !openapitest.IsUnchecked(ctx)
 	var body []byte
 	if req.Body != nil {
 		var err error
@@ -217,7 +190,7 @@ func (v *contractValidator) RoundTrip(req *http.Request) (*http.Response, error)
 	if err := openapi3filter.ValidateResponse(ctx, rin); err != nil {
 		v.t.Errorf("contract: response %d to %s does not match the document: %v", resp.StatusCode, what, err)
 	}
-	v.cov.add(op, resp.StatusCode)
+	v.cov.Add(op, resp.StatusCode)
 	return resp, nil
 }
 

@@ -734,7 +734,7 @@ func TestContract(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s %s: response %q", method, path, code)
 				}
-				if !cov.has(op.OperationID, status) {
+				if !cov.Has(op.OperationID, status) {
 					t.Errorf("never exercised: %s %s (%s) → %d", method, path, op.OperationID, status)
 				}
 			}

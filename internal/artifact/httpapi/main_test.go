@@ -34,6 +34,7 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/httpapi"
 	"github.com/deltaci/deltaci/internal/artifact/manifest"
 	"github.com/deltaci/deltaci/internal/artifact/registry"
+	"github.com/deltaci/deltaci/internal/openapitest"
 	"github.com/deltaci/deltaci/internal/store/storetest"
 )
 
@@ -209,38 +210,10 @@ var contract = sync.OnceValues(func() (*openapi3.T, error) {
 	return doc, doc.Validate(context.Background())
 })
 
-// coverage records which (operation, status) pairs the server produced.
-type coverage struct {
-	mu   sync.Mutex
-	seen map[string]map[int]bool
-}
+// coverage and unchecked are the shared contract-test pieces.
+type coverage = openapitest.Coverage
 
-func (c *coverage) add(op string, status int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.seen == nil {
-		c.seen = map[string]map[int]bool{}
-	}
-	if c.seen[op] == nil {
-		c.seen[op] = map[int]bool{}
-	}
-	c.seen[op][status] = true
-}
-
-func (c *coverage) has(op string, status int) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.seen[op][status]
-}
-
-// uncheckedKey marks a request that deliberately breaks the contract
-// (hostile input): its request is not required to validate, but the
-// response still is.
-type uncheckedKey struct{}
-
-func unchecked(ctx context.Context) context.Context {
-	return context.WithValue(ctx, uncheckedKey{}, true)
-}
+var unchecked = openapitest.Unchecked
 
 // validator is an http.RoundTripper that checks every request and
 // response against the OpenAPI document, so that every test doubles as a
@@ -270,7 +243,7 @@ func newValidator(t testing.TB, next http.RoundTripper, cov *coverage) *validato
 
 func (v *validator) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	strict := ctx.Value(uncheckedKey{}) == nil
+	strict := !openapitest.IsUnchecked(ctx)
 	var body []byte
 	if req.Body != nil {
 		var err error
@@ -328,7 +301,7 @@ func (v *validator) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := openapi3filter.ValidateResponse(ctx, rin); err != nil {
 		v.t.Errorf("contract: response %d to %s does not match the document: %v", resp.StatusCode, what, err)
 	}
-	v.cov.add(op, resp.StatusCode)
+	v.cov.Add(op, resp.StatusCode)
 	return resp, nil
 }
 
