@@ -410,6 +410,7 @@ func benchThroughput(ctx context.Context, h *harness) ([]Result, error) {
 	defer cancel()
 	errc := make(chan error, 16)
 	var wg sync.WaitGroup
+	cpu0 := sampleCPU(srv.cmd.Process.Pid)
 	start := time.Now()
 	var last atomic.Int64 // unix nanoseconds of the last completion
 	for i := 0; i < 16; i++ {
@@ -446,10 +447,11 @@ func benchThroughput(ctx context.Context, h *harness) ([]Result, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	cpu1 := sampleCPU(srv.cmd.Process.Pid)
 	secs := time.Unix(0, last.Load()).Sub(start).Seconds()
 	rate := float64(total) / secs
-	note := fmt.Sprintf("%d jobs in %d runs; pgbench -N -c 16 -j 2 -T %d; server, PostgreSQL and harness share %d CPUs",
-		total, runs, pgSecs, runtime.NumCPU())
+	note := fmt.Sprintf("%d jobs in %d runs; pgbench -N -c 16 -j 2 -T %d; server, PostgreSQL and harness share %d CPUs; %s",
+		total, runs, pgSecs, runtime.NumCPU(), cpuPerJob(cpu0, cpu1, total))
 	if stuck, err := unended(ctx, user, runIDs); err != nil {
 		return nil, err
 	} else if stuck > 0 {

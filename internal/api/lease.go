@@ -87,7 +87,7 @@ func (s *Server) sendLease(w http.ResponseWriter, r *http.Request, l orchestrato
 		// ends now, with the reason in its log, instead of being retried.
 		msg := "deltaci: " + err.Error() + "\n"
 		_, _ = s.st.AppendLog(ctx, f, 0, []byte(msg))
-		if cerr := s.orch.CompleteAttempt(ctx, a.RunnerID, f, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonConfigError}); cerr != nil {
+		if cerr := s.orch.CompleteAttempt(ctx, a.RunnerID, a, f, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonConfigError}); cerr != nil {
 			return errors.Join(err, cerr)
 		}
 		s.metrics.Attempts.WithLabelValues(string(core.AttemptErrored), string(core.ReasonConfigError)).Inc()
@@ -243,7 +243,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent) // started already: a retried request
 		return nil
 	}
-	if err := s.orch.StartAttempt(r.Context(), runnerID, f); err != nil {
+	if err := s.orch.StartAttempt(r.Context(), runnerID, *a, f); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -318,41 +318,55 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	out := orchestrator.Outcome{State: st, Reason: req.Reason, ExitCode: req.ExitCode}
 	if st != core.AttemptSucceeded {
 		// Nothing to record in the artifact store: the outcome alone.
-		if err := s.orch.CompleteAttempt(ctx, runnerID, f, out); err != nil {
+		if err := s.orch.CompleteAttempt(ctx, runnerID, a, f, out); err != nil {
 			return err
 		}
 		return s.completed(w, id, st, req.Reason)
 	}
-	j, err := s.st.Job(ctx, a.JobID)
-	if err != nil {
-		return err
-	}
-	run, err := s.st.Run(ctx, a.RunID)
-	if err != nil {
-		return err
-	}
-	res := s.results(run)
-	var outputs digest.Digest
-	if req.OutputsManifest == "" && len(j.Spec.Outputs) > 0 {
-		return core.E(core.KindInvalid, "complete", "outputs_manifest is required for a success of a job with outputs (an empty manifest when none matched)")
-	}
-	if req.OutputsManifest != "" {
+	var (
+		j       core.Job
+		run     core.Run
+		outputs digest.Digest
+	)
+	if req.OutputsManifest == "" {
+		// Checked in the completion's transaction, which reads the job.
+		out.Accept = func(jj core.Job) error {
+			if len(jj.Spec.Outputs) > 0 {
+				return core.E(core.KindInvalid, "complete", "outputs_manifest is required for a success of a job with outputs (an empty manifest when none matched)")
+			}
+			j = jj
+			return nil
+		}
+	} else {
 		if outputs, err = digest.Parse(req.OutputsManifest); err != nil {
 			return core.Wrap(core.KindInvalid, "complete: outputs_manifest", err)
 		}
+		if j, run, err = s.st.JobRun(ctx, a.JobID); err != nil {
+			return err
+		}
 		// The attempt's own outputs first, so that dependents queued by
 		// the completion find them.
-		if err := res.RecordOutputs(ctx, a, j, outputs); err != nil {
+		if err := s.results(run).RecordOutputs(ctx, a, j, outputs); err != nil {
 			return err
 		}
 	}
-	if err := s.orch.CompleteAttempt(ctx, runnerID, f, out); err != nil {
+	if err := s.orch.CompleteAttempt(ctx, runnerID, a, f, out); err != nil {
 		return err
 	}
 	// Only a completion that won its fence becomes a reusable result; it
 	// is recorded even if the runner hangs up now.
-	if err := res.RecordResult(context.WithoutCancel(ctx), a, j, outputs); err != nil {
-		s.log.WarnContext(ctx, "recording the result", slog.String("attempt_id", id), slog.Any("err", err))
+	if results.Reusable(j) {
+		ctx := context.WithoutCancel(ctx)
+		err := error(nil)
+		if run.ID == "" {
+			run, err = s.st.Run(ctx, a.RunID)
+		}
+		if err == nil {
+			err = s.results(run).RecordResult(ctx, a, j, outputs)
+		}
+		if err != nil {
+			s.log.WarnContext(ctx, "recording the result", slog.String("attempt_id", id), slog.Any("err", err))
+		}
 	}
 	return s.completed(w, id, st, req.Reason)
 }

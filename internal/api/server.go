@@ -201,6 +201,10 @@ func (s *Server) background(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "ending stale runs", slog.Any("err", err))
 		}
+		// A completion whose server stopped before it advanced the run.
+		if err := s.orch.AdvanceStalled(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "advancing runs", slog.Any("err", err))
+		}
 		s.sweepLogs(ctx)
 	}
 }

@@ -94,6 +94,21 @@ type Keyset struct {
 	current  key
 	previous *key
 	now      func() time.Time
+
+	// verified remembers tokens whose signature checked out: a runner
+	// sends the same session token with every request, and an EdDSA
+	// verification costs more than the rest of a lease's handling.
+	cacheMu  sync.Mutex
+	verified map[string]verifiedToken
+}
+
+// verifiedCap bounds the verified-token cache; it starts over when full.
+const verifiedCap = 4096
+
+// verifiedToken is a token whose signature was checked with key kid.
+type verifiedToken struct {
+	claims Claims
+	kid    string
 }
 
 // NewKeyset returns a keyset with a fresh key. now may be nil (time.Now).
@@ -166,12 +181,41 @@ func (ks *Keyset) sign(c Claims) (string, error) {
 	return s, nil
 }
 
+// claimChecks are the checks of a token's claims besides its signature.
+func (ks *Keyset) claimChecks(audience string) []jwt.ParserOption {
+	return []jwt.ParserOption{
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithIssuer(issuer), jwt.WithAudience(audience), jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(ks.now), jwt.WithLeeway(5 * time.Second),
+	}
+}
+
+// keyKnown reports whether kid is the current or the previous key.
+func (ks *Keyset) keyKnown(kid string) bool {
+	ks.mu.RLock()
+	defer ks.mu.RUnlock()
+	return kid == ks.current.id || (ks.previous != nil && kid == ks.previous.id)
+}
+
 // Verify checks a token's signature (by its key id), issuer, audience and
 // times, and returns its claims. Any failure is core.KindUnauthorized.
+// A token seen before skips the signature check, never the others, and
+// only while its key is still in the keyset.
 func (ks *Keyset) Verify(token, audience string) (Claims, error) {
+	checks := ks.claimChecks(audience)
+	ks.cacheMu.Lock()
+	v, hit := ks.verified[token]
+	ks.cacheMu.Unlock()
+	if hit && ks.keyKnown(v.kid) {
+		if err := jwt.NewValidator(checks...).Validate(v.claims); err != nil {
+			return Claims{}, &core.Error{Kind: core.KindUnauthorized, Op: "verify token", Msg: tokenProblem(err), Err: err}
+		}
+		return ks.scoped(v.claims, audience)
+	}
 	var c Claims
+	var kid string
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
+		kid, _ = t.Header["kid"].(string)
 		ks.mu.RLock()
 		defer ks.mu.RUnlock()
 		switch {
@@ -181,14 +225,21 @@ func (ks *Keyset) Verify(token, audience string) (Claims, error) {
 			return ks.previous.pub, nil
 		}
 		return nil, fmt.Errorf("unknown signing key %q", kid)
-	},
-		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
-		jwt.WithIssuer(issuer), jwt.WithAudience(audience), jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(ks.now), jwt.WithLeeway(5*time.Second),
-	)
+	}, checks...)
 	if err != nil {
 		return Claims{}, &core.Error{Kind: core.KindUnauthorized, Op: "verify token", Msg: tokenProblem(err), Err: err}
 	}
+	ks.cacheMu.Lock()
+	if ks.verified == nil || len(ks.verified) >= verifiedCap {
+		ks.verified = make(map[string]verifiedToken)
+	}
+	ks.verified[token] = verifiedToken{claims: c, kid: kid}
+	ks.cacheMu.Unlock()
+	return ks.scoped(c, audience)
+}
+
+// scoped refuses a job token that names no attempt.
+func (ks *Keyset) scoped(c Claims, audience string) (Claims, error) {
 	if audience == AudienceJob && c.AttemptID == "" {
 		return Claims{}, core.E(core.KindUnauthorized, "verify token", "job token names no attempt")
 	}

@@ -26,10 +26,7 @@ func (o *Orchestrator) LeaseAny(ctx context.Context, runnerID string, labels []s
 		return Leased{}, err
 	}
 	l := Leased{Attempt: a}
-	if l.Job, err = o.store.Job(ctx, a.JobID); err != nil {
-		return Leased{}, err
-	}
-	if l.Run, err = o.store.Run(ctx, a.RunID); err != nil {
+	if l.Job, l.Run, err = o.store.JobRun(ctx, a.JobID); err != nil {
 		return Leased{}, err
 	}
 	return l, nil
@@ -40,6 +37,10 @@ func (o *Orchestrator) LeaseAny(ctx context.Context, runnerID string, labels []s
 // released and a new attempt of the job is queued without counting as a
 // retry. A started attempt cannot be released: it gets core.KindConflict.
 func (o *Orchestrator) Release(ctx context.Context, runnerID string, f store.Fence) error {
+	var (
+		runID    string
+		jobEnded bool
+	)
 	err := o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
 		cur, err := tx.Attempt(ctx, f.AttemptID)
 		if err != nil {
@@ -48,7 +49,8 @@ func (o *Orchestrator) Release(ctx context.Context, runnerID string, f store.Fen
 		if cur.LeaseToken != f.LeaseToken {
 			return core.E(core.KindLeaseLost, "release", "attempt %s: lease is no longer held", f.AttemptID)
 		}
-		if err := tx.LockRun(ctx, cur.RunID); err != nil {
+		run, err := tx.LockRun(ctx, cur.RunID)
+		if err != nil {
 			return err
 		}
 		if cur.State == core.AttemptLost && cur.Reason == core.ReasonReleased {
@@ -57,20 +59,18 @@ func (o *Orchestrator) Release(ctx context.Context, runnerID string, f store.Fen
 		if cur.State != core.AttemptLeased {
 			return core.E(core.KindConflict, "release", "attempt %s is %s; only a leased attempt not yet started can be released", f.AttemptID, cur.State)
 		}
-		a, err := tx.MoveLeased(ctx, f, core.AttemptLost, core.ReasonReleased, nil)
+		j, err := tx.Job(ctx, cur.JobID)
 		if err != nil {
 			return err
 		}
-		run, err := tx.Run(ctx, a.RunID)
+		a, err := tx.MoveLeased(ctx, f, core.AttemptLost, core.ReasonReleased, nil)
 		if err != nil {
 			return err
 		}
 		if run.State != core.RunRunning {
 			a.State, a.Reason = core.AttemptCanceled, core.ReasonCanceled
-			return o.settle(ctx, tx, a)
-		}
-		j, err := tx.Job(ctx, a.JobID)
-		if err != nil {
+			runID = a.RunID
+			jobEnded, err = o.settle(ctx, tx, a, j, &run)
 			return err
 		}
 		_, err = tx.EnqueueAttempt(ctx, j)
@@ -78,6 +78,9 @@ func (o *Orchestrator) Release(ctx context.Context, runnerID string, f store.Fen
 	})
 	if err != nil {
 		return fmt.Errorf("release attempt %s: %w", f.AttemptID, err)
+	}
+	if jobEnded {
+		o.advanceAfter(ctx, runID)
 	}
 	o.log.InfoContext(ctx, "lease released", slog.String("attempt_id", f.AttemptID))
 	o.notify.Broadcast()

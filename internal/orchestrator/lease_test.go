@@ -64,13 +64,13 @@ func TestReleaseRequeuesWithoutARetry(t *testing.T) {
 	}
 	// A started attempt cannot be handed back.
 	f2 := store.Fence{AttemptID: next.Attempt.ID, LeaseToken: next.Attempt.LeaseToken}
-	if err := b.o.StartAttempt(b.ctx, "r2", f2); err != nil {
+	if err := b.o.StartAttempt(b.ctx, "r2", next.Attempt, f2); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.o.Release(b.ctx, "r2", f2); core.KindOf(err) != core.KindConflict {
 		t.Fatalf("release of a running attempt: got %v, want conflict", err)
 	}
-	if err := b.o.CompleteAttempt(b.ctx, "r2", f2, ok()); err != nil {
+	if err := b.o.CompleteAttempt(b.ctx, "r2", core.Attempt{}, f2, ok()); err != nil {
 		t.Fatal(err)
 	}
 	run, jobs := states(t, b, r.ID)

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/deltaci/deltaci/internal/core"
@@ -48,10 +47,7 @@ func (o *Orchestrator) BeginPlanning(ctx context.Context, runID string) error {
 // queued) and queues every job whose needs are already met.
 func (o *Orchestrator) StartRun(ctx context.Context, runID string) error {
 	err := o.store.Update(ctx, Actor, func(tx *store.Tx) error {
-		if err := tx.LockRun(ctx, runID); err != nil {
-			return err
-		}
-		run, err := tx.Run(ctx, runID)
+		run, err := tx.LockRun(ctx, runID)
 		if err != nil {
 			return err
 		}
@@ -120,12 +116,22 @@ func (o *Orchestrator) advanceRun(ctx context.Context, tx *store.Tx, run core.Ru
 		return nil
 	}
 	// Most completions leave no job pending (independent jobs, or a DAG's
-	// last layer): then the states alone decide, without decoding specs.
-	light, err := tx.JobStates(ctx, runID)
+	// last layer) and some job unfinished: then the counts alone decide,
+	// without reading the jobs.
+	counts, err := tx.JobStateCounts(ctx, runID)
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(light, func(j core.Job) bool { return j.State == core.JobPending }) {
+	if counts[core.JobPending] == 0 {
+		for st, n := range counts {
+			if n > 0 && !st.Terminal() {
+				return nil
+			}
+		}
+		light, err := tx.JobStates(ctx, runID)
+		if err != nil {
+			return err
+		}
 		return o.finishIfDone(ctx, tx, run, light)
 	}
 	jobs, err := tx.Jobs(ctx, runID)
@@ -232,20 +238,18 @@ func (o *Orchestrator) Lease(ctx context.Context, runID, runnerID string, ttl ti
 
 // StartAttempt records that the lease holder began executing: the attempt
 // becomes running and so does its job. Stale leases get core.KindLeaseLost.
-func (o *Orchestrator) StartAttempt(ctx context.Context, runnerID string, f store.Fence) error {
+// seen is the attempt as the caller last read it, or the zero Attempt: it
+// saves a read when still current and is never trusted.
+func (o *Orchestrator) StartAttempt(ctx context.Context, runnerID string, seen core.Attempt, f store.Fence) error {
 	return o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
-		a, err := tx.MoveLeased(ctx, f, core.AttemptRunning, "", nil)
+		a, err := tx.MoveLeasedSeen(ctx, seen, f, core.AttemptRunning, "", nil)
 		if err != nil {
 			return err
 		}
-		j, err := tx.Job(ctx, a.JobID)
-		if err != nil {
-			return err
-		}
-		if j.State == core.JobQueued {
-			return tx.MoveJob(ctx, j, core.JobRunning, "")
-		}
-		return nil
+		// The job is queued for its first attempt and running already for
+		// a retry.
+		_, err = tx.MoveJobIf(ctx, a.JobID, a.RunID, core.JobQueued, core.JobRunning, "")
+		return err
 	})
 }
 
@@ -271,6 +275,9 @@ type Outcome struct {
 	State    core.AttemptState // a terminal attempt state
 	Reason   core.Reason
 	ExitCode *int
+	// Accept, when set, sees the attempt's job before anything is
+	// written; an error refuses the completion.
+	Accept func(core.Job) error
 }
 
 // CompleteAttempt records an attempt's outcome, retries it per the job's
@@ -278,54 +285,162 @@ type Outcome struct {
 // It is idempotent per (attempt, lease token): the same completion sent
 // again succeeds and changes nothing. Stale leases, and a different outcome
 // for an attempt already ended, get core.KindLeaseLost and change nothing.
-func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, f store.Fence, out Outcome) error {
+// seen is as for StartAttempt.
+func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, seen core.Attempt, f store.Fence, out Outcome) error {
 	if !out.State.Terminal() {
 		return core.E(core.KindInvalid, "complete attempt", "outcome %s is not a final attempt state", out.State)
 	}
 	if out.Reason == core.ReasonNone {
 		out.Reason = core.AttemptOutcome(out.State)
 	}
+	var (
+		runID    string
+		jobEnded bool
+	)
 	err := o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
-		cur, err := tx.Attempt(ctx, f.AttemptID)
+		if seen.ID != f.AttemptID {
+			var err error
+			if seen, err = tx.Attempt(ctx, f.AttemptID); err != nil {
+				return err
+			}
+		}
+		// The job's spec never changes, and its state only through its
+		// own attempts while one is out: it may be read before the run's
+		// lock, which settle takes as late as it can.
+		j, err := tx.Job(ctx, seen.JobID)
 		if err != nil {
 			return err
 		}
-		if err := tx.LockRun(ctx, cur.RunID); err != nil {
-			return err
+		if out.Accept != nil {
+			if err := out.Accept(j); err != nil {
+				return err
+			}
 		}
-		// A runner that lost our answer sends the same completion again:
-		// same lease, same outcome, already recorded. Answer it the same.
-		if cur.State.Terminal() && cur.LeaseToken == f.LeaseToken && cur.State == out.State {
-			return nil
+		a, err := tx.MoveLeasedSeen(ctx, seen, f, out.State, out.Reason, out.ExitCode)
+		if core.KindOf(err) == core.KindLeaseLost {
+			// A runner that lost our answer sends the same completion
+			// again: same lease, same outcome, already recorded. Answer
+			// it the same.
+			if cur, rerr := tx.Attempt(ctx, f.AttemptID); rerr == nil &&
+				cur.State.Terminal() && cur.LeaseToken == f.LeaseToken && cur.State == out.State {
+				return nil
+			}
 		}
-		a, err := tx.MoveLeasedFrom(ctx, cur, f, out.State, out.Reason, out.ExitCode)
 		if err != nil {
 			return err
 		}
-		return o.settle(ctx, tx, a)
+		runID = a.RunID
+		jobEnded, err = o.settle(ctx, tx, a, j, nil)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("complete attempt %s: %w", f.AttemptID, err)
+	}
+	if jobEnded {
+		o.advanceAfter(ctx, runID)
 	}
 	o.notify.Broadcast()
 	return nil
 }
 
-// settle decides what a terminal attempt means for its job: another attempt,
-// or the job's own end. Then it advances the run.
-func (o *Orchestrator) settle(ctx context.Context, tx *store.Tx, a core.Attempt) error {
-	j, err := tx.Job(ctx, a.JobID)
+// advanceAfter advances a run after a transaction that ended one of its
+// jobs committed. That transaction stands whatever happens here; a run
+// left behind by a failure is advanced by the next AdvanceStalled or idle
+// embedded runner.
+func (o *Orchestrator) advanceAfter(ctx context.Context, runID string) {
+	if err := o.Advance(context.WithoutCancel(ctx), runID); err != nil {
+		o.log.WarnContext(ctx, "advancing run", slog.String("run_id", runID), slog.Any("err", err))
+	}
+}
+
+// Advance moves a run on after some of its jobs ended: it queues the
+// pending jobs whose needs have ended, ends those whose needs failed, and
+// ends the run once every job has. Every transaction that ends a job
+// (other than StartRun's, which nothing runs beside) calls it once it has
+// committed, instead of advancing the run itself under the run's lock:
+// so no completion waits for the others' commits, and the last of them
+// to commit sees every job's end. It only reads while some job is still
+// out and none waits on its needs; a job another transaction is moving
+// under the lock still reads pending, and so makes it take the lock.
+func (o *Orchestrator) Advance(ctx context.Context, runID string) error {
+	counts, err := o.store.JobStateCounts(ctx, runID)
 	if err != nil {
 		return err
 	}
-	run, err := tx.Run(ctx, a.RunID)
-	if err != nil {
-		return err
+	if counts[core.JobPending] == 0 && !allEnded(counts) {
+		return nil
 	}
-	if a.State != core.AttemptSucceeded && a.State != core.AttemptCanceled && run.State == core.RunRunning {
-		prev, err := tx.JobAttempts(ctx, j.ID)
+	err = o.store.Update(ctx, Actor, func(tx *store.Tx) error {
+		run, err := tx.LockRun(ctx, runID)
 		if err != nil {
 			return err
+		}
+		return o.advanceRun(ctx, tx, run)
+	})
+	if err != nil {
+		return fmt.Errorf("advance run %s: %w", runID, err)
+	}
+	o.notify.Broadcast()
+	return nil
+}
+
+// allEnded reports whether counts hold no job that has yet to end.
+func allEnded(counts map[core.JobState]int) bool {
+	for st, n := range counts {
+		if n > 0 && !st.Terminal() {
+			return false
+		}
+	}
+	return true
+}
+
+// AdvanceStalled advances the running runs that a completion left
+// unadvanced (its server stopped between the two transactions).
+func (o *Orchestrator) AdvanceStalled(ctx context.Context) error {
+	runs, err := o.store.ActiveRuns(ctx)
+	if err != nil {
+		return err
+	}
+	for _, run := range runs {
+		if run.State != core.RunRunning && run.State != core.RunCanceling {
+			continue
+		}
+		if err := o.Advance(ctx, run.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settle decides what a terminal attempt means for its job j: another
+// attempt, or the job's own end, and reports whether the job ended. It
+// never advances the run: the caller calls Advance once the transaction
+// has committed (see Advance). Whether to retry depends on the run still
+// running, read under the run's lock: a caller that holds it passes the
+// run; with run nil settle takes the lock only when it needs it, so that a
+// success does not wait for every other completion of its run.
+func (o *Orchestrator) settle(ctx context.Context, tx *store.Tx, a core.Attempt, j core.Job, run *core.Run) (jobEnded bool, err error) {
+	var to core.JobState
+	switch a.State {
+	case core.AttemptSucceeded:
+		to = core.JobSucceeded
+	case core.AttemptCanceled:
+		to = core.JobCanceled
+	default:
+		to = core.JobFailed
+	}
+	if to == core.JobFailed && run == nil {
+		r, err := tx.LockRun(ctx, a.RunID)
+		if err != nil {
+			return false, err
+		}
+		run = &r
+	}
+	// Whether to retry depends on the run still running.
+	if to == core.JobFailed && run.State == core.RunRunning {
+		prev, err := tx.JobAttempts(ctx, j.ID)
+		if err != nil {
+			return false, err
 		}
 		var reasons []core.Reason
 		for _, p := range prev {
@@ -341,27 +456,17 @@ func (o *Orchestrator) settle(ctx context.Context, tx *store.Tx, a core.Attempt)
 		if j.Spec.Retry.ShouldRetry(a.Reason, code, reasons) {
 			next, err := tx.EnqueueAttempt(ctx, j)
 			if err != nil {
-				return err
+				return false, err
 			}
 			o.log.InfoContext(ctx, "retrying job", slog.String("run_id", j.RunID), slog.String("job", j.Name),
 				slog.String("reason", string(a.Reason)), slog.Int("attempt", next.Number))
-			return nil
+			return false, nil
 		}
 	}
-	var to core.JobState
-	switch a.State {
-	case core.AttemptSucceeded:
-		to = core.JobSucceeded
-	case core.AttemptCanceled:
-		to = core.JobCanceled
-	default:
-		to = core.JobFailed
-	}
 	if err := tx.MoveJob(ctx, j, to, a.Reason); err != nil {
-		return err
+		return false, err
 	}
-	// Moving the job left the run as read above.
-	return o.advanceRun(ctx, tx, run)
+	return true, nil
 }
 
 // Cancel asks a run to stop: pending and queued work is canceled at once,
@@ -370,10 +475,7 @@ func (o *Orchestrator) settle(ctx context.Context, tx *store.Tx, a core.Attempt)
 // core.KindConflict error.
 func (o *Orchestrator) Cancel(ctx context.Context, actor, runID string) error {
 	err := o.store.Update(ctx, actor, func(tx *store.Tx) error {
-		if err := tx.LockRun(ctx, runID); err != nil {
-			return err
-		}
-		run, err := tx.Run(ctx, runID)
+		run, err := tx.LockRun(ctx, runID)
 		if err != nil {
 			return err
 		}
@@ -410,11 +512,13 @@ func (o *Orchestrator) Cancel(ctx context.Context, actor, runID string) error {
 				}
 			}
 		}
-		return o.advance(ctx, tx, runID)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("cancel run %s: %w", runID, err)
 	}
+	// Pending jobs end canceled, and the run too if nothing runs.
+	o.advanceAfter(ctx, runID)
 	o.notify.Broadcast()
 	return nil
 }
@@ -428,21 +532,31 @@ func (o *Orchestrator) ReapExpired(ctx context.Context, limit int) (int, error) 
 	}
 	n := 0
 	for _, a := range expired {
+		var jobEnded bool
 		err := o.store.Update(ctx, Actor, func(tx *store.Tx) error {
-			if err := tx.LockRun(ctx, a.RunID); err != nil {
+			run, err := tx.LockRun(ctx, a.RunID)
+			if err != nil {
+				return err
+			}
+			j, err := tx.Job(ctx, a.JobID)
+			if err != nil {
 				return err
 			}
 			if err := tx.MoveAttempt(ctx, a, core.AttemptLost, core.ReasonRunnerLost); err != nil {
 				return err
 			}
 			a.State, a.Reason = core.AttemptLost, core.ReasonRunnerLost
-			return o.settle(ctx, tx, a)
+			jobEnded, err = o.settle(ctx, tx, a, j, &run)
+			return err
 		})
 		if core.KindOf(err) == core.KindConflict {
 			continue // the runner completed it meanwhile
 		}
 		if err != nil {
 			return n, fmt.Errorf("reap attempt %s: %w", a.ID, err)
+		}
+		if jobEnded {
+			o.advanceAfter(ctx, a.RunID)
 		}
 		o.log.WarnContext(ctx, "lease expired", slog.String("attempt_id", a.ID), slog.String("run_id", a.RunID))
 		n++

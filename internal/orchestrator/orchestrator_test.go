@@ -89,10 +89,14 @@ func drain(t testing.TB, b bundle, runID string, pick func(core.Job, core.Attemp
 		}
 		f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
 		out := pick(j, a)
+		// The attempt as an API handler saw it: leased before the start,
+		// running after it.
+		seen := a
 		if out.State != core.AttemptErrored && out.State != core.AttemptLost {
-			if err := b.o.StartAttempt(b.ctx, "r1", f); err != nil {
+			if err := b.o.StartAttempt(b.ctx, "r1", seen, f); err != nil {
 				t.Fatal(err)
 			}
+			seen.State = core.AttemptRunning
 		}
 		if out.State == core.AttemptLost {
 			b.clock.add(time.Minute)
@@ -101,7 +105,7 @@ func drain(t testing.TB, b bundle, runID string, pick func(core.Job, core.Attemp
 			}
 			continue
 		}
-		if err := b.o.CompleteAttempt(b.ctx, "r1", f, out); err != nil {
+		if err := b.o.CompleteAttempt(b.ctx, "r1", seen, f, out); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -234,7 +238,7 @@ func TestLateCompletionAfterReapIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
-	if err := b.o.StartAttempt(b.ctx, "r1", old); err != nil {
+	if err := b.o.StartAttempt(b.ctx, "r1", a, old); err != nil {
 		t.Fatal(err)
 	}
 	b.clock.add(21 * time.Second)
@@ -248,15 +252,16 @@ func TestLateCompletionAfterReapIsFenced(t *testing.T) {
 	if a2.Number != 2 {
 		t.Fatalf("retry number = %d", a2.Number)
 	}
-	err = b.o.CompleteAttempt(b.ctx, "r1", old, fail(1))
+	// a is as the runner last saw it, leased: stale twice over.
+	err = b.o.CompleteAttempt(b.ctx, "r1", a, old, fail(1))
 	if core.KindOf(err) != core.KindLeaseLost {
 		t.Fatalf("late completion: %v", err)
 	}
 	f2 := store.Fence{AttemptID: a2.ID, LeaseToken: a2.LeaseToken}
-	if err := b.o.StartAttempt(b.ctx, "r2", f2); err != nil {
+	if err := b.o.StartAttempt(b.ctx, "r2", core.Attempt{}, f2); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.o.CompleteAttempt(b.ctx, "r2", f2, ok()); err != nil {
+	if err := b.o.CompleteAttempt(b.ctx, "r2", core.Attempt{}, f2, ok()); err != nil {
 		t.Fatal(err)
 	}
 	run, _ := states(t, b, r.ID)
@@ -274,16 +279,16 @@ func TestCompletionIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
-	if err := b.o.StartAttempt(b.ctx, "r1", f); err != nil {
+	if err := b.o.StartAttempt(b.ctx, "r1", core.Attempt{}, f); err != nil {
 		t.Fatal(err)
 	}
 	lost := orchestrator.Outcome{State: core.AttemptLost, Reason: core.ReasonRunnerLost}
-	if err := b.o.CompleteAttempt(b.ctx, "r1", f, lost); err != nil {
+	if err := b.o.CompleteAttempt(b.ctx, "r1", core.Attempt{}, f, lost); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := b.s.Events(b.ctx, r.ID)
 	// The runner never saw the answer and sends the same completion again.
-	if err := b.o.CompleteAttempt(b.ctx, "r1", f, lost); err != nil {
+	if err := b.o.CompleteAttempt(b.ctx, "r1", core.Attempt{}, f, lost); err != nil {
 		t.Fatalf("repeated completion: %v", err)
 	}
 	after, _ := b.s.Events(b.ctx, r.ID)
@@ -291,7 +296,7 @@ func TestCompletionIsIdempotent(t *testing.T) {
 	if len(after) != len(before) || len(atts) != 2 {
 		t.Errorf("repeated completion wrote %d events and left %d attempts (want one retry)", len(after)-len(before), len(atts))
 	}
-	if err := b.o.CompleteAttempt(b.ctx, "r1", f, ok()); core.KindOf(err) != core.KindLeaseLost {
+	if err := b.o.CompleteAttempt(b.ctx, "r1", core.Attempt{}, f, ok()); core.KindOf(err) != core.KindLeaseLost {
 		t.Errorf("a different outcome for an ended attempt: %v", err)
 	}
 }
@@ -305,7 +310,7 @@ func TestCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
-	if err := b.o.StartAttempt(b.ctx, "r1", f); err != nil {
+	if err := b.o.StartAttempt(b.ctx, "r1", core.Attempt{}, f); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.o.Cancel(b.ctx, "user", r.ID); err != nil {
@@ -319,7 +324,7 @@ func TestCancel(t *testing.T) {
 	if run.State != core.RunCanceling || js["b"] != core.JobCanceled || js["c"] != core.JobCanceled {
 		t.Fatalf("run %s jobs %v", run.State, js)
 	}
-	if err := b.o.CompleteAttempt(b.ctx, "r1", f, orchestrator.Outcome{State: core.AttemptCanceled}); err != nil {
+	if err := b.o.CompleteAttempt(b.ctx, "r1", core.Attempt{}, f, orchestrator.Outcome{State: core.AttemptCanceled}); err != nil {
 		t.Fatal(err)
 	}
 	run, js = states(t, b, r.ID)
@@ -434,5 +439,62 @@ func checkEventsReplay(t *rapid.T, b bundle, runID string) {
 		if cur[a.ID] != string(a.State) {
 			t.Fatalf("attempt %s replays to %s, stored %s", a.ID, cur[a.ID], a.State)
 		}
+	}
+}
+
+// TestAdvanceStalledEndsALeftRun: a server that stopped between a
+// completion's commit and the run's advance leaves the run running with
+// every job ended, or a dependent pending with its needs met; the
+// leader's AdvanceStalled moves such runs on.
+func TestAdvanceStalledEndsALeftRun(t *testing.T) {
+	t.Parallel()
+	b := setup(t, t.TempDir())
+	r := create(t, b, job("a"), job("b", "a"))
+	a, j, err := b.o.Lease(b.ctx, r.ID, "r1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The completion's own transaction, as CompleteAttempt writes it,
+	// without the advance that follows its commit.
+	end := func(a core.Attempt, j core.Job) {
+		t.Helper()
+		f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
+		err := b.s.Update(b.ctx, "r1", func(tx *store.Tx) error {
+			if _, err := tx.MoveLeased(b.ctx, f, core.AttemptRunning, "", nil); err != nil {
+				return err
+			}
+			if _, err := tx.MoveLeased(b.ctx, f, core.AttemptSucceeded, "", nil); err != nil {
+				return err
+			}
+			if err := tx.MoveJob(b.ctx, j, core.JobRunning, ""); err != nil {
+				return err
+			}
+			j.State = core.JobRunning
+			return tx.MoveJob(b.ctx, j, core.JobSucceeded, "")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	end(a, j)
+	if _, jobs := states(t, b, r.ID); jobs["b"] != core.JobPending {
+		t.Fatalf("b is %s before the advance", jobs["b"])
+	}
+	if err := b.o.AdvanceStalled(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, j, err = b.o.Lease(b.ctx, r.ID, "r1", time.Minute)
+	if err != nil || j.Name != "b" {
+		t.Fatalf("after the advance: leased %q, %v; want b", j.Name, err)
+	}
+	end(a, j)
+	if run, _ := states(t, b, r.ID); run.State != core.RunRunning {
+		t.Fatalf("run is %s before the advance", run.State)
+	}
+	if err := b.o.AdvanceStalled(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if run, _ := states(t, b, r.ID); run.State != core.RunSucceeded {
+		t.Fatalf("run is %s after the advance, want succeeded", run.State)
 	}
 }

@@ -194,12 +194,16 @@ func (s *Store) RecordOutputs(ctx context.Context, a core.Attempt, j core.Job, m
 	return s.Reg.SetRef(ctx, s.Actor, ref, m)
 }
 
+// Reusable reports whether a success of j is recorded as a result that
+// later runs may reuse.
+func Reusable(j core.Job) bool { return j.Digest != "" && j.Spec.Reuse }
+
 // RecordResult records an outputs manifest as the job's result in the
 // write namespace, when the job has a digest and may be reused. A zero m
 // (a job without outputs, whose runner sent none) records an empty
 // manifest that names the attempt.
 func (s *Store) RecordResult(ctx context.Context, a core.Attempt, j core.Job, m digest.Digest) error {
-	if j.Digest == "" || !j.Spec.Reuse || s.Write == "" {
+	if !Reusable(j) || s.Write == "" {
 		return nil
 	}
 	if m.IsZero() {

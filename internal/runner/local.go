@@ -102,6 +102,11 @@ func (l *Local) slot(ctx context.Context, runID, slotID string) error {
 			if run.State.Terminal() {
 				return nil
 			}
+			// A run whose last completion could not advance it (the
+			// database failed just then) moves on here.
+			if err := l.Orch.Advance(ctx, runID); err != nil && ctx.Err() == nil {
+				return err
+			}
 			select {
 			case <-wake:
 			case <-ctx.Done():
@@ -159,7 +164,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 			log.WarnContext(report, "removing workspace", slog.String("dir", ws), slog.Any("err", err))
 		}
 	}()
-	if err := l.Orch.StartAttempt(report, slotID, fence); err != nil {
+	if err := l.Orch.StartAttempt(report, slotID, a, fence); err != nil {
 		return lostOrErr(log, err)
 	}
 	if err := l.restoreNeeds(report, a, j, ws); err != nil {
@@ -268,7 +273,7 @@ func (l *Local) restoreNeeds(ctx context.Context, a core.Attempt, j core.Job, ws
 }
 
 func (l *Local) complete(ctx context.Context, slotID string, f store.Fence, out orchestrator.Outcome) error {
-	err := l.Orch.CompleteAttempt(ctx, slotID, f, out)
+	err := l.Orch.CompleteAttempt(ctx, slotID, core.Attempt{}, f, out)
 	return lostOrErr(l.Log, err)
 }
 

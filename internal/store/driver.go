@@ -32,9 +32,9 @@ type Queries interface {
 	ListActiveRuns(ctx context.Context) ([]core.Run, error)
 	SetRunState(ctx context.Context, m RunMove) (bool, error)
 	// LockRun holds the run's row until the transaction ends, so that
-	// transactions settling its jobs take turns (a no-op where writes are
-	// serialized anyway, as on SQLite).
-	LockRun(ctx context.Context, id string) error
+	// transactions settling its jobs take turns (only a read where writes
+	// are serialized anyway, as on SQLite), and returns the run.
+	LockRun(ctx context.Context, id string) (core.Run, error)
 
 	InsertJob(ctx context.Context, j core.Job, position int) error
 	GetJob(ctx context.Context, id string) (core.Job, error)
@@ -42,6 +42,10 @@ type Queries interface {
 	// ListJobStates returns a run's jobs with only ID, Name, State and Reason.
 	ListJobStates(ctx context.Context, runID string) ([]core.Job, error)
 	SetJobState(ctx context.Context, m JobMove) (bool, error)
+	// CountJobStates counts a run's jobs by state.
+	CountJobStates(ctx context.Context, runID string) (map[core.JobState]int, error)
+	// GetJobRun reads a job and its run.
+	GetJobRun(ctx context.Context, jobID string) (core.Job, core.Run, error)
 
 	InsertAttempt(ctx context.Context, a core.Attempt) error
 	GetAttempt(ctx context.Context, id string) (core.Attempt, error)

@@ -244,6 +244,16 @@ func (s *Store) Ready(ctx context.Context) error {
 	return err
 }
 
+// JobStateCounts counts a run's jobs by state.
+func (s *Store) JobStateCounts(ctx context.Context, runID string) (map[core.JobState]int, error) {
+	return s.drv.Read().CountJobStates(ctx, runID)
+}
+
+// JobRun returns a job and its run.
+func (s *Store) JobRun(ctx context.Context, jobID string) (core.Job, core.Run, error) {
+	return s.drv.Read().GetJobRun(ctx, jobID)
+}
+
 // Job returns one job.
 func (s *Store) Job(ctx context.Context, id string) (core.Job, error) {
 	return s.drv.Read().GetJob(ctx, id)

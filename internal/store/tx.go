@@ -21,8 +21,14 @@ type Tx struct {
 func (tx *Tx) Now() time.Time { return tx.now }
 
 // LockRun makes transactions that settle one run's jobs take turns; call
-// it before reading the jobs a decision depends on.
-func (tx *Tx) LockRun(ctx context.Context, id string) error { return tx.q.LockRun(ctx, id) }
+// it before reading the jobs a decision depends on. It returns the run as
+// it is once locked.
+func (tx *Tx) LockRun(ctx context.Context, id string) (core.Run, error) { return tx.q.LockRun(ctx, id) }
+
+// JobStateCounts counts a run's jobs by state inside the transaction.
+func (tx *Tx) JobStateCounts(ctx context.Context, runID string) (map[core.JobState]int, error) {
+	return tx.q.CountJobStates(ctx, runID)
+}
 
 // Run reads a run inside the transaction.
 func (tx *Tx) Run(ctx context.Context, id string) (core.Run, error) { return tx.q.GetRun(ctx, id) }
@@ -108,6 +114,26 @@ func (tx *Tx) MoveJob(ctx context.Context, j core.Job, to core.JobState, reason 
 	return tx.record(ctx, core.EntityJob, j.ID, j.RunID, string(j.State), string(to), reason)
 }
 
+// MoveJobIf moves a job from → to if it is in from, without reading it
+// first, and reports whether it was.
+func (tx *Tx) MoveJobIf(ctx context.Context, jobID, runID string, from, to core.JobState, reason core.Reason) (bool, error) {
+	if err := core.CheckJob(from, to); err != nil {
+		return false, fmt.Errorf("job %s: %w", jobID, err)
+	}
+	m := JobMove{ID: jobID, From: from, To: to, Reason: reason}
+	if to == core.JobRunning {
+		m.StartedAt = tx.now
+	}
+	if to.Terminal() {
+		m.FinishedAt = tx.now
+	}
+	ok, err := tx.q.SetJobState(ctx, m)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, tx.record(ctx, core.EntityJob, jobID, runID, string(from), string(to), reason)
+}
+
 // EnqueueAttempt creates the job's next attempt in state queued.
 func (tx *Tx) EnqueueAttempt(ctx context.Context, j core.Job) (core.Attempt, error) {
 	prev, err := tx.q.ListJobAttempts(ctx, j.ID)
@@ -178,6 +204,20 @@ func (tx *Tx) MoveLeased(ctx context.Context, f Fence, to core.AttemptState, rea
 		return core.Attempt{}, err
 	}
 	return tx.MoveLeasedFrom(ctx, a, f, to, reason, exitCode)
+}
+
+// MoveLeasedSeen is MoveLeased for a caller that read the attempt before
+// this transaction: it tries the move from the state seen, and reads the
+// attempt only when that fails (seen was stale, or is the zero Attempt).
+func (tx *Tx) MoveLeasedSeen(ctx context.Context, seen core.Attempt, f Fence, to core.AttemptState, reason core.Reason, exitCode *int) (core.Attempt, error) {
+	if seen.ID == f.AttemptID && seen.LeaseToken == f.LeaseToken &&
+		(seen.State == core.AttemptLeased || seen.State == core.AttemptRunning) && core.CheckAttempt(seen.State, to) == nil {
+		a, err := tx.MoveLeasedFrom(ctx, seen, f, to, reason, exitCode)
+		if core.KindOf(err) != core.KindLeaseLost {
+			return a, err
+		}
+	}
+	return tx.MoveLeased(ctx, f, to, reason, exitCode)
 }
 
 // MoveLeasedFrom is MoveLeased for a caller that read the attempt in this

@@ -67,11 +67,13 @@ func Open(ctx context.Context, url string, migrate bool) (*Driver, error) {
 // Migrate applies every pending embedded migration to the database at url and
 // returns the versions it applied.
 func Migrate(ctx context.Context, url string) ([]int64, error) {
-	cfg, err := pgx.ParseConfig(url)
+	// The pool's parser, so that pool settings in the URL (pool_max_conns)
+	// are not sent to the server as parameters.
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, core.E(core.KindInvalid, "migrate postgres", "bad database URL: %v", err)
 	}
-	db := stdlib.OpenDB(*cfg)
+	db := stdlib.OpenDB(*cfg.ConnConfig)
 	defer db.Close()
 	if err := db.PingContext(ctx); err != nil {
 		return nil, core.Wrap(core.KindUnavailable, "migrate postgres", err)
@@ -117,15 +119,22 @@ func (d *Driver) Pool() *pgxpool.Pool { return d.pool }
 // Write runs fn in one read-committed transaction. Conditional updates
 // (WHERE state = from) make concurrent moves of one row safe at that level.
 func (d *Driver) Write(ctx context.Context, fn func(store.Queries) error) error {
-	tx, err := d.pool.Begin(ctx)
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return mapErr("begin", err)
 	}
-	if err := fn(queries{q: pgdb.New(tx)}); err != nil {
-		_ = tx.Rollback(ctx)
+	// Release closes a connection left in a transaction or broken.
+	defer conn.Release()
+	t := &tx{conn: conn}
+	if err := fn(queries{q: pgdb.New(t), tx: t}); err != nil {
+		t.rollback(ctx)
 		return err
 	}
-	return mapErr("commit", tx.Commit(ctx))
+	if err := t.commit(ctx); err != nil {
+		t.rollback(ctx)
+		return mapErr("commit", err)
+	}
+	return nil
 }
 
 // Read returns queries on the pool.

@@ -130,3 +130,72 @@ func openStore(t *testing.T, now func() time.Time) *store.Store {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// TestWriteFailuresLeaveNothing: a transaction sends BEGIN with its first
+// statement and its events with COMMIT; a statement failing first or
+// later rolls all of it back, and the connection serves the next one.
+func TestWriteFailuresLeaveNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// One connection, so that a broken one would fail the next write.
+	drv, err := postgres.Open(ctx, storetest.PostgresURL(t)+"&pool_max_conns=1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { drv.Close() })
+	run := func(id string) core.Run {
+		return core.Run{ID: id, Repo: "/r", Event: core.EventManual, State: core.RunQueued, CreatedAt: time.UnixMilli(1)}
+	}
+	ev := func(id string) core.Event {
+		return core.Event{At: time.UnixMilli(1), Actor: "test", Entity: core.EntityRun, EntityID: id, RunID: id, To: string(core.RunQueued)}
+	}
+	if err := drv.Write(ctx, func(q store.Queries) error { return q.InsertRun(ctx, run("kept")) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		fn   func(q store.Queries) error
+	}{
+		{"first statement fails", func(q store.Queries) error {
+			if err := q.InsertEvent(ctx, ev("kept")); err != nil {
+				return err
+			}
+			return q.InsertRun(ctx, run("kept"))
+		}},
+		{"later statement fails", func(q store.Queries) error {
+			if err := q.InsertRun(ctx, run("lost")); err != nil {
+				return err
+			}
+			if err := q.InsertEvent(ctx, ev("lost")); err != nil {
+				return err
+			}
+			return q.InsertRun(ctx, run("kept"))
+		}},
+	} {
+		if err := drv.Write(ctx, tc.fn); core.KindOf(err) != core.KindConflict {
+			t.Fatalf("%s: got %v, want a conflict", tc.name, err)
+		}
+		for _, id := range []string{"kept", "lost"} {
+			evs, err := drv.Read().ListRunEvents(ctx, id)
+			if err != nil || len(evs) != 0 {
+				t.Fatalf("%s: events of %s = %v, %v; want none", tc.name, id, evs, err)
+			}
+		}
+		if _, err := drv.Read().GetRun(ctx, "lost"); core.KindOf(err) != core.KindNotFound {
+			t.Fatalf("%s: the rolled-back run is there: %v", tc.name, err)
+		}
+	}
+	// The one connection still works, and events reach the table at commit.
+	err = drv.Write(ctx, func(q store.Queries) error {
+		if err := q.InsertRun(ctx, run("later")); err != nil {
+			return err
+		}
+		return q.InsertEvent(ctx, ev("later"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := drv.Read().ListRunEvents(ctx, "later"); err != nil || len(evs) != 1 {
+		t.Fatalf("events = %v, %v; want one", evs, err)
+	}
+}

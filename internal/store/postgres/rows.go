@@ -11,8 +11,12 @@ import (
 	"github.com/deltaci/deltaci/internal/store/postgres/pgdb"
 )
 
-// queries converts between sqlc rows and domain types at the adapter's edge.
-type queries struct{ q *pgdb.Queries }
+// queries converts between sqlc rows and domain types at the adapter's
+// edge. tx is set inside Driver.Write.
+type queries struct {
+	q  *pgdb.Queries
+	tx *tx
+}
 
 func ms(t time.Time) pgtype.Int8 {
 	if t.IsZero() {
@@ -227,11 +231,33 @@ func (x queries) ListExpiredLeases(ctx context.Context, now time.Time, limit int
 	return convertAll(rows, attemptFromRow)
 }
 
+// InsertEvent appends an event; in a transaction it is sent with COMMIT,
+// since nothing reads events back before then.
 func (x queries) InsertEvent(ctx context.Context, e core.Event) error {
+	if x.tx != nil {
+		x.tx.events = append(x.tx.events, e)
+		return nil
+	}
 	return mapErr("insert event", x.q.InsertEvent(ctx, pgdb.InsertEventParams{
 		At: store.Millis(e.At), Actor: e.Actor, Entity: e.Entity, EntityID: e.EntityID, RunID: e.RunID,
 		FromState: e.From, ToState: e.To, Reason: string(e.Reason),
 	}))
+}
+
+// insertEvents is the statement that writes a transaction's events.
+func insertEvents(evs []core.Event) pgdb.InsertEventsParams {
+	p := pgdb.InsertEventsParams{}
+	for _, e := range evs {
+		p.At = append(p.At, store.Millis(e.At))
+		p.Actor = append(p.Actor, e.Actor)
+		p.Entity = append(p.Entity, e.Entity)
+		p.EntityID = append(p.EntityID, e.EntityID)
+		p.RunID = append(p.RunID, e.RunID)
+		p.FromState = append(p.FromState, e.From)
+		p.ToState = append(p.ToState, e.To)
+		p.Reason = append(p.Reason, string(e.Reason))
+	}
+	return p
 }
 
 func (x queries) ListRunEvents(ctx context.Context, runID string) ([]core.Event, error) {
@@ -342,8 +368,12 @@ func (x queries) QueueDepth(ctx context.Context) (map[string]int64, error) {
 	return out, nil
 }
 
-func (x queries) LockRun(ctx context.Context, id string) error {
-	return mapErr("lock run "+id, x.q.LockRun(ctx, id))
+func (x queries) LockRun(ctx context.Context, id string) (core.Run, error) {
+	row, err := x.q.LockRun(ctx, id)
+	if err != nil {
+		return core.Run{}, mapErr("lock run "+id, err)
+	}
+	return runFromRow(row)
 }
 
 func (x queries) ListJobStates(ctx context.Context, runID string) ([]core.Job, error) {
@@ -364,4 +394,33 @@ func (x queries) ListJobStates(ctx context.Context, runID string) ([]core.Job, e
 		out[i] = core.Job{ID: r.ID, RunID: runID, Name: r.Name, State: st, Reason: reason}
 	}
 	return out, nil
+}
+
+func (x queries) CountJobStates(ctx context.Context, runID string) (map[core.JobState]int, error) {
+	rows, err := x.q.CountJobStates(ctx, runID)
+	if err != nil {
+		return nil, mapErr("count job states", err)
+	}
+	out := make(map[core.JobState]int, len(rows))
+	for _, r := range rows {
+		st, err := core.ParseJobState(r.State)
+		if err != nil {
+			return nil, err
+		}
+		out[st] = int(r.Jobs)
+	}
+	return out, nil
+}
+
+func (x queries) GetJobRun(ctx context.Context, jobID string) (core.Job, core.Run, error) {
+	row, err := x.q.GetJobRun(ctx, jobID)
+	if err != nil {
+		return core.Job{}, core.Run{}, mapErr("get job "+jobID, err)
+	}
+	j, err := jobFromRow(row.Job)
+	if err != nil {
+		return core.Job{}, core.Run{}, err
+	}
+	r, err := runFromRow(row.Run)
+	return j, r, err
 }

@@ -347,8 +347,10 @@ func (x queries) QueueDepth(ctx context.Context) (map[string]int64, error) {
 	return out, nil
 }
 
-func (x queries) LockRun(context.Context, string) error {
-	return nil // one writer at a time: transactions already take turns
+// LockRun only reads the run: with one writer at a time, transactions
+// already take turns.
+func (x queries) LockRun(ctx context.Context, id string) (core.Run, error) {
+	return x.GetRun(ctx, id)
 }
 
 func (x queries) ListJobStates(ctx context.Context, runID string) ([]core.Job, error) {
@@ -369,4 +371,33 @@ func (x queries) ListJobStates(ctx context.Context, runID string) ([]core.Job, e
 		out[i] = core.Job{ID: r.ID, RunID: runID, Name: r.Name, State: st, Reason: reason}
 	}
 	return out, nil
+}
+
+func (x queries) CountJobStates(ctx context.Context, runID string) (map[core.JobState]int, error) {
+	rows, err := x.q.CountJobStates(ctx, runID)
+	if err != nil {
+		return nil, mapErr("count job states", err)
+	}
+	out := make(map[core.JobState]int, len(rows))
+	for _, r := range rows {
+		st, err := core.ParseJobState(r.State)
+		if err != nil {
+			return nil, err
+		}
+		out[st] = int(r.Jobs)
+	}
+	return out, nil
+}
+
+func (x queries) GetJobRun(ctx context.Context, jobID string) (core.Job, core.Run, error) {
+	row, err := x.q.GetJobRun(ctx, jobID)
+	if err != nil {
+		return core.Job{}, core.Run{}, mapErr("get job "+jobID, err)
+	}
+	j, err := jobFromRow(row.Job)
+	if err != nil {
+		return core.Job{}, core.Run{}, err
+	}
+	r, err := runFromRow(row.Run)
+	return j, r, err
 }

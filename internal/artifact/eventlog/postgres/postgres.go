@@ -57,11 +57,12 @@ func Open(ctx context.Context, url string) (*Driver, error) {
 }
 
 func migrate(ctx context.Context, url string) error {
-	cfg, err := pgx.ParseConfig(url)
+	// The pool's parser: pool settings in the URL are not server parameters.
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return core.E(core.KindInvalid, "migrate postgres", "bad database URL: %v", err)
 	}
-	db := stdlib.OpenDB(*cfg)
+	db := stdlib.OpenDB(*cfg.ConnConfig)
 	defer db.Close()
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {

@@ -15,10 +15,13 @@ const claimAttempt = `-- name: ClaimAttempt :one
 WITH next AS (
     SELECT a.id FROM attempts a
     WHERE a.state = 'queued'
-      AND NOT EXISTS (
-          SELECT 1 FROM attempt_labels l
+      -- A scalar subquery, not NOT EXISTS: the planner turns the latter
+      -- into an anti-join that reads every label ever stored, where this
+      -- probes the primary key for each attempt at the queue's head.
+      AND (
+          SELECT COUNT(*) FROM attempt_labels l
           WHERE l.attempt_id = a.id AND l.label <> ALL ($5::text[])
-      )
+      ) = 0
     ORDER BY a.queued_at, a.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -136,6 +139,37 @@ func (q *Queries) ClaimRunAttempt(ctx context.Context, arg ClaimRunAttemptParams
 	return i, err
 }
 
+const countJobStates = `-- name: CountJobStates :many
+SELECT state, COUNT(*) AS jobs FROM jobs WHERE run_id = $1 GROUP BY state
+`
+
+type CountJobStatesRow struct {
+	State string
+	Jobs  int64
+}
+
+// How many of a run's jobs are in each state: enough to tell whether any
+// job waits on its needs or the run has ended, without reading the jobs.
+func (q *Queries) CountJobStates(ctx context.Context, runID string) ([]CountJobStatesRow, error) {
+	rows, err := q.db.Query(ctx, countJobStates, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []CountJobStatesRow{}
+	for rows.Next() {
+		var i CountJobStatesRow
+		if err := rows.Scan(&i.State, &i.Jobs); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const extendLease = `-- name: ExtendLease :execrows
 UPDATE attempts
 SET lease_expires_at = $1
@@ -209,6 +243,49 @@ func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
 		&i.Decision,
 		&i.Digest,
 		&i.ReusedFrom,
+	)
+	return i, err
+}
+
+const getJobRun = `-- name: GetJobRun :one
+SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = $1
+`
+
+type GetJobRunRow struct {
+	Job Job
+	Run Run
+}
+
+// A job with its run, as a lease hands them out.
+func (q *Queries) GetJobRun(ctx context.Context, id string) (GetJobRunRow, error) {
+	row := q.db.QueryRow(ctx, getJobRun, id)
+	var i GetJobRunRow
+	err := row.Scan(
+		&i.Job.ID,
+		&i.Job.RunID,
+		&i.Job.Name,
+		&i.Job.Position,
+		&i.Job.Spec,
+		&i.Job.State,
+		&i.Job.Reason,
+		&i.Job.Explain,
+		&i.Job.CreatedAt,
+		&i.Job.StartedAt,
+		&i.Job.FinishedAt,
+		&i.Job.Decision,
+		&i.Job.Digest,
+		&i.Job.ReusedFrom,
+		&i.Run.ID,
+		&i.Run.Repo,
+		&i.Run.Ref,
+		&i.Run.CommitSha,
+		&i.Run.Event,
+		&i.Run.Trusted,
+		&i.Run.State,
+		&i.Run.Reason,
+		&i.Run.CreatedAt,
+		&i.Run.StartedAt,
+		&i.Run.FinishedAt,
 	)
 	return i, err
 }
@@ -296,6 +373,40 @@ type InsertEventParams struct {
 
 func (q *Queries) InsertEvent(ctx context.Context, arg InsertEventParams) error {
 	_, err := q.db.Exec(ctx, insertEvent,
+		arg.At,
+		arg.Actor,
+		arg.Entity,
+		arg.EntityID,
+		arg.RunID,
+		arg.FromState,
+		arg.ToState,
+		arg.Reason,
+	)
+	return err
+}
+
+const insertEvents = `-- name: InsertEvents :exec
+INSERT INTO events (at, actor, entity, entity_id, run_id, from_state, to_state, reason)
+SELECT unnest($1::bigint[]), unnest($2::text[]), unnest($3::text[]),
+       unnest($4::text[]), unnest($5::text[]), unnest($6::text[]),
+       unnest($7::text[]), unnest($8::text[])
+`
+
+type InsertEventsParams struct {
+	At        []int64
+	Actor     []string
+	Entity    []string
+	EntityID  []string
+	RunID     []string
+	FromState []string
+	ToState   []string
+	Reason    []string
+}
+
+// A transaction's events in one statement, in the order they were made
+// (set-returning functions in a select list run in step, in order).
+func (q *Queries) InsertEvents(ctx context.Context, arg InsertEventsParams) error {
+	_, err := q.db.Exec(ctx, insertEvents,
 		arg.At,
 		arg.Actor,
 		arg.Entity,
@@ -660,16 +771,30 @@ func (q *Queries) ListRunEvents(ctx context.Context, runID string) ([]Event, err
 	return items, nil
 }
 
-const lockRun = `-- name: LockRun :exec
-SELECT id FROM runs WHERE id = $1 FOR UPDATE
+const lockRun = `-- name: LockRun :one
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at FROM runs WHERE id = $1 FOR UPDATE
 `
 
 // Serializes the transactions that settle one run's jobs: under READ
 // COMMITTED two of them could otherwise each miss the other's last job
-// and leave the run running.
-func (q *Queries) LockRun(ctx context.Context, id string) error {
-	_, err := q.db.Exec(ctx, lockRun, id)
-	return err
+// and leave the run running. It returns the run as it is once locked.
+func (q *Queries) LockRun(ctx context.Context, id string) (Run, error) {
+	row := q.db.QueryRow(ctx, lockRun, id)
+	var i Run
+	err := row.Scan(
+		&i.ID,
+		&i.Repo,
+		&i.Ref,
+		&i.CommitSha,
+		&i.Event,
+		&i.Trusted,
+		&i.State,
+		&i.Reason,
+		&i.CreatedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+	)
+	return i, err
 }
 
 const setAttemptState = `-- name: SetAttemptState :execrows

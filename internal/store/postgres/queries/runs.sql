@@ -121,10 +121,13 @@ INSERT INTO attempt_labels (attempt_id, label) VALUES ($1, $2);
 WITH next AS (
     SELECT a.id FROM attempts a
     WHERE a.state = 'queued'
-      AND NOT EXISTS (
-          SELECT 1 FROM attempt_labels l
+      -- A scalar subquery, not NOT EXISTS: the planner turns the latter
+      -- into an anti-join that reads every label ever stored, where this
+      -- probes the primary key for each attempt at the queue's head.
+      AND (
+          SELECT COUNT(*) FROM attempt_labels l
           WHERE l.attempt_id = a.id AND l.label <> ALL (sqlc.arg(labels)::text[])
-      )
+      ) = 0
     ORDER BY a.queued_at, a.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -139,12 +142,29 @@ FROM next
 WHERE attempts.id = next.id
 RETURNING attempts.*;
 
--- name: LockRun :exec
+-- name: LockRun :one
 -- Serializes the transactions that settle one run's jobs: under READ
 -- COMMITTED two of them could otherwise each miss the other's last job
--- and leave the run running.
-SELECT id FROM runs WHERE id = $1 FOR UPDATE;
+-- and leave the run running. It returns the run as it is once locked.
+SELECT * FROM runs WHERE id = $1 FOR UPDATE;
 
 -- name: ListJobStates :many
 -- The jobs' states without their specs, for deciding whether a run ended.
 SELECT id, name, state, reason FROM jobs WHERE run_id = $1 ORDER BY position;
+
+-- name: CountJobStates :many
+-- How many of a run's jobs are in each state: enough to tell whether any
+-- job waits on its needs or the run has ended, without reading the jobs.
+SELECT state, COUNT(*) AS jobs FROM jobs WHERE run_id = $1 GROUP BY state;
+
+-- name: GetJobRun :one
+-- A job with its run, as a lease hands them out.
+SELECT sqlc.embed(jobs), sqlc.embed(runs) FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = $1;
+
+-- name: InsertEvents :exec
+-- A transaction's events in one statement, in the order they were made
+-- (set-returning functions in a select list run in step, in order).
+INSERT INTO events (at, actor, entity, entity_id, run_id, from_state, to_state, reason)
+SELECT unnest(sqlc.arg(at)::bigint[]), unnest(sqlc.arg(actor)::text[]), unnest(sqlc.arg(entity)::text[]),
+       unnest(sqlc.arg(entity_id)::text[]), unnest(sqlc.arg(run_id)::text[]), unnest(sqlc.arg(from_state)::text[]),
+       unnest(sqlc.arg(to_state)::text[]), unnest(sqlc.arg(reason)::text[]);

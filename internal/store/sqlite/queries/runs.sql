@@ -136,3 +136,12 @@ RETURNING *;
 -- name: ListJobStates :many
 -- The jobs' states without their specs, for deciding whether a run ended.
 SELECT id, name, state, reason FROM jobs WHERE run_id = ? ORDER BY position;
+
+-- name: CountJobStates :many
+-- How many of a run's jobs are in each state: enough to tell whether any
+-- job waits on its needs or the run has ended, without reading the jobs.
+SELECT state, COUNT(*) AS jobs FROM jobs WHERE run_id = ? GROUP BY state;
+
+-- name: GetJobRun :one
+-- A job with its run, as a lease hands them out.
+SELECT sqlc.embed(jobs), sqlc.embed(runs) FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = ?;

@@ -138,6 +138,40 @@ func (q *Queries) ClaimRunAttempt(ctx context.Context, arg ClaimRunAttemptParams
 	return i, err
 }
 
+const countJobStates = `-- name: CountJobStates :many
+SELECT state, COUNT(*) AS jobs FROM jobs WHERE run_id = ? GROUP BY state
+`
+
+type CountJobStatesRow struct {
+	State string
+	Jobs  int64
+}
+
+// How many of a run's jobs are in each state: enough to tell whether any
+// job waits on its needs or the run has ended, without reading the jobs.
+func (q *Queries) CountJobStates(ctx context.Context, runID string) ([]CountJobStatesRow, error) {
+	rows, err := q.db.QueryContext(ctx, countJobStates, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []CountJobStatesRow{}
+	for rows.Next() {
+		var i CountJobStatesRow
+		if err := rows.Scan(&i.State, &i.Jobs); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const extendLease = `-- name: ExtendLease :execrows
 UPDATE attempts
 SET lease_expires_at = ?1
@@ -211,6 +245,49 @@ func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
 		&i.Decision,
 		&i.Digest,
 		&i.ReusedFrom,
+	)
+	return i, err
+}
+
+const getJobRun = `-- name: GetJobRun :one
+SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs."explain", jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = ?
+`
+
+type GetJobRunRow struct {
+	Job Job
+	Run Run
+}
+
+// A job with its run, as a lease hands them out.
+func (q *Queries) GetJobRun(ctx context.Context, id string) (GetJobRunRow, error) {
+	row := q.db.QueryRowContext(ctx, getJobRun, id)
+	var i GetJobRunRow
+	err := row.Scan(
+		&i.Job.ID,
+		&i.Job.RunID,
+		&i.Job.Name,
+		&i.Job.Position,
+		&i.Job.Spec,
+		&i.Job.State,
+		&i.Job.Reason,
+		&i.Job.Explain,
+		&i.Job.CreatedAt,
+		&i.Job.StartedAt,
+		&i.Job.FinishedAt,
+		&i.Job.Decision,
+		&i.Job.Digest,
+		&i.Job.ReusedFrom,
+		&i.Run.ID,
+		&i.Run.Repo,
+		&i.Run.Ref,
+		&i.Run.CommitSha,
+		&i.Run.Event,
+		&i.Run.Trusted,
+		&i.Run.State,
+		&i.Run.Reason,
+		&i.Run.CreatedAt,
+		&i.Run.StartedAt,
+		&i.Run.FinishedAt,
 	)
 	return i, err
 }

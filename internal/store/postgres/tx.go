@@ -1,0 +1,174 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/store/postgres/pgdb"
+)
+
+// tx is one read-committed write transaction on a pooled connection that
+// spends as few round trips as it can: BEGIN travels with the first
+// statement, and the events rows, which nothing reads back within the
+// transaction, travel with COMMIT as one statement. A transaction of k
+// statements costs k round trips plus one, where pgx.Tx costs k plus two
+// plus one per event.
+type tx struct {
+	conn   *pgxpool.Conn
+	begun  bool
+	events []core.Event // written with COMMIT
+}
+
+var _ interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
+} = (*tx)(nil)
+
+// first sends BEGIN and the transaction's first statement together and
+// returns the batch positioned on that statement's result.
+func (t *tx) first(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue(sql, args...)
+	t.begun = true
+	br := t.conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return br, nil
+}
+
+// Exec runs a statement in the transaction.
+func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.begun {
+		return t.conn.Exec(ctx, sql, args...)
+	}
+	br, err := t.first(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+// Query runs a query in the transaction.
+func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if t.begun {
+		return t.conn.Query(ctx, sql, args...)
+	}
+	br, err := t.first(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+// QueryRow runs a one-row query in the transaction.
+func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if t.begun {
+		return t.conn.QueryRow(ctx, sql, args...)
+	}
+	br, err := t.first(ctx, sql, args)
+	if err != nil {
+		return errRow{err}
+	}
+	return batchRow{br: br}
+}
+
+// commit sends the events and COMMIT in one round trip.
+func (t *tx) commit(ctx context.Context) error {
+	if !t.begun && len(t.events) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	n := 0
+	if len(t.events) > 0 {
+		if err := pgdb.New(deferred{b}).InsertEvents(ctx, insertEvents(t.events)); err != nil {
+			return err
+		}
+		n++
+	}
+	if t.begun {
+		b.Queue("commit")
+	}
+	br := t.conn.SendBatch(ctx, b)
+	var err error
+	for i := 0; i < n && err == nil; i++ {
+		_, err = br.Exec()
+	}
+	if err == nil && t.begun {
+		var tag pgconn.CommandTag
+		// A transaction that failed earlier answers COMMIT with ROLLBACK.
+		if tag, err = br.Exec(); err == nil && tag.String() != "COMMIT" {
+			err = fmt.Errorf("transaction rolled back (%s)", tag)
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// rollback ends a transaction that will not commit. It is best effort:
+// a connection released in a transaction is closed by the pool.
+func (t *tx) rollback(ctx context.Context) {
+	if t.begun && ctx.Err() == nil {
+		_, _ = t.conn.Exec(ctx, "rollback")
+	}
+}
+
+// deferred queues statements on a batch; they return nothing.
+type deferred struct{ b *pgx.Batch }
+
+func (d deferred) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	d.b.Queue(sql, args...)
+	return pgconn.CommandTag{}, nil
+}
+
+var errDeferred = errors.New("postgres: a deferred statement returns no rows")
+
+func (d deferred) Query(context.Context, string, ...any) (pgx.Rows, error) { return nil, errDeferred }
+
+func (d deferred) QueryRow(context.Context, string, ...any) pgx.Row { return errRow{errDeferred} }
+
+// batchRow is the first statement's row; scanning it ends the batch.
+type batchRow struct{ br pgx.BatchResults }
+
+func (r batchRow) Scan(dest ...any) error {
+	err := r.br.QueryRow().Scan(dest...)
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// batchRows are the first statement's rows; closing them ends the batch.
+type batchRows struct {
+	pgx.Rows
+	br pgx.BatchResults
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	_ = r.br.Close()
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
