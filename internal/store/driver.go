@@ -47,6 +47,8 @@ type Queries interface {
 	// GetJobRun reads a job and its run.
 	GetJobRun(ctx context.Context, jobID string) (core.Job, core.Run, error)
 
+	// InsertAttempt records a new attempt with what claims match its
+	// labels against (MatchLabels).
 	InsertAttempt(ctx context.Context, a core.Attempt) error
 	GetAttempt(ctx context.Context, id string) (core.Attempt, error)
 	ListAttempts(ctx context.Context, runID string) ([]core.Attempt, error)
@@ -59,7 +61,6 @@ type Queries interface {
 	// ClaimAttempt leases the oldest queued attempt of any run whose
 	// labels are all among c.Labels, or returns core.KindNotFound.
 	ClaimAttempt(ctx context.Context, c ClaimRow) (core.Attempt, error)
-	InsertAttemptLabel(ctx context.Context, attemptID, label string) error
 	ExtendLease(ctx context.Context, id, token string, expires time.Time) (bool, error)
 	ListExpiredLeases(ctx context.Context, now time.Time, limit int) ([]core.Attempt, error)
 

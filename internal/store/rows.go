@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/deltaci/deltaci/internal/core"
@@ -177,4 +178,16 @@ func (r specRecord) spec() core.JobSpec {
 		RunsOn: r.RunsOn, Sandbox: core.Sandbox{Network: r.Network}, Reuse: r.Reuse,
 		Branches: r.Branches, Events: r.Events,
 	}
+}
+
+// MatchLabels are the labels a runner must have to lease an attempt that
+// asks for labels: each once, without empty ones.
+func MatchLabels(labels []string) []string {
+	out := make([]string, 0, len(labels))
+	for _, l := range labels {
+		if l != "" && !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -152,16 +152,6 @@ func (tx *Tx) EnqueueAttempt(ctx context.Context, j core.Job) (core.Attempt, err
 	if err := tx.q.InsertAttempt(ctx, a); err != nil {
 		return core.Attempt{}, err
 	}
-	seen := map[string]bool{}
-	for _, l := range a.Labels {
-		if l == "" || seen[l] {
-			continue
-		}
-		seen[l] = true
-		if err := tx.q.InsertAttemptLabel(ctx, a.ID, l); err != nil {
-			return core.Attempt{}, err
-		}
-	}
 	return a, tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, "", string(a.State), "")
 }
 

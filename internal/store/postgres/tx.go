@@ -22,7 +22,9 @@ import (
 type tx struct {
 	conn   *pgxpool.Conn
 	begun  bool
+	setup  []string     // SET LOCAL statements sent with BEGIN
 	events []core.Event // written with COMMIT
+	notify bool         // wake the queue's listeners, with COMMIT
 }
 
 var _ interface {
@@ -36,14 +38,30 @@ var _ interface {
 func (t *tx) first(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
 	b.Queue("begin")
+	for _, s := range t.setup {
+		b.Queue(s)
+	}
 	b.Queue(sql, args...)
 	t.begun = true
 	br := t.conn.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return nil, err
+	for range 1 + len(t.setup) {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return nil, err
+		}
 	}
 	return br, nil
+}
+
+// set applies a SET LOCAL statement to the transaction: with BEGIN when
+// it has not begun, at once otherwise.
+func (t *tx) set(ctx context.Context, stmt string) error {
+	if !t.begun {
+		t.setup = append(t.setup, stmt)
+		return nil
+	}
+	_, err := t.conn.Exec(ctx, stmt)
+	return err
 }
 
 // Exec runs a statement in the transaction.
@@ -93,13 +111,20 @@ func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 
 // commit sends the events and COMMIT in one round trip.
 func (t *tx) commit(ctx context.Context) error {
-	if !t.begun && len(t.events) == 0 {
+	if !t.begun && len(t.events) == 0 && !t.notify {
 		return nil
 	}
 	b := &pgx.Batch{}
+	q := pgdb.New(deferred{b})
 	n := 0
 	if len(t.events) > 0 {
-		if err := pgdb.New(deferred{b}).InsertEvents(ctx, insertEvents(t.events)); err != nil {
+		if err := q.InsertEvents(ctx, insertEvents(t.events)); err != nil {
+			return err
+		}
+		n++
+	}
+	if t.notify {
+		if err := q.NotifyQueue(ctx); err != nil {
 			return err
 		}
 		n++
@@ -133,7 +158,7 @@ func (t *tx) rollback(ctx context.Context) {
 	}
 }
 
-// deferred queues statements on a batch; they return nothing.
+// deferred queues statements on a batch; their results are not read.
 type deferred struct{ b *pgx.Batch }
 
 func (d deferred) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {

@@ -130,10 +130,21 @@ func (x queries) InsertAttempt(ctx context.Context, a core.Attempt) error {
 	if err != nil {
 		return err
 	}
-	return mapErr("insert attempt", x.q.InsertAttempt(ctx, sqlitedb.InsertAttemptParams{
+	err = x.q.InsertAttempt(ctx, sqlitedb.InsertAttemptParams{
 		ID: a.ID, JobID: a.JobID, RunID: a.RunID, Number: int64(a.Number), State: string(a.State),
 		Labels: labels, QueuedAt: store.Millis(a.QueuedAt),
-	}))
+	})
+	if err != nil {
+		return mapErr("insert attempt", err)
+	}
+	// One row per label, which the claim's NOT EXISTS probes by key.
+	for _, l := range store.MatchLabels(a.Labels) {
+		err := x.q.InsertAttemptLabel(ctx, sqlitedb.InsertAttemptLabelParams{AttemptID: a.ID, Label: l})
+		if err != nil {
+			return mapErr("insert attempt label", err)
+		}
+	}
+	return nil
 }
 
 func attemptFromRow(row sqlitedb.Attempt) (core.Attempt, error) {
@@ -213,10 +224,6 @@ func (x queries) ClaimAttempt(ctx context.Context, c store.ClaimRow) (core.Attem
 		return core.Attempt{}, mapErr("claim attempt", err)
 	}
 	return attemptFromRow(row)
-}
-
-func (x queries) InsertAttemptLabel(ctx context.Context, attemptID, label string) error {
-	return mapErr("insert attempt label", x.q.InsertAttemptLabel(ctx, sqlitedb.InsertAttemptLabelParams{AttemptID: attemptID, Label: label}))
 }
 
 func (x queries) ExtendLease(ctx context.Context, id, token string, expires time.Time) (bool, error) {

@@ -26,11 +26,7 @@ type Attempt struct {
 	FinishedAt     pgtype.Int8
 	LogLength      int64
 	LogDigest      string
-}
-
-type AttemptLabel struct {
-	AttemptID string
-	Label     string
+	LabelSet       []string
 }
 
 type Event struct {

@@ -15,13 +15,7 @@ const claimAttempt = `-- name: ClaimAttempt :one
 WITH next AS (
     SELECT a.id FROM attempts a
     WHERE a.state = 'queued'
-      -- A scalar subquery, not NOT EXISTS: the planner turns the latter
-      -- into an anti-join that reads every label ever stored, where this
-      -- probes the primary key for each attempt at the queue's head.
-      AND (
-          SELECT COUNT(*) FROM attempt_labels l
-          WHERE l.attempt_id = a.id AND l.label <> ALL ($5::text[])
-      ) = 0
+      AND a.label_set <@ $5::text[]
     ORDER BY a.queued_at, a.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -34,7 +28,7 @@ SET state = 'leased',
     lease_expires_at = $4
 FROM next
 WHERE attempts.id = next.id
-RETURNING attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest
+RETURNING attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set
 `
 
 type ClaimAttemptParams struct {
@@ -75,6 +69,7 @@ func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (Att
 		&i.FinishedAt,
 		&i.LogLength,
 		&i.LogDigest,
+		&i.LabelSet,
 	)
 	return i, err
 }
@@ -95,7 +90,7 @@ SET state = 'leased',
     lease_expires_at = $4
 FROM next
 WHERE attempts.id = next.id
-RETURNING attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest
+RETURNING attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set
 `
 
 type ClaimRunAttemptParams struct {
@@ -135,6 +130,7 @@ func (q *Queries) ClaimRunAttempt(ctx context.Context, arg ClaimRunAttemptParams
 		&i.FinishedAt,
 		&i.LogLength,
 		&i.LogDigest,
+		&i.LabelSet,
 	)
 	return i, err
 }
@@ -193,7 +189,7 @@ func (q *Queries) ExtendLease(ctx context.Context, arg ExtendLeaseParams) (int64
 }
 
 const getAttempt = `-- name: GetAttempt :one
-SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest FROM attempts WHERE id = $1
+SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest, label_set FROM attempts WHERE id = $1
 `
 
 func (q *Queries) GetAttempt(ctx context.Context, id string) (Attempt, error) {
@@ -217,6 +213,7 @@ func (q *Queries) GetAttempt(ctx context.Context, id string) (Attempt, error) {
 		&i.FinishedAt,
 		&i.LogLength,
 		&i.LogDigest,
+		&i.LabelSet,
 	)
 	return i, err
 }
@@ -314,8 +311,8 @@ func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
 }
 
 const insertAttempt = `-- name: InsertAttempt :exec
-INSERT INTO attempts (id, job_id, run_id, number, state, labels, queued_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO attempts (id, job_id, run_id, number, state, labels, queued_at, label_set)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text[])
 `
 
 type InsertAttemptParams struct {
@@ -326,6 +323,7 @@ type InsertAttemptParams struct {
 	State    string
 	Labels   string
 	QueuedAt int64
+	LabelSet []string
 }
 
 func (q *Queries) InsertAttempt(ctx context.Context, arg InsertAttemptParams) error {
@@ -337,21 +335,8 @@ func (q *Queries) InsertAttempt(ctx context.Context, arg InsertAttemptParams) er
 		arg.State,
 		arg.Labels,
 		arg.QueuedAt,
+		arg.LabelSet,
 	)
-	return err
-}
-
-const insertAttemptLabel = `-- name: InsertAttemptLabel :exec
-INSERT INTO attempt_labels (attempt_id, label) VALUES ($1, $2)
-`
-
-type InsertAttemptLabelParams struct {
-	AttemptID string
-	Label     string
-}
-
-func (q *Queries) InsertAttemptLabel(ctx context.Context, arg InsertAttemptLabelParams) error {
-	_, err := q.db.Exec(ctx, insertAttemptLabel, arg.AttemptID, arg.Label)
 	return err
 }
 
@@ -528,7 +513,7 @@ func (q *Queries) ListActiveRuns(ctx context.Context) ([]Run, error) {
 }
 
 const listAttempts = `-- name: ListAttempts :many
-SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest FROM attempts WHERE run_id = $1 ORDER BY queued_at, number, id
+SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest, label_set FROM attempts WHERE run_id = $1 ORDER BY queued_at, number, id
 `
 
 func (q *Queries) ListAttempts(ctx context.Context, runID string) ([]Attempt, error) {
@@ -558,6 +543,7 @@ func (q *Queries) ListAttempts(ctx context.Context, runID string) ([]Attempt, er
 			&i.FinishedAt,
 			&i.LogLength,
 			&i.LogDigest,
+			&i.LabelSet,
 		); err != nil {
 			return nil, err
 		}
@@ -570,7 +556,7 @@ func (q *Queries) ListAttempts(ctx context.Context, runID string) ([]Attempt, er
 }
 
 const listExpiredLeases = `-- name: ListExpiredLeases :many
-SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest FROM attempts
+SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest, label_set FROM attempts
 WHERE state IN ('leased', 'running') AND lease_expires_at < $1
 ORDER BY lease_expires_at
 LIMIT $2
@@ -608,6 +594,7 @@ func (q *Queries) ListExpiredLeases(ctx context.Context, arg ListExpiredLeasesPa
 			&i.FinishedAt,
 			&i.LogLength,
 			&i.LogDigest,
+			&i.LabelSet,
 		); err != nil {
 			return nil, err
 		}
@@ -620,7 +607,7 @@ func (q *Queries) ListExpiredLeases(ctx context.Context, arg ListExpiredLeasesPa
 }
 
 const listJobAttempts = `-- name: ListJobAttempts :many
-SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest FROM attempts WHERE job_id = $1 ORDER BY number
+SELECT id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest, label_set FROM attempts WHERE job_id = $1 ORDER BY number
 `
 
 func (q *Queries) ListJobAttempts(ctx context.Context, jobID string) ([]Attempt, error) {
@@ -650,6 +637,7 @@ func (q *Queries) ListJobAttempts(ctx context.Context, jobID string) ([]Attempt,
 			&i.FinishedAt,
 			&i.LogLength,
 			&i.LogDigest,
+			&i.LabelSet,
 		); err != nil {
 			return nil, err
 		}

@@ -32,8 +32,8 @@ SET state = sqlc.arg(to_state),
 WHERE id = sqlc.arg(id) AND state = sqlc.arg(from_state);
 
 -- name: InsertAttempt :exec
-INSERT INTO attempts (id, job_id, run_id, number, state, labels, queued_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
+INSERT INTO attempts (id, job_id, run_id, number, state, labels, queued_at, label_set)
+VALUES ($1, $2, $3, $4, $5, $6, $7, sqlc.arg(label_set)::text[]);
 
 -- name: GetAttempt :one
 SELECT * FROM attempts WHERE id = $1;
@@ -111,9 +111,6 @@ SELECT * FROM runs
 WHERE state IN ('queued', 'planning', 'running', 'canceling')
 ORDER BY created_at, id;
 
--- name: InsertAttemptLabel :exec
-INSERT INTO attempt_labels (attempt_id, label) VALUES ($1, $2);
-
 -- name: ClaimAttempt :one
 -- Leases the oldest queued attempt, of any run, whose every label the
 -- runner has. SKIP LOCKED lets concurrent claimers pass over rows another
@@ -121,13 +118,7 @@ INSERT INTO attempt_labels (attempt_id, label) VALUES ($1, $2);
 WITH next AS (
     SELECT a.id FROM attempts a
     WHERE a.state = 'queued'
-      -- A scalar subquery, not NOT EXISTS: the planner turns the latter
-      -- into an anti-join that reads every label ever stored, where this
-      -- probes the primary key for each attempt at the queue's head.
-      AND (
-          SELECT COUNT(*) FROM attempt_labels l
-          WHERE l.attempt_id = a.id AND l.label <> ALL (sqlc.arg(labels)::text[])
-      ) = 0
+      AND a.label_set <@ sqlc.arg(labels)::text[]
     ORDER BY a.queued_at, a.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED

@@ -1,6 +1,5 @@
 -- +goose Up
--- The queue in the order claims take it, holding only queued attempts, so
--- that a claim reads the head of the queue instead of sorting it.
+-- The queue in the order claims take it, holding only queued attempts.
 CREATE INDEX attempts_queued ON attempts (queued_at, id) WHERE state = 'queued';
 -- The leases the reaper looks at, without the ended attempts.
 CREATE INDEX attempts_leases ON attempts (lease_expires_at) WHERE state IN ('leased', 'running');
