@@ -62,6 +62,20 @@ func (s *Server) attemptReader(r *http.Request, attemptID string) error {
 	return core.E(core.KindUnauthorized, "read log", "send an API token, or the runner's session or job token")
 }
 
+// sessionRunner admits a runner's session token and returns the runner's
+// id; the write's fence then checks the attempt is leased to it.
+func (s *Server) sessionRunner(r *http.Request) (string, error) {
+	tok := bearer(r)
+	if tok == "" {
+		return "", core.E(core.KindUnauthorized, "attempt write", "send the runner session token as Authorization: Bearer")
+	}
+	c, err := s.cfg.Keys.Verify(tok, auth.AudienceRunner)
+	if err != nil {
+		return "", err
+	}
+	return c.Subject, nil
+}
+
 // attemptWriter admits a runner write on an attempt: the runner's session
 // token or, where jobToken is set, the attempt's job token. It returns the
 // runner id and, when it had to read it (a session token), the attempt. A

@@ -231,7 +231,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
-	runnerID, a, err := s.attemptWriter(r, r.PathValue("id"), false)
+	runnerID, err := s.sessionRunner(r)
 	if err != nil {
 		return err
 	}
@@ -239,11 +239,11 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if a.State == core.AttemptRunning && a.LeaseToken == f.LeaseToken {
-		w.WriteHeader(http.StatusNoContent) // started already: a retried request
-		return nil
-	}
-	if err := s.orch.StartAttempt(r.Context(), runnerID, *a, f); err != nil {
+	f.RunnerID = runnerID
+	// A start moves a leased attempt: the fenced update checks it all, and
+	// reads the attempt only when it does not apply.
+	seen := core.Attempt{ID: f.AttemptID, LeaseToken: f.LeaseToken, State: core.AttemptLeased, RunnerID: runnerID}
+	if err := s.orch.StartAttempt(r.Context(), runnerID, seen, f); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -268,7 +268,7 @@ func (s *Server) release(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	runnerID, cur, err := s.attemptWriter(r, id, false)
+	runnerID, err := s.sessionRunner(r)
 	if err != nil {
 		return err
 	}
@@ -296,56 +296,58 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 		return core.E(core.KindInvalid, "complete", "exit_code must be 0 to 255, got %d", *req.ExitCode)
 	}
 	ctx := r.Context()
-	f := store.Fence{AttemptID: id, LeaseToken: req.LeaseToken}
-	a := *cur
-	if a.LeaseToken != f.LeaseToken {
-		return core.E(core.KindLeaseLost, "complete", "attempt %s: lease is no longer held", id)
-	}
-	if a.State == st {
-		// A retried completion whose answer was lost: the same answer.
-		writeJSON(w, http.StatusOK, protocol.CompleteResponse{AttemptID: id, State: st})
-		return nil
-	}
-	if a.State.Terminal() {
-		// Ended otherwise (reaped as lost, say): nothing of this report is kept.
-		return core.E(core.KindLeaseLost, "complete", "attempt %s already ended %s", id, a.State)
-	}
-	// An illegal move (a success never started) is refused before the
-	// outputs are recorded, so a refused report leaves nothing behind.
-	if err := core.CheckAttempt(a.State, st); err != nil {
-		return fmt.Errorf("complete attempt %s: %w", id, err)
-	}
+	f := store.Fence{AttemptID: id, LeaseToken: req.LeaseToken, RunnerID: runnerID}
 	out := orchestrator.Outcome{State: st, Reason: req.Reason, ExitCode: req.ExitCode}
 	if st != core.AttemptSucceeded {
-		// Nothing to record in the artifact store: the outcome alone.
-		if err := s.orch.CompleteAttempt(ctx, runnerID, a, f, out); err != nil {
+		// Nothing to record in the artifact store: the outcome alone,
+		// which CompleteAttempt checks against the attempt it reads.
+		if err := s.orch.CompleteAttempt(ctx, runnerID, core.Attempt{}, f, out); err != nil {
 			return err
 		}
 		return s.completed(w, id, st, req.Reason)
 	}
 	var (
+		a       core.Attempt
 		j       core.Job
 		run     core.Run
 		outputs digest.Digest
 	)
 	if req.OutputsManifest == "" {
 		// Checked in the completion's transaction, which reads the job.
-		out.Accept = func(jj core.Job) error {
+		out.Accept = func(aa core.Attempt, jj core.Job) error {
 			if len(jj.Spec.Outputs) > 0 {
 				return core.E(core.KindInvalid, "complete", "outputs_manifest is required for a success of a job with outputs (an empty manifest when none matched)")
 			}
-			j = jj
+			a, j = aa, jj
 			return nil
 		}
 	} else {
 		if outputs, err = digest.Parse(req.OutputsManifest); err != nil {
 			return core.Wrap(core.KindInvalid, "complete: outputs_manifest", err)
 		}
+		// The outputs are recorded before the completion, so that the
+		// dependents it queues find them: only for a completion that
+		// stands a chance, so that a refused one leaves nothing behind.
+		if a, err = s.st.Attempt(ctx, id); err != nil {
+			return err
+		}
+		if a.RunnerID != runnerID || a.LeaseToken != f.LeaseToken {
+			return core.E(core.KindLeaseLost, "complete", "attempt %s: lease is no longer held", id)
+		}
+		if a.State == st {
+			// A retried completion whose answer was lost: the same answer.
+			writeJSON(w, http.StatusOK, protocol.CompleteResponse{AttemptID: id, State: st})
+			return nil
+		}
+		if a.State.Terminal() {
+			return core.E(core.KindLeaseLost, "complete", "attempt %s already ended %s", id, a.State)
+		}
+		if err := core.CheckAttempt(a.State, st); err != nil {
+			return fmt.Errorf("complete attempt %s: %w", id, err)
+		}
 		if j, run, err = s.st.JobRun(ctx, a.JobID); err != nil {
 			return err
 		}
-		// The attempt's own outputs first, so that dependents queued by
-		// the completion find them.
 		if err := s.results(run).RecordOutputs(ctx, a, j, outputs); err != nil {
 			return err
 		}

@@ -237,12 +237,20 @@ func (o *Orchestrator) Lease(ctx context.Context, runID, runnerID string, ttl ti
 }
 
 // StartAttempt records that the lease holder began executing: the attempt
-// becomes running and so does its job. Stale leases get core.KindLeaseLost.
-// seen is the attempt as the caller last read it, or the zero Attempt: it
-// saves a read when still current and is never trusted.
+// becomes running and so does its job. Stale leases get core.KindLeaseLost;
+// a start sent again (its answer was lost) succeeds and changes nothing.
+// seen is the attempt as the caller last knew it (at least its ID, lease
+// token and state), or the zero Attempt: it saves a read when current and
+// is never trusted.
 func (o *Orchestrator) StartAttempt(ctx context.Context, runnerID string, seen core.Attempt, f store.Fence) error {
 	return o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
 		a, err := tx.MoveLeasedSeen(ctx, seen, f, core.AttemptRunning, "", nil)
+		if k := core.KindOf(err); k == core.KindLeaseLost || k == core.KindConflict {
+			if cur, rerr := tx.Attempt(ctx, f.AttemptID); rerr == nil && cur.State == core.AttemptRunning &&
+				cur.LeaseToken == f.LeaseToken && (f.RunnerID == "" || cur.RunnerID == f.RunnerID) {
+				return nil
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -275,9 +283,10 @@ type Outcome struct {
 	State    core.AttemptState // a terminal attempt state
 	Reason   core.Reason
 	ExitCode *int
-	// Accept, when set, sees the attempt's job before anything is
-	// written; an error refuses the completion.
-	Accept func(core.Job) error
+	// Accept, when set, sees the attempt as completed and its job before
+	// the completion commits; an error refuses it and nothing of it is
+	// written.
+	Accept func(core.Attempt, core.Job) error
 }
 
 // CompleteAttempt records an attempt's outcome, retries it per the job's
@@ -297,37 +306,43 @@ func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, see
 		runID    string
 		jobEnded bool
 	)
+	// A runner that lost our answer sends the same completion again: same
+	// lease, same outcome, already recorded. It gets the same answer.
+	repeated := func(cur core.Attempt) bool {
+		return cur.State.Terminal() && cur.LeaseToken == f.LeaseToken && cur.State == out.State &&
+			(f.RunnerID == "" || cur.RunnerID == f.RunnerID)
+	}
 	err := o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
-		if seen.ID != f.AttemptID {
-			var err error
-			if seen, err = tx.Attempt(ctx, f.AttemptID); err != nil {
-				return err
-			}
-		}
 		// The job's spec never changes, and its state only through its
 		// own attempts while one is out: it may be read before the run's
-		// lock, which settle takes as late as it can.
-		j, err := tx.Job(ctx, seen.JobID)
-		if err != nil {
-			return err
-		}
-		if out.Accept != nil {
-			if err := out.Accept(j); err != nil {
+		// lock, which settle takes only when it must.
+		var j core.Job
+		var err error
+		if seen.ID != f.AttemptID {
+			if seen, j, err = tx.AttemptJob(ctx, f.AttemptID); err != nil {
 				return err
 			}
+			if repeated(seen) {
+				return nil
+			}
+		} else if j, err = tx.Job(ctx, seen.JobID); err != nil {
+			return err
 		}
 		a, err := tx.MoveLeasedSeen(ctx, seen, f, out.State, out.Reason, out.ExitCode)
 		if core.KindOf(err) == core.KindLeaseLost {
-			// A runner that lost our answer sends the same completion
-			// again: same lease, same outcome, already recorded. Answer
-			// it the same.
-			if cur, rerr := tx.Attempt(ctx, f.AttemptID); rerr == nil &&
-				cur.State.Terminal() && cur.LeaseToken == f.LeaseToken && cur.State == out.State {
+			if cur, rerr := tx.Attempt(ctx, f.AttemptID); rerr == nil && repeated(cur) {
 				return nil
 			}
 		}
 		if err != nil {
 			return err
+		}
+		// After the fence, so that a stale runner hears that first; a
+		// refusal rolls the move back.
+		if out.Accept != nil {
+			if err := out.Accept(a, j); err != nil {
+				return err
+			}
 		}
 		runID = a.RunID
 		jobEnded, err = o.settle(ctx, tx, a, j, nil)

@@ -54,7 +54,11 @@ type Queries interface {
 	ListAttempts(ctx context.Context, runID string) ([]core.Attempt, error)
 	ListJobAttempts(ctx context.Context, jobID string) ([]core.Attempt, error)
 	SetAttemptState(ctx context.Context, m AttemptMove) (bool, error)
-	SetFencedAttemptState(ctx context.Context, m AttemptMove) (bool, error)
+	// SetFencedAttemptState moves an attempt for its lease holder and
+	// returns the row as moved, or false when the fence did not match.
+	SetFencedAttemptState(ctx context.Context, m AttemptMove) (core.Attempt, bool, error)
+	// GetAttemptJob reads an attempt and its job.
+	GetAttemptJob(ctx context.Context, attemptID string) (core.Attempt, core.Job, error)
 	// ClaimRunAttempt leases the oldest queued attempt of a run, or returns
 	// a core.KindNotFound error when none is queued.
 	ClaimRunAttempt(ctx context.Context, c ClaimRow) (core.Attempt, error)
@@ -123,10 +127,12 @@ type JobMove struct {
 }
 
 // AttemptMove is one conditional attempt update. LeaseToken is required for
-// SetFencedAttemptState and ignored by SetAttemptState.
+// SetFencedAttemptState and ignored by SetAttemptState, as is RunnerID,
+// which SetFencedAttemptState also requires when set.
 type AttemptMove struct {
 	ID         string
 	LeaseToken string
+	RunnerID   string
 	From, To   core.AttemptState
 	Reason     core.Reason
 	ExitCode   *int

@@ -47,6 +47,11 @@ func (tx *Tx) Jobs(ctx context.Context, runID string) ([]core.Job, error) {
 	return tx.q.ListJobs(ctx, runID)
 }
 
+// AttemptJob reads an attempt and its job inside the transaction.
+func (tx *Tx) AttemptJob(ctx context.Context, id string) (core.Attempt, core.Job, error) {
+	return tx.q.GetAttemptJob(ctx, id)
+}
+
 // Attempt reads an attempt inside the transaction.
 func (tx *Tx) Attempt(ctx context.Context, id string) (core.Attempt, error) {
 	return tx.q.GetAttempt(ctx, id)
@@ -179,10 +184,12 @@ func (tx *Tx) MoveAttempt(ctx context.Context, a core.Attempt, to core.AttemptSt
 	return tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, string(a.State), string(to), reason)
 }
 
-// Fence identifies a lease holder's write.
+// Fence identifies a lease holder's write. With RunnerID set, the write
+// also requires the attempt to be leased to that runner.
 type Fence struct {
 	AttemptID  string
 	LeaseToken string
+	RunnerID   string
 }
 
 // MoveLeased moves an attempt on behalf of its lease holder. It returns
@@ -216,42 +223,30 @@ func (tx *Tx) MoveLeasedFrom(ctx context.Context, a core.Attempt, f Fence, to co
 	if a.ID != f.AttemptID {
 		return core.Attempt{}, core.E(core.KindInternal, "move attempt", "attempt %s read for a fence of %s", a.ID, f.AttemptID)
 	}
+	if f.RunnerID != "" && a.RunnerID != f.RunnerID {
+		return core.Attempt{}, core.E(core.KindLeaseLost, "move attempt", "attempt %s is not leased to runner %s", a.ID, f.RunnerID)
+	}
 	if a.LeaseToken != f.LeaseToken || (a.State != core.AttemptLeased && a.State != core.AttemptRunning) {
 		return core.Attempt{}, core.E(core.KindLeaseLost, "move attempt", "attempt %s: lease is no longer held (state %s)", a.ID, a.State)
 	}
 	if err := core.CheckAttempt(a.State, to); err != nil {
 		return core.Attempt{}, fmt.Errorf("attempt %s: %w", a.ID, err)
 	}
-	m := AttemptMove{ID: a.ID, LeaseToken: f.LeaseToken, From: a.State, To: to, Reason: reason, ExitCode: exitCode}
+	m := AttemptMove{ID: a.ID, LeaseToken: f.LeaseToken, RunnerID: f.RunnerID, From: a.State, To: to, Reason: reason, ExitCode: exitCode}
 	if to == core.AttemptRunning {
 		m.StartedAt = tx.now
 	}
 	if to.Terminal() {
 		m.FinishedAt = tx.now
 	}
-	ok, err := tx.q.SetFencedAttemptState(ctx, m)
+	moved, ok, err := tx.q.SetFencedAttemptState(ctx, m)
 	if err != nil {
 		return core.Attempt{}, err
 	}
 	if !ok {
 		return core.Attempt{}, core.E(core.KindLeaseLost, "move attempt", "attempt %s: lease is no longer held", a.ID)
 	}
-	if err := tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, string(a.State), string(to), reason); err != nil {
-		return core.Attempt{}, err
-	}
-	// The row as SetFencedAttemptState left it, without reading it back.
-	a.State, a.Reason = to, reason
-	if exitCode != nil {
-		c := *exitCode
-		a.ExitCode = &c
-	}
-	if a.StartedAt.IsZero() && !m.StartedAt.IsZero() {
-		a.StartedAt = m.StartedAt
-	}
-	if a.FinishedAt.IsZero() && !m.FinishedAt.IsZero() {
-		a.FinishedAt = m.FinishedAt
-	}
-	return a, nil
+	return moved, tx.record(ctx, core.EntityAttempt, moved.ID, moved.RunID, string(a.State), string(to), reason)
 }
 
 func (tx *Tx) record(ctx context.Context, entity, id, runID, from, to string, reason core.Reason) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"time"
 
@@ -193,16 +194,23 @@ func (x queries) SetAttemptState(ctx context.Context, m store.AttemptMove) (bool
 	return n == 1, mapErr("set attempt state", err)
 }
 
-func (x queries) SetFencedAttemptState(ctx context.Context, m store.AttemptMove) (bool, error) {
+func (x queries) SetFencedAttemptState(ctx context.Context, m store.AttemptMove) (core.Attempt, bool, error) {
 	p := sqlitedb.SetFencedAttemptStateParams{
-		ID: m.ID, LeaseToken: m.LeaseToken, FromState: string(m.From), ToState: string(m.To),
+		ID: m.ID, LeaseToken: m.LeaseToken, RunnerID: m.RunnerID, FromState: string(m.From), ToState: string(m.To),
 		Reason: string(m.Reason), StartedAt: ms(m.StartedAt), FinishedAt: ms(m.FinishedAt),
 	}
 	if m.ExitCode != nil {
 		p.ExitCode = sql.NullInt64{Int64: int64(*m.ExitCode), Valid: true}
 	}
-	n, err := x.q.SetFencedAttemptState(ctx, p)
-	return n == 1, mapErr("set attempt state", err)
+	row, err := x.q.SetFencedAttemptState(ctx, p)
+	if errors.Is(err, sql.ErrNoRows) {
+		return core.Attempt{}, false, nil
+	}
+	if err != nil {
+		return core.Attempt{}, false, mapErr("set attempt state", err)
+	}
+	a, err := attemptFromRow(row)
+	return a, err == nil, err
 }
 
 func (x queries) ClaimRunAttempt(ctx context.Context, c store.ClaimRow) (core.Attempt, error) {
@@ -407,4 +415,17 @@ func (x queries) GetJobRun(ctx context.Context, jobID string) (core.Job, core.Ru
 	}
 	r, err := runFromRow(row.Run)
 	return j, r, err
+}
+
+func (x queries) GetAttemptJob(ctx context.Context, attemptID string) (core.Attempt, core.Job, error) {
+	row, err := x.q.GetAttemptJob(ctx, attemptID)
+	if err != nil {
+		return core.Attempt{}, core.Job{}, mapErr("get attempt "+attemptID, err)
+	}
+	a, err := attemptFromRow(row.Attempt)
+	if err != nil {
+		return core.Attempt{}, core.Job{}, err
+	}
+	j, err := jobFromRow(row.Job)
+	return a, j, err
 }

@@ -52,9 +52,10 @@ SET state = sqlc.arg(to_state),
     finished_at = COALESCE(finished_at, sqlc.narg(finished_at))
 WHERE id = sqlc.arg(id) AND state = sqlc.arg(from_state);
 
--- name: SetFencedAttemptState :execrows
+-- name: SetFencedAttemptState :one
 -- Moves an attempt on behalf of its lease holder: the write applies only
--- while the caller's lease token is current (fencing).
+-- while the caller's lease token is current (fencing) and, when a runner
+-- is named, the attempt is leased to it. It returns the row as moved.
 UPDATE attempts
 SET state = sqlc.arg(to_state),
     reason = sqlc.arg(reason),
@@ -64,7 +65,9 @@ SET state = sqlc.arg(to_state),
 WHERE id = sqlc.arg(id)
   AND state = sqlc.arg(from_state)
   AND lease_token = sqlc.arg(lease_token)
-  AND state IN ('leased', 'running');
+  AND (sqlc.arg(runner_id)::text = '' OR runner_id = sqlc.arg(runner_id))
+  AND state IN ('leased', 'running')
+RETURNING *;
 
 -- name: ClaimRunAttempt :one
 -- Leases the oldest queued attempt of one run. SKIP LOCKED lets concurrent
@@ -159,3 +162,7 @@ INSERT INTO events (at, actor, entity, entity_id, run_id, from_state, to_state, 
 SELECT unnest(sqlc.arg(at)::bigint[]), unnest(sqlc.arg(actor)::text[]), unnest(sqlc.arg(entity)::text[]),
        unnest(sqlc.arg(entity_id)::text[]), unnest(sqlc.arg(run_id)::text[]), unnest(sqlc.arg(from_state)::text[]),
        unnest(sqlc.arg(to_state)::text[]), unnest(sqlc.arg(reason)::text[]);
+
+-- name: GetAttemptJob :one
+-- An attempt with its job, as a completion settles them.
+SELECT sqlc.embed(attempts), sqlc.embed(jobs) FROM attempts JOIN jobs ON jobs.id = attempts.job_id WHERE attempts.id = $1;

@@ -223,6 +223,55 @@ func (q *Queries) GetAttempt(ctx context.Context, id string) (Attempt, error) {
 	return i, err
 }
 
+const getAttemptJob = `-- name: GetAttemptJob :one
+SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs."explain", jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from FROM attempts JOIN jobs ON jobs.id = attempts.job_id WHERE attempts.id = ?
+`
+
+type GetAttemptJobRow struct {
+	Attempt Attempt
+	Job     Job
+}
+
+// An attempt with its job, as a completion settles them.
+func (q *Queries) GetAttemptJob(ctx context.Context, id string) (GetAttemptJobRow, error) {
+	row := q.db.QueryRowContext(ctx, getAttemptJob, id)
+	var i GetAttemptJobRow
+	err := row.Scan(
+		&i.Attempt.ID,
+		&i.Attempt.JobID,
+		&i.Attempt.RunID,
+		&i.Attempt.Number,
+		&i.Attempt.State,
+		&i.Attempt.Reason,
+		&i.Attempt.ExitCode,
+		&i.Attempt.Labels,
+		&i.Attempt.RunnerID,
+		&i.Attempt.LeaseToken,
+		&i.Attempt.LeaseExpiresAt,
+		&i.Attempt.QueuedAt,
+		&i.Attempt.LeasedAt,
+		&i.Attempt.StartedAt,
+		&i.Attempt.FinishedAt,
+		&i.Attempt.LogLength,
+		&i.Attempt.LogDigest,
+		&i.Job.ID,
+		&i.Job.RunID,
+		&i.Job.Name,
+		&i.Job.Position,
+		&i.Job.Spec,
+		&i.Job.State,
+		&i.Job.Reason,
+		&i.Job.Explain,
+		&i.Job.CreatedAt,
+		&i.Job.StartedAt,
+		&i.Job.FinishedAt,
+		&i.Job.Decision,
+		&i.Job.Digest,
+		&i.Job.ReusedFrom,
+	)
+	return i, err
+}
+
 const getJob = `-- name: GetJob :one
 SELECT id, run_id, name, position, spec, state, reason, "explain", created_at, started_at, finished_at, decision, digest, reused_from FROM jobs WHERE id = ?
 `
@@ -791,7 +840,7 @@ func (q *Queries) SetAttemptState(ctx context.Context, arg SetAttemptStateParams
 	return result.RowsAffected()
 }
 
-const setFencedAttemptState = `-- name: SetFencedAttemptState :execrows
+const setFencedAttemptState = `-- name: SetFencedAttemptState :one
 UPDATE attempts
 SET state = ?1,
     reason = ?2,
@@ -801,7 +850,9 @@ SET state = ?1,
 WHERE id = ?6
   AND state = ?7
   AND lease_token = ?8
+  AND (CAST(?9 AS TEXT) = '' OR runner_id = ?9)
   AND state IN ('leased', 'running')
+RETURNING id, job_id, run_id, number, state, reason, exit_code, labels, runner_id, lease_token, lease_expires_at, queued_at, leased_at, started_at, finished_at, log_length, log_digest
 `
 
 type SetFencedAttemptStateParams struct {
@@ -813,12 +864,14 @@ type SetFencedAttemptStateParams struct {
 	ID         string
 	FromState  string
 	LeaseToken string
+	RunnerID   string
 }
 
 // Moves an attempt on behalf of its lease holder: the write applies only
-// while the caller's lease token is current (fencing).
-func (q *Queries) SetFencedAttemptState(ctx context.Context, arg SetFencedAttemptStateParams) (int64, error) {
-	result, err := q.db.ExecContext(ctx, setFencedAttemptState,
+// while the caller's lease token is current (fencing) and, when a runner
+// is named, the attempt is leased to it. It returns the row as moved.
+func (q *Queries) SetFencedAttemptState(ctx context.Context, arg SetFencedAttemptStateParams) (Attempt, error) {
+	row := q.db.QueryRowContext(ctx, setFencedAttemptState,
 		arg.ToState,
 		arg.Reason,
 		arg.ExitCode,
@@ -827,11 +880,29 @@ func (q *Queries) SetFencedAttemptState(ctx context.Context, arg SetFencedAttemp
 		arg.ID,
 		arg.FromState,
 		arg.LeaseToken,
+		arg.RunnerID,
 	)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected()
+	var i Attempt
+	err := row.Scan(
+		&i.ID,
+		&i.JobID,
+		&i.RunID,
+		&i.Number,
+		&i.State,
+		&i.Reason,
+		&i.ExitCode,
+		&i.Labels,
+		&i.RunnerID,
+		&i.LeaseToken,
+		&i.LeaseExpiresAt,
+		&i.QueuedAt,
+		&i.LeasedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.LogLength,
+		&i.LogDigest,
+	)
+	return i, err
 }
 
 const setJobState = `-- name: SetJobState :execrows
