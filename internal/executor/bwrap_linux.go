@@ -156,6 +156,7 @@ func (s *Sandbox) run(ctx context.Context, spec Spec, dir string, out io.Writer,
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return infra("creating pipes: " + err.Error())
 	}
+	enlarge(pw)
 	cmd := &exec.Cmd{
 		Path:        s.bwrap,
 		Args:        []string{"bwrap", "--args", strconv.Itoa(fdArgs), "--", shellPath, "-e", "-c", spec.Script},

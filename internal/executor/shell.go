@@ -56,6 +56,7 @@ func (s *Shell) Run(ctx context.Context, spec Spec, out io.Writer) (Result, erro
 	if err != nil {
 		return res.end(core.AttemptErrored, core.ReasonInfraError, "creating output pipe: "+err.Error()), nil
 	}
+	enlarge(pw)
 	cmd := &exec.Cmd{
 		Path:        shellPath,
 		Args:        []string{"sh", "-e", "-c", spec.Script},

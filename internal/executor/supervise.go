@@ -234,7 +234,8 @@ type pump struct {
 
 func (p *pump) run() {
 	defer close(p.done)
-	buf := make([]byte, 32<<10)
+	// As large as the pipe, so that one read takes what a fast job left.
+	buf := make([]byte, 1<<20)
 	for {
 		if start := p.draining.Load(); start != 0 {
 			p.setDeadline(time.Unix(0, start))
