@@ -21,15 +21,11 @@ type Leased struct {
 // labels to a remote runner. It returns an error of kind core.KindNotFound
 // when none is queued.
 func (o *Orchestrator) LeaseAny(ctx context.Context, runnerID string, labels []string, ttl time.Duration) (Leased, error) {
-	a, err := o.store.ClaimAttempt(ctx, runnerID, store.Claim{RunnerID: runnerID, Labels: labels, TTL: ttl})
+	c, err := o.store.ClaimAttempt(ctx, runnerID, store.Claim{RunnerID: runnerID, Labels: labels, TTL: ttl})
 	if err != nil {
 		return Leased{}, err
 	}
-	l := Leased{Attempt: a}
-	if l.Job, l.Run, err = o.store.JobRun(ctx, a.JobID); err != nil {
-		return Leased{}, err
-	}
-	return l, nil
+	return Leased(c), nil
 }
 
 // Release takes back a lease its runner has not started (a runner shutting

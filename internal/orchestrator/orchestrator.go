@@ -224,16 +224,8 @@ func (o *Orchestrator) finishIfDone(ctx context.Context, tx *store.Tx, run core.
 // Lease hands the oldest queued attempt of a run to a runner. It returns an
 // error of kind core.KindNotFound when nothing is queued.
 func (o *Orchestrator) Lease(ctx context.Context, runID, runnerID string, ttl time.Duration) (core.Attempt, core.Job, error) {
-	a, err := o.store.ClaimAttempt(ctx, runnerID, store.Claim{RunID: runID, RunnerID: runnerID, TTL: ttl})
-	if err != nil {
-		return core.Attempt{}, core.Job{}, err
-	}
-	var j core.Job
-	err = o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
-		j, err = tx.Job(ctx, a.JobID)
-		return err
-	})
-	return a, j, err
+	c, err := o.store.ClaimAttempt(ctx, runnerID, store.Claim{RunID: runID, RunnerID: runnerID, TTL: ttl})
+	return c.Attempt, c.Job, err
 }
 
 // StartAttempt records that the lease holder began executing: the attempt

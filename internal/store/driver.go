@@ -63,8 +63,9 @@ type Queries interface {
 	// a core.KindNotFound error when none is queued.
 	ClaimRunAttempt(ctx context.Context, c ClaimRow) (core.Attempt, error)
 	// ClaimAttempt leases the oldest queued attempt of any run whose
-	// labels are all among c.Labels, or returns core.KindNotFound.
-	ClaimAttempt(ctx context.Context, c ClaimRow) (core.Attempt, error)
+	// labels are all among c.Labels and returns it with its job and run,
+	// or returns core.KindNotFound.
+	ClaimAttempt(ctx context.Context, c ClaimRow) (Claimed, error)
 	ExtendLease(ctx context.Context, id, token string, expires time.Time) (bool, error)
 	ListExpiredLeases(ctx context.Context, now time.Time, limit int) ([]core.Attempt, error)
 
@@ -138,6 +139,13 @@ type AttemptMove struct {
 	ExitCode   *int
 	StartedAt  time.Time
 	FinishedAt time.Time
+}
+
+// Claimed is a leased attempt with its job and run.
+type Claimed struct {
+	Attempt core.Attempt
+	Job     core.Job
+	Run     core.Run
 }
 
 // ClaimRow is what a claim writes onto the leased attempt.

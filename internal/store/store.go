@@ -164,15 +164,15 @@ type Claim struct {
 	TTL      time.Duration
 }
 
-// ClaimAttempt leases the oldest matching queued attempt. It returns an
-// error of kind core.KindNotFound when nothing matches. Concurrent claims
-// never lease one attempt twice (BEGIN IMMEDIATE on SQLite, FOR UPDATE
-// SKIP LOCKED on PostgreSQL).
-func (s *Store) ClaimAttempt(ctx context.Context, actor string, c Claim) (core.Attempt, error) {
+// ClaimAttempt leases the oldest matching queued attempt and returns it
+// with its job and run. It returns an error of kind core.KindNotFound when
+// nothing matches. Concurrent claims never lease one attempt twice (BEGIN
+// IMMEDIATE on SQLite, FOR UPDATE SKIP LOCKED on PostgreSQL).
+func (s *Store) ClaimAttempt(ctx context.Context, actor string, c Claim) (Claimed, error) {
 	if c.TTL <= 0 {
-		return core.Attempt{}, core.E(core.KindInvalid, "claim attempt", "lease TTL must be positive")
+		return Claimed{}, core.E(core.KindInvalid, "claim attempt", "lease TTL must be positive")
 	}
-	var leased core.Attempt
+	var leased Claimed
 	err := s.Update(ctx, actor, func(tx *Tx) error {
 		row := ClaimRow{
 			RunID: c.RunID, RunnerID: c.RunnerID, LeaseToken: newToken(),
@@ -180,17 +180,18 @@ func (s *Store) ClaimAttempt(ctx context.Context, actor string, c Claim) (core.A
 			// "" is never an attempt label, and keeps the list non-empty.
 			Labels: append([]string{""}, c.Labels...),
 		}
-		var a core.Attempt
 		var err error
 		if c.RunID != "" {
-			a, err = tx.q.ClaimRunAttempt(ctx, row)
-		} else {
-			a, err = tx.q.ClaimAttempt(ctx, row)
-		}
-		if err != nil {
+			if leased.Attempt, err = tx.q.ClaimRunAttempt(ctx, row); err != nil {
+				return err
+			}
+			if leased.Job, leased.Run, err = tx.q.GetJobRun(ctx, leased.Attempt.JobID); err != nil {
+				return err
+			}
+		} else if leased, err = tx.q.ClaimAttempt(ctx, row); err != nil {
 			return err
 		}
-		leased = a
+		a := leased.Attempt
 		return tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, string(core.AttemptQueued), string(core.AttemptLeased), "")
 	})
 	return leased, err

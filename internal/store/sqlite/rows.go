@@ -224,14 +224,22 @@ func (x queries) ClaimRunAttempt(ctx context.Context, c store.ClaimRow) (core.At
 	return attemptFromRow(row)
 }
 
-func (x queries) ClaimAttempt(ctx context.Context, c store.ClaimRow) (core.Attempt, error) {
+func (x queries) ClaimAttempt(ctx context.Context, c store.ClaimRow) (store.Claimed, error) {
 	row, err := x.q.ClaimAttempt(ctx, sqlitedb.ClaimAttemptParams{
 		RunnerID: c.RunnerID, LeaseToken: c.LeaseToken, Now: ms(c.Now), ExpiresAt: ms(c.ExpiresAt), Labels: c.Labels,
 	})
 	if err != nil {
-		return core.Attempt{}, mapErr("claim attempt", err)
+		return store.Claimed{}, mapErr("claim attempt", err)
 	}
-	return attemptFromRow(row)
+	a, err := attemptFromRow(row)
+	if err != nil {
+		return store.Claimed{}, err
+	}
+	j, r, err := x.GetJobRun(ctx, a.JobID)
+	if err != nil {
+		return store.Claimed{}, err
+	}
+	return store.Claimed{Attempt: a, Job: j, Run: r}, nil
 }
 
 func (x queries) ExtendLease(ctx context.Context, id, token string, expires time.Time) (bool, error) {

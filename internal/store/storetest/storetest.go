@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -105,10 +106,11 @@ func startedAttempt(t *testing.T, b bundle) (core.Run, core.Job, core.Attempt) {
 		_, err := tx.EnqueueAttempt(b.ctx, core.Job{ID: jobs[0].ID, RunID: r.ID, Name: "a", Spec: jobs[0].Spec})
 		return err
 	})
-	a, err := b.s.ClaimAttempt(b.ctx, "runner-1", store.Claim{RunID: r.ID, RunnerID: "runner-1", TTL: 20 * time.Second})
+	c, err := b.s.ClaimAttempt(b.ctx, "runner-1", store.Claim{RunID: r.ID, RunnerID: "runner-1", TTL: 20 * time.Second})
 	if err != nil {
 		t.Fatalf("ClaimAttempt: %v", err)
 	}
+	a := c.Attempt
 	mustUpdate(t, b, func(tx *store.Tx) error {
 		_, err := tx.MoveLeased(b.ctx, store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}, core.AttemptRunning, "", nil)
 		return err
@@ -413,7 +415,8 @@ func Run(t *testing.T, open Opener) {
 			go func(w int) {
 				defer wg.Done()
 				for {
-					a, err := b.s.ClaimAttempt(b.ctx, "r", store.Claim{RunID: r.ID, RunnerID: fmt.Sprint("r", w), TTL: time.Minute})
+					c, err := b.s.ClaimAttempt(b.ctx, "r", store.Claim{RunID: r.ID, RunnerID: fmt.Sprint("r", w), TTL: time.Minute})
+					a := c.Attempt
 					if core.KindOf(err) == core.KindNotFound {
 						return
 					}
@@ -479,12 +482,21 @@ func Run(t *testing.T, open Opener) {
 			return nil
 		})
 		claim := func(labels ...string) string {
-			a, err := b.s.ClaimAttempt(b.ctx, "r", store.Claim{RunnerID: "r", Labels: labels, TTL: time.Minute})
+			c, err := b.s.ClaimAttempt(b.ctx, "r", store.Claim{RunnerID: "r", Labels: labels, TTL: time.Minute})
 			if core.KindOf(err) == core.KindNotFound {
 				return "none"
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			a := c.Attempt
+			// The claim hands out the attempt as stored, with its job and run.
+			stored, err := b.s.Attempt(b.ctx, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(stored, a) || c.Job.ID != a.JobID || c.Run.ID != a.RunID || c.Job.Spec.Name != c.Job.Name {
+				t.Fatalf("claimed %+v with job %s and run %s; stored %+v", a, c.Job.ID, c.Run.ID, stored)
 			}
 			for _, j := range jobs {
 				if j.ID == a.JobID {
@@ -547,7 +559,8 @@ func Run(t *testing.T, open Opener) {
 			go func(w int) {
 				defer wg.Done()
 				for {
-					a, err := b.s.ClaimAttempt(b.ctx, fmt.Sprint("runner", w), store.Claim{RunnerID: fmt.Sprint("runner", w), TTL: time.Minute})
+					c, err := b.s.ClaimAttempt(b.ctx, fmt.Sprint("runner", w), store.Claim{RunnerID: fmt.Sprint("runner", w), TTL: time.Minute})
+					a := c.Attempt
 					if core.KindOf(err) == core.KindNotFound {
 						return
 					}

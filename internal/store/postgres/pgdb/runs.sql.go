@@ -15,61 +15,101 @@ const claimAttempt = `-- name: ClaimAttempt :one
 WITH next AS (
     SELECT a.id FROM attempts a
     WHERE a.state = 'queued'
-      AND a.label_set <@ $5::text[]
+      AND a.label_set <@ $1::text[]
     ORDER BY a.queued_at, a.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE attempts
+    SET state = 'leased',
+        runner_id = $2,
+        lease_token = $3,
+        leased_at = $4,
+        lease_expires_at = $5
+    FROM next
+    WHERE attempts.id = next.id
+    RETURNING attempts.id
 )
-UPDATE attempts
-SET state = 'leased',
-    runner_id = $1,
-    lease_token = $2,
-    leased_at = $3,
-    lease_expires_at = $4
-FROM next
-WHERE attempts.id = next.id
-RETURNING attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set
+SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at
+FROM claimed
+JOIN attempts ON attempts.id = claimed.id
+JOIN jobs ON jobs.id = attempts.job_id
+JOIN runs ON runs.id = attempts.run_id
 `
 
 type ClaimAttemptParams struct {
+	Labels     []string
 	RunnerID   string
 	LeaseToken string
 	Now        pgtype.Int8
 	ExpiresAt  pgtype.Int8
-	Labels     []string
+}
+
+type ClaimAttemptRow struct {
+	Attempt Attempt
+	Job     Job
+	Run     Run
 }
 
 // Leases the oldest queued attempt, of any run, whose every label the
-// runner has. SKIP LOCKED lets concurrent claimers pass over rows another
-// transaction is taking.
-func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (Attempt, error) {
+// runner has, and returns it with its job and run. SKIP LOCKED lets
+// concurrent claimers pass over rows another transaction is taking. The
+// main query reads the attempt as it was before the update (the effects
+// of a data-modifying CTE are not visible to it): the adapter sets the
+// lease fields, which this statement wrote from its own arguments.
+func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (ClaimAttemptRow, error) {
 	row := q.db.QueryRow(ctx, claimAttempt,
+		arg.Labels,
 		arg.RunnerID,
 		arg.LeaseToken,
 		arg.Now,
 		arg.ExpiresAt,
-		arg.Labels,
 	)
-	var i Attempt
+	var i ClaimAttemptRow
 	err := row.Scan(
-		&i.ID,
-		&i.JobID,
-		&i.RunID,
-		&i.Number,
-		&i.State,
-		&i.Reason,
-		&i.ExitCode,
-		&i.Labels,
-		&i.RunnerID,
-		&i.LeaseToken,
-		&i.LeaseExpiresAt,
-		&i.QueuedAt,
-		&i.LeasedAt,
-		&i.StartedAt,
-		&i.FinishedAt,
-		&i.LogLength,
-		&i.LogDigest,
-		&i.LabelSet,
+		&i.Attempt.ID,
+		&i.Attempt.JobID,
+		&i.Attempt.RunID,
+		&i.Attempt.Number,
+		&i.Attempt.State,
+		&i.Attempt.Reason,
+		&i.Attempt.ExitCode,
+		&i.Attempt.Labels,
+		&i.Attempt.RunnerID,
+		&i.Attempt.LeaseToken,
+		&i.Attempt.LeaseExpiresAt,
+		&i.Attempt.QueuedAt,
+		&i.Attempt.LeasedAt,
+		&i.Attempt.StartedAt,
+		&i.Attempt.FinishedAt,
+		&i.Attempt.LogLength,
+		&i.Attempt.LogDigest,
+		&i.Attempt.LabelSet,
+		&i.Job.ID,
+		&i.Job.RunID,
+		&i.Job.Name,
+		&i.Job.Position,
+		&i.Job.Spec,
+		&i.Job.State,
+		&i.Job.Reason,
+		&i.Job.Explain,
+		&i.Job.CreatedAt,
+		&i.Job.StartedAt,
+		&i.Job.FinishedAt,
+		&i.Job.Decision,
+		&i.Job.Digest,
+		&i.Job.ReusedFrom,
+		&i.Run.ID,
+		&i.Run.Repo,
+		&i.Run.Ref,
+		&i.Run.CommitSha,
+		&i.Run.Event,
+		&i.Run.Trusted,
+		&i.Run.State,
+		&i.Run.Reason,
+		&i.Run.CreatedAt,
+		&i.Run.StartedAt,
+		&i.Run.FinishedAt,
 	)
 	return i, err
 }

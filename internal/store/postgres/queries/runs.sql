@@ -116,8 +116,11 @@ ORDER BY created_at, id;
 
 -- name: ClaimAttempt :one
 -- Leases the oldest queued attempt, of any run, whose every label the
--- runner has. SKIP LOCKED lets concurrent claimers pass over rows another
--- transaction is taking.
+-- runner has, and returns it with its job and run. SKIP LOCKED lets
+-- concurrent claimers pass over rows another transaction is taking. The
+-- main query reads the attempt as it was before the update (the effects
+-- of a data-modifying CTE are not visible to it): the adapter sets the
+-- lease fields, which this statement wrote from its own arguments.
 WITH next AS (
     SELECT a.id FROM attempts a
     WHERE a.state = 'queued'
@@ -125,16 +128,22 @@ WITH next AS (
     ORDER BY a.queued_at, a.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE attempts
+    SET state = 'leased',
+        runner_id = sqlc.arg(runner_id),
+        lease_token = sqlc.arg(lease_token),
+        leased_at = sqlc.arg(now),
+        lease_expires_at = sqlc.arg(expires_at)
+    FROM next
+    WHERE attempts.id = next.id
+    RETURNING attempts.id
 )
-UPDATE attempts
-SET state = 'leased',
-    runner_id = sqlc.arg(runner_id),
-    lease_token = sqlc.arg(lease_token),
-    leased_at = sqlc.arg(now),
-    lease_expires_at = sqlc.arg(expires_at)
-FROM next
-WHERE attempts.id = next.id
-RETURNING attempts.*;
+SELECT sqlc.embed(attempts), sqlc.embed(jobs), sqlc.embed(runs)
+FROM claimed
+JOIN attempts ON attempts.id = claimed.id
+JOIN jobs ON jobs.id = attempts.job_id
+JOIN runs ON runs.id = attempts.run_id;
 
 -- name: LockRun :one
 -- Serializes the transactions that settle one run's jobs: under READ
