@@ -98,14 +98,7 @@ func (tx *Tx) MoveJob(ctx context.Context, j core.Job, to core.JobState, reason 
 	if err := core.CheckJob(j.State, to); err != nil {
 		return fmt.Errorf("job %s (%s): %w", j.Name, j.ID, err)
 	}
-	m := JobMove{ID: j.ID, From: j.State, To: to, Reason: reason}
-	if to == core.JobRunning {
-		m.StartedAt = tx.now
-	}
-	if to.Terminal() {
-		m.FinishedAt = tx.now
-	}
-	ok, err := tx.q.SetJobState(ctx, m)
+	ok, err := tx.q.SetJobState(ctx, tx.jobMove(j.ID, j.State, to, reason))
 	if err != nil {
 		return err
 	}
@@ -119,20 +112,25 @@ func (tx *Tx) MoveJob(ctx context.Context, j core.Job, to core.JobState, reason 
 	return tx.record(ctx, core.EntityJob, j.ID, j.RunID, string(j.State), string(to), reason)
 }
 
-// MoveJobIf moves a job from → to if it is in from, without reading it
-// first, and reports whether it was.
-func (tx *Tx) MoveJobIf(ctx context.Context, jobID, runID string, from, to core.JobState, reason core.Reason) (bool, error) {
-	if err := core.CheckJob(from, to); err != nil {
-		return false, fmt.Errorf("job %s: %w", jobID, err)
-	}
-	m := JobMove{ID: jobID, From: from, To: to, Reason: reason}
+// jobMove is the update that moves a job from → to now.
+func (tx *Tx) jobMove(id string, from, to core.JobState, reason core.Reason) JobMove {
+	m := JobMove{ID: id, From: from, To: to, Reason: reason}
 	if to == core.JobRunning {
 		m.StartedAt = tx.now
 	}
 	if to.Terminal() {
 		m.FinishedAt = tx.now
 	}
-	ok, err := tx.q.SetJobState(ctx, m)
+	return m
+}
+
+// MoveJobIf moves a job from → to if it is in from, without reading it
+// first, and reports whether it was.
+func (tx *Tx) MoveJobIf(ctx context.Context, jobID, runID string, from, to core.JobState, reason core.Reason) (bool, error) {
+	if err := core.CheckJob(from, to); err != nil {
+		return false, fmt.Errorf("job %s: %w", jobID, err)
+	}
+	ok, err := tx.q.SetJobState(ctx, tx.jobMove(jobID, from, to, reason))
 	if err != nil || !ok {
 		return false, err
 	}
