@@ -236,6 +236,12 @@ func (o *Orchestrator) Lease(ctx context.Context, runID, runnerID string, ttl ti
 // is never trusted.
 func (o *Orchestrator) StartAttempt(ctx context.Context, runnerID string, seen core.Attempt, f store.Fence) error {
 	return o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
+		// The job is queued for its first attempt and running already for
+		// a retry.
+		m, err := tx.MoveLeasedWithJob(ctx, seen, f, core.AttemptRunning, "", nil, core.JobQueued, core.JobRunning, "")
+		if err != nil || m.AttemptMoved {
+			return err
+		}
 		a, err := tx.MoveLeasedSeen(ctx, seen, f, core.AttemptRunning, "", nil)
 		if k := core.KindOf(err); k == core.KindLeaseLost || k == core.KindConflict {
 			if cur, rerr := tx.Attempt(ctx, f.AttemptID); rerr == nil && cur.State == core.AttemptRunning &&
@@ -310,6 +316,33 @@ func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, see
 		// lock, which settle takes only when it must.
 		var j core.Job
 		var err error
+		if to, alone := jobEnd(out.State); alone && seen.ID != f.AttemptID {
+			// The common case, a running attempt's success, in one
+			// statement: attempt and job, read nothing first.
+			running := core.Attempt{ID: f.AttemptID, LeaseToken: f.LeaseToken, RunnerID: f.RunnerID, State: core.AttemptRunning}
+			m, err := tx.MoveLeasedWithJob(ctx, running, f, out.State, out.Reason, out.ExitCode, core.JobRunning, to, out.Reason)
+			if err != nil {
+				return err
+			}
+			if m.AttemptMoved {
+				a, j := m.Attempt, m.Job
+				if !m.JobMoved {
+					// Not running (a canceled attempt that never started):
+					// the job ends from where it is, or the move is refused.
+					if err := tx.MoveJob(ctx, j, to, out.Reason); err != nil {
+						return err
+					}
+					j.State, j.Reason = to, out.Reason
+				}
+				if out.Accept != nil {
+					if err := out.Accept(a, j); err != nil {
+						return err
+					}
+				}
+				runID, jobEnded = a.RunID, true
+				return nil
+			}
+		}
 		if seen.ID != f.AttemptID {
 			if seen, j, err = tx.AttemptJob(ctx, f.AttemptID); err != nil {
 				return err
@@ -419,6 +452,19 @@ func (o *Orchestrator) AdvanceStalled(ctx context.Context) error {
 	return nil
 }
 
+// jobEnd is the state a job ends in after an attempt ended in st, and
+// whether that outcome alone decides it: a success or a cancellation
+// ends the job, where a failure may get another attempt.
+func jobEnd(st core.AttemptState) (core.JobState, bool) {
+	switch st {
+	case core.AttemptSucceeded:
+		return core.JobSucceeded, true
+	case core.AttemptCanceled:
+		return core.JobCanceled, true
+	}
+	return core.JobFailed, false
+}
+
 // settle decides what a terminal attempt means for its job j: another
 // attempt, or the job's own end, and reports whether the job ended. It
 // never advances the run: the caller calls Advance once the transaction
@@ -427,16 +473,8 @@ func (o *Orchestrator) AdvanceStalled(ctx context.Context) error {
 // run; with run nil settle takes the lock only when it needs it, so that a
 // success does not wait for every other completion of its run.
 func (o *Orchestrator) settle(ctx context.Context, tx *store.Tx, a core.Attempt, j core.Job, run *core.Run) (jobEnded bool, err error) {
-	var to core.JobState
-	switch a.State {
-	case core.AttemptSucceeded:
-		to = core.JobSucceeded
-	case core.AttemptCanceled:
-		to = core.JobCanceled
-	default:
-		to = core.JobFailed
-	}
-	if to == core.JobFailed && run == nil {
+	to, alone := jobEnd(a.State)
+	if !alone && run == nil {
 		r, err := tx.LockRun(ctx, a.RunID)
 		if err != nil {
 			return false, err
@@ -444,7 +482,7 @@ func (o *Orchestrator) settle(ctx context.Context, tx *store.Tx, a core.Attempt,
 		run = &r
 	}
 	// Whether to retry depends on the run still running.
-	if to == core.JobFailed && run.State == core.RunRunning {
+	if !alone && run.State == core.RunRunning {
 		prev, err := tx.JobAttempts(ctx, j.ID)
 		if err != nil {
 			return false, err

@@ -57,6 +57,10 @@ type Queries interface {
 	// SetFencedAttemptState moves an attempt for its lease holder and
 	// returns the row as moved, or false when the fence did not match.
 	SetFencedAttemptState(ctx context.Context, m AttemptMove) (core.Attempt, bool, error)
+	// MoveFencedWithJob is SetFencedAttemptState and, when that applies,
+	// SetJobState of the attempt's job (jm.ID is not used), in one
+	// statement where the engine can.
+	MoveFencedWithJob(ctx context.Context, am AttemptMove, jm JobMove) (Moved, error)
 	// GetAttemptJob reads an attempt and its job.
 	GetAttemptJob(ctx context.Context, attemptID string) (core.Attempt, core.Job, error)
 	// ClaimRunAttempt leases the oldest queued attempt of a run, or returns
@@ -139,6 +143,44 @@ type AttemptMove struct {
 	ExitCode   *int
 	StartedAt  time.Time
 	FinishedAt time.Time
+}
+
+// Moved is what MoveFencedWithJob did: whether the attempt and its job
+// moved, and, when the attempt did, both rows as they are now.
+type Moved struct {
+	Attempt      core.Attempt
+	Job          core.Job
+	AttemptMoved bool
+	JobMoved     bool
+}
+
+// Apply returns a as the update m leaves it (started_at and finished_at
+// are set only once, an exit code only when given).
+func (m AttemptMove) Apply(a core.Attempt) core.Attempt {
+	a.State, a.Reason = m.To, m.Reason
+	if m.ExitCode != nil {
+		c := *m.ExitCode
+		a.ExitCode = &c
+	}
+	if a.StartedAt.IsZero() {
+		a.StartedAt = m.StartedAt
+	}
+	if a.FinishedAt.IsZero() {
+		a.FinishedAt = m.FinishedAt
+	}
+	return a
+}
+
+// Apply returns j as the update m leaves it.
+func (m JobMove) Apply(j core.Job) core.Job {
+	j.State, j.Reason = m.To, m.Reason
+	if j.StartedAt.IsZero() {
+		j.StartedAt = m.StartedAt
+	}
+	if j.FinishedAt.IsZero() {
+		j.FinishedAt = m.FinishedAt
+	}
+	return j
 }
 
 // Claimed is a leased attempt with its job and run.

@@ -215,6 +215,44 @@ func (tx *Tx) MoveLeasedSeen(ctx context.Context, seen core.Attempt, f Fence, to
 	return tx.MoveLeased(ctx, f, to, reason, exitCode)
 }
 
+// MoveLeasedWithJob moves an attempt for its lease holder from the state
+// seen (as MoveLeasedFrom) and, with it, its job from jobFrom to jobTo if
+// the job is in jobFrom, in one statement where the engine can. When seen
+// does not fit the fence, or the fenced update does not apply, it writes
+// nothing and reports AttemptMoved false: the caller then takes the way
+// that reads the attempt (MoveLeasedSeen) and learns why.
+func (tx *Tx) MoveLeasedWithJob(ctx context.Context, seen core.Attempt, f Fence, to core.AttemptState, reason core.Reason, exitCode *int,
+	jobFrom, jobTo core.JobState, jobReason core.Reason) (Moved, error) {
+	if seen.ID != f.AttemptID || seen.LeaseToken != f.LeaseToken || (f.RunnerID != "" && seen.RunnerID != f.RunnerID) ||
+		(seen.State != core.AttemptLeased && seen.State != core.AttemptRunning) || core.CheckAttempt(seen.State, to) != nil {
+		return Moved{}, nil
+	}
+	if err := core.CheckJob(jobFrom, jobTo); err != nil {
+		return Moved{}, fmt.Errorf("job of attempt %s: %w", seen.ID, err)
+	}
+	am := AttemptMove{ID: seen.ID, LeaseToken: f.LeaseToken, RunnerID: f.RunnerID, From: seen.State, To: to, Reason: reason, ExitCode: exitCode}
+	if to == core.AttemptRunning {
+		am.StartedAt = tx.now
+	}
+	if to.Terminal() {
+		am.FinishedAt = tx.now
+	}
+	m, err := tx.q.MoveFencedWithJob(ctx, am, tx.jobMove("", jobFrom, jobTo, jobReason))
+	if err != nil || !m.AttemptMoved {
+		return Moved{}, err
+	}
+	a := m.Attempt
+	if err := tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, string(seen.State), string(to), reason); err != nil {
+		return Moved{}, err
+	}
+	if m.JobMoved {
+		if err := tx.record(ctx, core.EntityJob, m.Job.ID, a.RunID, string(jobFrom), string(jobTo), jobReason); err != nil {
+			return Moved{}, err
+		}
+	}
+	return m, nil
+}
+
 // MoveLeasedFrom is MoveLeased for a caller that read the attempt in this
 // transaction already; the fenced update still checks it has not moved.
 func (tx *Tx) MoveLeasedFrom(ctx context.Context, a core.Attempt, f Fence, to core.AttemptState, reason core.Reason, exitCode *int) (core.Attempt, error) {

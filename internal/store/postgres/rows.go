@@ -483,3 +483,36 @@ func (x queries) GetAttemptJob(ctx context.Context, attemptID string) (core.Atte
 	j, err := jobFromRow(row.Job)
 	return a, j, err
 }
+
+func (x queries) MoveFencedWithJob(ctx context.Context, am store.AttemptMove, jm store.JobMove) (store.Moved, error) {
+	p := pgdb.MoveFencedWithJobParams{
+		ID: am.ID, LeaseToken: am.LeaseToken, RunnerID: am.RunnerID, FromState: string(am.From), ToState: string(am.To),
+		Reason: string(am.Reason), StartedAt: ms(am.StartedAt), FinishedAt: ms(am.FinishedAt),
+		JobFromState: string(jm.From), JobToState: string(jm.To), JobReason: string(jm.Reason),
+		JobStartedAt: ms(jm.StartedAt), JobFinishedAt: ms(jm.FinishedAt),
+	}
+	if am.ExitCode != nil {
+		p.ExitCode = pgtype.Int4{Int32: int32(*am.ExitCode), Valid: true}
+	}
+	row, err := x.q.MoveFencedWithJob(ctx, p)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Moved{}, nil
+	}
+	if err != nil {
+		return store.Moved{}, mapErr("move attempt and job", err)
+	}
+	// Both rows as they were before the statement: apply its writes.
+	a, err := attemptFromRow(row.Attempt)
+	if err != nil {
+		return store.Moved{}, err
+	}
+	j, err := jobFromRow(row.Job)
+	if err != nil {
+		return store.Moved{}, err
+	}
+	m := store.Moved{Attempt: am.Apply(a), Job: j, AttemptMoved: true, JobMoved: row.JobMoved == 1}
+	if m.JobMoved {
+		m.Job = jm.Apply(j)
+	}
+	return m, nil
+}

@@ -437,3 +437,22 @@ func (x queries) GetAttemptJob(ctx context.Context, attemptID string) (core.Atte
 	j, err := jobFromRow(row.Job)
 	return a, j, err
 }
+
+// MoveFencedWithJob runs the two updates one after the other: the one
+// writer makes them as good as one statement.
+func (x queries) MoveFencedWithJob(ctx context.Context, am store.AttemptMove, jm store.JobMove) (store.Moved, error) {
+	a, ok, err := x.SetFencedAttemptState(ctx, am)
+	if err != nil || !ok {
+		return store.Moved{}, err
+	}
+	jm.ID = a.JobID
+	moved, err := x.SetJobState(ctx, jm)
+	if err != nil {
+		return store.Moved{}, err
+	}
+	j, err := x.GetJob(ctx, a.JobID)
+	if err != nil {
+		return store.Moved{}, err
+	}
+	return store.Moved{Attempt: a, Job: j, AttemptMoved: true, JobMoved: moved}, nil
+}

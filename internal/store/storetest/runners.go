@@ -126,4 +126,98 @@ func RunMoveLeased(t *testing.T, open Opener) {
 			t.Fatalf("MoveLeased returned a different attempt than it stored (-stored +returned):\n%s", diff)
 		}
 	})
+
+	t.Run("MoveLeasedWithJob", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		_, j, a := startedAttempt(t, b)
+		mustUpdate(t, b, func(tx *store.Tx) error { return tx.MoveJob(b.ctx, j, core.JobRunning, "") })
+		before, err := b.s.Events(b.ctx, a.RunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.clock.advance(time.Second)
+		f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken, RunnerID: a.RunnerID}
+		var m store.Moved
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			var err error
+			m, err = tx.MoveLeasedWithJob(b.ctx, a, f, core.AttemptSucceeded, core.ReasonNone, nil, core.JobRunning, core.JobSucceeded, core.ReasonNone)
+			return err
+		})
+		if !m.AttemptMoved || !m.JobMoved {
+			t.Fatalf("moved attempt %v, job %v; want both", m.AttemptMoved, m.JobMoved)
+		}
+		stored, err := b.s.Attempt(b.ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		storedJob, err := b.s.Job(b.ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(stored, m.Attempt); diff != "" {
+			t.Fatalf("returned attempt differs from the stored one (-stored +returned):\n%s", diff)
+		}
+		if diff := cmp.Diff(storedJob, m.Job); diff != "" {
+			t.Fatalf("returned job differs from the stored one (-stored +returned):\n%s", diff)
+		}
+		after, err := b.s.Events(b.ctx, a.RunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		added := after[len(before):]
+		if len(added) != 2 || added[0].EntityID != a.ID || added[0].To != string(core.AttemptSucceeded) ||
+			added[1].EntityID != j.ID || added[1].From != string(core.JobRunning) || added[1].To != string(core.JobSucceeded) {
+			t.Fatalf("events added: %+v", added)
+		}
+	})
+
+	t.Run("MoveLeasedWithJobLeavesAJobNotInFrom", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		_, j, a := startedAttempt(t, b) // the job is still queued
+		f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
+		var m store.Moved
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			var err error
+			m, err = tx.MoveLeasedWithJob(b.ctx, a, f, core.AttemptFailed, core.ReasonExitCode, nil, core.JobRunning, core.JobFailed, core.ReasonExitCode)
+			return err
+		})
+		if !m.AttemptMoved || m.JobMoved {
+			t.Fatalf("moved attempt %v, job %v; want the attempt only", m.AttemptMoved, m.JobMoved)
+		}
+		if got, _ := b.s.Job(b.ctx, j.ID); got.State != core.JobQueued {
+			t.Fatalf("job is %s, want queued", got.State)
+		}
+	})
+
+	t.Run("MoveLeasedWithJobWritesNothingOffTheFence", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		_, j, a := startedAttempt(t, b)
+		mustUpdate(t, b, func(tx *store.Tx) error { return tx.MoveJob(b.ctx, j, core.JobRunning, "") })
+		before, _ := b.s.Events(b.ctx, a.RunID)
+		for _, f := range []store.Fence{
+			{AttemptID: a.ID, LeaseToken: "stale"},
+			{AttemptID: a.ID, LeaseToken: a.LeaseToken, RunnerID: "another runner"},
+		} {
+			seen := a
+			seen.LeaseToken, seen.RunnerID = f.LeaseToken, f.RunnerID
+			var m store.Moved
+			mustUpdate(t, b, func(tx *store.Tx) error {
+				var err error
+				m, err = tx.MoveLeasedWithJob(b.ctx, seen, f, core.AttemptSucceeded, core.ReasonNone, nil, core.JobRunning, core.JobSucceeded, core.ReasonNone)
+				return err
+			})
+			if m.AttemptMoved || m.JobMoved {
+				t.Fatalf("fence %+v: moved attempt %v, job %v", f, m.AttemptMoved, m.JobMoved)
+			}
+		}
+		after, _ := b.s.Events(b.ctx, a.RunID)
+		got, _ := b.s.Attempt(b.ctx, a.ID)
+		gotJob, _ := b.s.Job(b.ctx, j.ID)
+		if len(after) != len(before) || got.State != core.AttemptRunning || gotJob.State != core.JobRunning {
+			t.Fatalf("off the fence: attempt %s, job %s, %d events added", got.State, gotJob.State, len(after)-len(before))
+		}
+	})
 }

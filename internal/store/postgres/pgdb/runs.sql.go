@@ -875,6 +875,118 @@ func (q *Queries) LockRun(ctx context.Context, id string) (Run, error) {
 	return i, err
 }
 
+const moveFencedWithJob = `-- name: MoveFencedWithJob :one
+WITH a AS (
+    UPDATE attempts
+    SET state = $1,
+        reason = $2,
+        exit_code = COALESCE($3, attempts.exit_code),
+        started_at = COALESCE(attempts.started_at, $4),
+        finished_at = COALESCE(attempts.finished_at, $5)
+    WHERE attempts.id = $6
+      AND attempts.state = $7
+      AND attempts.lease_token = $8
+      AND ($9::text = '' OR attempts.runner_id = $9)
+      AND attempts.state IN ('leased', 'running')
+    RETURNING attempts.id, attempts.job_id
+), j AS (
+    UPDATE jobs
+    SET state = $10,
+        reason = $11,
+        started_at = COALESCE(jobs.started_at, $12),
+        finished_at = COALESCE(jobs.finished_at, $13)
+    WHERE jobs.id = (SELECT a.job_id FROM a) AND jobs.state = $14
+    RETURNING jobs.id
+)
+SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, (SELECT COUNT(*) FROM j) AS job_moved
+FROM a
+JOIN attempts ON attempts.id = a.id
+JOIN jobs ON jobs.id = a.job_id
+`
+
+type MoveFencedWithJobParams struct {
+	ToState       string
+	Reason        string
+	ExitCode      pgtype.Int4
+	StartedAt     pgtype.Int8
+	FinishedAt    pgtype.Int8
+	ID            string
+	FromState     string
+	LeaseToken    string
+	RunnerID      string
+	JobToState    string
+	JobReason     string
+	JobStartedAt  pgtype.Int8
+	JobFinishedAt pgtype.Int8
+	JobFromState  string
+}
+
+type MoveFencedWithJobRow struct {
+	Attempt  Attempt
+	Job      Job
+	JobMoved int64
+}
+
+// SetFencedAttemptState and, when it applies, SetJobState of the
+// attempt's job, in one statement. The main query reads both rows as they
+// were before (a data-modifying CTE's effects are not visible to it); the
+// adapter applies the writes, which come from its own arguments.
+func (q *Queries) MoveFencedWithJob(ctx context.Context, arg MoveFencedWithJobParams) (MoveFencedWithJobRow, error) {
+	row := q.db.QueryRow(ctx, moveFencedWithJob,
+		arg.ToState,
+		arg.Reason,
+		arg.ExitCode,
+		arg.StartedAt,
+		arg.FinishedAt,
+		arg.ID,
+		arg.FromState,
+		arg.LeaseToken,
+		arg.RunnerID,
+		arg.JobToState,
+		arg.JobReason,
+		arg.JobStartedAt,
+		arg.JobFinishedAt,
+		arg.JobFromState,
+	)
+	var i MoveFencedWithJobRow
+	err := row.Scan(
+		&i.Attempt.ID,
+		&i.Attempt.JobID,
+		&i.Attempt.RunID,
+		&i.Attempt.Number,
+		&i.Attempt.State,
+		&i.Attempt.Reason,
+		&i.Attempt.ExitCode,
+		&i.Attempt.Labels,
+		&i.Attempt.RunnerID,
+		&i.Attempt.LeaseToken,
+		&i.Attempt.LeaseExpiresAt,
+		&i.Attempt.QueuedAt,
+		&i.Attempt.LeasedAt,
+		&i.Attempt.StartedAt,
+		&i.Attempt.FinishedAt,
+		&i.Attempt.LogLength,
+		&i.Attempt.LogDigest,
+		&i.Attempt.LabelSet,
+		&i.Job.ID,
+		&i.Job.RunID,
+		&i.Job.Name,
+		&i.Job.Position,
+		&i.Job.Spec,
+		&i.Job.State,
+		&i.Job.Reason,
+		&i.Job.Explain,
+		&i.Job.CreatedAt,
+		&i.Job.StartedAt,
+		&i.Job.FinishedAt,
+		&i.Job.Decision,
+		&i.Job.Digest,
+		&i.Job.ReusedFrom,
+		&i.JobMoved,
+	)
+	return i, err
+}
+
 const setAttemptState = `-- name: SetAttemptState :execrows
 UPDATE attempts
 SET state = $1,

@@ -175,3 +175,35 @@ SELECT unnest(sqlc.arg(at)::bigint[]), unnest(sqlc.arg(actor)::text[]), unnest(s
 -- name: GetAttemptJob :one
 -- An attempt with its job, as a completion settles them.
 SELECT sqlc.embed(attempts), sqlc.embed(jobs) FROM attempts JOIN jobs ON jobs.id = attempts.job_id WHERE attempts.id = $1;
+
+-- name: MoveFencedWithJob :one
+-- SetFencedAttemptState and, when it applies, SetJobState of the
+-- attempt's job, in one statement. The main query reads both rows as they
+-- were before (a data-modifying CTE's effects are not visible to it); the
+-- adapter applies the writes, which come from its own arguments.
+WITH a AS (
+    UPDATE attempts
+    SET state = sqlc.arg(to_state),
+        reason = sqlc.arg(reason),
+        exit_code = COALESCE(sqlc.narg(exit_code), attempts.exit_code),
+        started_at = COALESCE(attempts.started_at, sqlc.narg(started_at)),
+        finished_at = COALESCE(attempts.finished_at, sqlc.narg(finished_at))
+    WHERE attempts.id = sqlc.arg(id)
+      AND attempts.state = sqlc.arg(from_state)
+      AND attempts.lease_token = sqlc.arg(lease_token)
+      AND (sqlc.arg(runner_id)::text = '' OR attempts.runner_id = sqlc.arg(runner_id))
+      AND attempts.state IN ('leased', 'running')
+    RETURNING attempts.id, attempts.job_id
+), j AS (
+    UPDATE jobs
+    SET state = sqlc.arg(job_to_state),
+        reason = sqlc.arg(job_reason),
+        started_at = COALESCE(jobs.started_at, sqlc.narg(job_started_at)),
+        finished_at = COALESCE(jobs.finished_at, sqlc.narg(job_finished_at))
+    WHERE jobs.id = (SELECT a.job_id FROM a) AND jobs.state = sqlc.arg(job_from_state)
+    RETURNING jobs.id
+)
+SELECT sqlc.embed(attempts), sqlc.embed(jobs), (SELECT COUNT(*) FROM j) AS job_moved
+FROM a
+JOIN attempts ON attempts.id = a.id
+JOIN jobs ON jobs.id = a.job_id;
