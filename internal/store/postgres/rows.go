@@ -218,26 +218,24 @@ func (x queries) ClaimRunAttempt(ctx context.Context, c store.ClaimRow) (core.At
 	return attemptFromRow(row)
 }
 
-// inQueueOrder makes the claim walk the queue by its index whatever the
-// planner's statistics say: on a table they have not caught up with (a
-// new database, a burst of runs) it would sort every queued attempt for
-// each claim. PostgreSQL has no plan hints; the claim's transaction turns
-// sorting off instead.
-const inQueueOrder = "SET LOCAL enable_sort = off"
-
-// leaseNotFlushed lets a claim's commit return before its WAL reaches the
-// disk. A claim lost to a PostgreSQL crash costs nothing: the attempt is
-// queued again, and the runner that got it cannot start it (its start is
-// fenced by the lost lease token, and is itself flushed), so no job runs
-// twice. It spares every lease a disk flush.
-const leaseNotFlushed = "SET LOCAL synchronous_commit = off"
+// claimSettings are the claim transaction's own settings, sent with its
+// BEGIN in one statement:
+//
+//   - enable_sort off makes the claim walk the queue by its index whatever
+//     the planner's statistics say: on a table they have not caught up
+//     with (a new database, a burst of runs) it would sort every queued
+//     attempt for each claim. PostgreSQL has no plan hints.
+//   - synchronous_commit off lets the claim's commit return before its WAL
+//     reaches the disk. A claim lost to a PostgreSQL crash costs nothing:
+//     the attempt is queued again, and the runner that got it cannot start
+//     it (its start is fenced by the lost token, and a start's own flushed
+//     commit flushes the claim before it), so no job runs twice.
+const claimSettings = "SELECT set_config('enable_sort', 'off', true), set_config('synchronous_commit', 'off', true)"
 
 func (x queries) ClaimAttempt(ctx context.Context, c store.ClaimRow) (store.Claimed, error) {
 	if x.tx != nil {
-		for _, stmt := range []string{inQueueOrder, leaseNotFlushed} {
-			if err := x.tx.set(ctx, stmt); err != nil {
-				return store.Claimed{}, mapErr("claim attempt", err)
-			}
+		if err := x.tx.set(ctx, claimSettings); err != nil {
+			return store.Claimed{}, mapErr("claim attempt", err)
 		}
 	}
 	row, err := x.q.ClaimAttempt(ctx, pgdb.ClaimAttemptParams{

@@ -53,8 +53,9 @@ func (t *tx) first(ctx context.Context, sql string, args []any) (pgx.BatchResult
 	return br, nil
 }
 
-// set applies a SET LOCAL statement to the transaction: with BEGIN when
-// it has not begun, at once otherwise.
+// set applies a statement that changes the transaction's settings (SET
+// LOCAL, set_config(…, true)): with BEGIN when it has not begun, at once
+// otherwise.
 func (t *tx) set(ctx context.Context, stmt string) error {
 	if !t.begun {
 		t.setup = append(t.setup, stmt)
