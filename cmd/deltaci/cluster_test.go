@@ -560,3 +560,25 @@ func (g gate) open(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestArtifactsThroughServerWithToken: `deltaci artifacts --server` reaches
+// the store of a server that requires its API token only with the token.
+func TestArtifactsThroughServerWithToken(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, serverOpts{env: []string{"DELTACI_API_TOKEN=s3cret-token"}})
+	store := srv.url() + "/store"
+	dir := t.TempDir()
+	if r := deltaci(t, dir, "artifacts", "--server", store, "ls"); r.code == 0 || !strings.Contains(r.stderr, "API token") {
+		t.Fatalf("without the token: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	write(t, dir, "out/a.txt", "hello\n")
+	if r := deltaci(t, dir, "artifacts", "--server", store, "--api-token", "s3cret-token", "push", "out", "--ref", "outputs/x:1"); r.code != 0 {
+		t.Fatalf("push with the token: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	cmd := command(dir, "artifacts", "--server", store, "ls", "outputs")
+	cmd.Env = append(cmd.Env, "ARTIFACTSTORE_TOKEN=s3cret-token")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "outputs/x:1") {
+		t.Fatalf("ls with the token from the environment: %v\n%s", err, out)
+	}
+}

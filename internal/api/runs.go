@@ -257,13 +257,9 @@ func (s *Server) runBody(ctx context.Context, id string) (protocol.Run, error) {
 	}
 	byJob := map[string][]protocol.Attempt{}
 	for _, a := range attempts {
-		info, err := s.st.LogInfo(ctx, a.ID)
-		if err != nil {
-			return protocol.Run{}, err
-		}
 		byJob[a.JobID] = append(byJob[a.JobID], protocol.Attempt{
 			ID: a.ID, Number: a.Number, State: string(a.State), Reason: string(a.Reason), ExitCode: a.ExitCode,
-			RunnerID: a.RunnerID, LogLength: info.Length, LogDigest: info.Digest, QueuedAt: a.QueuedAt.UTC(),
+			RunnerID: a.RunnerID, LogLength: a.LogLength, LogDigest: a.LogDigest, QueuedAt: a.QueuedAt.UTC(),
 			StartedAt: ts(a.StartedAt), FinishedAt: ts(a.FinishedAt),
 		})
 	}

@@ -35,6 +35,7 @@ type artifactFlags struct {
 	database   string
 	store      string
 	server     string
+	token      string
 	s3Endpoint string
 	stageDir   string
 	actor      string
@@ -65,7 +66,8 @@ a running server with --server URL.`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.database, "database", "", "metadata database: SQLite file or postgres:// URL (env ARTIFACTSTORE_DATABASE)")
 	pf.StringVar(&f.store, "store", "", "blob store: a directory or s3://bucket/prefix (env ARTIFACTSTORE_STORE)")
-	pf.StringVar(&f.server, "server", "", "act through a running artifactstore serve at this URL (env ARTIFACTSTORE_SERVER)")
+	pf.StringVar(&f.server, "server", "", "act through a running artifactstore serve at this URL, or a deltaci server's at <url>/store (env ARTIFACTSTORE_SERVER)")
+	pf.StringVar(&f.token, "api-token", "", "with --server: the bearer token the server requires, such as a deltaci server's API token (env ARTIFACTSTORE_TOKEN)")
 	pf.StringVar(&f.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL for s3:// stores (env ARTIFACTSTORE_S3_ENDPOINT; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
 	pf.StringVar(&f.stageDir, "stage-dir", "", "local directory for resumable uploads in progress (env ARTIFACTSTORE_STAGE_DIR; default: in the store directory, or beside an SQLite database, or the system temp dir)")
 	pf.StringVar(&f.actor, "as", "", "who the audit trail records for writes (env ARTIFACTSTORE_ACTOR; default $USER)")
@@ -82,6 +84,9 @@ func (f *artifactFlags) resolve(ctx context.Context, e env) error {
 	// Explicit local settings win over a server named in the environment.
 	if f.server == "" && f.database == "" && f.store == "" {
 		f.server = e.get("ARTIFACTSTORE_SERVER")
+	}
+	if f.token == "" {
+		f.token = e.get("ARTIFACTSTORE_TOKEN")
 	}
 	if f.database == "" {
 		f.database = e.get("ARTIFACTSTORE_DATABASE")

@@ -81,7 +81,7 @@ func (f *artifactFlags) backend(ctx context.Context, e env) (artifactBackend, er
 		return nil, err
 	}
 	if f.server != "" {
-		return newRemoteBackend(f.server, f.actor)
+		return newRemoteBackend(f.server, f.actor, f.token)
 	}
 	s, err := f.openLocal(ctx, e)
 	if err != nil {

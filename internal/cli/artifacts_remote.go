@@ -20,8 +20,8 @@ type remoteBackend struct {
 // remoteCatalog names the embedded catalog apart from the Catalog method.
 type remoteCatalog = httpapi.Catalog
 
-func newRemoteBackend(url, actor string) (artifactBackend, error) {
-	c := &httpapi.Client{BaseURL: url, Actor: actor}
+func newRemoteBackend(url, actor, token string) (artifactBackend, error) {
+	c := &httpapi.Client{BaseURL: url, Actor: actor, Token: token}
 	return remoteBackend{remoteCatalog: httpapi.Catalog{C: c}, c: c}, nil
 }
 

@@ -53,6 +53,10 @@ type Attempt struct {
 	LeasedAt       time.Time
 	StartedAt      time.Time
 	FinishedAt     time.Time
+	// LogLength is how many bytes of its log the server held when the
+	// attempt was read; LogDigest is set once the log is sealed.
+	LogLength int64
+	LogDigest string
 }
 
 // Duration is how long the attempt ran, or zero when it has not finished.

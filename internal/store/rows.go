@@ -77,6 +77,8 @@ type AttemptRow struct {
 	RunnerID, LeaseToken               string
 	LeaseExpiresAt, QueuedAt, LeasedAt time.Time
 	StartedAt, FinishedAt              time.Time
+	LogLength                          int64
+	LogDigest                          string
 }
 
 // AttemptFromRow validates a stored attempt.
@@ -97,7 +99,7 @@ func AttemptFromRow(r AttemptRow) (core.Attempt, error) {
 		ID: r.ID, JobID: r.JobID, RunID: r.RunID, Number: r.Number, State: st, Reason: reason,
 		ExitCode: r.ExitCode, Labels: labels, RunnerID: r.RunnerID, LeaseToken: r.LeaseToken,
 		LeaseExpiresAt: r.LeaseExpiresAt, QueuedAt: r.QueuedAt, LeasedAt: r.LeasedAt,
-		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, LogLength: r.LogLength, LogDigest: r.LogDigest,
 	}, nil
 }
 

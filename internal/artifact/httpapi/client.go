@@ -37,6 +37,9 @@ type Client struct {
 	// Actor is sent as X-Actor on writes whose method takes no actor, and
 	// on those whose actor argument is empty.
 	Actor string
+	// Token, when set, is sent as Authorization: Bearer on every request:
+	// a deltaci server's API token for the store it serves at /store.
+	Token string
 	// ChunkSize is how many bytes Upload sends per request and holds in
 	// memory (DefaultChunkSize when 0).
 	ChunkSize int64
@@ -95,6 +98,9 @@ func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
 	}
 	if a := cmpOr(req.actor, c.Actor); a != "" {
 		hr.Header.Set("X-Actor", a)
+	}
+	if c.Token != "" && hr.Header.Get("Authorization") == "" {
+		hr.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	hc := c.HTTP
 	if hc == nil {

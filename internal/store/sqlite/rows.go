@@ -154,6 +154,7 @@ func attemptFromRow(row sqlitedb.Attempt) (core.Attempt, error) {
 		Reason: row.Reason, Labels: row.Labels, RunnerID: row.RunnerID, LeaseToken: row.LeaseToken,
 		LeaseExpiresAt: at(row.LeaseExpiresAt), QueuedAt: store.FromMillis(row.QueuedAt),
 		LeasedAt: at(row.LeasedAt), StartedAt: at(row.StartedAt), FinishedAt: at(row.FinishedAt),
+		LogLength: row.LogLength, LogDigest: row.LogDigest,
 	}
 	if row.ExitCode.Valid {
 		c := int(row.ExitCode.Int64)
