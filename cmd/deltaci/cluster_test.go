@@ -582,3 +582,37 @@ func TestArtifactsThroughServerWithToken(t *testing.T) {
 		t.Fatalf("ls with the token from the environment: %v\n%s", err, out)
 	}
 }
+
+// TestRunnersListAndRemove: `deltaci runners ls` shows a registered
+// runner, `deltaci runners rm` removes it, and its credential is refused.
+func TestRunnersListAndRemove(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := startServer(t, serverOpts{env: []string{"DELTACI_API_TOKEN=s3cret-token"}})
+	reg, err := srv.api.Register(ctx, registrationToken, protocol.RegisterRequest{Name: "old-box", Labels: []string{"linux"}, ProtocolVersion: protocol.Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	flags := []string{"--server", srv.url(), "--api-token", "s3cret-token"}
+	if r := deltaci(t, dir, append([]string{"runners", "ls"}, flags...)...); r.code != 0 ||
+		!strings.Contains(r.stdout, reg.RunnerID) || !strings.Contains(r.stdout, "old-box") {
+		t.Fatalf("ls: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := deltaci(t, dir, "runners", "ls", "--server", srv.url()); r.code == 0 {
+		t.Fatalf("ls without the API token: exit 0\n%s", r.stdout)
+	}
+	if r := deltaci(t, dir, append([]string{"runners", "rm", reg.RunnerID}, flags...)...); r.code != 0 {
+		t.Fatalf("rm: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := deltaci(t, dir, append([]string{"runners", "ls", "--json"}, flags...)...); r.code != 0 || strings.Contains(r.stdout, reg.RunnerID) {
+		t.Fatalf("ls after rm: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := deltaci(t, dir, append([]string{"runners", "rm", reg.RunnerID}, flags...)...); r.code == 0 || !strings.Contains(r.stderr, reg.RunnerID) {
+		t.Fatalf("rm of a removed runner: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	_, err = srv.api.Session(ctx, protocol.SessionRequest{RunnerID: reg.RunnerID, Credential: reg.Credential, ProtocolVersion: protocol.Version})
+	if core.KindOf(err) != core.KindUnauthorized {
+		t.Fatalf("session of a removed runner: %v", err)
+	}
+}

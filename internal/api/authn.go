@@ -25,7 +25,7 @@ func (s *Server) runner(r *http.Request) (auth.Claims, error) {
 	if tok == "" {
 		return auth.Claims{}, core.E(core.KindUnauthorized, "runner session", "send the runner session token as Authorization: Bearer")
 	}
-	return s.cfg.Keys.Verify(tok, auth.AudienceRunner)
+	return s.verify(r.Context(), tok, auth.AudienceRunner)
 }
 
 // isAPIToken reports whether tok is the configured API token.
@@ -49,10 +49,10 @@ func (s *Server) attemptReader(r *http.Request, attemptID string) error {
 		return nil
 	}
 	tok := bearer(r)
-	if _, err := s.cfg.Keys.VerifyJob(tok, attemptID); err == nil {
+	if c, err := s.cfg.Keys.VerifyJob(tok, attemptID); err == nil && s.checkRunner(r.Context(), c.Subject) == nil {
 		return nil
 	}
-	if c, err := s.cfg.Keys.Verify(tok, auth.AudienceRunner); err == nil {
+	if c, err := s.verify(r.Context(), tok, auth.AudienceRunner); err == nil {
 		// A runner reads the logs of its own attempts only.
 		if a, err := s.st.Attempt(r.Context(), attemptID); err == nil && a.RunnerID == c.Subject {
 			return nil
@@ -69,7 +69,7 @@ func (s *Server) sessionRunner(r *http.Request) (string, error) {
 	if tok == "" {
 		return "", core.E(core.KindUnauthorized, "attempt write", "send the runner session token as Authorization: Bearer")
 	}
-	c, err := s.cfg.Keys.Verify(tok, auth.AudienceRunner)
+	c, err := s.verify(r.Context(), tok, auth.AudienceRunner)
 	if err != nil {
 		return "", err
 	}
@@ -87,14 +87,14 @@ func (s *Server) attemptWriter(r *http.Request, attemptID string, jobToken bool)
 		return "", nil, core.E(core.KindUnauthorized, "attempt write", "send the runner session token as Authorization: Bearer")
 	}
 	if jobToken {
-		if c, err := s.cfg.Keys.Verify(tok, auth.AudienceJob); err == nil {
+		if c, err := s.verify(r.Context(), tok, auth.AudienceJob); err == nil {
 			if subtle.ConstantTimeCompare([]byte(c.AttemptID), []byte(attemptID)) != 1 {
 				return "", nil, &forbidden{msg: "this job token is for another attempt"}
 			}
 			return c.Subject, nil, nil
 		}
 	}
-	c, err := s.cfg.Keys.Verify(tok, auth.AudienceRunner)
+	c, err := s.verify(r.Context(), tok, auth.AudienceRunner)
 	if err != nil {
 		return "", nil, err
 	}
@@ -121,9 +121,9 @@ func (s *Server) storeScope(next http.Handler) http.Handler {
 			return nil
 		}
 		var subject string
-		if c, err := s.cfg.Keys.Verify(tok, auth.AudienceJob); err == nil {
+		if c, err := s.verify(r.Context(), tok, auth.AudienceJob); err == nil {
 			subject = c.Subject
-		} else if c, err := s.cfg.Keys.Verify(tok, auth.AudienceRunner); err == nil {
+		} else if c, err := s.verify(r.Context(), tok, auth.AudienceRunner); err == nil {
 			subject = c.Subject
 		} else if s.cfg.APIToken != "" {
 			return core.E(core.KindUnauthorized, "artifact store", "send an API token, or a runner's session or job token")

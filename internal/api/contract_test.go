@@ -679,6 +679,43 @@ func TestContract(t *testing.T) {
 		cancel(http.StatusConflict, contractAPIToken, run2.ID)
 	})
 
+	t.Run("runners", func(t *testing.T) {
+		e := e.on(t)
+		var r3 protocol.RegisterResponse
+		e.json(ctx, http.StatusCreated, "POST", "/api/v1/runners/register", contractRegToken,
+			protocol.RegisterRequest{Name: "runner-3", Labels: labels, ProtocolVersion: protocol.Version}).decode(t, &r3)
+		var s3 protocol.SessionResponse
+		session := protocol.SessionRequest{RunnerID: r3.RunnerID, Credential: r3.Credential, ProtocolVersion: protocol.Version}
+		e.json(ctx, http.StatusOK, "POST", "/api/v1/runner/session", "", session).decode(t, &s3)
+		list := func() []string {
+			t.Helper()
+			var got protocol.RunnerList
+			e.json(ctx, http.StatusOK, "GET", "/api/v1/runners", contractAPIToken, nil).decode(t, &got)
+			var names []string
+			for _, rn := range got.Runners {
+				names = append(names, rn.Name)
+			}
+			return names
+		}
+		if got := list(); !slices.Contains(got, "runner-1") || !slices.Contains(got, "runner-3") {
+			t.Errorf("runners = %v", got)
+		}
+		e.json(ctx, http.StatusUnauthorized, "GET", "/api/v1/runners", "", nil)
+		e.json(ctx, http.StatusUnauthorized, "DELETE", "/api/v1/runners/"+r3.RunnerID, s3.Token, nil)
+		e.json(ctx, http.StatusNotFound, "DELETE", "/api/v1/runners/"+unknownID, contractAPIToken, nil)
+		e.json(ctx, http.StatusNoContent, "DELETE", "/api/v1/runners/"+r3.RunnerID, contractAPIToken, nil)
+		e.json(ctx, http.StatusNotFound, "DELETE", "/api/v1/runners/"+r3.RunnerID, contractAPIToken, nil)
+		if got := list(); slices.Contains(got, "runner-3") {
+			t.Errorf("runners after the removal = %v", got)
+		}
+		// Its credential and its session token are refused from now on.
+		e.json(ctx, http.StatusUnauthorized, "POST", "/api/v1/runner/session", "", session)
+		r := e.json(ctx, http.StatusUnauthorized, "POST", "/api/v1/runner/lease", s3.Token, protocol.LeaseRequest{WaitSeconds: 1})
+		if d := r.errorDetail(t); !strings.Contains(d.Message, "removed") {
+			t.Errorf("lease of a removed runner: %+v", d)
+		}
+	})
+
 	t.Run("open server", func(t *testing.T) {
 		o := newContractEnv(t, contractOptions{cov: cov})
 		var run protocol.Run

@@ -17,6 +17,8 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET "+v1+"/openapi.yaml", s.handle(s.openapi))
 
 	mux.HandleFunc("POST "+v1+"/runners/register", s.handle(s.register))
+	mux.HandleFunc("GET "+v1+"/runners", s.handle(s.listRunners))
+	mux.HandleFunc("DELETE "+v1+"/runners/{id}", s.handle(s.removeRunner))
 	mux.HandleFunc("POST "+v1+"/runner/session", s.handle(s.session))
 	mux.HandleFunc("POST "+v1+"/runner/lease", s.handle(s.lease))
 	mux.HandleFunc("POST "+v1+"/attempts/{id}/heartbeat", s.handle(s.heartbeat))

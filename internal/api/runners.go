@@ -97,3 +97,43 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, protocol.SessionResponse{Token: tok, ExpiresAt: exp.UTC()})
 	return nil
 }
+
+func (s *Server) listRunners(w http.ResponseWriter, r *http.Request) error {
+	if err := s.user(r); err != nil {
+		return err
+	}
+	runners, err := s.st.Runners(r.Context())
+	if err != nil {
+		return err
+	}
+	out := protocol.RunnerList{Runners: make([]protocol.RunnerInfo, 0, len(runners))}
+	for _, rn := range runners {
+		labels := rn.Labels
+		if labels == nil {
+			labels = []string{}
+		}
+		out.Runners = append(out.Runners, protocol.RunnerInfo{
+			ID: rn.ID, Name: rn.Name, Labels: labels, ProtocolVersion: rn.ProtocolVersion,
+			CreatedAt: rn.CreatedAt.UTC(), LastSeenAt: rn.LastSeenAt.UTC(),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// removeRunner forgets a runner: its credential buys no more sessions, and
+// its session and job tokens are refused (on other replicas within
+// liveFor). Its attempts in flight are left to the reaper.
+func (s *Server) removeRunner(w http.ResponseWriter, r *http.Request) error {
+	if err := s.user(r); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if err := s.st.RemoveRunner(r.Context(), id); err != nil {
+		return err
+	}
+	s.live.forget(id)
+	s.log.InfoContext(r.Context(), "runner removed", "runner_id", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -74,6 +74,7 @@ type Config struct {
 
 // Server is the API with its background loops.
 type Server struct {
+	live     liveRunners
 	cfg      Config
 	st       *store.Store
 	orch     *orchestrator.Orchestrator

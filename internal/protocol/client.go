@@ -285,6 +285,19 @@ func (c *Client) Run(ctx context.Context, id string) (Run, error) {
 	return out, err
 }
 
+// Runners lists the registered runners, oldest first.
+func (c *Client) Runners(ctx context.Context) ([]RunnerInfo, error) {
+	var out RunnerList
+	err := c.callJSON(ctx, call{method: http.MethodGet, path: "/runners"}, &out)
+	return out.Runners, err
+}
+
+// RemoveRunner forgets a registered runner: its credential and tokens stop
+// working.
+func (c *Client) RemoveRunner(ctx context.Context, id string) error {
+	return c.callJSON(ctx, call{method: http.MethodDelete, path: "/runners/" + url.PathEscape(id)}, nil)
+}
+
 // CancelRun asks a run to stop.
 func (c *Client) CancelRun(ctx context.Context, id string) (Run, error) {
 	var out Run

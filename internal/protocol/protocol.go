@@ -59,6 +59,22 @@ type RegisterResponse struct {
 	ProtocolVersion int    `json:"protocol_version"`
 }
 
+// RunnerInfo is a registered runner as GET /runners lists it.
+type RunnerInfo struct {
+	ID              string    `json:"id"`
+	Name            string    `json:"name"`
+	Labels          []string  `json:"labels"`
+	ProtocolVersion int       `json:"protocol_version"`
+	CreatedAt       time.Time `json:"created_at"`
+	// LastSeenAt is when the runner last got a session token.
+	LastSeenAt time.Time `json:"last_seen_at"`
+}
+
+// RunnerList is the answer to GET /runners, oldest first.
+type RunnerList struct {
+	Runners []RunnerInfo `json:"runners"`
+}
+
 // SessionRequest exchanges a runner credential for a session token.
 type SessionRequest struct {
 	RunnerID   string `json:"runner_id"`

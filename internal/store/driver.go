@@ -94,6 +94,10 @@ type Queries interface {
 
 	InsertRunner(ctx context.Context, r Runner) error
 	GetRunner(ctx context.Context, id string) (Runner, error)
+	// ListRunners returns every registered runner, oldest first.
+	ListRunners(ctx context.Context) ([]Runner, error)
+	// DeleteRunner removes a runner and reports whether it was there.
+	DeleteRunner(ctx context.Context, id string) (bool, error)
 	TouchRunner(ctx context.Context, id string, at time.Time) error
 	// QueueDepth counts queued attempts by their encoded labels.
 	QueueDepth(ctx context.Context) (map[string]int64, error)

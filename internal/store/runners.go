@@ -74,6 +74,29 @@ func (s *Store) Runner(ctx context.Context, id string) (Runner, error) {
 	return s.drv.Read().GetRunner(ctx, id)
 }
 
+// Runners returns every registered runner, oldest first.
+func (s *Store) Runners(ctx context.Context) ([]Runner, error) {
+	return s.drv.Read().ListRunners(ctx)
+}
+
+// RemoveRunner forgets a registered runner, so that its credential no
+// longer buys sessions. An unknown id is a core.KindNotFound error.
+func (s *Store) RemoveRunner(ctx context.Context, id string) error {
+	var ok bool
+	err := s.drv.Write(ctx, func(q Queries) error {
+		var err error
+		ok, err = q.DeleteRunner(ctx, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("remove runner %s: %w", id, err)
+	}
+	if !ok {
+		return core.E(core.KindNotFound, "remove runner", "no runner %s", id)
+	}
+	return nil
+}
+
 // TouchRunner records that the runner was seen now.
 func (s *Store) TouchRunner(ctx context.Context, id string) error {
 	return s.drv.Write(ctx, func(q Queries) error { return q.TouchRunner(ctx, id, s.Now()) })

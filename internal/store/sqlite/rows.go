@@ -349,10 +349,27 @@ func (x queries) GetRunner(ctx context.Context, id string) (store.Runner, error)
 	if err != nil {
 		return store.Runner{}, mapErr("runner "+id, err)
 	}
+	return runnerFromRow(row)
+}
+
+func runnerFromRow(row sqlitedb.Runner) (store.Runner, error) {
 	return store.RunnerFromRow(store.RunnerRow{
 		ID: row.ID, Name: row.Name, Labels: row.Labels, CredentialHash: row.CredentialHash,
 		ProtocolVersion: int(row.ProtocolVersion), CreatedAt: row.CreatedAt, LastSeenAt: row.LastSeenAt,
 	})
+}
+
+func (x queries) ListRunners(ctx context.Context) ([]store.Runner, error) {
+	rows, err := x.q.ListRunners(ctx)
+	if err != nil {
+		return nil, mapErr("list runners", err)
+	}
+	return convertAll(rows, runnerFromRow)
+}
+
+func (x queries) DeleteRunner(ctx context.Context, id string) (bool, error) {
+	n, err := x.q.DeleteRunner(ctx, id)
+	return n == 1, mapErr("delete runner", err)
 }
 
 func (x queries) TouchRunner(ctx context.Context, id string, at time.Time) error {

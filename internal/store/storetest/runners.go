@@ -42,6 +42,36 @@ func RunRunners(t *testing.T, open Opener) {
 		wantKind(t, err, core.KindNotFound)
 	})
 
+	t.Run("ListAndRemoveRunners", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r1, err := b.s.RegisterRunner(b.ctx, store.Runner{Name: "r1", Labels: []string{"linux"}, CredentialHash: "h1", ProtocolVersion: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.clock.advance(time.Second)
+		r2, err := b.s.RegisterRunner(b.ctx, store.Runner{Name: "r2", Labels: []string{}, CredentialHash: "h2", ProtocolVersion: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := b.s.Runners(b.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]store.Runner{r1, r2}, list); diff != "" {
+			t.Fatalf("runners, oldest first (-want +got):\n%s", diff)
+		}
+		if err := b.s.RemoveRunner(b.ctx, r1.ID); err != nil {
+			t.Fatal(err)
+		}
+		wantKind(t, b.s.RemoveRunner(b.ctx, r1.ID), core.KindNotFound)
+		_, err = b.s.Runner(b.ctx, r1.ID)
+		wantKind(t, err, core.KindNotFound)
+		if list, _ := b.s.Runners(b.ctx); len(list) != 1 || list[0].ID != r2.ID {
+			t.Fatalf("after removing r1: %+v", list)
+		}
+	})
+
 	t.Run("UnsealedLogs", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

@@ -9,6 +9,18 @@ import (
 	"context"
 )
 
+const deleteRunner = `-- name: DeleteRunner :execrows
+DELETE FROM runners WHERE id = $1
+`
+
+func (q *Queries) DeleteRunner(ctx context.Context, id string) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteRunner, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const getRunner = `-- name: GetRunner :one
 SELECT id, name, labels, credential_hash, protocol_version, created_at, last_seen_at FROM runners WHERE id = $1
 `
@@ -54,6 +66,38 @@ func (q *Queries) InsertRunner(ctx context.Context, arg InsertRunnerParams) erro
 		arg.LastSeenAt,
 	)
 	return err
+}
+
+const listRunners = `-- name: ListRunners :many
+SELECT id, name, labels, credential_hash, protocol_version, created_at, last_seen_at FROM runners ORDER BY created_at, id
+`
+
+func (q *Queries) ListRunners(ctx context.Context) ([]Runner, error) {
+	rows, err := q.db.Query(ctx, listRunners)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Runner{}
+	for rows.Next() {
+		var i Runner
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Labels,
+			&i.CredentialHash,
+			&i.ProtocolVersion,
+			&i.CreatedAt,
+			&i.LastSeenAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const listUnsealedLogs = `-- name: ListUnsealedLogs :many

@@ -5,6 +5,12 @@ VALUES ($1, $2, $3, $4, $5, $6, $7);
 -- name: GetRunner :one
 SELECT * FROM runners WHERE id = $1;
 
+-- name: ListRunners :many
+SELECT * FROM runners ORDER BY created_at, id;
+
+-- name: DeleteRunner :execrows
+DELETE FROM runners WHERE id = $1;
+
 -- name: TouchRunner :exec
 UPDATE runners SET last_seen_at = sqlc.arg(last_seen_at) WHERE id = sqlc.arg(id);
 

@@ -5,6 +5,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?);
 -- name: GetRunner :one
 SELECT * FROM runners WHERE id = ?;
 
+-- name: ListRunners :many
+SELECT * FROM runners ORDER BY created_at, id;
+
+-- name: DeleteRunner :execrows
+DELETE FROM runners WHERE id = ?;
+
 -- name: TouchRunner :exec
 UPDATE runners SET last_seen_at = sqlc.arg(last_seen_at) WHERE id = sqlc.arg(id);
 
