@@ -616,3 +616,45 @@ func TestRunnersListAndRemove(t *testing.T) {
 		t.Fatalf("session of a removed runner: %v", err)
 	}
 }
+
+// TestSigningKeyRotation: a server restarted with a new --signing-key and
+// the old one as --verify-key still takes the tokens the old key signed;
+// once the old key is dropped, they are refused.
+func TestSigningKeyRotation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := startServer(t, serverOpts{})
+	reg, err := srv.api.Register(ctx, registrationToken, protocol.RegisterRequest{Name: "box", ProtocolVersion: protocol.Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := srv.api.Session(ctx, protocol.SessionRequest{RunnerID: reg.RunnerID, Credential: reg.Credential, ProtocolVersion: protocol.Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := func() error {
+		c := &protocol.Client{BaseURL: srv.url(), Token: func(context.Context) (string, error) { return sess.Token, nil }}
+		_, err := c.Lease(ctx, time.Second)
+		return err
+	}
+	if err := lease(); err != nil {
+		t.Fatalf("lease with the first key: %v", err)
+	}
+	oldKey := filepath.Join(srv.dataDir, "signing.key")
+	newKey := filepath.Join(t.TempDir(), "next.key")
+	if err := os.WriteFile(newKey, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.kill(t)
+	srv.env = []string{"DELTACI_SIGNING_KEY=" + newKey, "DELTACI_VERIFY_KEY=" + oldKey}
+	srv.restart(t)
+	if err := lease(); err != nil {
+		t.Fatalf("lease with a token of the old key, accepted: %v", err)
+	}
+	srv.kill(t)
+	srv.env = []string{"DELTACI_SIGNING_KEY=" + newKey}
+	srv.restart(t)
+	if err := lease(); core.KindOf(err) != core.KindUnauthorized {
+		t.Fatalf("lease with a token of the dropped key: %v, want unauthorized", err)
+	}
+}

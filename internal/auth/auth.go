@@ -270,18 +270,43 @@ func tokenProblem(err error) string {
 	return "token refused"
 }
 
-// KeysetFromSeed returns a keyset whose current key is derived from an
-// ed25519 seed (ed25519.SeedSize bytes), so that server replicas, and a
-// server after a restart, sign and verify with one key. now may be nil.
-func KeysetFromSeed(seed []byte, now func() time.Time) (*Keyset, error) {
+// Accept makes the key of an ed25519 seed verify tokens too, without
+// signing any: the previous key of a rotation done across server restarts,
+// or the next one while replicas are told about it. It replaces a key
+// accepted before; the signing key's own seed changes nothing.
+func (ks *Keyset) Accept(seed []byte) error {
+	k, err := keyFromSeed(seed)
+	if err != nil {
+		return err
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if k.id != ks.current.id {
+		ks.previous = &k
+	}
+	return nil
+}
+
+func keyFromSeed(seed []byte) (key, error) {
 	if len(seed) != ed25519.SeedSize {
-		return nil, core.E(core.KindInvalid, "signing key", "a signing key seed is %d bytes, got %d", ed25519.SeedSize, len(seed))
+		return key{}, core.E(core.KindInvalid, "signing key", "a signing key seed is %d bytes, got %d", ed25519.SeedSize, len(seed))
 	}
 	priv := ed25519.NewKeyFromSeed(seed)
 	pub := priv.Public().(ed25519.PublicKey)
 	sum := sha256.Sum256(pub)
+	return key{id: hex.EncodeToString(sum[:8]), priv: priv, pub: pub}, nil
+}
+
+// KeysetFromSeed returns a keyset whose current key is derived from an
+// ed25519 seed (ed25519.SeedSize bytes), so that server replicas, and a
+// server after a restart, sign and verify with one key. now may be nil.
+func KeysetFromSeed(seed []byte, now func() time.Time) (*Keyset, error) {
+	k, err := keyFromSeed(seed)
+	if err != nil {
+		return nil, err
+	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Keyset{current: key{id: hex.EncodeToString(sum[:8]), priv: priv, pub: pub}, now: now}, nil
+	return &Keyset{current: k, now: now}, nil
 }

@@ -153,3 +153,38 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestAcceptedKeyVerifiesButNeverSigns(t *testing.T) {
+	t.Parallel()
+	seedOld, seedNew := make([]byte, 32), make([]byte, 32)
+	seedNew[0] = 1
+	old, err := auth.KeysetFromSeed(seedOld, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := old.IssueSession("r", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next key signs; the old one is accepted until it is dropped.
+	next, err := auth.KeysetFromSeed(seedNew, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := next.Verify(tok, auth.AudienceRunner); err == nil {
+		t.Fatal("a token of another key verified")
+	}
+	if err := next.Accept(seedOld); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := next.Verify(tok, auth.AudienceRunner); err != nil || c.Subject != "r" {
+		t.Fatalf("token of the accepted key: %+v, %v", c, err)
+	}
+	// What next signs, old does not verify: next signs with its own key.
+	fresh, _, _ := next.IssueSession("r", nil)
+	_, err = old.Verify(fresh, auth.AudienceRunner)
+	unauthorized(t, err, "refused")
+	if err := next.Accept([]byte("short")); core.KindOf(err) != core.KindInvalid {
+		t.Fatalf("a short seed: %v", err)
+	}
+}

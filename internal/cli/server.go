@@ -37,6 +37,7 @@ import (
 type serverOptions struct {
 	listen, dataDir, database, store, s3Endpoint string
 	registrationToken, apiToken, signingKey      string
+	verifyKey                                    string
 	secretsFile, executor                        string
 	protected                                    []string
 	ttl, reapInterval, shutdownTimeout           time.Duration
@@ -71,6 +72,7 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	f.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL for an s3:// store (env DELTACI_S3_ENDPOINT); keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	f.StringVar(&o.registrationToken, "registration-token", "", "token runners register with (env DELTACI_REGISTRATION_TOKEN); without one no runner can register")
 	f.StringVar(&o.apiToken, "api-token", "", "token the run API and artifact store writes require (env DELTACI_API_TOKEN); without one they are open to anyone who can reach --listen")
+	f.StringVar(&o.verifyKey, "verify-key", "", "file holding another hex ed25519 seed whose tokens are accepted but never signed: the old or the next key of a rotation (env DELTACI_VERIFY_KEY)")
 	f.StringVar(&o.signingKey, "signing-key", "", "file holding the hex ed25519 seed that signs runner tokens, created if missing; replicas must share it (env DELTACI_SIGNING_KEY; default <data-dir>/signing.key)")
 	f.StringVar(&o.secretsFile, "secrets-file", "", "file of NAME=value secrets for trusted runs, besides DELTACI_SECRET_<NAME> variables (env DELTACI_SECRETS_FILE)")
 	f.StringVar(&o.executor, "executor", planner.ExecutorSandbox, "where jobs run: sandbox or shell; only runners with that executor lease them")
@@ -95,7 +97,8 @@ func fromEnv(e env, pairs ...any) {
 func runServer(ctx context.Context, e env, o serverOptions) error {
 	fromEnv(e, &o.dataDir, "DELTACI_DATA_DIR", &o.database, "DELTACI_DATABASE", &o.store, "DELTACI_STORE",
 		&o.s3Endpoint, "DELTACI_S3_ENDPOINT", &o.registrationToken, "DELTACI_REGISTRATION_TOKEN",
-		&o.apiToken, "DELTACI_API_TOKEN", &o.signingKey, "DELTACI_SIGNING_KEY", &o.secretsFile, "DELTACI_SECRETS_FILE")
+		&o.apiToken, "DELTACI_API_TOKEN", &o.signingKey, "DELTACI_SIGNING_KEY", &o.secretsFile, "DELTACI_SECRETS_FILE",
+		&o.verifyKey, "DELTACI_VERIFY_KEY")
 	if o.dataDir == "" {
 		o.dataDir = "deltaci-data"
 	}
@@ -130,7 +133,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	if o.registrationToken == "" {
 		log.Warn("no registration token: runners cannot register (set DELTACI_REGISTRATION_TOKEN)")
 	}
-	keys, err := loadKeyset(o.signingKey)
+	keys, err := loadKeyset(o.signingKey, o.verifyKey)
 	if err != nil {
 		return err
 	}
@@ -223,8 +226,8 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 }
 
 // loadKeyset reads the signing key seed at path, creating it first when
-// it does not exist.
-func loadKeyset(path string) (*auth.Keyset, error) {
+// it does not exist, and accepts the key of the seed at verify too.
+func loadKeyset(path, verify string) (*auth.Keyset, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		seed := make([]byte, ed25519.SeedSize)
@@ -243,6 +246,20 @@ func loadKeyset(path string) (*auth.Keyset, error) {
 	ks, err := auth.KeysetFromSeed(seed, nil)
 	if err != nil {
 		return nil, usage(fmt.Errorf("--signing-key %s: %w", path, err))
+	}
+	if verify == "" {
+		return ks, nil
+	}
+	// Never created: a key to accept that nobody has is a mistake.
+	b, err = os.ReadFile(verify)
+	if err != nil {
+		return nil, usage(fmt.Errorf("--verify-key %s: %w", verify, err))
+	}
+	if seed, err = hex.DecodeString(strings.TrimSpace(string(b))); err != nil {
+		return nil, usage(fmt.Errorf("--verify-key %s: not a hex seed: %w", verify, err))
+	}
+	if err := ks.Accept(seed); err != nil {
+		return nil, usage(fmt.Errorf("--verify-key %s: %w", verify, err))
 	}
 	return ks, nil
 }
