@@ -465,6 +465,7 @@ type runnerOpts struct {
 	executor string
 	capacity int
 	proc     procOpts
+	workDir  string // a new temporary directory when empty
 }
 
 // startRunner starts a runner against s and waits until it has registered.
@@ -476,7 +477,10 @@ func (s *server) startRunner(t *testing.T, o runnerOpts) *runnerProc {
 	if o.capacity == 0 {
 		o.capacity = 1
 	}
-	r := &runnerProc{workDir: t.TempDir()}
+	r := &runnerProc{workDir: o.workDir}
+	if r.workDir == "" {
+		r.workDir = t.TempDir()
+	}
 	// Jobs of the shell executor are process groups of their own, which a
 	// SIGKILLed runner leaves behind: end them too, before the temporary
 	// directories go.
@@ -512,10 +516,10 @@ func (r *runnerProc) session(t *testing.T, s *server) *protocol.Client {
 	return &protocol.Client{BaseURL: s.url(), Token: func(context.Context) (string, error) { return sess.Token, nil }}
 }
 
-// killProcessesIn SIGKILLs every process whose working directory is under
-// dir, and returns their pids.
-func killProcessesIn(dir string) []int {
-	var killed []int
+// processesIn returns the pids of the processes whose working directory
+// is under dir (or was, if it has been removed since).
+func processesIn(dir string) []int {
+	var pids []int
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		cwd, err := os.Readlink(filepath.Join(p, "cwd"))
@@ -526,6 +530,16 @@ func killProcessesIn(dir string) []int {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// killProcessesIn SIGKILLs every process whose working directory is under
+// dir, and returns their pids.
+func killProcessesIn(dir string) []int {
+	var killed []int
+	for _, pid := range processesIn(dir) {
 		if syscall.Kill(pid, syscall.SIGKILL) == nil {
 			killed = append(killed, pid)
 		}

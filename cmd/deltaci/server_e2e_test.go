@@ -262,7 +262,7 @@ jobs:
   victim:
     run: |
       echo "attempt $DELTACI_ATTEMPT begins"
-      if [ "$DELTACI_ATTEMPT" = 1 ]; then sleep 60; fi
+      if [ "$DELTACI_ATTEMPT" = 1 ]; then sleep 600; fi
       echo "attempt $DELTACI_ATTEMPT ends"
 `})
 		srv := startServer(t, serverOpts{database: database})
@@ -298,6 +298,13 @@ jobs:
 		if second.Number != 2 || second.State != string(core.AttemptSucceeded) || second.RunnerID == first.RunnerID || byID[second.RunnerID] == nil {
 			t.Errorf("the retry: %+v; the killed runner was %s", second, first.RunnerID)
 		}
+		// The killed runner's job is still running; a runner started on its
+		// work directory stops it.
+		if len(processesIn(victim.workDir)) == 0 {
+			t.Fatal("no process of the killed runner's job is left: the test cannot show they are stopped")
+		}
+		srv.startRunner(t, runnerOpts{workDir: victim.workDir})
+		eventually(t, "the killed runner's job processes are stopped", func() bool { return len(processesIn(victim.workDir)) == 0 })
 		if got := string(sealedLog(t, srv, second)); !strings.Contains(got, "attempt 2 ends\n") {
 			t.Errorf("the retry's log: %q", got)
 		}

@@ -188,6 +188,9 @@ func (s *Sandbox) run(ctx context.Context, spec Spec, dir string, out io.Writer,
 	defer func() { <-argsWritten }() // bwrap is reaped by then, so the write has ended
 
 	bwrapPid := cmd.Process.Pid
+	if spec.Started != nil {
+		spec.Started(bwrapPid) // Setpgid: also its process group
+	}
 	log := s.logger.With(slog.Int("pid", bwrapPid))
 	log.LogAttrs(ctx, slog.LevelDebug, "job started", slog.String("dir", dir), slog.Bool("network", spec.Network))
 

@@ -113,6 +113,10 @@ type Spec struct {
 	// the pipeline); without it the job has only its own loopback. Shell
 	// ignores it: a shell job always has the host's network.
 	Network bool
+	// Started, when set, is called once the job's first process runs, with
+	// its pid, which is also the id of the job's process group: a runner
+	// records it to stop the job's processes if it is killed itself.
+	Started func(pid int)
 }
 
 func (s Spec) grace() time.Duration {

@@ -74,6 +74,9 @@ func (s *Shell) Run(ctx context.Context, spec Spec, out io.Writer) (Result, erro
 		return res.end(core.AttemptErrored, core.ReasonInfraError, "starting shell: "+err.Error()), nil
 	}
 	pid := cmd.Process.Pid // also the process group id: Setsid makes a new session and group
+	if spec.Started != nil {
+		spec.Started(pid)
+	}
 	log := orDiscard(s.logger).With(slog.Int("pid", pid))
 	log.LogAttrs(ctx, slog.LevelDebug, "job started", slog.String("dir", spec.Dir))
 

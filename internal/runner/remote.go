@@ -72,9 +72,11 @@ func (r *Remote) Run(ctx, drain context.Context) error {
 	return nil
 }
 
-// cleanWorkspaces removes what a runner killed mid-job left: workspaces,
-// their worktree records in the mirrors, and log spools.
+// cleanWorkspaces removes what a runner killed mid-job left: the
+// processes of its jobs, workspaces, their worktree records in the
+// mirrors, and log spools.
 func (r *Remote) cleanWorkspaces(ctx context.Context) {
+	killOrphans(ctx, r.Log, r.WorkDir)
 	logs := filepath.Join(r.WorkDir, "logs")
 	_ = os.RemoveAll(logs)
 	if err := os.MkdirAll(logs, 0o700); err != nil {
@@ -295,9 +297,12 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 	}
 	env, secrets := a.env(ws)
 	masked := secret.NewMasker(logw, secrets)
+	forget := func() {}
 	res, err := r.Exec.Run(execCtx, executor.Spec{
 		Script: l.Script, Dir: ws, Env: env, Timeout: l.Timeout(), Grace: r.Grace, Network: l.Network,
+		Started: func(pid int) { forget = recordJob(r.WorkDir, l.AttemptID, pid) },
 	}, masked)
+	forget()
 	_ = masked.Close()
 	select {
 	case <-lost:
