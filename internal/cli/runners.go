@@ -72,12 +72,17 @@ func (o *runnersOptions) client(e env) (*protocol.Client, error) {
 	if o.server == "" {
 		return nil, usage(fmt.Errorf("--server is required (or DELTACI_SERVER)"))
 	}
-	c := &protocol.Client{BaseURL: strings.TrimRight(o.server, "/")}
-	if o.apiToken != "" {
-		tok := o.apiToken
-		c.Token = func(context.Context) (string, error) { return tok, nil }
+	return apiClient(o.server, o.apiToken), nil
+}
+
+// apiClient is a client of a server's API, sending its API token when
+// one is given.
+func apiClient(server, apiToken string) *protocol.Client {
+	c := &protocol.Client{BaseURL: strings.TrimRight(server, "/")}
+	if apiToken != "" {
+		c.Token = func(context.Context) (string, error) { return apiToken, nil }
 	}
-	return c, nil
+	return c
 }
 
 func printRunners(w io.Writer, runners []protocol.RunnerInfo, asJSON bool) error {

@@ -66,11 +66,7 @@ func trigger(ctx context.Context, e env, o triggerOptions) error {
 			o.repo, _ = filepath.Abs(o.repo)
 		}
 	}
-	c := &protocol.Client{BaseURL: strings.TrimRight(o.server, "/")}
-	if o.apiToken != "" {
-		tok := o.apiToken
-		c.Token = func(context.Context) (string, error) { return tok, nil }
-	}
+	c := apiClient(o.server, o.apiToken)
 	run, err := c.CreateRun(ctx, protocol.CreateRunRequest{Repo: o.repo, Ref: o.ref, Commit: o.commit, Event: o.event})
 	if err != nil {
 		if core.KindOf(err) == core.KindInvalid {
