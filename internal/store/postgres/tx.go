@@ -22,16 +22,12 @@ import (
 type tx struct {
 	conn   *pgxpool.Conn
 	begun  bool
-	setup  []string     // SET LOCAL statements sent with BEGIN
+	setup  []string     // the transaction's settings, sent with BEGIN
 	events []core.Event // written with COMMIT
 	notify bool         // wake the queue's listeners, with COMMIT
 }
 
-var _ interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-	QueryRow(context.Context, string, ...any) pgx.Row
-} = (*tx)(nil)
+var _ pgdb.DBTX = (*tx)(nil)
 
 // first sends BEGIN and the transaction's first statement together and
 // returns the batch positioned on that statement's result.
