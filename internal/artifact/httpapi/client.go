@@ -609,7 +609,7 @@ func (c *Client) GC(ctx context.Context, grace time.Duration) (registry.GCReport
 	if err := c.call(ctx, request{method: http.MethodPost, path: "/gc", want: []int{http.StatusOK}}, in, &out); err != nil {
 		return registry.GCReport{}, err
 	}
-	return registry.GCReport{Manifests: out.Manifests, Blobs: out.Blobs, Bytes: out.Bytes, Orphans: out.Orphans}, nil
+	return registry.GCReport{Manifests: out.Manifests, Blobs: out.Blobs, Bytes: out.Bytes, Orphans: out.Orphans, Stale: out.Stale}, nil
 }
 
 // Verify checks the log's hash chain and compares the projections rebuilt

@@ -277,10 +277,12 @@ type GCReport struct {
 	Blobs     int   `json:"blobs"`
 	Bytes     int64 `json:"bytes"`
 	Orphans   int   `json:"orphans"`
+	// Stale counts abandoned staging removed (temp files, multipart uploads).
+	Stale int `json:"stale"`
 }
 
 func gcBody(r registry.GCReport) GCReport {
-	return GCReport{Manifests: r.Manifests, Blobs: r.Blobs, Bytes: r.Bytes, Orphans: r.Orphans}
+	return GCReport{Manifests: r.Manifests, Blobs: r.Blobs, Bytes: r.Bytes, Orphans: r.Orphans, Stale: r.Stale}
 }
 
 // HeadBody is the last event of the log.
