@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -235,6 +236,8 @@ func TestUsageErrors(t *testing.T) {
 		{"pull", "../../etc:x", filepath.Join(dir, "d")},
 		{"replay"},
 		{"audit", "--since", "yesterday"},
+		{"audit", "--limit", "0"},
+		{"audit", "--after", "-1"},
 		{"bogus"},
 	} {
 		if r := run(t, dir, args...); r.code != 2 {
@@ -243,5 +246,42 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if r := run(t, dir, "pull", "outputs/none:1", filepath.Join(dir, "d")); r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
 		t.Errorf("pull of a missing ref: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestAuditPages: --limit and --after page through the audit trail.
+func TestAuditPages(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for i, tag := range []string{"1", "2", "3"} {
+		src := filepath.Join(dir, "src"+tag)
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, "f"), []byte(strings.Repeat("x", i+1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ok(t, dir, "push", src, "--ref", "outputs/app:"+tag)
+	}
+	type event struct{ Seq int64 }
+	page := func(args ...string) []event {
+		t.Helper()
+		var evs []event
+		if err := json.Unmarshal([]byte(ok(t, dir, append([]string{"audit", "--json"}, args...)...)), &evs); err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	all := page()
+	if len(all) < 3 {
+		t.Fatalf("audit = %+v, want at least the three pushes", all)
+	}
+	first := page("--limit", "2")
+	if len(first) != 2 || first[0] != all[0] || first[1] != all[1] {
+		t.Fatalf("first page %+v of %+v", first, all)
+	}
+	rest := page("--after", strconv.FormatInt(first[1].Seq, 10))
+	if len(rest) != len(all)-2 || rest[0] != all[2] {
+		t.Fatalf("next page %+v of %+v", rest, all)
 	}
 }

@@ -430,15 +430,22 @@ event when the log was tampered with, or says the state differs.`,
 
 func newAuditCmd(e env, f *artifactFlags) *cobra.Command {
 	var subject, actor, since string
-	var limit int64
+	var limit, after int64
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Show who changed what: pushes, tags, deletions, pins, retention, GC",
 		Example: `  artifactstore audit --actor alice --since 24h
-  artifactstore audit --subject outputs/build:v1 --json`,
+  artifactstore audit --subject outputs/build:v1 --json
+  artifactstore audit --limit 100 --after 4200`,
 		Args: checkArgs(cobra.NoArgs),
 		RunE: withBackend(e, f, func(cmd *cobra.Command, b artifactBackend, _ []string) error {
-			filter := eventlog.AuditFilter{Subject: subject, Actor: actor, Limit: limit}
+			if limit < 1 {
+				return usage(fmt.Errorf("--limit %d: give at least 1", limit))
+			}
+			if after < 0 {
+				return usage(fmt.Errorf("--after %d: give a sequence number, 0 or more", after))
+			}
+			filter := eventlog.AuditFilter{Subject: subject, Actor: actor, Limit: limit, After: after}
 			if since != "" {
 				t, err := parseSince(since)
 				if err != nil {
@@ -469,6 +476,7 @@ func newAuditCmd(e env, f *artifactFlags) *cobra.Command {
 	cmd.Flags().StringVar(&actor, "actor", "", "only events by this actor")
 	cmd.Flags().StringVar(&since, "since", "", "only events since an RFC 3339 time or a duration ago (24h)")
 	cmd.Flags().Int64Var(&limit, "limit", 1000, "at most this many events")
+	cmd.Flags().Int64Var(&after, "after", 0, "only events after this sequence number: the last one printed, to page on")
 	return cmd
 }
 
