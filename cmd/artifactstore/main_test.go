@@ -224,6 +224,16 @@ func TestReplayNamesTamperedEvent(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "event 2 (blob.added") || !strings.Contains(r.stderr, "altered") {
 		t.Errorf("replay of a tampered log: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// With --json, the answer says it too: intact up to event 1.
+	r = run(t, dir, "replay", "--verify", "--json")
+	var rep struct {
+		Intact     bool   `json:"intact"`
+		IntactUpTo int64  `json:"intact_up_to"`
+		Error      string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 1 || rep.Intact || rep.IntactUpTo != 1 || !strings.Contains(rep.Error, "event 2") {
+		t.Errorf("replay --json of a tampered log: exit %d, %+v, %v\n%s%s", r.code, rep, err, r.stdout, r.stderr)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

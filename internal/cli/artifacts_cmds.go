@@ -10,6 +10,7 @@ import (
 
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
 	"github.com/deltaci/deltaci/internal/artifact/registry"
+	"github.com/deltaci/deltaci/internal/core"
 )
 
 // withBackend wraps a command body that needs a backend.
@@ -407,10 +408,18 @@ event when the log was tampered with, or says the state differs.`,
 			}
 			rep, err := b.Replay(cmd.Context())
 			if err != nil {
+				if f.json && core.KindOf(err) == core.KindConflict {
+					// A script reading the answer learns of the broken chain
+					// from it too, not only from the exit code.
+					if perr := printJSON(e.stdout, map[string]any{"intact": false, "intact_up_to": rep.Head.Seq,
+						"error": err.Error(), "match": false}); perr != nil {
+						return perr
+					}
+				}
 				return err
 			}
 			if f.json {
-				if err := printJSON(e.stdout, map[string]any{"events": rep.Events, "head": rep.Head.Seq, "head_hash": rep.Head.Hash,
+				if err := printJSON(e.stdout, map[string]any{"intact": true, "events": rep.Events, "head": rep.Head.Seq, "head_hash": rep.Head.Hash,
 					"state_digest": rep.StateDigest, "live_digest": rep.LiveDigest, "match": rep.Match()}); err != nil {
 					return err
 				}

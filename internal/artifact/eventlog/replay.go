@@ -93,10 +93,11 @@ func (s *Store) Replay(ctx context.Context) (ReplayReport, error) {
 			return q.SetHead(ctx, Head{Seq: last.Seq, Hash: last.Hash})
 		})
 	})
+	// On a broken chain, the last event that checked out.
+	rep.Head = head
 	if err != nil {
 		return rep, err
 	}
-	rep.Head = head
 	if rep.StateDigest, err = StateDigest(ctx, scratch.Read()); err != nil {
 		return rep, err
 	}
