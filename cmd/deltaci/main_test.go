@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -666,6 +667,17 @@ func TestPlanJSON(t *testing.T) {
 	ex := deltaci(t, dir, "plan", "--explain")
 	if ex.code != 0 || !strings.Contains(ex.stdout, "a/x") || !strings.Contains(ex.stdout, "a/**") {
 		t.Errorf("plan --explain does not name the file and glob:\n%s", ex.stdout)
+	}
+	// Planning in a repository deltaci run never ran in leaves no state.
+	if _, err := os.Stat(filepath.Join(dir, ".deltaci")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("plan made .deltaci/: %v", err)
+	}
+	// After a run, plan reads the results it recorded.
+	if r := deltaci(t, dir, "run"); r.code != 0 {
+		t.Fatalf("run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := deltaci(t, dir, "plan"); r.code != 0 || !strings.Contains(r.stdout, "1 reused") {
+		t.Errorf("plan after a run reuses nothing:\n%s%s", r.stdout, r.stderr)
 	}
 }
 

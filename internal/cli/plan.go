@@ -3,7 +3,10 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -53,15 +56,23 @@ recorded success with the same digest) or skip (branch or event filters).`,
 			if database == "" {
 				database = e.get("DELTACI_DATABASE")
 			}
+			var res *results.Store // nil: nothing recorded yet
 			if database == "" {
 				database = filepath.Join(top, gitx.StateDir, "state.db")
+				if _, err := os.Stat(database); errors.Is(err, fs.ErrNotExist) {
+					// A repository deltaci run never ran in has no results:
+					// plan without creating the state a run would.
+					database = ""
+				}
 			}
-			arts, err := open.Open(ctx, open.Config{Database: database, Store: filepath.Join(top, gitx.StateDir, "store")})
-			if err != nil {
-				return err
+			if database != "" {
+				arts, err := open.Open(ctx, open.Config{Database: database, Store: filepath.Join(top, gitx.StateDir, "store")})
+				if err != nil {
+					return err
+				}
+				defer arts.Close()
+				res = localResults(arts)
 			}
-			defer arts.Close()
-			res := localResults(arts)
 			pl, err := func() (*planner.Plan, error) {
 				if o.head != "" {
 					if ok, err := gitx.CommitExists(ctx, top, o.head); err != nil || !ok {

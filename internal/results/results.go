@@ -140,6 +140,9 @@ func MatchOutputs(dir string, globs []string) ([]string, error) {
 // namespaces; it is the planner's Lookup.
 func (s *Store) Lookup(ctx context.Context) planner.Lookup {
 	return func(jobDigest string) (planner.Result, bool) {
+		if s == nil {
+			return planner.Result{}, false // no store: nothing was recorded
+		}
 		for _, ns := range s.Read {
 			ref, err := resultRef(jobDigest, ns)
 			if err != nil {
