@@ -1,31 +1,16 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
 
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/jsonhttp"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
 )
-
-// kindStatus is the one mapping of core Kinds to HTTP statuses.
-var kindStatus = map[core.Kind]int{
-	core.KindInvalid:      http.StatusBadRequest,
-	core.KindNotFound:     http.StatusNotFound,
-	core.KindConflict:     http.StatusConflict,
-	core.KindUnauthorized: http.StatusUnauthorized,
-	core.KindLeaseLost:    http.StatusConflict,
-	core.KindUnavailable:  http.StatusServiceUnavailable,
-	core.KindInternal:     http.StatusInternalServerError,
-	core.KindCanceled:     499, // the client gave up; only the log line sees it
-}
 
 // forbidden is an authenticated caller asking for what its token does not
 // allow (a job token for another attempt's store writes, say).
@@ -41,13 +26,6 @@ func (v *versionError) Error() string {
 		strconv.Itoa(protocol.Version) + ": install the same deltaci version on both"
 }
 
-// mediaError is a body in a type the route does not take.
-type mediaError struct{ got, want string }
-
-func (m *mediaError) Error() string {
-	return "Content-Type " + strconv.Quote(m.got) + " is not accepted here; send " + m.want
-}
-
 // writeError maps err to its status and the error body. It is the only
 // place errors become responses.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -56,7 +34,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		offset  *store.LogOffsetError
 		forbid  *forbidden
 		version *versionError
-		media   *mediaError
+		media   *jsonhttp.MediaTypeError
 	)
 	status, code := http.StatusInternalServerError, string(core.KindInternal)
 	msg := err.Error()
@@ -80,7 +58,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code = http.StatusUnsupportedMediaType, protocol.CodeUnsupportedMedia
 	default:
 		k := core.KindOf(err)
-		if st, ok := kindStatus[k]; ok {
+		if st, ok := jsonhttp.Status(k); ok {
 			status, code = st, string(k)
 		}
 	}
@@ -109,62 +87,15 @@ func (s *Server) handle(h handler) http.HandlerFunc {
 	}
 }
 
-// decodeJSON reads one JSON value of at most DefaultMaxJSONBytes into v,
-// refusing unknown fields and trailing data. An empty body leaves v as is
-// when optional is set.
+// decodeJSON reads one JSON request body of at most DefaultMaxJSONBytes
+// into v (jsonhttp.Decode).
 func decodeJSON(w http.ResponseWriter, r *http.Request, optional bool, v any) error {
-	const op = "decode request"
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return &mediaError{got: ct, want: "application/json"}
-		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, DefaultMaxJSONBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return err
-		}
-		return &core.Error{Kind: core.KindInvalid, Op: op, Msg: "reading the request body failed", Err: err}
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		if optional {
-			return nil
-		}
-		return core.E(core.KindInvalid, op, "the request needs a JSON body")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &core.Error{Kind: core.KindInvalid, Op: op, Msg: "malformed JSON body", Err: err}
-	}
-	if dec.More() {
-		return core.E(core.KindInvalid, op, "trailing data after the JSON body")
-	}
-	return nil
+	return jsonhttp.Decode(w, r, DefaultMaxJSONBytes, optional, v)
 }
 
-// writeJSON writes v with the given status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v) // the status is out; a failed write is a client gone
-}
+// writeJSON writes v with the given status; a client gone is nobody's
+// business here.
+func writeJSON(w http.ResponseWriter, status int, v any) { _ = jsonhttp.Write(w, status, v) }
 
 // encodeTo writes v with the given status and reports whether it was sent.
-func encodeTo(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return err
-	}
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
-	return nil
-}
+func encodeTo(w http.ResponseWriter, status int, v any) error { return jsonhttp.Write(w, status, v) }

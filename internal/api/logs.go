@@ -13,6 +13,7 @@ import (
 
 	"github.com/deltaci/deltaci/internal/artifact/digest"
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/jsonhttp"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
 )
@@ -33,7 +34,7 @@ func (s *Server) putLog(w http.ResponseWriter, r *http.Request) error {
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/octet-stream" {
-			return &mediaError{got: ct, want: "application/octet-stream"}
+			return &jsonhttp.MediaTypeError{Got: ct, Want: []string{"application/octet-stream"}}
 		}
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxLogChunk))

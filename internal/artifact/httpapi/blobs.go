@@ -11,6 +11,7 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/dataplane"
 	"github.com/deltaci/deltaci/internal/artifact/digest"
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/jsonhttp"
 )
 
 const (
@@ -299,7 +300,7 @@ func emptyBody(body io.Reader) error {
 	if _, err := bufio.NewReaderSize(body, 16).ReadByte(); err == nil {
 		return core.E(core.KindInvalid, "finish upload", "a final chunk needs its offset: send Content-Range: bytes first-last or ?offset=")
 	} else if !errors.Is(err, io.EOF) {
-		return bodyErr("finish upload", err)
+		return jsonhttp.BodyError("finish upload", err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/dataplane"
 	"github.com/deltaci/deltaci/internal/artifact/digest"
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/jsonhttp"
 )
 
 // Error codes finer than a Kind. Each belongs to exactly one Kind, which
@@ -37,22 +38,6 @@ var codeKinds = map[string]core.Kind{
 	CodeUnsupportedMediaType: core.KindInvalid,
 	CodeMethodNotAllowed:     core.KindNotFound,
 }
-
-// kindStatus is the one mapping of core Kinds to HTTP statuses.
-var kindStatus = map[core.Kind]int{
-	core.KindInvalid:      http.StatusBadRequest,
-	core.KindNotFound:     http.StatusNotFound,
-	core.KindConflict:     http.StatusConflict,
-	core.KindUnauthorized: http.StatusUnauthorized,
-	core.KindLeaseLost:    http.StatusConflict,
-	core.KindUnavailable:  http.StatusServiceUnavailable,
-	core.KindInternal:     http.StatusInternalServerError,
-	core.KindCanceled:     statusClientClosed,
-}
-
-// statusClientClosed answers a request whose client gave up; nobody reads
-// it, but the log line shows it.
-const statusClientClosed = 499
 
 // ErrorBody is the JSON body of every failed request.
 type ErrorBody struct {
@@ -87,7 +72,7 @@ func classify(err error) failure {
 		size     *digest.SizeError
 		rng      *rangeError
 		missing  *MissingBlobsError
-		media    *mediaTypeError
+		media    *jsonhttp.MediaTypeError
 		method   *methodError
 	)
 	f := failure{message: err.Error(), header: http.Header{}}
@@ -117,14 +102,16 @@ func classify(err error) failure {
 		f.details = map[string]any{"manifest": missing.Manifest.String(), "missing": digestStrings(missing.Missing)}
 	case errors.As(err, &media):
 		f.status, f.code = http.StatusUnsupportedMediaType, CodeUnsupportedMediaType
-		f.details = map[string]any{"supported": media.want}
+		f.details = map[string]any{"supported": media.Want}
 	case errors.As(err, &method):
 		f.status, f.code = http.StatusMethodNotAllowed, CodeMethodNotAllowed
 		f.header.Set("Allow", strings.Join(method.allow, ", "))
 	default:
 		kind := core.KindOf(err)
-		f.status, f.code = kindStatus[kind], string(kind)
-		if f.status == 0 {
+		var ok bool
+		f.status, ok = jsonhttp.Status(kind)
+		f.code = string(kind)
+		if !ok {
 			f.status, f.code = http.StatusInternalServerError, string(core.KindInternal)
 		}
 	}
@@ -141,7 +128,7 @@ func classify(err error) failure {
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	f := classify(err)
 	level := slog.LevelInfo
-	if f.status >= 500 && f.status != statusClientClosed {
+	if f.status >= 500 && f.status != jsonhttp.StatusClientClosed {
 		level = slog.LevelError
 	}
 	tw, _ := w.(*trackingWriter)
@@ -189,18 +176,6 @@ func (e *rangeError) Error() string {
 
 func (e *rangeError) Unwrap() error { return &core.Error{Kind: core.KindInvalid} }
 
-// mediaTypeError is a body in a Content-Type the route does not take.
-type mediaTypeError struct {
-	got  string
-	want []string
-}
-
-func (e *mediaTypeError) Error() string {
-	return fmt.Sprintf("content type %.100q is not supported here (use %s)", e.got, strings.Join(e.want, " or "))
-}
-
-func (e *mediaTypeError) Unwrap() error { return &core.Error{Kind: core.KindInvalid} }
-
 // methodError is a path served for other methods only.
 type methodError struct {
 	method string
@@ -239,7 +214,7 @@ func decodeError(op string, resp *http.Response, body []byte) error {
 	kind, ok := codeKinds[eb.Error.Code]
 	if !ok {
 		kind = core.Kind(eb.Error.Code)
-		if _, known := kindStatus[kind]; !known {
+		if _, known := jsonhttp.Status(kind); !known {
 			kind = kindOfStatus(resp.StatusCode)
 		}
 	}
@@ -309,7 +284,7 @@ func kindOfStatus(status int) core.Kind {
 	case status == http.StatusServiceUnavailable, status == http.StatusBadGateway, status == http.StatusGatewayTimeout,
 		status == http.StatusTooManyRequests:
 		return core.KindUnavailable
-	case status == statusClientClosed:
+	case status == jsonhttp.StatusClientClosed:
 		return core.KindCanceled
 	}
 	return core.KindInternal

@@ -12,6 +12,7 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/digest"
 	"github.com/deltaci/deltaci/internal/artifact/manifest"
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/jsonhttp"
 )
 
 const manifestsPath = "/api/v1/manifests/"
@@ -40,14 +41,14 @@ func (s *server) putManifest(w http.ResponseWriter, r *http.Request) error {
 	mt, _, _ := mime.ParseMediaType(ct)
 	isJSON := slices.Contains(jsonTypes, mt)
 	if !isJSON && !slices.Contains(cborTypes, mt) {
-		return &mediaTypeError{got: ct, want: append(slices.Clone(cborTypes), jsonTypes...)}
+		return &jsonhttp.MediaTypeError{Got: ct, Want: append(slices.Clone(cborTypes), jsonTypes...)}
 	}
 	if alg := s.alg(); d.Algorithm() != alg {
 		return core.E(core.KindInvalid, op, "this store names manifests by %s digests, not %s", alg, d.Algorithm())
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxManifest))
 	if err != nil {
-		return bodyErr(op, err)
+		return jsonhttp.BodyError(op, err)
 	}
 	if isJSON {
 		m, err := manifest.FromJSON(body)

@@ -1,12 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strings"
 	"unicode"
@@ -16,6 +11,7 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
 	"github.com/deltaci/deltaci/internal/artifact/registry"
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/jsonhttp"
 )
 
 // Default body limits; see Options.
@@ -179,56 +175,12 @@ func actor(r *http.Request) (string, error) {
 	return a, nil
 }
 
-// decodeJSON reads one JSON value of at most limit bytes into v, refusing
-// unknown fields and trailing data. An empty body is allowed only when
-// optional is set, and leaves v untouched.
+// decodeJSON reads one JSON request body of at most limit bytes into v
+// (jsonhttp.Decode).
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, optional bool, v any) error {
-	const op = "decode request"
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return &mediaTypeError{got: ct, want: []string{"application/json"}}
-		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		return bodyErr(op, err)
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		if optional {
-			return nil
-		}
-		return core.E(core.KindInvalid, op, "the request needs a JSON body")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &core.Error{Kind: core.KindInvalid, Op: op, Msg: "malformed JSON body", Err: err}
-	}
-	if dec.More() {
-		return core.E(core.KindInvalid, op, "trailing data after the JSON body")
-	}
-	return nil
+	return jsonhttp.Decode(w, r, limit, optional, v)
 }
 
-// bodyErr classifies a failure to read a request body: a body over its
-// limit keeps its *http.MaxBytesError (413), anything else is the client's
-// connection failing.
-func bodyErr(op string, err error) error {
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return &core.Error{Kind: core.KindInvalid, Op: op, Err: err}
-	}
-	return &core.Error{Kind: core.KindInvalid, Op: op, Msg: "reading the request body failed", Err: err}
-}
-
-// writeJSON writes v with the given status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	// The status is out; a failed write means the client went away and
-	// there is nobody left to tell.
-	_ = enc.Encode(v)
-}
+// writeJSON writes v with the given status; a client gone is nobody's
+// business here.
+func writeJSON(w http.ResponseWriter, status int, v any) { _ = jsonhttp.Write(w, status, v) }
