@@ -17,8 +17,6 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/deltaci/deltaci/internal/api"
 	"github.com/deltaci/deltaci/internal/api/apitest"
@@ -103,95 +101,29 @@ type contractCoverage = openapitest.Coverage
 
 var contractUnchecked = openapitest.Unchecked
 
-// contractValidator is an http.RoundTripper that checks requests and
-// responses against the document.
-type contractValidator struct {
-	t      testing.TB
-	router routers.Router
-	next   http.RoundTripper
-	cov    *contractCoverage
-}
-
-func newContractValidator(t testing.TB, next http.RoundTripper, cov *contractCoverage) *contractValidator {
+// newContractValidator checks the traffic to next against the server's
+// document; the artifact store under /store has its own.
+func newContractValidator(t testing.TB, next http.RoundTripper, cov *contractCoverage) *openapitest.Validator {
 	t.Helper()
 	doc, err := contractDoc()
 	if err != nil {
 		t.Fatalf("load %s: %v", contractDocPath, err)
 	}
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cov == nil {
-		cov = &contractCoverage{}
-	}
-	return &contractValidator{t: t, router: router, next: next, cov: cov}
-}
-
-func (v *contractValidator) RoundTrip(req *http.Request) (*http.Response, error) {
-	// The artifact store has its own document and contract test.
-	if strings.HasPrefix(req.URL.Path, api.StorePrefix+"/") {
-		return v.next.RoundTrip(req)
-	}
-	ctx := req.Context()
-	strict := !openapitest.IsUnchecked(ctx)
-	var body []byte
-	if req.Body != nil {
-		var err error
-		if body, err = io.ReadAll(req.Body); err != nil {
-			return nil, err
+	v := openapitest.NewValidator(t, doc, next, cov)
+	v.Pass = func(req *http.Request) bool { return strings.HasPrefix(req.URL.Path, api.StorePrefix+"/") }
+	v.Answer = func(t testing.TB, what, op string, _ *http.Request, resp *http.Response, rb []byte) {
+		// A draining server's readyz answers its probe body, not an error.
+		if resp.StatusCode >= 400 && op != "readyz" {
+			var eb protocol.ErrorBody
+			if resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(rb, &eb) != nil || eb.Error.Code == "" || eb.Error.Message == "" {
+				t.Errorf("contract: %s answered %d without a JSON error body: %q", what, resp.StatusCode, rb)
+			}
 		}
-		req.Body.Close()
-	}
-	fresh := func() *http.Request {
-		r := req.Clone(ctx)
-		if req.Body != nil {
-			r.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		return r
-	}
-	what := req.Method + " " + req.URL.RequestURI()
-	route, params, err := v.router.FindRoute(fresh())
-	if err != nil {
-		v.t.Errorf("contract: no operation for %s: %v", what, err)
-		return v.next.RoundTrip(fresh())
-	}
-	opts := &openapi3filter.Options{IncludeResponseStatus: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
-	in := &openapi3filter.RequestValidationInput{Request: fresh(), PathParams: params, Route: route, Options: opts}
-	if err := openapi3filter.ValidateRequest(ctx, in); err != nil && strict {
-		v.t.Errorf("contract: request %s does not match the document: %v", what, err)
-	}
-	resp, err := v.next.RoundTrip(fresh())
-	if err != nil {
-		return resp, err
-	}
-	rb, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(rb))
-	op := route.Operation.OperationID
-	if route.Operation.Responses.Status(resp.StatusCode) == nil {
-		v.t.Errorf("contract: %s (%s) answered %d, which the document does not list: %s", what, op, resp.StatusCode, rb)
-	}
-	// A draining server's readyz answers its probe body, not an error.
-	if resp.StatusCode >= 400 && op != "readyz" {
-		var eb protocol.ErrorBody
-		if resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(rb, &eb) != nil || eb.Error.Code == "" || eb.Error.Message == "" {
-			v.t.Errorf("contract: %s answered %d without a JSON error body: %q", what, resp.StatusCode, rb)
+		if resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") != `Bearer realm="deltaci"` {
+			t.Errorf("contract: %s answered 401 with WWW-Authenticate %q", what, resp.Header.Get("WWW-Authenticate"))
 		}
 	}
-	if resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") != `Bearer realm="deltaci"` {
-		v.t.Errorf("contract: %s answered 401 with WWW-Authenticate %q", what, resp.Header.Get("WWW-Authenticate"))
-	}
-	rin := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header, Options: opts}
-	rin.SetBodyBytes(rb)
-	if err := openapi3filter.ValidateResponse(ctx, rin); err != nil {
-		v.t.Errorf("contract: response %d to %s does not match the document: %v", resp.StatusCode, what, err)
-	}
-	v.cov.Add(op, resp.StatusCode)
-	return resp, nil
+	return v
 }
 
 // contractEvent is one Server-Sent Event: its name, id and data.

@@ -1,7 +1,7 @@
 // Package openapitest holds what the contract tests of the two HTTP APIs
-// (the server's and the artifact store's) share: the record of which
-// documented answers a test produced, and the mark of a request that
-// breaks the contract on purpose.
+// (the server's and the artifact store's) share: the validating transport,
+// the record of which documented answers a test produced, and the mark of
+// a request that breaks the contract on purpose.
 package openapitest
 
 import (

@@ -18,8 +18,6 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"go.uber.org/goleak"
 
 	"github.com/deltaci/deltaci/internal/artifact/blobstore"
@@ -104,7 +102,7 @@ type env struct {
 	srv    *httptest.Server
 	client *httpapi.Client
 	http   *http.Client
-	val    *validator
+	val    *openapitest.Validator
 	clock  *clock
 	log    *syncBuffer
 	dir    string // the server's files: meta.db, blobs/, staging/
@@ -215,94 +213,25 @@ type coverage = openapitest.Coverage
 
 var unchecked = openapitest.Unchecked
 
-// validator is an http.RoundTripper that checks every request and
-// response against the OpenAPI document, so that every test doubles as a
-// contract test.
-type validator struct {
-	t      testing.TB
-	router routers.Router
-	next   http.RoundTripper
-	cov    *coverage
-}
-
-func newValidator(t testing.TB, next http.RoundTripper, cov *coverage) *validator {
+// newValidator checks the traffic to next against the artifact store's
+// document.
+func newValidator(t testing.TB, next http.RoundTripper, cov *coverage) *openapitest.Validator {
 	t.Helper()
 	doc, err := contract()
 	if err != nil {
 		t.Fatalf("load %s: %v", docPath, err)
 	}
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cov == nil {
-		cov = &coverage{}
-	}
-	return &validator{t: t, router: router, next: next, cov: cov}
-}
-
-func (v *validator) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	strict := !openapitest.IsUnchecked(ctx)
-	var body []byte
-	if req.Body != nil {
-		var err error
-		if body, err = io.ReadAll(req.Body); err != nil {
-			return nil, err
-		}
-		req.Body.Close()
-	}
-	fresh := func() *http.Request {
-		r := req.Clone(ctx)
-		if req.Body != nil {
-			r.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		return r
-	}
-	what := req.Method + " " + req.URL.RequestURI()
-	route, params, err := v.router.FindRoute(fresh())
-	var in *openapi3filter.RequestValidationInput
-	switch {
-	case err != nil && strict:
-		v.t.Errorf("contract: no operation for %s: %v", what, err)
-	case err == nil:
-		in = &openapi3filter.RequestValidationInput{
-			Request: fresh(), PathParams: params, Route: route,
-			Options: &openapi3filter.Options{IncludeResponseStatus: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
-		}
-		if err := openapi3filter.ValidateRequest(ctx, in); err != nil && strict {
-			v.t.Errorf("contract: request %s does not match the document: %v", what, err)
+	v := openapitest.NewValidator(t, doc, next, cov)
+	v.UncheckedMayMiss = true
+	v.Answer = func(t testing.TB, what, _ string, req *http.Request, resp *http.Response, rb []byte) {
+		if resp.StatusCode >= 400 && req.Method != http.MethodHead {
+			var eb httpapi.ErrorBody
+			if resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(rb, &eb) != nil || eb.Error.Code == "" {
+				t.Errorf("contract: %s answered %d without a JSON error body: %q", what, resp.StatusCode, rb)
+			}
 		}
 	}
-	resp, err := v.next.RoundTrip(fresh())
-	if err != nil || in == nil {
-		return resp, err
-	}
-	rb, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(rb))
-	op := route.Operation.OperationID
-	// HEAD responses are not checked by ValidateResponse; the explicit
-	// status check covers them too.
-	if route.Operation.Responses.Status(resp.StatusCode) == nil {
-		v.t.Errorf("contract: %s (%s) answered %d, which the document does not list: %s", what, op, resp.StatusCode, rb)
-	}
-	if resp.StatusCode >= 400 && req.Method != http.MethodHead {
-		var eb httpapi.ErrorBody
-		if resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(rb, &eb) != nil || eb.Error.Code == "" {
-			v.t.Errorf("contract: %s answered %d without a JSON error body: %q", what, resp.StatusCode, rb)
-		}
-	}
-	rin := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header, Options: in.Options}
-	rin.SetBodyBytes(rb)
-	if err := openapi3filter.ValidateResponse(ctx, rin); err != nil {
-		v.t.Errorf("contract: response %d to %s does not match the document: %v", resp.StatusCode, what, err)
-	}
-	v.cov.Add(op, resp.StatusCode)
-	return resp, nil
+	return v
 }
 
 // response is what send returns: status, headers and the whole body.
