@@ -214,11 +214,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cancel, err := s.orch.Heartbeat(r.Context(), f, s.cfg.TTL)
-	if err != nil {
-		return err
-	}
-	a, err := s.st.Attempt(r.Context(), f.AttemptID)
+	cancel, a, err := s.orch.Heartbeat(r.Context(), f, s.cfg.TTL)
 	if err != nil {
 		return err
 	}

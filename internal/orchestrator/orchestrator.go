@@ -260,20 +260,24 @@ func (o *Orchestrator) StartAttempt(ctx context.Context, runnerID string, seen c
 }
 
 // Heartbeat extends a lease and reports whether the attempt's run is being
-// canceled, in which case the runner must stop the job.
-func (o *Orchestrator) Heartbeat(ctx context.Context, f store.Fence, ttl time.Duration) (cancel bool, err error) {
-	if _, err := o.store.Heartbeat(ctx, f.AttemptID, f.LeaseToken, ttl); err != nil {
-		return false, err
-	}
-	a, err := o.store.Attempt(ctx, f.AttemptID)
+// canceled, in which case the runner must stop the job. It returns the
+// attempt as extended.
+func (o *Orchestrator) Heartbeat(ctx context.Context, f store.Fence, ttl time.Duration) (cancel bool, a core.Attempt, err error) {
+	expires, err := o.store.Heartbeat(ctx, f.AttemptID, f.LeaseToken, ttl)
 	if err != nil {
-		return false, err
+		return false, core.Attempt{}, err
 	}
+	if a, err = o.store.Attempt(ctx, f.AttemptID); err != nil {
+		return false, core.Attempt{}, err
+	}
+	// A later heartbeat may have moved it on; this one's expiry is what
+	// its answer promises.
+	a.LeaseExpiresAt = expires
 	run, err := o.store.Run(ctx, a.RunID)
 	if err != nil {
-		return false, err
+		return false, core.Attempt{}, err
 	}
-	return run.State == core.RunCanceling || run.State.Terminal(), nil
+	return run.State == core.RunCanceling || run.State.Terminal(), a, nil
 }
 
 // Outcome is what a runner reports when an attempt ends.

@@ -316,9 +316,13 @@ func TestCancel(t *testing.T) {
 	if err := b.o.Cancel(b.ctx, "user", r.ID); err != nil {
 		t.Fatal(err)
 	}
-	cancel, err := b.o.Heartbeat(b.ctx, f, 20*time.Second)
+	b.clock.add(time.Second)
+	cancel, beat, err := b.o.Heartbeat(b.ctx, f, 20*time.Second)
 	if err != nil || !cancel {
 		t.Fatalf("heartbeat cancel = %v, %v", cancel, err)
+	}
+	if want := b.clock.now().Add(20 * time.Second); beat.ID != a.ID || !beat.LeaseExpiresAt.Equal(want) {
+		t.Fatalf("heartbeat extended %s to %v, want %s to %v", beat.ID, beat.LeaseExpiresAt, a.ID, want)
 	}
 	run, js := states(t, b, r.ID)
 	if run.State != core.RunCanceling || js["b"] != core.JobCanceled || js["c"] != core.JobCanceled {
