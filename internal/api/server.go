@@ -162,6 +162,7 @@ func (s *Server) Start(ctx context.Context) {
 func (s *Server) background(ctx context.Context) {
 	t := time.NewTicker(s.cfg.ReapInterval)
 	defer t.Stop()
+	var lastRepair time.Time // zero: repair at the first reap, after a restart
 	for {
 		reap := true
 		select {
@@ -193,20 +194,34 @@ func (s *Server) background(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "reaping leases", slog.Any("err", err))
 		}
-		// Planning is bounded by planTimeout; a run still not started well
-		// after it lost its server midway.
-		stale, err := s.orch.FailStalePlanning(ctx, 2*planTimeout)
-		for _, id := range stale {
-			s.log.WarnContext(ctx, "run never started: its server stopped while planning it", slog.String("run_id", id))
-		}
-		if err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "ending stale runs", slog.Any("err", err))
-		}
-		// A completion whose server stopped before it advanced the run.
-		if err := s.orch.AdvanceStalled(ctx); err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "advancing runs", slog.Any("err", err))
+		// Both read every active run, and what they repair is rare and
+		// minutes old: not at every reap.
+		if time.Since(lastRepair) >= repairEvery {
+			lastRepair = time.Now()
+			s.repairRuns(ctx)
 		}
 		s.sweepLogs(ctx)
+	}
+}
+
+// repairEvery is how often the leader looks for runs a stopped server
+// left behind.
+const repairEvery = 30 * time.Second
+
+// repairRuns ends the runs a server stopped while planning, and advances
+// those whose last completion's server stopped before advancing them.
+func (s *Server) repairRuns(ctx context.Context) {
+	// Planning is bounded by planTimeout; a run still not started well
+	// after it lost its server midway.
+	stale, err := s.orch.FailStalePlanning(ctx, 2*planTimeout)
+	for _, id := range stale {
+		s.log.WarnContext(ctx, "run never started: its server stopped while planning it", slog.String("run_id", id))
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "ending stale runs", slog.Any("err", err))
+	}
+	if err := s.orch.AdvanceStalled(ctx); err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "advancing runs", slog.Any("err", err))
 	}
 }
 
