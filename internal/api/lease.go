@@ -300,7 +300,8 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 		if err := s.orch.CompleteAttempt(ctx, runnerID, core.Attempt{}, f, out); err != nil {
 			return err
 		}
-		return s.completed(w, id, st, req.Reason)
+		// The attempt was not read: its log may hold bytes to seal.
+		return s.completed(w, id, st, req.Reason, true)
 	}
 	var (
 		a       core.Attempt
@@ -366,16 +367,19 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 			s.log.WarnContext(ctx, "recording the result", slog.String("attempt_id", id), slog.Any("err", err))
 		}
 	}
-	return s.completed(w, id, st, req.Reason)
+	return s.completed(w, id, st, req.Reason, a.LogLength > 0)
 }
 
-// completed counts a recorded completion, has its log sealed and answers.
-func (s *Server) completed(w http.ResponseWriter, id string, st core.AttemptState, reason core.Reason) error {
+// completed counts a recorded completion, has its log sealed when it has
+// one (the sweep's tick finds any other) and answers.
+func (s *Server) completed(w http.ResponseWriter, id string, st core.AttemptState, reason core.Reason, logged bool) error {
 	if reason == core.ReasonNone {
 		reason = core.AttemptOutcome(st)
 	}
 	s.metrics.Attempts.WithLabelValues(string(st), string(reason)).Inc()
-	s.kickSweep()
+	if logged {
+		s.kickSweep()
+	}
 	writeJSON(w, http.StatusOK, protocol.CompleteResponse{AttemptID: id, State: st})
 	return nil
 }

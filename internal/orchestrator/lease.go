@@ -76,7 +76,7 @@ func (o *Orchestrator) Release(ctx context.Context, runnerID string, f store.Fen
 		return fmt.Errorf("release attempt %s: %w", f.AttemptID, err)
 	}
 	if jobEnded {
-		o.advanceAfter(ctx, runID)
+		o.advanceAfter(ctx, runID, nil)
 	}
 	o.log.InfoContext(ctx, "lease released", slog.String("attempt_id", f.AttemptID))
 	o.notify.Broadcast()

@@ -235,13 +235,20 @@ func (o *Orchestrator) Lease(ctx context.Context, runID, runnerID string, ttl ti
 // token and state), or the zero Attempt: it saves a read when current and
 // is never trusted.
 func (o *Orchestrator) StartAttempt(ctx context.Context, runnerID string, seen core.Attempt, f store.Fence) error {
+	// The common case in one statement, which commits on its own: the job
+	// is queued for its first attempt and running already for a retry,
+	// and either way nothing is left to do once the attempt moved.
+	var m store.Moved
+	err := o.store.UpdateOne(ctx, runnerID, func(tx *store.Tx) error {
+		var err error
+		m, err = tx.MoveLeasedWithJob(ctx, seen, f, core.AttemptRunning, "", nil, core.JobQueued, core.JobRunning, "")
+		return err
+	})
+	if err != nil || m.AttemptMoved {
+		return err
+	}
+	// It did not move: read the attempt to learn why.
 	return o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
-		// The job is queued for its first attempt and running already for
-		// a retry.
-		m, err := tx.MoveLeasedWithJob(ctx, seen, f, core.AttemptRunning, "", nil, core.JobQueued, core.JobRunning, "")
-		if err != nil || m.AttemptMoved {
-			return err
-		}
 		a, err := tx.MoveLeasedSeen(ctx, seen, f, core.AttemptRunning, "", nil)
 		if k := core.KindOf(err); k == core.KindLeaseLost || k == core.KindConflict {
 			if cur, rerr := tx.Attempt(ctx, f.AttemptID); rerr == nil && cur.State == core.AttemptRunning &&
@@ -314,7 +321,7 @@ func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, see
 		return cur.State.Terminal() && cur.LeaseToken == f.LeaseToken && cur.State == out.State &&
 			(f.RunnerID == "" || cur.RunnerID == f.RunnerID)
 	}
-	err := o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
+	complete := func(tx *store.Tx) error {
 		// The job's spec never changes, and its state only through its
 		// own attempts while one is out: it may be read before the run's
 		// lock, which settle takes only when it must.
@@ -376,12 +383,21 @@ func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, see
 		runID = a.RunID
 		jobEnded, err = o.settle(ctx, tx, a, j, nil)
 		return err
+	}
+	var counts map[core.JobState]int
+	err := o.store.Update(ctx, runnerID, func(tx *store.Tx) error {
+		err := complete(tx)
+		if err == nil && jobEnded {
+			// What Advance reads first, in the COMMIT's round trip.
+			tx.CountJobStatesAfterCommit(ctx, runID, func(c map[core.JobState]int) { counts = c })
+		}
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("complete attempt %s: %w", f.AttemptID, err)
 	}
 	if jobEnded {
-		o.advanceAfter(ctx, runID)
+		o.advanceAfter(ctx, runID, counts)
 	}
 	o.notify.Broadcast()
 	return nil
@@ -390,9 +406,17 @@ func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, see
 // advanceAfter advances a run after a transaction that ended one of its
 // jobs committed. That transaction stands whatever happens here; a run
 // left behind by a failure is advanced by the next AdvanceStalled or idle
-// embedded runner.
-func (o *Orchestrator) advanceAfter(ctx context.Context, runID string) {
-	if err := o.Advance(context.WithoutCancel(ctx), runID); err != nil {
+// embedded runner. counts are the run's jobs by state read after that
+// commit, or nil to read them now.
+func (o *Orchestrator) advanceAfter(ctx context.Context, runID string, counts map[core.JobState]int) {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if counts == nil {
+		err = o.Advance(ctx, runID)
+	} else {
+		err = o.advanceCounted(ctx, runID, counts)
+	}
+	if err != nil {
 		o.log.WarnContext(ctx, "advancing run", slog.String("run_id", runID), slog.Any("err", err))
 	}
 }
@@ -411,10 +435,16 @@ func (o *Orchestrator) Advance(ctx context.Context, runID string) error {
 	if err != nil {
 		return err
 	}
+	return o.advanceCounted(ctx, runID, counts)
+}
+
+// advanceCounted is Advance with the counts of the run's jobs by state,
+// read after the caller's commit.
+func (o *Orchestrator) advanceCounted(ctx context.Context, runID string, counts map[core.JobState]int) error {
 	if counts[core.JobPending] == 0 && !allEnded(counts) {
 		return nil
 	}
-	err = o.store.Update(ctx, Actor, func(tx *store.Tx) error {
+	err := o.store.Update(ctx, Actor, func(tx *store.Tx) error {
 		run, err := tx.LockRun(ctx, runID)
 		if err != nil {
 			return err
@@ -567,7 +597,7 @@ func (o *Orchestrator) Cancel(ctx context.Context, actor, runID string) error {
 		return fmt.Errorf("cancel run %s: %w", runID, err)
 	}
 	// Pending jobs end canceled, and the run too if nothing runs.
-	o.advanceAfter(ctx, runID)
+	o.advanceAfter(ctx, runID, nil)
 	o.notify.Broadcast()
 	return nil
 }
@@ -605,7 +635,7 @@ func (o *Orchestrator) ReapExpired(ctx context.Context, limit int) (int, error) 
 			return n, fmt.Errorf("reap attempt %s: %w", a.ID, err)
 		}
 		if jobEnded {
-			o.advanceAfter(ctx, a.RunID)
+			o.advanceAfter(ctx, a.RunID, nil)
 		}
 		o.log.WarnContext(ctx, "lease expired", slog.String("attempt_id", a.ID), slog.String("run_id", a.RunID))
 		n++

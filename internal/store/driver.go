@@ -17,6 +17,12 @@ type Driver interface {
 	// Write runs fn in one write transaction and commits when fn returns nil.
 	// On SQLite this is BEGIN IMMEDIATE on the single writer connection.
 	Write(ctx context.Context, fn func(Queries) error) error
+	// WriteOne is Write for an fn that runs a single statement, which
+	// writes its own events (ClaimAttempt, MoveFencedWithJob). The engine
+	// may commit it with the statement: PostgreSQL sends it without BEGIN
+	// and COMMIT, in one round trip. So fn must not fail once its
+	// statement wrote, and a second statement is refused.
+	WriteOne(ctx context.Context, fn func(Queries) error) error
 	// Read returns queries that run outside any write transaction.
 	Read() Queries
 	// Close releases the engine's connections.
@@ -44,6 +50,12 @@ type Queries interface {
 	SetJobState(ctx context.Context, m JobMove) (bool, error)
 	// CountJobStates counts a run's jobs by state.
 	CountJobStates(ctx context.Context, runID string) (map[core.JobState]int, error)
+	// CountJobStatesAfterCommit counts a run's jobs by state once the
+	// transaction has committed, so that it sees every commit before its
+	// own (with the COMMIT, in one round trip, where the engine can), and
+	// hands the counts to got. got is not called when the count fails: the
+	// commit stands. Outside a transaction it counts at once.
+	CountJobStatesAfterCommit(ctx context.Context, runID string, got func(map[core.JobState]int))
 	// GetJobRun reads a job and its run.
 	GetJobRun(ctx context.Context, jobID string) (core.Job, core.Run, error)
 
@@ -58,17 +70,18 @@ type Queries interface {
 	// returns the row as moved, or false when the fence did not match.
 	SetFencedAttemptState(ctx context.Context, m AttemptMove) (core.Attempt, bool, error)
 	// MoveFencedWithJob is SetFencedAttemptState and, when that applies,
-	// SetJobState of the attempt's job (jm.ID is not used), in one
-	// statement where the engine can.
-	MoveFencedWithJob(ctx context.Context, am AttemptMove, jm JobMove) (Moved, error)
+	// SetJobState of the attempt's job (jm.ID is not used), with the
+	// events of both moves (MoveEvents) stamped by by, in one statement
+	// where the engine can.
+	MoveFencedWithJob(ctx context.Context, am AttemptMove, jm JobMove, by Stamp) (Moved, error)
 	// GetAttemptJob reads an attempt and its job.
 	GetAttemptJob(ctx context.Context, attemptID string) (core.Attempt, core.Job, error)
 	// ClaimRunAttempt leases the oldest queued attempt of a run, or returns
 	// a core.KindNotFound error when none is queued.
 	ClaimRunAttempt(ctx context.Context, c ClaimRow) (core.Attempt, error)
 	// ClaimAttempt leases the oldest queued attempt of any run whose
-	// labels are all among c.Labels and returns it with its job and run,
-	// or returns core.KindNotFound.
+	// labels are all among c.Labels, records the move's event (ClaimEvent)
+	// and returns it with its job and run, or returns core.KindNotFound.
 	ClaimAttempt(ctx context.Context, c ClaimRow) (Claimed, error)
 	ExtendLease(ctx context.Context, id, token string, expires time.Time) (bool, error)
 	ListExpiredLeases(ctx context.Context, now time.Time, limit int) ([]core.Attempt, error)
@@ -202,6 +215,31 @@ type ClaimRow struct {
 	LeaseToken string
 	Now        time.Time
 	ExpiresAt  time.Time
+	Actor      string // who the claim's event names (ClaimAttempt)
+}
+
+// Stamp is when and by whom a statement that writes its own events acts.
+type Stamp struct {
+	At    time.Time
+	Actor string
+}
+
+// ClaimEvent is the event ClaimAttempt records for the attempt it leased.
+func ClaimEvent(c ClaimRow, a core.Attempt) core.Event {
+	return event(c.Now, c.Actor, core.EntityAttempt, a.ID, a.RunID, string(core.AttemptQueued), string(core.AttemptLeased), "")
+}
+
+// MoveEvents are the events MoveFencedWithJob records for what it moved,
+// the attempt's first.
+func MoveEvents(by Stamp, am AttemptMove, jm JobMove, m Moved) []core.Event {
+	if !m.AttemptMoved {
+		return nil
+	}
+	evs := []core.Event{event(by.At, by.Actor, core.EntityAttempt, m.Attempt.ID, m.Attempt.RunID, string(am.From), string(am.To), am.Reason)}
+	if m.JobMoved {
+		evs = append(evs, event(by.At, by.Actor, core.EntityJob, m.Job.ID, m.Attempt.RunID, string(jm.From), string(jm.To), jm.Reason))
+	}
+	return evs
 }
 
 // Millis converts a time to the stored form: Unix milliseconds, UTC.

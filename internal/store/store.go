@@ -154,6 +154,15 @@ func (s *Store) Update(ctx context.Context, actor string, fn func(*Tx) error) er
 	})
 }
 
+// UpdateOne is Update for an fn that makes one move in one statement that
+// records its own events (Tx.MoveLeasedWithJob): the engine may commit it
+// with the statement (Driver.WriteOne), so fn must not fail after it.
+func (s *Store) UpdateOne(ctx context.Context, actor string, fn func(*Tx) error) error {
+	return s.drv.WriteOne(ctx, func(q Queries) error {
+		return fn(&Tx{q: q, actor: actor, now: s.Now()})
+	})
+}
+
 // Claim describes a lease request: for one run's attempts (the embedded
 // runner) or, with RunID empty, for any attempt whose labels are all among
 // Labels (a remote runner).
@@ -172,27 +181,34 @@ func (s *Store) ClaimAttempt(ctx context.Context, actor string, c Claim) (Claime
 	if c.TTL <= 0 {
 		return Claimed{}, core.E(core.KindInvalid, "claim attempt", "lease TTL must be positive")
 	}
+	now := s.Now()
+	row := ClaimRow{
+		RunID: c.RunID, RunnerID: c.RunnerID, LeaseToken: newToken(),
+		Now: now, ExpiresAt: now.Add(c.TTL), Actor: actor,
+		// "" is never an attempt label, and keeps the list non-empty.
+		Labels: append([]string{""}, c.Labels...),
+	}
 	var leased Claimed
-	err := s.Update(ctx, actor, func(tx *Tx) error {
-		row := ClaimRow{
-			RunID: c.RunID, RunnerID: c.RunnerID, LeaseToken: newToken(),
-			Now: tx.now, ExpiresAt: tx.now.Add(c.TTL),
-			// "" is never an attempt label, and keeps the list non-empty.
-			Labels: append([]string{""}, c.Labels...),
-		}
-		var err error
-		if c.RunID != "" {
-			if leased.Attempt, err = tx.q.ClaimRunAttempt(ctx, row); err != nil {
-				return err
-			}
-			if leased.Job, leased.Run, err = tx.q.GetJobRun(ctx, leased.Attempt.JobID); err != nil {
-				return err
-			}
-		} else if leased, err = tx.q.ClaimAttempt(ctx, row); err != nil {
+	if c.RunID == "" {
+		// One statement, which records its event: one round trip where
+		// the engine can.
+		err := s.drv.WriteOne(ctx, func(q Queries) error {
+			var err error
+			leased, err = q.ClaimAttempt(ctx, row)
+			return err
+		})
+		return leased, err
+	}
+	err := s.drv.Write(ctx, func(q Queries) error {
+		a, err := q.ClaimRunAttempt(ctx, row)
+		if err != nil {
 			return err
 		}
-		a := leased.Attempt
-		return tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, string(core.AttemptQueued), string(core.AttemptLeased), "")
+		if leased.Job, leased.Run, err = q.GetJobRun(ctx, a.JobID); err != nil {
+			return err
+		}
+		leased.Attempt = a
+		return q.InsertEvent(ctx, ClaimEvent(row, a))
 	})
 	return leased, err
 }

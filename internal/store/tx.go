@@ -215,6 +215,13 @@ func (tx *Tx) MoveLeasedSeen(ctx context.Context, seen core.Attempt, f Fence, to
 	return tx.MoveLeased(ctx, f, to, reason, exitCode)
 }
 
+// CountJobStatesAfterCommit has the transaction count a run's jobs by
+// state once it has committed (Queries.CountJobStatesAfterCommit): got
+// receives the counts, or is not called when they could not be read.
+func (tx *Tx) CountJobStatesAfterCommit(ctx context.Context, runID string, got func(map[core.JobState]int)) {
+	tx.q.CountJobStatesAfterCommit(ctx, runID, got)
+}
+
 // MoveLeasedWithJob moves an attempt for its lease holder from the state
 // seen (as MoveLeasedFrom) and, with it, its job from jobFrom to jobTo if
 // the job is in jobFrom, in one statement where the engine can. When seen
@@ -237,18 +244,9 @@ func (tx *Tx) MoveLeasedWithJob(ctx context.Context, seen core.Attempt, f Fence,
 	if to.Terminal() {
 		am.FinishedAt = tx.now
 	}
-	m, err := tx.q.MoveFencedWithJob(ctx, am, tx.jobMove("", jobFrom, jobTo, jobReason))
+	m, err := tx.q.MoveFencedWithJob(ctx, am, tx.jobMove("", jobFrom, jobTo, jobReason), Stamp{At: tx.now, Actor: tx.actor})
 	if err != nil || !m.AttemptMoved {
 		return Moved{}, err
-	}
-	a := m.Attempt
-	if err := tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, string(seen.State), string(to), reason); err != nil {
-		return Moved{}, err
-	}
-	if m.JobMoved {
-		if err := tx.record(ctx, core.EntityJob, m.Job.ID, a.RunID, string(jobFrom), string(jobTo), jobReason); err != nil {
-			return Moved{}, err
-		}
 	}
 	return m, nil
 }

@@ -241,6 +241,7 @@ func (x queries) ClaimAttempt(ctx context.Context, c store.ClaimRow) (store.Clai
 	}
 	row, err := x.q.ClaimAttempt(ctx, pgdb.ClaimAttemptParams{
 		RunnerID: c.RunnerID, LeaseToken: c.LeaseToken, Now: ms(c.Now), ExpiresAt: ms(c.ExpiresAt), Labels: c.Labels,
+		Actor: c.Actor,
 	})
 	if err != nil {
 		return store.Claimed{}, mapErr("claim attempt", err)
@@ -458,11 +459,45 @@ func (x queries) ListJobStates(ctx context.Context, runID string) ([]core.Job, e
 	return out, nil
 }
 
+func (x queries) CountJobStatesAfterCommit(ctx context.Context, runID string, got func(map[core.JobState]int)) {
+	if x.tx == nil || x.tx.single {
+		if c, err := x.CountJobStates(ctx, runID); err == nil {
+			got(c)
+		}
+		return
+	}
+	// The statement goes with COMMIT, in its own implicit transaction.
+	var c capture
+	_, _ = pgdb.New(&c).CountJobStates(ctx, runID)
+	x.tx.after = append(x.tx.after, afterRead{sql: c.sql, args: c.args, read: func(rows pgx.Rows) error {
+		var st []pgdb.CountJobStatesRow
+		for rows.Next() {
+			var r pgdb.CountJobStatesRow
+			if err := rows.Scan(&r.State, &r.Jobs); err != nil {
+				return err
+			}
+			st = append(st, r)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		counts, err := jobStateCounts(st)
+		if err == nil {
+			got(counts)
+		}
+		return err
+	}})
+}
+
 func (x queries) CountJobStates(ctx context.Context, runID string) (map[core.JobState]int, error) {
 	rows, err := x.q.CountJobStates(ctx, runID)
 	if err != nil {
 		return nil, mapErr("count job states", err)
 	}
+	return jobStateCounts(rows)
+}
+
+func jobStateCounts(rows []pgdb.CountJobStatesRow) (map[core.JobState]int, error) {
 	out := make(map[core.JobState]int, len(rows))
 	for _, r := range rows {
 		st, err := core.ParseJobState(r.State)
@@ -500,8 +535,9 @@ func (x queries) GetAttemptJob(ctx context.Context, attemptID string) (core.Atte
 	return a, j, err
 }
 
-func (x queries) MoveFencedWithJob(ctx context.Context, am store.AttemptMove, jm store.JobMove) (store.Moved, error) {
+func (x queries) MoveFencedWithJob(ctx context.Context, am store.AttemptMove, jm store.JobMove, by store.Stamp) (store.Moved, error) {
 	p := pgdb.MoveFencedWithJobParams{
+		At: store.Millis(by.At), Actor: by.Actor,
 		ID: am.ID, LeaseToken: am.LeaseToken, RunnerID: am.RunnerID, FromState: string(am.From), ToState: string(am.To),
 		Reason: string(am.Reason), StartedAt: ms(am.StartedAt), FinishedAt: ms(am.FinishedAt),
 		JobFromState: string(jm.From), JobToState: string(jm.To), JobReason: string(jm.Reason),

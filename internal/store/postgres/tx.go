@@ -25,22 +25,67 @@ type tx struct {
 	setup  []string     // the transaction's settings, sent with BEGIN
 	events []core.Event // written with COMMIT
 	notify bool         // wake the queue's listeners, with COMMIT
+	// single is a transaction of one statement, sent without BEGIN: it
+	// commits with the batch (Driver.WriteOne).
+	single bool
+	after  []afterRead // reads sent after COMMIT, with it
 }
+
+// afterRead is a query that runs once the transaction has committed, in
+// the same round trip as COMMIT; read gets its rows.
+type afterRead struct {
+	sql  string
+	args []any
+	read func(pgx.Rows) error
+}
+
+// capture is a pgdb.DBTX that keeps the statement a generated query would
+// run instead of running it, so that it can be queued on a batch.
+type capture struct {
+	sql  string
+	args []any
+}
+
+var errCaptured = errors.New("postgres: statement captured, not run")
+
+func (c *capture) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	c.sql, c.args = sql, args
+	return pgconn.CommandTag{}, errCaptured
+}
+
+func (c *capture) Query(_ context.Context, sql string, args ...any) (pgx.Rows, error) {
+	c.sql, c.args = sql, args
+	return nil, errCaptured
+}
+
+func (c *capture) QueryRow(_ context.Context, sql string, args ...any) pgx.Row {
+	c.sql, c.args = sql, args
+	return errRow{errCaptured}
+}
+
+var errSecond = errors.New("postgres: a one-statement transaction ran a second statement")
 
 var _ pgdb.DBTX = (*tx)(nil)
 
-// first sends BEGIN and the transaction's first statement together and
-// returns the batch positioned on that statement's result.
+// first sends BEGIN (unless single), the settings and the transaction's
+// first statement together and returns the batch positioned on that
+// statement's result.
 func (t *tx) first(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
-	b.Queue("begin")
+	if !t.single {
+		b.Queue("begin")
+	}
 	for _, s := range t.setup {
 		b.Queue(s)
 	}
 	b.Queue(sql, args...)
 	t.begun = true
 	br := t.conn.SendBatch(ctx, b)
-	for range 1 + len(t.setup) {
+	n := len(t.setup)
+	if !t.single {
+		n++
+	}
+	for range n {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
 			return nil, err
@@ -53,6 +98,9 @@ func (t *tx) first(ctx context.Context, sql string, args []any) (pgx.BatchResult
 // LOCAL, set_config(…, true)): with BEGIN when it has not begun, at once
 // otherwise.
 func (t *tx) set(ctx context.Context, stmt string) error {
+	if t.single && t.begun {
+		return errSecond
+	}
 	if !t.begun {
 		t.setup = append(t.setup, stmt)
 		return nil
@@ -63,6 +111,9 @@ func (t *tx) set(ctx context.Context, stmt string) error {
 
 // Exec runs a statement in the transaction.
 func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.begun && t.single {
+		return pgconn.CommandTag{}, errSecond
+	}
 	if t.begun {
 		return t.conn.Exec(ctx, sql, args...)
 	}
@@ -79,6 +130,9 @@ func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandT
 
 // Query runs a query in the transaction.
 func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if t.begun && t.single {
+		return nil, errSecond
+	}
 	if t.begun {
 		return t.conn.Query(ctx, sql, args...)
 	}
@@ -96,6 +150,9 @@ func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, erro
 
 // QueryRow runs a one-row query in the transaction.
 func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if t.begun && t.single {
+		return errRow{errSecond}
+	}
 	if t.begun {
 		return t.conn.QueryRow(ctx, sql, args...)
 	}
@@ -106,9 +163,21 @@ func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	return batchRow{br: br}
 }
 
-// commit sends the events and COMMIT in one round trip.
+// commit sends the events, COMMIT and the reads that follow it (after)
+// in one round trip.
 func (t *tx) commit(ctx context.Context) error {
 	if !t.begun && len(t.events) == 0 && !t.notify {
+		// Nothing written: the reads need no commit to wait for.
+		for _, a := range t.after {
+			rows, err := t.conn.Query(ctx, a.sql, a.args...)
+			if err == nil {
+				err = a.read(rows)
+				rows.Close()
+			}
+			if err != nil {
+				break
+			}
+		}
 		return nil
 	}
 	b := &pgx.Batch{}
@@ -128,6 +197,9 @@ func (t *tx) commit(ctx context.Context) error {
 	}
 	if t.begun {
 		b.Queue("commit")
+		for _, a := range t.after {
+			b.Queue(a.sql, a.args...)
+		}
 	}
 	br := t.conn.SendBatch(ctx, b)
 	var err error
@@ -139,6 +211,21 @@ func (t *tx) commit(ctx context.Context) error {
 		// A transaction that failed earlier answers COMMIT with ROLLBACK.
 		if tag, err = br.Exec(); err == nil && tag.String() != "COMMIT" {
 			err = fmt.Errorf("transaction rolled back (%s)", tag)
+		}
+		if err == nil {
+			// Committed: a read that fails now does not undo that.
+			for _, a := range t.after {
+				rows, qerr := br.Query()
+				if qerr == nil {
+					qerr = a.read(rows)
+					rows.Close()
+				}
+				if qerr != nil {
+					break
+				}
+			}
+			_ = br.Close()
+			return nil
 		}
 	}
 	if cerr := br.Close(); err == nil {

@@ -14,7 +14,13 @@ import (
 )
 
 // queries converts between sqlc rows and domain types at the adapter's edge.
-type queries struct{ q *sqlitedb.Queries }
+type queries struct {
+	q *sqlitedb.Queries
+	// after holds what runs once the write transaction has committed; nil
+	// outside one.
+	after *[]func()
+	read  *sqlitedb.Queries
+}
 
 func mustSub(f fs.FS, dir string) fs.FS {
 	sub, err := fs.Sub(f, dir)
@@ -240,6 +246,9 @@ func (x queries) ClaimAttempt(ctx context.Context, c store.ClaimRow) (store.Clai
 	if err != nil {
 		return store.Claimed{}, err
 	}
+	if err := x.InsertEvent(ctx, store.ClaimEvent(c, a)); err != nil {
+		return store.Claimed{}, err
+	}
 	return store.Claimed{Attempt: a, Job: j, Run: r}, nil
 }
 
@@ -414,6 +423,19 @@ func (x queries) ListJobStates(ctx context.Context, runID string) ([]core.Job, e
 	return out, nil
 }
 
+func (x queries) CountJobStatesAfterCommit(ctx context.Context, runID string, got func(map[core.JobState]int)) {
+	count := func() {
+		if c, err := (queries{q: x.read}).CountJobStates(ctx, runID); err == nil {
+			got(c)
+		}
+	}
+	if x.after == nil {
+		count()
+		return
+	}
+	*x.after = append(*x.after, count)
+}
+
 func (x queries) CountJobStates(ctx context.Context, runID string) (map[core.JobState]int, error) {
 	rows, err := x.q.CountJobStates(ctx, runID)
 	if err != nil {
@@ -458,7 +480,7 @@ func (x queries) GetAttemptJob(ctx context.Context, attemptID string) (core.Atte
 
 // MoveFencedWithJob runs the two updates one after the other: the one
 // writer makes them as good as one statement.
-func (x queries) MoveFencedWithJob(ctx context.Context, am store.AttemptMove, jm store.JobMove) (store.Moved, error) {
+func (x queries) MoveFencedWithJob(ctx context.Context, am store.AttemptMove, jm store.JobMove, by store.Stamp) (store.Moved, error) {
 	a, ok, err := x.SetFencedAttemptState(ctx, am)
 	if err != nil || !ok {
 		return store.Moved{}, err
@@ -472,5 +494,11 @@ func (x queries) MoveFencedWithJob(ctx context.Context, am store.AttemptMove, jm
 	if err != nil {
 		return store.Moved{}, err
 	}
-	return store.Moved{Attempt: a, Job: j, AttemptMoved: true, JobMoved: moved}, nil
+	m := store.Moved{Attempt: a, Job: j, AttemptMoved: true, JobMoved: moved}
+	for _, e := range store.MoveEvents(by, am, jm, m) {
+		if err := x.InsertEvent(ctx, e); err != nil {
+			return store.Moved{}, err
+		}
+	}
+	return m, nil
 }

@@ -96,24 +96,36 @@ func provider(db *sql.DB) (*goose.Provider, error) {
 	return p, nil
 }
 
+// WriteOne is Write: SQLite's transactions cost no round trips.
+func (d *Driver) WriteOne(ctx context.Context, fn func(store.Queries) error) error {
+	return d.Write(ctx, fn)
+}
+
 // Write runs fn in a BEGIN IMMEDIATE transaction on the writer connection.
 func (d *Driver) Write(ctx context.Context, fn func(store.Queries) error) error {
 	tx, err := d.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr("begin", err)
 	}
-	if err := fn(queries{q: sqlitedb.New(tx)}); err != nil {
+	var after []func()
+	if err := fn(queries{q: sqlitedb.New(tx), after: &after, read: sqlitedb.New(d.reader)}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return mapErr("commit", err)
 	}
+	for _, f := range after {
+		f()
+	}
 	return nil
 }
 
 // Read returns queries on the reader pool.
-func (d *Driver) Read() store.Queries { return queries{q: sqlitedb.New(d.reader)} }
+func (d *Driver) Read() store.Queries {
+	q := sqlitedb.New(d.reader)
+	return queries{q: q, read: q}
+}
 
 // Close closes both pools.
 func (d *Driver) Close() error {

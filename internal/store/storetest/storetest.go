@@ -176,6 +176,99 @@ func Run(t *testing.T, open Opener) {
 		wantKind(t, err, core.KindNotFound)
 	})
 
+	t.Run("OneStatementMovesRecordTheirEvents", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r, jobs := newRun(t, b, "a")
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			if err := tx.MoveRun(b.ctx, r.ID, core.RunQueued, core.RunPlanning, ""); err != nil {
+				return err
+			}
+			if err := tx.MoveRun(b.ctx, r.ID, core.RunPlanning, core.RunRunning, ""); err != nil {
+				return err
+			}
+			if err := tx.MoveJob(b.ctx, jobs[0], core.JobQueued, ""); err != nil {
+				return err
+			}
+			_, err := tx.EnqueueAttempt(b.ctx, jobs[0])
+			return err
+		})
+		before, err := b.s.Events(b.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.clock.advance(time.Second)
+		c, err := b.s.ClaimAttempt(b.ctx, "runner-x", store.Claim{RunnerID: "runner-x", Labels: []string{"linux"}, TTL: time.Minute})
+		if err != nil {
+			t.Fatalf("ClaimAttempt: %v", err)
+		}
+		a := c.Attempt
+		f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken, RunnerID: "runner-x"}
+		b.clock.advance(time.Second)
+		err = b.s.UpdateOne(b.ctx, "runner-x", func(tx *store.Tx) error {
+			m, err := tx.MoveLeasedWithJob(b.ctx, a, f, core.AttemptRunning, "", nil, core.JobQueued, core.JobRunning, "")
+			if err == nil && (!m.AttemptMoved || !m.JobMoved) {
+				t.Errorf("start moved attempt %v, job %v; want both", m.AttemptMoved, m.JobMoved)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.State = core.AttemptRunning
+		b.clock.advance(time.Second)
+		// The job is not queued any more: only the attempt moves.
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			m, err := tx.MoveLeasedWithJob(b.ctx, a, f, core.AttemptFailed, core.ReasonExitCode, nil, core.JobQueued, core.JobFailed, core.ReasonExitCode)
+			if err == nil && (!m.AttemptMoved || m.JobMoved) {
+				t.Errorf("failure moved attempt %v, job %v; want the attempt only", m.AttemptMoved, m.JobMoved)
+			}
+			return err
+		})
+		evs, err := b.s.Events(b.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range evs[len(before):] {
+			got = append(got, fmt.Sprintf("%s %s %s→%s %s by %s at %d", e.Entity, e.EntityID, e.From, e.To, e.Reason, e.Actor, e.At.Unix()-b.clock.now().Unix()))
+		}
+		want := []string{
+			fmt.Sprintf("attempt %s queued→leased  by runner-x at -2", a.ID),
+			fmt.Sprintf("attempt %s leased→running  by runner-x at -1", a.ID),
+			fmt.Sprintf("job %s queued→running  by runner-x at -1", a.JobID),
+			fmt.Sprintf("attempt %s running→failed exit_code by test at 0", a.ID),
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("CountJobStatesAfterCommit", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r, jobs := newRun(t, b, "a", "b")
+		var counts map[core.JobState]int
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			tx.CountJobStatesAfterCommit(b.ctx, r.ID, func(c map[core.JobState]int) { counts = c })
+			if counts != nil {
+				t.Error("counted before the commit")
+			}
+			return tx.MoveJob(b.ctx, jobs[0], core.JobSkipped, "")
+		})
+		if want := map[core.JobState]int{core.JobPending: 1, core.JobSkipped: 1}; !reflect.DeepEqual(counts, want) {
+			t.Errorf("counts = %v, want %v", counts, want)
+		}
+		called := false
+		err := b.s.Update(b.ctx, "test", func(tx *store.Tx) error {
+			tx.CountJobStatesAfterCommit(b.ctx, r.ID, func(map[core.JobState]int) { called = true })
+			return tx.MoveJob(b.ctx, jobs[0], core.JobQueued, "") // skipped is final: refused
+		})
+		if err == nil || called {
+			t.Errorf("a refused transaction: %v, counted %v; want an error and no count", err, called)
+		}
+	})
+
 	t.Run("OneEventPerTransition", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

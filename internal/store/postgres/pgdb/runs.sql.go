@@ -28,7 +28,12 @@ WITH next AS (
         lease_expires_at = $5
     FROM next
     WHERE attempts.id = next.id
-    RETURNING attempts.id
+    RETURNING attempts.id, attempts.run_id
+), ev AS (
+    -- store.ClaimEvent.
+    INSERT INTO events (at, actor, entity, entity_id, run_id, from_state, to_state, reason)
+    SELECT $4, $6, 'attempt', claimed.id, claimed.run_id, 'queued', 'leased', ''
+    FROM claimed
 )
 SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at
 FROM claimed
@@ -43,6 +48,7 @@ type ClaimAttemptParams struct {
 	LeaseToken string
 	Now        pgtype.Int8
 	ExpiresAt  pgtype.Int8
+	Actor      string
 }
 
 type ClaimAttemptRow struct {
@@ -53,10 +59,11 @@ type ClaimAttemptRow struct {
 
 // Leases the oldest queued attempt, of any run, whose every label the
 // runner has, and returns it with its job and run. SKIP LOCKED lets
-// concurrent claimers pass over rows another transaction is taking. The
-// main query reads the attempt as it was before the update (the effects
-// of a data-modifying CTE are not visible to it): the adapter sets the
-// lease fields, which this statement wrote from its own arguments.
+// concurrent claimers pass over rows another transaction is taking. It
+// records the claim's event. The main query reads the attempt as it was
+// before the update (the effects of a data-modifying CTE are not visible
+// to it): the adapter sets the lease fields, which this statement wrote
+// from its own arguments.
 func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (ClaimAttemptRow, error) {
 	row := q.db.QueryRow(ctx, claimAttempt,
 		arg.Labels,
@@ -64,6 +71,7 @@ func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (Cla
 		arg.LeaseToken,
 		arg.Now,
 		arg.ExpiresAt,
+		arg.Actor,
 	)
 	var i ClaimAttemptRow
 	err := row.Scan(
@@ -888,7 +896,7 @@ WITH a AS (
       AND attempts.lease_token = $8
       AND ($9::text = '' OR attempts.runner_id = $9)
       AND attempts.state IN ('leased', 'running')
-    RETURNING attempts.id, attempts.job_id
+    RETURNING attempts.id, attempts.job_id, attempts.run_id
 ), j AS (
     UPDATE jobs
     SET state = $10,
@@ -897,6 +905,20 @@ WITH a AS (
         finished_at = COALESCE(jobs.finished_at, $13)
     WHERE jobs.id = (SELECT a.job_id FROM a) AND jobs.state = $14
     RETURNING jobs.id
+), ev AS (
+    -- store.MoveEvents: the attempt's, then the job's if it moved.
+    INSERT INTO events (at, actor, entity, entity_id, run_id, from_state, to_state, reason)
+    SELECT e.at, e.actor, e.entity, e.entity_id, e.run_id, e.from_state, e.to_state, e.reason
+    FROM (
+        SELECT 1 AS n, $15::bigint AS at, $16::text AS actor, 'attempt' AS entity, a.id AS entity_id,
+               a.run_id, $7::text AS from_state, $1::text AS to_state, $2::text AS reason
+        FROM a
+        UNION ALL
+        SELECT 2, $15::bigint, $16::text, 'job', j.id, a.run_id,
+               $14::text, $10::text, $11::text
+        FROM j, a
+    ) e
+    ORDER BY e.n
 )
 SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, (SELECT COUNT(*) FROM j) AS job_moved
 FROM a
@@ -919,6 +941,8 @@ type MoveFencedWithJobParams struct {
 	JobStartedAt  pgtype.Int8
 	JobFinishedAt pgtype.Int8
 	JobFromState  string
+	At            int64
+	Actor         string
 }
 
 type MoveFencedWithJobRow struct {
@@ -928,9 +952,10 @@ type MoveFencedWithJobRow struct {
 }
 
 // SetFencedAttemptState and, when it applies, SetJobState of the
-// attempt's job, in one statement. The main query reads both rows as they
-// were before (a data-modifying CTE's effects are not visible to it); the
-// adapter applies the writes, which come from its own arguments.
+// attempt's job, with their events, in one statement. The main query
+// reads both rows as they were before (a data-modifying CTE's effects are
+// not visible to it); the adapter applies the writes, which come from its
+// own arguments.
 func (q *Queries) MoveFencedWithJob(ctx context.Context, arg MoveFencedWithJobParams) (MoveFencedWithJobRow, error) {
 	row := q.db.QueryRow(ctx, moveFencedWithJob,
 		arg.ToState,
@@ -947,6 +972,8 @@ func (q *Queries) MoveFencedWithJob(ctx context.Context, arg MoveFencedWithJobPa
 		arg.JobStartedAt,
 		arg.JobFinishedAt,
 		arg.JobFromState,
+		arg.At,
+		arg.Actor,
 	)
 	var i MoveFencedWithJobRow
 	err := row.Scan(

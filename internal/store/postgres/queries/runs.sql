@@ -117,10 +117,11 @@ ORDER BY created_at, id;
 -- name: ClaimAttempt :one
 -- Leases the oldest queued attempt, of any run, whose every label the
 -- runner has, and returns it with its job and run. SKIP LOCKED lets
--- concurrent claimers pass over rows another transaction is taking. The
--- main query reads the attempt as it was before the update (the effects
--- of a data-modifying CTE are not visible to it): the adapter sets the
--- lease fields, which this statement wrote from its own arguments.
+-- concurrent claimers pass over rows another transaction is taking. It
+-- records the claim's event. The main query reads the attempt as it was
+-- before the update (the effects of a data-modifying CTE are not visible
+-- to it): the adapter sets the lease fields, which this statement wrote
+-- from its own arguments.
 WITH next AS (
     SELECT a.id FROM attempts a
     WHERE a.state = 'queued'
@@ -137,7 +138,12 @@ WITH next AS (
         lease_expires_at = sqlc.arg(expires_at)
     FROM next
     WHERE attempts.id = next.id
-    RETURNING attempts.id
+    RETURNING attempts.id, attempts.run_id
+), ev AS (
+    -- store.ClaimEvent.
+    INSERT INTO events (at, actor, entity, entity_id, run_id, from_state, to_state, reason)
+    SELECT sqlc.arg(now), sqlc.arg(actor), 'attempt', claimed.id, claimed.run_id, 'queued', 'leased', ''
+    FROM claimed
 )
 SELECT sqlc.embed(attempts), sqlc.embed(jobs), sqlc.embed(runs)
 FROM claimed
@@ -178,9 +184,10 @@ SELECT sqlc.embed(attempts), sqlc.embed(jobs) FROM attempts JOIN jobs ON jobs.id
 
 -- name: MoveFencedWithJob :one
 -- SetFencedAttemptState and, when it applies, SetJobState of the
--- attempt's job, in one statement. The main query reads both rows as they
--- were before (a data-modifying CTE's effects are not visible to it); the
--- adapter applies the writes, which come from its own arguments.
+-- attempt's job, with their events, in one statement. The main query
+-- reads both rows as they were before (a data-modifying CTE's effects are
+-- not visible to it); the adapter applies the writes, which come from its
+-- own arguments.
 WITH a AS (
     UPDATE attempts
     SET state = sqlc.arg(to_state),
@@ -193,7 +200,7 @@ WITH a AS (
       AND attempts.lease_token = sqlc.arg(lease_token)
       AND (sqlc.arg(runner_id)::text = '' OR attempts.runner_id = sqlc.arg(runner_id))
       AND attempts.state IN ('leased', 'running')
-    RETURNING attempts.id, attempts.job_id
+    RETURNING attempts.id, attempts.job_id, attempts.run_id
 ), j AS (
     UPDATE jobs
     SET state = sqlc.arg(job_to_state),
@@ -202,6 +209,20 @@ WITH a AS (
         finished_at = COALESCE(jobs.finished_at, sqlc.narg(job_finished_at))
     WHERE jobs.id = (SELECT a.job_id FROM a) AND jobs.state = sqlc.arg(job_from_state)
     RETURNING jobs.id
+), ev AS (
+    -- store.MoveEvents: the attempt's, then the job's if it moved.
+    INSERT INTO events (at, actor, entity, entity_id, run_id, from_state, to_state, reason)
+    SELECT e.at, e.actor, e.entity, e.entity_id, e.run_id, e.from_state, e.to_state, e.reason
+    FROM (
+        SELECT 1 AS n, sqlc.arg(at)::bigint AS at, sqlc.arg(actor)::text AS actor, 'attempt' AS entity, a.id AS entity_id,
+               a.run_id, sqlc.arg(from_state)::text AS from_state, sqlc.arg(to_state)::text AS to_state, sqlc.arg(reason)::text AS reason
+        FROM a
+        UNION ALL
+        SELECT 2, sqlc.arg(at)::bigint, sqlc.arg(actor)::text, 'job', j.id, a.run_id,
+               sqlc.arg(job_from_state)::text, sqlc.arg(job_to_state)::text, sqlc.arg(job_reason)::text
+        FROM j, a
+    ) e
+    ORDER BY e.n
 )
 SELECT sqlc.embed(attempts), sqlc.embed(jobs), (SELECT COUNT(*) FROM j) AS job_moved
 FROM a
