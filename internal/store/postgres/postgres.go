@@ -153,6 +153,7 @@ func (d *Driver) WriteOne(ctx context.Context, fn func(store.Queries) error) err
 	if len(t.events) > 0 || t.notify {
 		return core.E(core.KindInternal, "write", "a one-statement transaction left events or a notification to write apart from it")
 	}
+	t.readAfterAlone(ctx) // the statement committed with its batch
 	return nil
 }
 

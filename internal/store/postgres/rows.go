@@ -460,13 +460,14 @@ func (x queries) ListJobStates(ctx context.Context, runID string) ([]core.Job, e
 }
 
 func (x queries) CountJobStatesAfterCommit(ctx context.Context, runID string, got func(map[core.JobState]int)) {
-	if x.tx == nil || x.tx.single {
+	if x.tx == nil {
 		if c, err := x.CountJobStates(ctx, runID); err == nil {
 			got(c)
 		}
 		return
 	}
-	// The statement goes with COMMIT, in its own implicit transaction.
+	// The statement goes after COMMIT, in the same round trip (after a
+	// one-statement transaction, on its own).
 	var c capture
 	_, _ = pgdb.New(&c).CountJobStates(ctx, runID)
 	x.tx.after = append(x.tx.after, afterRead{sql: c.sql, args: c.args, read: func(rows pgx.Rows) error {

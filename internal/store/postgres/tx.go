@@ -167,17 +167,7 @@ func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 // in one round trip.
 func (t *tx) commit(ctx context.Context) error {
 	if !t.begun && len(t.events) == 0 && !t.notify {
-		// Nothing written: the reads need no commit to wait for.
-		for _, a := range t.after {
-			rows, err := t.conn.Query(ctx, a.sql, a.args...)
-			if err == nil {
-				err = a.read(rows)
-				rows.Close()
-			}
-			if err != nil {
-				break
-			}
-		}
+		t.readAfterAlone(ctx) // nothing written: no commit to wait for
 		return nil
 	}
 	b := &pgx.Batch{}
@@ -214,16 +204,7 @@ func (t *tx) commit(ctx context.Context) error {
 		}
 		if err == nil {
 			// Committed: a read that fails now does not undo that.
-			for _, a := range t.after {
-				rows, qerr := br.Query()
-				if qerr == nil {
-					qerr = a.read(rows)
-					rows.Close()
-				}
-				if qerr != nil {
-					break
-				}
-			}
+			t.readAfter(br)
 			_ = br.Close()
 			return nil
 		}
@@ -231,7 +212,41 @@ func (t *tx) commit(ctx context.Context) error {
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil && !t.begun {
+		// Events alone went as an implicit transaction, committed by now.
+		t.readAfterAlone(ctx)
+	}
 	return err
+}
+
+// readAfter hands the reads queued after COMMIT on br their rows,
+// stopping at the first that fails.
+func (t *tx) readAfter(br pgx.BatchResults) {
+	for _, a := range t.after {
+		rows, err := br.Query()
+		if err == nil {
+			err = a.read(rows)
+			rows.Close()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// readAfterAlone runs the reads on their own, once there is no commit left
+// for them to follow.
+func (t *tx) readAfterAlone(ctx context.Context) {
+	for _, a := range t.after {
+		rows, err := t.conn.Query(ctx, a.sql, a.args...)
+		if err == nil {
+			err = a.read(rows)
+			rows.Close()
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // rollback ends a transaction that will not commit. It is best effort:

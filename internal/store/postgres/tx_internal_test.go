@@ -117,6 +117,15 @@ func TestWriteOne(t *testing.T) {
 	if _, err := d.Read().GetRun(ctx, "one"); err != nil {
 		t.Fatalf("the first statement did not stand: %v", err)
 	}
+	// A read registered to follow the commit runs once the statement did.
+	var counts map[core.JobState]int
+	err = d.WriteOne(ctx, func(q store.Queries) error {
+		q.CountJobStatesAfterCommit(ctx, "one", func(c map[core.JobState]int) { counts = c })
+		return q.InsertJob(ctx, core.Job{ID: "one-a", RunID: "one", Name: "a", State: core.JobPending, CreatedAt: time.UnixMilli(1)}, 0)
+	})
+	if err != nil || counts[core.JobPending] != 1 {
+		t.Fatalf("count after a one-statement transaction: %v, %v; want 1 pending", counts, err)
+	}
 	// Events can only go with a statement that writes them itself.
 	err = d.WriteOne(ctx, func(q store.Queries) error {
 		return q.InsertEvent(ctx, core.Event{At: time.UnixMilli(1), Actor: "test", Entity: core.EntityRun, EntityID: "one", RunID: "one", To: "x"})
