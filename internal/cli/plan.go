@@ -203,3 +203,24 @@ func describeBase(b planner.Base) string {
 	}
 	return s
 }
+
+// checkReplan plans the working tree again and refuses the run when any
+// job's digest differs from pl's, which the run was created with: the tree
+// changed while it was being copied, and the copy may hold either content.
+func checkReplan(ctx context.Context, top string, p *core.Pipeline, o planOptions, res *results.Store, pl *planner.Plan) error {
+	again, err := makePlan(ctx, top, p, o, res)
+	if err != nil {
+		return fmt.Errorf("plan after the snapshot: %w", err)
+	}
+	var changed []string
+	for _, j := range pl.Jobs {
+		if k, ok := again.Job(j.Name); !ok || k.Digest != j.Digest {
+			changed = append(changed, j.Name)
+		}
+	}
+	if len(changed) > 0 {
+		return fmt.Errorf("the working tree changed while deltaci copied it (the inputs of %s): nothing ran; run again once it is still",
+			strings.Join(changed, ", "))
+	}
+	return nil
+}

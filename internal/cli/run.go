@@ -175,6 +175,16 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		}
 		return fmt.Errorf("snapshot of the working tree: %w", err)
 	}
+	afterSnapshot(top)
+	// The plan read the working tree a moment before the copy: an edit in
+	// between would run jobs, and record their results, under digests of
+	// other content. Planning again after the copy finds such an edit (not
+	// one undone again before the second plan, which would need the copy
+	// itself hashed).
+	if err := checkReplan(ctx, top, p, o.plan, res, pl); err != nil {
+		_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
+		return err
+	}
 	con.printf("deltaci: run %s at %s: %s (%d to run, %d reused, %d skipped), %d at a time\n", run.ID, describeHead(branch, head, snap.Dirty),
 		plural(len(specs), "job"), countDecision(nr.Jobs, ""), countDecision(nr.Jobs, core.JobReused), countDecision(nr.Jobs, core.JobSkipped), o.jobs)
 	con.printf("deltaci: base %s\n", describeBase(pl.Base))
@@ -233,6 +243,10 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		return &exitError{code: ExitFailed}
 	}
 }
+
+// afterSnapshot runs once the working tree is copied; tests edit the
+// working tree there.
+var afterSnapshot = func(top string) {}
 
 // selectJobs returns the jobs to run in pipeline order: all of them, or the
 // named ones together with everything they need.
