@@ -151,8 +151,7 @@ func (f *artifactFlags) openLocal(ctx context.Context, e env) (*open.Store, erro
 		if f.s3Endpoint == "" {
 			return nil, usage(fmt.Errorf("--store %s needs --s3-endpoint (or ARTIFACTSTORE_S3_ENDPOINT), e.g. https://s3.amazonaws.com", f.store))
 		}
-		cfg.S3 = s3.Options{Endpoint: f.s3Endpoint, AccessKey: e.get("AWS_ACCESS_KEY_ID"),
-			SecretKey: e.get("AWS_SECRET_ACCESS_KEY"), Region: e.get("AWS_REGION")}
+		cfg.S3 = s3.EnvCredentials(s3.Options{Endpoint: f.s3Endpoint, Region: e.get("AWS_REGION")}, e.get)
 	}
 	return open.Open(ctx, cfg)
 }

@@ -174,8 +174,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		if o.s3Endpoint == "" {
 			return usage(fmt.Errorf("--store %s needs --s3-endpoint (or DELTACI_S3_ENDPOINT)", o.store))
 		}
-		ocfg.S3 = s3.Options{Endpoint: o.s3Endpoint, AccessKey: e.get("AWS_ACCESS_KEY_ID"),
-			SecretKey: e.get("AWS_SECRET_ACCESS_KEY"), Region: e.get("AWS_REGION")}
+		ocfg.S3 = s3.EnvCredentials(s3.Options{Endpoint: o.s3Endpoint, Region: e.get("AWS_REGION")}, e.get)
 		ocfg.StageDir = filepath.Join(o.dataDir, "stage")
 	}
 	arts, err := open.Open(ctx, ocfg)

@@ -38,11 +38,16 @@ package s3
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -74,15 +79,24 @@ const (
 	abortTimeout = time.Minute
 )
 
-// Options configures the connection. Credentials are the caller's business
-// (flags, AWS_ACCESS_KEY_ID, a secret store); the store only receives them.
+// Options configures the connection. The caller gives the credentials:
+// keys, or a profile of a shared credentials file (EnvCredentials takes
+// them from the environment as the AWS tools do).
 type Options struct {
 	// Endpoint is the server's URL, such as "https://s3.amazonaws.com" or
 	// "http://127.0.0.1:9000". The scheme decides whether TLS is used.
 	Endpoint string
-	// AccessKey and SecretKey sign requests; both empty means anonymous.
-	AccessKey string
-	SecretKey string
+	// AccessKey and SecretKey sign requests, with SessionToken for
+	// temporary keys. All empty, and no ProfileFile, means anonymous.
+	AccessKey    string
+	SecretKey    string
+	SessionToken string
+	// ProfileFile, when AccessKey is empty, is a shared credentials file
+	// (the AWS tools' format) whose profile Profile ("default" if empty)
+	// gives the keys: static, or through SSO or credential_process, renewed
+	// as they expire. EnvCredentials fills these from the environment.
+	ProfileFile string
+	Profile     string
 	// Region is the bucket's region; empty lets the client look it up.
 	Region string
 	// PartSize, when non-zero, replaces the computed part size (see the
@@ -126,8 +140,13 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	// Our own transport, so that Close can release its connections.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	creds, err := opts.credentials(&credentials.CredContext{Client: &http.Client{Transport: tr}})
+	if err != nil {
+		tr.CloseIdleConnections()
+		return nil, core.Wrap(core.KindInvalid, op, err)
+	}
 	client, err := minio.New(ep.Host, &minio.Options{
-		Creds:     credentials.NewStaticV4(opts.AccessKey, opts.SecretKey, ""),
+		Creds:     creds,
 		Secure:    ep.Scheme == "https",
 		Transport: tr,
 		Region:    opts.Region,
@@ -146,6 +165,64 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		return nil, core.E(core.KindNotFound, op, "bucket %q does not exist", bucket)
 	}
 	return s, nil
+}
+
+// credentials are the options' keys, or their profile's, checked now so
+// that a bad profile is named at Open rather than as a refused request.
+func (o Options) credentials(cc *credentials.CredContext) (*credentials.Credentials, error) {
+	switch {
+	case o.AccessKey != "" || o.SecretKey != "":
+		if o.AccessKey == "" || o.SecretKey == "" {
+			return nil, errors.New("an access key needs its secret key, and a secret key its access key")
+		}
+		return credentials.NewStaticV4(o.AccessKey, o.SecretKey, o.SessionToken), nil
+	case o.SessionToken != "":
+		return nil, errors.New("a session token needs its access and secret keys")
+	case o.ProfileFile == "":
+		return credentials.NewStaticV4("", "", ""), nil // anonymous
+	}
+	profile := cmp.Or(o.Profile, "default")
+	if _, err := os.Stat(o.ProfileFile); err != nil {
+		return nil, fmt.Errorf("credentials file: %w", err)
+	}
+	c := credentials.NewFileAWSCredentials(o.ProfileFile, profile)
+	v, err := c.GetWithContext(cc)
+	if err != nil {
+		return nil, fmt.Errorf("profile %q of %s: %w", profile, o.ProfileFile, err)
+	}
+	if v.AccessKeyID == "" || v.SecretAccessKey == "" {
+		return nil, fmt.Errorf("profile %q of %s gives no keys (aws_access_key_id and aws_secret_access_key, SSO or credential_process)", profile, o.ProfileFile)
+	}
+	return c, nil
+}
+
+// EnvCredentials reads the keys as the AWS tools do, through get (an
+// environment lookup): AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, with
+// AWS_SESSION_TOKEN for temporary keys; without them, the profile
+// AWS_PROFILE ("default") of the shared credentials file
+// AWS_SHARED_CREDENTIALS_FILE (HOME/.aws/credentials), when one of the two
+// variables is set or that file exists. Otherwise requests are anonymous.
+// Instance and container roles are not read. It sets the credential
+// fields of o and returns it.
+func EnvCredentials(o Options, get func(string) string) Options {
+	o.AccessKey, o.SecretKey, o.SessionToken = get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY"), get("AWS_SESSION_TOKEN")
+	o.ProfileFile, o.Profile = "", ""
+	if o.AccessKey != "" || o.SecretKey != "" || o.SessionToken != "" {
+		return o // Open refuses an incomplete set
+	}
+	file, profile := get("AWS_SHARED_CREDENTIALS_FILE"), get("AWS_PROFILE")
+	if file == "" {
+		home := get("HOME")
+		if home == "" {
+			return o
+		}
+		file = filepath.Join(home, ".aws", "credentials")
+		if _, err := os.Stat(file); err != nil && profile == "" {
+			return o
+		}
+	}
+	o.ProfileFile, o.Profile = file, profile
+	return o
 }
 
 // parseURL splits s3://bucket/prefix into the bucket and a prefix that is
