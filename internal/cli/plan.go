@@ -204,18 +204,20 @@ func describeBase(b planner.Base) string {
 	return s
 }
 
-// checkReplan plans the working tree again and refuses the run when any
-// job's digest differs from pl's, which the run was created with: the tree
-// changed while it was being copied, and the copy may hold either content.
-func checkReplan(ctx context.Context, top string, p *core.Pipeline, o planOptions, res *results.Store, pl *planner.Plan) error {
+// checkReplan plans the working tree again and refuses the run when the
+// digest of any of its jobs differs from pl's, which the run was created
+// with: the tree changed while it was being copied, and the copy may hold
+// either content.
+func checkReplan(ctx context.Context, top string, p *core.Pipeline, o planOptions, res *results.Store, pl *planner.Plan, jobs []core.JobSpec) error {
 	again, err := makePlan(ctx, top, p, o, res)
 	if err != nil {
 		return fmt.Errorf("plan after the snapshot: %w", err)
 	}
 	var changed []string
-	for _, j := range pl.Jobs {
-		if k, ok := again.Job(j.Name); !ok || k.Digest != j.Digest {
-			changed = append(changed, j.Name)
+	for _, s := range jobs {
+		j, _ := pl.Job(s.Name)
+		if k, ok := again.Job(s.Name); !ok || k.Digest != j.Digest {
+			changed = append(changed, s.Name)
 		}
 	}
 	if len(changed) > 0 {

@@ -181,7 +181,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	// other content. Planning again after the copy finds such an edit (not
 	// one undone again before the second plan, which would need the copy
 	// itself hashed).
-	if err := checkReplan(ctx, top, p, o.plan, res, pl); err != nil {
+	if err := checkReplan(ctx, top, p, o.plan, res, pl, specs); err != nil {
 		_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
 		return err
 	}
