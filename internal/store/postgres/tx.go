@@ -222,23 +222,20 @@ func (t *tx) commit(ctx context.Context) error {
 // readAfter hands the reads queued after COMMIT on br their rows,
 // stopping at the first that fails.
 func (t *tx) readAfter(br pgx.BatchResults) {
-	for _, a := range t.after {
-		rows, err := br.Query()
-		if err == nil {
-			err = a.read(rows)
-			rows.Close()
-		}
-		if err != nil {
-			return
-		}
-	}
+	t.eachAfter(func(afterRead) (pgx.Rows, error) { return br.Query() })
 }
 
 // readAfterAlone runs the reads on their own, once there is no commit left
 // for them to follow.
 func (t *tx) readAfterAlone(ctx context.Context) {
+	t.eachAfter(func(a afterRead) (pgx.Rows, error) { return t.conn.Query(ctx, a.sql, a.args...) })
+}
+
+// eachAfter hands each read the rows query gets for it, stopping at the
+// first that fails.
+func (t *tx) eachAfter(query func(afterRead) (pgx.Rows, error)) {
 	for _, a := range t.after {
-		rows, err := t.conn.Query(ctx, a.sql, a.args...)
+		rows, err := query(a)
 		if err == nil {
 			err = a.read(rows)
 			rows.Close()

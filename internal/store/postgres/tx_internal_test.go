@@ -19,11 +19,8 @@ import (
 func TestClaimSettingsStayInTheClaim(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, err := Open(ctx, storetest.PostgresURL(t)+"&pool_max_conns=1", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openOne(t)
+	var err error
 	show := func(q store.Queries) (sort, sync string) {
 		t.Helper()
 		x := q.(queries)
@@ -70,11 +67,8 @@ func TestClaimSettingsStayInTheClaim(t *testing.T) {
 func TestWriteOne(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, err := Open(ctx, storetest.PostgresURL(t)+"&pool_max_conns=1", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openOne(t)
+	var err error
 	setting := func(q pgdbtx) string {
 		t.Helper()
 		var v string
@@ -143,11 +137,8 @@ func TestWriteOne(t *testing.T) {
 func TestCountAfterCommit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, err := Open(ctx, storetest.PostgresURL(t)+"&pool_max_conns=1", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openOne(t)
+	var err error
 	run := core.Run{ID: "counted", Repo: "/r", Event: core.EventManual, State: core.RunRunning, CreatedAt: time.UnixMilli(1)}
 	job := func(name string) core.Job {
 		return core.Job{ID: "counted-" + name, RunID: run.ID, Name: name, State: core.JobPending, CreatedAt: time.UnixMilli(1)}
@@ -191,4 +182,16 @@ func TestCountAfterCommit(t *testing.T) {
 // pgdbtx is what setting needs of a pool or a transaction.
 type pgdbtx interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// openOne opens a driver on a fresh database with one pooled connection,
+// so that a connection a test left broken fails the next statement.
+func openOne(t *testing.T) *Driver {
+	t.Helper()
+	d, err := Open(context.Background(), storetest.PostgresURL(t)+"&pool_max_conns=1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }

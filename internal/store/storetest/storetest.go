@@ -89,8 +89,9 @@ func wantKind(t *testing.T, err error, k core.Kind) {
 	}
 }
 
-// startedAttempt walks a run to running and one job's attempt to running.
-func startedAttempt(t *testing.T, b bundle) (core.Run, core.Job, core.Attempt) {
+// queuedAttempt walks a new run of one job "a" to running and queues the
+// job's first attempt.
+func queuedAttempt(t *testing.T, b bundle) (core.Run, core.Job) {
 	t.Helper()
 	r, jobs := newRun(t, b, "a")
 	mustUpdate(t, b, func(tx *store.Tx) error {
@@ -106,6 +107,13 @@ func startedAttempt(t *testing.T, b bundle) (core.Run, core.Job, core.Attempt) {
 		_, err := tx.EnqueueAttempt(b.ctx, core.Job{ID: jobs[0].ID, RunID: r.ID, Name: "a", Spec: jobs[0].Spec})
 		return err
 	})
+	return r, jobs[0]
+}
+
+// startedAttempt walks a run to running and one job's attempt to running.
+func startedAttempt(t *testing.T, b bundle) (core.Run, core.Job, core.Attempt) {
+	t.Helper()
+	r, _ := queuedAttempt(t, b)
 	c, err := b.s.ClaimAttempt(b.ctx, "runner-1", store.Claim{RunID: r.ID, RunnerID: "runner-1", TTL: 20 * time.Second})
 	if err != nil {
 		t.Fatalf("ClaimAttempt: %v", err)
@@ -179,20 +187,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("OneStatementMovesRecordTheirEvents", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
-		r, jobs := newRun(t, b, "a")
-		mustUpdate(t, b, func(tx *store.Tx) error {
-			if err := tx.MoveRun(b.ctx, r.ID, core.RunQueued, core.RunPlanning, ""); err != nil {
-				return err
-			}
-			if err := tx.MoveRun(b.ctx, r.ID, core.RunPlanning, core.RunRunning, ""); err != nil {
-				return err
-			}
-			if err := tx.MoveJob(b.ctx, jobs[0], core.JobQueued, ""); err != nil {
-				return err
-			}
-			_, err := tx.EnqueueAttempt(b.ctx, jobs[0])
-			return err
-		})
+		r, _ := queuedAttempt(t, b)
 		before, err := b.s.Events(b.ctx, r.ID)
 		if err != nil {
 			t.Fatal(err)
