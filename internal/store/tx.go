@@ -224,10 +224,12 @@ func (tx *Tx) CountJobStatesAfterCommit(ctx context.Context, runID string, got f
 
 // MoveLeasedWithJob moves an attempt for its lease holder from the state
 // seen (as MoveLeasedFrom) and, with it, its job from jobFrom to jobTo if
-// the job is in jobFrom, in one statement where the engine can. When seen
-// does not fit the fence, or the fenced update does not apply, it writes
-// nothing and reports AttemptMoved false: the caller then takes the way
-// that reads the attempt (MoveLeasedSeen) and learns why.
+// the job is in jobFrom, in one statement where the engine can, which also
+// writes the events of both moves (so it may be a Store.UpdateOne's one
+// statement). When seen does not fit the fence, or the fenced update does
+// not apply, it writes nothing and reports AttemptMoved false: the caller
+// then takes the way that reads the attempt (MoveLeasedSeen) and learns
+// why.
 func (tx *Tx) MoveLeasedWithJob(ctx context.Context, seen core.Attempt, f Fence, to core.AttemptState, reason core.Reason, exitCode *int,
 	jobFrom, jobTo core.JobState, jobReason core.Reason) (Moved, error) {
 	if seen.ID != f.AttemptID || seen.LeaseToken != f.LeaseToken || (f.RunnerID != "" && seen.RunnerID != f.RunnerID) ||
