@@ -471,18 +471,7 @@ func (x queries) CountJobStatesAfterCommit(ctx context.Context, runID string, go
 	var c capture
 	_, _ = pgdb.New(&c).CountJobStates(ctx, runID)
 	x.tx.after = append(x.tx.after, afterRead{sql: c.sql, args: c.args, read: func(rows pgx.Rows) error {
-		var st []pgdb.CountJobStatesRow
-		for rows.Next() {
-			var r pgdb.CountJobStatesRow
-			if err := rows.Scan(&r.State, &r.Jobs); err != nil {
-				return err
-			}
-			st = append(st, r)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		counts, err := jobStateCounts(st)
+		counts, err := queries{q: pgdb.New(given{rows})}.CountJobStates(ctx, runID)
 		if err == nil {
 			got(counts)
 		}

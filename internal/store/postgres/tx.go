@@ -63,6 +63,20 @@ func (c *capture) QueryRow(_ context.Context, sql string, args ...any) pgx.Row {
 	return errRow{errCaptured}
 }
 
+// given is a pgdb.DBTX whose one query answers with rows already read
+// from a batch, so that the generated code scans them.
+type given struct{ rows pgx.Rows }
+
+func (g given) Query(context.Context, string, ...any) (pgx.Rows, error) { return g.rows, nil }
+
+func (g given) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	return pgconn.CommandTag{}, errGiven
+}
+
+func (g given) QueryRow(context.Context, string, ...any) pgx.Row { return errRow{errGiven} }
+
+var errGiven = errors.New("postgres: rows given from a batch answer one query")
+
 var errSecond = errors.New("postgres: a one-statement transaction ran a second statement")
 
 var _ pgdb.DBTX = (*tx)(nil)
