@@ -292,10 +292,13 @@ type Outcome struct {
 	State    core.AttemptState // a terminal attempt state
 	Reason   core.Reason
 	ExitCode *int
-	// Accept, when set, sees the attempt as completed and its job before
-	// the completion commits; an error refuses it and nothing of it is
-	// written.
-	Accept func(core.Attempt, core.Job) error
+	// NoOutputs refuses the completion, and writes nothing of it, when the
+	// job declares outputs: its runner sent no outputs manifest.
+	NoOutputs bool
+	// Ended, when set, receives the attempt as completed and its job once
+	// the completion has committed; a completion sent again does not call
+	// it.
+	Ended func(core.Attempt, core.Job)
 }
 
 // CompleteAttempt records an attempt's outcome, retries it per the job's
@@ -311,8 +314,33 @@ func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, see
 	if out.Reason == core.ReasonNone {
 		out.Reason = core.AttemptOutcome(out.State)
 	}
+	if to, alone := jobEnd(out.State); alone && seen.ID != f.AttemptID {
+		// The common case, a running attempt's success, in one statement
+		// that commits on its own (on PostgreSQL with the others sent
+		// meanwhile): attempt and job move together or not at all, and
+		// nothing is read first. Anything else takes the way below.
+		running := core.Attempt{ID: f.AttemptID, LeaseToken: f.LeaseToken, RunnerID: f.RunnerID, State: core.AttemptRunning}
+		var m store.Moved
+		err := o.store.UpdateOne(ctx, runnerID, func(tx *store.Tx) error {
+			var err error
+			m, err = tx.EndLeasedWithJob(ctx, running, f, out.State, out.Reason, out.ExitCode, core.JobRunning, to, out.Reason, out.NoOutputs)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("complete attempt %s: %w", f.AttemptID, err)
+		}
+		if m.AttemptMoved {
+			if out.Ended != nil {
+				out.Ended(m.Attempt, m.Job)
+			}
+			o.advanceAfter(ctx, m.Attempt.RunID, nil)
+			o.notify.Broadcast()
+			return nil
+		}
+	}
 	var (
-		runID    string
+		ended    core.Attempt
+		job      core.Job
 		jobEnded bool
 	)
 	// A runner that lost our answer sends the same completion again: same
@@ -327,33 +355,6 @@ func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, see
 		// lock, which settle takes only when it must.
 		var j core.Job
 		var err error
-		if to, alone := jobEnd(out.State); alone && seen.ID != f.AttemptID {
-			// The common case, a running attempt's success, in one
-			// statement: attempt and job, read nothing first.
-			running := core.Attempt{ID: f.AttemptID, LeaseToken: f.LeaseToken, RunnerID: f.RunnerID, State: core.AttemptRunning}
-			m, err := tx.MoveLeasedWithJob(ctx, running, f, out.State, out.Reason, out.ExitCode, core.JobRunning, to, out.Reason)
-			if err != nil {
-				return err
-			}
-			if m.AttemptMoved {
-				a, j := m.Attempt, m.Job
-				if !m.JobMoved {
-					// Not running (a canceled attempt that never started):
-					// the job ends from where it is, or the move is refused.
-					if err := tx.MoveJob(ctx, j, to, out.Reason); err != nil {
-						return err
-					}
-					j.State, j.Reason = to, out.Reason
-				}
-				if out.Accept != nil {
-					if err := out.Accept(a, j); err != nil {
-						return err
-					}
-				}
-				runID, jobEnded = a.RunID, true
-				return nil
-			}
-		}
 		if seen.ID != f.AttemptID {
 			if seen, j, err = tx.AttemptJob(ctx, f.AttemptID); err != nil {
 				return err
@@ -373,14 +374,12 @@ func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, see
 		if err != nil {
 			return err
 		}
-		// After the fence, so that a stale runner hears that first; a
+		// After the fence, so that a stale runner hears that first; the
 		// refusal rolls the move back.
-		if out.Accept != nil {
-			if err := out.Accept(a, j); err != nil {
-				return err
-			}
+		if out.NoOutputs && len(j.Spec.Outputs) > 0 {
+			return core.E(core.KindInvalid, "complete", "outputs_manifest is required for a success of a job with outputs (an empty manifest when none matched)")
 		}
-		runID = a.RunID
+		ended, job = a, j
 		jobEnded, err = o.settle(ctx, tx, a, j, nil)
 		return err
 	}
@@ -389,15 +388,18 @@ func (o *Orchestrator) CompleteAttempt(ctx context.Context, runnerID string, see
 		err := complete(tx)
 		if err == nil && jobEnded {
 			// What Advance reads first, in the COMMIT's round trip.
-			tx.CountJobStatesAfterCommit(ctx, runID, func(c map[core.JobState]int) { counts = c })
+			tx.CountJobStatesAfterCommit(ctx, ended.RunID, func(c map[core.JobState]int) { counts = c })
 		}
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("complete attempt %s: %w", f.AttemptID, err)
 	}
+	if ended.ID != "" && out.Ended != nil {
+		out.Ended(ended, job)
+	}
 	if jobEnded {
-		o.advanceAfter(ctx, runID, counts)
+		o.advanceAfter(ctx, ended.RunID, counts)
 	}
 	o.notify.Broadcast()
 	return nil

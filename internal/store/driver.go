@@ -146,6 +146,11 @@ type JobMove struct {
 	Reason     core.Reason
 	StartedAt  time.Time
 	FinishedAt time.Time
+	// For MoveFencedWithJob only: with Required the attempt moves only
+	// along with the job; with NoOutputs too, only when the job declares
+	// no outputs.
+	Required  bool
+	NoOutputs bool
 }
 
 // AttemptMove is one conditional attempt update. LeaseToken is required for

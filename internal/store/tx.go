@@ -232,6 +232,22 @@ func (tx *Tx) CountJobStatesAfterCommit(ctx context.Context, runID string, got f
 // why.
 func (tx *Tx) MoveLeasedWithJob(ctx context.Context, seen core.Attempt, f Fence, to core.AttemptState, reason core.Reason, exitCode *int,
 	jobFrom, jobTo core.JobState, jobReason core.Reason) (Moved, error) {
+	return tx.moveLeasedWithJob(ctx, seen, f, to, reason, exitCode, tx.jobMove("", jobFrom, jobTo, jobReason))
+}
+
+// EndLeasedWithJob is MoveLeasedWithJob for a move that must take the
+// job along: the attempt moves only when its job is in jobFrom too and,
+// with noOutputs, declares no outputs (a success sent without an outputs
+// manifest). Otherwise nothing moves: AttemptMoved is false.
+func (tx *Tx) EndLeasedWithJob(ctx context.Context, seen core.Attempt, f Fence, to core.AttemptState, reason core.Reason, exitCode *int,
+	jobFrom, jobTo core.JobState, jobReason core.Reason, noOutputs bool) (Moved, error) {
+	jm := tx.jobMove("", jobFrom, jobTo, jobReason)
+	jm.Required, jm.NoOutputs = true, noOutputs
+	return tx.moveLeasedWithJob(ctx, seen, f, to, reason, exitCode, jm)
+}
+
+func (tx *Tx) moveLeasedWithJob(ctx context.Context, seen core.Attempt, f Fence, to core.AttemptState, reason core.Reason, exitCode *int, jm JobMove) (Moved, error) {
+	jobFrom, jobTo := jm.From, jm.To
 	if seen.ID != f.AttemptID || seen.LeaseToken != f.LeaseToken || (f.RunnerID != "" && seen.RunnerID != f.RunnerID) ||
 		(seen.State != core.AttemptLeased && seen.State != core.AttemptRunning) || core.CheckAttempt(seen.State, to) != nil {
 		return Moved{}, nil
@@ -246,7 +262,7 @@ func (tx *Tx) MoveLeasedWithJob(ctx context.Context, seen core.Attempt, f Fence,
 	if to.Terminal() {
 		am.FinishedAt = tx.now
 	}
-	m, err := tx.q.MoveFencedWithJob(ctx, am, tx.jobMove("", jobFrom, jobTo, jobReason), Stamp{At: tx.now, Actor: tx.actor})
+	m, err := tx.q.MoveFencedWithJob(ctx, am, jm, Stamp{At: tx.now, Actor: tx.actor})
 	if err != nil || !m.AttemptMoved {
 		return Moved{}, err
 	}

@@ -30,7 +30,8 @@ const DefaultMaxConns = 20
 
 // Driver implements store.Driver on PostgreSQL.
 type Driver struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	groups groups // of one-statement transactions (WriteOne)
 }
 
 var _ store.Driver = (*Driver)(nil)
@@ -61,7 +62,7 @@ func Open(ctx context.Context, url string, migrate bool) (*Driver, error) {
 		pool.Close()
 		return nil, core.Wrap(core.KindUnavailable, "open postgres", err)
 	}
-	return &Driver{pool: pool}, nil
+	return &Driver{pool: pool, groups: groups{pool: pool}}, nil
 }
 
 // Migrate applies every pending embedded migration to the database at url and
@@ -139,14 +140,12 @@ func (d *Driver) Write(ctx context.Context, fn func(store.Queries) error) error 
 
 // WriteOne runs fn's single statement as its own transaction: sent with
 // the transaction's settings and no BEGIN or COMMIT, it commits when
-// PostgreSQL reaches the batch's Sync. One round trip instead of two.
+// PostgreSQL reaches the batch's Sync. One round trip instead of two, and
+// shared with the statements of the same settings that arrive meanwhile
+// (group).
 func (d *Driver) WriteOne(ctx context.Context, fn func(store.Queries) error) error {
-	conn, err := d.pool.Acquire(ctx)
-	if err != nil {
-		return mapErr("begin", err)
-	}
-	defer conn.Release()
-	t := &tx{conn: conn, single: true}
+	t := &tx{single: true, groups: &d.groups, pool: d.pool}
+	defer t.release()
 	if err := fn(queries{q: pgdb.New(t), tx: t}); err != nil {
 		return err
 	}

@@ -82,7 +82,7 @@ func (x queries) InsertJob(ctx context.Context, j core.Job, position int) error 
 	return mapErr("insert job", x.q.InsertJob(ctx, pgdb.InsertJobParams{
 		ID: j.ID, RunID: j.RunID, Name: j.Name, Position: int32(position), Spec: string(spec),
 		State: string(j.State), Reason: string(j.Reason), Explain: j.Explain, CreatedAt: store.Millis(j.CreatedAt),
-		Decision: string(j.Decision), Digest: j.Digest, ReusedFrom: j.ReusedFrom,
+		Decision: string(j.Decision), Digest: j.Digest, ReusedFrom: j.ReusedFrom, HasOutputs: len(j.Spec.Outputs) > 0,
 	}))
 }
 
@@ -532,6 +532,7 @@ func (x queries) MoveFencedWithJob(ctx context.Context, am store.AttemptMove, jm
 		Reason: string(am.Reason), StartedAt: ms(am.StartedAt), FinishedAt: ms(am.FinishedAt),
 		JobFromState: string(jm.From), JobToState: string(jm.To), JobReason: string(jm.Reason),
 		JobStartedAt: ms(jm.StartedAt), JobFinishedAt: ms(jm.FinishedAt),
+		JobRequired: jm.Required, NoOutputs: jm.NoOutputs,
 	}
 	if am.ExitCode != nil {
 		p.ExitCode = pgtype.Int4{Int32: int32(*am.ExitCode), Valid: true}

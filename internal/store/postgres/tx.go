@@ -29,6 +29,47 @@ type tx struct {
 	// commits with the batch (Driver.WriteOne).
 	single bool
 	after  []afterRead // reads sent after COMMIT, with it
+	// groups, when set on a one-statement transaction, sends its
+	// statement with others of the same settings (group); conn is then
+	// acquired only to send it alone or for the reads after it.
+	groups *groups
+	pool   *pgxpool.Pool
+}
+
+// grouped sends the one statement of a transaction with groups through
+// its group. It reports false when the statement must go on its own
+// connection instead: its group failed because of another statement.
+func (t *tx) grouped(ctx context.Context, sql string, args []any) (*result, bool, error) {
+	if t.groups == nil || !t.single {
+		return nil, false, nil
+	}
+	res, err := t.groups.get(t.setup).do(ctx, sql, args)
+	if errors.Is(err, errAlone) {
+		return nil, false, t.acquire(ctx)
+	}
+	t.begun = true
+	return res, true, err
+}
+
+// acquire gives the transaction a connection of its own.
+func (t *tx) acquire(ctx context.Context) error {
+	if t.conn != nil {
+		return nil
+	}
+	conn, err := t.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	t.conn = conn
+	return nil
+}
+
+// release returns an acquired connection to the pool.
+func (t *tx) release() {
+	if t.conn != nil {
+		t.conn.Release()
+		t.conn = nil
+	}
 }
 
 // afterRead is a query that runs once the transaction has committed, in
@@ -131,6 +172,12 @@ func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandT
 	if t.begun {
 		return t.conn.Exec(ctx, sql, args...)
 	}
+	if res, ok, err := t.grouped(ctx, sql, args); ok || err != nil {
+		if err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		return res.tag, nil
+	}
 	br, err := t.first(ctx, sql, args)
 	if err != nil {
 		return pgconn.CommandTag{}, err
@@ -149,6 +196,12 @@ func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, erro
 	}
 	if t.begun {
 		return t.conn.Query(ctx, sql, args...)
+	}
+	if res, ok, err := t.grouped(ctx, sql, args); ok || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return newResultRows(res), nil
 	}
 	br, err := t.first(ctx, sql, args)
 	if err != nil {
@@ -169,6 +222,12 @@ func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	}
 	if t.begun {
 		return t.conn.QueryRow(ctx, sql, args...)
+	}
+	if res, ok, err := t.grouped(ctx, sql, args); ok || err != nil {
+		if err != nil {
+			return errRow{err}
+		}
+		return resultRow{res}
 	}
 	br, err := t.first(ctx, sql, args)
 	if err != nil {
@@ -242,6 +301,12 @@ func (t *tx) readAfter(br pgx.BatchResults) {
 // readAfterAlone runs the reads on their own, once there is no commit left
 // for them to follow.
 func (t *tx) readAfterAlone(ctx context.Context) {
+	if len(t.after) == 0 {
+		return
+	}
+	if err := t.acquire(ctx); err != nil {
+		return
+	}
 	t.eachAfter(func(a afterRead) (pgx.Rows, error) { return t.conn.Query(ctx, a.sql, a.args...) })
 }
 

@@ -221,6 +221,60 @@ func RunMoveLeased(t *testing.T, open Opener) {
 		}
 	})
 
+	// end runs EndLeasedWithJob (a running attempt's success with its
+	// job) as the one statement of an UpdateOne, as completions do.
+	end := func(t *testing.T, b bundle, a core.Attempt, noOutputs bool) store.Moved {
+		t.Helper()
+		f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken, RunnerID: a.RunnerID}
+		var m store.Moved
+		err := b.s.UpdateOne(b.ctx, "test", func(tx *store.Tx) error {
+			var err error
+			m, err = tx.EndLeasedWithJob(b.ctx, a, f, core.AttemptSucceeded, core.ReasonNone, nil, core.JobRunning, core.JobSucceeded, core.ReasonNone, noOutputs)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	// unmoved checks that nothing of a refused end was written.
+	unmoved := func(t *testing.T, b bundle, m store.Moved, a core.Attempt, jobState core.JobState, events int) {
+		t.Helper()
+		got, _ := b.s.Attempt(b.ctx, a.ID)
+		gotJob, _ := b.s.Job(b.ctx, a.JobID)
+		evs, _ := b.s.Events(b.ctx, a.RunID)
+		if m.AttemptMoved || m.JobMoved || got.State != core.AttemptRunning || gotJob.State != jobState || len(evs) != events {
+			t.Fatalf("moved attempt %v, job %v; stored attempt %s, job %s, %d events (want running, %s, %d)",
+				m.AttemptMoved, m.JobMoved, got.State, gotJob.State, len(evs), jobState, events)
+		}
+	}
+
+	t.Run("EndLeasedWithJobMovesBothOrNeither", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		_, j, a := startedAttempt(t, b) // the job is still queued
+		before, _ := b.s.Events(b.ctx, a.RunID)
+		unmoved(t, b, end(t, b, a, false), a, core.JobQueued, len(before))
+		mustUpdate(t, b, func(tx *store.Tx) error { return tx.MoveJob(b.ctx, j, core.JobRunning, "") })
+		if m := end(t, b, a, true); !m.AttemptMoved || !m.JobMoved || m.Job.State != core.JobSucceeded {
+			t.Fatalf("moved attempt %v, job %v (%s); want both, the job succeeded", m.AttemptMoved, m.JobMoved, m.Job.State)
+		}
+	})
+
+	t.Run("EndLeasedWithJobKeepsOutputsForTheirManifest", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		sp := spec("a")
+		sp.Outputs = []string{"dist/**"}
+		_, j, a := startedAttemptOf(t, b, sp)
+		mustUpdate(t, b, func(tx *store.Tx) error { return tx.MoveJob(b.ctx, j, core.JobRunning, "") })
+		before, _ := b.s.Events(b.ctx, a.RunID)
+		unmoved(t, b, end(t, b, a, true), a, core.JobRunning, len(before))
+		if m := end(t, b, a, false); !m.AttemptMoved || !m.JobMoved {
+			t.Fatalf("without noOutputs: moved attempt %v, job %v; want both", m.AttemptMoved, m.JobMoved)
+		}
+	})
+
 	t.Run("MoveLeasedWithJobWritesNothingOffTheFence", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

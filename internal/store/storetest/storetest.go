@@ -93,7 +93,16 @@ func wantKind(t *testing.T, err error, k core.Kind) {
 // job's first attempt.
 func queuedAttempt(t *testing.T, b bundle) (core.Run, core.Job) {
 	t.Helper()
-	r, jobs := newRun(t, b, "a")
+	return queuedAttemptOf(t, b, spec("a"))
+}
+
+// queuedAttemptOf is queuedAttempt with the job's spec.
+func queuedAttemptOf(t *testing.T, b bundle, sp core.JobSpec) (core.Run, core.Job) {
+	t.Helper()
+	r, jobs, err := b.s.CreateRun(b.ctx, "test", store.NewRun{Repo: "/repo", Ref: "main", Commit: "abc", Event: core.EventManual, Jobs: []store.NewJob{{Spec: sp}}})
+	if err != nil {
+		t.Fatalf("CreateRun: %v", err)
+	}
 	mustUpdate(t, b, func(tx *store.Tx) error {
 		if err := tx.MoveRun(b.ctx, r.ID, core.RunQueued, core.RunPlanning, ""); err != nil {
 			return err
@@ -104,7 +113,7 @@ func queuedAttempt(t *testing.T, b bundle) (core.Run, core.Job) {
 		if err := tx.MoveJob(b.ctx, jobs[0], core.JobQueued, ""); err != nil {
 			return err
 		}
-		_, err := tx.EnqueueAttempt(b.ctx, core.Job{ID: jobs[0].ID, RunID: r.ID, Name: "a", Spec: jobs[0].Spec})
+		_, err := tx.EnqueueAttempt(b.ctx, core.Job{ID: jobs[0].ID, RunID: r.ID, Name: jobs[0].Name, Spec: jobs[0].Spec})
 		return err
 	})
 	return r, jobs[0]
@@ -113,7 +122,13 @@ func queuedAttempt(t *testing.T, b bundle) (core.Run, core.Job) {
 // startedAttempt walks a run to running and one job's attempt to running.
 func startedAttempt(t *testing.T, b bundle) (core.Run, core.Job, core.Attempt) {
 	t.Helper()
-	r, _ := queuedAttempt(t, b)
+	return startedAttemptOf(t, b, spec("a"))
+}
+
+// startedAttemptOf is startedAttempt with the job's spec.
+func startedAttemptOf(t *testing.T, b bundle, sp core.JobSpec) (core.Run, core.Job, core.Attempt) {
+	t.Helper()
+	r, _ := queuedAttemptOf(t, b, sp)
 	c, err := b.s.ClaimAttempt(b.ctx, "runner-1", store.Claim{RunID: r.ID, RunnerID: "runner-1", TTL: 20 * time.Second})
 	if err != nil {
 		t.Fatalf("ClaimAttempt: %v", err)

@@ -56,6 +56,7 @@ type Job struct {
 	Decision   string
 	Digest     string
 	ReusedFrom string
+	HasOutputs bool
 }
 
 type LogChunk struct {

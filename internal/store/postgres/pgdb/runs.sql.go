@@ -35,7 +35,7 @@ WITH next AS (
     SELECT $4, $6, 'attempt', claimed.id, claimed.run_id, 'queued', 'leased', ''
     FROM claimed
 )
-SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at
+SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at
 FROM claimed
 JOIN attempts ON attempts.id = claimed.id
 JOIN jobs ON jobs.id = attempts.job_id
@@ -107,6 +107,7 @@ func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (Cla
 		&i.Job.Decision,
 		&i.Job.Digest,
 		&i.Job.ReusedFrom,
+		&i.Job.HasOutputs,
 		&i.Run.ID,
 		&i.Run.Repo,
 		&i.Run.Ref,
@@ -267,7 +268,7 @@ func (q *Queries) GetAttempt(ctx context.Context, id string) (Attempt, error) {
 }
 
 const getAttemptJob = `-- name: GetAttemptJob :one
-SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from FROM attempts JOIN jobs ON jobs.id = attempts.job_id WHERE attempts.id = $1
+SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs FROM attempts JOIN jobs ON jobs.id = attempts.job_id WHERE attempts.id = $1
 `
 
 type GetAttemptJobRow struct {
@@ -312,12 +313,13 @@ func (q *Queries) GetAttemptJob(ctx context.Context, id string) (GetAttemptJobRo
 		&i.Job.Decision,
 		&i.Job.Digest,
 		&i.Job.ReusedFrom,
+		&i.Job.HasOutputs,
 	)
 	return i, err
 }
 
 const getJob = `-- name: GetJob :one
-SELECT id, run_id, name, position, spec, state, reason, explain, created_at, started_at, finished_at, decision, digest, reused_from FROM jobs WHERE id = $1
+SELECT id, run_id, name, position, spec, state, reason, explain, created_at, started_at, finished_at, decision, digest, reused_from, has_outputs FROM jobs WHERE id = $1
 `
 
 func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
@@ -338,12 +340,13 @@ func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
 		&i.Decision,
 		&i.Digest,
 		&i.ReusedFrom,
+		&i.HasOutputs,
 	)
 	return i, err
 }
 
 const getJobRun = `-- name: GetJobRun :one
-SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = $1
+SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = $1
 `
 
 type GetJobRunRow struct {
@@ -370,6 +373,7 @@ func (q *Queries) GetJobRun(ctx context.Context, id string) (GetJobRunRow, error
 		&i.Job.Decision,
 		&i.Job.Digest,
 		&i.Job.ReusedFrom,
+		&i.Job.HasOutputs,
 		&i.Run.ID,
 		&i.Run.Repo,
 		&i.Run.Ref,
@@ -503,8 +507,8 @@ func (q *Queries) InsertEvents(ctx context.Context, arg InsertEventsParams) erro
 }
 
 const insertJob = `-- name: InsertJob :exec
-INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at, decision, digest, reused_from)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at, decision, digest, reused_from, has_outputs)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 `
 
 type InsertJobParams struct {
@@ -520,6 +524,7 @@ type InsertJobParams struct {
 	Decision   string
 	Digest     string
 	ReusedFrom string
+	HasOutputs bool
 }
 
 func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) error {
@@ -536,6 +541,7 @@ func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) error {
 		arg.Decision,
 		arg.Digest,
 		arg.ReusedFrom,
+		arg.HasOutputs,
 	)
 	return err
 }
@@ -785,7 +791,7 @@ func (q *Queries) ListJobStates(ctx context.Context, runID string) ([]ListJobSta
 }
 
 const listJobs = `-- name: ListJobs :many
-SELECT id, run_id, name, position, spec, state, reason, explain, created_at, started_at, finished_at, decision, digest, reused_from FROM jobs WHERE run_id = $1 ORDER BY position
+SELECT id, run_id, name, position, spec, state, reason, explain, created_at, started_at, finished_at, decision, digest, reused_from, has_outputs FROM jobs WHERE run_id = $1 ORDER BY position
 `
 
 func (q *Queries) ListJobs(ctx context.Context, runID string) ([]Job, error) {
@@ -812,6 +818,7 @@ func (q *Queries) ListJobs(ctx context.Context, runID string) ([]Job, error) {
 			&i.Decision,
 			&i.Digest,
 			&i.ReusedFrom,
+			&i.HasOutputs,
 		); err != nil {
 			return nil, err
 		}
@@ -896,31 +903,37 @@ WITH a AS (
       AND attempts.lease_token = $8
       AND ($9::text = '' OR attempts.runner_id = $9)
       AND attempts.state IN ('leased', 'running')
+      AND (NOT $10::boolean OR EXISTS (
+          SELECT 1 FROM jobs
+          WHERE jobs.id = attempts.job_id AND jobs.state = $11
+            AND NOT ($12::boolean AND jobs.has_outputs)
+          -- Held until the end, so that j below moves it.
+          FOR UPDATE))
     RETURNING attempts.id, attempts.job_id, attempts.run_id
 ), j AS (
     UPDATE jobs
-    SET state = $10,
-        reason = $11,
-        started_at = COALESCE(jobs.started_at, $12),
-        finished_at = COALESCE(jobs.finished_at, $13)
-    WHERE jobs.id = (SELECT a.job_id FROM a) AND jobs.state = $14
+    SET state = $13,
+        reason = $14,
+        started_at = COALESCE(jobs.started_at, $15),
+        finished_at = COALESCE(jobs.finished_at, $16)
+    WHERE jobs.id = (SELECT a.job_id FROM a) AND jobs.state = $11
     RETURNING jobs.id
 ), ev AS (
     -- store.MoveEvents: the attempt's, then the job's if it moved.
     INSERT INTO events (at, actor, entity, entity_id, run_id, from_state, to_state, reason)
     SELECT e.at, e.actor, e.entity, e.entity_id, e.run_id, e.from_state, e.to_state, e.reason
     FROM (
-        SELECT 1 AS n, $15::bigint AS at, $16::text AS actor, 'attempt' AS entity, a.id AS entity_id,
+        SELECT 1 AS n, $17::bigint AS at, $18::text AS actor, 'attempt' AS entity, a.id AS entity_id,
                a.run_id, $7::text AS from_state, $1::text AS to_state, $2::text AS reason
         FROM a
         UNION ALL
-        SELECT 2, $15::bigint, $16::text, 'job', j.id, a.run_id,
-               $14::text, $10::text, $11::text
+        SELECT 2, $17::bigint, $18::text, 'job', j.id, a.run_id,
+               $11::text, $13::text, $14::text
         FROM j, a
     ) e
     ORDER BY e.n
 )
-SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, (SELECT COUNT(*) FROM j) AS job_moved
+SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, (SELECT COUNT(*) FROM j) AS job_moved
 FROM a
 JOIN attempts ON attempts.id = a.id
 JOIN jobs ON jobs.id = a.job_id
@@ -936,11 +949,13 @@ type MoveFencedWithJobParams struct {
 	FromState     string
 	LeaseToken    string
 	RunnerID      string
+	JobRequired   bool
+	JobFromState  string
+	NoOutputs     bool
 	JobToState    string
 	JobReason     string
 	JobStartedAt  pgtype.Int8
 	JobFinishedAt pgtype.Int8
-	JobFromState  string
 	At            int64
 	Actor         string
 }
@@ -955,7 +970,8 @@ type MoveFencedWithJobRow struct {
 // attempt's job, with their events, in one statement. The main query
 // reads both rows as they were before (a data-modifying CTE's effects are
 // not visible to it); the adapter applies the writes, which come from its
-// own arguments.
+// own arguments. With job_required the attempt moves only along with its
+// job, and with no_outputs only when the job declares no outputs.
 func (q *Queries) MoveFencedWithJob(ctx context.Context, arg MoveFencedWithJobParams) (MoveFencedWithJobRow, error) {
 	row := q.db.QueryRow(ctx, moveFencedWithJob,
 		arg.ToState,
@@ -967,11 +983,13 @@ func (q *Queries) MoveFencedWithJob(ctx context.Context, arg MoveFencedWithJobPa
 		arg.FromState,
 		arg.LeaseToken,
 		arg.RunnerID,
+		arg.JobRequired,
+		arg.JobFromState,
+		arg.NoOutputs,
 		arg.JobToState,
 		arg.JobReason,
 		arg.JobStartedAt,
 		arg.JobFinishedAt,
-		arg.JobFromState,
 		arg.At,
 		arg.Actor,
 	)
@@ -1009,6 +1027,7 @@ func (q *Queries) MoveFencedWithJob(ctx context.Context, arg MoveFencedWithJobPa
 		&i.Job.Decision,
 		&i.Job.Digest,
 		&i.Job.ReusedFrom,
+		&i.Job.HasOutputs,
 		&i.JobMoved,
 	)
 	return i, err

@@ -14,8 +14,8 @@ SET state = sqlc.arg(to_state),
 WHERE id = sqlc.arg(id) AND state = sqlc.arg(from_state);
 
 -- name: InsertJob :exec
-INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at, decision, digest, reused_from)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
+INSERT INTO jobs (id, run_id, name, position, spec, state, reason, explain, created_at, decision, digest, reused_from, has_outputs)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13);
 
 -- name: GetJob :one
 SELECT * FROM jobs WHERE id = $1;
@@ -187,7 +187,8 @@ SELECT sqlc.embed(attempts), sqlc.embed(jobs) FROM attempts JOIN jobs ON jobs.id
 -- attempt's job, with their events, in one statement. The main query
 -- reads both rows as they were before (a data-modifying CTE's effects are
 -- not visible to it); the adapter applies the writes, which come from its
--- own arguments.
+-- own arguments. With job_required the attempt moves only along with its
+-- job, and with no_outputs only when the job declares no outputs.
 WITH a AS (
     UPDATE attempts
     SET state = sqlc.arg(to_state),
@@ -200,6 +201,12 @@ WITH a AS (
       AND attempts.lease_token = sqlc.arg(lease_token)
       AND (sqlc.arg(runner_id)::text = '' OR attempts.runner_id = sqlc.arg(runner_id))
       AND attempts.state IN ('leased', 'running')
+      AND (NOT sqlc.arg(job_required)::boolean OR EXISTS (
+          SELECT 1 FROM jobs
+          WHERE jobs.id = attempts.job_id AND jobs.state = sqlc.arg(job_from_state)
+            AND NOT (sqlc.arg(no_outputs)::boolean AND jobs.has_outputs)
+          -- Held until the end, so that j below moves it.
+          FOR UPDATE))
     RETURNING attempts.id, attempts.job_id, attempts.run_id
 ), j AS (
     UPDATE jobs
