@@ -15,9 +15,10 @@ import (
 
 // A group sends the one-statement transactions (Driver.WriteOne) that
 // arrive while another is in flight as one transaction of several
-// statements, in one round trip: under load, k claims or starts share one
-// commit, one WAL flush and one wake-up of the server, where each would
-// cost all three. Alone, a statement goes at once.
+// statements, in one round trip: under load, k claims, starts or
+// completions share one commit, one WAL flush and one wake-up of the
+// server, where each would cost all three. Alone, a statement goes at
+// once.
 //
 // Statements of a group share their settings (the setup sent before
 // them), so a claim's synchronous_commit off never reaches a start. When
