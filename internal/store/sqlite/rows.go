@@ -478,21 +478,19 @@ func (x queries) GetAttemptJob(ctx context.Context, attemptID string) (core.Atte
 	return a, j, err
 }
 
-// MoveFencedWithJob runs the two updates one after the other: the one
-// writer makes them as good as one statement.
+// MoveFencedWithJob reads the job, then runs the two updates one after
+// the other: the one writer makes them as good as one statement.
 func (x queries) MoveFencedWithJob(ctx context.Context, am store.AttemptMove, jm store.JobMove, by store.Stamp) (store.Moved, error) {
-	if jm.Required {
-		// Both or neither: the job is read first, under the one writer.
-		_, j, err := x.GetAttemptJob(ctx, am.ID)
-		if core.KindOf(err) == core.KindNotFound {
-			return store.Moved{}, nil
-		}
-		if err != nil {
-			return store.Moved{}, err
-		}
-		if j.State != jm.From || (jm.NoOutputs && len(j.Spec.Outputs) > 0) {
-			return store.Moved{}, nil
-		}
+	_, j, err := x.GetAttemptJob(ctx, am.ID)
+	if core.KindOf(err) == core.KindNotFound {
+		return store.Moved{}, nil
+	}
+	if err != nil {
+		return store.Moved{}, err
+	}
+	// Required: both or neither.
+	if jm.Required && (j.State != jm.From || (jm.NoOutputs && len(j.Spec.Outputs) > 0)) {
+		return store.Moved{}, nil
 	}
 	a, ok, err := x.SetFencedAttemptState(ctx, am)
 	if err != nil || !ok {
@@ -503,9 +501,8 @@ func (x queries) MoveFencedWithJob(ctx context.Context, am store.AttemptMove, jm
 	if err != nil {
 		return store.Moved{}, err
 	}
-	j, err := x.GetJob(ctx, a.JobID)
-	if err != nil {
-		return store.Moved{}, err
+	if moved {
+		j = jm.Apply(j)
 	}
 	m := store.Moved{Attempt: a, Job: j, AttemptMoved: true, JobMoved: moved}
 	for _, e := range store.MoveEvents(by, am, jm, m) {
