@@ -247,26 +247,31 @@ func (tx *Tx) EndLeasedWithJob(ctx context.Context, seen core.Attempt, f Fence, 
 }
 
 func (tx *Tx) moveLeasedWithJob(ctx context.Context, seen core.Attempt, f Fence, to core.AttemptState, reason core.Reason, exitCode *int, jm JobMove) (Moved, error) {
-	jobFrom, jobTo := jm.From, jm.To
 	if seen.ID != f.AttemptID || seen.LeaseToken != f.LeaseToken || (f.RunnerID != "" && seen.RunnerID != f.RunnerID) ||
 		(seen.State != core.AttemptLeased && seen.State != core.AttemptRunning) || core.CheckAttempt(seen.State, to) != nil {
 		return Moved{}, nil
 	}
-	if err := core.CheckJob(jobFrom, jobTo); err != nil {
+	if err := core.CheckJob(jm.From, jm.To); err != nil {
 		return Moved{}, fmt.Errorf("job of attempt %s: %w", seen.ID, err)
 	}
-	am := AttemptMove{ID: seen.ID, LeaseToken: f.LeaseToken, RunnerID: f.RunnerID, From: seen.State, To: to, Reason: reason, ExitCode: exitCode}
-	if to == core.AttemptRunning {
-		am.StartedAt = tx.now
-	}
-	if to.Terminal() {
-		am.FinishedAt = tx.now
-	}
-	m, err := tx.q.MoveFencedWithJob(ctx, am, jm, Stamp{At: tx.now, Actor: tx.actor})
+	m, err := tx.q.MoveFencedWithJob(ctx, tx.fencedMove(seen, f, to, reason, exitCode), jm, Stamp{At: tx.now, Actor: tx.actor})
 	if err != nil || !m.AttemptMoved {
 		return Moved{}, err
 	}
 	return m, nil
+}
+
+// fencedMove is the lease holder's update that moves attempt a from its
+// state to to now.
+func (tx *Tx) fencedMove(a core.Attempt, f Fence, to core.AttemptState, reason core.Reason, exitCode *int) AttemptMove {
+	m := AttemptMove{ID: a.ID, LeaseToken: f.LeaseToken, RunnerID: f.RunnerID, From: a.State, To: to, Reason: reason, ExitCode: exitCode}
+	if to == core.AttemptRunning {
+		m.StartedAt = tx.now
+	}
+	if to.Terminal() {
+		m.FinishedAt = tx.now
+	}
+	return m
 }
 
 // MoveLeasedFrom is MoveLeased for a caller that read the attempt in this
@@ -284,14 +289,7 @@ func (tx *Tx) MoveLeasedFrom(ctx context.Context, a core.Attempt, f Fence, to co
 	if err := core.CheckAttempt(a.State, to); err != nil {
 		return core.Attempt{}, fmt.Errorf("attempt %s: %w", a.ID, err)
 	}
-	m := AttemptMove{ID: a.ID, LeaseToken: f.LeaseToken, RunnerID: f.RunnerID, From: a.State, To: to, Reason: reason, ExitCode: exitCode}
-	if to == core.AttemptRunning {
-		m.StartedAt = tx.now
-	}
-	if to.Terminal() {
-		m.FinishedAt = tx.now
-	}
-	moved, ok, err := tx.q.SetFencedAttemptState(ctx, m)
+	moved, ok, err := tx.q.SetFencedAttemptState(ctx, tx.fencedMove(a, f, to, reason, exitCode))
 	if err != nil {
 		return core.Attempt{}, err
 	}
