@@ -206,7 +206,7 @@ func fenced(w http.ResponseWriter, r *http.Request) (store.Fence, error) {
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
-	runnerID, _, err := s.attemptWriter(r, r.PathValue("id"), false)
+	runnerID, seen, err := s.attemptWriter(r, r.PathValue("id"), false)
 	if err != nil {
 		return err
 	}
@@ -214,7 +214,11 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cancel, a, err := s.orch.Heartbeat(r.Context(), f, s.cfg.TTL)
+	var read core.Attempt // the attempt the session token's check read
+	if seen != nil {
+		read = *seen
+	}
+	cancel, a, err := s.orch.Heartbeat(r.Context(), f, s.cfg.TTL, read)
 	if err != nil {
 		return err
 	}

@@ -268,14 +268,17 @@ func (o *Orchestrator) StartAttempt(ctx context.Context, runnerID string, seen c
 
 // Heartbeat extends a lease and reports whether the attempt's run is being
 // canceled, in which case the runner must stop the job. It returns the
-// attempt as extended.
-func (o *Orchestrator) Heartbeat(ctx context.Context, f store.Fence, ttl time.Duration) (cancel bool, a core.Attempt, err error) {
+// attempt as extended. seen is the attempt as the caller read it before,
+// or the zero Attempt to have it read: only its run is taken from it.
+func (o *Orchestrator) Heartbeat(ctx context.Context, f store.Fence, ttl time.Duration, seen core.Attempt) (cancel bool, a core.Attempt, err error) {
 	expires, err := o.store.Heartbeat(ctx, f.AttemptID, f.LeaseToken, ttl)
 	if err != nil {
 		return false, core.Attempt{}, err
 	}
-	if a, err = o.store.Attempt(ctx, f.AttemptID); err != nil {
-		return false, core.Attempt{}, err
+	if a = seen; a.ID != f.AttemptID {
+		if a, err = o.store.Attempt(ctx, f.AttemptID); err != nil {
+			return false, core.Attempt{}, err
+		}
 	}
 	// A later heartbeat may have moved it on; this one's expiry is what
 	// its answer promises.

@@ -317,7 +317,7 @@ func TestCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.clock.add(time.Second)
-	cancel, beat, err := b.o.Heartbeat(b.ctx, f, 20*time.Second)
+	cancel, beat, err := b.o.Heartbeat(b.ctx, f, 20*time.Second, core.Attempt{})
 	if err != nil || !cancel {
 		t.Fatalf("heartbeat cancel = %v, %v", cancel, err)
 	}

@@ -298,7 +298,7 @@ func (l *Local) heartbeat(ctx context.Context, log *slog.Logger, f store.Fence, 
 			return
 		case <-t.C:
 		}
-		stop, _, err := l.Orch.Heartbeat(ctx, f, l.ttl())
+		stop, _, err := l.Orch.Heartbeat(ctx, f, l.ttl(), core.Attempt{})
 		switch {
 		case core.KindOf(err) == core.KindLeaseLost:
 			close(lost)
