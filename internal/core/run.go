@@ -4,17 +4,19 @@ import "time"
 
 // Run is one execution of a pipeline at one commit.
 type Run struct {
-	ID         string
-	Repo       string // repository path or URL
-	Ref        string // branch or ref the run was made for
-	Commit     string // commit id, or empty for a dirty local tree
-	Event      string // push, pull_request, manual
-	Trusted    bool   // protected-branch run: may receive secrets and write shared results
-	State      RunState
-	Reason     Reason
-	CreatedAt  time.Time
-	StartedAt  time.Time
-	FinishedAt time.Time
+	ID          string
+	Repo        string // repository path or URL
+	Ref         string // branch or ref the run was made for
+	Commit      string // commit id, or empty for a dirty local tree
+	Event       string // push, pull_request, manual
+	Trusted     bool   // protected-branch run: may receive secrets and write shared results
+	Project     string // the project's name; empty for a run of `deltaci run`, which has no projects
+	TrustReason string // why the run is or is not trusted, in words
+	State       RunState
+	Reason      Reason
+	CreatedAt   time.Time
+	StartedAt   time.Time
+	FinishedAt  time.Time
 }
 
 // Job is one job of a run.

@@ -114,6 +114,29 @@ type Queries interface {
 	TouchRunner(ctx context.Context, id string, at time.Time) error
 	// QueueDepth counts queued attempts by their encoded labels.
 	QueueDepth(ctx context.Context) (map[string]int64, error)
+
+	// InsertProject returns a core.KindConflict error when the project's
+	// name or repository URL is taken.
+	InsertProject(ctx context.Context, p core.Project) error
+	GetProject(ctx context.Context, name string) (core.Project, error)
+	GetProjectByRepo(ctx context.Context, repoURL string) (core.Project, error)
+	// ListProjects returns every project, by name in byte order.
+	ListProjects(ctx context.Context) ([]core.Project, error)
+	// UpdateProject replaces all of the project named p.Name but its ID
+	// and CreatedAt, and returns it as stored: core.KindNotFound when there
+	// is none, core.KindConflict when its repository URL is taken.
+	UpdateProject(ctx context.Context, p core.Project) (core.Project, error)
+	// DeleteProject removes a project and reports whether it was there.
+	DeleteProject(ctx context.Context, name string) (bool, error)
+
+	// InsertAPIToken returns a core.KindConflict error when the hash is taken.
+	InsertAPIToken(ctx context.Context, t APIToken) error
+	GetAPITokenByHash(ctx context.Context, hash string) (APIToken, error)
+	CountAPITokens(ctx context.Context) (int, error)
+	// LockAPITokens holds off other writers of API tokens until the
+	// transaction ends (only a no-op where writes are serialized anyway,
+	// as on SQLite), so that it may insert depending on what it counted.
+	LockAPITokens(ctx context.Context) error
 }
 
 // LogState is the log bookkeeping of one attempt.

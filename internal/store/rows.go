@@ -13,6 +13,7 @@ import (
 type RunRow struct {
 	ID, Repo, Ref, Commit, Event string
 	Trusted                      bool
+	Project, TrustReason         string
 	State, Reason                string
 	CreatedAt, StartedAt         time.Time
 	FinishedAt                   time.Time
@@ -30,7 +31,8 @@ func RunFromRow(r RunRow) (core.Run, error) {
 	}
 	return core.Run{
 		ID: r.ID, Repo: r.Repo, Ref: r.Ref, Commit: r.Commit, Event: r.Event, Trusted: r.Trusted,
-		State: st, Reason: reason, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+		Project: r.Project, TrustReason: r.TrustReason, State: st, Reason: reason,
+		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 	}, nil
 }
 

@@ -43,12 +43,14 @@ func (s *Store) Now() time.Time { return s.now().UTC().Truncate(time.Millisecond
 
 // NewRun describes a run to create.
 type NewRun struct {
-	Repo    string
-	Ref     string
-	Commit  string
-	Event   string
-	Trusted bool
-	Jobs    []NewJob
+	Repo        string
+	Ref         string
+	Commit      string
+	Event       string
+	Trusted     bool
+	Project     string // the project's name; empty for a run of `deltaci run`, which has no projects
+	TrustReason string // why the run is or is not trusted, in words
+	Jobs        []NewJob
 }
 
 // NewJob describes one job of a new run and what the planner decided.
@@ -84,7 +86,7 @@ func (s *Store) CreateRun(ctx context.Context, actor string, nr NewRun) (core.Ru
 	now := s.Now()
 	run := core.Run{
 		ID: NewID(), Repo: nr.Repo, Ref: nr.Ref, Commit: nr.Commit, Event: nr.Event,
-		Trusted: nr.Trusted, State: core.RunQueued, CreatedAt: now,
+		Trusted: nr.Trusted, Project: nr.Project, TrustReason: nr.TrustReason, State: core.RunQueued, CreatedAt: now,
 	}
 	jobs := make([]core.Job, len(nr.Jobs))
 	err := s.drv.Write(ctx, func(q Queries) error {

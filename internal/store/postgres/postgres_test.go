@@ -27,6 +27,11 @@ func TestRunners(t *testing.T) {
 	storetest.RunRunners(t, openStore)
 }
 
+func TestProjects(t *testing.T) {
+	t.Parallel()
+	storetest.RunProjects(t, openStore)
+}
+
 // TestListenWakesOnQueue checks that queuing an attempt notifies a listener
 // on another connection when the transaction commits, and only then.
 func TestListenWakesOnQueue(t *testing.T) {

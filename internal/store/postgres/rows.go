@@ -39,13 +39,14 @@ func (x queries) InsertRun(ctx context.Context, r core.Run) error {
 	return mapErr("insert run", x.q.InsertRun(ctx, pgdb.InsertRunParams{
 		ID: r.ID, Repo: r.Repo, Ref: r.Ref, CommitSha: r.Commit, Event: r.Event,
 		Trusted: r.Trusted, State: string(r.State), Reason: string(r.Reason), CreatedAt: store.Millis(r.CreatedAt),
+		Project: r.Project, TrustReason: r.TrustReason,
 	}))
 }
 
 func runFromRow(row pgdb.Run) (core.Run, error) {
 	return store.RunFromRow(store.RunRow{
 		ID: row.ID, Repo: row.Repo, Ref: row.Ref, Commit: row.CommitSha, Event: row.Event,
-		Trusted: row.Trusted, State: row.State, Reason: row.Reason,
+		Trusted: row.Trusted, Project: row.Project, TrustReason: row.TrustReason, State: row.State, Reason: row.Reason,
 		CreatedAt: store.FromMillis(row.CreatedAt), StartedAt: at(row.StartedAt), FinishedAt: at(row.FinishedAt),
 	})
 }
@@ -558,4 +559,92 @@ func (x queries) MoveFencedWithJob(ctx context.Context, am store.AttemptMove, jm
 		m.Job = jm.Apply(j)
 	}
 	return m, nil
+}
+
+func (x queries) InsertProject(ctx context.Context, p core.Project) error {
+	row, err := store.ProjectToRow(p)
+	if err != nil {
+		return err
+	}
+	return mapErr("insert project", x.q.InsertProject(ctx, pgdb.InsertProjectParams{
+		ID: row.ID, Name: row.Name, RepoUrl: row.RepoURL, DefaultBranch: row.DefaultBranch,
+		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels,
+		UntrustedNetwork: row.UntrustedNetwork, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
+	}))
+}
+
+func projectFromRow(row pgdb.Project) (core.Project, error) {
+	return store.ProjectFromRow(store.ProjectRow{
+		ID: row.ID, Name: row.Name, RepoURL: row.RepoUrl, DefaultBranch: row.DefaultBranch,
+		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels,
+		UntrustedNetwork: row.UntrustedNetwork, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
+	})
+}
+
+func (x queries) GetProject(ctx context.Context, name string) (core.Project, error) {
+	row, err := x.q.GetProject(ctx, name)
+	if err != nil {
+		return core.Project{}, mapErr("project "+name, err)
+	}
+	return projectFromRow(row)
+}
+
+func (x queries) GetProjectByRepo(ctx context.Context, repoURL string) (core.Project, error) {
+	row, err := x.q.GetProjectByRepo(ctx, repoURL)
+	if err != nil {
+		return core.Project{}, mapErr("project of "+repoURL, err)
+	}
+	return projectFromRow(row)
+}
+
+func (x queries) ListProjects(ctx context.Context) ([]core.Project, error) {
+	rows, err := x.q.ListProjects(ctx)
+	if err != nil {
+		return nil, mapErr("list projects", err)
+	}
+	return convertAll(rows, projectFromRow)
+}
+
+func (x queries) UpdateProject(ctx context.Context, p core.Project) (core.Project, error) {
+	row, err := store.ProjectToRow(p)
+	if err != nil {
+		return core.Project{}, err
+	}
+	got, err := x.q.UpdateProject(ctx, pgdb.UpdateProjectParams{
+		Name: row.Name, RepoUrl: row.RepoURL, DefaultBranch: row.DefaultBranch,
+		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels,
+		UntrustedNetwork: row.UntrustedNetwork, UpdatedAt: row.UpdatedAt,
+	})
+	if err != nil {
+		return core.Project{}, mapErr("update project "+p.Name, err)
+	}
+	return projectFromRow(got)
+}
+
+func (x queries) DeleteProject(ctx context.Context, name string) (bool, error) {
+	n, err := x.q.DeleteProject(ctx, name)
+	return n == 1, mapErr("delete project", err)
+}
+
+func (x queries) InsertAPIToken(ctx context.Context, t store.APIToken) error {
+	return mapErr("insert API token", x.q.InsertAPIToken(ctx, pgdb.InsertAPITokenParams{
+		ID: t.ID, Name: t.Name, Role: t.Role, Hash: t.Hash, CreatedAt: store.Millis(t.CreatedAt),
+	}))
+}
+
+func (x queries) GetAPITokenByHash(ctx context.Context, hash string) (store.APIToken, error) {
+	row, err := x.q.GetAPITokenByHash(ctx, hash)
+	if err != nil {
+		return store.APIToken{}, mapErr("API token", err)
+	}
+	return store.APIToken{ID: row.ID, Name: row.Name, Role: row.Role, Hash: row.Hash, CreatedAt: store.FromMillis(row.CreatedAt)}, nil
+}
+
+func (x queries) CountAPITokens(ctx context.Context) (int, error) {
+	n, err := x.q.CountAPITokens(ctx)
+	return int(n), mapErr("count API tokens", err)
+}
+
+func (x queries) LockAPITokens(ctx context.Context) error {
+	return mapErr("lock API tokens", x.q.LockAPITokens(ctx))
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/pressly/goose/v3"
+	modernc "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/sqlitepool"
@@ -141,6 +143,10 @@ func mapErr(op string, err error) error {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return &core.Error{Kind: core.KindCanceled, Op: op, Err: err}
+	}
+	var sqlErr *modernc.Error
+	if errors.As(err, &sqlErr) && (sqlErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || sqlErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+		return &core.Error{Kind: core.KindConflict, Op: op, Err: err}
 	}
 	return &core.Error{Kind: core.KindInternal, Op: fmt.Sprintf("sqlite %s", op), Err: err}
 }

@@ -8,6 +8,14 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type ApiToken struct {
+	ID        string
+	Name      string
+	Role      string
+	Hash      string
+	CreatedAt int64
+}
+
 type Attempt struct {
 	ID             string
 	JobID          string
@@ -65,18 +73,33 @@ type LogChunk struct {
 	Data      []byte
 }
 
+type Project struct {
+	ID               string
+	Name             string
+	RepoUrl          string
+	DefaultBranch    string
+	Protected        string
+	Secrets          string
+	Labels           string
+	UntrustedNetwork bool
+	CreatedAt        int64
+	UpdatedAt        int64
+}
+
 type Run struct {
-	ID         string
-	Repo       string
-	Ref        string
-	CommitSha  string
-	Event      string
-	Trusted    bool
-	State      string
-	Reason     string
-	CreatedAt  int64
-	StartedAt  pgtype.Int8
-	FinishedAt pgtype.Int8
+	ID          string
+	Repo        string
+	Ref         string
+	CommitSha   string
+	Event       string
+	Trusted     bool
+	State       string
+	Reason      string
+	CreatedAt   int64
+	StartedAt   pgtype.Int8
+	FinishedAt  pgtype.Int8
+	Project     string
+	TrustReason string
 }
 
 type Runner struct {

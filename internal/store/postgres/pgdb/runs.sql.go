@@ -35,7 +35,7 @@ WITH next AS (
     SELECT $4, $6, 'attempt', claimed.id, claimed.run_id, 'queued', 'leased', ''
     FROM claimed
 )
-SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at
+SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason
 FROM claimed
 JOIN attempts ON attempts.id = claimed.id
 JOIN jobs ON jobs.id = attempts.job_id
@@ -119,6 +119,8 @@ func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (Cla
 		&i.Run.CreatedAt,
 		&i.Run.StartedAt,
 		&i.Run.FinishedAt,
+		&i.Run.Project,
+		&i.Run.TrustReason,
 	)
 	return i, err
 }
@@ -346,7 +348,7 @@ func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
 }
 
 const getJobRun = `-- name: GetJobRun :one
-SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = $1
+SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = $1
 `
 
 type GetJobRunRow struct {
@@ -385,12 +387,14 @@ func (q *Queries) GetJobRun(ctx context.Context, id string) (GetJobRunRow, error
 		&i.Run.CreatedAt,
 		&i.Run.StartedAt,
 		&i.Run.FinishedAt,
+		&i.Run.Project,
+		&i.Run.TrustReason,
 	)
 	return i, err
 }
 
 const getRun = `-- name: GetRun :one
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at FROM runs WHERE id = $1
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason FROM runs WHERE id = $1
 `
 
 func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
@@ -408,6 +412,8 @@ func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Project,
+		&i.TrustReason,
 	)
 	return i, err
 }
@@ -547,20 +553,22 @@ func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) error {
 }
 
 const insertRun = `-- name: InsertRun :exec
-INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 `
 
 type InsertRunParams struct {
-	ID        string
-	Repo      string
-	Ref       string
-	CommitSha string
-	Event     string
-	Trusted   bool
-	State     string
-	Reason    string
-	CreatedAt int64
+	ID          string
+	Repo        string
+	Ref         string
+	CommitSha   string
+	Event       string
+	Trusted     bool
+	State       string
+	Reason      string
+	CreatedAt   int64
+	Project     string
+	TrustReason string
 }
 
 func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
@@ -574,12 +582,14 @@ func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
 		arg.State,
 		arg.Reason,
 		arg.CreatedAt,
+		arg.Project,
+		arg.TrustReason,
 	)
 	return err
 }
 
 const listActiveRuns = `-- name: ListActiveRuns :many
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at FROM runs
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason FROM runs
 WHERE state IN ('queued', 'planning', 'running', 'canceling')
 ORDER BY created_at, id
 `
@@ -605,6 +615,8 @@ func (q *Queries) ListActiveRuns(ctx context.Context) ([]Run, error) {
 			&i.CreatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.Project,
+			&i.TrustReason,
 		); err != nil {
 			return nil, err
 		}
@@ -865,7 +877,7 @@ func (q *Queries) ListRunEvents(ctx context.Context, runID string) ([]Event, err
 }
 
 const lockRun = `-- name: LockRun :one
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at FROM runs WHERE id = $1 FOR UPDATE
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason FROM runs WHERE id = $1 FOR UPDATE
 `
 
 // Serializes the transactions that settle one run's jobs: under READ
@@ -886,6 +898,8 @@ func (q *Queries) LockRun(ctx context.Context, id string) (Run, error) {
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Project,
+		&i.TrustReason,
 	)
 	return i, err
 }

@@ -8,6 +8,14 @@ import (
 	"database/sql"
 )
 
+type ApiToken struct {
+	ID        string
+	Name      string
+	Role      string
+	Hash      string
+	CreatedAt int64
+}
+
 type Attempt struct {
 	ID             string
 	JobID          string
@@ -68,18 +76,33 @@ type LogChunk struct {
 	Data      []byte
 }
 
+type Project struct {
+	ID               string
+	Name             string
+	RepoUrl          string
+	DefaultBranch    string
+	Protected        string
+	Secrets          string
+	Labels           string
+	UntrustedNetwork int64
+	CreatedAt        int64
+	UpdatedAt        int64
+}
+
 type Run struct {
-	ID         string
-	Repo       string
-	Ref        string
-	CommitSha  string
-	Event      string
-	Trusted    int64
-	State      string
-	Reason     string
-	CreatedAt  int64
-	StartedAt  sql.NullInt64
-	FinishedAt sql.NullInt64
+	ID          string
+	Repo        string
+	Ref         string
+	CommitSha   string
+	Event       string
+	Trusted     int64
+	State       string
+	Reason      string
+	CreatedAt   int64
+	StartedAt   sql.NullInt64
+	FinishedAt  sql.NullInt64
+	Project     string
+	TrustReason string
 }
 
 type Runner struct {

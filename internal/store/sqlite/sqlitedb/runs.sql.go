@@ -299,7 +299,7 @@ func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
 }
 
 const getJobRun = `-- name: GetJobRun :one
-SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs."explain", jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = ?
+SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs."explain", jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = ?
 `
 
 type GetJobRunRow struct {
@@ -337,12 +337,14 @@ func (q *Queries) GetJobRun(ctx context.Context, id string) (GetJobRunRow, error
 		&i.Run.CreatedAt,
 		&i.Run.StartedAt,
 		&i.Run.FinishedAt,
+		&i.Run.Project,
+		&i.Run.TrustReason,
 	)
 	return i, err
 }
 
 const getRun = `-- name: GetRun :one
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at FROM runs WHERE id = ?
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason FROM runs WHERE id = ?
 `
 
 func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
@@ -360,6 +362,8 @@ func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Project,
+		&i.TrustReason,
 	)
 	return i, err
 }
@@ -475,20 +479,22 @@ func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) error {
 }
 
 const insertRun = `-- name: InsertRun :exec
-INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 `
 
 type InsertRunParams struct {
-	ID        string
-	Repo      string
-	Ref       string
-	CommitSha string
-	Event     string
-	Trusted   int64
-	State     string
-	Reason    string
-	CreatedAt int64
+	ID          string
+	Repo        string
+	Ref         string
+	CommitSha   string
+	Event       string
+	Trusted     int64
+	State       string
+	Reason      string
+	CreatedAt   int64
+	Project     string
+	TrustReason string
 }
 
 func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
@@ -502,12 +508,14 @@ func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
 		arg.State,
 		arg.Reason,
 		arg.CreatedAt,
+		arg.Project,
+		arg.TrustReason,
 	)
 	return err
 }
 
 const listActiveRuns = `-- name: ListActiveRuns :many
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at FROM runs
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason FROM runs
 WHERE state IN ('queued', 'planning', 'running', 'canceling')
 ORDER BY created_at, id
 `
@@ -533,6 +541,8 @@ func (q *Queries) ListActiveRuns(ctx context.Context) ([]Run, error) {
 			&i.CreatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.Project,
+			&i.TrustReason,
 		); err != nil {
 			return nil, err
 		}
