@@ -32,8 +32,12 @@ import (
 	"github.com/deltaci/deltaci/internal/results"
 )
 
-// benchToken is the registration token of the servers the harness starts.
-const benchToken = "bench"
+// benchToken is the registration token of the servers the harness
+// starts, and benchAPIToken their admin API token.
+const (
+	benchToken    = "bench"
+	benchAPIToken = "bench-api"
+)
 
 // defaultPostgres is the PostgreSQL server the throughput suite uses when
 // BENCH_POSTGRES is unset; it creates and drops its own databases there.
@@ -47,7 +51,7 @@ func (h *harness) startDeltaci(ctx context.Context, name string, args ...string)
 		return nil, err
 	}
 	cmd := exec.Command(bin, append([]string{"server", "--listen", "127.0.0.1:0",
-		"--data-dir", filepath.Join(h.dir, name), "--executor", "shell", "--registration-token", benchToken}, args...)...)
+		"--data-dir", filepath.Join(h.dir, name), "--executor", "shell", "--registration-token", benchToken, "--api-token", benchAPIToken}, args...)...)
 	addr, err := startLogged(cmd, "listening")
 	if err != nil {
 		return nil, fmt.Errorf("deltaci server: %w", err)
@@ -252,7 +256,10 @@ func benchPickup(ctx context.Context, h *harness) ([]Result, error) {
 			}
 		}
 	}()
-	user := &protocol.Client{BaseURL: base, HTTP: hc}
+	user := &protocol.Client{BaseURL: base, HTTP: hc, Token: apiToken}
+	if err := addProject(ctx, user, repo); err != nil {
+		return nil, err
+	}
 	pickup := make([]time.Duration, 0, n)
 	for i := 0; i < n; i++ {
 		run, err := user.CreateRun(ctx, protocol.CreateRunRequest{Repo: repo, Ref: "main", Event: core.EventManual})
@@ -389,7 +396,10 @@ func benchThroughput(ctx context.Context, h *harness) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	user := &protocol.Client{BaseURL: base, HTTP: hc}
+	user := &protocol.Client{BaseURL: base, HTTP: hc, Token: apiToken}
+	if err := addProject(ctx, user, repo); err != nil {
+		return nil, err
+	}
 	var runIDs []string
 	for i := 0; i < runs; i++ {
 		run, err := user.CreateRun(ctx, protocol.CreateRunRequest{Repo: repo, Ref: "main", Event: core.EventManual})
@@ -581,7 +591,10 @@ func benchLogShipping(ctx context.Context, h *harness) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	user := &protocol.Client{BaseURL: base}
+	user := &protocol.Client{BaseURL: base, Token: apiToken}
+	if err := addProject(ctx, user, repo); err != nil {
+		return nil, err
+	}
 	var last protocol.Attempt
 	for rep := 0; rep < reps; rep++ {
 		if err := redirect(); err != nil {
@@ -683,4 +696,17 @@ func sameContent(d, file string) (bool, error) {
 		return false, err
 	}
 	return got == want, nil
+}
+
+// apiToken gives the harness's clients the servers' admin API token.
+func apiToken(context.Context) (string, error) { return benchAPIToken, nil }
+
+// addProject registers repo with the server, main protected, so that runs
+// of it can be made.
+func addProject(ctx context.Context, user *protocol.Client, repo string) error {
+	_, err := user.AddProject(ctx, protocol.Project{Name: filepath.Base(repo), RepoURL: repo, ProtectedBranches: []string{"main"}})
+	if err != nil {
+		return fmt.Errorf("registering %s as a project: %w", repo, err)
+	}
+	return nil
 }

@@ -213,8 +213,13 @@ type server struct {
 	database string // "" for SQLite in dataDir
 	executor string
 	env      []string
-	addr     string // host:port it listens on
+	args     []string // extra flags
+	addr     string   // host:port it listens on
 	api      *protocol.Client
+	apiToken string
+	// noAPIToken: the server gets no DELTACI_API_TOKEN and makes its own.
+	noAPIToken bool
+	projects   map[string]string // registered repositories and their project names
 }
 
 // serverOpts configure startServer; the zero value is a shell-executor
@@ -223,6 +228,10 @@ type serverOpts struct {
 	database string
 	executor string
 	env      []string
+	// noAPIToken starts the server without DELTACI_API_TOKEN, so that it
+	// makes its own first admin token.
+	noAPIToken bool
+	extraArgs  []string // more server flags
 }
 
 // startServer starts a server on a free loopback port with short leases,
@@ -232,7 +241,15 @@ func startServer(t *testing.T, o serverOpts) *server {
 	if o.executor == "" {
 		o.executor = "shell"
 	}
-	s := &server{dataDir: t.TempDir(), database: o.database, executor: o.executor, env: o.env}
+	s := &server{dataDir: t.TempDir(), database: o.database, executor: o.executor, env: o.env, args: o.extraArgs, apiToken: e2eAPIToken, projects: map[string]string{}}
+	if o.noAPIToken {
+		s.apiToken, s.noAPIToken = "", true
+	}
+	for _, kv := range o.env {
+		if v, ok := strings.CutPrefix(kv, "DELTACI_API_TOKEN="); ok {
+			s.apiToken = v
+		}
+	}
 	s.start(t, "127.0.0.1:0")
 	return s
 }
@@ -244,7 +261,11 @@ func (s *server) start(t *testing.T, listen string) {
 	if s.database != "" {
 		args = append(args, "--database", s.database)
 	}
+	args = append(args, s.args...)
 	env := append([]string{"DELTACI_REGISTRATION_TOKEN=" + registrationToken}, s.env...)
+	if !s.noAPIToken {
+		env = append(env, "DELTACI_API_TOKEN="+s.apiToken)
+	}
 	// On a restart the old port may be taken for a moment by a client's
 	// connection: try again.
 	for try := 0; ; try++ {
@@ -269,7 +290,32 @@ func (s *server) start(t *testing.T, listen string) {
 		}
 		t.Fatalf("the server exited before listening:\n%s\n%s", s.stdout.String(), s.stderr.String())
 	}
-	s.api = &protocol.Client{BaseURL: s.url()}
+	s.api = &protocol.Client{BaseURL: s.url(), Token: func(context.Context) (string, error) { return s.apiToken, nil }}
+}
+
+// e2eAPIToken is the admin API token of the servers the tests start,
+// unless a test sets its own DELTACI_API_TOKEN.
+const e2eAPIToken = "e2e-admin-token"
+
+// userEnv is the environment a user's deltaci command needs for s.
+func (s *server) userEnv() []string { return []string{"DELTACI_API_TOKEN=" + s.apiToken} }
+
+// project registers dir as a project of s the first time, with main
+// protected and the settings given as extra flags, and returns its name.
+func (s *server) project(t *testing.T, dir string, flags ...string) string {
+	t.Helper()
+	if name, ok := s.projects[dir]; ok {
+		return name
+	}
+	name := fmt.Sprintf("p%d", len(s.projects)+1)
+	args := append([]string{"projects", "add", name, "--server", s.url(), "--repo", dir, "--protected", "main"}, flags...)
+	cmd := command(dir, args...)
+	cmd.Env = childEnv(s.userEnv()...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("deltaci projects add %s: %v\n%s", name, err, out)
+	}
+	s.projects[dir] = name
+	return name
 }
 
 func (s *server) url() string { return "http://" + s.addr }
@@ -353,7 +399,7 @@ func (s *server) events(t *testing.T) []event {
 // createRun starts a run of dir at ref.
 func (s *server) createRun(t *testing.T, dir, ref string) protocol.Run {
 	t.Helper()
-	run, err := s.api.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: ref})
+	run, err := s.api.CreateRun(t.Context(), protocol.CreateRunRequest{Project: s.project(t, dir), Ref: ref})
 	if err != nil {
 		t.Fatalf("creating a run of %s at %s: %v", dir, ref, err)
 	}

@@ -146,7 +146,8 @@ jobs:
 		for range 2 {
 			runners[srv.startRunner(t, runnerOpts{}).id] = true
 		}
-		trig := startProc(t, "trigger", procOpts{}, "trigger", "--server", srv.url(), "--repo", dir, "--ref", "main", "--follow")
+		srv.project(t, dir)
+		trig := startProc(t, "trigger", procOpts{env: srv.userEnv()}, "trigger", "--server", srv.url(), "--repo", dir, "--ref", "main", "--follow")
 		var runID string
 		eventually(t, "trigger prints the run id", func() bool {
 			line, _, ok := strings.Cut(trig.stdout.String(), "\n")
@@ -609,6 +610,7 @@ func TestSecretsNeverStored(t *testing.T) {
 		git(t, dir, "commit", "-q", "-am", "feature")
 		git(t, dir, "checkout", "-q", "main")
 
+		srv.project(t, dir, "--secrets", "TOKEN,KEY")
 		trusted := srv.createRun(t, dir, "main")
 		untrusted := srv.createRun(t, dir, "feature")
 		if !trusted.Trusted || untrusted.Trusted {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/deltaci/deltaci/internal/artifact/httpapi"
 	"github.com/deltaci/deltaci/internal/auth"
 	"github.com/deltaci/deltaci/internal/core"
 )
@@ -33,22 +34,65 @@ func (s *Server) isAPIToken(tok string) bool {
 	return s.cfg.APIToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.APIToken)) == 1
 }
 
-// user admits a caller of the run API: anybody when no API token is
-// configured, else only its holder.
-func (s *Server) user(r *http.Request) error {
-	if s.cfg.APIToken == "" || s.isAPIToken(bearer(r)) {
-		return nil
+// principal is who a request of the run API acts for: its actor is what
+// events and the artifact store's audit trail record.
+type principal struct {
+	actor string
+	role  string
+}
+
+// user authenticates a caller of the run API by its API token: the
+// configured one, or one the server made (stored hashed). Without a token
+// it is refused, unless the server runs with InsecureNoAuth.
+func (s *Server) user(r *http.Request) (principal, error) {
+	tok := bearer(r)
+	switch {
+	case tok == "" && s.cfg.InsecureNoAuth:
+		return principal{actor: "anonymous", role: auth.RoleAdmin}, nil
+	case tok == "":
+		return principal{}, s.authFailed(r, "api", core.E(core.KindUnauthorized, "api token",
+			"send an API token as Authorization: Bearer (the server printed its first admin token when it first started)"))
+	case s.isAPIToken(tok):
+		return principal{actor: "token:configured", role: auth.RoleAdmin}, nil
+	case strings.HasPrefix(tok, auth.APITokenPrefix):
+		t, err := s.st.APITokenByHash(r.Context(), auth.HashCredential(tok))
+		if err == nil {
+			return principal{actor: "token:" + t.Name, role: t.Role}, nil
+		}
+		if core.KindOf(err) != core.KindNotFound {
+			return principal{}, err
+		}
 	}
-	return core.E(core.KindUnauthorized, "api token", "this server requires its API token as Authorization: Bearer")
+	// A bad token is refused even where none is needed.
+	return principal{}, s.authFailed(r, "api", core.E(core.KindUnauthorized, "api token", "this API token is not known to the server"))
+}
+
+// admin authenticates a caller who must be an administrator.
+func (s *Server) admin(r *http.Request) (principal, error) {
+	p, err := s.user(r)
+	if err == nil && p.role != auth.RoleAdmin {
+		err = &forbidden{msg: "this needs an admin API token"}
+	}
+	return p, err
+}
+
+// authFailed counts and logs a refused credential, with the address it
+// came from, and returns err.
+func (s *Server) authFailed(r *http.Request, endpoint string, err error) error {
+	s.metrics.AuthFailures.WithLabelValues(endpoint).Inc()
+	s.log.WarnContext(r.Context(), "authentication failed", "endpoint", endpoint, "remote_addr", sourceAddr(r),
+		"method", r.Method, "path", r.URL.Path, "err", err)
+	return err
 }
 
 // attemptReader admits a reader of one attempt's log: a user, the runner
 // holding it (session) or its job token.
 func (s *Server) attemptReader(r *http.Request, attemptID string) error {
-	if s.user(r) == nil {
-		return nil
-	}
 	tok := bearer(r)
+	if !isJWT(tok) || s.isAPIToken(tok) {
+		_, err := s.user(r)
+		return err
+	}
 	if c, err := s.cfg.Keys.VerifyJob(tok, attemptID); err == nil && s.checkRunner(r.Context(), c.Subject) == nil {
 		return nil
 	}
@@ -112,12 +156,18 @@ func (s *Server) attemptWriter(r *http.Request, attemptID string, jobToken bool)
 // may do anything. Runners (session or job token) may read, upload blobs
 // and put manifests, which are content-addressed and harmless, but not
 // move refs, retention or GC: the server records an attempt's outputs
-// itself, when the attempt completes.
+// itself, when the attempt completes. The actor the store records is the
+// authenticated caller; an X-Actor header is ignored.
 func (s *Server) storeScope(next http.Handler) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		r.Header.Del("X-Actor")
 		tok := bearer(r)
-		if s.user(r) == nil && (s.cfg.APIToken != "" || tok == "") {
-			next.ServeHTTP(w, r)
+		if !isJWT(tok) || s.isAPIToken(tok) {
+			p, err := s.user(r)
+			if err != nil {
+				return err
+			}
+			next.ServeHTTP(w, httpapi.WithActor(r, p.actor))
 			return nil
 		}
 		var subject string
@@ -125,19 +175,20 @@ func (s *Server) storeScope(next http.Handler) http.Handler {
 			subject = c.Subject
 		} else if c, err := s.verify(r.Context(), tok, auth.AudienceRunner); err == nil {
 			subject = c.Subject
-		} else if s.cfg.APIToken != "" {
-			return core.E(core.KindUnauthorized, "artifact store", "send an API token, or a runner's session or job token")
 		} else {
-			return err // a bad token is refused even where none is needed
+			return s.authFailed(r, "store", err)
 		}
 		if !runnerMayStore(r) {
 			return &forbidden{msg: "runner tokens may read the store, upload blobs and put manifests, not " + r.Method + " " + r.URL.Path}
 		}
-		r.Header.Set("X-Actor", "runner:"+subject)
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, httpapi.WithActor(r, "runner:"+subject))
 		return nil
 	})
 }
+
+// isJWT reports whether tok has the shape of a runner's session or job
+// token (three dot-separated parts), as API tokens never do.
+func isJWT(tok string) bool { return strings.Count(tok, ".") == 2 }
 
 func runnerMayStore(r *http.Request) bool {
 	p := strings.TrimPrefix(r.URL.Path, "/api/v1/")

@@ -35,6 +35,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		forbid  *forbidden
 		version *versionError
 		media   *jsonhttp.MediaTypeError
+		limited *rateLimited
 	)
 	status, code := http.StatusInternalServerError, string(core.KindInternal)
 	msg := err.Error()
@@ -50,7 +51,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrLogCapExceeded):
 		status, code = http.StatusRequestEntityTooLarge, protocol.CodeLogCapExceeded
 	case errors.As(err, &forbid):
-		status, code = http.StatusForbidden, "forbidden"
+		status, code = http.StatusForbidden, protocol.CodeForbidden
+	case errors.As(err, &limited):
+		status, code = http.StatusTooManyRequests, protocol.CodeRateLimited
+		w.Header().Set("Retry-After", limited.retryAfterHeader())
 	case errors.As(err, &version):
 		status, code = http.StatusBadRequest, protocol.CodeProtocolVersion
 		details = map[string]any{"server_version": protocol.Version, "runner_version": version.got}

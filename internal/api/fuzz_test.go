@@ -23,8 +23,8 @@ func FuzzRunnerRequests(f *testing.F) {
 	st, hs := srv.Store, srv.HTTP
 
 	repo := gittest.Repo(f, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: 'true'\n"})
-	user := &protocol.Client{BaseURL: hs.URL}
-	if _, err := user.CreateRun(ctx, protocol.CreateRunRequest{Repo: repo, Ref: "main"}); err != nil {
+	srv.AddProject(f, repo)
+	if _, err := srv.User().CreateRun(ctx, protocol.CreateRunRequest{Repo: repo, Ref: "main"}); err != nil {
 		f.Fatal(err)
 	}
 	runner := &protocol.Client{BaseURL: hs.URL}

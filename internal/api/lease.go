@@ -30,8 +30,9 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, true, &req); err != nil {
 		return err
 	}
-	if req.WaitSeconds < 0 {
-		return core.E(core.KindInvalid, "lease", "wait_seconds must not be negative, got %d", req.WaitSeconds)
+	if req.WaitSeconds < 0 || req.WaitSeconds > 3600 {
+		// Bounded before it becomes a Duration, which could overflow.
+		return core.E(core.KindInvalid, "lease", "wait_seconds must be 0 to 3600, got %d", req.WaitSeconds)
 	}
 	wait := min(time.Duration(req.WaitSeconds)*time.Second, s.cfg.MaxLeaseWait)
 	if req.WaitSeconds == 0 {
@@ -131,11 +132,25 @@ func (s *Server) leaseBody(ctx context.Context, l orchestrator.Leased) (protocol
 	if body.Outputs == nil {
 		body.Outputs = []string{}
 	}
+	// The project is read only when its policy decides something: a
+	// trusted job with secrets, an untrusted one asking for network.
+	var proj core.Project
+	if run.Project != "" && ((run.Trusted && len(j.Spec.Secrets) > 0) || (!run.Trusted && body.Network)) {
+		if proj, err = s.st.Project(ctx, run.Project); err != nil {
+			return protocol.Lease{}, fmt.Errorf("project of run %s: %w", run.ID, err)
+		}
+		if !run.Trusted && !proj.UntrustedNetwork {
+			body.Network = false
+			body.NetworkDenied = true
+		}
+	}
 	if len(j.Spec.Secrets) > 0 {
 		if !run.Trusted {
 			body.WithheldSecrets = j.Spec.Secrets
 		} else if s.cfg.Secrets == nil {
 			return protocol.Lease{}, core.E(core.KindInvalid, "secrets", "the job asks for secrets %v, but this server has no secret provider", j.Spec.Secrets)
+		} else if denied := notAllowed(proj, run, j.Spec.Secrets); len(denied) > 0 {
+			return protocol.Lease{}, core.E(core.KindInvalid, "secrets", "the job asks for secrets %v, which project %s may not receive (add them with deltaci projects set --secrets)", denied, run.Project)
 		} else {
 			vals, err := secret.Resolve(ctx, s.cfg.Secrets, j.Spec.Secrets)
 			if err != nil {
@@ -151,6 +166,18 @@ func (s *Server) leaseBody(ctx context.Context, l orchestrator.Leased) (protocol
 		return protocol.Lease{}, err
 	}
 	return body, nil
+}
+
+// notAllowed lists the secret names a run's project may not receive. Runs
+// outside a project (made before projects existed) may receive none.
+func notAllowed(p core.Project, run core.Run, names []string) []string {
+	var out []string
+	for _, n := range names {
+		if run.Project == "" || !slices.Contains(p.Secrets, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // needs lists the outputs manifests of the jobs j needs: of the attempt

@@ -32,6 +32,7 @@ type liveServer struct {
 	// one kept connection per runner.
 	User *protocol.Client
 	HTTP *http.Client
+	srv  *apitest.Server
 }
 
 const liveRegToken = apitest.RegistrationToken
@@ -42,7 +43,7 @@ const liveRegToken = apitest.RegistrationToken
 func startLiveServer(t *testing.T, engine string) *liveServer {
 	t.Helper()
 	srv := apitest.Start(t, apitest.Options{Engine: engine})
-	ls := &liveServer{URL: srv.URL, Store: srv.Store}
+	ls := &liveServer{URL: srv.URL, Store: srv.Store, srv: srv}
 	var err error
 	if engine == "PostgreSQL" {
 		ls.DB, err = sql.Open("pgx", srv.Database)
@@ -58,7 +59,8 @@ func startLiveServer(t *testing.T, engine string) *liveServer {
 	tr := &http.Transport{MaxIdleConnsPerHost: 256}
 	t.Cleanup(tr.CloseIdleConnections)
 	ls.HTTP = &http.Client{Transport: tr}
-	ls.User = &protocol.Client{BaseURL: srv.URL, HTTP: ls.HTTP}
+	ls.User = srv.User()
+	ls.User.HTTP = ls.HTTP
 	return ls
 }
 
@@ -92,7 +94,13 @@ func independentJobs(n int, script string) string {
 }
 
 // liveRepo makes a repository with the files committed on main.
-func liveRepo(t *testing.T, files map[string]string) string { return gittest.Repo(t, files) }
+// repo makes a git repository of files and registers it as a project.
+func (ls *liveServer) repo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := gittest.Repo(t, files)
+	ls.srv.AddProject(t, dir)
+	return dir
+}
 
 // raceEnabled reports whether this test binary was built with -race.
 func raceEnabled() bool {

@@ -41,7 +41,7 @@ func TestNoDoubleLease(t *testing.T) {
 func testNoDoubleLease(t *testing.T, engine string, runs, jobs, runners int) {
 	ls := startLiveServer(t, engine)
 	ctx := t.Context()
-	repo := liveRepo(t, map[string]string{".deltaci.yml": independentJobs(jobs, "true")})
+	repo := ls.repo(t, map[string]string{".deltaci.yml": independentJobs(jobs, "true")})
 	// Everything is queued before any runner asks, so that every claim
 	// competes with the others over a full queue.
 	for i := 0; i < runs; i++ {

@@ -28,6 +28,12 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET "+v1+"/attempts/{id}/log", s.handle(s.getLog))
 	mux.HandleFunc("POST "+v1+"/attempts/{id}/complete", s.handle(s.complete))
 
+	mux.HandleFunc("GET "+v1+"/projects", s.handle(s.listProjects))
+	mux.HandleFunc("POST "+v1+"/projects", s.handle(s.addProject))
+	mux.HandleFunc("GET "+v1+"/projects/{name}", s.handle(s.getProject))
+	mux.HandleFunc("PATCH "+v1+"/projects/{name}", s.handle(s.updateProject))
+	mux.HandleFunc("DELETE "+v1+"/projects/{name}", s.handle(s.removeProject))
+
 	mux.HandleFunc("POST "+v1+"/runs", s.handle(s.createRun))
 	mux.HandleFunc("GET "+v1+"/runs/{id}", s.handle(s.getRun))
 	mux.HandleFunc("POST "+v1+"/runs/{id}/cancel", s.handle(s.cancelRun))

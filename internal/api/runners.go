@@ -19,8 +19,11 @@ const (
 )
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
-	if err := auth.CheckRegistrationToken(s.cfg.RegistrationToken, bearer(r)); err != nil {
+	if err := s.limit(r, "register"); err != nil {
 		return err
+	}
+	if err := auth.CheckRegistrationToken(s.cfg.RegistrationToken, bearer(r)); err != nil {
+		return s.authFailed(r, "register", err)
 	}
 	var req protocol.RegisterRequest
 	if err := decodeJSON(w, r, false, &req); err != nil {
@@ -66,6 +69,9 @@ func checkText(what, v string, max int, label bool) error {
 }
 
 func (s *Server) session(w http.ResponseWriter, r *http.Request) error {
+	if err := s.limit(r, "session"); err != nil {
+		return err
+	}
 	var req protocol.SessionRequest
 	if err := decodeJSON(w, r, false, &req); err != nil {
 		return err
@@ -75,17 +81,17 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) error {
 	}
 	refused := core.E(core.KindUnauthorized, "runner session", "unknown runner or wrong credential")
 	if req.RunnerID == "" || req.Credential == "" || len(req.RunnerID) > 64 {
-		return refused
+		return s.authFailed(r, "session", refused)
 	}
 	rn, err := s.st.Runner(r.Context(), req.RunnerID)
 	if core.KindOf(err) == core.KindNotFound {
-		return refused
+		return s.authFailed(r, "session", refused)
 	}
 	if err != nil {
 		return err
 	}
 	if err := auth.CheckCredential(rn.CredentialHash, req.Credential); err != nil {
-		return refused
+		return s.authFailed(r, "session", refused)
 	}
 	tok, exp, err := s.cfg.Keys.IssueSession(rn.ID, rn.Labels)
 	if err != nil {
@@ -99,7 +105,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listRunners(w http.ResponseWriter, r *http.Request) error {
-	if err := s.user(r); err != nil {
+	if _, err := s.admin(r); err != nil {
 		return err
 	}
 	runners, err := s.st.Runners(r.Context())
@@ -125,7 +131,7 @@ func (s *Server) listRunners(w http.ResponseWriter, r *http.Request) error {
 // its session and job tokens are refused (on other replicas within
 // liveFor). Its attempts in flight are left to the reaper.
 func (s *Server) removeRunner(w http.ResponseWriter, r *http.Request) error {
-	if err := s.user(r); err != nil {
+	if _, err := s.admin(r); err != nil {
 		return err
 	}
 	id := r.PathValue("id")

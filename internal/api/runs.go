@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
 
+	"github.com/deltaci/deltaci/internal/auth"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/pipeline"
@@ -25,26 +28,33 @@ import (
 // executor its plan assumed (the executor is part of every job digest).
 func ExecutorLabel(executor string) string { return "executor:" + executor }
 
-// planTimeout bounds fetching and planning one run.
+// planTimeout bounds fetching and planning one run, waiting for the
+// project's planning lock included.
 const planTimeout = 5 * time.Minute
 
-// results is the results store of a run: trusted runs write the shared
-// namespace; others write one of their branch's and read shared too.
+// DefaultFetchTimeout bounds one fetch of a project's repository.
+const DefaultFetchTimeout = 2 * time.Minute
+
+// results is the results store of a run: trusted runs write their
+// project's shared namespace; others write one of their branch's and read
+// the shared one too.
 func (s *Server) results(run core.Run) *results.Store {
+	shared := results.SharedOf(run.Project)
 	if run.Trusted {
-		return &results.Store{Reg: s.cfg.Registry, Write: results.Shared, Read: []string{results.Shared}, Actor: "server"}
+		return &results.Store{Reg: s.cfg.Registry, Write: shared, Read: []string{shared}, Actor: "server"}
 	}
-	sum := sha256.Sum256([]byte(run.Repo + "\x00" + run.Ref))
+	sum := sha256.Sum256([]byte(run.Project + "\x00" + run.Repo + "\x00" + run.Ref))
 	ns := "branch-" + hex.EncodeToString(sum[:8])
-	return &results.Store{Reg: s.cfg.Registry, Write: ns, Read: []string{results.Shared, ns}, Actor: "server"}
+	return &results.Store{Reg: s.cfg.Registry, Write: ns, Read: []string{shared, ns}, Actor: "server"}
 }
 
-// protected reports whether branch matches a protected-branch glob.
-func (s *Server) protected(branch string) bool {
+// protected reports whether branch matches one of the project's
+// protected-branch globs.
+func protected(p core.Project, branch string) bool {
 	if branch == "" {
 		return false
 	}
-	for _, g := range s.cfg.ProtectedBranches {
+	for _, g := range p.Protected {
 		if ok, _ := doublestar.Match(g, branch); ok {
 			return true
 		}
@@ -53,7 +63,8 @@ func (s *Server) protected(branch string) bool {
 }
 
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request) error {
-	if err := s.user(r); err != nil {
+	who, err := s.user(r)
+	if err != nil {
 		return err
 	}
 	var req protocol.CreateRunRequest
@@ -62,9 +73,11 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	const op = "create run"
 	switch {
-	case req.Repo == "" || strings.HasPrefix(req.Repo, "-"):
+	case req.Project == "" && req.Repo == "":
+		return core.E(core.KindInvalid, op, "name the project (or its repository URL)")
+	case strings.HasPrefix(req.Repo, "-"):
 		return core.E(core.KindInvalid, op, "repo must be a local path or a git URL, got %q", req.Repo)
-	case req.Ref == "" || strings.HasPrefix(req.Ref, "-") || strings.ContainsAny(req.Ref, " \t\n:"):
+	case req.Ref != "" && (strings.HasPrefix(req.Ref, "-") || strings.ContainsAny(req.Ref, " \t\n:") || len(req.Ref) > 255):
 		return core.E(core.KindInvalid, op, "ref must be a branch or revision, got %q", req.Ref)
 	case req.Commit != "" && !isHex(req.Commit):
 		return core.E(core.KindInvalid, op, "commit must be a commit id in hex, got %q", req.Commit)
@@ -77,9 +90,21 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) error {
 	if req.Event != core.EventPush && req.Event != core.EventManual {
 		return core.E(core.KindInvalid, op, "event must be push or manual, got %q", req.Event)
 	}
+	proj, err := s.projectOf(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	if req.Ref == "" {
+		req.Ref = proj.DefaultBranch
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), planTimeout)
 	defer cancel()
-	run, err := s.startRun(ctx, req)
+	unlock, err := s.planning.lock(ctx, proj.Name)
+	if err != nil {
+		return core.E(core.KindUnavailable, op, "project %s is still planning an earlier run after %s", proj.Name, planTimeout)
+	}
+	run, err := s.startRun(ctx, who, proj, req)
+	unlock()
 	if err != nil {
 		return err
 	}
@@ -91,19 +116,44 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// startRun fetches the repository, plans the commit, records the run and
-// queues its first jobs.
-func (s *Server) startRun(ctx context.Context, req protocol.CreateRunRequest) (core.Run, error) {
-	s.planMu.Lock()
-	defer s.planMu.Unlock()
+// projectOf finds the project a run request is for: by name, or by its
+// repository URL. Runs are made only for registered projects.
+func (s *Server) projectOf(ctx context.Context, req protocol.CreateRunRequest) (core.Project, error) {
+	if req.Project != "" {
+		p, err := s.st.Project(ctx, req.Project)
+		if err != nil {
+			return core.Project{}, err
+		}
+		if req.Repo != "" && req.Repo != p.RepoURL {
+			return core.Project{}, core.E(core.KindInvalid, "create run", "project %s is the repository %s, not %s", p.Name, p.RepoURL, req.Repo)
+		}
+		return p, nil
+	}
+	p, err := s.st.ProjectByRepo(ctx, req.Repo)
+	if core.KindOf(err) == core.KindNotFound {
+		return core.Project{}, core.E(core.KindNotFound, "create run",
+			"repository %s is not a registered project; an admin adds it with deltaci projects add", req.Repo)
+	}
+	return p, err
+}
+
+// startRun fetches the project's repository, derives the run's trust,
+// plans the commit, records the run and queues its first jobs.
+func (s *Server) startRun(ctx context.Context, who principal, proj core.Project, req protocol.CreateRunRequest) (core.Run, error) {
 	begin := time.Now()
+	repo := proj.RepoURL
 	before := req.Before
 	if before == "" && req.Event == core.EventPush {
-		before = s.branchTip(ctx, req.Repo, req.Ref)
+		before = s.branchTip(ctx, repo, req.Ref)
 	}
-	mirror, err := s.cfg.Mirrors.Fetch(ctx, req.Repo)
+	fctx, cancel := context.WithTimeout(ctx, s.cfg.FetchTimeout)
+	mirror, err := s.cfg.Mirrors.Fetch(fctx, repo)
+	cancel()
 	if err != nil {
-		return core.Run{}, core.Wrap(core.KindInvalid, "fetch "+req.Repo, err)
+		if fctx.Err() != nil && ctx.Err() == nil {
+			return core.Run{}, core.E(core.KindUnavailable, "fetch "+repo, "no answer within the fetch timeout of %s", s.cfg.FetchTimeout)
+		}
+		return core.Run{}, core.Wrap(core.KindInvalid, "fetch "+repo, err)
 	}
 	ref := req.Ref
 	branch := ""
@@ -114,13 +164,21 @@ func (s *Server) startRun(ctx context.Context, req protocol.CreateRunRequest) (c
 	} else if ok {
 		branch, ref = ref, "refs/heads/"+ref
 	}
+	tip := ""
+	if branch != "" {
+		if tip, err = gitx.ResolveRev(ctx, mirror, "refs/heads/"+branch); err != nil {
+			return core.Run{}, core.Wrap(core.KindInvalid, "resolve branch "+branch, err)
+		}
+	}
 	commit := req.Commit
 	if commit == "" {
 		if commit, err = gitx.ResolveRev(ctx, mirror, ref); err != nil {
 			return core.Run{}, core.Wrap(core.KindInvalid, "resolve "+req.Ref, err)
 		}
-	} else if _, err := s.cfg.Mirrors.Ensure(ctx, req.Repo, commit); err != nil {
+	} else if _, err := s.cfg.Mirrors.Ensure(ctx, repo, commit); err != nil {
 		return core.Run{}, core.Wrap(core.KindInvalid, "commit "+commit, err)
+	} else if commit, err = gitx.ResolveRev(ctx, mirror, commit+"^{commit}"); err != nil {
+		return core.Run{}, core.Wrap(core.KindInvalid, "commit "+req.Commit, err)
 	}
 	b, err := gitx.FileAt(ctx, mirror, commit, pipeline.FileName)
 	if core.KindOf(err) == core.KindNotFound {
@@ -133,8 +191,14 @@ func (s *Server) startRun(ctx context.Context, req protocol.CreateRunRequest) (c
 	if err != nil {
 		return core.Run{}, core.Wrap(core.KindInvalid, "create run", err)
 	}
-	trusted := s.protected(branch)
-	draft := core.Run{Repo: req.Repo, Ref: ref, Trusted: trusted}
+	if err := allowedLabels(proj, p); err != nil {
+		return core.Run{}, err
+	}
+	trusted, why, err := s.trust(ctx, mirror, proj, who, req.Event, branch, tip, commit)
+	if err != nil {
+		return core.Run{}, err
+	}
+	draft := core.Run{Project: proj.Name, Repo: repo, Ref: ref, Trusted: trusted}
 	trig := planner.Trigger{Kind: planner.TriggerPush, Head: commit, Branch: branch, Before: before}
 	if req.Event == core.EventManual {
 		trig = planner.Trigger{Kind: planner.TriggerManual, Head: commit, Branch: branch}
@@ -146,7 +210,7 @@ func (s *Server) startRun(ctx context.Context, req protocol.CreateRunRequest) (c
 	if err != nil {
 		return core.Run{}, err
 	}
-	nr := store.NewRun{Repo: req.Repo, Ref: ref, Commit: commit, Event: req.Event, Trusted: trusted}
+	nr := store.NewRun{Project: proj.Name, Repo: repo, Ref: ref, Commit: commit, Event: req.Event, Trusted: trusted, TrustReason: why}
 	reused := 0
 	for _, spec := range p.Jobs {
 		pj, ok := pl.Job(spec.Name)
@@ -164,7 +228,7 @@ func (s *Server) startRun(ctx context.Context, req protocol.CreateRunRequest) (c
 		}
 		nr.Jobs = append(nr.Jobs, nj)
 	}
-	run, _, err := s.st.CreateRun(ctx, "api", nr)
+	run, _, err := s.st.CreateRun(ctx, who.actor, nr)
 	if err != nil {
 		return core.Run{}, err
 	}
@@ -173,9 +237,52 @@ func (s *Server) startRun(ctx context.Context, req protocol.CreateRunRequest) (c
 	}
 	s.metrics.PlanSeconds.Observe(time.Since(begin).Seconds())
 	s.metrics.JobsReused.Add(float64(reused))
-	s.log.InfoContext(ctx, "run created", slog.String("run_id", run.ID), slog.String("repo", run.Repo),
-		slog.String("ref", ref), slog.String("commit", commit), slog.Int("jobs", len(nr.Jobs)), slog.Int("reused", reused))
+	s.log.InfoContext(ctx, "run created", slog.String("run_id", run.ID), slog.String("project", proj.Name),
+		slog.String("ref", ref), slog.String("commit", commit), slog.Bool("trusted", trusted), slog.String("trust", why),
+		slog.Int("jobs", len(nr.Jobs)), slog.Int("reused", reused), slog.String("actor", who.actor))
 	return run, nil
+}
+
+// trust decides whether a run is trusted, and says why, from what the
+// server knows itself: the project's protected branches, the event, who
+// asks, and its own fetch of the branch (tip is "" when ref is no branch).
+// Nothing in the request can make a run trusted.
+func (s *Server) trust(ctx context.Context, mirror string, p core.Project, who principal, event, branch, tip, commit string) (bool, string, error) {
+	switch {
+	case branch == "":
+		return false, "the ref is not a branch of project " + p.Name, nil
+	case !protected(p, branch):
+		return false, fmt.Sprintf("branch %s is not protected in project %s", branch, p.Name), nil
+	case event != core.EventPush && !(event == core.EventManual && who.role == auth.RoleAdmin):
+		return false, fmt.Sprintf("a %s event by %s is not trusted", event, who.actor), nil
+	case commit == tip:
+		return true, fmt.Sprintf("%s of protected branch %s at its tip %.12s, as the server fetched it", event, branch, tip), nil
+	}
+	on, err := gitx.IsAncestor(ctx, mirror, commit, tip)
+	if err != nil {
+		return false, "", err
+	}
+	if on {
+		return true, fmt.Sprintf("%s of protected branch %s at %.12s, reachable from its tip %.12s as the server fetched it", event, branch, commit, tip), nil
+	}
+	return false, fmt.Sprintf("commit %.12s is not on protected branch %s as the server fetched it (tip %.12s)", commit, branch, tip), nil
+}
+
+// allowedLabels refuses a pipeline whose jobs ask for runner labels the
+// project does not allow (any are allowed when the project lists none).
+func allowedLabels(p core.Project, pl *core.Pipeline) error {
+	if len(p.Labels) == 0 {
+		return nil
+	}
+	for _, j := range pl.Jobs {
+		for _, l := range j.RunsOn {
+			if !slices.Contains(p.Labels, l) {
+				return core.E(core.KindInvalid, "create run", "job %s asks for runner label %q, which project %s does not allow (allowed: %s)",
+					j.Name, l, p.Name, strings.Join(p.Labels, ", "))
+			}
+		}
+	}
+	return nil
 }
 
 // branchTip is where the server's mirror had a branch before this fetch:
@@ -209,7 +316,7 @@ func isHex(s string) bool {
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) error {
-	if err := s.user(r); err != nil {
+	if _, err := s.user(r); err != nil {
 		return err
 	}
 	out, err := s.runBody(r.Context(), r.PathValue("id"))
@@ -221,7 +328,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) error {
-	if err := s.user(r); err != nil {
+	if _, err := s.user(r); err != nil {
 		return err
 	}
 	id := r.PathValue("id")
@@ -251,7 +358,8 @@ func (s *Server) runBody(ctx context.Context, id string) (protocol.Run, error) {
 		return protocol.Run{}, err
 	}
 	out := protocol.Run{
-		ID: run.ID, Repo: run.Repo, Ref: run.Ref, Commit: run.Commit, Event: run.Event, Trusted: run.Trusted,
+		ID: run.ID, Repo: run.Repo, Ref: run.Ref, Commit: run.Commit, Event: run.Event, Project: run.Project,
+		Trusted: run.Trusted, TrustReason: run.TrustReason,
 		State: string(run.State), Reason: string(run.Reason), CreatedAt: run.CreatedAt.UTC(),
 		StartedAt: ts(run.StartedAt), FinishedAt: ts(run.FinishedAt), Jobs: []protocol.Job{},
 	}

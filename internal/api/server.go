@@ -41,17 +41,24 @@ type Config struct {
 	Keys     *auth.Keyset
 	// RegistrationToken lets runners register; empty refuses every runner.
 	RegistrationToken string
-	// APIToken, when set, is required (as a bearer token) by the run API
-	// and the artifact store's writes; when empty they are open, which
-	// suits a server listening on loopback only.
+	// APIToken, when set, is an admin API token besides those the server
+	// made and stores hashed (store.APIToken).
 	APIToken string
+	// InsecureNoAuth admits requests without an API token as an anonymous
+	// admin: for development on loopback only (the CLI refuses any other
+	// listen address with it).
+	InsecureNoAuth bool
+	// AuthRate and AuthBurst limit registration and session requests per
+	// source address (DefaultAuthRate and DefaultAuthBurst when 0).
+	AuthRate  float64
+	AuthBurst int
+	// FetchTimeout bounds one fetch of a project's repository
+	// (DefaultFetchTimeout when 0).
+	FetchTimeout time.Duration
 	// Secrets resolves the secrets jobs of trusted runs ask for.
 	Secrets secret.Provider
 	// Mirrors holds the server's per-repository mirrors, for planning.
 	Mirrors gitx.Mirrors
-	// ProtectedBranches are globs of branches whose runs are trusted: they
-	// get secrets and write the shared results namespace.
-	ProtectedBranches []string
 	// Salt is mixed into every job digest (planner.DefaultSalt when empty).
 	Salt string
 	// Executor is where planned jobs run, shell or sandbox: part of every
@@ -89,8 +96,13 @@ type Server struct {
 	drainOnce sync.Once
 	loops     sync.WaitGroup
 	stopLoops context.CancelFunc
-	// planning serializes planning per repository mirror.
-	planMu sync.Mutex
+	// planning serializes planning per project, so a hung fetch holds up
+	// only its own project's runs.
+	planning keyedMutex
+	// editMu serializes project patches on this replica.
+	editMu sync.Mutex
+	// authLimit limits registration and session requests per address.
+	authLimit *limiter
 	// sweep asks the background loop to seal ended attempts' logs now.
 	sweep chan struct{}
 }
@@ -115,6 +127,15 @@ func New(cfg Config) *Server {
 	if cfg.Executor == "" {
 		cfg.Executor = planner.ExecutorSandbox
 	}
+	if cfg.AuthRate <= 0 {
+		cfg.AuthRate = DefaultAuthRate
+	}
+	if cfg.AuthBurst <= 0 {
+		cfg.AuthBurst = DefaultAuthBurst
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = DefaultFetchTimeout
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -124,9 +145,10 @@ func New(cfg Config) *Server {
 	n := orchestrator.NewNotifier()
 	s := &Server{
 		cfg: cfg, st: cfg.Store, notifier: n, log: cfg.Log, metrics: cfg.Metrics,
-		orch:     orchestrator.New(cfg.Store, cfg.Log, n),
-		draining: make(chan struct{}),
-		sweep:    make(chan struct{}, 1),
+		orch:      orchestrator.New(cfg.Store, cfg.Log, n),
+		draining:  make(chan struct{}),
+		authLimit: newLimiter(cfg.AuthRate, cfg.AuthBurst),
+		sweep:     make(chan struct{}, 1),
 		sealer: &logstream.Sealer{
 			Store: cfg.Store, Actor: "server",
 			Transfer: &registry.Transfer{Data: cfg.Registry.Data, Catalog: cfg.Registry, Alg: cfg.Registry.Alg},

@@ -39,9 +39,9 @@ type serverOptions struct {
 	registrationToken, apiToken, signingKey      string
 	verifyKey                                    string
 	secretsFile, executor                        string
-	protected                                    []string
+	insecureNoAuth                               bool
 	ttl, reapInterval, shutdownTimeout           time.Duration
-	drainDelay                                   time.Duration
+	drainDelay, fetchTimeout                     time.Duration
 }
 
 func newServerCmd(e env) *cobra.Command {
@@ -53,12 +53,17 @@ func newServerCmd(e env) *cobra.Command {
 /api/v1/openapi.yaml), the lease queue that runners long-poll, the reaper of
 lost leases, and the artifact store API under /store.
 
+Every request but /healthz, /readyz, /metrics and the OpenAPI document needs
+a credential. On its first start without --api-token the server makes an
+admin API token, prints it once on stderr and keeps only its hash. Runs are
+made only for projects an admin registered (deltaci projects add).
+
 State is SQLite in --data-dir by default, or PostgreSQL with --database
 postgres://…; artifacts live in --data-dir/store, or in S3 with --store
 s3://bucket/prefix. On SIGINT or SIGTERM the server stops handing out leases,
 answers waiting long-polls, lets requests in flight finish and exits.`,
 		Example: `  DELTACI_REGISTRATION_TOKEN=secret deltaci server
-  deltaci server --listen 0.0.0.0:8080 --database postgres://ci@db/ci --store s3://ci-artifacts/main --s3-endpoint https://s3.amazonaws.com`,
+  DELTACI_API_TOKEN=... deltaci server --listen 0.0.0.0:8080 --database postgres://ci@db/ci --store s3://ci-artifacts/main --s3-endpoint https://s3.amazonaws.com`,
 		Args: checkArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServer(cmd.Context(), e, o)
@@ -71,15 +76,16 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	f.StringVar(&o.store, "store", "", "artifact store: a directory or s3://bucket/prefix (env DELTACI_STORE; default <data-dir>/store)")
 	f.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL for an s3:// store (env DELTACI_S3_ENDPOINT); keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	f.StringVar(&o.registrationToken, "registration-token", "", "token runners register with (env DELTACI_REGISTRATION_TOKEN); without one no runner can register")
-	f.StringVar(&o.apiToken, "api-token", "", "token the run API and artifact store writes require (env DELTACI_API_TOKEN); without one they are open to anyone who can reach --listen")
+	f.StringVar(&o.apiToken, "api-token", "", "an admin API token to accept, besides those the server made (env DELTACI_API_TOKEN); without one, the first start makes one and prints it")
+	f.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "accept requests without an API token, as an anonymous admin; for development, and only with a loopback --listen")
 	f.StringVar(&o.verifyKey, "verify-key", "", "file holding another hex ed25519 seed whose tokens are accepted but never signed: the old or the next key of a rotation (env DELTACI_VERIFY_KEY)")
 	f.StringVar(&o.signingKey, "signing-key", "", "file holding the hex ed25519 seed that signs runner tokens, created if missing; replicas must share it (env DELTACI_SIGNING_KEY; default <data-dir>/signing.key)")
 	f.StringVar(&o.secretsFile, "secrets-file", "", "file of NAME=value secrets for trusted runs, besides DELTACI_SECRET_<NAME> variables (env DELTACI_SECRETS_FILE)")
 	f.StringVar(&o.executor, "executor", planner.ExecutorSandbox, "where jobs run: sandbox or shell; only runners with that executor lease them")
-	f.StringSliceVar(&o.protected, "protected-branches", []string{"main", "master"}, "globs of branches whose runs are trusted: they get secrets and write shared results")
 	f.DurationVar(&o.ttl, "lease-ttl", api.DefaultTTL, "lease time-to-live; runners heartbeat every third of it")
 	f.DurationVar(&o.reapInterval, "reap-interval", orchestrator.DefaultReapInterval, "how often expired leases are looked for")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight get to finish on shutdown")
+	f.DurationVar(&o.fetchTimeout, "fetch-timeout", api.DefaultFetchTimeout, "how long one fetch of a project's repository may take; a hung fetch holds up only its own project's runs")
 	f.DurationVar(&o.drainDelay, "drain-delay", 0, "on shutdown, how long to keep serving with /readyz answering 503 before closing the listener, so a load balancer stops sending requests first")
 	return cmd
 }
@@ -111,6 +117,14 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	if o.reapInterval <= 0 {
 		return usage(fmt.Errorf("--reap-interval %s: must be positive", o.reapInterval))
 	}
+	if o.fetchTimeout <= 0 {
+		return usage(fmt.Errorf("--fetch-timeout %s: must be positive", o.fetchTimeout))
+	}
+	if o.insecureNoAuth {
+		if err := loopbackOnly(o.listen); err != nil {
+			return usage(err)
+		}
+	}
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
@@ -140,8 +154,8 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 
 	cfg := api.Config{
 		RegistrationToken: o.registrationToken, APIToken: o.apiToken, Keys: keys,
-		Mirrors: gitx.Mirrors{Dir: filepath.Join(o.dataDir, "mirrors")}, ProtectedBranches: o.protected,
-		Executor: o.executor, TTL: o.ttl, ReapInterval: o.reapInterval, Log: log,
+		Mirrors: gitx.Mirrors{Dir: filepath.Join(o.dataDir, "mirrors")}, InsecureNoAuth: o.insecureNoAuth,
+		Executor: o.executor, TTL: o.ttl, ReapInterval: o.reapInterval, FetchTimeout: o.fetchTimeout, Log: log,
 	}
 	var providers secret.Chain
 	providers = append(providers, secret.NewEnv(e.vars))
@@ -168,6 +182,13 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		}
 		defer drv.Close()
 		cfg.Store = store.New(drv)
+	}
+	if o.insecureNoAuth {
+		log.Warn("--insecure-no-auth: requests without an API token are served as an anonymous admin")
+	} else if o.apiToken == "" {
+		if err := firstAdminToken(ctx, cfg.Store, e, log); err != nil {
+			return err
+		}
 	}
 	ocfg := open.Config{Database: o.database, Store: o.store, Log: log}
 	if strings.HasPrefix(o.store, "s3://") {
@@ -222,6 +243,40 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// firstAdminToken makes the server's first admin API token when it has
+// none, prints it once on stderr and stores only its hash (the way Jenkins
+// hands out its initial password). Replicas starting together make one.
+func firstAdminToken(ctx context.Context, st *store.Store, e env, log *slog.Logger) error {
+	n, err := st.CountAPITokens(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	tok, hash := auth.NewAPIToken()
+	_, created, err := st.CreateFirstAPIToken(ctx, store.APIToken{Name: "admin", Role: auth.RoleAdmin, Hash: hash})
+	if err != nil || !created {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "\nDelta CI made its first admin API token. It is shown only this once; keep it:\n\n    %s\n\n"+
+		"Use it as DELTACI_API_TOKEN (or --api-token) with deltaci projects, trigger and runners.\n\n", tok)
+	log.Info("made the first admin API token and printed it once on stderr; only its hash is kept")
+	return nil
+}
+
+// loopbackOnly refuses a listen address that other machines can reach.
+func loopbackOnly(listen string) error {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", listen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--insecure-no-auth serves anyone as an admin, so it needs a loopback --listen (127.0.0.1, ::1 or localhost), not %q", listen)
 }
 
 // loadKeyset reads the signing key seed at path, creating it first when

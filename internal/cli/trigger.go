@@ -3,9 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -17,7 +14,7 @@ import (
 )
 
 type triggerOptions struct {
-	server, repo, ref, commit, event, apiToken string
+	server, project, repo, ref, commit, event, apiToken string
 	follow                                     bool
 }
 
@@ -26,14 +23,16 @@ func newTriggerCmd(e env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "trigger",
 		Short: "Start a run on a Delta CI server",
-		Long: `Start a run of --repo at --ref on the server, as a push of that ref, and print
-the run's id. The server fetches the repository itself, so --repo is a path
-on the server's machine or a git URL it can reach.
+		Long: `Start a run of a project at --ref on the server, as a push of that ref, and
+print the run's id. Name the project with --project, or with --repo, its
+clone URL as registered (deltaci projects add). The server fetches the
+repository itself and decides on its own whether the run is trusted: a push
+of a protected branch at a commit on that branch as it fetched it.
 
 With --follow, stream the run's job states and logs until it ends, then exit
 like deltaci run: 0 when every job succeeded, 1 when one failed, 130 when the
 run was canceled. Ctrl-C stops following; the run goes on.`,
-		Example: `  deltaci trigger --server http://127.0.0.1:8080 --repo . --ref main --follow
+		Example: `  deltaci trigger --server http://127.0.0.1:8080 --project web --ref main --follow
   deltaci trigger --server https://ci.example.com --repo https://git.example.com/org/mono.git --ref feature/x`,
 		Args: checkArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -42,8 +41,9 @@ run was canceled. Ctrl-C stops following; the run goes on.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", "", "URL of the Delta CI server (env DELTACI_SERVER)")
-	f.StringVar(&o.repo, "repo", "", "repository: a directory (made absolute) or a git URL")
-	f.StringVar(&o.ref, "ref", "", "branch or revision to run")
+	f.StringVar(&o.project, "project", "", "the project to run (env DELTACI_PROJECT)")
+	f.StringVar(&o.repo, "repo", "", "or the project's repository as registered: a directory (made absolute) or a git URL")
+	f.StringVar(&o.ref, "ref", "", "branch or revision to run (default: the project's default branch)")
 	f.StringVar(&o.commit, "commit", "", "pin the commit (default: where --ref points on the server's fetch)")
 	f.StringVar(&o.event, "event", "push", "push or manual")
 	f.StringVar(&o.apiToken, "api-token", "", "the server's API token, if it has one (env DELTACI_API_TOKEN)")
@@ -52,22 +52,18 @@ run was canceled. Ctrl-C stops following; the run goes on.`,
 }
 
 func trigger(ctx context.Context, e env, o triggerOptions) error {
-	fromEnv(e, &o.server, "DELTACI_SERVER", &o.apiToken, "DELTACI_API_TOKEN")
+	fromEnv(e, &o.server, "DELTACI_SERVER", &o.apiToken, "DELTACI_API_TOKEN", &o.project, "DELTACI_PROJECT")
 	switch {
 	case o.server == "":
 		return usage(fmt.Errorf("--server is required (or DELTACI_SERVER)"))
-	case o.repo == "":
-		return usage(fmt.Errorf("--repo is required"))
-	case o.ref == "":
-		return usage(fmt.Errorf("--ref is required"))
+	case o.project == "" && o.repo == "":
+		return usage(fmt.Errorf("--project (or --repo) is required"))
 	}
-	if !strings.Contains(o.repo, "://") && !strings.Contains(o.repo, "@") {
-		if fi, err := os.Stat(o.repo); err == nil && fi.IsDir() {
-			o.repo, _ = filepath.Abs(o.repo)
-		}
+	if o.repo != "" {
+		o.repo = repoArg(o.repo)
 	}
 	c := apiClient(o.server, o.apiToken)
-	run, err := c.CreateRun(ctx, protocol.CreateRunRequest{Repo: o.repo, Ref: o.ref, Commit: o.commit, Event: o.event})
+	run, err := c.CreateRun(ctx, protocol.CreateRunRequest{Project: o.project, Repo: o.repo, Ref: o.ref, Commit: o.commit, Event: o.event})
 	if err != nil {
 		if core.KindOf(err) == core.KindInvalid {
 			return usage(err)

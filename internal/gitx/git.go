@@ -54,14 +54,21 @@ func isLocationVar(k string) bool {
 // run runs git in dir and returns its stdout. When git fails, the error is a
 // *core.Error whose Msg is git's stderr and whose Err is the *exec.ExitError.
 func run(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	return runEnv(ctx, dir, nil, args...)
+}
+
+// runEnv is run with extra environment variables.
+func runEnv(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
 	op := "git"
 	if len(args) > 0 {
 		op += " " + args[0]
 	}
 	cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "core.quotepath=off"}, args...)...)
 	cmd.Dir = dir
-	cmd.Env = gitEnv()
+	cmd.Env = append(gitEnv(), env...)
 	cmd.WaitDelay = 5 * time.Second // a stray child holding stdout cannot block us
+	// A fetch's helpers (git-remote-https, ssh) end with git when ctx does.
+	killGroupOnCancel(cmd)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -43,7 +43,7 @@ func (m Mirrors) Ensure(ctx context.Context, repo, commit string) (string, error
 	} else if ok {
 		return path, nil
 	}
-	if _, err := run(ctx, path, "fetch", "--quiet", "--prune", "origin"); err != nil {
+	if err := fetch(ctx, path, repo); err != nil {
 		return "", err
 	}
 	if ok, err := CommitExists(ctx, path, commit); err != nil {
@@ -63,18 +63,30 @@ func (m Mirrors) Fetch(ctx context.Context, repo string) (string, error) {
 	}
 	defer unlock()
 	if !cloned {
-		if _, err := run(ctx, path, "fetch", "--quiet", "--prune", "origin"); err != nil {
+		if err := fetch(ctx, path, repo); err != nil {
 			return "", err
 		}
 	}
 	return path, nil
 }
 
+// fetch updates the mirror at path from repo, with git allowed only
+// repo's own transport.
+func fetch(ctx context.Context, path, repo string) error {
+	allow, err := allowProtocol(repo)
+	if err != nil {
+		return err
+	}
+	_, err = runEnv(ctx, path, []string{allow}, "fetch", "--quiet", "--prune", "origin")
+	return err
+}
+
 // open locks the mirror of repo, cloning it when it does not exist yet,
 // and reports whether it did.
 func (m Mirrors) open(ctx context.Context, repo string) (path string, unlock func(), cloned bool, err error) {
-	if repo == "" || strings.HasPrefix(repo, "-") {
-		return "", nil, false, core.E(core.KindInvalid, "mirror", "bad repository %q", repo)
+	allow, err := allowProtocol(repo)
+	if err != nil {
+		return "", nil, false, err
 	}
 	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
 		return "", nil, false, core.Wrap(core.KindInternal, "mirror", err)
@@ -90,7 +102,7 @@ func (m Mirrors) open(ctx context.Context, repo string) (path string, unlock fun
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		tmp := path + ".tmp"
 		_ = os.RemoveAll(tmp)
-		if _, err := run(ctx, m.Dir, "clone", "--quiet", "--mirror", "--", repo, tmp); err != nil {
+		if _, err := runEnv(ctx, m.Dir, []string{allow}, "clone", "--quiet", "--mirror", "--", repo, tmp); err != nil {
 			_ = os.RemoveAll(tmp)
 			unlock()
 			return "", nil, false, err

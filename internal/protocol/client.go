@@ -164,7 +164,8 @@ func kindOf(status int, code string) core.Kind {
 		return core.KindNotFound
 	case status == http.StatusConflict:
 		return core.KindConflict
-	case status == http.StatusServiceUnavailable || status == http.StatusBadGateway || status == http.StatusGatewayTimeout:
+	case status == http.StatusServiceUnavailable || status == http.StatusBadGateway || status == http.StatusGatewayTimeout,
+		status == http.StatusTooManyRequests:
 		return core.KindUnavailable
 	case status >= 500:
 		return core.KindInternal
@@ -296,6 +297,39 @@ func (c *Client) Runners(ctx context.Context) ([]RunnerInfo, error) {
 // working.
 func (c *Client) RemoveRunner(ctx context.Context, id string) error {
 	return c.callJSON(ctx, call{method: http.MethodDelete, path: "/runners/" + url.PathEscape(id)}, nil)
+}
+
+// Projects lists the registered projects by name.
+func (c *Client) Projects(ctx context.Context) ([]Project, error) {
+	var out ProjectList
+	err := c.callJSON(ctx, call{method: http.MethodGet, path: "/projects"}, &out)
+	return out.Projects, err
+}
+
+// Project returns one project.
+func (c *Client) Project(ctx context.Context, name string) (Project, error) {
+	var out Project
+	err := c.callJSON(ctx, call{method: http.MethodGet, path: "/projects/" + url.PathEscape(name)}, &out)
+	return out, err
+}
+
+// AddProject registers a project.
+func (c *Client) AddProject(ctx context.Context, p Project) (Project, error) {
+	var out Project
+	err := c.callJSON(ctx, call{method: http.MethodPost, path: "/projects", json: p}, &out)
+	return out, err
+}
+
+// UpdateProject changes the fields of a project that patch sets.
+func (c *Client) UpdateProject(ctx context.Context, name string, patch ProjectPatch) (Project, error) {
+	var out Project
+	err := c.callJSON(ctx, call{method: http.MethodPatch, path: "/projects/" + url.PathEscape(name), json: patch}, &out)
+	return out, err
+}
+
+// RemoveProject forgets a project; its runs stay.
+func (c *Client) RemoveProject(ctx context.Context, name string) error {
+	return c.callJSON(ctx, call{method: http.MethodDelete, path: "/projects/" + url.PathEscape(name)}, nil)
 }
 
 // CancelRun asks a run to stop.

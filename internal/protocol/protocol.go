@@ -29,6 +29,8 @@ const (
 	CodeTooLarge         = "too_large"         // 413: a body over its limit
 	CodeUnsupportedMedia = "unsupported_media" // 415
 	CodeLogCapExceeded   = "log_cap_exceeded"  // 413: the log reached its cap; the attempt must end resource_limit
+	CodeRateLimited      = "rate_limited"      // 429: too many requests from one address; Retry-After says when to try again
+	CodeForbidden        = "forbidden"         // 403: the credential is valid but may not do this
 )
 
 // ErrorBody is the JSON body of every failed request.
@@ -129,6 +131,9 @@ type Lease struct {
 	// the job asked for that an untrusted run does not get.
 	Secrets         map[string]string `json:"secrets,omitempty"`
 	WithheldSecrets []string          `json:"withheld_secrets,omitempty"`
+	// NetworkDenied says the job asked for network, which its project does
+	// not give untrusted runs: Network is false.
+	NetworkDenied bool `json:"network_denied,omitempty"`
 }
 
 // TTL is the lease's time-to-live.
@@ -178,10 +183,15 @@ type CompleteResponse struct {
 	State     core.AttemptState `json:"state"`
 }
 
-// CreateRunRequest starts a run of a repository at a commit or ref.
+// CreateRunRequest starts a run of a registered project at a commit or
+// ref. Nothing in it makes the run trusted: the server derives trust from
+// the project, the event and its own fetch.
 type CreateRunRequest struct {
-	// Repo is a local path or any git URL the server can fetch.
-	Repo string `json:"repo"`
+	// Project names the project; when empty, Repo is resolved to the
+	// project with that clone URL.
+	Project string `json:"project,omitempty"`
+	// Repo is the project's clone URL (a local path or a git URL).
+	Repo string `json:"repo,omitempty"`
 	// Ref is a branch (main, refs/heads/main) or any revision; the run is
 	// for it. Commit, when set, pins the commit (it must be on the ref's
 	// history for the planner's base to make sense, but is not checked).
@@ -195,18 +205,21 @@ type CreateRunRequest struct {
 
 // Run is a run with its jobs.
 type Run struct {
-	ID         string     `json:"id"`
-	Repo       string     `json:"repo"`
-	Ref        string     `json:"ref"`
-	Commit     string     `json:"commit"`
-	Event      string     `json:"event"`
-	Trusted    bool       `json:"trusted"`
-	State      string     `json:"state"`
-	Reason     string     `json:"reason,omitempty"`
-	CreatedAt  time.Time  `json:"created_at"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
-	Jobs       []Job      `json:"jobs"`
+	ID      string `json:"id"`
+	Repo    string `json:"repo"`
+	Ref     string `json:"ref"`
+	Commit  string `json:"commit"`
+	Event   string `json:"event"`
+	Project string `json:"project,omitempty"`
+	Trusted bool   `json:"trusted"`
+	// TrustReason says why the run is trusted or not.
+	TrustReason string     `json:"trust_reason,omitempty"`
+	State       string     `json:"state"`
+	Reason      string     `json:"reason,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	Jobs        []Job      `json:"jobs"`
 }
 
 // Job is one job of a run with its attempts.
@@ -252,4 +265,37 @@ type LogEnd struct {
 	Length int64  `json:"length"`
 	Digest string `json:"digest,omitempty"`
 	State  string `json:"state"`
+}
+
+// Project is a repository the server is told about: the unit of trust.
+type Project struct {
+	Name          string `json:"name"`
+	RepoURL       string `json:"repo_url"`
+	DefaultBranch string `json:"default_branch"`
+	// ProtectedBranches are globs of branches whose pushes are trusted.
+	ProtectedBranches []string `json:"protected_branches"`
+	// Secrets are the secret names its trusted runs may receive.
+	Secrets []string `json:"secrets"`
+	// UntrustedNetwork lets jobs of untrusted runs have network.
+	UntrustedNetwork bool `json:"untrusted_network"`
+	// Labels are the runs-on labels its jobs may ask for; empty means any.
+	Labels    []string  `json:"labels"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ProjectList is the answer of GET /projects.
+type ProjectList struct {
+	Projects []Project `json:"projects"`
+}
+
+// ProjectPatch changes the fields of a project it sets; nil leaves one as
+// it is.
+type ProjectPatch struct {
+	RepoURL           *string   `json:"repo_url,omitempty"`
+	DefaultBranch     *string   `json:"default_branch,omitempty"`
+	ProtectedBranches *[]string `json:"protected_branches,omitempty"`
+	Secrets           *[]string `json:"secrets,omitempty"`
+	UntrustedNetwork  *bool     `json:"untrusted_network,omitempty"`
+	Labels            *[]string `json:"labels,omitempty"`
 }

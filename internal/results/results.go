@@ -28,9 +28,20 @@ import (
 
 // Namespace names.
 const (
-	Shared = "shared" // written by protected-branch runs only
+	Shared = "shared" // written by protected-branch runs only (SharedOf)
 	Local  = "local"  // deltaci run on a developer's machine
 )
+
+// SharedOf is the shared namespace of a server's project: each project's
+// protected branches write their own, so that one project's trusted runs
+// can never plant a result another project reuses. A run outside any
+// project uses Shared.
+func SharedOf(project string) string {
+	if project == "" {
+		return Shared
+	}
+	return Shared + "." + project
+}
 
 // Annotation keys recorded on an outputs manifest.
 const (

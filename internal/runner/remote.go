@@ -283,7 +283,10 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 		fmt.Fprintf(logw, "deltaci: attempt %d\n", l.AttemptNumber)
 	}
 	if len(l.WithheldSecrets) > 0 {
-		fmt.Fprintf(logw, "deltaci: secrets %v are withheld: this run is not on a protected branch\n", l.WithheldSecrets)
+		fmt.Fprintf(logw, "deltaci: secrets %v are withheld: this run is not trusted\n", l.WithheldSecrets)
+	}
+	if l.NetworkDenied {
+		fmt.Fprintf(logw, "deltaci: no network: the project does not give it to jobs of untrusted runs\n")
 	}
 	tr := a.transfer()
 	for _, n := range l.Needs {

@@ -24,10 +24,12 @@ import (
 // cluster is a server in this process, on a real loopback listener, with
 // the runners a test starts against it.
 type cluster struct {
-	t    *testing.T
-	url  string
-	user *protocol.Client
-	srv  *api.Server
+	t        *testing.T
+	url      string
+	user     *protocol.Client
+	srv      *api.Server
+	apitest  *apitest.Server
+	projects map[string]bool // repositories registered as projects
 }
 
 func newCluster(t *testing.T, opts ...store.Option) *cluster {
@@ -43,7 +45,18 @@ func newClusterWith(t *testing.T, edit func(*api.Config), opts ...store.Option) 
 			edit(c)
 		}
 	}})
-	return &cluster{t: t, url: srv.URL, user: &protocol.Client{BaseURL: srv.URL}, srv: srv.API}
+	return &cluster{t: t, url: srv.URL, user: srv.User(), srv: srv.API, apitest: srv, projects: map[string]bool{}}
+}
+
+// createRun registers the request's repository as a project (with
+// edits), the first time, and starts the run.
+func (c *cluster) createRun(t *testing.T, req protocol.CreateRunRequest, edits ...func(*core.Project)) (protocol.Run, error) {
+	t.Helper()
+	if !c.projects[req.Repo] {
+		c.apitest.AddProject(t, req.Repo, edits...)
+		c.projects[req.Repo] = true
+	}
+	return c.user.CreateRun(t.Context(), req)
 }
 
 // runner starts a runner with capacity slots; cancel drains it.
@@ -132,7 +145,7 @@ jobs:
   lint:
     run: echo lint ok
 `)
-	run, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	run, err := c.createRun(t, protocol.CreateRunRequest{Repo: dir, Ref: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +182,7 @@ jobs:
   noisy:
     run: head -c 2000000 /dev/zero | tr '\0' 'x'; sleep 30
 `)
-	run, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	run, err := c.createRun(t, protocol.CreateRunRequest{Repo: dir, Ref: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +207,7 @@ jobs:
   slow:
     run: echo started; sleep 60
 `)
-	run, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	run, err := c.createRun(t, protocol.CreateRunRequest{Repo: dir, Ref: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +242,7 @@ func TestRemoteDrain(t *testing.T) {
 	stop := c.runner(1)
 	stop()
 	dir := gitRepo(t, "version: 1\njobs:\n  a:\n    run: echo a\n")
-	run, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	run, err := c.createRun(t, protocol.CreateRunRequest{Repo: dir, Ref: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,11 +257,12 @@ func TestRemoteDrain(t *testing.T) {
 }
 
 // TestRemoteSecrets: a trusted run gets its secrets, masked in the log; a
-// secret the server does not have ends the attempt with config_error and
-// says why; an untrusted run's job gets none and is told so.
+// secret the server does not have, or one its project may not receive,
+// ends the attempt with config_error and says why; an untrusted run's job
+// gets none and is told so.
 func TestRemoteSecrets(t *testing.T) {
 	c := newClusterWith(t, func(cfg *api.Config) {
-		cfg.Secrets = secret.NewEnv([]string{"DELTACI_SECRET_TOKEN=s3cr3t-value"})
+		cfg.Secrets = secret.NewEnv([]string{"DELTACI_SECRET_TOKEN=s3cr3t-value", "DELTACI_SECRET_OTHER=0ther-s3cr3t"})
 	})
 	c.runner(1)
 	dir := gitRepo(t, `version: 1
@@ -259,8 +273,13 @@ jobs:
   missing:
     secrets: [NOPE]
     run: echo never
+  denied:
+    secrets: [OTHER]
+    run: echo "other=$OTHER"
 `)
-	run, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	run, err := c.createRun(t, protocol.CreateRunRequest{Repo: dir, Ref: "main"}, func(p *core.Project) {
+		p.Secrets = []string{"TOKEN", "NOPE"}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,10 +292,14 @@ jobs:
 	if got := c.log(missing); missing.Reason != string(core.ReasonConfigError) || !strings.Contains(got, "NOPE") {
 		t.Fatalf("missing: %s/%s, log %q", missing.State, missing.Reason, got)
 	}
+	denied := job(run, "denied").Attempts[0]
+	if got := c.log(denied); denied.Reason != string(core.ReasonConfigError) || !strings.Contains(got, "may not receive") || strings.Contains(got, "0ther") {
+		t.Fatalf("denied: %s/%s, log %q", denied.State, denied.Reason, got)
+	}
 
 	gitRun(t, dir, "checkout", "-q", "-b", "feature")
 	// A manual run has no base, so nothing is reused from main's run.
-	run, err = c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "feature", Event: "manual"})
+	run, err = c.createRun(t, protocol.CreateRunRequest{Repo: dir, Ref: "feature", Event: "manual"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,14 +328,14 @@ jobs:
     run: mkdir -p out && echo built > out/x
     outputs: ["out/**"]
 `)
-	first, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	first, err := c.createRun(t, protocol.CreateRunRequest{Repo: dir, Ref: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := c.wait(first.ID); r.State != string(core.RunSucceeded) {
 		t.Fatalf("first run %s: %+v", r.State, r.Jobs)
 	}
-	second, err := c.user.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	second, err := c.createRun(t, protocol.CreateRunRequest{Repo: dir, Ref: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}

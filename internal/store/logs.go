@@ -81,6 +81,12 @@ func (s *Store) AppendLog(ctx context.Context, f Fence, offset int64, data []byt
 		return 0, core.E(core.KindInvalid, "append log", "negative offset %d", offset)
 	}
 	limit := s.logCap()
+	if offset > limit+MaxLogChunk {
+		// No log reaches this (the cap's note is short): refused before
+		// offset+len is summed, which could overflow and pass for a chunk
+		// already held.
+		return 0, core.E(core.KindInvalid, "append log", "offset %d is past the log cap of %d bytes", offset, limit)
+	}
 	var length int64
 	capped := false
 	err := s.drv.Write(ctx, func(q Queries) error {

@@ -27,6 +27,12 @@ type Metrics struct {
 	PlanSeconds prometheus.Histogram
 	// LogBytes counts log bytes received from runners.
 	LogBytes prometheus.Counter
+	// AuthFailures counts refused credentials by endpoint (register,
+	// session, api, store).
+	AuthFailures *prometheus.CounterVec
+	// RateLimited counts requests refused for coming too fast from one
+	// address, by endpoint.
+	RateLimited *prometheus.CounterVec
 }
 
 // QueueDepthFunc reports queued attempts by the labels they need (a
@@ -61,8 +67,15 @@ func New(queueDepth QueueDepthFunc, storeBytes StoreBytesFunc) *Metrics {
 		LogBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "deltaci_log_bytes_total", Help: "Log bytes received from runners.",
 		}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deltaci_auth_failures_total", Help: "Refused credentials by endpoint (register, session, api, store).",
+		}, []string{"endpoint"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deltaci_rate_limited_total", Help: "Requests refused for coming too fast from one address, by endpoint.",
+		}, []string{"endpoint"}),
 	}
 	reg.MustRegister(m.QueueWait, m.Attempts, m.LeaseExpirations, m.JobsReused, m.PlanSeconds, m.LogBytes,
+		m.AuthFailures, m.RateLimited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queueDepth != nil {
 		reg.MustRegister(labeledGauge("deltaci_queue_depth", "Queued attempts by the runner labels they need.", "labels", queueDepth))

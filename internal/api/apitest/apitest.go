@@ -8,13 +8,16 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/deltaci/deltaci/internal/api"
 	"github.com/deltaci/deltaci/internal/artifact/httpapi"
 	"github.com/deltaci/deltaci/internal/artifact/open"
 	"github.com/deltaci/deltaci/internal/auth"
+	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
 	"github.com/deltaci/deltaci/internal/store/postgres"
 	"github.com/deltaci/deltaci/internal/store/sqlite"
@@ -24,8 +27,12 @@ import (
 // Engines are the store engines a server test runs on.
 var Engines = []string{"SQLite", "PostgreSQL"}
 
-// RegistrationToken is the registration token of the servers Start makes.
-const RegistrationToken = "reg"
+// RegistrationToken is the registration token of the servers Start makes,
+// and APIToken their admin API token.
+const (
+	RegistrationToken = "reg"
+	APIToken          = "api-token"
+)
 
 // Options say how to build the server.
 type Options struct {
@@ -50,7 +57,7 @@ type Server struct {
 }
 
 // Start builds the server, serves it and stops it when the test ends. By
-// default it plans for the shell executor, protects main and logs nothing.
+// default it plans for the shell executor and logs nothing.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	ctx := context.Background()
@@ -60,7 +67,7 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	cfg := api.Config{
-		Keys: keys, RegistrationToken: RegistrationToken, Executor: "shell", ProtectedBranches: []string{"main"},
+		Keys: keys, RegistrationToken: RegistrationToken, APIToken: APIToken, Executor: "shell",
 		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, Log: slog.New(slog.DiscardHandler),
 	}
 	s := &Server{}
@@ -105,4 +112,32 @@ func Start(t testing.TB, o Options) *Server {
 	t.Cleanup(func() { srv.Drain(); hs.Close(); srv.Stop() })
 	s.URL, s.API, s.Store, s.Config, s.HTTP = hs.URL, srv, cfg.Store, cfg, hs
 	return s
+}
+
+// User is a client of the run API with the admin API token.
+func (s *Server) User() *protocol.Client {
+	return &protocol.Client{BaseURL: s.URL, Token: func(context.Context) (string, error) { return APIToken, nil }}
+}
+
+// AddProject registers repo as a project whose main branch is protected,
+// named after the repository's directory, with edits applied, and returns
+// it.
+func (s *Server) AddProject(t testing.TB, repo string, edits ...func(*core.Project)) core.Project {
+	t.Helper()
+	name := strings.ToLower(filepath.Base(repo))
+	name = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
+			return r
+		}
+		return '-'
+	}, name)
+	p := core.Project{Name: strings.TrimLeft(name, "._-") + "-" + store.NewID()[24:], RepoURL: repo, Protected: []string{"main"}}
+	for _, e := range edits {
+		e(&p)
+	}
+	p, err := s.Store.CreateProject(context.Background(), p)
+	if err != nil {
+		t.Fatalf("registering %s as a project: %v", repo, err)
+	}
+	return p
 }

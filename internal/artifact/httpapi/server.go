@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -162,9 +163,22 @@ func (s *server) handle(h handler) http.HandlerFunc {
 // Limits of the X-Actor header.
 const maxActorLen = 128
 
-// actor returns who performs a write: the X-Actor header (see the package
-// doc), or "anonymous".
+// actorKey keys the authenticated actor in a request's context.
+type actorKey struct{}
+
+// WithActor returns r carrying actor as who performs it: a server that
+// mounts this API behind its own authentication records its principal so,
+// and the X-Actor header is then ignored.
+func WithActor(r *http.Request, actor string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), actorKey{}, actor))
+}
+
+// actor returns who performs a write: the authenticated actor (WithActor),
+// else the X-Actor header (see the package doc), else "anonymous".
 func actor(r *http.Request) (string, error) {
+	if a, ok := r.Context().Value(actorKey{}).(string); ok {
+		return a, nil
+	}
 	a := r.Header.Get("X-Actor")
 	if a == "" {
 		return "anonymous", nil

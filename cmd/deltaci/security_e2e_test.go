@@ -1,0 +1,279 @@
+package main_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/protocol"
+)
+
+// These tests attack the server as docs/security.md's actors would:
+// someone who can push a branch, or anyone who can reach the server.
+
+// TestForeignCommitUnderMainIsUntrusted: a run asked for main, but at the
+// commit of another branch, is untrusted and gets no secrets; so is a
+// manual run of an unprotected branch.
+func TestForeignCommitUnderMainIsUntrusted(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, serverOpts{env: []string{"DELTACI_SECRET_TOKEN=main-only-secret"}})
+	srv.startRunner(t, runnerOpts{})
+	dir := repo(t, map[string]string{".deltaci.yml": `version: 1
+jobs:
+  leak:
+    secrets: [TOKEN]
+    run: echo "token=${TOKEN:-none}"
+`})
+	git(t, dir, "checkout", "-q", "-b", "evil")
+	write(t, dir, "evil.txt", "pushed by anyone\n")
+	git(t, dir, "add", "evil.txt")
+	git(t, dir, "commit", "-q", "-m", "evil")
+	evil := strings.TrimSpace(git(t, dir, "rev-parse", "HEAD"))
+	git(t, dir, "checkout", "-q", "main")
+	name := srv.project(t, dir, "--secrets", "TOKEN")
+
+	run, err := srv.api.CreateRun(t.Context(), protocol.CreateRunRequest{Project: name, Ref: "main", Commit: evil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Trusted || run.Commit != evil || !strings.Contains(run.TrustReason, "not on protected branch main") {
+		t.Fatalf("a foreign commit under ref main: trusted=%v commit=%s reason %q", run.Trusted, run.Commit, run.TrustReason)
+	}
+	run = srv.waitRunEnds(t, run.ID)
+	log := string(sealedLog(t, srv, *lastAttempt(job(t, run, "leak"))))
+	if strings.Contains(log, "main-only-secret") || !strings.Contains(log, "token=none") {
+		t.Fatalf("the untrusted run got the secret:\n%s", log)
+	}
+	got, err := srv.api.Run(t.Context(), run.ID)
+	if err != nil || got.TrustReason != run.TrustReason {
+		t.Fatalf("GET /runs/%s does not show why it is untrusted: %q, %v", run.ID, got.TrustReason, err)
+	}
+
+	manual, err := srv.api.CreateRun(t.Context(), protocol.CreateRunRequest{Project: name, Ref: "evil", Event: core.EventManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if manual.Trusted || !strings.Contains(manual.TrustReason, "not protected") {
+		t.Fatalf("a manual run of an unprotected branch: trusted=%v, reason %q", manual.Trusted, manual.TrustReason)
+	}
+
+	// The same request for main's own tip is trusted, and says why.
+	tip := srv.createRun(t, dir, "main")
+	if !tip.Trusted || !strings.Contains(tip.TrustReason, "at its tip") {
+		t.Fatalf("main at its tip: trusted=%v, reason %q", tip.Trusted, tip.TrustReason)
+	}
+	tipRun := srv.waitRunEnds(t, tip.ID)
+	if log := string(sealedLog(t, srv, *lastAttempt(job(t, tipRun, "leak")))); !strings.Contains(log, "token=***") {
+		t.Fatalf("the trusted run did not get its (masked) secret:\n%s", log)
+	}
+}
+
+// TestUnregisteredRepositoryIsRefused: the server makes no run for a
+// repository nobody registered, whatever the ref.
+func TestUnregisteredRepositoryIsRefused(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, serverOpts{})
+	dir := repo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: 'true'\n"})
+	_, err := srv.api.CreateRun(t.Context(), protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+	if core.KindOf(err) != core.KindNotFound || !strings.Contains(err.Error(), "not a registered project") {
+		t.Fatalf("a run of an unregistered repository: %v", err)
+	}
+	var n int
+	if err := srv.db(t).QueryRow("SELECT count(*) FROM runs").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("runs after the refusal: %d (%v)", n, err)
+	}
+	// Nor can a project be registered with a transport that runs commands
+	// or reads the server's descriptors.
+	for _, url := range []string{"ext::sh%20-c%20id", "fd::3"} {
+		add := command(dir, "projects", "add", "evil", "--server", srv.url(), "--repo", url)
+		add.Env = childEnv(srv.userEnv()...)
+		if out, err := add.CombinedOutput(); err == nil || !strings.Contains(string(out), "not allowed") {
+			t.Fatalf("projects add with %s: %v\n%s", url, err, out)
+		}
+	}
+}
+
+// TestHungFetchDelaysOnlyItsProject: one project's repository accepts the
+// connection and never answers; another project's run is made while the
+// first is still stuck, and the stuck one ends at the fetch timeout.
+func TestHungFetchDelaysOnlyItsProject(t *testing.T) {
+	t.Parallel()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			accepted <- c
+		}
+	}()
+	srv := startServer(t, serverOpts{extraArgs: []string{"--fetch-timeout", "20s"}})
+	hungURL := "git://" + silent.Addr().String() + "/mono.git"
+	add := command("", "projects", "add", "hung", "--server", srv.url(), "--repo", hungURL)
+	add.Env = childEnv(srv.userEnv()...)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("projects add: %v\n%s", err, out)
+	}
+	hung := make(chan error, 1)
+	go func() {
+		_, err := srv.api.CreateRun(context.WithoutCancel(t.Context()), protocol.CreateRunRequest{Project: "hung", Ref: "main"})
+		hung <- err
+	}()
+	select {
+	case <-accepted:
+	case err := <-hung:
+		t.Fatalf("the hung project's run returned before its fetch connected: %v", err)
+	case <-time.After(waitLong):
+		t.Fatal("the server never connected to the silent repository")
+	}
+
+	dir := repo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: 'true'\n"})
+	run := srv.createRun(t, dir, "main")
+	select {
+	case err := <-hung:
+		t.Fatalf("the hung fetch ended (%v) before the other project's run was made: nothing was shown", err)
+	default:
+	}
+	if run.State == "" {
+		t.Fatalf("the other project's run: %+v", run)
+	}
+	select {
+	case err := <-hung:
+		if core.KindOf(err) != core.KindUnavailable || !strings.Contains(err.Error(), "fetch timeout") {
+			t.Fatalf("the hung project's run: %v", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("the hung fetch outlived its timeout")
+	}
+}
+
+// TestServerMakesFirstAdminToken: a server started without an API token
+// makes one, prints it once, keeps only its hash, and refuses requests
+// without it; a restart prints none.
+func TestServerMakesFirstAdminToken(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, serverOpts{noAPIToken: true})
+	tokRE := regexp.MustCompile(`(?m)^\s+(dci_[A-Za-z0-9_-]{40,})$`)
+	var tok string
+	eventually(t, "the server prints its first admin token", func() bool {
+		if m := tokRE.FindStringSubmatch(srv.stderr.String()); m != nil {
+			tok = m[1]
+		}
+		return tok != ""
+	})
+	anon := &protocol.Client{BaseURL: srv.url()}
+	if _, err := anon.Projects(t.Context()); core.KindOf(err) != core.KindUnauthorized {
+		t.Fatalf("GET /projects without a token: %v", err)
+	}
+	wrong := &protocol.Client{BaseURL: srv.url(), Token: func(context.Context) (string, error) { return tok + "x", nil }}
+	if _, err := wrong.Projects(t.Context()); core.KindOf(err) != core.KindUnauthorized {
+		t.Fatalf("GET /projects with a wrong token: %v", err)
+	}
+	srv.apiToken = tok
+	if _, err := srv.api.Projects(t.Context()); err != nil {
+		t.Fatalf("GET /projects with the printed token: %v", err)
+	}
+	for _, f := range []string{"state.db", "state.db-wal"} {
+		if b, err := os.ReadFile(filepath.Join(srv.dataDir, f)); err == nil && strings.Contains(string(b), tok) {
+			t.Errorf("%s holds the token itself", f)
+		}
+	}
+	if strings.Contains(srv.stdout.String(), tok) {
+		t.Error("the token is in the server's log")
+	}
+	// Health and metrics stay open to probes and scrapers.
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/api/v1/openapi.yaml"} {
+		resp, err := http.Get(srv.url() + p)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s without a token: %v %v", p, resp.Status, err)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+	}
+	srv.kill(t)
+	srv.restart(t)
+	if n := len(tokRE.FindAllString(srv.stderr.String(), -1)); n != 0 {
+		t.Errorf("the restarted server printed %d new tokens", n)
+	}
+	if _, err := srv.api.Projects(t.Context()); err != nil {
+		t.Fatalf("the first token after a restart: %v", err)
+	}
+}
+
+// TestInsecureNoAuthNeedsLoopback: the development switch refuses an
+// address other machines can reach.
+func TestInsecureNoAuthNeedsLoopback(t *testing.T) {
+	t.Parallel()
+	r := deltaci(t, t.TempDir(), "server", "--insecure-no-auth", "--listen", "0.0.0.0:0", "--data-dir", t.TempDir())
+	if r.code != 2 || !strings.Contains(r.stderr, "loopback") {
+		t.Fatalf("server --insecure-no-auth --listen 0.0.0.0:0: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestRunnerEndpointsAreRateLimited: guessing registration tokens from one
+// address is slowed to a few tries a second, and every failure is logged
+// with the address and counted.
+func TestRunnerEndpointsAreRateLimited(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, serverOpts{})
+	c := &protocol.Client{BaseURL: srv.url()}
+	var limited error
+	for i := range 200 {
+		_, err := c.Register(t.Context(), fmt.Sprintf("guess-%d", i), protocol.RegisterRequest{Name: "x", ProtocolVersion: protocol.Version})
+		var ae *protocol.APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests {
+			limited = err
+			break
+		}
+		if core.KindOf(err) != core.KindUnauthorized {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	if limited == nil {
+		t.Fatal("200 wrong registration tokens from one address were all answered")
+	}
+	failures := 0
+	for _, r := range srv.records() {
+		if r["msg"] == "authentication failed" && r["endpoint"] == "register" && r["remote_addr"] == "127.0.0.1" {
+			failures++
+		}
+	}
+	if failures == 0 {
+		t.Error("no refused registration was logged with its address")
+	}
+	resp, err := http.Get(srv.url() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		for _, m := range []string{`deltaci_auth_failures_total{endpoint="register"}`, `deltaci_rate_limited_total{endpoint="register"}`} {
+			if strings.HasPrefix(sc.Text(), m+" ") && !strings.HasSuffix(sc.Text(), " 0") {
+				seen[m] = true
+			}
+		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("metrics do not count the failures and refusals: %v", seen)
+	}
+}

@@ -1,0 +1,249 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/deltaci/deltaci/internal/protocol"
+)
+
+// projectFlags are the settings of a project as flags; set remembers
+// which were given, so that `projects set` changes only those.
+type projectFlags struct {
+	repo, defaultBranch        string
+	protected, secrets, labels []string
+	untrustedNetwork           bool
+}
+
+func (p *projectFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&p.repo, "repo", "", "clone URL the server fetches (https, ssh, git, file) or an absolute path on the server's machine; a local directory is made absolute")
+	f.StringVar(&p.defaultBranch, "default-branch", "main", "the branch runs are for when none is named")
+	f.StringSliceVar(&p.protected, "protected", nil, "globs of branches whose pushes are trusted: they get secrets and write shared results (default: the default branch)")
+	f.StringSliceVar(&p.secrets, "secrets", nil, "secret names trusted runs of this project may receive")
+	f.BoolVar(&p.untrustedNetwork, "untrusted-network", false, "give jobs of untrusted runs (unprotected branches) network when they ask for it")
+	f.StringSliceVar(&p.labels, "labels", nil, "runs-on labels this project's jobs may ask for (default: any)")
+}
+
+type projectsOptions struct {
+	runnersOptions // the server and API token flags, as for runners
+}
+
+func newProjectsCmd(e env) *cobra.Command {
+	var o projectsOptions
+	cmd := &cobra.Command{
+		Use:   "projects",
+		Short: "Register and configure the projects a Delta CI server runs",
+		Long: `A project is a repository the server is told about, and the unit of trust: a
+run is trusted only when it is a push (or an admin's manual run) of one of the
+project's protected branches, at a commit on that branch as the server fetched
+it. Trusted runs get the project's secrets and write its shared results;
+every other run gets no secrets, reads the shared results and writes only its
+own. The server makes runs only for registered projects.`,
+		Example: `  deltaci projects add web --repo https://git.example.com/org/web.git --protected main,release/*
+  deltaci projects set web --secrets CODECOV_TOKEN --untrusted-network=false
+  deltaci projects ls`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.server, "server", "", "URL of the Delta CI server (env DELTACI_SERVER)")
+	pf.StringVar(&o.apiToken, "api-token", "", "an admin API token of the server (env DELTACI_API_TOKEN)")
+
+	var add projectFlags
+	addCmd := &cobra.Command{
+		Use:   "add NAME --repo URL",
+		Short: "Register a project",
+		Args:  checkArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client(e)
+			if err != nil {
+				return err
+			}
+			if add.repo == "" {
+				return usage(fmt.Errorf("--repo is required"))
+			}
+			protected := add.protected
+			if !cmd.Flags().Changed("protected") {
+				protected = []string{add.defaultBranch}
+			}
+			p, err := c.AddProject(cmd.Context(), protocol.Project{
+				Name: args[0], RepoURL: repoArg(add.repo), DefaultBranch: add.defaultBranch,
+				ProtectedBranches: orNone(protected), Secrets: orNone(add.secrets),
+				UntrustedNetwork: add.untrustedNetwork, Labels: orNone(add.labels),
+			})
+			if err != nil {
+				return err
+			}
+			return printProject(cmd.OutOrStdout(), p, false)
+		},
+	}
+	add.register(addCmd)
+
+	var set projectFlags
+	setCmd := &cobra.Command{
+		Use:   "set NAME [flags]",
+		Short: "Change the settings given as flags; the others stay",
+		Args:  checkArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client(e)
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			var patch protocol.ProjectPatch
+			changed := false
+			if f.Changed("repo") {
+				r := repoArg(set.repo)
+				patch.RepoURL, changed = &r, true
+			}
+			if f.Changed("default-branch") {
+				patch.DefaultBranch, changed = &set.defaultBranch, true
+			}
+			for _, l := range []struct {
+				flag string
+				v    []string
+				to   **[]string
+			}{{"protected", set.protected, &patch.ProtectedBranches}, {"secrets", set.secrets, &patch.Secrets}, {"labels", set.labels, &patch.Labels}} {
+				if f.Changed(l.flag) {
+					v := orNone(l.v)
+					*l.to, changed = &v, true
+				}
+			}
+			if f.Changed("untrusted-network") {
+				patch.UntrustedNetwork, changed = &set.untrustedNetwork, true
+			}
+			if !changed {
+				return usage(fmt.Errorf("nothing to change: give at least one setting as a flag"))
+			}
+			p, err := c.UpdateProject(cmd.Context(), args[0], patch)
+			if err != nil {
+				return err
+			}
+			return printProject(cmd.OutOrStdout(), p, false)
+		},
+	}
+	set.register(setCmd)
+
+	var asJSON bool
+	lsCmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List the projects by name",
+		Args:  checkArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client(e)
+			if err != nil {
+				return err
+			}
+			ps, err := c.Projects(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				return writeIndented(w, protocol.ProjectList{Projects: ps})
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tREPOSITORY\tPROTECTED\tSECRETS")
+			for _, p := range ps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.RepoURL, strings.Join(p.ProtectedBranches, ","), strings.Join(p.Secrets, ","))
+			}
+			return tw.Flush()
+		},
+	}
+	lsCmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
+
+	var showJSON bool
+	showCmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a project's settings",
+		Args:  checkArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client(e)
+			if err != nil {
+				return err
+			}
+			p, err := c.Project(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printProject(cmd.OutOrStdout(), p, showJSON)
+		},
+	}
+	showCmd.Flags().BoolVar(&showJSON, "json", false, "print JSON for scripts")
+
+	rmCmd := &cobra.Command{
+		Use:   "rm NAME...",
+		Short: "Forget projects: no new runs; their runs and results stay",
+		Args:  checkArgs(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, names []string) error {
+			c, err := o.client(e)
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				if err := c.RemoveProject(cmd.Context(), n); err != nil {
+					return fmt.Errorf("remove project %s: %w", n, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", n)
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(addCmd, setCmd, lsCmd, showCmd, rmCmd)
+	return cmd
+}
+
+// repoArg makes a local directory absolute, as the server needs it; URLs
+// pass as they are.
+func repoArg(repo string) string {
+	if !strings.Contains(repo, "://") && !strings.Contains(repo, "@") {
+		if fi, err := os.Stat(repo); err == nil && fi.IsDir() {
+			if abs, err := filepath.Abs(repo); err == nil {
+				return abs
+			}
+		}
+	}
+	return repo
+}
+
+func orNone(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func writeIndented(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printProject(w io.Writer, p protocol.Project, asJSON bool) error {
+	if asJSON {
+		return writeIndented(w, p)
+	}
+	none := func(s []string, empty string) string {
+		if len(s) == 0 {
+			return empty
+		}
+		return strings.Join(s, ", ")
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "name\t%s\n", p.Name)
+	fmt.Fprintf(tw, "repository\t%s\n", p.RepoURL)
+	fmt.Fprintf(tw, "default branch\t%s\n", p.DefaultBranch)
+	fmt.Fprintf(tw, "protected branches\t%s\n", none(p.ProtectedBranches, "none: no run is trusted"))
+	fmt.Fprintf(tw, "secrets\t%s\n", none(p.Secrets, "none"))
+	fmt.Fprintf(tw, "untrusted network\t%t\n", p.UntrustedNetwork)
+	fmt.Fprintf(tw, "labels\t%s\n", none(p.Labels, "any"))
+	fmt.Fprintf(tw, "updated\t%s\n", p.UpdatedAt.Local().Format(time.DateTime))
+	return tw.Flush()
+}
