@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
 
 	"github.com/deltaci/deltaci/internal/artifact/digest"
 	"github.com/deltaci/deltaci/internal/artifact/manifest"
@@ -23,15 +25,22 @@ type PullResult struct {
 
 // Pull writes the manifest named by target (a ref or a digest) into dest,
 // which must not exist or be empty. Modes are restored; every file is
-// verified against its digest as it is written. Paths that would leave dest
-// and symlinks pointing outside it are refused before anything is written.
+// verified against its digest as it is written.
+//
+// Nothing is created, followed or written outside dest. Before anything is
+// written, the pull is refused (KindInvalid, naming the entry) when an
+// entry would lie behind a symlink or a symlink entry would resolve outside
+// dest, through the manifest's other symlinks too. A pull that fails while
+// writing leaves the entries written so far inside dest.
 func (t *Transfer) Pull(ctx context.Context, target, dest string, progress func(int64)) (PullResult, error) {
 	return t.pull(ctx, target, dest, false, progress)
 }
 
 // PullInto writes the manifest's files into dest even when it is not
 // empty, replacing files of the same path: a job's workspace receiving the
-// outputs of the jobs it needs.
+// outputs of the jobs it needs. The rules of Pull hold, and the symlinks
+// dest already holds count: no entry is written through one, and a symlink
+// entry may not resolve outside dest through one.
 func (t *Transfer) PullInto(ctx context.Context, target, dest string) (PullResult, error) {
 	return t.pull(ctx, target, dest, true, nil)
 }
@@ -41,42 +50,51 @@ func (t *Transfer) pull(ctx context.Context, target, dest string, overlay bool, 
 	if err != nil {
 		return PullResult{}, err
 	}
-	for _, e := range m.Entries {
-		if _, err := within(dest, e.Path); err != nil {
+	// A catalog is any implementation, a remote one too: check again.
+	if err := m.Validate(); err != nil {
+		return PullResult{}, &core.Error{Kind: core.KindInvalid, Op: "pull", Msg: "manifest " + d.String(), Err: err}
+	}
+	var root *os.Root
+	if overlay {
+		if root, err = openDest(dest); err != nil {
 			return PullResult{}, err
 		}
-		if e.IsSymlink() && !linkStaysInside(e.Path, e.Target) {
-			return PullResult{}, core.E(core.KindInvalid, "pull", "manifest %s: symlink %s -> %s points outside the destination; refusing to pull it", d, e.Path, e.Target)
-		}
+		defer root.Close()
+	}
+	if err := checkTree(m.Entries, root, "the destination"); err != nil {
+		return PullResult{}, &core.Error{Kind: core.KindInvalid, Op: "pull", Msg: "manifest " + d.String(), Err: err}
 	}
 	if !overlay {
 		if err := emptyDir(dest); err != nil {
 			return PullResult{}, err
 		}
+		if root, err = openDest(dest); err != nil {
+			return PullResult{}, err
+		}
+		defer root.Close()
 	}
 	res := PullResult{Manifest: d}
 	for _, e := range m.Entries {
-		p, _ := within(dest, e.Path)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return res, core.Wrap(core.KindInvalid, "pull", err)
+		// Every write goes through root: even if the tree changed since
+		// it was checked, nothing can reach outside dest.
+		name := filepath.FromSlash(e.Path)
+		if dir := filepath.Dir(name); dir != "." {
+			if err := root.MkdirAll(dir, 0o755); err != nil {
+				return res, entryError(e.Path, err)
+			}
 		}
 		if overlay {
-			// Replace whatever is there, never write through it: a
-			// symlinked directory on the way could lead outside dest.
-			if err := noSymlinkParents(dest, e.Path); err != nil {
-				return res, err
-			}
-			if err := os.RemoveAll(p); err != nil {
-				return res, core.Wrap(core.KindInvalid, "pull", err)
+			if err := root.RemoveAll(name); err != nil {
+				return res, entryError(e.Path, err)
 			}
 		}
 		if e.IsSymlink() {
-			if err := os.Symlink(e.Target, p); err != nil {
-				return res, core.Wrap(core.KindInvalid, "pull", err)
+			if err := root.Symlink(e.Target, name); err != nil {
+				return res, entryError(e.Path, err)
 			}
 			continue
 		}
-		if err := t.writeFile(ctx, e, p); err != nil {
+		if err := t.writeFile(ctx, root, e, name); err != nil {
 			return res, fmt.Errorf("pull %s: %w", e.Path, err)
 		}
 		res.Files++
@@ -88,17 +106,39 @@ func (t *Transfer) pull(ctx context.Context, target, dest string, overlay bool, 
 	return res, nil
 }
 
-func (t *Transfer) writeFile(ctx context.Context, e manifest.Entry, p string) error {
+func entryError(path string, err error) error {
+	return &core.Error{Kind: core.KindInvalid, Op: "pull", Msg: "entry " + strconv.Quote(path), Err: err}
+}
+
+func openDest(dest string) (*os.Root, error) {
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return nil, core.E(core.KindInvalid, "pull", "destination %s: %v", dest, err)
+	}
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return nil, core.E(core.KindInvalid, "pull", "destination %s: %v", dest, err)
+	}
+	return root, nil
+}
+
+// writeFile writes one regular file entry at name in root through a
+// temporary file, so that a failed write leaves no partial file behind.
+func (t *Transfer) writeFile(ctx context.Context, root *os.Root, e manifest.Entry, name string) error {
 	rc, _, err := t.Data.Open(ctx, e.Digest, 0, -1)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".pull-*")
+	tmpName, tmp, err := createTemp(root, filepath.Dir(name))
 	if err != nil {
 		return core.Wrap(core.KindInvalid, "pull", err)
 	}
-	defer os.Remove(tmp.Name())
+	renamed := false
+	defer func() {
+		if !renamed {
+			_ = root.Remove(tmpName)
+		}
+	}()
 	// The reader of a whole blob verifies its digest at EOF; check the
 	// size too, since a manifest's size is part of what was promised.
 	n, err := io.Copy(tmp, digest.NewVerifyingReader(rc, e.Digest, e.Size))
@@ -117,50 +157,38 @@ func (t *Transfer) writeFile(ctx context.Context, e manifest.Entry, p string) er
 	if err := tmp.Close(); err != nil {
 		return core.Wrap(core.KindInternal, "pull", err)
 	}
-	return os.Rename(tmp.Name(), p)
-}
-
-// within joins a manifest path onto dest and refuses anything that leaves it.
-func within(dest, rel string) (string, error) {
-	p := filepath.Join(dest, filepath.FromSlash(rel))
-	r, err := filepath.Rel(dest, p)
-	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
-		return "", core.E(core.KindInvalid, "pull", "path %q leaves the destination; refusing to pull it", rel)
+	if err := root.Rename(tmpName, name); err != nil {
+		return core.Wrap(core.KindInvalid, "pull", err)
 	}
-	return p, nil
+	renamed = true
+	return nil
 }
 
+// createTemp creates a new file in dir under root, as os.CreateTemp does
+// in a plain directory.
+func createTemp(root *os.Root, dir string) (string, *os.File, error) {
+	for range 100 {
+		name := filepath.Join(dir, ".pull-"+strconv.FormatUint(rand.Uint64(), 36))
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return name, f, err
+	}
+	return "", nil, errors.New("cannot find a free temporary name")
+}
+
+// emptyDir checks that dest is an empty directory or does not exist.
 func emptyDir(dest string) error {
 	entries, err := os.ReadDir(dest)
 	if errors.Is(err, os.ErrNotExist) {
-		return os.MkdirAll(dest, 0o755)
+		return nil // openDest creates it
 	}
 	if err != nil {
 		return core.E(core.KindInvalid, "pull", "destination %s: %v", dest, err)
 	}
 	if len(entries) > 0 {
 		return core.E(core.KindInvalid, "pull", "destination %s is not empty; pull into a new directory", dest)
-	}
-	return nil
-}
-
-// noSymlinkParents refuses a path whose existing parent directories under
-// dest include a symlink.
-func noSymlinkParents(dest, rel string) error {
-	dir := dest
-	parts := strings.Split(rel, "/")
-	for _, part := range parts[:len(parts)-1] {
-		dir = filepath.Join(dir, part)
-		fi, err := os.Lstat(dir)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return core.Wrap(core.KindInvalid, "pull", err)
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			return core.E(core.KindInvalid, "pull", "%s lies behind the symlink %s in the destination; refusing to write through it", rel, dir)
-		}
 	}
 	return nil
 }

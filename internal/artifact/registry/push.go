@@ -7,10 +7,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/deltaci/deltaci/internal/artifact/dataplane"
@@ -42,8 +40,9 @@ type PushOptions struct {
 }
 
 // Push stores src (a file or a directory) as a manifest and, when ref is
-// not empty, points ref at it. Symlinks are kept as links; one whose target
-// leaves src is refused, as are special files.
+// not empty, points ref at it. Symlinks are kept as links; the push is
+// refused when one of the pushed links resolves outside src, alone or
+// through the others (the rule Pull applies), as it is for special files.
 func (t *Transfer) Push(ctx context.Context, actor, src, ref string, opts PushOptions) (PushResult, error) {
 	var name eventlog.RefName
 	if ref != "" {
@@ -52,10 +51,11 @@ func (t *Transfer) Push(ctx context.Context, actor, src, ref string, opts PushOp
 			return PushResult{}, err
 		}
 	}
-	files, err := scan(src, t.alg())
+	root, files, err := scan(src, t.alg())
 	if err != nil {
 		return PushResult{}, err
 	}
+	defer root.Close()
 	if opts.Only != nil {
 		keep := make(map[string]bool, len(opts.Only))
 		for _, p := range opts.Only {
@@ -75,6 +75,10 @@ func (t *Transfer) Push(ctx context.Context, actor, src, ref string, opts PushOp
 	manifest.SortEntries(m.Entries)
 	if err := m.Validate(); err != nil {
 		return PushResult{}, err
+	}
+	// The rule pull applies: what is pushed can be pulled.
+	if err := checkTree(m.Entries, nil, "the pushed directory"); err != nil {
+		return PushResult{}, core.E(core.KindInvalid, "push", "%v; push what it points to instead", err)
 	}
 	// A concurrent GC may take a blob between upload and commit; the commit
 	// then names it and a second round uploads it again.
@@ -172,7 +176,7 @@ func (t *Transfer) uploadMissing(ctx context.Context, actor string, files []scan
 }
 
 func (t *Transfer) uploadFile(ctx context.Context, actor string, f scanned) (int64, error) {
-	fh, err := os.Open(f.abs)
+	fh, err := f.root.Open(f.name)
 	if err != nil {
 		return 0, core.Wrap(core.KindInvalid, "push", err)
 	}
@@ -187,68 +191,88 @@ func (t *Transfer) uploadFile(ctx context.Context, actor string, f scanned) (int
 	return b.Size, nil
 }
 
+// scanned is one file to push, named relative to the root it is read
+// through.
 type scanned struct {
-	abs   string
+	root  *os.Root
+	name  string
 	entry manifest.Entry
 }
 
 // scan hashes every file under src (or src itself) into manifest entries.
-func scan(src string, alg digest.Algorithm) ([]scanned, error) {
+// Files are read through the returned root (src, or a single file's
+// directory), which the caller closes: a file swapped for a symlink while
+// it is pushed cannot bring in content from outside.
+func scan(src string, alg digest.Algorithm) (*os.Root, []scanned, error) {
 	info, err := os.Lstat(src)
 	if err != nil {
-		return nil, core.E(core.KindInvalid, "push", "cannot read %s: %v", src, err)
+		return nil, nil, core.E(core.KindInvalid, "push", "cannot read %s: %v", src, err)
 	}
-	if !info.IsDir() {
-		e, err := entryFor(src, filepath.Base(src), info, alg, "")
+	dir, single := src, !info.IsDir()
+	if single {
+		dir = filepath.Dir(src)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, core.E(core.KindInvalid, "push", "cannot read %s: %v", dir, err)
+	}
+	if single {
+		name := filepath.Base(src)
+		e, err := entryFor(root, name, name, info, alg, false)
 		if err != nil {
-			return nil, err
+			root.Close()
+			return nil, nil, err
 		}
-		return []scanned{{abs: src, entry: e}}, nil
+		return root, []scanned{{root: root, name: name, entry: e}}, nil
 	}
 	var out []scanned
-	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return core.E(core.KindInvalid, "push", "cannot read %s: %v", p, err)
+			return core.E(core.KindInvalid, "push", "cannot read %s: %v", filepath.Join(src, rel), err)
 		}
 		if d.IsDir() {
 			return nil
 		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
 		info, err := d.Info()
 		if err != nil {
-			return core.E(core.KindInvalid, "push", "cannot read %s: %v", p, err)
+			return core.E(core.KindInvalid, "push", "cannot read %s: %v", filepath.Join(src, rel), err)
 		}
-		e, err := entryFor(p, filepath.ToSlash(rel), info, alg, src)
+		name := filepath.FromSlash(rel)
+		e, err := entryFor(root, name, rel, info, alg, true)
 		if err != nil {
 			return err
 		}
-		out = append(out, scanned{abs: p, entry: e})
+		out = append(out, scanned{root: root, name: name, entry: e})
 		return nil
 	})
-	return out, err
+	if err != nil {
+		root.Close()
+		return nil, nil, err
+	}
+	return root, out, nil
 }
 
-func entryFor(abs, rel string, info fs.FileInfo, alg digest.Algorithm, root string) (manifest.Entry, error) {
+// entryFor describes the file name under root as the entry rel. A symlink
+// is kept only inside a pushed directory (inDir), where Push checks where
+// it leads.
+func entryFor(root *os.Root, name, rel string, info fs.FileInfo, alg digest.Algorithm, inDir bool) (manifest.Entry, error) {
 	mode, err := manifest.ModeFromFileMode(info.Mode())
 	if err != nil {
 		return manifest.Entry{}, core.E(core.KindInvalid, "push", "%s: %v (only regular files and symlinks can be pushed)", rel, err)
 	}
 	e := manifest.Entry{Path: rel, Mode: mode}
 	if info.Mode()&fs.ModeSymlink != 0 {
-		target, err := os.Readlink(abs)
+		target, err := root.Readlink(name)
 		if err != nil {
 			return manifest.Entry{}, core.E(core.KindInvalid, "push", "%s: %v", rel, err)
 		}
-		if root == "" || !linkStaysInside(rel, target) {
-			return manifest.Entry{}, core.E(core.KindInvalid, "push", "symlink %s -> %s points outside the pushed directory; push what it points to instead", rel, target)
+		if !inDir {
+			return manifest.Entry{}, core.E(core.KindInvalid, "push", "symlink %q -> %q points outside the pushed directory; push what it points to instead", rel, target)
 		}
 		e.Target = target
 		return e, nil
 	}
-	f, err := os.Open(abs)
+	f, err := root.Open(name)
 	if err != nil {
 		return manifest.Entry{}, core.E(core.KindInvalid, "push", "%s: %v", rel, err)
 	}
@@ -259,14 +283,4 @@ func entryFor(abs, rel string, info fs.FileInfo, alg digest.Algorithm, root stri
 	}
 	e.Digest, e.Size = d, n
 	return e, nil
-}
-
-// linkStaysInside reports whether a symlink at rel (slash path inside a
-// root) with the given target resolves inside the root.
-func linkStaysInside(rel, target string) bool {
-	if target == "" || filepath.IsAbs(target) || strings.ContainsRune(target, 0) {
-		return false
-	}
-	resolved := path.Clean(path.Join(path.Dir(rel), filepath.ToSlash(target)))
-	return resolved != ".." && !strings.HasPrefix(resolved, "../")
 }
