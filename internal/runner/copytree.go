@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -9,51 +10,77 @@ import (
 )
 
 // copyTree copies a snapshot directory into a new workspace, keeping
-// executable bits and symlinks (copied as links, never followed).
+// executable bits and symlinks (copied as links, never followed). Reads go
+// through a root at src and writes through one at dst, so that no link, in
+// the snapshot or made in dst meanwhile, leads a copy outside either.
 func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	in, err := os.OpenRoot(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenRoot(dst)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	return fs.WalkDir(in.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
+		name := filepath.FromSlash(rel)
 		switch {
+		case rel == ".":
+			return nil
 		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
+			return mkdir(out, name)
 		case d.Type()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(path)
+			link, err := in.Readlink(name)
 			if err != nil {
 				return err
 			}
-			return os.Symlink(link, target)
+			return out.Symlink(link, name)
 		case d.Type().IsRegular():
 			info, err := d.Info()
 			if err != nil {
 				return err
 			}
-			return copyFile(path, target, info.Mode().Perm())
+			return copyFile(in, out, name, info.Mode().Perm())
 		default:
 			return fmt.Errorf("copy %s: unsupported file type %s", rel, d.Type())
 		}
 	})
 }
 
-func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
+// mkdir makes a directory in root, accepting one that is already there but
+// not a symlink in its place.
+func mkdir(root *os.Root, name string) error {
+	err := root.Mkdir(name, 0o755)
+	if errors.Is(err, fs.ErrExist) {
+		if fi, lerr := root.Lstat(name); lerr == nil && fi.IsDir() {
+			return nil
+		}
+	}
+	return err
+}
+
+func copyFile(in, out *os.Root, name string, perm fs.FileMode) error {
+	r, err := in.Open(name)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	defer r.Close()
+	// O_EXCL: never write through whatever already has the name.
+	w, err := out.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+	if _, err := io.Copy(w, r); err != nil {
+		w.Close()
 		return err
 	}
-	return out.Close()
+	return w.Close()
 }
