@@ -67,16 +67,30 @@ func Snapshot(ctx context.Context, repoDir, dest string) (SnapshotInfo, error) {
 		return SnapshotInfo{}, err
 	}
 
+	// Every read goes through a root at the working tree and every write
+	// through one at dest: a link, even one made while copying, can lead
+	// neither outside.
+	src, err := os.OpenRoot(root)
+	if err != nil {
+		return SnapshotInfo{}, &core.Error{Kind: core.KindInternal, Op: op, Msg: "reading working tree", Err: err}
+	}
+	defer src.Close()
+	dst, err := os.OpenRoot(dest)
+	if err != nil {
+		return SnapshotInfo{}, &core.Error{Kind: core.KindInvalid, Op: op, Msg: "destination " + dest, Err: err}
+	}
+	defer dst.Close()
+
 	info := SnapshotInfo{Root: root, Dirty: len(status) > 0}
-	entries, skipped, err := plan(root, listing)
+	entries, skipped, err := plan(src, listing)
 	if err != nil {
 		return SnapshotInfo{}, &core.Error{Kind: core.KindInternal, Op: op, Msg: "reading working tree", Err: err}
 	}
 	info.Skipped = skipped
-	if err := makeDirs(dest, entries); err != nil {
+	if err := makeDirs(dst, entries); err != nil {
 		return SnapshotInfo{}, &core.Error{Kind: core.KindInternal, Op: op, Msg: "creating directories", Err: err}
 	}
-	copied, n, err := copyAll(ctx, root, dest, entries)
+	copied, n, err := copyAll(ctx, src, dst, entries)
 	if err != nil {
 		if ctx.Err() != nil {
 			return SnapshotInfo{}, core.Wrap(core.KindCanceled, op, ctx.Err())
@@ -132,7 +146,7 @@ type entry struct {
 // that is gone from disk, or that sits beyond a symlink (which git does not
 // follow either), is left out; directories (submodules, nested repositories)
 // and special files count as skipped.
-func plan(root string, listing []byte) ([]entry, int, error) {
+func plan(root *os.Root, listing []byte) ([]entry, int, error) {
 	var (
 		entries []entry
 		skipped int
@@ -148,7 +162,7 @@ func plan(root string, listing []byte) ([]entry, int, error) {
 		}
 		ok := isRealDir(path.Dir(dir))
 		if ok {
-			fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(dir)))
+			fi, err := root.Lstat(filepath.FromSlash(dir))
 			ok = err == nil && fi.IsDir()
 		}
 		realDir[dir] = ok
@@ -170,7 +184,7 @@ func plan(root string, listing []byte) ([]entry, int, error) {
 		if !isRealDir(path.Dir(rel)) {
 			continue
 		}
-		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(rel)))
+		fi, err := root.Lstat(filepath.FromSlash(rel))
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			continue // deleted in the working tree
 		}
@@ -193,7 +207,7 @@ func plan(root string, listing []byte) ([]entry, int, error) {
 
 // makeDirs creates every parent directory up front, so that copying can run
 // in parallel without racing on them.
-func makeDirs(dest string, entries []entry) error {
+func makeDirs(dest *os.Root, entries []entry) error {
 	dirs := map[string]bool{}
 	for _, e := range entries {
 		dirs[path.Dir(e.rel)] = true
@@ -204,7 +218,7 @@ func makeDirs(dest string, entries []entry) error {
 	}
 	slices.Sort(sorted)
 	for _, d := range sorted {
-		if err := os.MkdirAll(filepath.Join(dest, filepath.FromSlash(d)), 0o777); err != nil {
+		if err := dest.MkdirAll(filepath.FromSlash(d), 0o777); err != nil {
 			return err
 		}
 	}
@@ -214,7 +228,7 @@ func makeDirs(dest string, entries []entry) error {
 // copyAll copies entries from root to dest with a few workers: a snapshot of
 // a large tree is bound by per-file syscalls, not by bandwidth. It returns
 // the number of entries copied and their bytes.
-func copyAll(ctx context.Context, root, dest string, entries []entry) (int, int64, error) {
+func copyAll(ctx context.Context, root, dest *os.Root, entries []entry) (int, int64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	work := make(chan entry)
@@ -259,23 +273,22 @@ feed:
 
 // copyEntry copies one entry. ok is false when the file vanished since it
 // was listed: the user may be editing while we copy.
-func copyEntry(root, dest string, e entry) (n int64, ok bool, err error) {
-	src := filepath.Join(root, filepath.FromSlash(e.rel))
-	dst := filepath.Join(dest, filepath.FromSlash(e.rel))
+func copyEntry(root, dest *os.Root, e entry) (n int64, ok bool, err error) {
+	name := filepath.FromSlash(e.rel)
 	if e.kind == symlink {
-		target, err := os.Readlink(src)
+		target, err := root.Readlink(name)
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, false, nil
 		}
 		if err != nil {
 			return 0, false, err
 		}
-		return 0, true, os.Symlink(target, dst)
+		return 0, true, dest.Symlink(target, name)
 	}
 
-	// O_NOFOLLOW: a file swapped for a symlink since listing must not pull in
-	// content from outside the tree.
-	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// Through the root: a file swapped for a symlink since listing cannot
+	// pull in content from outside the tree.
+	in, err := root.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, false, nil
 	}
@@ -287,7 +300,7 @@ func copyEntry(root, dest string, e entry) (n int64, ok bool, err error) {
 	if e.kind == executableFile {
 		perm = 0o777
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	out, err := dest.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return 0, false, err
 	}
