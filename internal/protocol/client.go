@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/store"
 )
@@ -231,6 +233,10 @@ func (c *Client) Lease(ctx context.Context, wait time.Duration) (*Lease, error) 
 	var l Lease
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&l); err != nil {
 		return nil, core.Wrap(core.KindUnavailable, "lease: decoding the answer", err)
+	}
+	// The id names the attempt's directories on the runner: never a path.
+	if _, err := uuid.Parse(l.AttemptID); err != nil || strings.ContainsAny(l.AttemptID, "/\\.") {
+		return nil, core.E(core.KindInternal, "lease", "the server sent a malformed attempt id %.80q", l.AttemptID)
 	}
 	return &l, nil
 }
