@@ -18,6 +18,9 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/deltaci/deltaci/internal/artifact/httpapi"
+	"github.com/deltaci/deltaci/internal/artifact/manifest"
 )
 
 var binary string
@@ -169,9 +172,10 @@ func TestLocalRoundTrip(t *testing.T) {
 	}
 }
 
-func TestServerRoundTrip(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
+// serve starts `artifactstore serve` with its state in dir and returns
+// the process and its URL; the test's cleanup kills it.
+func serve(t *testing.T, dir string) (*exec.Cmd, string) {
+	t.Helper()
 	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--database", filepath.Join(dir, "srv.db"), "--store", filepath.Join(dir, "srv"))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -185,7 +189,13 @@ func TestServerRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := regexp.MustCompile(`http://\S+`).FindString(line)
+	return cmd, regexp.MustCompile(`http://\S+`).FindString(line)
+}
+
+func TestServerRoundTrip(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cmd, url := serve(t, dir)
 	roundTrip(t, dir, "--server", url)
 	if _, err := os.Stat(filepath.Join(dir, "artifacts.db")); !os.IsNotExist(err) {
 		t.Errorf("--server wrote a local database: %v", err)
@@ -293,5 +303,44 @@ func TestAuditPages(t *testing.T) {
 	rest := page("--after", strconv.FormatInt(first[1].Seq, 10))
 	if len(rest) != len(all)-2 || rest[0] != all[2] {
 		t.Fatalf("next page %+v of %+v", rest, all)
+	}
+}
+
+// TestPullRefusesManifestSymlinkChain: a manifest made by hand, whose
+// links a -> b/.. and b -> . would put a/ above the destination, is
+// refused by pull, which writes nothing inside or around the destination.
+func TestPullRefusesManifestSymlinkChain(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	_, url := serve(t, dir)
+	c := &httpapi.Client{BaseURL: url, Actor: "mallory"}
+	link := func(p, target string) manifest.Entry {
+		return manifest.Entry{Path: p, Mode: manifest.ModeSymlink | manifest.ModePerm, Target: target}
+	}
+	m := manifest.Manifest{Entries: []manifest.Entry{link("a", "b/.."), link("b", ".")}}
+	d, err := c.PutManifest(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetRef(t.Context(), "outputs/evil:latest", d, nil); err != nil {
+		t.Fatal(err)
+	}
+	box := filepath.Join(dir, "box")
+	if err := os.MkdirAll(filepath.Join(box, "secret"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(box, "secret", "key"), []byte("do not touch"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, dir, "pull", "--server", url, "outputs/evil:latest", filepath.Join(box, "dest"))
+	if r.code == 0 || !strings.Contains(r.stderr, `symlink "a" -> "b/.."`) || !strings.Contains(r.stderr, "outside the destination") {
+		t.Fatalf("pull of a chain escaping the destination: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	entries, err := os.ReadDir(box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "secret" {
+		t.Errorf("the refused pull left %v next to the destination", entries)
 	}
 }
