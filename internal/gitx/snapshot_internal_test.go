@@ -1,44 +1,13 @@
 package gitx
 
 import (
-	"crypto/sha256"
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/deltaci/deltaci/internal/gittest"
+	"github.com/deltaci/deltaci/internal/treehash"
 )
-
-// dirHash hashes every name, mode, content and link target under dir,
-// never following links.
-func dirHash(t *testing.T, dir string) string {
-	t.Helper()
-	h := sha256.New()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "%q %v\n", p, fi.Mode())
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			target, err := os.Readlink(p)
-			fmt.Fprintf(h, "-> %q %v\n", target, err)
-		} else if fi.Mode().IsRegular() {
-			b, err := os.ReadFile(p)
-			fmt.Fprintf(h, "%x %v\n", sha256.Sum256(b), err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%x", h.Sum(nil))
-}
 
 func writeFile(t *testing.T, p, content string) {
 	t.Helper()
@@ -67,13 +36,13 @@ func TestSnapshotDoesNotWriteThroughSymlinkOutOfTree(t *testing.T) {
 	if err := os.Symlink("../"+filepath.Base(outside), filepath.Join(repo, "rel")); err != nil {
 		t.Fatal(err)
 	}
-	before := dirHash(t, outside)
+	before := treehash.Of(t, outside)
 
 	dest := filepath.Join(t.TempDir(), "snap")
 	if _, err := Snapshot(t.Context(), repo, dest); err != nil {
 		t.Fatal(err)
 	}
-	if after := dirHash(t, outside); after != before {
+	if after := treehash.Of(t, outside); after != before {
 		t.Error("the snapshot changed the directory the link points to")
 	}
 	if got, err := os.Readlink(filepath.Join(dest, "out")); err != nil || got != outside {

@@ -1,42 +1,13 @@
 package runner
 
 import (
-	"crypto/sha256"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
-)
 
-// outsideHash hashes every name, mode, content and link target under dir,
-// never following links.
-func outsideHash(t *testing.T, dir string) string {
-	t.Helper()
-	h := sha256.New()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "%q %v\n", p, fi.Mode())
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			target, err := os.Readlink(p)
-			fmt.Fprintf(h, "-> %q %v\n", target, err)
-		} else if fi.Mode().IsRegular() {
-			b, err := os.ReadFile(p)
-			fmt.Fprintf(h, "%x %v\n", sha256.Sum256(b), err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%x", h.Sum(nil))
-}
+	"github.com/deltaci/deltaci/internal/treehash"
+)
 
 func write(t *testing.T, p, content string, perm fs.FileMode) {
 	t.Helper()
@@ -63,7 +34,7 @@ func TestWorkspaceCopyDoesNotFollowSymlinkOutOfSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := outsideHash(t, outside)
+	before := treehash.Of(t, outside)
 
 	ws := filepath.Join(box, "ws")
 	if err := copyTree(src, ws); err != nil {
@@ -75,7 +46,7 @@ func TestWorkspaceCopyDoesNotFollowSymlinkOutOfSnapshot(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(ws, "run.sh")); err != nil || fi.Mode().Perm()&0o100 == 0 {
 		t.Errorf("run.sh lost its executable bit: %v, %v", fi, err)
 	}
-	if after := outsideHash(t, outside); after != before {
+	if after := treehash.Of(t, outside); after != before {
 		t.Error("the copy changed the directory the snapshot's links point to")
 	}
 }
@@ -96,11 +67,11 @@ func TestWorkspaceCopyRefusesSymlinkInPlaceOfDirectory(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(ws, "d")); err != nil {
 		t.Fatal(err)
 	}
-	before := outsideHash(t, outside)
+	before := treehash.Of(t, outside)
 	if err := copyTree(src, ws); err == nil {
 		t.Error("the copy went through a symlink in the workspace")
 	}
-	if after := outsideHash(t, outside); after != before {
+	if after := treehash.Of(t, outside); after != before {
 		t.Error("the copy wrote outside the workspace")
 	}
 }

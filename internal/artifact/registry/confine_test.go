@@ -2,10 +2,7 @@ package registry_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,50 +13,8 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/registry"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/gittest"
+	"github.com/deltaci/deltaci/internal/treehash"
 )
-
-// treeHash hashes everything under dir, without following symlinks: each
-// name, mode, file content and link target. Directories named in skip (the
-// destination) are left out.
-func treeHash(t *testing.T, dir string, skip ...string) string {
-	t.Helper()
-	h := sha256.New()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		for _, s := range skip {
-			if p == s {
-				return filepath.SkipDir
-			}
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		fmt.Fprintf(h, "%q %v\n", rel, fi.Mode())
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(h, "-> %q\n", target)
-		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(h, "%d %x\n", len(b), sha256.Sum256(b))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
 
 func symlink(t *testing.T, target, link string) {
 	t.Helper()
@@ -120,7 +75,7 @@ func TestRestoreRefusesSymlinkOutOfWorkspace(t *testing.T) {
 			"mirrors/other.git/HEAD":   "ref: refs/heads/main\n",
 			"mirrors/other.git/config": "[core]\n\tbare = true\n",
 		})
-		before := treeHash(t, runnerDir)
+		before := treehash.Of(t, runnerDir)
 
 		// An earlier job of the attacker's run produced dist/mirrors/x/HEAD.
 		build := filepath.Join(b.dir, "build")
@@ -140,7 +95,7 @@ func TestRestoreRefusesSymlinkOutOfWorkspace(t *testing.T) {
 
 			_, err := tr.PullInto(b.ctx, "outputs/build:1", ws)
 			wantRefused(t, err, `"dist/mirrors/x/HEAD"`, `symlink "dist"`)
-			if after := treeHash(t, runnerDir); after != before {
+			if after := treehash.Of(t, runnerDir); after != before {
 				t.Errorf("%s: the restore changed the runner's directory", name)
 			}
 			if got, err := os.Readlink(filepath.Join(ws, "dist")); err != nil || got != target {
@@ -166,11 +121,11 @@ func TestPullRefusesSymlinkChainEscape(t *testing.T) {
 
 		t.Run("Chain", func(t *testing.T) {
 			box, dest := newBox(t)
-			before := treeHash(t, box)
+			before := treehash.Of(t, box)
 			m := commitManifest(t, b, map[string]string{"a": "b/..", "b": "."}, map[string]string{"c": "fine"})
 			_, err := b.reg.Pull(b.ctx, m.String(), dest, nil)
 			wantRefused(t, err, `symlink "a" -> "b/.."`, "outside the destination", `through the symlink "b"`)
-			if after := treeHash(t, box); after != before {
+			if after := treehash.Of(t, box); after != before {
 				t.Error("a refused pull changed the directory around the destination")
 			}
 		})
@@ -184,11 +139,11 @@ func TestPullRefusesSymlinkChainEscape(t *testing.T) {
 			gittest.Git(t, repo, "add", "a", "b")
 			gittest.Git(t, repo, "commit", "-q", "-m", "chain")
 			gittest.Git(t, box, "clone", "-q", repo, ws)
-			before := treeHash(t, box, ws)
+			before := treehash.Of(t, box, ws)
 			m := commitManifest(t, b, nil, map[string]string{"a/evil/file": "planted"})
 			_, err := tr.PullInto(b.ctx, m.String(), ws)
 			wantRefused(t, err, `"a/evil/file"`, `symlink "a"`)
-			if after := treeHash(t, box, ws); after != before {
+			if after := treehash.Of(t, box, ws); after != before {
 				t.Error("the pull wrote outside the workspace")
 			}
 		})
@@ -199,25 +154,25 @@ func TestPullRefusesSymlinkChainEscape(t *testing.T) {
 				t.Fatal(err)
 			}
 			symlink(t, ".", filepath.Join(dest, "b"))
-			before := treeHash(t, box, dest)
+			before := treehash.Of(t, box, dest)
 			m := commitManifest(t, b, map[string]string{"a": "b/.."}, nil)
 			_, err := tr.PullInto(b.ctx, m.String(), dest)
 			wantRefused(t, err, `symlink "a" -> "b/.."`, `through the symlink "b"`)
 			if _, err := os.Lstat(filepath.Join(dest, "a")); err == nil {
 				t.Error("the refused link was created")
 			}
-			if after := treeHash(t, box, dest); after != before {
+			if after := treehash.Of(t, box, dest); after != before {
 				t.Error("the pull wrote outside the destination")
 			}
 		})
 
 		t.Run("AbsoluteTarget", func(t *testing.T) {
 			box, dest := newBox(t)
-			before := treeHash(t, box)
+			before := treehash.Of(t, box)
 			m := commitManifest(t, b, map[string]string{"abs": filepath.Join(box, "secret")}, nil)
 			_, err := b.reg.Pull(b.ctx, m.String(), dest, nil)
 			wantRefused(t, err, `symlink "abs"`, "absolute")
-			if after := treeHash(t, box); after != before {
+			if after := treehash.Of(t, box); after != before {
 				t.Error("a refused pull changed the directory around the destination")
 			}
 		})
@@ -227,11 +182,11 @@ func TestPullRefusesSymlinkChainEscape(t *testing.T) {
 			box, dest := newBox(t)
 			writeTree(t, dest, map[string]string{"real/keep": "kept"})
 			symlink(t, "real", filepath.Join(dest, "d"))
-			before := treeHash(t, box)
+			before := treehash.Of(t, box)
 			m := commitManifest(t, b, nil, map[string]string{"d/new/keep": "planted"})
 			_, err := tr.PullInto(b.ctx, m.String(), dest)
 			wantRefused(t, err, `"d/new/keep"`, `symlink "d"`)
-			if after := treeHash(t, box); after != before {
+			if after := treehash.Of(t, box); after != before {
 				t.Error("a refused pull changed the tree")
 			}
 		})
