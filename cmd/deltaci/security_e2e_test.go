@@ -16,6 +16,7 @@ import (
 
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/protocol"
+	"github.com/deltaci/deltaci/internal/treehash"
 )
 
 // These tests attack the server as docs/security.md's actors would:
@@ -275,5 +276,47 @@ func TestRunnerEndpointsAreRateLimited(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Errorf("metrics do not count the failures and refusals: %v", seen)
+	}
+}
+
+// TestRestoreRefusesSymlinkOutOfWorkspace: a branch commits dist as a link
+// to a directory outside the workspace; one job replaces the link with real
+// directories and outputs dist/mirrors/evil/HEAD. Restoring those outputs
+// into the next job's fresh checkout, where dist is the link again, is
+// refused, and the directory outside stays byte-identical.
+func TestRestoreRefusesSymlinkOutOfWorkspace(t *testing.T) {
+	t.Parallel()
+	outside := t.TempDir()
+	write(t, outside, "mirrors/keep", "the runner's own files\n")
+	before := treehash.Of(t, outside)
+	srv := startServer(t, serverOpts{})
+	srv.startRunner(t, runnerOpts{})
+	dir := repo(t, map[string]string{".deltaci.yml": `version: 1
+jobs:
+  make:
+    run: rm dist && mkdir -p dist/mirrors/evil && echo planted > dist/mirrors/evil/HEAD
+    outputs: ["dist/**"]
+  use:
+    needs: [make]
+    run: echo restored
+`})
+	if err := os.Symlink(outside, filepath.Join(dir, "dist")); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "add", "dist")
+	git(t, dir, "commit", "-q", "-m", "dist is a link")
+
+	run := srv.waitRunEnds(t, srv.createRun(t, dir, "main").ID)
+	if j := job(t, run, "make"); j.State != string(core.JobSucceeded) {
+		t.Fatalf("make: %s", describeRun(&run))
+	}
+	use := job(t, run, "use")
+	a := lastAttempt(use)
+	log := string(sealedLog(t, srv, *a))
+	if use.State == string(core.JobSucceeded) || a.Reason != string(core.ReasonInfraError) || !strings.Contains(log, `symlink "dist"`) {
+		t.Errorf("use: %s (%s), log:\n%s", use.State, a.Reason, log)
+	}
+	if after := treehash.Of(t, outside); after != before {
+		t.Error("restoring outputs changed the directory the committed link points at")
 	}
 }
