@@ -52,6 +52,8 @@ type contractOptions struct {
 	apiToken string
 	logCap   int64
 	cov      *contractCoverage
+	// edit changes the server's configuration last.
+	edit func(*api.Config)
 }
 
 // contractEnv is a server in this process and a client whose every
@@ -82,6 +84,9 @@ func newContractEnv(t *testing.T, o contractOptions) *contractEnv {
 	srv := apitest.Start(t, apitest.Options{StoreOptions: opts, Edit: func(c *api.Config) {
 		c.Keys, c.RegistrationToken, c.APIToken = keys, contractRegToken, o.apiToken
 		c.TTL, c.MaxLeaseWait = contractTTL, 100*time.Millisecond
+		if o.edit != nil {
+			o.edit(c)
+		}
 	}})
 	return &contractEnv{
 		t: t, url: srv.URL, srv: srv.API, st: srv.Store, keys: keys, skew: skew,
@@ -337,6 +342,46 @@ func (e *contractEnv) sealed(ctx context.Context, runID, attemptID string) proto
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// apiToken records an API token of role with the given name, as the server
+// makes them, and returns it.
+func (e *contractEnv) apiToken(name, role string) string {
+	e.t.Helper()
+	tok, hash := auth.NewAPIToken()
+	if _, err := e.st.CreateAPIToken(e.t.Context(), store.APIToken{Name: name, Role: role, Hash: hash}); err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// addProject registers a project through the API with the admin token.
+func (e *contractEnv) addProject(ctx context.Context, p contractProject) protocol.Project {
+	e.t.Helper()
+	var out protocol.Project
+	e.json(ctx, http.StatusCreated, "POST", "/api/v1/projects", contractAPIToken, p).decode(e.t, &out)
+	return out
+}
+
+// createRun makes a run through the API with tok.
+func (e *contractEnv) createRun(ctx context.Context, tok string, req protocol.CreateRunRequest) protocol.Run {
+	e.t.Helper()
+	var run protocol.Run
+	e.json(ctx, http.StatusCreated, "POST", "/api/v1/runs", tok, req).decode(e.t, &run)
+	return run
+}
+
+// contractProject is the body of POST /projects as a client that leaves
+// out what it does not set sends it (protocol.Project always sends every
+// field).
+type contractProject struct {
+	Name              string   `json:"name,omitempty"`
+	RepoURL           string   `json:"repo_url,omitempty"`
+	DefaultBranch     string   `json:"default_branch,omitempty"`
+	ProtectedBranches []string `json:"protected_branches,omitempty"`
+	Secrets           []string `json:"secrets,omitempty"`
+	UntrustedNetwork  bool     `json:"untrusted_network,omitempty"`
+	Labels            []string `json:"labels,omitempty"`
 }
 
 // contractJob finds a job of a run by name.

@@ -67,6 +67,9 @@ func TestContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// API tokens the server made: one of a role that is not admin, one
+	// of an admin.
+	viewer, bot := e.apiToken("viewer", "viewer"), e.apiToken("ci-bot", auth.RoleAdmin)
 
 	t.Run("meta", func(t *testing.T) {
 		e := e.on(t)
@@ -144,24 +147,52 @@ func TestContract(t *testing.T) {
 	})
 
 	repo := contractRepo(t, map[string]string{".deltaci.yml": contractPipeline})
+	t.Run("projects", func(t *testing.T) {
+		testContractProjects(t, e, repo, contractTokens{viewer: viewer, bot: bot, session: s1.Token})
+	})
+
 	var run1 protocol.Run
 	t.Run("create run", func(t *testing.T) {
 		e := e.on(t)
 		const path = "/api/v1/runs"
-		req := protocol.CreateRunRequest{Repo: repo, Ref: "main"}
+		// The project's default branch, main, when no ref is named.
+		req := protocol.CreateRunRequest{Project: "contract"}
 		e.json(ctx, http.StatusUnauthorized, "POST", path, "", req)
 		e.json(ctx, http.StatusUnauthorized, "POST", path, s1.Token, req)
-		e.json(ctx, http.StatusBadRequest, "POST", path, contractAPIToken, protocol.CreateRunRequest{Repo: repo, Ref: "-x"})
-		e.json(ctx, http.StatusBadRequest, "POST", path, contractAPIToken, protocol.CreateRunRequest{Repo: repo, Ref: "no-such-branch"})
+		e.json(ctx, http.StatusUnauthorized, "POST", path, "dci_unknown-token", req)
+		e.json(ctx, http.StatusBadRequest, "POST", path, contractAPIToken, protocol.CreateRunRequest{Project: "contract", Ref: "-x"})
+		e.json(ctx, http.StatusBadRequest, "POST", path, contractAPIToken, protocol.CreateRunRequest{Project: "contract", Ref: "no-such-branch"})
 		bare := contractRepo(t, map[string]string{"README": "no pipeline here\n"})
-		e.json(ctx, http.StatusBadRequest, "POST", path, contractAPIToken, protocol.CreateRunRequest{Repo: bare, Ref: "main"})
-		e.json(bad, http.StatusBadRequest, "POST", path, contractAPIToken, protocol.CreateRunRequest{Repo: repo, Ref: "main", Event: "pull_request"})
+		e.addProject(ctx, contractProject{Name: "bare", RepoURL: bare})
+		e.json(ctx, http.StatusBadRequest, "POST", path, contractAPIToken, protocol.CreateRunRequest{Project: "bare"})
+		r := e.json(ctx, http.StatusBadRequest, "POST", path, contractAPIToken, protocol.CreateRunRequest{Project: "contract", Repo: bare})
+		if msg := r.errorDetail(t).Message; !strings.Contains(msg, "not "+bare) {
+			t.Errorf("a repo that is not the project's: %q", msg)
+		}
+		// A job asking for a runner label its project does not allow.
+		gpu := contractRepo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  train:\n    run: 'true'\n    runs-on: [gpu]\n"})
+		e.addProject(ctx, contractProject{Name: "gpu", RepoURL: gpu, Labels: []string{"os:linux"}})
+		r = e.json(ctx, http.StatusBadRequest, "POST", path, contractAPIToken, protocol.CreateRunRequest{Project: "gpu"})
+		if msg := r.errorDetail(t).Message; !strings.Contains(msg, `"gpu"`) {
+			t.Errorf("a label the project does not allow: %q", msg)
+		}
+		e.json(bad, http.StatusBadRequest, "POST", path, contractAPIToken, protocol.CreateRunRequest{Project: "contract", Event: "pull_request"})
+		e.json(bad, http.StatusBadRequest, "POST", path, contractAPIToken, []byte(`{"ref":"main"}`))
+		e.json(bad, http.StatusBadRequest, "POST", path, contractAPIToken, []byte(`{"project":"contract","trusted":true}`))
 		e.json(bad, http.StatusBadRequest, "POST", path, contractAPIToken, []byte(`{"repo":`))
 		e.json(bad, http.StatusRequestEntityTooLarge, "POST", path, contractAPIToken, tooBig)
 		e.expect(bad, http.StatusUnsupportedMediaType, "POST", path, contractHeader(contractAPIToken, "Content-Type", "text/yaml"), []byte(`{}`))
+		// Runs are made for registered projects only.
+		unregistered := contractRepo(t, map[string]string{".deltaci.yml": contractPipeline})
+		r = e.json(ctx, http.StatusNotFound, "POST", path, contractAPIToken, protocol.CreateRunRequest{Repo: unregistered, Ref: "main"})
+		if d := r.errorDetail(t); d.Code != string(core.KindNotFound) || !strings.Contains(d.Message, "not a registered project") {
+			t.Errorf("an unregistered repository: %+v", d)
+		}
+		e.json(ctx, http.StatusNotFound, "POST", path, contractAPIToken, protocol.CreateRunRequest{Project: "nope"})
 
 		e.json(ctx, http.StatusCreated, "POST", path, contractAPIToken, req).decode(t, &run1)
-		if run1.State != string(core.RunRunning) || !run1.Trusted || run1.Event != core.EventPush || run1.Ref != "refs/heads/main" {
+		if run1.State != string(core.RunRunning) || !run1.Trusted || run1.Event != core.EventPush || run1.Ref != "refs/heads/main" ||
+			run1.Project != "contract" || run1.Repo != repo || !strings.Contains(run1.TrustReason, "protected branch main") {
 			t.Errorf("created run = %+v", run1)
 		}
 		for name, want := range map[string]core.JobState{"build": core.JobQueued, "lint": core.JobQueued, "test": core.JobPending} {
@@ -175,7 +206,7 @@ func TestContract(t *testing.T) {
 		}
 
 		got := e.run(ctx, run1.ID)
-		if got.ID != run1.ID || len(got.Jobs) != 3 {
+		if got.ID != run1.ID || len(got.Jobs) != 3 || got.Project != "contract" || got.TrustReason != run1.TrustReason {
 			t.Errorf("GET run = %+v", got)
 		}
 		e.json(ctx, http.StatusNotFound, "GET", "/api/v1/runs/"+unknownID, contractAPIToken, nil)
@@ -207,6 +238,7 @@ func TestContract(t *testing.T) {
 			t.Errorf("expired session: %q", msg)
 		}
 		e.json(bad, http.StatusBadRequest, "POST", path, s1.Token, protocol.LeaseRequest{WaitSeconds: -1})
+		e.json(bad, http.StatusBadRequest, "POST", path, s1.Token, protocol.LeaseRequest{WaitSeconds: 3601})
 		e.json(bad, http.StatusBadRequest, "POST", path, s1.Token, []byte(`{"wait_seconds":"soon"}`))
 		e.json(bad, http.StatusRequestEntityTooLarge, "POST", path, s1.Token, tooBig)
 		e.expect(bad, http.StatusUnsupportedMediaType, "POST", path, contractHeader(s1.Token, "Content-Type", "text/plain"), []byte(`{}`))
@@ -230,7 +262,7 @@ func TestContract(t *testing.T) {
 		if !ok || leases["lint"].AttemptID == "" {
 			t.Fatalf("leased %v, want build and lint", leases)
 		}
-		if b.RunID != run1.ID || !b.Trusted || b.Script != "echo build" || b.Env["GREETING"] != "hi" ||
+		if b.RunID != run1.ID || !b.Trusted || b.Repo != repo || b.NetworkDenied || b.Script != "echo build" || b.Env["GREETING"] != "hi" ||
 			!slices.Equal(b.Outputs, []string{"out/**"}) || len(b.Needs) != 0 || b.AttemptNumber != 1 ||
 			b.TTL() != contractTTL || !strings.HasPrefix(b.Digest, "sha256:") || b.LeaseToken == "" || b.JobToken == "" {
 			t.Errorf("build lease = %+v", b)
@@ -351,6 +383,12 @@ func TestContract(t *testing.T) {
 		put(t, ctx, http.StatusUnauthorized, build, forged, build.LeaseToken, "12", []byte("x"))
 		put(t, ctx, http.StatusUnauthorized, build, expired, build.LeaseToken, "12", []byte("x"))
 		put(t, ctx, http.StatusNotFound, protocol.Lease{AttemptID: unknownID}, s1.Token, build.LeaseToken, "0", []byte("x"))
+		// An offset no log reaches, more than a chunk past the log's cap
+		// (4096 bytes here), is no offset.
+		r = put(t, ctx, http.StatusBadRequest, build, build.JobToken, build.LeaseToken, strconv.Itoa(4096+api.MaxLogChunk+1), []byte("x"))
+		if code := r.errorDetail(t).Code; code != string(core.KindInvalid) {
+			t.Errorf("an offset past the cap: code %q", code)
+		}
 		r = put(t, ctx, http.StatusConflict, build, s2.Token, build.LeaseToken, "12", []byte("x"))
 		if code := r.errorDetail(t).Code; code != protocol.CodeLeaseLost {
 			t.Errorf("another runner's session: code %q", code)
@@ -449,7 +487,26 @@ func TestContract(t *testing.T) {
 		}
 		e.expect(ctx, http.StatusUnauthorized, "GET", "/store/api/v1/refs", contractHeader("forged"), nil)
 		e.expect(ctx, http.StatusUnauthorized, "GET", "/store/api/v1/refs", nil, nil)
+		e.expect(ctx, http.StatusUnauthorized, "GET", "/store/api/v1/refs", contractHeader("dci_unknown-token"), nil)
 		e.expect(ctx, http.StatusOK, "GET", "/store/api/v1/refs", contractHeader(contractAPIToken), nil)
+
+		// The store records who wrote: the API token's principal, whatever
+		// X-Actor says.
+		ref := []byte(`{"manifest":"` + md.String() + `"}`)
+		e.expect(ctx, http.StatusOK, "PUT", "/store/api/v1/refs/contract/by-config",
+			contractHeader(contractAPIToken, "Content-Type", "application/json", "X-Actor", "mallory"), ref)
+		e.expect(ctx, http.StatusOK, "PUT", "/store/api/v1/refs/contract/by-bot",
+			contractHeader(bot, "Content-Type", "application/json", "X-Actor", "mallory"), ref)
+		e.expect(ctx, http.StatusOK, "PUT", "/store/api/v1/refs/contract/by-viewer", contractHeader(viewer, "Content-Type", "application/json"), ref)
+		for actor, ref := range map[string]string{"token:configured": "by-config", "token:ci-bot": "by-bot", "token:viewer": "by-viewer"} {
+			evs := contractAudit(t, e, actor)
+			if !slices.ContainsFunc(evs, func(ev contractAuditEvent) bool { return ev.Kind == "ref.set" && strings.Contains(ev.Subject, ref) }) {
+				t.Errorf("the audit of %s lacks setting %s: %+v", actor, ref, evs)
+			}
+		}
+		if evs := contractAudit(t, e, "mallory"); len(evs) != 0 {
+			t.Errorf("X-Actor was recorded: %+v", evs)
+		}
 	})
 
 	complete := func(t *testing.T, ctx context.Context, want int, tok string, l protocol.Lease, body any) contractResponse {
@@ -647,8 +704,11 @@ func TestContract(t *testing.T) {
 		}
 		cancel(http.StatusNotFound, contractAPIToken, unknownID)
 
-		var run2 protocol.Run
-		e.json(ctx, http.StatusCreated, "POST", "/api/v1/runs", contractAPIToken, protocol.CreateRunRequest{Repo: repo, Ref: "main"}).decode(t, &run2)
+		// A run named by its project's repository.
+		run2 := e.createRun(ctx, contractAPIToken, protocol.CreateRunRequest{Repo: repo, Ref: "main"})
+		if run2.Project != "contract" || !run2.Trusted {
+			t.Errorf("a run by repository = %+v", run2)
+		}
 		if j := contractJob(t, run2, "build"); j.State != string(core.JobReused) || j.ReusedFrom != build.AttemptID {
 			t.Errorf("build in the second run = %+v", j)
 		}
@@ -702,6 +762,18 @@ func TestContract(t *testing.T) {
 		}
 		e.json(ctx, http.StatusUnauthorized, "GET", "/api/v1/runners", "", nil)
 		e.json(ctx, http.StatusUnauthorized, "DELETE", "/api/v1/runners/"+r3.RunnerID, s3.Token, nil)
+		// Managing runners needs an admin token.
+		for _, r := range []contractResponse{
+			e.json(ctx, http.StatusForbidden, "GET", "/api/v1/runners", viewer, nil),
+			e.json(ctx, http.StatusForbidden, "DELETE", "/api/v1/runners/"+r3.RunnerID, viewer, nil),
+		} {
+			if code := r.errorDetail(t).Code; code != protocol.CodeForbidden {
+				t.Errorf("a viewer managing runners: code %q", code)
+			}
+		}
+		if got := list(); !slices.Contains(got, "runner-3") {
+			t.Errorf("runners after a refused removal = %v", got)
+		}
 		e.json(ctx, http.StatusNotFound, "DELETE", "/api/v1/runners/"+unknownID, contractAPIToken, nil)
 		e.json(ctx, http.StatusNoContent, "DELETE", "/api/v1/runners/"+r3.RunnerID, contractAPIToken, nil)
 		e.json(ctx, http.StatusNotFound, "DELETE", "/api/v1/runners/"+r3.RunnerID, contractAPIToken, nil)
@@ -716,20 +788,11 @@ func TestContract(t *testing.T) {
 		}
 	})
 
-	t.Run("open server", func(t *testing.T) {
-		o := newContractEnv(t, contractOptions{cov: cov})
-		var run protocol.Run
-		o.json(ctx, http.StatusCreated, "POST", "/api/v1/runs", "", protocol.CreateRunRequest{Repo: repo, Ref: "main", Event: core.EventManual}).decode(t, &run)
-		if run.Event != core.EventManual {
-			t.Errorf("manual run = %+v", run)
-		}
-		a := contractJob(t, run, "lint").Attempts[0]
-		o.expect(ctx, http.StatusOK, "GET", "/api/v1/runs/"+run.ID, nil, nil)
-		o.expect(ctx, http.StatusOK, "GET", "/api/v1/attempts/"+a.ID+"/log", nil, nil)
-		// A bad token is refused even where none is needed.
-		o.expect(ctx, http.StatusUnauthorized, "GET", "/store/api/v1/refs", contractHeader("forged"), nil)
-		o.expect(ctx, http.StatusOK, "GET", "/store/api/v1/refs", nil, nil)
-	})
+	t.Run("no credential", func(t *testing.T) { testContractNoCredential(t, e) })
+	t.Run("server without authentication", func(t *testing.T) { testContractNoAuth(t, cov, repo) })
+	t.Run("rate limit", func(t *testing.T) { testContractRateLimit(t, cov) })
+	t.Run("fetch timeout", func(t *testing.T) { testContractFetchTimeout(t, cov) })
+	t.Run("trust", func(t *testing.T) { testContractTrust(t, cov) })
 
 	t.Run("not ready", func(t *testing.T) {
 		d := newContractEnv(t, contractOptions{cov: cov})
@@ -851,7 +914,7 @@ func TestContractRoutes(t *testing.T) {
 	e := newContractEnv(t, contractOptions{})
 	for r := range documented {
 		method, path, _ := strings.Cut(r, " ")
-		path = strings.ReplaceAll(path, "{id}", store.NewID())
+		path = strings.NewReplacer("{id}", store.NewID(), "{name}", "x").Replace(path)
 		resp, err := e.try(contractUnchecked(t.Context()), method, path, nil, nil)
 		if err != nil {
 			t.Fatal(err)
