@@ -76,6 +76,15 @@ func (s *Server) admin(r *http.Request) (principal, error) {
 	return p, err
 }
 
+// runStarter authenticates a caller who may start and cancel runs.
+func (s *Server) runStarter(r *http.Request) (principal, error) {
+	p, err := s.user(r)
+	if err == nil && !auth.MayRun(p.role) {
+		err = &forbidden{msg: "starting and canceling runs needs a maintainer or admin API token"}
+	}
+	return p, err
+}
+
 // authFailed counts and logs a refused credential, with the address it
 // came from, and returns err.
 func (s *Server) authFailed(r *http.Request, endpoint string, err error) error {

@@ -83,11 +83,11 @@ func testContractNoCredential(t *testing.T, e *contractEnv) {
 }
 
 // testContractRateLimit checks the per-address limit on registration and
-// sessions, which share one bucket: a burst of 3, then a token every 100
+// sessions, a bucket for each: a burst of 2, then a token every 100
 // seconds, so the limit holds for the whole test.
 func testContractRateLimit(t *testing.T, cov *contractCoverage) {
 	e := newContractEnv(t, contractOptions{apiToken: contractAPIToken, cov: cov, edit: func(c *api.Config) {
-		c.AuthRate, c.AuthBurst = 0.01, 3
+		c.AuthRate, c.AuthBurst = 0.01, 2
 	}})
 	ctx := t.Context()
 	labels := []string{api.ExecutorLabel("shell")}
@@ -97,6 +97,7 @@ func testContractRateLimit(t *testing.T, cov *contractCoverage) {
 	e.json(ctx, http.StatusCreated, "POST", register, contractRegToken, good).decode(t, &reg)
 	e.json(ctx, http.StatusUnauthorized, "POST", register, "guess", good)
 	sr := protocol.SessionRequest{RunnerID: reg.RunnerID, Credential: reg.Credential, ProtocolVersion: protocol.Version}
+	e.json(ctx, http.StatusOK, "POST", session, "", sr)
 	e.json(ctx, http.StatusOK, "POST", session, "", sr)
 
 	limited := func(path, tok string, body any) {

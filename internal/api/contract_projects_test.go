@@ -321,11 +321,16 @@ func testContractTrust(t *testing.T, cov *contractCoverage) {
 	rev2 := e.createRun(ctx, contractAPIToken, protocol.CreateRunRequest{Project: "trust", Ref: c2})
 	check("a commit as the ref", rev2, false, c2, "the ref is not a branch")
 
-	// A manual run is trusted when an admin asks, not otherwise.
+	// A manual run of a protected branch is trusted; a viewer may start
+	// no run at all, manual or push.
 	manual := e.createRun(ctx, contractAPIToken, protocol.CreateRunRequest{Project: "trust", Event: core.EventManual})
 	check("manual by an admin", manual, true, c2, "manual of protected branch main")
-	byViewer := e.createRun(ctx, viewer, protocol.CreateRunRequest{Project: "trust", Event: core.EventManual})
-	check("manual by a viewer", byViewer, false, c2, "a manual event by token:viewer is not trusted")
+	for _, ev := range []string{core.EventManual, core.EventPush} {
+		r := e.json(ctx, http.StatusForbidden, "POST", "/api/v1/runs", viewer, protocol.CreateRunRequest{Project: "trust", Event: ev})
+		if code := r.errorDetail(t).Code; code != protocol.CodeForbidden {
+			t.Errorf("a %s run by a viewer: code %q", ev, code)
+		}
+	}
 
 	// Taking main off the protected branches makes its next run untrusted.
 	none := []string{}

@@ -713,6 +713,7 @@ func TestContract(t *testing.T) {
 			t.Errorf("build in the second run = %+v", j)
 		}
 		cancel(http.StatusUnauthorized, "", run2.ID)
+		cancel(http.StatusForbidden, e.apiToken("watcher", auth.RoleViewer), run2.ID)
 		if run := e.run(ctx, run2.ID); run.State != string(core.RunRunning) {
 			t.Errorf("run2 is %s after a refused cancel", run.State)
 		}

@@ -83,6 +83,14 @@ func (s *Server) sendLease(w http.ResponseWriter, r *http.Request, l orchestrato
 	f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
 	s.metrics.QueueWait.Observe(a.LeasedAt.Sub(a.QueuedAt).Seconds())
 	body, err := s.leaseBody(ctx, l)
+	if err != nil && !unservable(err) {
+		// Not the job's fault (the database failed): hand the lease back,
+		// and the runner asks again.
+		if rerr := s.orch.Release(ctx, a.RunnerID, f); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
 	if err != nil {
 		// A job that cannot be given out (a secret missing on the server)
 		// ends now, with the reason in its log, instead of being retried.
@@ -111,6 +119,13 @@ func (s *Server) sendLease(w http.ResponseWriter, r *http.Request, l orchestrato
 	return nil
 }
 
+// unservable reports whether a leaseBody error is the job's own, which a
+// retry cannot mend: a secret missing or not allowed, its project gone.
+func unservable(err error) bool {
+	k := core.KindOf(err)
+	return k == core.KindInvalid || k == core.KindNotFound
+}
+
 // leaseBody builds what the runner gets for a leased attempt.
 func (s *Server) leaseBody(ctx context.Context, l orchestrator.Leased) (protocol.Lease, error) {
 	a, j, run := l.Attempt, l.Job, l.Run
@@ -137,7 +152,7 @@ func (s *Server) leaseBody(ctx context.Context, l orchestrator.Leased) (protocol
 	var proj core.Project
 	if run.Project != "" && ((run.Trusted && len(j.Spec.Secrets) > 0) || (!run.Trusted && body.Network)) {
 		if proj, err = s.st.Project(ctx, run.Project); err != nil {
-			return protocol.Lease{}, fmt.Errorf("project of run %s: %w", run.ID, err)
+			return protocol.Lease{}, fmt.Errorf("project of run %s: %w", run.ID, err) // not found: removed since
 		}
 		if !run.Trusted && !proj.UntrustedNetwork {
 			body.Network = false

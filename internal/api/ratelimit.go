@@ -94,7 +94,8 @@ func sourceAddr(r *http.Request) string {
 
 // limit admits a request to endpoint or refuses it, counted and logged.
 func (s *Server) limit(r *http.Request, endpoint string) error {
-	ok, wait := s.authLimit.allow(sourceAddr(r))
+	// A bucket per endpoint: a flood of one does not lock out the other.
+	ok, wait := s.authLimit.allow(endpoint + " " + sourceAddr(r))
 	if ok {
 		return nil
 	}

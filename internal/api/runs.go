@@ -14,7 +14,6 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 
-	"github.com/deltaci/deltaci/internal/auth"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/pipeline"
@@ -63,7 +62,7 @@ func protected(p core.Project, branch string) bool {
 }
 
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request) error {
-	who, err := s.user(r)
+	who, err := s.runStarter(r)
 	if err != nil {
 		return err
 	}
@@ -146,14 +145,9 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 	if before == "" && req.Event == core.EventPush {
 		before = s.branchTip(ctx, repo, req.Ref)
 	}
-	fctx, cancel := context.WithTimeout(ctx, s.cfg.FetchTimeout)
-	mirror, err := s.cfg.Mirrors.Fetch(fctx, repo)
-	cancel()
+	mirror, err := s.fetch(ctx, repo, func(ctx context.Context) (string, error) { return s.cfg.Mirrors.Fetch(ctx, repo) })
 	if err != nil {
-		if fctx.Err() != nil && ctx.Err() == nil {
-			return core.Run{}, core.E(core.KindUnavailable, "fetch "+repo, "no answer within the fetch timeout of %s", s.cfg.FetchTimeout)
-		}
-		return core.Run{}, core.Wrap(core.KindInvalid, "fetch "+repo, err)
+		return core.Run{}, err
 	}
 	ref := req.Ref
 	branch := ""
@@ -175,8 +169,8 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 		if commit, err = gitx.ResolveRev(ctx, mirror, ref); err != nil {
 			return core.Run{}, core.Wrap(core.KindInvalid, "resolve "+req.Ref, err)
 		}
-	} else if _, err := s.cfg.Mirrors.Ensure(ctx, repo, commit); err != nil {
-		return core.Run{}, core.Wrap(core.KindInvalid, "commit "+commit, err)
+	} else if _, err := s.fetch(ctx, repo, func(ctx context.Context) (string, error) { return s.cfg.Mirrors.Ensure(ctx, repo, commit) }); err != nil {
+		return core.Run{}, err
 	} else if commit, err = gitx.ResolveRev(ctx, mirror, commit+"^{commit}"); err != nil {
 		return core.Run{}, core.Wrap(core.KindInvalid, "commit "+req.Commit, err)
 	}
@@ -194,7 +188,7 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 	if err := allowedLabels(proj, p); err != nil {
 		return core.Run{}, err
 	}
-	trusted, why, err := s.trust(ctx, mirror, proj, who, req.Event, branch, tip, commit)
+	trusted, why, err := s.trust(ctx, mirror, proj, req.Event, branch, tip, commit)
 	if err != nil {
 		return core.Run{}, err
 	}
@@ -243,18 +237,35 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 	return run, nil
 }
 
-// trust decides whether a run is trusted, and says why, from what the
-// server knows itself: the project's protected branches, the event, who
-// asks, and its own fetch of the branch (tip is "" when ref is no branch).
-// Nothing in the request can make a run trusted.
-func (s *Server) trust(ctx context.Context, mirror string, p core.Project, who principal, event, branch, tip, commit string) (bool, string, error) {
+// fetch runs one fetch of repo (fn) within the fetch timeout, so that a
+// silent host gives up the project's planning lock.
+func (s *Server) fetch(ctx context.Context, repo string, fn func(context.Context) (string, error)) (string, error) {
+	fctx, cancel := context.WithTimeout(ctx, s.cfg.FetchTimeout)
+	defer cancel()
+	mirror, err := fn(fctx)
 	switch {
+	case err == nil:
+		return mirror, nil
+	case fctx.Err() != nil && ctx.Err() == nil:
+		return "", core.E(core.KindUnavailable, "fetch "+repo, "no answer within the fetch timeout of %s", s.cfg.FetchTimeout)
+	}
+	return "", core.Wrap(core.KindInvalid, "fetch "+repo, err)
+}
+
+// trust decides whether a run is trusted, and says why, from what the
+// server knows itself: the project's protected branches and its own fetch
+// of the branch (tip is "" when ref is no branch). The caller may start
+// runs (runStarter), and a push or manual run of a protected branch at a
+// commit on it runs code the branch already holds, so neither the event
+// nor anything else in the request can make a run trusted.
+func (s *Server) trust(ctx context.Context, mirror string, p core.Project, event, branch, tip, commit string) (bool, string, error) {
+	switch {
+	case event != core.EventPush && event != core.EventManual:
+		return false, fmt.Sprintf("a %s event is not trusted", event), nil
 	case branch == "":
 		return false, "the ref is not a branch of project " + p.Name, nil
 	case !protected(p, branch):
 		return false, fmt.Sprintf("branch %s is not protected in project %s", branch, p.Name), nil
-	case event != core.EventPush && !(event == core.EventManual && who.role == auth.RoleAdmin):
-		return false, fmt.Sprintf("a %s event by %s is not trusted", event, who.actor), nil
 	case commit == tip:
 		return true, fmt.Sprintf("%s of protected branch %s at its tip %.12s, as the server fetched it", event, branch, tip), nil
 	}
@@ -328,7 +339,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.user(r); err != nil {
+	if _, err := s.runStarter(r); err != nil {
 		return err
 	}
 	id := r.PathValue("id")

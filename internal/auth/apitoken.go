@@ -9,8 +9,18 @@ import (
 // is recognised as one (and by secret scanners) without a lookup.
 const APITokenPrefix = "dci_"
 
-// RoleAdmin may do everything: manage projects, runners and runs.
-const RoleAdmin = "admin"
+// Roles of API tokens, from the most to the least allowed.
+const (
+	// RoleAdmin may do everything: manage projects, runners and runs.
+	RoleAdmin = "admin"
+	// RoleMaintainer may start and cancel runs and read everything.
+	RoleMaintainer = "maintainer"
+	// RoleViewer may only read.
+	RoleViewer = "viewer"
+)
+
+// MayRun reports whether a role may start and cancel runs.
+func MayRun(role string) bool { return role == RoleAdmin || role == RoleMaintainer }
 
 // NewAPIToken returns a random API token and the hash to store; the token
 // itself is shown once and never stored.

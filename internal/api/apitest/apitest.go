@@ -57,7 +57,8 @@ type Server struct {
 }
 
 // Start builds the server, serves it and stops it when the test ends. By
-// default it plans for the shell executor and logs nothing.
+// default it plans for the shell executor, does not rate-limit runners
+// and logs nothing.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	ctx := context.Background()
@@ -68,6 +69,8 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	cfg := api.Config{
 		Keys: keys, RegistrationToken: RegistrationToken, APIToken: APIToken, Executor: "shell",
+		// Tests register many runners from one address at once.
+		AuthBurst: 10000,
 		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, Log: slog.New(slog.DiscardHandler),
 	}
 	s := &Server{}
