@@ -645,11 +645,13 @@ func TestPanicBecomesError(t *testing.T) {
 func TestAliasExpansionBounded(t *testing.T) {
 	t.Parallel()
 	var b strings.Builder
-	b.WriteString("version: 1\njobs:\n  base: &base\n    run: make\n    env:\n")
-	for i := range 600 {
-		fmt.Fprintf(&b, "      V%d: x\n", i)
+	// A flow mapping, since a block mapping has at most maxKeys keys.
+	b.WriteString("version: 1\njobs:\n  base: &base\n    run: make\n    env: {")
+	for i := range 1200 {
+		fmt.Fprintf(&b, "V%d: x, ", i)
 	}
-	for i := range 2000 {
+	b.WriteString("}\n")
+	for i := range maxKeys - 1 {
 		fmt.Fprintf(&b, "  j%d: {<<: *base}\n", i)
 	}
 	_, err := Parse("ci.yml", []byte(b.String()))

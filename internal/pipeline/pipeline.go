@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -23,6 +24,13 @@ import (
 // Parse reads the pipeline in data; filename is only used in errors.
 // On failure it returns a *Error when there is one problem and an
 // ErrorList when there are several; either is of kind core.KindInvalid.
+//
+// Before the YAML parser reads data, Parse refuses a file larger than
+// 1 MiB, nested more than 64 levels deep, with a block mapping of more
+// than 1000 keys, with keys leading to a value longer than 256 bytes
+// together, with more than 32 blank lines in a row, or with many tabs on
+// long lines: shapes whose cost to the parser grows faster than the file.
+// It reports the first such problem alone, where the limit is passed.
 func Parse(filename string, data []byte) (*core.Pipeline, error) {
 	// A bug here must not take down the server that parses a pushed file.
 	return safely(filename, func() (*core.Pipeline, error) { return parse(filename, data) })
@@ -31,7 +39,7 @@ func Parse(filename string, data []byte) (*core.Pipeline, error) {
 // Load reads and parses the file at path. A missing file is an error of
 // kind core.KindNotFound.
 func Load(path string) (*core.Pipeline, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		kind := core.KindInternal
 		if errors.Is(err, fs.ErrNotExist) {
@@ -42,10 +50,24 @@ func Load(path string) (*core.Pipeline, error) {
 	return Parse(path, data)
 }
 
+// readFile reads the file at path, but no more of it than Parse needs to
+// refuse it as too large.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxFileSize+1))
+}
+
 // parse is Parse without the safety net for this package's own bugs, so
 // that fuzzing finds them.
 func parse(filename string, data []byte) (*core.Pipeline, error) {
 	probs := &problems{file: filename}
+	if !checkLimits(probs, data) {
+		return nil, probs.err()
+	}
 	p := decode(probs, data)
 	if err := probs.err(); err != nil {
 		return nil, err
@@ -77,11 +99,13 @@ func readYAML(filename string, data []byte) (*ast.File, error) {
 	})
 }
 
+var byteOrderMark = []byte("\ufeff")
+
 const emptyHint = "a pipeline file starts with version: 1 followed by a jobs: mapping"
 
 func decode(probs *problems, data []byte) *core.Pipeline {
 	// goccy/go-yaml reads a byte order mark as part of the first key.
-	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	data = bytes.TrimPrefix(data, byteOrderMark)
 	f, err := readYAML(probs.file, data)
 	if err != nil {
 		var crash *Error
@@ -119,14 +143,18 @@ func decode(probs *problems, data []byte) *core.Pipeline {
 
 // syntaxProblem reports a parse error at the position the parser gives.
 func syntaxProblem(probs *problems, err error) {
-	msg := err.Error()
+	var msg string
 	var at pos
 	var ye yaml.Error
 	if errors.As(err, &ye) {
+		// Not ye.Error(): it quotes the source around the error, in time
+		// growing with the square of the tokens on the line.
 		msg = ye.GetMessage()
 		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
 			at = pos{tk.Position.Line, tk.Position.Column}
 		}
+	} else {
+		msg = err.Error()
 	}
 	hint := "check the indentation of this line and the lines above it, and quote values that contain \": \" or start with a special character"
 	switch {

@@ -1,19 +1,30 @@
 package pipeline
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/goccy/go-yaml/lexer"
+	"github.com/goccy/go-yaml/token"
 )
 
-// FuzzParse checks that no input crashes the parser and that what it
-// returns keeps its promises: a valid pipeline, or located invalid errors.
-// It calls parse, not Parse, so that a bug of this package is a crash here
-// instead of being recovered.
+// FuzzParse checks that no input crashes the parser, that what it returns
+// keeps its promises (a valid pipeline, or located invalid errors), and
+// that no input within the limits costs more than a bounded amount of
+// memory per byte. It calls parse, not Parse, so that a bug of this package
+// is a crash here instead of being recovered.
+//
+// The input is head, then unit repeated n times, then tail, up to a little
+// past maxFileSize: repeating lets the fuzzer reach the sizes where a cost
+// growing faster than the input shows, which it does not reach by growing
+// inputs a few bytes at a time.
 func FuzzParse(f *testing.F) {
 	files, err := filepath.Glob("testdata/*.yml")
 	if err != nil {
@@ -24,16 +35,108 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(data)
+		f.Add(data, []byte(nil), []byte(nil), uint32(0))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(func(t *testing.T, head, unit, tail []byte, n uint32) {
+		data := repeat(head, unit, tail, n)
+		var before runtime.MemStats
+		if len(data) > 16<<10 {
+			runtime.ReadMemStats(&before)
+		}
 		p, err := parse("fuzz.yml", data)
+		if len(data) > 16<<10 {
+			checkAllocated(t, &before, len(data))
+		}
 		if err != nil {
 			checkFuzzError(t, err)
-			return
+		} else {
+			checkFuzzPipeline(t, p)
 		}
-		checkFuzzPipeline(t, p)
+		if len(data) <= 64<<10 && checkLimits(&problems{}, data) {
+			checkTokens(t, bytes.TrimPrefix(data, byteOrderMark))
+		}
 	})
+}
+
+// repeat is head, unit n times and tail, cut a little past maxFileSize.
+func repeat(head, unit, tail []byte, n uint32) []byte {
+	const most = maxFileSize + 64
+	times := 0
+	if len(unit) > 0 {
+		times = max(0, min(int(n), (most-len(head)-len(tail))/len(unit)))
+	}
+	data := slices.Concat(head, bytes.Repeat(unit, times), tail)
+	return data[:min(len(data), most)]
+}
+
+// checkAllocated fails when parsing allocated more than 2 KiB a byte of
+// input, plus a fixed 64 MiB: the YAML parser's own cost for the worst
+// shapes within the limits is under half of that.
+func checkAllocated(t *testing.T, before *runtime.MemStats, size int) {
+	t.Helper()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if got, most := after.TotalAlloc-before.TotalAlloc, uint64(size)*2048+64<<20; got > most {
+		t.Fatalf("parsing %d bytes allocated %d MiB, more than %d MiB", size, got>>20, most>>20)
+	}
+}
+
+// event is a token that makes structure: '[' and '{' at their column, '-'
+// and '?' at theirs, and ':' at the column of the token before it.
+type event struct {
+	kind byte
+	col  int
+}
+
+// tokenEvents reads data with the YAML parser's tokenizer, reporting
+// whether it fails.
+func tokenEvents(data []byte) (events []event, failed bool) {
+	tokens := lexer.Tokenize(string(data))
+	for i, tk := range tokens {
+		switch tk.Type {
+		case token.InvalidType:
+			return events, true
+		case token.SequenceStartType:
+			events = append(events, event{'[', tk.Position.Column})
+		case token.MappingStartType:
+			events = append(events, event{'{', tk.Position.Column})
+		case token.SequenceEntryType:
+			events = append(events, event{'-', tk.Position.Column})
+		case token.MappingKeyType:
+			events = append(events, event{'?', tk.Position.Column})
+		case token.MappingValueType:
+			col := 0
+			if i > 0 {
+				col = tokens[i-1].Position.Column
+			}
+			events = append(events, event{':', col})
+		}
+	}
+	return events, false
+}
+
+// checkTokens checks that measure sees the structure the YAML parser's
+// tokenizer sees: the same tokens at the same columns. Where the tokenizer
+// fails the parser does not run, so what measure sees there does not
+// matter.
+func checkTokens(t *testing.T, data []byte) {
+	t.Helper()
+	want, failed := tokenEvents(data)
+	var got []event
+	limit, broken := measureTokens(data, func(kind byte, col int) { got = append(got, event{kind, col}) })
+	if failed {
+		return
+	}
+	if broken {
+		t.Fatalf("measure takes %q for input the tokenizer fails on", data)
+	}
+	if limit != nil && len(got) < len(want) {
+		// measure stops at the limit.
+		want = want[:len(got)]
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("measure sees other tokens than the tokenizer in %q:\n got %v\nwant %v", data, got, want)
+	}
 }
 
 func checkFuzzError(t *testing.T, err error) {
