@@ -20,9 +20,12 @@ func TestForms(t *testing.T) {
 		{"ShortExactOnly", "ab1", []string{"ab1"}},
 		{"Plain", "hunter2!", []string{
 			"hunter2!",
-			"aHVudGVyMi", // base64 "aHVudGVyMiE=" less the edge character
-			"h1bnRlcjIh", // "x" + value: "eGh1bnRlcjIh" from the 3rd character
-			"odW50ZXIyI", // "xy" + value: "eHlodW50ZXIyIQ==" from the 4th
+			"aHVudGVyMi",       // base64 "aHVudGVyMiE=" less the edge character
+			"h1bnRlcjIh",       // "x" + value: "eGh1bnRlcjIh" from the 3rd character
+			"odW50ZXIyI",       // "xy" + value: "eHlodW50ZXIyIQ==" from the 4th
+			"aHVudGVyMiE=",     // the whole base64, one line at any width
+			"68756e7465723221", // hex
+			"68756E7465723221",
 			"hunter2%21", // url.QueryEscape and url.PathEscape agree
 		}},
 		{"Escapes", `p@ss w/rd+<&>"é`, []string{
@@ -31,6 +34,9 @@ func TestForms(t *testing.T) {
 			"BAc3Mgdy9yZCs8Jj4iw6",
 			"wQHNzIHcvcmQrPCY+IsOp", // standard alphabet
 			"wQHNzIHcvcmQrPCY-IsOp", // URL alphabet
+			"cEBzcyB3L3JkKzwmPiLDqQ==",
+			"7040737320772f72642b3c263e22c3a9",
+			"7040737320772F72642B3C263E22C3A9",
 			"p%40ss+w%2Frd%2B%3C%26%3E%22%C3%A9",
 			"p@ss%20w%2Frd+%3C&%3E%22%C3%A9",
 			`p@ss w/rd+\u003c\u0026\u003e\"é`,
@@ -41,6 +47,8 @@ func TestForms(t *testing.T) {
 			"ICBmaXJzdC1saW5lIA0KYWIKCWxhc3QK",
 			"AgZmlyc3QtbGluZSANCmFiCglsYXN0C",
 			"gIGZpcnN0LWxpbmUgDQphYgoJbGFzdA",
+			"202066697273742d6c696e65200d0a61620a096c6173740a",
+			"202066697273742D6C696E65200D0A61620A096C6173740A",
 			"++first-line+%0D%0Aab%0A%09last%0A",
 			"%20%20first-line%20%0D%0Aab%0A%09last%0A",
 			`  first-line \r\nab\n\tlast\n`,
@@ -54,6 +62,29 @@ func TestForms(t *testing.T) {
 			t.Parallel()
 			if diff := cmp.Diff(tc.want, forms(tc.value)); diff != "" {
 				t.Errorf("forms(%q) (-want +got):\n%s", tc.value, diff)
+			}
+		})
+	}
+}
+
+func TestWrappedLines(t *testing.T) {
+	t.Parallel()
+	const enc = "abcdefghijklmnopqrstuvwxyz"
+	for _, tc := range []struct {
+		name                   string
+		from, to, width, least int
+		want                   []string
+	}{
+		{"WholeLines", 0, 26, 10, 1, []string{"abcdefghij", "klmnopqrst", "uvwxyz"}},
+		{"ShortLastLineLeft", 0, 26, 10, 7, []string{"abcdefghij", "klmnopqrst"}},
+		{"PartsFromTheMiddle", 3, 24, 10, 1, []string{"defghij", "klmnopqrst", "uvwx"}},
+		{"ShortPartsLeft", 8, 24, 10, 4, []string{"klmnopqrst", "uvwx"}},
+		{"OneLine", 2, 6, 10, 4, []string{"cdef"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tc.want, wrappedLines(enc, tc.from, tc.to, tc.width, tc.least)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package secret
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net/url"
 	"regexp"
@@ -25,9 +26,18 @@ func fuzzSecrets(blob []byte) []Value {
 	return vals
 }
 
+// encoding is a way a job might print a secret.
+type encoding struct {
+	f func(string) string
+	// least is, for an encoding printed over several lines, the length
+	// from which no line may survive but the last (see minWrappedBytes);
+	// 0 for an encoding on one line.
+	least int
+}
+
 // encodings are what a job might print a secret as, computed here
 // independently of forms.
-var encodings = []func(string) string{
+var encodings = append(oneLineEncodings(
 	func(s string) string { return s },
 	func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) },
 	func(s string) string { return base64.StdEncoding.EncodeToString([]byte("x" + s)) },
@@ -54,6 +64,25 @@ var encodings = []func(string) string{
 		}
 		return longest
 	},
+	func(s string) string { return hex.EncodeToString([]byte(s)) },
+	func(s string) string { return strings.ToUpper(hex.EncodeToString([]byte(s))) },
+),
+	// base64, base64 -w 64 or openssl base64, xxd -p and xxd -p -u, of
+	// the secret alone or after a byte or two.
+	encoding{func(s string) string { return wrap(base64.StdEncoding.EncodeToString([]byte(s)), 76) }, 8},
+	encoding{func(s string) string { return wrap(base64.StdEncoding.EncodeToString([]byte(s)), 64) }, 8},
+	encoding{func(s string) string { return wrap(base64.StdEncoding.EncodeToString([]byte("x"+s)), 64) }, 11},
+	encoding{func(s string) string { return wrap(base64.StdEncoding.EncodeToString([]byte("xy"+s)), 76) }, 11},
+	encoding{func(s string) string { return wrap(hex.EncodeToString([]byte(s)), 60) }, 12},
+	encoding{func(s string) string { return wrap(strings.ToUpper(hex.EncodeToString([]byte(s))), 60) }, 12},
+)
+
+func oneLineEncodings(fs ...func(string) string) []encoding {
+	out := make([]encoding, len(fs))
+	for i, f := range fs {
+		out[i] = encoding{f: f}
+	}
+	return out
 }
 
 // fuzzText expands template: byte 0x01 followed by a selector byte becomes
@@ -63,7 +92,7 @@ func fuzzText(template []byte, vals []Value) string {
 	for i := 0; i < len(template) && b.Len() < 8<<10; i++ {
 		if template[i] == 1 && i+1 < len(template) && len(vals) > 0 {
 			sel := int(template[i+1])
-			b.WriteString(encodings[sel%len(encodings)](vals[sel/len(encodings)%len(vals)].Reveal()))
+			b.WriteString(encodings[sel%len(encodings)].f(vals[sel/len(encodings)%len(vals)].Reveal()))
 			i++
 			continue
 		}
@@ -85,7 +114,8 @@ func fuzzChunks(text string, cuts []byte) (chunks []string, flushAfter []bool) {
 }
 
 // assertNoLeak checks that out holds no secret and, for secrets long
-// enough to have derived forms, none of the whole encodings.
+// enough to have derived forms, none of the whole encodings, nor a line of
+// one printed over several lines but a short last line.
 func assertNoLeak(t *testing.T, vals []Value, out string) {
 	t.Helper()
 	for _, v := range vals {
@@ -97,8 +127,18 @@ func assertNoLeak(t *testing.T, vals []Value, out string) {
 			continue
 		}
 		for i, enc := range encodings[1:] {
-			if e := enc(s); len(e) >= MinFormLen && strings.Contains(out, e) {
+			e := enc.f(s)
+			if len(e) >= MinFormLen && strings.Contains(out, e) {
 				t.Fatalf("output %q contains encoding %d of secret %q: %q", out, i+1, s, e)
+			}
+			if enc.least == 0 || len(s) > maxEncodedLen {
+				continue
+			}
+			lines := strings.Split(strings.TrimSuffix(e, "\n"), "\n")
+			for j, line := range lines {
+				if (len(line) >= enc.least || j < len(lines)-1) && strings.Contains(out, line) {
+					t.Fatalf("output %q contains line %d of encoding %d of secret %q: %q", out, j+1, i+1, s, line)
+				}
 			}
 		}
 	}

@@ -115,7 +115,8 @@ func TestMaskerForms(t *testing.T) {
 		name, value, in, want string
 	}{
 		{"Raw", "hunter2!", "token=hunter2! ok\n", "token=*** ok\n"},
-		{"Base64Offset0", "hunter2!", "aHVudGVyMiE=\n", "***E=\n"},
+		{"Base64Offset0", "hunter2!", "aHVudGVyMiE=\n", "***\n"},
+		{"Base64Offset0InsideLongerData", "hunter2!", base64.StdEncoding.EncodeToString([]byte("hunter2!\n")), "***EK"},
 		{"Base64Offset1", "hunter2!", "eGh1bnRlcjIh\n", "eG***\n"},
 		{"Base64Offset2", "hunter2!", "eHlodW50ZXIyIQ==\n", "eHl***Q==\n"},
 		{"Base64RawOffset0", "hunter2!", base64.RawStdEncoding.EncodeToString([]byte("hunter2!")), "***E"},
