@@ -8,9 +8,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -319,4 +322,149 @@ jobs:
 	if after := treehash.Of(t, outside); after != before {
 		t.Error("restoring outputs changed the directory the committed link points at")
 	}
+}
+
+// TestUntrustedBranchCannotReachServer is the cache-poisoning attack: a job
+// of an untrusted branch, with network (its project allows it), tries the
+// server on loopback and a listener on the runner host's own address.
+// Neither answers, and the next run of main reuses nothing the branch ran.
+func TestUntrustedBranchCannotReachServer(t *testing.T) {
+	t.Parallel()
+	for _, bin := range []string{"bwrap", "pasta"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is required under CI=true", bin)
+			}
+			t.Skipf("!!! SKIPPING the network attack: %s is not installed", bin)
+		}
+	}
+	probe := buildProbe(t)
+	host := hostAddress(t)
+	var accepted atomic.Int32
+	hostLn, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hostLn.Close() })
+	go func() {
+		for {
+			c, err := hostLn.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	srv := startServer(t, serverOpts{executor: "sandbox"})
+	srv.startRunner(t, runnerOpts{executor: "sandbox"})
+	build := `  build:
+    run: cat src/a.txt
+    inputs: ["src/**"]
+`
+	dir := repo(t, map[string]string{"src/a.txt": "good\n", ".deltaci.yml": "version: 1\njobs:\n" + build})
+	git(t, dir, "checkout", "-q", "-b", "evil")
+	write(t, dir, "probe", string(probe))
+	write(t, dir, ".deltaci.yml", "version: 1\njobs:\n"+build+fmt.Sprintf(`  attack:
+    sandbox: {network: true}
+    run: |
+      chmod +x probe
+      ./probe connect %[1]s
+      ./probe connect %[2]s
+      # The stack's gateway stands for the host: it must not lead there.
+      for gw in $(./probe gateways); do ./probe connect "$gw:%[3]s"; echo "gateway $gw tried"; done
+`, srv.addr, hostLn.Addr(), portOf(srv.addr)))
+	git(t, dir, "add", ".")
+	git(t, dir, "commit", "-q", "-m", "attack")
+	git(t, dir, "checkout", "-q", "main")
+	srv.project(t, dir, "--untrusted-network")
+
+	evil := srv.waitRunEnds(t, srv.createRun(t, dir, "evil").ID)
+	if evil.Trusted {
+		t.Fatal("the attacker's branch is trusted")
+	}
+	attack := job(t, evil, "attack")
+	log := string(sealedLog(t, srv, *lastAttempt(attack)))
+	tries := 2 + strings.Count(log, "gateway ")
+	if attack.State != string(core.JobSucceeded) || strings.Count(log, "connect failed") != tries || strings.Contains(log, "CONNECTED") || tries < 3 {
+		t.Errorf("attack: %s; the job reached the host:\n%s", attack.State, log)
+	}
+	if strings.Contains(log, "no network") {
+		t.Errorf("the job got no network at all, so this shows nothing about the stack:\n%s", log)
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("the host's own address accepted %d connections from the job", n)
+	}
+	if j := job(t, evil, "build"); j.State != string(core.JobSucceeded) {
+		t.Fatalf("build on the branch: %s", describeRun(&evil))
+	}
+
+	main := srv.waitRunEnds(t, srv.createRun(t, dir, "main").ID)
+	if b := job(t, main, "build"); b.State != string(core.JobSucceeded) || b.ReusedFrom != "" || len(b.Attempts) == 0 {
+		t.Errorf("main's build reused what the untrusted branch recorded: %+v", b)
+	}
+}
+
+// hostAddress is a non-loopback address of this machine, where a job that
+// shared the host's network would find its listeners.
+func hostAddress(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	t.Skip("this machine has no non-loopback IPv4 address to attack")
+	return ""
+}
+
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
+// TestBracketBombRefused: 100,000 nested '[' in an env value (200 KB) are
+// refused with a positioned error by deltaci plan and by the server, whose
+// memory grows by less than 100 MiB meanwhile.
+func TestBracketBombRefused(t *testing.T) {
+	t.Parallel()
+	bomb := "version: 1\njobs:\n  a:\n    run: 'true'\n    env:\n      X: " + strings.Repeat("[", 100_000) + "\n"
+	dir := repo(t, map[string]string{".deltaci.yml": bomb})
+	r := deltaci(t, dir, "plan")
+	if r.code != 2 || !regexp.MustCompile(`\.deltaci\.yml:6:\d+`).MatchString(r.stderr) || !strings.Contains(r.stderr, "nest") {
+		t.Fatalf("deltaci plan of the bomb: exit %d\n%s", r.code, r.stderr)
+	}
+
+	srv := startServer(t, serverOpts{})
+	before := procStatus(t, srv.cmd.Process.Pid, "VmRSS")
+	_, err := srv.api.CreateRun(t.Context(), protocol.CreateRunRequest{Project: srv.project(t, dir), Ref: "main"})
+	if core.KindOf(err) != core.KindInvalid || !strings.Contains(err.Error(), "nest") {
+		t.Fatalf("POST /runs with the bomb: %v", err)
+	}
+	if _, err := http.Get(srv.url() + "/healthz"); err != nil {
+		t.Fatalf("the server died of the bomb: %v", err)
+	}
+	peak := procStatus(t, srv.cmd.Process.Pid, "VmHWM")
+	if grew := peak - before; grew > 100<<20 {
+		t.Errorf("the server's memory grew by %d MiB", grew>>20)
+	}
+}
+
+// procStatus reads a kB field of /proc/<pid>/status, in bytes.
+func procStatus(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^` + field + `:\s+(\d+) kB$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("/proc/%d/status has no %s", pid, field)
+	}
+	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return n << 10
 }
