@@ -3,6 +3,9 @@ package main_test
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -467,4 +470,50 @@ func procStatus(t *testing.T, pid int, field string) int64 {
 	}
 	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
 	return n << 10
+}
+
+// TestWrappedSecretsAreMasked: a trusted job prints a 100-byte secret as
+// base64 wraps it (76 columns, and 64 as openssl and PEM do) and as hex in
+// both cases; no line of any of those reaches the stored log.
+func TestWrappedSecretsAreMasked(t *testing.T) {
+	t.Parallel()
+	long := (rand.Text() + rand.Text() + rand.Text() + rand.Text())[:100]
+	srv := startServer(t, serverOpts{env: []string{"DELTACI_SECRET_LONG=" + long}})
+	srv.startRunner(t, runnerOpts{})
+	dir := repo(t, map[string]string{".deltaci.yml": `version: 1
+jobs:
+  leak:
+    secrets: [LONG]
+    run: |
+      printf %s "$LONG" | base64
+      printf %s "$LONG" | base64 -w 64
+      printf %s "$LONG" | od -An -v -tx1 | tr -d ' \n'; echo
+      printf %s "$LONG" | od -An -v -tx1 | tr -d ' \n' | tr a-f A-F; echo
+      echo end of leak
+`})
+	srv.project(t, dir, "--secrets", "LONG")
+	run := srv.waitRunEnds(t, srv.createRun(t, dir, "main").ID)
+	leak := job(t, run, "leak")
+	log := string(sealedLog(t, srv, *lastAttempt(leak)))
+	if leak.State != string(core.JobSucceeded) || !strings.Contains(log, "end of leak") {
+		t.Fatalf("leak: %s\n%s", leak.State, log)
+	}
+	b64 := base64.StdEncoding.EncodeToString([]byte(long))
+	var lines []string
+	for _, width := range []int{76, 64} {
+		for s := b64; s != ""; {
+			n := min(width, len(s))
+			lines = append(lines, s[:n])
+			s = s[n:]
+		}
+	}
+	lines = append(lines, hex.EncodeToString([]byte(long)), strings.ToUpper(hex.EncodeToString([]byte(long))))
+	for _, l := range lines {
+		if len(l) >= 12 && strings.Contains(log, l) {
+			t.Errorf("the log holds %q, an encoding of the secret:\n%s", l, log)
+		}
+	}
+	if strings.Contains(log, long) {
+		t.Errorf("the log holds the secret itself")
+	}
 }
