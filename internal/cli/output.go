@@ -6,13 +6,22 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/deltaci/deltaci/internal/termsafe"
 )
 
 // console writes job output line by line, each line prefixed with its job
 // name, so parallel jobs never interleave within a line.
+//
+// All it prints goes through termsafe: a job's output comes from code the
+// operator may not control, and must not set the terminal's title, write
+// its clipboard or redraw lines, so escape sequences other than colours
+// and control characters show as text. That holds when stdout is not a
+// terminal too, since a pipe often ends on one (tee, less -R). The job's
+// stored log keeps what it printed unchanged.
 type console struct {
 	mu     sync.Mutex
-	w      io.Writer
+	w      io.Writer // a termsafe.Writer, written whole lines at a time
 	color  bool
 	width  int
 	colors map[string]int
@@ -22,7 +31,7 @@ type console struct {
 var palette = []int{36, 33, 35, 32, 34, 31, 96, 93, 95, 92, 94}
 
 func newConsole(w io.Writer, jobs []string) *console {
-	c := &console{w: w, color: isTerminal(w), colors: map[string]int{}}
+	c := &console{w: termsafe.NewWriter(w), color: isTerminal(w), colors: map[string]int{}}
 	for i, j := range jobs {
 		c.colors[j] = palette[i%len(palette)]
 		c.width = max(c.width, len(j))

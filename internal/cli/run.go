@@ -23,6 +23,7 @@ import (
 	"github.com/deltaci/deltaci/internal/planner"
 	"github.com/deltaci/deltaci/internal/runner"
 	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/termsafe"
 )
 
 // ConfigFile is the pipeline file at the root of a repository.
@@ -425,7 +426,9 @@ func printSummary(ctx context.Context, e env, st *store.Store, run core.Run, ela
 				dur = d.Round(10 * time.Millisecond).String()
 			}
 		}
-		why := decidingReason(j.Explain)
+		// The plan's reason can name files of the repository, whose names
+		// may hold control characters.
+		why := termsafe.String(decidingReason(j.Explain))
 		if j.State == core.JobUpstreamFailed || j.State == core.JobCanceled {
 			why = "-" // the plan did not decide its end
 		}
