@@ -867,7 +867,9 @@ func (m *measurer) tag() {
 func (m *measurer) quoted(q byte) {
 	m.next(1)
 	lineStart := false // after a line break, before any text
-	skip := 0
+	// skip counts the tabs counted twice, extra those since the last line
+	// break, which resets the column.
+	skip, extra := 0, 0
 	for m.i < len(m.src) {
 		c := m.src[m.i]
 		switch {
@@ -875,7 +877,7 @@ func (m *measurer) quoted(q byte) {
 			// The tokenizer starts a line here, and after the closing
 			// quote reads the rest of it as a line's start.
 			m.breakLine()
-			lineStart = true
+			lineStart, extra = true, 0
 			if m.i < len(m.src) && documentSeparator(m.src[m.i:]) {
 				// The tokenizer fails here.
 				m.broken = true
@@ -895,8 +897,9 @@ func (m *measurer) quoted(q byte) {
 			// The tokenizer, having moved one character too far for
 			// each tab counted twice, goes on that many characters
 			// after the quote, without reading them.
+			m.col += extra
 			for ; skip > 0 && m.i < len(m.src); skip-- {
-				m.next(1)
+				m.next(0)
 			}
 			return
 		case c == '\\' && q == '"':
@@ -912,6 +915,7 @@ func (m *measurer) quoted(q byte) {
 			}
 			if j < len(m.src) && !isBreak(m.src[j]) && m.src[m.i+1] != '"' {
 				skip++
+				extra++
 			}
 			lineStart = false
 		default:

@@ -216,3 +216,53 @@ func decodeOnly(filename string, data []byte) (any, error) {
 	p := decode(probs, data)
 	return p, probs.err()
 }
+
+// TestMeasureSeesTheTokenizersTokens checks measure against the YAML
+// tokenizer on inputs where the tokenizer departs from the YAML
+// specification or is easy to misread: tabs, quotes spanning lines,
+// escapes, tags, merge keys, stray brackets, document markers.
+func TestMeasureSeesTheTokenizersTokens(t *testing.T) {
+	t.Parallel()
+	for _, src := range []string{
+		"a: b\n  c: d\n",
+		"a:\n \tb: c\n",
+		"- \tb: 1\n  c: 2\n",
+		"a: 'x\n  y': z\n",
+		"a: \"x\\\ny\": z\n",
+		"a: \"x\\\r\ny\": z\n",
+		"\"a\\x\"b\": c\n",
+		"a: \"x\ty\": z\nb: c\n",
+		"\"a\tb\": 1\nc: 2\n",
+		"{,\"0[\t0\r,\"0[\t0\r0",
+		"!!str a: 1\nb: 2\n",
+		"!a x: 1\n!aa y: 2\n",
+		"a: !t,b\n",
+		"[!t,b]\n",
+		"&a x: 1\ny: 2\n",
+		"*a : 1\n",
+		"<<: *a\nb: 1\n",
+		"x<<: a\n",
+		"0<<<<<<<<:: ",
+		"? a\n: b\n",
+		"{a:1}\n",
+		"[a:1]\n",
+		"{a: http://x}\n",
+		"a: [b, 'c]', \"d]\"]\n",
+		"a: b # c [ d\ne: f\n",
+		"a: b#c: d\n",
+		"a: |\n  [[[\n  x: y\nb: c\n",
+		"--- |\n  x\n---\na: b\n",
+		"%YAML 1.2\n---\na: b\n",
+		"a: ]\nb: [\n",
+		"{]\n",
+		"- - - a\n",
+		"k   \n  x: 1\n",
+		"- é: 1\n  ü: 2\n",
+		"a: b\rc: d\r",
+	} {
+		t.Run("", func(t *testing.T) {
+			t.Parallel()
+			checkTokens(t, []byte(src))
+		})
+	}
+}
