@@ -12,8 +12,7 @@ import (
 // sandbox tests check the same promises from inside a job.
 func TestBwrapArgs(t *testing.T) {
 	t.Parallel()
-	system, network := systemMounts()
-	s := &Sandbox{system: system, network: network, readOnly: []string{"/opt/toolchain"}}
+	s := &Sandbox{system: systemMounts(), readOnly: []string{"/opt/toolchain"}, limits: Limits{}.withDefaults()}
 	const dir = "/srv/ci/ws"
 	spec := Spec{Script: "true", Dir: dir, Env: []string{"PATH=/usr/bin:/bin", "A=b=c", "NOEQUALS"}}
 
@@ -43,10 +42,12 @@ func TestBwrapArgs(t *testing.T) {
 		withNet.Network = true
 		on := strings.Join(s.bwrapArgs(withNet, dir), " ")
 		if strings.Contains(off, "--share-net") || strings.Contains(off, "resolv.conf") {
-			t.Errorf("network shared without Spec.Network: %s", off)
+			t.Errorf("network namespace kept without Spec.Network: %s", off)
 		}
-		if !strings.Contains(on, "--unshare-all --share-net ") {
-			t.Errorf("network not shared with Spec.Network: %s", on)
+		// With Spec.Network, bwrap keeps the namespace made for it, never
+		// the host's, and the sandbox gets a resolv.conf of its own.
+		if !strings.Contains(on, "--unshare-all --share-net ") || !strings.Contains(on, " --ro-bind-data 6 /etc/resolv.conf ") {
+			t.Errorf("network options with Spec.Network: %s", on)
 		}
 	})
 
@@ -61,13 +62,30 @@ func TestBwrapArgs(t *testing.T) {
 	t.Run("SafetyOptions", func(t *testing.T) {
 		t.Parallel()
 		args := s.bwrapArgs(spec, dir)
-		for _, want := range []string{"--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "--clearenv", "--proc", "--dev", "--tmpfs"} {
+		for _, want := range []string{"--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "--clearenv", "--proc", "--dev", "--tmpfs"} {
 			if !slices.Contains(args, want) {
 				t.Errorf("options lack %s: %q", want, args)
 			}
 		}
 		if !slices.Contains(args, "/opt/toolchain") || slices.Contains(args, "/etc/shadow") {
 			t.Errorf("read-only paths: %q", args)
+		}
+	})
+
+	t.Run("TmpfsSizes", func(t *testing.T) {
+		t.Parallel()
+		args := strings.Join(s.bwrapArgs(spec, dir), " ")
+		for _, want := range []string{
+			"--dev /dev --size 67108864 --tmpfs /dev/shm --remount-ro /dev ",
+			"--size 1073741824 --tmpfs /tmp ",
+		} {
+			if !strings.Contains(args, want) {
+				t.Errorf("options lack %q: %s", want, args)
+			}
+		}
+		unlimited := &Sandbox{limits: Limits{TmpSize: NoLimit, ShmSize: NoLimit}.withDefaults()}
+		if args := strings.Join(unlimited.bwrapArgs(spec, dir), " "); strings.Contains(args, "--size") {
+			t.Errorf("a size with NoLimit: %s", args)
 		}
 	})
 }

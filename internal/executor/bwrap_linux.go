@@ -26,9 +26,10 @@ const msgUnsupported = ""
 
 // The descriptors bwrap gets besides stdio, in this order in ExtraFiles.
 const (
-	fdArgs   = 3 // its options, NUL-separated (--args)
-	fdStatus = 4 // JSON lines: the sandbox's pid, then the script's exit status (--json-status-fd)
-	fdBlock  = 5 // the sandbox waits for a byte here before starting the script (--block-fd)
+	fdArgs       = 3 // its options, NUL-separated (--args)
+	fdStatus     = 4 // JSON lines: the sandbox's pid, then the script's exit status (--json-status-fd)
+	fdBlock      = 5 // the sandbox waits for a byte here before starting the script (--block-fd)
+	fdResolvConf = 6 // the sandbox's /etc/resolv.conf, with Spec.Network only (--ro-bind-data)
 )
 
 // setupTimeout bounds the wait for bwrap to report its sandbox, which
@@ -55,22 +56,17 @@ var etcPaths = []string{
 	"/etc/os-release", "/etc/lsb-release",
 }
 
-// networkEtcPaths are only mounted for jobs with the network.
-var networkEtcPaths = []string{"/etc/resolv.conf"}
-
 // systemMounts returns the bwrap options that mount the system directories
-// and /etc read-only, and those only jobs with the network get.
-func systemMounts() (system, network []string) {
+// and /etc read-only.
+func systemMounts() []string {
+	var a []string
 	for _, p := range systemDirs {
-		system = append(system, readOnlyMount(p)...)
+		a = append(a, readOnlyMount(p)...)
 	}
 	for _, p := range etcPaths {
-		system = append(system, readOnlyMount(p)...)
+		a = append(a, readOnlyMount(p)...)
 	}
-	for _, p := range networkEtcPaths {
-		network = append(network, readOnlyMount(p)...)
-	}
-	return system, network
+	return a
 }
 
 // readOnlyMount returns the bwrap options that show host path p read-only
@@ -104,9 +100,18 @@ func readOnlyMount(p string) []string {
 func (s *Sandbox) bwrapArgs(spec Spec, dir string) []string {
 	a := []string{"--unshare-all"}
 	if spec.Network {
+		// The network namespace run made for bwrap, which the network stack
+		// attaches to.
 		a = append(a, "--share-net")
 	}
 	a = append(a,
+		// --unshare-all only tries for a user namespace, and
+		// --disable-userns needs one for sure. Nested user namespaces would
+		// open much more of the kernel to the job.
+		"--unshare-user", "--disable-userns",
+		// With Spec.Network, bwrap is root in the namespace run made for it:
+		// the job keeps the runner's ids either way.
+		"--uid", strconv.Itoa(os.Geteuid()), "--gid", strconv.Itoa(os.Getegid()),
 		"--die-with-parent",
 		"--new-session",     // no controlling terminal, so no TIOCSTI (CVE-2017-5226)
 		"--cap-drop", "ALL", // bwrap keeps root's capabilities unless told otherwise
@@ -123,9 +128,14 @@ func (s *Sandbox) bwrapArgs(spec Spec, dir string) []string {
 	)
 	a = append(a, s.system...)
 	if spec.Network {
-		a = append(a, s.network...)
+		a = append(a, "--perms", "0644", "--ro-bind-data", strconv.Itoa(fdResolvConf), "/etc/resolv.conf")
 	}
-	a = append(a, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp")
+	// bwrap's /dev is a tmpfs without a size limit: it is made read-only,
+	// with a tmpfs of limited size for shared memory.
+	a = append(a, "--proc", "/proc", "--dev", "/dev")
+	a = append(a, tmpfs(s.limits.ShmSize, "/dev/shm")...)
+	a = append(a, "--remount-ro", "/dev")
+	a = append(a, tmpfs(s.limits.TmpSize, "/tmp")...)
 	// After /tmp, so that extra paths and workspaces under /tmp show through.
 	for _, p := range s.readOnly {
 		a = append(a, "--ro-bind", p, p)
@@ -135,6 +145,14 @@ func (s *Sandbox) bwrapArgs(spec Spec, dir string) []string {
 		"--remount-ro", "/", // the root tmpfs that bwrap builds the mounts on
 		"--chdir", dir,
 	)
+}
+
+// tmpfs returns the bwrap options that mount a tmpfs of size bytes at path.
+func tmpfs(size int64, path string) []string {
+	if size == NoLimit {
+		return []string{"--tmpfs", path}
+	}
+	return []string{"--size", strconv.FormatInt(size, 10), "--tmpfs", path}
 }
 
 // bwrapStatus is one line of bwrap's --json-status-fd output.
@@ -157,18 +175,27 @@ func (s *Sandbox) run(ctx context.Context, spec Spec, dir string, out io.Writer,
 		return infra("creating pipes: " + err.Error())
 	}
 	enlarge(pw)
+	extra := []*os.File{ar, sw, br}
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	if spec.Network {
+		rc, err := s.net.prepare(&files, sys)
+		if err != nil {
+			return infra("preparing the job's network: " + err.Error())
+		}
+		extra = append(extra, rc)
+	}
 	cmd := &exec.Cmd{
 		Path:        s.bwrap,
 		Args:        []string{"bwrap", "--args", strconv.Itoa(fdArgs), "--", shellPath, "-e", "-c", spec.Script},
 		Env:         []string{}, // non-nil: nil would inherit ours; --clearenv covers the job anyway
 		Stdout:      pw,
 		Stderr:      pw,
-		ExtraFiles:  []*os.File{ar, sw, br},
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		ExtraFiles:  extra,
+		SysProcAttr: sys,
 	}
 	res.StartedAt = time.Now()
 	err := cmd.Start()
-	for _, f := range []*os.File{pw, ar, sw, br} {
+	for _, f := range append(extra, pw) {
 		f.Close() // bwrap has its copies; ours would hold the pipes open
 	}
 	if err != nil {
@@ -200,6 +227,12 @@ func (s *Sandbox) run(ctx context.Context, spec Spec, dir string, out io.Writer,
 	defer func() {
 		if sandboxInit != nil {
 			_ = sandboxInit.Release()
+		}
+	}()
+	var stack *netStack // the job's network stack, with Spec.Network
+	defer func() {
+		if stack != nil {
+			stack.stop()
 		}
 	}()
 
@@ -248,6 +281,11 @@ func (s *Sandbox) run(ctx context.Context, spec Spec, dir string, out io.Writer,
 			return fmt.Errorf("finding the sandbox process: %w", err)
 		}
 		log.LogAttrs(ctx, slog.LevelDebug, "sandbox created", slog.Int("sandbox_pid", st.ChildPid))
+		if spec.Network {
+			if stack, err = s.net.connect(bwrapPid); err != nil {
+				return fmt.Errorf("the job's network: %w", err)
+			}
+		}
 		// The sandbox waits on fdBlock before it forks the script, so the
 		// limits set on its PID 1 now are inherited by every job process.
 		if err := setLimits(st.ChildPid, s.limits); err != nil {
@@ -259,7 +297,9 @@ func (s *Sandbox) run(ctx context.Context, spec Spec, dir string, out io.Writer,
 		return bw.Close()
 	}
 
-	w := watch(ctx, log, spec, cmd, pr, head, signal, setup)
+	wsCap := watchWorkspace(dir, s.limits.WorkspaceSize, workspaceCheckInterval)
+	w := watch(ctx, log, spec, cmd, pr, head, signal, setup, wsCap.over)
+	wsCap.stop()
 	if w.cutOff {
 		log.LogAttrs(ctx, slog.LevelWarn, "job output still open after its sandbox was killed")
 	}
@@ -283,6 +323,10 @@ func (s *Sandbox) run(ctx context.Context, spec Spec, dir string, out io.Writer,
 		}
 	}
 	res.classify(w.cause, code, "bwrap", w.waitErr, w.outErr)
+	if w.cause == stopResourceLimit {
+		res.Err = fmt.Sprintf("the workspace took %s, past its limit of %s: the job was killed",
+			formatBytes(wsCap.used), formatBytes(s.limits.WorkspaceSize))
+	}
 	if !ran && w.cause == notStopped && w.state != nil && w.state.Exited() && res.Reason != core.ReasonInfraError {
 		// bwrap exited on its own without the script having run: its own
 		// setup failed.

@@ -12,7 +12,12 @@ import (
 // msgUnsupported makes NewSandbox refuse: bubblewrap needs Linux namespaces.
 const msgUnsupported = "the sandbox executor needs Linux (bubblewrap): run this runner with --executor shell"
 
-func systemMounts() (system, network []string) { return nil, nil }
+func systemMounts() []string { return nil }
+
+// netTools is empty: there is no sandbox, so no network for it.
+type netTools struct{ stack string }
+
+func findNetTools(SandboxOptions) (netTools, string) { return netTools{}, msgUnsupported }
 
 func (s *Sandbox) check() string { return msgUnsupported }
 

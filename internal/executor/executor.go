@@ -5,19 +5,27 @@
 //
 // # What the sandbox covers
 //
-// A Sandbox job runs in new user, mount, PID, IPC, UTS and cgroup namespaces,
-// and a new network namespace unless Spec.Network is set, with every
-// capability dropped. That keeps a hostile job from:
+// A Sandbox job runs in new user, mount, PID, IPC, UTS, cgroup and network
+// namespaces, with every capability dropped and without the right to make
+// user namespaces of its own. That keeps a hostile job from:
 //
 //   - changing the host: the workspace (Spec.Dir) is the only writable host
 //     path; /usr, the system directories and a short list of /etc files are
-//     read-only, /tmp is a private tmpfs, and the rest of the filesystem
-//     (home directories, other workspaces, the runner's own files) is absent;
+//     read-only, /tmp and /dev/shm are private tmpfs mounts of limited size,
+//     and the rest of the filesystem (home directories, other workspaces,
+//     the runner's own files) is absent;
+//   - filling the disk through its workspace: a job whose workspace grows
+//     past Limits.WorkspaceSize (10 GiB by default) is killed;
 //   - reading what it was not given: its environment is exactly Spec.Env, and
 //     /etc/shadow, SSH host keys and TLS private keys are not mounted;
-//   - using the network, including the runner's loopback services, the cloud
-//     metadata address and abstract Unix sockets (D-Bus, X11), unless
-//     Spec.Network is set;
+//   - using the network unless Spec.Network is set, including the runner's
+//     loopback services, the cloud metadata address and abstract Unix
+//     sockets (D-Bus, X11);
+//   - reaching the runner's host even with Spec.Network: the job's network
+//     namespace is its own, connected by a user-mode network stack that
+//     forwards no port, and the host's loopback and every address of its
+//     interfaces lead back into the sandbox, whatever interface or address
+//     form the job uses;
 //   - seeing or signaling the runner's processes or other jobs (PID and IPC
 //     namespaces);
 //   - pushing keystrokes into the runner's terminal with TIOCSTI
@@ -30,16 +38,24 @@
 //
 // It does not cover:
 //
-//   - kernel exploits: there is no seccomp filter yet, and the job may create
-//     nested user namespaces, which exposes more kernel code to it;
-//   - exhausting memory, CPU, disk space or I/O: there is no cgroup yet. The
-//     address space limit is per process and not a memory limit, and the
-//     kernel does not enforce the process limit for root;
+//   - kernel exploits: there is no seccomp filter yet;
+//   - exhausting memory, CPU or I/O: there is no cgroup yet. The address
+//     space limit is per process and not a memory limit, the tmpfs mounts
+//     take memory up to their sizes, and the kernel does not enforce the
+//     process limit for root. The workspace's size is measured every 2
+//     seconds, so a job can write past its cap for that long;
 //   - a runner that runs as root: the job is then uid 0 without capabilities,
 //     mapped to root on the host, so a sandbox escape is root. Run runners as
 //     an unprivileged user;
-//   - jobs with Spec.Network set: they share the runner's network namespace,
-//     loopback services and abstract sockets included;
+//   - what a job with Spec.Network reaches beside the host's addresses:
+//     anything the host can reach, such as its local network, the cloud
+//     metadata address (169.254.169.254), and containers or virtual machines
+//     on the host at their own addresses. The stack sends the job's UDP
+//     multicast from the host, where the host's own multicast listeners
+//     (mDNS) receive it too. With pasta, DNS queries go to the host's name
+//     server, even one on the host's loopback (UDP port 53 of that address
+//     only). An address the host gains after the job started is not kept
+//     from it;
 //   - secrets in what is mounted: everything in the workspace, the system
 //     directories and any extra read-only path the operator configured is
 //     readable by the job;
@@ -77,6 +93,10 @@ const DefaultGrace = 10 * time.Second
 //     AttemptErrored/ReasonInfraError, because its log is lost.
 //   - Exit status 0 gives AttemptSucceeded/ReasonNone; any other status gives
 //     AttemptFailed/ReasonExitCode with ExitCode set.
+//   - An implementation that enforces a resource limit (Sandbox, for the
+//     workspace's size) kills a job past it at once, without a grace: the
+//     Result is AttemptFailed/ReasonResourceLimit with ExitCode -1 and Err
+//     saying which limit.
 //   - When Spec.Timeout elapses the job is stopped and the Result is
 //     AttemptTimedOut/ReasonTimeout. When ctx is canceled the job is stopped
 //     and the Result is AttemptCanceled/ReasonCanceled. Stopping means SIGTERM
@@ -109,9 +129,11 @@ type Spec struct {
 	Timeout time.Duration
 	// Grace is the time between SIGTERM and SIGKILL; zero means DefaultGrace.
 	Grace time.Duration
-	// Network gives a sandboxed job the runner's network (sandbox.network in
-	// the pipeline); without it the job has only its own loopback. Shell
-	// ignores it: a shell job always has the host's network.
+	// Network gives a sandboxed job a network (sandbox.network in the
+	// pipeline): outbound access through a user-mode network stack, with
+	// the runner's host itself out of reach; see Sandbox. Without it the
+	// job has only its own loopback. Shell ignores it: a shell job always
+	// has the host's network.
 	Network bool
 	// Started, when set, is called once the job's first process runs, with
 	// its pid, which is also the id of the job's process group: a runner
@@ -150,7 +172,9 @@ type Result struct {
 	// AttemptCanceled or AttemptErrored.
 	State core.AttemptState
 	// Reason is ReasonNone for a success, else ReasonExitCode,
-	// ReasonTimeout, ReasonCanceled or ReasonInfraError.
+	// ReasonTimeout, ReasonCanceled, ReasonInfraError or, for an
+	// AttemptFailed job that went past a resource limit,
+	// ReasonResourceLimit.
 	Reason core.Reason
 	// ExitCode is the script's exit status, or -1 when a signal ended it or
 	// it never started.
@@ -160,7 +184,8 @@ type Result struct {
 	StartedAt  time.Time
 	FinishedAt time.Time
 	// Err is a short human message for infra errors, such as "working
-	// directory does not exist"; empty otherwise.
+	// directory does not exist", and for resource limits, saying which;
+	// empty otherwise.
 	Err string
 }
 

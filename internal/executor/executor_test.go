@@ -29,11 +29,20 @@ const leakVar = "DELTACI_EXECUTOR_TEST_LEAK"
 // notHung bounds every wait: it proves "did not hang", not a duration.
 const notHung = 20 * time.Second
 
+// atExit are run once all the tests have run; tests append to it only
+// from within a sync.Once.
+var atExit []func()
+
 func TestMain(m *testing.M) {
 	if err := os.Setenv(leakVar, "leaked"); err != nil {
 		panic(err)
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		for _, f := range atExit {
+			f()
+		}
+		os.Exit(code)
+	}))
 }
 
 // bundle is an executor under test, a workspace for its jobs, and how to

@@ -79,26 +79,46 @@ func sandboxBundle(t *testing.T, sb *executor.Sandbox) bundle {
 	}
 }
 
+// probeBuild is the probe, built once for all the tests that need it.
+var probeBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 // buildProbe builds testdata/probe as a static binary, which runs in the
 // sandbox whatever libraries it has.
 func buildProbe(t *testing.T) string {
 	t.Helper()
+	probeBuild.once.Do(func() { probeBuild.path, probeBuild.err = compileProbe() })
+	if probeBuild.err != nil {
+		t.Fatal(probeBuild.err)
+	}
+	return probeBuild.path
+}
+
+func compileProbe() (string, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Fatalf("the sandbox tests build a probe with the go command: %v", err)
+		return "", fmt.Errorf("the sandbox tests build a probe with the go command: %w", err)
 	}
 	src, err := filepath.Abs(filepath.Join("testdata", "probe"))
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	bin := filepath.Join(t.TempDir(), "probe")
-	cmd := exec.Command(goTool, "build", "-o", bin, ".")
+	dir, err := os.MkdirTemp("", "deltaci-probe-")
+	if err != nil {
+		return "", err
+	}
+	atExit = append(atExit, func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "probe")
+	cmd := exec.Command(goTool, "build", "-buildvcs=false", "-o", bin, ".")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the probe: %v\n%s", err, out)
+		return "", fmt.Errorf("building the probe: %v\n%s", err, out)
 	}
-	return bin
+	return bin, nil
 }
 
 // installProbe copies the probe into dir, the only place a job can run it from.
@@ -258,16 +278,20 @@ func TestSandbox(t *testing.T) {
 
 	t.Run("NetworkWhenAsked", func(t *testing.T) {
 		t.Parallel()
+		requireNetwork(t)
 		b := setupSandbox(t)
 		installProbe(t, probe, b.dir)
 		ln := listen(t)
 		var out output
-		spec := b.spec("./probe connect " + ln.addr + " || true")
+		// A network of its own: an interface and a default route, but not
+		// the runner's loopback.
+		spec := b.spec("./probe interfaces; ./probe gateways; ./probe connect " + ln.addr + " || true")
 		spec.Network = true
 		res := b.run(t, context.Background(), spec, &out)
 		assertOutcome(t, res, core.AttemptSucceeded, core.ReasonNone, 0)
-		if !strings.Contains(out.String(), "CONNECTED") || ln.accepted.Load() == 0 {
-			t.Errorf("the job could not connect although Network is set (accepted %d); output:\n%s", ln.accepted.Load(), out.String())
+		requireNetworkUp(t, out.String())
+		if !strings.Contains(out.String(), "connect failed") || ln.accepted.Load() != 0 {
+			t.Errorf("the job reached the runner's loopback (accepted %d); output:\n%s", ln.accepted.Load(), out.String())
 		}
 	})
 
@@ -563,19 +587,25 @@ func openPTY(t *testing.T) (ptm, pts *os.File) {
 	return ptm, pts
 }
 
-// listener is a TCP listener on the runner's loopback that counts
-// connections.
+// listener is a TCP listener that counts connections.
 type listener struct {
 	addr     string
 	accepted atomic.Int64
 }
 
+// listen returns a listener on the runner's loopback.
 func listen(t *testing.T) *listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serve(t, ln)
+}
+
+// serve counts the connections ln accepts until the test ends.
+func serve(t *testing.T, ln net.Listener) *listener {
+	t.Helper()
 	l := &listener{addr: ln.Addr().String()}
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -82,7 +82,7 @@ func (s *Shell) Run(ctx context.Context, spec Spec, out io.Writer) (Result, erro
 
 	w := watch(ctx, log, spec, cmd, pr, out, func(sig syscall.Signal) {
 		signalGroup(ctx, log, pid, sig)
-	}, nil)
+	}, nil, nil)
 	if w.cutOff {
 		log.LogAttrs(ctx, slog.LevelWarn, "job output still open after its process group was killed; a process left the group and was not stopped")
 	}

@@ -33,10 +33,11 @@ const (
 	stopTimeout
 	stopCanceled
 	stopOutputFailed
+	stopResourceLimit
 )
 
 func (c stopCause) String() string {
-	return [...]string{"none", "timeout", "canceled", "output failed"}[c]
+	return [...]string{"none", "timeout", "canceled", "output failed", "resource limit"}[c]
 }
 
 // begin is the part of Run that every executor shares before it starts
@@ -74,10 +75,13 @@ type watched struct {
 // timeout starts; if it fails, the job is killed at once and the error is
 // returned in watched.setupErr.
 //
+// overLimit, if not nil, is closed when the job has gone past a resource
+// limit; the job is then killed at once.
+//
 // After the started process has exited (on its own or because the job was
 // stopped), whatever remains of the tree is killed: a job may not leave
 // processes behind.
-func watch(ctx context.Context, log *slog.Logger, spec Spec, cmd *exec.Cmd, pr *os.File, out io.Writer, signal signalFunc, setup func() error) watched {
+func watch(ctx context.Context, log *slog.Logger, spec Spec, cmd *exec.Cmd, pr *os.File, out io.Writer, signal signalFunc, setup func() error, overLimit <-chan struct{}) watched {
 	pid := cmd.Process.Pid
 	p := &pump{r: pr, out: out, failed: make(chan struct{}), done: make(chan struct{})}
 	go p.run()
@@ -100,7 +104,7 @@ func watch(ctx context.Context, log *slog.Logger, spec Spec, cmd *exec.Cmd, pr *
 		w.setupErr = setup()
 	}
 	if w.setupErr == nil {
-		w.cause = supervise(ctx, log, spec, signal, exited, p.failed)
+		w.cause = supervise(ctx, log, spec, signal, exited, p.failed, overLimit)
 	} else {
 		signal(syscall.SIGKILL)
 		<-exited
@@ -118,9 +122,9 @@ func watch(ctx context.Context, log *slog.Logger, spec Spec, cmd *exec.Cmd, pr *
 }
 
 // supervise waits for the started process to exit, stopping the job first
-// if the timeout elapses, ctx is canceled or the output fails. It returns
-// only after that process has exited.
-func supervise(ctx context.Context, log *slog.Logger, spec Spec, signal signalFunc, exited, outFailed <-chan struct{}) stopCause {
+// if the timeout elapses, ctx is canceled, the output fails or overLimit is
+// closed. It returns only after that process has exited.
+func supervise(ctx context.Context, log *slog.Logger, spec Spec, signal signalFunc, exited, outFailed, overLimit <-chan struct{}) stopCause {
 	var deadline <-chan time.Time
 	if spec.Timeout > 0 {
 		t := time.NewTimer(spec.Timeout)
@@ -137,9 +141,17 @@ func supervise(ctx context.Context, log *slog.Logger, spec Spec, signal signalFu
 		cause = stopCanceled
 	case <-outFailed:
 		cause = stopOutputFailed
+	case <-overLimit:
+		cause = stopResourceLimit
 	}
 
 	log.LogAttrs(ctx, slog.LevelInfo, "stopping job", slog.String("cause", cause.String()))
+	if cause == stopResourceLimit {
+		// No grace: a job past a disk limit would go on writing through it.
+		signal(syscall.SIGKILL)
+		<-exited
+		return cause
+	}
 	signal(syscall.SIGTERM)
 	grace := time.NewTimer(spec.grace())
 	defer grace.Stop()
@@ -209,6 +221,8 @@ func (r *Result) classify(cause stopCause, code int, waited string, waitErr, out
 		r.State, r.Reason = core.AttemptTimedOut, core.ReasonTimeout
 	case cause == stopCanceled:
 		r.State, r.Reason = core.AttemptCanceled, core.ReasonCanceled
+	case cause == stopResourceLimit:
+		r.State, r.Reason = core.AttemptFailed, core.ReasonResourceLimit
 	case outErr != nil:
 		r.State, r.Reason, r.Err = core.AttemptErrored, core.ReasonInfraError, "writing job output: "+outErr.Error()
 	case waitErr != nil && !errors.As(waitErr, &exitErr):
