@@ -171,7 +171,7 @@ func measure(data []byte, trace func(kind byte, col int)) *limitError {
 // measureTokens is measure, also reporting whether the tokenizer fails on
 // data (as far as measure read it), which the fuzz test checks.
 func measureTokens(data []byte, trace func(kind byte, col int)) (err *limitError, broken bool) {
-	m := &measurer{src: data, col: 1, first: true, entry: none, entryCol: none, trace: trace}
+	m := &measurer{src: data, col: 1, first: true, entry: none, entryCol: none, lastKey: none, trace: trace}
 	m.levels = append(m.levels, level{kind: kindRoot, col: none, entry: none, explicit: none})
 	m.run()
 	return m.err, m.broken
@@ -211,6 +211,10 @@ type measurer struct {
 	// entry and entryCol are the offset and column of the first token of
 	// the current block entry: a key that a ':' ends starts there.
 	entry, entryCol int
+	// lastKey and lastKeyCol are those of the last token that the parser
+	// makes a key when a ':' follows it, even on a later line (a scalar,
+	// an alias, a tag); none after a token that cannot be a key.
+	lastKey, lastKeyCol int
 
 	levels []level
 	// broken is set once the tokenizer would have failed: the parser
@@ -237,8 +241,8 @@ func (m *measurer) inFlow() bool { return m.flow() && m.top().flow() }
 
 func (m *measurer) top() *level { return &m.levels[len(m.levels)-1] }
 
-// next moves past the character at m.i, which is not a line break, adding
-// width to the column.
+// next moves past the character at m.i, adding width to the column; a
+// line break is not read as one here.
 func (m *measurer) next(width int) {
 	if m.src[m.i] < utf8.RuneSelf {
 		m.i++
@@ -293,9 +297,16 @@ func (m *measurer) run() {
 	m.cut()
 }
 
-// token records a token the tokenizer makes at col.
+// token records a token the tokenizer makes at col, which cannot be a key.
 func (m *measurer) token(kind tokenKind, col int) {
 	m.lastTok, m.lastCol = kind, col
+	m.lastKey = none
+}
+
+// keyToken records a token at offset and col that can be a key.
+func (m *measurer) keyToken(kind tokenKind, offset, col int) {
+	m.lastTok, m.lastCol = kind, col
+	m.lastKey, m.lastKeyCol = offset, col
 }
 
 // startEntry records a token that may start a key.
@@ -396,7 +407,7 @@ func (m *measurer) step(c byte) {
 		}
 		// The tokenizer drops a plain scalar before "<<".
 		m.buf = false
-		m.token(tokOther, col)
+		m.keyToken(tokOther, start, col)
 		m.startEntry(start, col)
 		m.lastDelim = col
 		m.next(1)
@@ -406,7 +417,7 @@ func (m *measurer) step(c byte) {
 		if m.buf {
 			break
 		}
-		m.token(tokOther, col)
+		m.keyToken(tokOther, start, col)
 		m.blockScalar(col)
 		return
 	case '"', '\'':
@@ -415,7 +426,7 @@ func (m *measurer) step(c byte) {
 		}
 		m.startEntry(start, col)
 		m.quoted(c)
-		m.token(tokQuote, col)
+		m.keyToken(tokQuote, start, col)
 		return
 	case '#':
 		if m.buf && !isBlank(m.src[m.i-1]) && !isBreak(m.src[m.i-1]) {
@@ -440,7 +451,7 @@ func (m *measurer) step(c byte) {
 			break
 		}
 		m.startEntry(start, col)
-		m.token(tokOther, col)
+		m.keyToken(tokOther, start, col)
 		m.tag()
 		return
 	case '%':
@@ -463,7 +474,7 @@ func (m *measurer) step(c byte) {
 		}
 		m.cut()
 		m.startEntry(start, col)
-		m.token(tokOther, col)
+		m.keyToken(tokOther, start, col)
 		m.anchor = true
 		m.next(1)
 		return
@@ -516,7 +527,12 @@ func (m *measurer) cut() {
 	if saved != 0 {
 		col = saved
 	}
-	m.token(tokOther, col)
+	if m.anchor {
+		// An anchor's or alias's name: the '&' or '*' stays the key.
+		m.lastTok, m.lastCol = tokOther, col
+	} else {
+		m.keyToken(tokOther, m.bufStart, col)
+	}
 	m.startEntry(m.bufStart, col)
 }
 
@@ -616,12 +632,12 @@ func (m *measurer) delim(colon int) bool {
 	if m.trace != nil {
 		m.trace(':', m.lastCol)
 	}
-	m.token(tokValue, m.col)
 	if m.inFlow() {
 		m.flowKey(colon)
 	} else if !m.flow() {
 		m.blockKey(colon)
 	}
+	m.token(tokValue, m.col)
 	m.next(1)
 	return true
 }
@@ -688,18 +704,26 @@ func (m *measurer) blockKey(colon int) {
 	if m.broken {
 		return
 	}
-	if m.entry == none {
-		// A ':' with no key before it gives the value of a "? " key.
-		m.block(kindBMap, m.col, colon)
-		if t := m.top(); t.explicit != none {
+	offset, col := m.entry, m.entryCol
+	if offset == none {
+		// A ':' first on its line gives the value of a "? " key, or
+		// makes the token before it, on an earlier line, a key.
+		m.leaveFlow()
+		for t := m.top(); t.kind != kindRoot && t.col > m.col; t = m.top() {
+			m.levels = m.levels[:len(m.levels)-1]
+		}
+		if t := m.top(); t.kind == kindBMap && t.col == m.col && t.explicit != none {
 			t.cur = colon - t.explicit + 1
 			t.explicit = none
 			m.checkPath(colon)
+			return
 		}
-		return
+		if m.lastKey == none {
+			return
+		}
+		offset, col = m.lastKey, m.lastKeyCol
 	}
-	offset := m.entry
-	if !m.block(kindBMap, m.entryCol, offset) {
+	if !m.block(kindBMap, col, offset) {
 		m.top().keys++
 	} else {
 		m.top().keys = 1

@@ -146,6 +146,14 @@ func TestWideMappingIsRefused(t *testing.T) {
 	if _, err := Parse("ci.yml", []byte(env(maxKeys))); err != nil {
 		t.Errorf("%d keys: %v", maxKeys, err)
 	}
+	// The YAML parser also makes keys of a block scalar, an alias or a
+	// "? " key with the ':' on the next line.
+	for _, key := range []string{"|\n x\n", "*a\n", "? a\n"} {
+		src := "x: y\n" + strings.Repeat(key+": v\n", maxKeys+1)
+		if e := limitProblem(t, src); !strings.Contains(e.Msg, "a mapping has more than 1000 keys") {
+			t.Errorf("keys %q: err = %v", key, e)
+		}
+	}
 }
 
 func TestLongPathIsRefused(t *testing.T) {
@@ -259,6 +267,10 @@ func TestMeasureSeesTheTokenizersTokens(t *testing.T) {
 		"k   \n  x: 1\n",
 		"- é: 1\n  ü: 2\n",
 		"a: b\rc: d\r",
+		"0: |\n:",
+		"|\n x\n: v\n|\n x\n: v\n",
+		"x: y\n*a\n: v\n*a\n: v\n",
+		"a: | # c\n  x\nb: >-\n\n  y\n: z\n",
 	} {
 		t.Run("", func(t *testing.T) {
 			t.Parallel()

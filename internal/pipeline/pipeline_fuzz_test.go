@@ -109,6 +109,16 @@ func tokenEvents(data []byte) (events []event, failed bool) {
 			if i > 0 {
 				col = tokens[i-1].Position.Column
 			}
+			// A block scalar's content follows its header (and the
+			// header's comment): the parser groups them at the header's
+			// column.
+			if j := i - 1; j > 0 && tokens[j].Type == token.StringType {
+				for j--; j > 0 && tokens[j].Type == token.CommentType; j-- {
+				}
+				if t := tokens[j].Type; t == token.LiteralType || t == token.FoldedType {
+					col = tokens[j].Position.Column
+				}
+			}
 			events = append(events, event{':', col})
 		}
 	}
