@@ -230,7 +230,8 @@ jobs:
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
 	dir := repo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: \"true\"\n"})
-	for _, args := range [][]string{{"run", "--job", "nope"}, {"run", "--jobs", "0"}, {"run", "--bogus"}, {"bogus"}} {
+	for _, args := range [][]string{{"run", "--job", "nope"}, {"run", "--jobs", "0"}, {"run", "--bogus"}, {"bogus"},
+		{"runner", "--server", "http://127.0.0.1:1", "--workspace-limit", "ten gigs"}, {"runner", "--tmp-size", "-1G"}} {
 		if r := deltaci(t, dir, args...); r.code != 2 {
 			t.Errorf("%v: exit %d, want 2\n%s", args, r.code, r.stderr)
 		}

@@ -80,7 +80,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	if o.jobs < 1 {
 		return usage(fmt.Errorf("--jobs must be at least 1, got %d", o.jobs))
 	}
-	exec, err := newExecutor(o.executor, log)
+	exec, err := newExecutor(o.executor, log, executor.Limits{})
 	if err != nil {
 		return err
 	}
@@ -293,12 +293,12 @@ func selectJobs(p *core.Pipeline, only []string) ([]core.JobSpec, error) {
 
 // newExecutor builds the executor --executor names. An unusable sandbox is
 // an error, never a quiet fallback to the shell.
-func newExecutor(name string, log *slog.Logger) (executor.Executor, error) {
+func newExecutor(name string, log *slog.Logger, limits executor.Limits) (executor.Executor, error) {
 	switch name {
 	case planner.ExecutorShell:
 		return executor.NewShell(log), nil
 	case planner.ExecutorSandbox:
-		sb, err := executor.NewSandbox(log, executor.SandboxOptions{})
+		sb, err := executor.NewSandbox(log, executor.SandboxOptions{Limits: limits})
 		if err != nil {
 			return nil, fmt.Errorf("--executor sandbox: %w", err)
 		}

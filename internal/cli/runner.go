@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deltaci/deltaci/internal/api"
+	"github.com/deltaci/deltaci/internal/executor"
 	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/planner"
 	"github.com/deltaci/deltaci/internal/protocol"
@@ -25,6 +26,7 @@ type runnerOptions struct {
 	labels                                             []string
 	capacity                                           int
 	grace, drainTimeout                                time.Duration
+	workspaceLimit, tmpSize                            byteSize
 }
 
 func newRunnerCmd(e env) *cobra.Command {
@@ -58,6 +60,8 @@ them at once, and the server gives them to another runner.`,
 	f.StringVar(&o.name, "name", "", "name shown for this runner (default the host name)")
 	f.DurationVar(&o.grace, "grace", 10*time.Second, "time a canceled job gets between SIGTERM and SIGKILL")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Minute, "on shutdown, how long running jobs get to finish")
+	f.Var(&o.workspaceLimit, "workspace-limit", "disk space a sandboxed job's workspace may take, e.g. 20GiB; past it the job fails resource_limit (default 10GiB; none for no limit)")
+	f.Var(&o.tmpSize, "tmp-size", "size of a sandboxed job's /tmp, e.g. 2GiB (default 1GiB; none for the kernel's default)")
 	return cmd
 }
 
@@ -83,7 +87,7 @@ func runRunner(ctx context.Context, e env, o runnerOptions) error {
 		o.name, _ = os.Hostname()
 	}
 	log := slog.New(slog.NewJSONHandler(e.stdout, nil))
-	exec, err := newExecutor(o.executor, log)
+	exec, err := newExecutor(o.executor, log, executor.Limits{WorkspaceSize: int64(o.workspaceLimit), TmpSize: int64(o.tmpSize)})
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 type triggerOptions struct {
 	server, project, repo, ref, commit, event, apiToken string
-	follow                                     bool
+	follow                                              bool
 }
 
 func newTriggerCmd(e env) *cobra.Command {

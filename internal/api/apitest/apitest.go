@@ -71,7 +71,7 @@ func Start(t testing.TB, o Options) *Server {
 		Keys: keys, RegistrationToken: RegistrationToken, APIToken: APIToken, Executor: "shell",
 		// Tests register many runners from one address at once.
 		AuthBurst: 10000,
-		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, Log: slog.New(slog.DiscardHandler),
+		Mirrors:   gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, Log: slog.New(slog.DiscardHandler),
 	}
 	s := &Server{}
 	switch o.Engine {
