@@ -183,6 +183,9 @@ type measurer struct {
 	i     int
 	col   int  // the tokenizer's column of src[i]
 	first bool // only spaces and tabs so far on this line
+	// lineFirst is set while step reads the first other character of a
+	// line.
+	lineFirst bool
 	// indent counts what the tokenizer takes for indentation on this line.
 	indent int
 	// lastDelim is the column of the last key, "- " or "? ", 0 if none: a
@@ -283,7 +286,7 @@ func (m *measurer) run() {
 				m.tab()
 				continue
 			case !isBreak(c):
-				m.first = false
+				m.first, m.lineFirst = false, true
 				if m.lastDelim != 0 && m.col <= m.lastDelim {
 					// The line starts at or left of the last key: what
 					// was being read ends with the line before.
@@ -293,6 +296,7 @@ func (m *measurer) run() {
 			}
 		}
 		m.step(c)
+		m.lineFirst = false
 	}
 	m.cut()
 }
@@ -381,6 +385,10 @@ func (m *measurer) step(c byte) {
 		}
 	case '.', '-':
 		if m.indent == 0 && col == 1 && m.documentMarker(c) {
+			return
+		}
+		if c == '-' && m.buf && m.lineFirst && m.lastDelim != 0 {
+			m.rawFolded(col)
 			return
 		}
 		if n := m.at(m.i + 1); c == '.' || m.buf || n != 0 && !isBlank(n) && !isBreak(n) {
@@ -1048,6 +1056,43 @@ func documentSeparator(rest []byte) bool {
 		return false
 	}
 	return len(rest) == 3 || isBlank(rest[3]) || isBreak(rest[3])
+}
+
+// rawFolded reads what the tokenizer makes of a '-' at col that starts a
+// line continuing a plain scalar: the start of a folded block scalar, part
+// of the plain one, made of the rest of the line and of the lines after
+// it that start right of the last key, then (once the scalar has a
+// character other than a tab after the '-') at or right of the '-'.
+func (m *measurer) rawFolded(col int) {
+	m.text('-')
+	for ; m.i < len(m.src) && !isBreak(m.src[m.i]); m.next(1) {
+		if m.src[m.i] != '\t' {
+			m.lastDelim = col - 1
+		}
+	}
+	for m.i < len(m.src) {
+		m.breakLine()
+		if m.i < len(m.src) && documentSeparator(m.src[m.i:]) {
+			return
+		}
+		for m.i < len(m.src) && isBlank(m.src[m.i]) {
+			if m.src[m.i] == ' ' {
+				m.indent++
+			}
+			m.next(1)
+		}
+		if m.i == len(m.src) || isBreak(m.src[m.i]) {
+			continue
+		}
+		if m.lastDelim != 0 && m.col <= m.lastDelim {
+			// The line ends the scalar: run reads it.
+			return
+		}
+		m.lastDelim = col - 1
+		for m.i < len(m.src) && !isBreak(m.src[m.i]) {
+			m.next(1)
+		}
+	}
 }
 
 // blockScalar reads a block scalar whose header ('|' or '>') is at m.i:

@@ -271,6 +271,10 @@ func TestMeasureSeesTheTokenizersTokens(t *testing.T) {
 		"|\n x\n: v\n|\n x\n: v\n",
 		"x: y\n*a\n: v\n*a\n: v\n",
 		"a: | # c\n  x\nb: >-\n\n  y\n: z\n",
+		"0: 0\n -: 0",
+		"a: b\n -\n  [[: c\nd: e\n",
+		"a: b\n -\t\n [: c\n  x: y\nd: e\n",
+		"{a: b\n -[[[\n}\n",
 	} {
 		t.Run("", func(t *testing.T) {
 			t.Parallel()
