@@ -86,6 +86,8 @@ type problems struct {
 	// A node reached through several aliases is checked once per alias;
 	// its problem is reported once.
 	seen map[Error]bool
+	// suggestWork is what didYouMean has spent, against maxSuggestWork.
+	suggestWork int
 }
 
 func (p *problems) add(at pos, hint, format string, args ...any) {

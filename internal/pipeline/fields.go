@@ -252,5 +252,5 @@ func (t *tree) glob(what string) func(item) bool {
 
 // unknownKey reports a key that is not valid where it is.
 func (t *tree) unknownKey(e entry, where string, valid []string) {
-	t.add(e.keyAt, didYouMean(e.key, valid, "valid keys"), "unknown key %q in %s", e.key, where)
+	t.add(e.keyAt, t.didYouMean(e.key, valid, "valid keys"), "unknown key %q in %s", e.key, where)
 }

@@ -298,7 +298,7 @@ func (t *tree) job(e entry) *jobDecl {
 		case "events":
 			items, _ := t.stringList(fv, "events", "events", func(it item) bool {
 				if !slices.Contains(eventNames, it.s) {
-					t.add(it.at, didYouMean(it.s, eventNames, "events are"), "unknown event %q", it.s)
+					t.add(it.at, t.didYouMean(it.s, eventNames, "events are"), "unknown event %q", it.s)
 					return false
 				}
 				return true
@@ -345,7 +345,7 @@ func (t *tree) reports(v value) map[string][]string {
 	out := map[string][]string{}
 	for _, e := range t.entries(v) {
 		if !slices.Contains(reportKinds, e.key) {
-			t.add(e.keyAt, didYouMean(e.key, reportKinds, "supported kinds"), "unknown report kind %q", e.key)
+			t.add(e.keyAt, t.didYouMean(e.key, reportKinds, "supported kinds"), "unknown report kind %q", e.key)
 			continue
 		}
 		what := "reports." + e.key

@@ -24,7 +24,7 @@ func (t *tree) checkNeeds(jobs []*jobDecl) {
 			case n.s == j.name:
 				t.add(n.at, fmt.Sprintf("remove %q from its needs", n.s), "job %q needs itself", j.name)
 			case !ok:
-				t.add(n.at, didYouMean(n.s, names, "jobs are"), "job %q needs %q, which is not a job", j.name, n.s)
+				t.add(n.at, t.didYouMean(n.s, names, "jobs are"), "job %q needs %q, which is not a job", j.name, n.s)
 			default:
 				edges[i] = append(edges[i], k)
 			}

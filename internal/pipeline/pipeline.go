@@ -191,7 +191,7 @@ func (t *tree) pipeline(root value) *core.Pipeline {
 			hasJobs = true
 			jobs = t.jobs(v)
 		default:
-			hint := didYouMean(e.key, topKeys, "valid keys")
+			hint := t.didYouMean(e.key, topKeys, "valid keys")
 			if t.looksLikeJob(v) {
 				hint = fmt.Sprintf("jobs go under the jobs: key; indent %q below jobs:", e.key)
 			}
@@ -237,7 +237,7 @@ func (t *tree) defaults(v value, defs *settings) {
 		if t.setting(e, defs) {
 			continue
 		}
-		hint := didYouMean(e.key, settingKeys, "valid keys")
+		hint := t.didYouMean(e.key, settingKeys, "valid keys")
 		for _, k := range jobKeys {
 			if k == e.key {
 				hint = fmt.Sprintf("%s can only be set on a job, not in defaults", k)

@@ -64,11 +64,23 @@ func suggest(s string, candidates []string) string {
 	return best
 }
 
+// maxSuggestWork bounds, per file, the characters compared to find close
+// names (about 50 ms of work): a file of thousands of unknown needs among
+// a thousand jobs would otherwise take minutes. Past it, hints list the
+// candidates without a closest one; only the first problems are printed.
+const maxSuggestWork = 1 << 24
+
 // didYouMean is a hint naming the closest candidate, or listing them all
 // when none is close (and there are few enough to read).
-func didYouMean(s string, candidates []string, what string) string {
-	if c := suggest(s, candidates); c != "" {
-		return fmt.Sprintf("did you mean %q?", c)
+func (p *problems) didYouMean(s string, candidates []string, what string) string {
+	work := 0
+	for _, c := range candidates {
+		work += len(s) * len(c)
+	}
+	if p.suggestWork += work; p.suggestWork <= maxSuggestWork {
+		if c := suggest(s, candidates); c != "" {
+			return fmt.Sprintf("did you mean %q?", c)
+		}
 	}
 	if len(candidates) == 0 {
 		return ""

@@ -1,6 +1,9 @@
 package pipeline
 
 import (
+	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -52,5 +55,35 @@ func TestSuggest(t *testing.T) {
 		if got := suggest(tt.in, tt.candidates); got != tt.want {
 			t.Errorf("suggest(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestSuggestionsAreBounded checks that thousands of unknown needs among
+// hundreds of jobs cost bounded work, the first still getting a hint.
+func TestSuggestionsAreBounded(t *testing.T) {
+	// Not parallel: it measures allocations.
+	var b strings.Builder
+	b.WriteString("version: 1\njobs:\n")
+	for i := range 500 {
+		fmt.Fprintf(&b, "  job-number-%d: {run: x}\n", i)
+	}
+	b.WriteString("  z:\n    run: x\n    needs: [")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "job-numbex-%d, ", i)
+	}
+	b.WriteString("]\n")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Parse("ci.yml", []byte(b.String()))
+	runtime.ReadMemStats(&after)
+	var list ErrorList
+	if !errors.As(err, &list) || len(list) != 5000 {
+		t.Fatalf("err = %.200v, want 5000 problems", err)
+	}
+	if want := `did you mean "job-number-0"?`; list[0].Hint != want {
+		t.Errorf("first hint = %q, want %q", list[0].Hint, want)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Errorf("parsing allocated %d MiB, want under 64", got>>20)
 	}
 }
