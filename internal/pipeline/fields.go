@@ -229,10 +229,55 @@ func pathGlobProblem(g string) (msg, hint string) {
 	if !doublestar.ValidatePattern(g) {
 		return fmt.Sprintf("bad glob %q: %v", g, doublestar.ErrBadPattern), globHint
 	}
+	if alternatives(g) > maxAlternatives {
+		return alternativesProblem(g)
+	}
 	return "", ""
 }
 
 const globHint = `close every [ and {, and escape a literal *, ?, [ or { with \`
+
+// maxAlternatives bounds the combinations of a glob's {a,b} groups: the
+// matcher tries them one after the other for each path, so that 30 groups
+// of two took minutes a path.
+const maxAlternatives = 256
+
+func alternativesProblem(g string) (msg, hint string) {
+	return fmt.Sprintf("glob %q has more than %d combinations of {} alternatives", g, maxAlternatives),
+		"use fewer {a,b} groups, or several globs"
+}
+
+// alternatives returns how many combinations of alternatives g's brace
+// groups make ("{a,b}/{c,d,e}" makes 6), or maxAlternatives+1 if more. It
+// reads g once, without recursion, as groups nest without limit.
+func alternatives(g string) int {
+	const most = maxAlternatives + 1
+	// A group's count is the sum of its alternatives', an alternative's
+	// the product of its groups'.
+	type group struct{ sum, prod int }
+	stack := []group{{prod: 1}}
+	for i := 0; i < len(g); i++ {
+		top := &stack[len(stack)-1]
+		switch g[i] {
+		case '\\':
+			i++
+		case '{':
+			stack = append(stack, group{prod: 1})
+		case ',':
+			if len(stack) > 1 {
+				top.sum, top.prod = min(top.sum+top.prod, most), 1
+			}
+		case '}':
+			if len(stack) > 1 {
+				n := min(top.sum+top.prod, most)
+				stack = stack[:len(stack)-1]
+				outer := &stack[len(stack)-1]
+				outer.prod = min(outer.prod*n, most)
+			}
+		}
+	}
+	return stack[0].prod
+}
 
 // glob checks a glob matched against something else than a path (a
 // branch name), where only doublestar's syntax applies.
@@ -243,6 +288,9 @@ func (t *tree) glob(what string) func(item) bool {
 			t.add(it.at, `write a glob such as "release/*"`, "%s: empty glob", what)
 		case !doublestar.ValidatePattern(it.s):
 			t.add(it.at, globHint, "%s: bad glob %q: %v", what, it.s, doublestar.ErrBadPattern)
+		case alternatives(it.s) > maxAlternatives:
+			msg, hint := alternativesProblem(it.s)
+			t.add(it.at, hint, "%s: %s", what, msg)
 		default:
 			return true
 		}

@@ -282,3 +282,34 @@ func TestMeasureSeesTheTokenizersTokens(t *testing.T) {
 		})
 	}
 }
+
+// TestGlobAlternativesAreBounded refuses globs whose {a,b} groups make
+// more combinations than the matcher can try for every path.
+func TestGlobAlternativesAreBounded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		glob string
+		want int
+	}{
+		{"**/*.go", 1},
+		{"{src,lib}/**/*.{go,mod,sum}", 6},
+		{"{a,{b,c}}/{d,e}", 6},
+		{`\{a,b}`, 1},
+		{"{a,b},c", 2},
+		{strings.Repeat("{a,b}", 8), 256},
+		{strings.Repeat("{a,b}", 9), maxAlternatives + 1},
+		{strings.Repeat("{a,", 100_000) + strings.Repeat("}", 100_000), 100_001},
+	} {
+		if got := alternatives(tc.glob); got != min(tc.want, maxAlternatives+1) {
+			t.Errorf("alternatives(%.40q) = %d, want %d", tc.glob, got, tc.want)
+		}
+	}
+	src := limitsHead + "    inputs: [\"" + strings.Repeat("{a,a}", 30) + "b\"]\n" +
+		"    branches: [\"" + strings.Repeat("{a,a}", 30) + "b\"]\n"
+	_, err := Parse("ci.yml", []byte(src))
+	var list ErrorList
+	if !errors.As(err, &list) || len(list) != 2 || !strings.Contains(list[0].Msg, "combinations of {} alternatives") ||
+		!strings.Contains(list[1].Msg, "combinations of {} alternatives") {
+		t.Errorf("err = %v, want both globs refused", err)
+	}
+}
