@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"fmt"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -1097,14 +1099,25 @@ func (m *measurer) rawFolded(col int) {
 
 // blockScalar reads a block scalar whose header ('|' or '>') is at m.i:
 // the header's line, then every line that is blank or starts right of the
-// last key's column, as the tokenizer does (it does not look at the
-// indentation the header asks for).
+// last key's column, as the tokenizer does. The tokenizer then moves that
+// column to one left of where the content starts: of the header's
+// indentation indicator, or else of its first line.
 func (m *measurer) blockScalar(col int) {
+	start := m.i + 1
 	for m.i < len(m.src) && !isBreak(m.src[m.i]) {
 		m.next(1)
 	}
 	if col == 1 {
 		m.lastDelim = 1
+	}
+	indent, ok := headerIndent(string(m.src[start:m.i]))
+	if !ok {
+		// The tokenizer fails on this header.
+		m.broken = true
+	}
+	first := 0 // the column where content starts, once known
+	if indent > 0 {
+		first = m.lastDelim + indent
 	}
 	for m.i < len(m.src) {
 		m.breakLine()
@@ -1124,8 +1137,35 @@ func (m *measurer) blockScalar(col int) {
 			// The line ends the scalar: run reads it.
 			return
 		}
+		if first == 0 {
+			first = m.col
+		}
+		if first > 1 {
+			m.lastDelim = first - 1
+		}
 		for m.i < len(m.src) && !isBreak(m.src[m.i]) {
 			m.next(1)
 		}
 	}
+}
+
+// headerIndent reads the indentation indicator of a block scalar's header
+// (what follows its '|' or '>' on the line) as the tokenizer does, and
+// whether the tokenizer accepts the header.
+func headerIndent(header string) (indent int, valid bool) {
+	opt := strings.TrimRight(header, " ")
+	if k := strings.IndexByte(opt, '#'); k > 0 {
+		opt = opt[:k]
+	}
+	opt = strings.TrimRight(opt, " \t")
+	digits := strings.TrimPrefix(strings.TrimPrefix(opt, "-"), "+")
+	digits = strings.TrimSuffix(strings.TrimSuffix(digits, "-"), "+")
+	if digits == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || digits == "0" || n > 9 {
+		return 0, false
+	}
+	return int(n), true
 }

@@ -275,6 +275,10 @@ func TestMeasureSeesTheTokenizersTokens(t *testing.T) {
 		"a: b\n -\n  [[: c\nd: e\n",
 		"a: b\n -\t\n [: c\n  x: y\nd: e\n",
 		"{a: b\n -[[[\n}\n",
+		"  >\r >\r:",
+		"a: |2\n    x\n  : y\n b: c\n",
+		"a: |-1 # c\n  x\n b: c\n",
+		"a: |#c\n  x\n",
 	} {
 		t.Run("", func(t *testing.T) {
 			t.Parallel()
