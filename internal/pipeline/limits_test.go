@@ -279,6 +279,8 @@ func TestMeasureSeesTheTokenizersTokens(t *testing.T) {
 		"a: |2\n    x\n  : y\n b: c\n",
 		"a: |-1 # c\n  x\n b: c\n",
 		"a: |#c\n  x\n",
+		">   0",
+		"a: |2",
 	} {
 		t.Run("", func(t *testing.T) {
 			t.Parallel()
