@@ -9,7 +9,6 @@ import (
 
 	"github.com/deltaci/deltaci/internal/api"
 	"github.com/deltaci/deltaci/internal/api/apitest"
-	"github.com/deltaci/deltaci/internal/gittest"
 	"github.com/deltaci/deltaci/internal/protocol"
 )
 
@@ -22,37 +21,19 @@ func FuzzRunnerRequests(f *testing.F) {
 	srv := apitest.Start(f, apitest.Options{Edit: func(c *api.Config) { c.MaxLeaseWait = 50 * time.Millisecond }})
 	st, hs := srv.Store, srv.HTTP
 
-	repo := gittest.Repo(f, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: 'true'\n"})
-	srv.AddProject(f, repo)
-	if _, err := srv.User().CreateRun(ctx, protocol.CreateRunRequest{Repo: repo, Ref: "main"}); err != nil {
-		f.Fatal(err)
-	}
-	runner := &protocol.Client{BaseURL: hs.URL}
-	reg, err := runner.Register(ctx, apitest.RegistrationToken, protocol.RegisterRequest{Name: "fuzz", Labels: []string{api.ExecutorLabel("shell")}, ProtocolVersion: protocol.Version})
-	if err != nil {
-		f.Fatal(err)
-	}
-	sess, err := runner.Session(ctx, protocol.SessionRequest{RunnerID: reg.RunnerID, Credential: reg.Credential, ProtocolVersion: protocol.Version})
-	if err != nil {
-		f.Fatal(err)
-	}
-	runner.Token = func(context.Context) (string, error) { return sess.Token, nil }
-	lease, err := runner.Lease(ctx, time.Second)
-	if err != nil || lease == nil {
-		f.Fatalf("lease: %v, %v", lease, err)
-	}
-	before, err := st.Attempt(ctx, lease.AttemptID)
+	lr := srv.Leased(f, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: 'true'\n"})
+	before, err := st.Attempt(ctx, lr.Lease.AttemptID)
 	if err != nil {
 		f.Fatal(err)
 	}
 
 	routes := []struct{ method, path, token string }{
-		{"POST", "/api/v1/runner/lease", sess.Token},
-		{"POST", "/api/v1/attempts/" + lease.AttemptID + "/heartbeat", sess.Token},
-		{"POST", "/api/v1/attempts/" + lease.AttemptID + "/start", sess.Token},
-		{"POST", "/api/v1/attempts/" + lease.AttemptID + "/release", sess.Token},
-		{"POST", "/api/v1/attempts/" + lease.AttemptID + "/complete", sess.Token},
-		{"PUT", "/api/v1/attempts/" + lease.AttemptID + "/log?offset=0", lease.JobToken},
+		{"POST", "/api/v1/runner/lease", lr.Session},
+		{"POST", "/api/v1/attempts/" + lr.Lease.AttemptID + "/heartbeat", lr.Session},
+		{"POST", "/api/v1/attempts/" + lr.Lease.AttemptID + "/start", lr.Session},
+		{"POST", "/api/v1/attempts/" + lr.Lease.AttemptID + "/release", lr.Session},
+		{"POST", "/api/v1/attempts/" + lr.Lease.AttemptID + "/complete", lr.Session},
+		{"PUT", "/api/v1/attempts/" + lr.Lease.AttemptID + "/log?offset=0", lr.Lease.JobToken},
 		{"POST", "/api/v1/runners/register", apitest.RegistrationToken},
 		{"POST", "/api/v1/runner/session", ""},
 		{"POST", "/api/v1/runs", ""},
@@ -61,7 +42,7 @@ func FuzzRunnerRequests(f *testing.F) {
 	f.Add(uint8(1), []byte(`{"lease_token":""}`))
 	f.Add(uint8(0), []byte(`{"wait_seconds":-5}`))
 	f.Add(uint8(6), []byte(`{"name":"x","labels":["a b"],"protocol_version":1}`))
-	f.Add(uint8(7), []byte(`{"runner_id":"`+reg.RunnerID+`","credential":"nope"}`))
+	f.Add(uint8(7), []byte(`{"runner_id":"`+lr.RunnerID+`","credential":"nope"}`))
 	f.Add(uint8(8), []byte(`{"repo":"-x","ref":"main"}`))
 	f.Add(uint8(5), []byte("log bytes"))
 	f.Add(uint8(4), []byte(`{"lease_token":"x","state":"lost"}{}`))
@@ -69,7 +50,7 @@ func FuzzRunnerRequests(f *testing.F) {
 		r := routes[int(route)%len(routes)]
 		if r.path == "/api/v1/runs" && len(body) > 0 && bytes.Contains(body, []byte(`"repo"`)) {
 			// A valid repository would start a real run; others must fail cleanly.
-			body = bytes.ReplaceAll(body, []byte(repo), []byte("missing"))
+			body = bytes.ReplaceAll(body, []byte(lr.Repo), []byte("missing"))
 		}
 		req, err := http.NewRequest(r.method, hs.URL+r.path, bytes.NewReader(body))
 		if err != nil {
@@ -87,14 +68,14 @@ func FuzzRunnerRequests(f *testing.F) {
 		if resp.StatusCode >= 500 {
 			t.Fatalf("%s %s with %q: status %d", r.method, r.path, body, resp.StatusCode)
 		}
-		after, err := st.Attempt(ctx, lease.AttemptID)
+		after, err := st.Attempt(ctx, lr.Lease.AttemptID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if after.State != before.State || after.LeaseToken != before.LeaseToken || !after.LeaseExpiresAt.Equal(before.LeaseExpiresAt) {
 			t.Fatalf("%s %s with %q changed the attempt: %+v → %+v", r.method, r.path, body, before, after)
 		}
-		if info, err := st.LogInfo(ctx, lease.AttemptID); err != nil || info.Length != 0 {
+		if info, err := st.LogInfo(ctx, lr.Lease.AttemptID); err != nil || info.Length != 0 {
 			t.Fatalf("%s %s with %q changed the log: %+v, %v", r.method, r.path, body, info, err)
 		}
 	})

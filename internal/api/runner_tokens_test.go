@@ -2,15 +2,11 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"testing"
-	"time"
 
-	"github.com/deltaci/deltaci/internal/api"
 	"github.com/deltaci/deltaci/internal/api/apitest"
-	"github.com/deltaci/deltaci/internal/gittest"
-	"github.com/deltaci/deltaci/internal/protocol"
+	"github.com/deltaci/deltaci/internal/core"
 )
 
 // TestRunnerTokensCannotActAsUsers: a runner's session token and a job
@@ -21,27 +17,14 @@ func TestRunnerTokensCannotActAsUsers(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	srv := apitest.Start(t, apitest.Options{})
-	repo := gittest.Repo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: 'true'\n"})
-	p := srv.AddProject(t, repo)
-	if _, err := srv.User().CreateRun(ctx, protocol.CreateRunRequest{Project: p.Name}); err != nil {
-		t.Fatal(err)
-	}
-	rc := &protocol.Client{BaseURL: srv.URL}
-	reg, err := rc.Register(ctx, apitest.RegistrationToken, protocol.RegisterRequest{Name: "r", Labels: []string{api.ExecutorLabel("shell")}, ProtocolVersion: protocol.Version})
+	lr := srv.Leased(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    run: 'true'\n"})
+	run, err := srv.Store.Run(ctx, lr.Lease.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := rc.Session(ctx, protocol.SessionRequest{RunnerID: reg.RunnerID, Credential: reg.Credential, ProtocolVersion: protocol.Version})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.Token = func(context.Context) (string, error) { return sess.Token, nil }
-	lease, err := rc.Lease(ctx, time.Second)
-	if err != nil || lease == nil {
-		t.Fatalf("lease: %v, %v", lease, err)
-	}
-	ref := "/store/api/v1/refs/results/" + lease.Digest[len("sha256:"):] + ":shared." + p.Name
-	for _, tok := range []struct{ name, token string }{{"session", sess.Token}, {"job", lease.JobToken}} {
+	p := core.Project{Name: run.Project}
+	ref := "/store/api/v1/refs/results/" + lr.Lease.Digest[len("sha256:"):] + ":shared." + p.Name
+	for _, tok := range []struct{ name, token string }{{"session", lr.Session}, {"job", lr.Lease.JobToken}} {
 		for _, c := range []struct {
 			method, path, body string
 			want               int
@@ -50,7 +33,7 @@ func TestRunnerTokensCannotActAsUsers(t *testing.T) {
 			{"POST", "/api/v1/projects", `{"name":"evil","repo_url":"/srv/evil"}`, http.StatusUnauthorized},
 			{"GET", "/api/v1/runners", "", http.StatusUnauthorized},
 			{"PUT", ref, `{"manifest":"sha256:` + string(bytes.Repeat([]byte("0"), 64)) + `"}`, http.StatusForbidden},
-			{"DELETE", "/store/api/v1/refs/outputs/" + lease.AttemptID + ":latest", "", http.StatusForbidden},
+			{"DELETE", "/store/api/v1/refs/outputs/" + lr.Lease.AttemptID + ":latest", "", http.StatusForbidden},
 			{"POST", "/store/api/v1/gc", "{}", http.StatusForbidden},
 		} {
 			req, err := http.NewRequestWithContext(ctx, c.method, srv.URL+c.path, bytes.NewReader([]byte(c.body)))

@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deltaci/deltaci/internal/api"
 	"github.com/deltaci/deltaci/internal/artifact/httpapi"
 	"github.com/deltaci/deltaci/internal/artifact/open"
 	"github.com/deltaci/deltaci/internal/auth"
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/gittest"
 	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
@@ -143,4 +145,42 @@ func (s *Server) AddProject(t testing.TB, repo string, edits ...func(*core.Proje
 		t.Fatalf("registering %s as a project: %v", repo, err)
 	}
 	return p
+}
+
+// LeasedRunner is a registered shell runner holding a lease.
+type LeasedRunner struct {
+	// Client acts as the runner, with its session token.
+	Client   *protocol.Client
+	RunnerID string
+	Session  string // the session token
+	Repo     string // the project's repository
+	Lease    *protocol.Lease
+}
+
+// Leased runs the pipeline of files as a project's run, registers a shell
+// runner and leases the run's first attempt.
+func (s *Server) Leased(t testing.TB, files map[string]string) LeasedRunner {
+	t.Helper()
+	ctx := context.Background()
+	lr := LeasedRunner{Repo: gittest.Repo(t, files)}
+	p := s.AddProject(t, lr.Repo)
+	if _, err := s.User().CreateRun(ctx, protocol.CreateRunRequest{Project: p.Name}); err != nil {
+		t.Fatal(err)
+	}
+	lr.Client = &protocol.Client{BaseURL: s.URL}
+	reg, err := lr.Client.Register(ctx, RegistrationToken, protocol.RegisterRequest{Name: "test", Labels: []string{api.ExecutorLabel("shell")}, ProtocolVersion: protocol.Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr.RunnerID = reg.RunnerID
+	sess, err := lr.Client.Session(ctx, protocol.SessionRequest{RunnerID: reg.RunnerID, Credential: reg.Credential, ProtocolVersion: protocol.Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr.Session = sess.Token
+	lr.Client.Token = func(context.Context) (string, error) { return sess.Token, nil }
+	if lr.Lease, err = lr.Client.Lease(ctx, time.Second); err != nil || lr.Lease == nil {
+		t.Fatalf("lease: %v, %v", lr.Lease, err)
+	}
+	return lr
 }
