@@ -30,6 +30,7 @@ type limiter struct {
 type bucket struct {
 	tokens float64
 	last   time.Time
+	warned bool // a refusal was logged since the last admitted request
 }
 
 func newLimiter(rate float64, burst int) *limiter {
@@ -37,8 +38,8 @@ func newLimiter(rate float64, burst int) *limiter {
 }
 
 // allow takes a token of addr's bucket, or says how long until one is
-// there.
-func (l *limiter) allow(addr string) (bool, time.Duration) {
+// there and whether this is the first refusal since a request was let in.
+func (l *limiter) allow(addr string) (ok bool, wait time.Duration, first bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -54,9 +55,12 @@ func (l *limiter) allow(addr string) (bool, time.Duration) {
 	b.last = now
 	if b.tokens >= 1 {
 		b.tokens--
-		return true, 0
+		b.warned = false
+		return true, 0, false
 	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	first = !b.warned
+	b.warned = true
+	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), first
 }
 
 // forgetFull drops the buckets that have refilled: forgetting them changes
@@ -95,11 +99,14 @@ func sourceAddr(r *http.Request) string {
 // limit admits a request to endpoint or refuses it, counted and logged.
 func (s *Server) limit(r *http.Request, endpoint string) error {
 	// A bucket per endpoint: a flood of one does not lock out the other.
-	ok, wait := s.authLimit.allow(endpoint + " " + sourceAddr(r))
+	ok, wait, first := s.authLimit.allow(endpoint + " " + sourceAddr(r))
 	if ok {
 		return nil
 	}
 	s.metrics.RateLimited.WithLabelValues(endpoint).Inc()
-	s.log.WarnContext(r.Context(), "rate limited", "endpoint", endpoint, "remote_addr", sourceAddr(r))
+	// One line per flood, not per request: the metric counts them all.
+	if first {
+		s.log.WarnContext(r.Context(), "rate limited", "endpoint", endpoint, "remote_addr", sourceAddr(r))
+	}
 	return &rateLimited{retryAfter: wait}
 }
