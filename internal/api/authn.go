@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/subtle"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -86,10 +87,16 @@ func (s *Server) runStarter(r *http.Request) (principal, error) {
 }
 
 // authFailed counts and logs a refused credential, with the address it
-// came from, and returns err.
+// came from, and returns err. Registration and sessions are rate-limited,
+// so their failures are WARN lines; the API's are not, and a flood of them
+// must not flood the log: DEBUG, and the metric counts them.
 func (s *Server) authFailed(r *http.Request, endpoint string, err error) error {
 	s.metrics.AuthFailures.WithLabelValues(endpoint).Inc()
-	s.log.WarnContext(r.Context(), "authentication failed", "endpoint", endpoint, "remote_addr", sourceAddr(r),
+	level := slog.LevelDebug
+	if endpoint == "register" || endpoint == "session" {
+		level = slog.LevelWarn
+	}
+	s.log.Log(r.Context(), level, "authentication failed", "endpoint", endpoint, "remote_addr", sourceAddr(r),
 		"method", r.Method, "path", r.URL.Path, "err", err)
 	return err
 }
