@@ -24,9 +24,10 @@ const (
 	// maxBlankLines bounds a run of blank lines: the parser trims those
 	// that end a block scalar one at a time, copying the scalar each time.
 	maxBlankLines = 32
-	// maxTabWork bounds the tabs of a line times the line's length: the
-	// parser reads the rest of the line at each tab in double quotes.
-	maxTabWork = 1 << 23
+	// maxRereadWork bounds what the parser reads again: the rest of the
+	// line at each tab in double quotes, the rest of a run of '<' at each
+	// '<' (looking for a "<<" merge key).
+	maxRereadWork = 1 << 23
 )
 
 // limitError is a limit the file goes past, at the byte where it does.
@@ -77,9 +78,10 @@ func positionOf(data []byte, offset int) pos {
 }
 
 // checkLines bounds what costs the parser's tokenizer time whatever the
-// characters around mean: runs of blank lines and tabs on long lines. It
-// does not depend on reading the YAML right, because the tokenizer goes on
-// after a syntax error, with a reading of the rest that can differ.
+// characters around mean: runs of blank lines, tabs on long lines and long
+// runs of '<'. It does not depend on reading the YAML right, because the
+// tokenizer goes on after a syntax error, with a reading of the rest that
+// can differ.
 func checkLines(data []byte) *limitError {
 	blank, work := 0, 0
 	for start := 0; start < len(data); {
@@ -105,14 +107,27 @@ func checkLines(data []byte) *limitError {
 			blank = 0
 		}
 		for i, c := range line {
-			if c != '\t' {
-				continue
-			}
-			if work += len(line) - i; work > maxTabWork {
-				return &limitError{
-					offset: start + i,
-					msg:    "too many tab characters on long lines: the YAML parser would take minutes to read them",
-					hint:   "indent with spaces, and write tabs inside quoted text as \\t",
+			switch c {
+			case '\t':
+				if work += len(line) - i; work > maxRereadWork {
+					return &limitError{
+						offset: start + i,
+						msg:    "too many tab characters on long lines: the YAML parser would take minutes to read them",
+						hint:   "indent with spaces, and write tabs inside quoted text as \\t",
+					}
+				}
+			case '<':
+				if i > 0 && line[i-1] == '<' {
+					continue // counted with the run's first
+				}
+				// The tokenizer reads the rest of the run at each '<'.
+				run := len(line) - i - len(bytes.TrimLeft(line[i:], "<"))
+				if work += run * (run + 1) / 2; work > maxRereadWork {
+					return &limitError{
+						offset: start + i,
+						msg:    "too long a run of '<' characters: the YAML parser would take minutes to read it",
+						hint:   "quote the text or write it in a file of the repository",
+					}
 				}
 			}
 		}

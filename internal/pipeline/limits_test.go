@@ -178,6 +178,8 @@ func TestSlowTokenizerInputIsRefused(t *testing.T) {
 			"ci.yml:40:1: more than 32 blank lines in a row"},
 		{"TabsInDoubleQuotes", limitsHead + "    env: {A: \"" + strings.Repeat("\t", 100_000) + "x\"}\n",
 			"ci.yml:5:"},
+		{"RunOfLessThan", limitsHead + "    env: {A: x" + strings.Repeat("<", 100_000) + "}\n",
+			"ci.yml:5:15: too long a run of '<' characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,7 +29,8 @@ import (
 // 1 MiB, nested more than 64 levels deep, with a block mapping of more
 // than 1000 keys, with keys leading to a value longer than 256 bytes
 // together, with more than 32 blank lines in a row, or with many tabs on
-// long lines: shapes whose cost to the parser grows faster than the file.
+// long lines or long runs of '<': shapes whose cost to the parser grows
+// faster than the file.
 // It reports the first such problem alone, where the limit is passed.
 func Parse(filename string, data []byte) (*core.Pipeline, error) {
 	// A bug here must not take down the server that parses a pushed file.
