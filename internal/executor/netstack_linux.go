@@ -36,6 +36,12 @@ import (
 //     interfaces, and IPv4 then sends to the address on eth0's link
 //     whatever the routes say. A local route through eth0 matches such a
 //     socket too, and keeps the traffic inside.
+//  3. An nftables rule in the namespace drops multicast and broadcast on
+//     their way out: the stack would send them again from the host, where
+//     services that joined the group (mDNS, say) would get them. Routes
+//     cannot stop these either: with an interface named, the kernel
+//     sends multicast on it without asking the routes. IPv6 neighbour
+//     discovery, which is ICMPv6 to multicast groups, still goes out.
 const (
 	nsIfname = "eth0"
 	// pastaDNS is where pasta answers DNS queries, forwarding them to the
@@ -51,7 +57,22 @@ const (
 	msgNoNetworkStack = "the sandbox gives a job its network through pasta or slirp4netns, and neither is installed: install the passt package (or slirp4netns)"
 	msgNoIP           = "the sandbox configures a job's network with ip, which is not installed: install the iproute2 package"
 	msgNoNsenter      = "the sandbox configures a job's network with nsenter, which is not installed: install the util-linux package"
+	msgNoNft          = "the sandbox keeps a job's multicast off the host with nft, which is not installed: install the nftables package"
 )
+
+// outboundRules drop what the stack would repeat to the host's own
+// listeners: IPv4 multicast and broadcast, and IPv6 multicast but for
+// ICMPv6 (neighbour discovery). The job has no capability to remove them.
+const outboundRules = `table inet deltaci {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		ip daddr 224.0.0.0/4 drop
+		ip daddr 255.255.255.255 drop
+		meta pkttype broadcast drop
+		meta l4proto != ipv6-icmp ip6 daddr ff00::/8 drop
+	}
+}
+`
 
 // netTools are the programs that give a job its network.
 type netTools struct {
@@ -59,6 +80,7 @@ type netTools struct {
 	slirp   bool   // stack is slirp4netns
 	ip      string
 	nsenter string
+	nft     string
 }
 
 // findNetTools finds pasta, else slirp4netns, and the programs that
@@ -78,6 +100,9 @@ func findNetTools(opts SandboxOptions) (netTools, string) {
 	}
 	if t.nsenter, err = lookTool("", "nsenter"); err != nil {
 		return netTools{}, msgNoNsenter
+	}
+	if t.nft, err = lookTool("", "nft"); err != nil {
+		return netTools{}, msgNoNft
 	}
 	return t, ""
 }
@@ -331,15 +356,27 @@ func (t netTools) routeHostInside(ctx context.Context, pid int) error {
 		batches = append(batches, struct{ family, cmds string }{"-6", v6.String()})
 	}
 	for _, b := range batches {
-		// Entering the namespaces that the runner made, as their root,
-		// gives ip the capabilities to change them, and nothing on the host.
-		cmd := exec.CommandContext(ctx, t.nsenter, "--target", strconv.Itoa(pid), "--user", "--net",
-			"--preserve-credentials", "--", t.ip, b.family, "-batch", "-")
-		cmd.Env = []string{}
-		cmd.Stdin = strings.NewReader(b.cmds)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("routing the host's addresses into the sandbox: %v: %s", err, bytes.TrimSpace(out))
+		if err := t.inNamespace(ctx, pid, b.cmds, t.ip, b.family, "-batch", "-"); err != nil {
+			return fmt.Errorf("routing the host's addresses into the sandbox: %w", err)
 		}
+	}
+	if err := t.inNamespace(ctx, pid, outboundRules, t.nft, "-f", "-"); err != nil {
+		return fmt.Errorf("keeping the sandbox's multicast off the host: %w", err)
+	}
+	return nil
+}
+
+// inNamespace runs a configuring command, reading stdin, in the network
+// namespace of process pid. Entering the namespaces that the runner made,
+// as their root, gives it the capabilities to change them, and nothing on
+// the host.
+func (t netTools) inNamespace(ctx context.Context, pid int, stdin string, args ...string) error {
+	cmd := exec.CommandContext(ctx, t.nsenter, append([]string{"--target", strconv.Itoa(pid), "--user", "--net",
+		"--preserve-credentials", "--"}, args...)...)
+	cmd.Env = []string{}
+	cmd.Stdin = strings.NewReader(stdin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
 	}
 	return nil
 }

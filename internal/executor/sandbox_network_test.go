@@ -519,3 +519,64 @@ func TestSandboxNetworkNeverFallsBackToHost(t *testing.T) {
 	res = b.run(t, context.Background(), b.spec("true"), io.Discard)
 	assertOutcome(t, res, core.AttemptSucceeded, core.ReasonNone, 0)
 }
+
+// TestSandboxJobCannotMulticastToHost: the stack would send a job's
+// multicast again from the host, where a service that joined the group
+// (mDNS, say) gets it. The job's sends fail, and a listener on the host
+// that joined the group gets only the host's own canary.
+func TestSandboxJobCannotMulticastToHost(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash to send UDP from the job")
+	}
+	probe := buildProbe(t)
+	forEachStack(t, func(t *testing.T, st stack) {
+		group := &net.UDPAddr{IP: net.IPv4(239, 255, 7, byte(7+len(st.nameserver)%200)), Port: 0}
+		ln, err := net.ListenMulticastUDP("udp4", nil, group)
+		if err != nil {
+			t.Skipf("cannot join a multicast group here: %v", err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		group.Port = ln.LocalAddr().(*net.UDPAddr).Port
+		got := make(chan string, 16)
+		go func() {
+			buf := make([]byte, 256)
+			for {
+				n, _, err := ln.ReadFromUDP(buf)
+				if err != nil {
+					close(got)
+					return
+				}
+				got <- string(buf[:n])
+			}
+		}()
+		b := networkSandbox(t, st, probe)
+		script := fmt.Sprintf(`for i in 1 2 3; do
+  if bash -c 'echo from-the-job > /dev/udp/%s/%d' 2>/dev/null; then echo SENT; else echo "send refused"; fi
+done
+`, group.IP, group.Port)
+		out := runNetworkJob(t, b, script)
+		if strings.Count(out, "send refused") != 3 || strings.Contains(out, "SENT") {
+			t.Errorf("the job's multicast went out:\n%s", out)
+		}
+		// The host's own send comes after the job's: once it arrives,
+		// anything the stack passed on from the job would have too.
+		c, err := net.DialUDP("udp4", nil, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("canary")); err != nil {
+			t.Fatal(err)
+		}
+		// Bounds a host without multicast loopback, which never sees it.
+		_ = ln.SetReadDeadline(time.Now().Add(time.Minute))
+		for msg := range got {
+			if msg == "canary" {
+				return
+			}
+			t.Errorf("a listener on the host got %q from the job", msg)
+		}
+		t.Fatal("the host's own multicast never reached its listener: this host cannot show anything")
+	})
+}
