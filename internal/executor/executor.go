@@ -50,9 +50,9 @@
 //   - what a job with Spec.Network reaches beside the host's addresses:
 //     anything the host can reach, such as its local network, the cloud
 //     metadata address (169.254.169.254), and containers or virtual machines
-//     on the host at their own addresses. The stack sends the job's UDP
-//     multicast from the host, where the host's own multicast listeners
-//     (mDNS) receive it too. With pasta, DNS queries go to the host's name
+//     on the host at their own addresses (its multicast and broadcast
+//     are dropped, since the stack would repeat them on the host). With
+//     pasta, DNS queries go to the host's name
 //     server, even one on the host's loopback (UDP port 53 of that address
 //     only). An address the host gains after the job started is not kept
 //     from it;
