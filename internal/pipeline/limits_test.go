@@ -283,6 +283,11 @@ func TestMeasureSeesTheTokenizersTokens(t *testing.T) {
 		"a: |#c\n  x\n",
 		">   0",
 		"a: |2",
+		"0: |\n\n\"",
+		"0: |\n\"",
+		"0: |\n  \n[x: y\nz: [\n",
+		"0: |+\n\n\"a\"",
+		"0: >-\n \t\n\"a\"",
 	} {
 		t.Run("", func(t *testing.T) {
 			t.Parallel()

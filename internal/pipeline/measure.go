@@ -72,6 +72,9 @@ type measurer struct {
 	// lineFirst is set while step reads the first other character of a
 	// line.
 	lineFirst bool
+	// stale is set when a block scalar of blank lines only ends: the
+	// tokenizer then takes what follows for the rest of a plain scalar.
+	stale bool
 	// indent counts what the tokenizer takes for indentation on this line.
 	indent int
 	// lastDelim is the column of the last key, "- " or "? ", 0 if none: a
@@ -178,6 +181,11 @@ func (m *measurer) run() {
 					// was being read ends with the line before.
 					m.cut()
 					m.entry, m.entryCol = none, none
+				}
+				if m.stale {
+					m.stale = false
+					m.buf = true
+					m.bufStart, m.bufCol, m.bufLen, m.bufTrail = m.i, m.col, 0, 0
 				}
 			}
 		}
@@ -1001,7 +1009,7 @@ func (m *measurer) blockScalar(col int) {
 		_, n := utf8.DecodeLastRune(header)
 		header = header[:len(header)-n]
 	}
-	indent, ok := headerIndent(string(header))
+	indent, keep, ok := headerIndent(string(header))
 	if !ok {
 		// The tokenizer fails on this header.
 		m.broken = true
@@ -1010,14 +1018,20 @@ func (m *measurer) blockScalar(col int) {
 	if indent > 0 {
 		first = m.lastDelim + indent
 	}
+	// The tokenizer keeps the line breaks after the header's, and tabs
+	// not at a line's start, as content.
+	breaks, content := -1, false
 	for m.i < len(m.src) {
 		m.breakLine()
+		breaks++
 		if m.i < len(m.src) && documentSeparator(m.src[m.i:]) {
 			return
 		}
 		for m.i < len(m.src) && isBlank(m.src[m.i]) {
 			if m.src[m.i] == ' ' {
 				m.indent++
+			} else if m.col > 1 {
+				content = true
 			}
 			m.next(1)
 		}
@@ -1025,9 +1039,12 @@ func (m *measurer) blockScalar(col int) {
 			continue
 		}
 		if m.lastDelim != 0 && m.col <= m.lastDelim {
-			// The line ends the scalar: run reads it.
+			// The line ends the scalar: run reads it. Of a scalar of
+			// line breaks only, the tokenizer leaves a stale buffer.
+			m.stale = breaks > 0 && !content && !keep
 			return
 		}
+		content = true
 		if first == 0 {
 			first = m.col
 		}
@@ -1041,22 +1058,24 @@ func (m *measurer) blockScalar(col int) {
 }
 
 // headerIndent reads the indentation indicator of a block scalar's header
-// (what follows its '|' or '>' on the line) as the tokenizer does, and
-// whether the tokenizer accepts the header.
-func headerIndent(header string) (indent int, valid bool) {
+// (what follows its '|' or '>' on the line) as the tokenizer does, whether
+// it keeps the scalar's last line breaks ('+'), and whether the tokenizer
+// accepts the header.
+func headerIndent(header string) (indent int, keep, valid bool) {
 	opt := strings.TrimRight(header, " ")
 	if k := strings.IndexByte(opt, '#'); k > 0 {
 		opt = opt[:k]
 	}
 	opt = strings.TrimRight(opt, " \t")
+	keep = strings.HasPrefix(opt, "+") || strings.HasSuffix(opt, "+")
 	digits := strings.TrimPrefix(strings.TrimPrefix(opt, "-"), "+")
 	digits = strings.TrimSuffix(strings.TrimSuffix(digits, "-"), "+")
 	if digits == "" {
-		return 0, true
+		return 0, keep, true
 	}
 	n, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil || digits == "0" || n > 9 {
-		return 0, false
+		return 0, keep, false
 	}
-	return int(n), true
+	return int(n), keep, true
 }
