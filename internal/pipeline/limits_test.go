@@ -288,6 +288,8 @@ func TestMeasureSeesTheTokenizersTokens(t *testing.T) {
 		"0: |\n  \n[x: y\nz: [\n",
 		"0: |+\n\n\"a\"",
 		"0: >-\n \t\n\"a\"",
+		"0\n... |\n... |00",
+		"a: |\n---\nb: [\n",
 	} {
 		t.Run("", func(t *testing.T) {
 			t.Parallel()

@@ -1024,7 +1024,9 @@ func (m *measurer) blockScalar(col int) {
 	for m.i < len(m.src) {
 		m.breakLine()
 		breaks++
-		if m.i < len(m.src) && documentSeparator(m.src[m.i:]) {
+		// The tokenizer looks for "---" and "..." at the line breaks it
+		// reads in the scalar, not at the header's.
+		if breaks > 0 && m.i < len(m.src) && documentSeparator(m.src[m.i:]) {
 			return
 		}
 		for m.i < len(m.src) && isBlank(m.src[m.i]) {
