@@ -174,7 +174,7 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 	} else if commit, err = gitx.ResolveRev(ctx, mirror, commit+"^{commit}"); err != nil {
 		return core.Run{}, core.Wrap(core.KindInvalid, "commit "+req.Commit, err)
 	}
-	b, err := gitx.FileAt(ctx, mirror, commit, pipeline.FileName)
+	b, err := gitx.FileAt(ctx, mirror, commit, pipeline.FileName, pipeline.MaxFileSize)
 	if core.KindOf(err) == core.KindNotFound {
 		return core.Run{}, core.E(core.KindInvalid, "create run", "commit %s has no %s", commit, pipeline.FileName)
 	}

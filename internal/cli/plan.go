@@ -122,7 +122,7 @@ func pipelineAt(ctx context.Context, top, rev string) (*core.Pipeline, error) {
 		}
 		return p, err
 	}
-	b, err := gitx.FileAt(ctx, top, rev, ConfigFile)
+	b, err := gitx.FileAt(ctx, top, rev, ConfigFile, pipeline.MaxFileSize)
 	if err != nil {
 		return nil, err
 	}

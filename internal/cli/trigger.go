@@ -11,6 +11,7 @@ import (
 
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/protocol"
+	"github.com/deltaci/deltaci/internal/termsafe"
 )
 
 type triggerOptions struct {
@@ -164,7 +165,8 @@ func printRemoteSummary(e env, run protocol.Run) {
 				reason = fmt.Sprintf("exit code %d", *a.ExitCode)
 			}
 		}
-		why := decidingReason(j.Explain)
+		// The explanation names repository files, which anyone who pushes names.
+		why := termsafe.String(decidingReason(j.Explain))
 		if j.State == string(core.JobUpstreamFailed) || j.State == string(core.JobCanceled) {
 			why = "-"
 		}

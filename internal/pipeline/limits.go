@@ -6,12 +6,16 @@ import (
 	"unicode/utf8"
 )
 
+// MaxFileSize is the most bytes a pipeline file may have; callers that
+// read one from elsewhere (git) read no more.
+const MaxFileSize = 1 << 20
+
 // Limits on a pipeline file, checked before the YAML parser reads it. The
 // parser's memory or time grows with the square of some shapes of input,
 // so a file of a few hundred kilobytes could otherwise take gigabytes or
 // minutes. No real pipeline comes near these.
 const (
-	maxFileSize = 1 << 20 // bytes
+	maxFileSize = MaxFileSize
 	// maxDepth bounds collections open at once, block and flow: the
 	// parser's memory grows with the square of nesting.
 	maxDepth = 64

@@ -11,6 +11,7 @@ import (
 
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/pipeline"
 	"github.com/deltaci/deltaci/internal/planner"
 )
 
@@ -447,7 +448,7 @@ func TestPipelineEdit(t *testing.T) {
 	var asked string
 	atBase := func(ctx context.Context, commit string) (*core.Pipeline, error) {
 		asked = commit
-		b, err := gitx.FileAt(ctx, f.dir, commit, ".deltaci.yml")
+		b, err := gitx.FileAt(ctx, f.dir, commit, ".deltaci.yml", pipeline.MaxFileSize)
 		if err != nil {
 			return nil, err
 		}

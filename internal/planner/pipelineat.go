@@ -13,7 +13,7 @@ import (
 // file or its pipeline does not parse (a broken base explains nothing).
 func PipelineAt(dir string) func(ctx context.Context, commit string) (*core.Pipeline, error) {
 	return func(ctx context.Context, commit string) (*core.Pipeline, error) {
-		b, err := gitx.FileAt(ctx, dir, commit, pipeline.FileName)
+		b, err := gitx.FileAt(ctx, dir, commit, pipeline.FileName, pipeline.MaxFileSize)
 		if core.KindOf(err) == core.KindNotFound {
 			return nil, nil
 		}
