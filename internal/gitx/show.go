@@ -1,8 +1,8 @@
 package gitx
 
 import (
-	"strconv"
 	"context"
+	"strconv"
 	"strings"
 
 	"github.com/deltaci/deltaci/internal/core"
