@@ -111,6 +111,9 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if out.Warnings, err = s.creationWarnings(ctx, run.ID); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
@@ -382,6 +385,10 @@ func (s *Server) runBody(ctx context.Context, id string) (protocol.Run, error) {
 			StartedAt: ts(a.StartedAt), FinishedAt: ts(a.FinishedAt),
 		})
 	}
+	waiting, err := s.Waiting(ctx, run, jobs, attempts)
+	if err != nil {
+		return protocol.Run{}, err
+	}
 	for _, j := range jobs {
 		needs := j.Spec.Needs
 		if needs == nil {
@@ -394,7 +401,7 @@ func (s *Server) runBody(ctx context.Context, id string) (protocol.Run, error) {
 		out.Jobs = append(out.Jobs, protocol.Job{
 			ID: j.ID, Name: j.Name, State: string(j.State), Reason: string(j.Reason), Needs: needs,
 			Explain: j.Explain, Digest: j.Digest, ReusedFrom: j.ReusedFrom,
-			StartedAt: ts(j.StartedAt), FinishedAt: ts(j.FinishedAt), Attempts: as,
+			StartedAt: ts(j.StartedAt), FinishedAt: ts(j.FinishedAt), Attempts: as, Waiting: waiting[j.Name],
 		})
 	}
 	return out, nil

@@ -82,6 +82,7 @@ type Config struct {
 // Server is the API with its background loops.
 type Server struct {
 	live     liveRunners
+	waits    waits
 	cfg      Config
 	st       *store.Store
 	orch     *orchestrator.Orchestrator

@@ -23,14 +23,15 @@ const (
 
 // Error codes finer than a core.Kind that clients react to.
 const (
-	CodeLeaseLost        = "lease_lost"        // 409: the lease token is not the attempt's current one
-	CodeLogOffset        = "log_offset"        // 416: a log chunk that is neither next nor held; details.length
-	CodeProtocolVersion  = "protocol_version"  // 400: runner and server speak different versions
-	CodeTooLarge         = "too_large"         // 413: a body over its limit
-	CodeUnsupportedMedia = "unsupported_media" // 415
-	CodeLogCapExceeded   = "log_cap_exceeded"  // 413: the log reached its cap; the attempt must end resource_limit
-	CodeRateLimited      = "rate_limited"      // 429: too many requests from one address; Retry-After says when to try again
-	CodeForbidden        = "forbidden"         // 403: the credential is valid but may not do this
+	CodeLeaseLost        = "lease_lost"         // 409: the lease token is not the attempt's current one
+	CodeLogOffset        = "log_offset"         // 416: a log chunk that is neither next nor held; details.length
+	CodeProtocolVersion  = "protocol_version"   // 400: runner and server speak different versions
+	CodeTooLarge         = "too_large"          // 413: a body over its limit
+	CodeUnsupportedMedia = "unsupported_media"  // 415
+	CodeLogCapExceeded   = "log_cap_exceeded"   // 413: the log reached its cap; the attempt must end resource_limit
+	CodeRateLimited      = "rate_limited"       // 429: too many requests from one address; Retry-After says when to try again
+	CodeForbidden        = "forbidden"          // 403: the credential is valid but may not do this
+	CodeMethodNotAllowed = "method_not_allowed" // 405: the path exists, not with this method; the Allow header lists those it takes
 )
 
 // ErrorBody is the JSON body of every failed request.
@@ -220,6 +221,9 @@ type Run struct {
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 	Jobs        []Job      `json:"jobs"`
+	// Warnings are said once, in the answer to the run's creation: labels
+	// its jobs need that no runner ever registered with.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Job is one job of a run with its attempts.
@@ -235,6 +239,9 @@ type Job struct {
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	Attempts   []Attempt  `json:"attempts"`
+	// Waiting says why the job's queued attempt waits: no live runner has
+	// the labels it needs. Empty when a live runner could take it.
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // Attempt is one execution of a job.

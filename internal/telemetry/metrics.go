@@ -33,6 +33,9 @@ type Metrics struct {
 	// RateLimited counts requests refused for coming too fast from one
 	// address, by endpoint.
 	RateLimited *prometheus.CounterVec
+	// Unschedulable counts queued attempts found waiting for labels no
+	// live runner has, each once.
+	Unschedulable prometheus.Counter
 }
 
 // QueueDepthFunc reports queued attempts by the labels they need (a
@@ -73,9 +76,12 @@ func New(queueDepth QueueDepthFunc, storeBytes StoreBytesFunc) *Metrics {
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deltaci_rate_limited_total", Help: "Requests refused for coming too fast from one address, by endpoint.",
 		}, []string{"endpoint"}),
+		Unschedulable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deltaci_unschedulable_attempts_total", Help: "Queued attempts found waiting for runner labels no live runner has, each counted once.",
+		}),
 	}
 	reg.MustRegister(m.QueueWait, m.Attempts, m.LeaseExpirations, m.JobsReused, m.PlanSeconds, m.LogBytes,
-		m.AuthFailures, m.RateLimited,
+		m.AuthFailures, m.RateLimited, m.Unschedulable,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queueDepth != nil {
 		reg.MustRegister(labeledGauge("deltaci_queue_depth", "Queued attempts by the runner labels they need.", "labels", queueDepth))
