@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/jsonhttp"
@@ -36,6 +37,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		version *versionError
 		media   *jsonhttp.MediaTypeError
 		limited *rateLimited
+		method  *methodNotAllowed
 	)
 	status, code := http.StatusInternalServerError, string(core.KindInternal)
 	msg := err.Error()
@@ -58,6 +60,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &version):
 		status, code = http.StatusBadRequest, protocol.CodeProtocolVersion
 		details = map[string]any{"server_version": protocol.Version, "runner_version": version.got}
+	case errors.As(err, &method):
+		status, code = http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed
 	case errors.As(err, &media):
 		status, code = http.StatusUnsupportedMediaType, protocol.CodeUnsupportedMedia
 	default:
@@ -103,3 +107,38 @@ func writeJSON(w http.ResponseWriter, status int, v any) { _ = jsonhttp.Write(w,
 
 // encodeTo writes v with the given status and reports whether it was sent.
 func encodeTo(w http.ResponseWriter, status int, v any) error { return jsonhttp.Write(w, status, v) }
+
+// unmatched answers the requests that no route takes with the documented
+// error body instead of the mux's plain text: 405 with an Allow header
+// when the path is served with other methods, else 404. It is registered
+// as "/", the least specific pattern, so matched requests pay nothing.
+func (s *Server) unmatched(mux *http.ServeMux) http.HandlerFunc {
+	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range methods {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+				allow = append(allow, m)
+			}
+		}
+		what := r.Method + " " + r.URL.Path
+		if len(allow) == 0 {
+			s.writeError(w, r, core.E(core.KindNotFound, what, "no such API route; GET /api/v1/openapi.yaml lists them"))
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, &methodNotAllowed{method: r.Method, allow: allow})
+	}
+}
+
+// methodNotAllowed is a request for a path that takes other methods.
+type methodNotAllowed struct {
+	method string
+	allow  []string
+}
+
+func (m *methodNotAllowed) Error() string {
+	return "this path takes " + strings.Join(m.allow, ", ") + ", not " + m.method
+}

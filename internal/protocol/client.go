@@ -152,7 +152,9 @@ func decodeError(op string, resp *http.Response) error {
 	case body.Error.Code == CodeLogCapExceeded:
 		inner = fmt.Errorf("%w: %w", store.ErrLogCapExceeded, ae)
 	}
-	return &core.Error{Kind: kindOf(resp.StatusCode, body.Error.Code), Op: op, Msg: body.Error.Message, Err: inner}
+	// The message is the APIError's alone: repeating it in Msg would
+	// print it twice.
+	return &core.Error{Kind: kindOf(resp.StatusCode, body.Error.Code), Op: op, Err: inner}
 }
 
 func kindOf(status int, code string) core.Kind {
