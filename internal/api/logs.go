@@ -79,6 +79,51 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) error {
 	if err := s.attemptReader(r, id); err != nil {
 		return err
 	}
+	return s.serveLog(w, r, id)
+}
+
+// getJobLog is getLog for the latest attempt of a run's job, named by the
+// run and the job's name.
+func (s *Server) getJobLog(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.user(r); err != nil {
+		return err
+	}
+	runID, name := r.PathValue("id"), r.PathValue("name")
+	ctx := r.Context()
+	if _, err := s.st.Run(ctx, runID); err != nil {
+		return err
+	}
+	jobs, err := s.st.Jobs(ctx, runID)
+	if err != nil {
+		return err
+	}
+	var job *core.Job
+	for i := range jobs {
+		if jobs[i].Name == name {
+			job = &jobs[i]
+		}
+	}
+	if job == nil {
+		return core.E(core.KindNotFound, "job log", "run %s has no job %q", runID, name)
+	}
+	attempts, err := s.st.Attempts(ctx, runID)
+	if err != nil {
+		return err
+	}
+	var latest *core.Attempt
+	for i := range attempts {
+		if a := &attempts[i]; a.JobID == job.ID && (latest == nil || a.Number > latest.Number) {
+			latest = a
+		}
+	}
+	if latest == nil {
+		return core.E(core.KindNotFound, "job log", "job %s of run %s has no attempt, so no log (it is %s)", name, runID, job.State)
+	}
+	return s.serveLog(w, r, latest.ID)
+}
+
+// serveLog answers a read of attempt id's log, plain or followed.
+func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, id string) error {
 	offset, err := queryOffset(r)
 	if err != nil {
 		return err

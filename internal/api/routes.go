@@ -37,6 +37,8 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST "+v1+"/runs", s.handle(s.createRun))
 	mux.HandleFunc("GET "+v1+"/runs/{id}", s.handle(s.getRun))
 	mux.HandleFunc("POST "+v1+"/runs/{id}/cancel", s.handle(s.cancelRun))
+	mux.HandleFunc("GET "+v1+"/runs/{id}/events", s.handle(s.getRunEvents))
+	mux.HandleFunc("GET "+v1+"/runs/{id}/jobs/{name}/log", s.handle(s.getJobLog))
 
 	if s.cfg.StoreAPI != nil {
 		mux.Handle(StorePrefix+"/", http.StripPrefix(StorePrefix, s.storeScope(s.cfg.StoreAPI)))

@@ -106,6 +106,9 @@ type Server struct {
 	authLimit *limiter
 	// sweep asks the background loop to seal ended attempts' logs now.
 	sweep chan struct{}
+
+	// runEvents wakes the streams of runs' events (events.go).
+	runEvents hub
 }
 
 // New returns a server; Start runs its background loops.
@@ -178,6 +181,14 @@ func (s *Server) Start(ctx context.Context) {
 		defer s.loops.Done()
 		s.background(ctx)
 	}()
+	if s.st.CanWatch() {
+		s.runEvents.watched.Store(true)
+		s.loops.Add(1)
+		go func() {
+			defer s.loops.Done()
+			s.st.Watch(ctx, s.runEvents.publish)
+		}()
+	}
 }
 
 // background reaps expired leases and seals ended attempts' logs, on the

@@ -20,6 +20,17 @@ type queries struct {
 	// outside one.
 	after *[]func()
 	read  *sqlitedb.Queries
+	// feed announces, once committed, the runs and logs written.
+	feed *store.Feed
+}
+
+// announce has feed announce id once the transaction commits.
+func (x queries) announce(id string) {
+	if x.feed == nil || x.after == nil {
+		return
+	}
+	feed := x.feed
+	*x.after = append(*x.after, func() { feed.Announce(id) })
 }
 
 func mustSub(f fs.FS, dir string) fs.FS {
@@ -263,10 +274,14 @@ func (x queries) ListExpiredLeases(ctx context.Context, now time.Time, limit int
 }
 
 func (x queries) InsertEvent(ctx context.Context, e core.Event) error {
-	return mapErr("insert event", x.q.InsertEvent(ctx, sqlitedb.InsertEventParams{
+	err := x.q.InsertEvent(ctx, sqlitedb.InsertEventParams{
 		At: store.Millis(e.At), Actor: e.Actor, Entity: e.Entity, EntityID: e.EntityID, RunID: e.RunID,
 		FromState: e.From, ToState: e.To, Reason: string(e.Reason),
-	}))
+	})
+	if err == nil {
+		x.announce(e.RunID)
+	}
+	return mapErr("insert event", err)
 }
 
 func (x queries) ListRunEvents(ctx context.Context, runID string) ([]core.Event, error) {
@@ -308,6 +323,9 @@ func (x queries) GetLogState(ctx context.Context, attemptID string) (store.LogSt
 
 func (x queries) AdvanceLog(ctx context.Context, f store.Fence, from, to int64) (bool, error) {
 	n, err := x.q.AdvanceLog(ctx, sqlitedb.AdvanceLogParams{ID: f.AttemptID, LeaseToken: f.LeaseToken, FromLength: from, ToLength: to})
+	if n == 1 {
+		x.announce(f.AttemptID)
+	}
 	return n == 1, mapErr("advance log", err)
 }
 

@@ -27,9 +27,15 @@ var migrations embed.FS
 type Driver struct {
 	writer *sql.DB
 	reader *sql.DB
+	// feed announces committed changes to this process's watchers: only
+	// this process writes the database.
+	feed store.Feed
 }
 
-var _ store.Driver = (*Driver)(nil)
+var (
+	_ store.Driver  = (*Driver)(nil)
+	_ store.Watcher = (*Driver)(nil)
+)
 
 // Open opens (creating if needed) the database file at path. With migrate
 // set it applies pending migrations first.
@@ -110,7 +116,7 @@ func (d *Driver) Write(ctx context.Context, fn func(store.Queries) error) error 
 		return mapErr("begin", err)
 	}
 	var after []func()
-	if err := fn(queries{q: sqlitedb.New(tx), after: &after, read: sqlitedb.New(d.reader)}); err != nil {
+	if err := fn(queries{q: sqlitedb.New(tx), after: &after, read: sqlitedb.New(d.reader), feed: &d.feed}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -122,6 +128,10 @@ func (d *Driver) Write(ctx context.Context, fn func(store.Queries) error) error 
 	}
 	return nil
 }
+
+// Watch calls fn with the run id of each event and the attempt id of each
+// log append this process commits, until ctx ends.
+func (d *Driver) Watch(ctx context.Context, fn func(id string)) { d.feed.Watch(ctx, fn) }
 
 // Read returns queries on the reader pool.
 func (d *Driver) Read() store.Queries {
