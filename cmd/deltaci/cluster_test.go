@@ -656,7 +656,7 @@ func TestRunnersListAndRemove(t *testing.T) {
 	dir := t.TempDir()
 	flags := []string{"--server", srv.url(), "--api-token", "s3cret-token"}
 	if r := deltaci(t, dir, append([]string{"runners", "ls"}, flags...)...); r.code != 0 ||
-		!strings.Contains(r.stdout, reg.RunnerID) || !strings.Contains(r.stdout, "old-box") {
+		!strings.Contains(r.stdout, reg.RunnerID) || !strings.Contains(r.stdout, "old-box") || !strings.Contains(r.stdout, "idle") {
 		t.Fatalf("ls: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := deltaci(t, dir, "runners", "ls", "--server", srv.url()); r.code == 0 {

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/deltaci/deltaci/internal/auth"
@@ -112,19 +113,52 @@ func (s *Server) listRunners(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	held, err := s.st.HeldAttempts(r.Context())
+	if err != nil {
+		return err
+	}
+	now := time.Now()
 	out := protocol.RunnerList{Runners: make([]protocol.RunnerInfo, 0, len(runners))}
 	for _, rn := range runners {
 		labels := rn.Labels
 		if labels == nil {
 			labels = []string{}
 		}
-		out.Runners = append(out.Runners, protocol.RunnerInfo{
+		info := protocol.RunnerInfo{
 			ID: rn.ID, Name: rn.Name, Labels: labels, ProtocolVersion: rn.ProtocolVersion,
 			CreatedAt: rn.CreatedAt.UTC(), LastSeenAt: rn.LastSeenAt.UTC(),
-		})
+			Attempts: make([]protocol.RunnerAttempt, 0, len(held[rn.ID])),
+		}
+		for _, a := range held[rn.ID] {
+			info.Attempts = append(info.Attempts, protocol.RunnerAttempt{
+				AttemptID: a.ID, RunID: a.RunID, Job: a.Job, State: string(a.State), LeasedAt: a.LeasedAt.UTC(),
+			})
+		}
+		switch {
+		case !s.runnerOnline(rn.LastSeenAt, now):
+			info.State = protocol.RunnerOffline
+		case len(info.Attempts) > 0:
+			info.State = protocol.RunnerBusy
+		default:
+			info.State = protocol.RunnerIdle
+		}
+		out.Runners = append(out.Runners, info)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// runnerSilence is how long a live runner may go without a recorded
+// contact: it asks for a lease at least every MaxLeaseWait, or heartbeats
+// its attempts every TTL/3, and its contact is written every liveFor.
+func (s *Server) runnerSilence() time.Duration {
+	return liveFor + 2*max(s.cfg.MaxLeaseWait, s.cfg.TTL)
+}
+
+// runnerOnline reports whether a runner last in touch at lastSeen is
+// taken to be running still.
+func (s *Server) runnerOnline(lastSeen, now time.Time) bool {
+	return now.Sub(lastSeen) <= s.runnerSilence()
 }
 
 // removeRunner forgets a runner: its credential buys no more sessions, and

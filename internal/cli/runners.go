@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,8 +25,13 @@ func newRunnersCmd(e env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "runners",
 		Short: "List and remove the runners registered with a Delta CI server",
-		Long: `List the runners registered with a server, with when each last got a session,
-or remove one: its credential and tokens stop working. A runner process that
+		Long: `List the runners registered with a server: for each, its state (idle, busy
+with the attempts it holds, or offline), when the server last heard from it
+(a session, a lease request, a heartbeat or a log upload, to within 30
+seconds) and the jobs it runs now. A runner is offline after 90 seconds of
+silence (with the server's default lease settings).
+
+Or remove one: its credential and tokens stop working. A runner process that
 still runs and holds the registration token registers again at once; stop it
 first, or change the server's registration token.`,
 		Example: `  deltaci runners ls --server http://127.0.0.1:8080
@@ -91,19 +97,45 @@ func printRunners(w io.Writer, runners []protocol.RunnerInfo, asJSON bool) error
 		enc.SetIndent("", "  ")
 		return enc.Encode(protocol.RunnerList{Runners: runners})
 	}
+	now := time.Now()
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tLABELS\tLAST SEEN")
+	fmt.Fprintln(tw, "ID\tNAME\tLABELS\tSTATE\tLAST SEEN\tRUNNING")
 	for _, r := range runners {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Name, strings.Join(r.Labels, ","), r.LastSeenAt.Local().Format(time.DateTime))
+		state := r.State
+		if state == protocol.RunnerBusy {
+			state = fmt.Sprintf("busy (%d)", len(r.Attempts))
+		}
+		running := make([]string, 0, len(r.Attempts))
+		for _, a := range r.Attempts {
+			running = append(running, a.RunID+"/"+a.Job)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, strings.Join(r.Labels, ","), state,
+			ago(now.Sub(r.LastSeenAt)), cmp.Or(strings.Join(running, " "), "-"))
 	}
 	return tw.Flush()
+}
+
+// ago says how long ago something was, in its largest whole unit.
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
 }
 
 // removeRunners removes each runner, and stops at the first it cannot.
 func removeRunners(ctx context.Context, c *protocol.Client, ids []string, w io.Writer) error {
 	for _, id := range ids {
+		// The error names the runner already (DELETE /runners/ID).
 		if err := c.RemoveRunner(ctx, id); err != nil {
-			return fmt.Errorf("remove runner %s: %w", id, err)
+			return err
 		}
 		fmt.Fprintf(w, "removed %s\n", id)
 	}

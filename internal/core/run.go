@@ -12,6 +12,7 @@ type Run struct {
 	Trusted     bool   // protected-branch run: may receive secrets and write shared results
 	Project     string // the project's name; empty for a run of `deltaci run`, which has no projects
 	TrustReason string // why the run is or is not trusted, in words
+	RerunOf     string // the run this one reruns, empty for a run that is no rerun
 	State       RunState
 	Reason      Reason
 	CreatedAt   time.Time

@@ -72,6 +72,27 @@ type RunnerInfo struct {
 	// LastSeenAt is when the runner last got a session token.
 	LastSeenAt time.Time `json:"last_seen_at"`
 }
+	// State is RunnerIdle, RunnerBusy (it holds attempts) or RunnerOffline
+	// (silent for longer than a live runner ever is).
+	State string `json:"state"`
+	// Attempts are the attempts it holds, leased or running, oldest first.
+	Attempts []RunnerAttempt `json:"attempts"`
+}
+
+// The states of a runner in RunnerInfo.
+const (
+	RunnerIdle    = "idle"
+	RunnerBusy    = "busy"
+	RunnerOffline = "offline"
+)
+
+// RunnerAttempt is an attempt a runner holds.
+type RunnerAttempt struct {
+	AttemptID string    `json:"attempt_id"`
+	RunID     string    `json:"run_id"`
+	Job       string    `json:"job"`
+	State     string    `json:"state"`
+	LeasedAt  time.Time `json:"leased_at"`
 
 // RunnerList is the answer to GET /runners, oldest first.
 type RunnerList struct {

@@ -36,6 +36,8 @@ type Queries interface {
 	InsertRun(ctx context.Context, r core.Run) error
 	GetRun(ctx context.Context, id string) (core.Run, error)
 	ListActiveRuns(ctx context.Context) ([]core.Run, error)
+	// ListRuns reads a page of run history (RunQuery), newest first.
+	ListRuns(ctx context.Context, q RunQuery) ([]core.Run, error)
 	SetRunState(ctx context.Context, m RunMove) (bool, error)
 	// LockRun holds the run's row until the transaction ends, so that
 	// transactions settling its jobs take turns (only a read where writes
@@ -116,6 +118,12 @@ type Queries interface {
 	QueueDepth(ctx context.Context) (map[string]int64, error)
 
 	// InsertProject returns a core.KindConflict error when the project's
+	// SeeRunner moves a runner's last contact to at unless it is later
+	// already, and reports whether the runner is registered.
+	SeeRunner(ctx context.Context, id string, at time.Time) (bool, error)
+	// ListHeldAttempts lists up to limit leased or running attempts,
+	// oldest lease first.
+	ListHeldAttempts(ctx context.Context, limit int) ([]HeldAttempt, error)
 	// name or repository URL is taken.
 	InsertProject(ctx context.Context, p core.Project) error
 	GetProject(ctx context.Context, name string) (core.Project, error)

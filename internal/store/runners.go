@@ -20,7 +20,10 @@ type Runner struct {
 	CredentialHash  string
 	ProtocolVersion int
 	CreatedAt       time.Time
-	LastSeenAt      time.Time
+	// LastSeenAt is the runner's last contact: its registration, a session,
+	// or (as the server records it, at most every so often) any request
+	// made with its tokens.
+	LastSeenAt time.Time
 }
 
 // RunnerRow is an engine-neutral runner row; Labels is a JSON array.
@@ -124,6 +127,49 @@ func (s *Store) QueueDepth(ctx context.Context) (map[string]float64, error) {
 		}
 		sort.Strings(labels)
 		out[strings.Join(labels, ",")] += float64(n)
+	}
+	return out, nil
+}
+
+// HeldAttempt is an attempt that a runner holds: leased or running.
+type HeldAttempt struct {
+	ID, RunID, RunnerID, Job string
+	State                    core.AttemptState
+	LeasedAt                 time.Time
+}
+
+// maxHeldAttempts bounds one listing of the held attempts.
+const maxHeldAttempts = 10000
+
+// SeeRunner records that the runner was in touch now (never moving the
+// time back) and returns a core.KindNotFound error for a runner that is
+// no longer registered.
+func (s *Store) SeeRunner(ctx context.Context, id string) error {
+	var ok bool
+	err := s.drv.Write(ctx, func(q Queries) error {
+		var err error
+		ok, err = q.SeeRunner(ctx, id, s.Now())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("see runner %s: %w", id, err)
+	}
+	if !ok {
+		return core.E(core.KindNotFound, "see runner", "no runner %s", id)
+	}
+	return nil
+}
+
+// HeldAttempts returns, by runner id, the attempts runners hold (leased or
+// running), oldest lease first; at most 10000 in all.
+func (s *Store) HeldAttempts(ctx context.Context) (map[string][]HeldAttempt, error) {
+	list, err := s.drv.Read().ListHeldAttempts(ctx, maxHeldAttempts)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]HeldAttempt{}
+	for _, a := range list {
+		out[a.RunnerID] = append(out[a.RunnerID], a)
 	}
 	return out, nil
 }

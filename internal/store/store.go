@@ -50,6 +50,7 @@ type NewRun struct {
 	Trusted     bool
 	Project     string // the project's name; empty for a run of `deltaci run`, which has no projects
 	TrustReason string // why the run is or is not trusted, in words
+	RerunOf     string // the run this one reruns, if it is a rerun
 	Jobs        []NewJob
 }
 
@@ -86,7 +87,7 @@ func (s *Store) CreateRun(ctx context.Context, actor string, nr NewRun) (core.Ru
 	now := s.Now()
 	run := core.Run{
 		ID: NewID(), Repo: nr.Repo, Ref: nr.Ref, Commit: nr.Commit, Event: nr.Event,
-		Trusted: nr.Trusted, Project: nr.Project, TrustReason: nr.TrustReason, State: core.RunQueued, CreatedAt: now,
+		Trusted: nr.Trusted, Project: nr.Project, TrustReason: nr.TrustReason, RerunOf: nr.RerunOf, State: core.RunQueued, CreatedAt: now,
 	}
 	jobs := make([]core.Job, len(nr.Jobs))
 	err := s.drv.Write(ctx, func(q Queries) error {

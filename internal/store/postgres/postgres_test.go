@@ -27,6 +27,11 @@ func TestRunners(t *testing.T) {
 	storetest.RunRunners(t, openStore)
 }
 
+func TestRunHistory(t *testing.T) {
+	t.Parallel()
+	storetest.RunHistory(t, openStore)
+}
+
 func TestProjects(t *testing.T) {
 	t.Parallel()
 	storetest.RunProjects(t, openStore)

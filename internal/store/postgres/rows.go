@@ -39,14 +39,14 @@ func (x queries) InsertRun(ctx context.Context, r core.Run) error {
 	return mapErr("insert run", x.q.InsertRun(ctx, pgdb.InsertRunParams{
 		ID: r.ID, Repo: r.Repo, Ref: r.Ref, CommitSha: r.Commit, Event: r.Event,
 		Trusted: r.Trusted, State: string(r.State), Reason: string(r.Reason), CreatedAt: store.Millis(r.CreatedAt),
-		Project: r.Project, TrustReason: r.TrustReason,
+		Project: r.Project, TrustReason: r.TrustReason, RerunOf: r.RerunOf,
 	}))
 }
 
 func runFromRow(row pgdb.Run) (core.Run, error) {
 	return store.RunFromRow(store.RunRow{
 		ID: row.ID, Repo: row.Repo, Ref: row.Ref, Commit: row.CommitSha, Event: row.Event,
-		Trusted: row.Trusted, Project: row.Project, TrustReason: row.TrustReason, State: row.State, Reason: row.Reason,
+		Trusted: row.Trusted, Project: row.Project, TrustReason: row.TrustReason, RerunOf: row.RerunOf, State: row.State, Reason: row.Reason,
 		CreatedAt: store.FromMillis(row.CreatedAt), StartedAt: at(row.StartedAt), FinishedAt: at(row.FinishedAt),
 	})
 }
@@ -647,4 +647,15 @@ func (x queries) CountAPITokens(ctx context.Context) (int, error) {
 
 func (x queries) LockAPITokens(ctx context.Context) error {
 	return mapErr("lock API tokens", x.q.LockAPITokens(ctx))
+}
+
+func (x queries) ListRuns(ctx context.Context, q store.RunQuery) ([]core.Run, error) {
+	rows, err := x.q.ListRuns(ctx, pgdb.ListRunsParams{
+		Project: q.Project, Ref: q.Ref, State: q.State, Event: q.Event,
+		BeforeAt: q.BeforeAt, BeforeID: q.BeforeID, MaxRows: int32(q.Limit),
+	})
+	if err != nil {
+		return nil, mapErr("list runs", err)
+	}
+	return convertAll(rows, runFromRow)
 }

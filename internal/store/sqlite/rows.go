@@ -59,14 +59,14 @@ func (x queries) InsertRun(ctx context.Context, r core.Run) error {
 	return mapErr("insert run", x.q.InsertRun(ctx, sqlitedb.InsertRunParams{
 		ID: r.ID, Repo: r.Repo, Ref: r.Ref, CommitSha: r.Commit, Event: r.Event,
 		Trusted: boolInt(r.Trusted), State: string(r.State), Reason: string(r.Reason), CreatedAt: store.Millis(r.CreatedAt),
-		Project: r.Project, TrustReason: r.TrustReason,
+		Project: r.Project, TrustReason: r.TrustReason, RerunOf: r.RerunOf,
 	}))
 }
 
 func runFromRow(row sqlitedb.Run) (core.Run, error) {
 	return store.RunFromRow(store.RunRow{
 		ID: row.ID, Repo: row.Repo, Ref: row.Ref, Commit: row.CommitSha, Event: row.Event,
-		Trusted: row.Trusted != 0, Project: row.Project, TrustReason: row.TrustReason, State: row.State, Reason: row.Reason,
+		Trusted: row.Trusted != 0, Project: row.Project, TrustReason: row.TrustReason, RerunOf: row.RerunOf, State: row.State, Reason: row.Reason,
 		CreatedAt: store.FromMillis(row.CreatedAt), StartedAt: at(row.StartedAt), FinishedAt: at(row.FinishedAt),
 	})
 }
@@ -622,3 +622,14 @@ func (x queries) CountAPITokens(ctx context.Context) (int, error) {
 // LockAPITokens does nothing: with one writer at a time, transactions
 // already take turns.
 func (x queries) LockAPITokens(context.Context) error { return nil }
+
+func (x queries) ListRuns(ctx context.Context, q store.RunQuery) ([]core.Run, error) {
+	rows, err := x.q.ListRuns(ctx, sqlitedb.ListRunsParams{
+		Project: q.Project, Ref: q.Ref, State: q.State, Event: q.Event,
+		BeforeAt: q.BeforeAt, BeforeID: q.BeforeID, MaxRows: int64(q.Limit),
+	})
+	if err != nil {
+		return nil, mapErr("list runs", err)
+	}
+	return convertAll(rows, runFromRow)
+}

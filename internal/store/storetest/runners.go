@@ -72,6 +72,74 @@ func RunRunners(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("SeeRunner", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		r, err := b.s.RegisterRunner(b.ctx, store.Runner{Name: "r1", Labels: []string{"linux"}, CredentialHash: "h", ProtocolVersion: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.clock.advance(time.Minute)
+		if err := b.s.SeeRunner(b.ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		seen := b.clock.now()
+		if got, _ := b.s.Runner(b.ctx, r.ID); !got.LastSeenAt.Equal(seen) {
+			t.Fatalf("LastSeenAt = %v after a contact, want %v", got.LastSeenAt, seen)
+		}
+		// A replica whose clock is behind does not move it back.
+		b.clock.advance(-30 * time.Second)
+		if err := b.s.SeeRunner(b.ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := b.s.Runner(b.ctx, r.ID); !got.LastSeenAt.Equal(seen) {
+			t.Fatalf("LastSeenAt = %v after a contact stamped earlier, want it kept at %v", got.LastSeenAt, seen)
+		}
+		if err := b.s.RemoveRunner(b.ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		wantKind(t, b.s.SeeRunner(b.ctx, r.ID), core.KindNotFound)
+	})
+
+	t.Run("HeldAttempts", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		held, err := b.s.HeldAttempts(b.ctx)
+		if err != nil || len(held) != 0 {
+			t.Fatalf("held attempts of an empty store: %v, %v", held, err)
+		}
+		queuedAttemptOf(t, b, spec("waiting"))
+		_, j, a := startedAttemptOf(t, b, spec("build"))
+		b.clock.advance(time.Second)
+		r2, _ := queuedAttemptOf(t, b, spec("test"))
+		c, err := b.s.ClaimAttempt(b.ctx, "runner-2", store.Claim{RunID: r2.ID, RunnerID: "runner-2", TTL: 20 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held, err = b.s.HeldAttempts(b.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string][]store.HeldAttempt{
+			"runner-1": {{ID: a.ID, RunID: a.RunID, RunnerID: "runner-1", Job: j.Name, State: core.AttemptRunning, LeasedAt: a.LeasedAt}},
+			"runner-2": {{ID: c.Attempt.ID, RunID: r2.ID, RunnerID: "runner-2", Job: "test", State: core.AttemptLeased, LeasedAt: b.clock.now()}},
+		}
+		if diff := cmp.Diff(want, held); diff != "" {
+			t.Fatalf("held attempts (-want +got):\n%s", diff)
+		}
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			_, err := tx.MoveLeased(b.ctx, store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}, core.AttemptSucceeded, "", nil)
+			return err
+		})
+		held, err = b.s.HeldAttempts(b.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := held["runner-1"]; ok || len(held["runner-2"]) != 1 {
+			t.Fatalf("after runner-1's attempt ended, held: %+v", held)
+		}
+	})
+
 	t.Run("UnsealedLogs", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

@@ -100,6 +100,8 @@ type Run struct {
 	FinishedAt  pgtype.Int8
 	Project     string
 	TrustReason string
+	RerunOf     string
+	Message     string
 }
 
 type Runner struct {

@@ -35,7 +35,7 @@ WITH next AS (
     SELECT $4, $6, 'attempt', claimed.id, claimed.run_id, 'queued', 'leased', ''
     FROM claimed
 )
-SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason
+SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason, runs.rerun_of, runs.message
 FROM claimed
 JOIN attempts ON attempts.id = claimed.id
 JOIN jobs ON jobs.id = attempts.job_id
@@ -121,6 +121,8 @@ func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (Cla
 		&i.Run.FinishedAt,
 		&i.Run.Project,
 		&i.Run.TrustReason,
+		&i.Run.RerunOf,
+		&i.Run.Message,
 	)
 	return i, err
 }
@@ -348,7 +350,7 @@ func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
 }
 
 const getJobRun = `-- name: GetJobRun :one
-SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = $1
+SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason, runs.rerun_of, runs.message FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = $1
 `
 
 type GetJobRunRow struct {
@@ -389,12 +391,14 @@ func (q *Queries) GetJobRun(ctx context.Context, id string) (GetJobRunRow, error
 		&i.Run.FinishedAt,
 		&i.Run.Project,
 		&i.Run.TrustReason,
+		&i.Run.RerunOf,
+		&i.Run.Message,
 	)
 	return i, err
 }
 
 const getRun = `-- name: GetRun :one
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason FROM runs WHERE id = $1
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs WHERE id = $1
 `
 
 func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
@@ -414,6 +418,8 @@ func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
 		&i.FinishedAt,
 		&i.Project,
 		&i.TrustReason,
+		&i.RerunOf,
+		&i.Message,
 	)
 	return i, err
 }
@@ -553,8 +559,8 @@ func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) error {
 }
 
 const insertRun = `-- name: InsertRun :exec
-INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason, rerun_of)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 `
 
 type InsertRunParams struct {
@@ -569,6 +575,7 @@ type InsertRunParams struct {
 	CreatedAt   int64
 	Project     string
 	TrustReason string
+	RerunOf     string
 }
 
 func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
@@ -584,12 +591,13 @@ func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
 		arg.CreatedAt,
 		arg.Project,
 		arg.TrustReason,
+		arg.RerunOf,
 	)
 	return err
 }
 
 const listActiveRuns = `-- name: ListActiveRuns :many
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason FROM runs
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs
 WHERE state IN ('queued', 'planning', 'running', 'canceling')
 ORDER BY created_at, id
 `
@@ -617,6 +625,8 @@ func (q *Queries) ListActiveRuns(ctx context.Context) ([]Run, error) {
 			&i.FinishedAt,
 			&i.Project,
 			&i.TrustReason,
+			&i.RerunOf,
+			&i.Message,
 		); err != nil {
 			return nil, err
 		}
@@ -876,8 +886,76 @@ func (q *Queries) ListRunEvents(ctx context.Context, runID string) ([]Event, err
 	return items, nil
 }
 
+const listRuns = `-- name: ListRuns :many
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs
+WHERE ($1::text = '' OR project = $1)
+  AND ($2::text = '' OR ref = $2 OR ref = 'refs/heads/' || $2)
+  AND ($3::text = '' OR state = $3)
+  AND ($4::text = '' OR event = $4)
+  AND (created_at, id) < ($5::bigint, $6::text)
+ORDER BY created_at DESC, id DESC
+LIMIT $7
+`
+
+type ListRunsParams struct {
+	Project  string
+	Ref      string
+	State    string
+	Event    string
+	BeforeAt int64
+	BeforeID string
+	MaxRows  int32
+}
+
+// A page of run history, newest first: the runs older than the cursor
+// (before_at, before_id) that match every filter given (an empty filter
+// matches all). A branch name matches the run's refs/heads/ ref too.
+func (q *Queries) ListRuns(ctx context.Context, arg ListRunsParams) ([]Run, error) {
+	rows, err := q.db.Query(ctx, listRuns,
+		arg.Project,
+		arg.Ref,
+		arg.State,
+		arg.Event,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Run{}
+	for rows.Next() {
+		var i Run
+		if err := rows.Scan(
+			&i.ID,
+			&i.Repo,
+			&i.Ref,
+			&i.CommitSha,
+			&i.Event,
+			&i.Trusted,
+			&i.State,
+			&i.Reason,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Project,
+			&i.TrustReason,
+			&i.RerunOf,
+			&i.Message,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const lockRun = `-- name: LockRun :one
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason FROM runs WHERE id = $1 FOR UPDATE
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs WHERE id = $1 FOR UPDATE
 `
 
 // Serializes the transactions that settle one run's jobs: under READ
@@ -900,6 +978,8 @@ func (q *Queries) LockRun(ctx context.Context, id string) (Run, error) {
 		&i.FinishedAt,
 		&i.Project,
 		&i.TrustReason,
+		&i.RerunOf,
+		&i.Message,
 	)
 	return i, err
 }

@@ -1,6 +1,6 @@
 -- name: InsertRun :exec
-INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
+INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason, rerun_of)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
 
 -- name: GetRun :one
 SELECT * FROM runs WHERE id = $1;
@@ -235,3 +235,16 @@ SELECT sqlc.embed(attempts), sqlc.embed(jobs), (SELECT COUNT(*) FROM j) AS job_m
 FROM a
 JOIN attempts ON attempts.id = a.id
 JOIN jobs ON jobs.id = a.job_id;
+
+-- name: ListRuns :many
+-- A page of run history, newest first: the runs older than the cursor
+-- (before_at, before_id) that match every filter given (an empty filter
+-- matches all). A branch name matches the run's refs/heads/ ref too.
+SELECT * FROM runs
+WHERE (sqlc.arg(project)::text = '' OR project = sqlc.arg(project))
+  AND (sqlc.arg(ref)::text = '' OR ref = sqlc.arg(ref) OR ref = 'refs/heads/' || sqlc.arg(ref))
+  AND (sqlc.arg(state)::text = '' OR state = sqlc.arg(state))
+  AND (sqlc.arg(event)::text = '' OR event = sqlc.arg(event))
+  AND (created_at, id) < (sqlc.arg(before_at)::bigint, sqlc.arg(before_id)::text)
+ORDER BY created_at DESC, id DESC
+LIMIT sqlc.arg(max_rows);

@@ -24,3 +24,15 @@ LIMIT sqlc.arg(max_rows);
 
 -- name: QueueDepth :many
 SELECT labels, COUNT(*) AS queued FROM attempts WHERE state = 'queued' GROUP BY labels;
+
+-- name: SeeRunner :execrows
+-- Records a runner's contact; a replica with a slower clock never moves it back.
+UPDATE runners SET last_seen_at = MAX(last_seen_at, sqlc.arg(last_seen_at)) WHERE id = sqlc.arg(id);
+
+-- name: ListHeldAttempts :many
+-- The attempts runners hold (leased or running), oldest lease first.
+SELECT a.id, a.run_id, a.runner_id, a.state, a.leased_at, j.name AS job
+FROM attempts a JOIN jobs j ON j.id = a.job_id
+WHERE a.state IN ('leased', 'running')
+ORDER BY a.leased_at, a.id
+LIMIT sqlc.arg(max_rows);

@@ -1,6 +1,6 @@
 -- name: InsertRun :exec
-INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason, rerun_of)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: GetRun :one
 SELECT * FROM runs WHERE id = ?;
@@ -152,3 +152,16 @@ SELECT sqlc.embed(jobs), sqlc.embed(runs) FROM jobs JOIN runs ON runs.id = jobs.
 -- name: GetAttemptJob :one
 -- An attempt with its job, as a completion settles them.
 SELECT sqlc.embed(attempts), sqlc.embed(jobs) FROM attempts JOIN jobs ON jobs.id = attempts.job_id WHERE attempts.id = ?;
+
+-- name: ListRuns :many
+-- A page of run history, newest first: the runs older than the cursor
+-- (before_at, before_id) that match every filter given (an empty filter
+-- matches all). A branch name matches the run's refs/heads/ ref too.
+SELECT * FROM runs
+WHERE (CAST(sqlc.arg(project) AS TEXT) = '' OR project = sqlc.arg(project))
+  AND (CAST(sqlc.arg(ref) AS TEXT) = '' OR ref = sqlc.arg(ref) OR ref = 'refs/heads/' || sqlc.arg(ref))
+  AND (CAST(sqlc.arg(state) AS TEXT) = '' OR state = sqlc.arg(state))
+  AND (CAST(sqlc.arg(event) AS TEXT) = '' OR event = sqlc.arg(event))
+  AND (created_at < sqlc.arg(before_at) OR (created_at = sqlc.arg(before_at) AND id < CAST(sqlc.arg(before_id) AS TEXT)))
+ORDER BY created_at DESC, id DESC
+LIMIT sqlc.arg(max_rows);

@@ -103,6 +103,8 @@ type Run struct {
 	FinishedAt  sql.NullInt64
 	Project     string
 	TrustReason string
+	RerunOf     string
+	Message     string
 }
 
 type Runner struct {

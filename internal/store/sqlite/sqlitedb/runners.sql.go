@@ -7,6 +7,7 @@ package sqlitedb
 
 import (
 	"context"
+	"database/sql"
 )
 
 const deleteRunner = `-- name: DeleteRunner :execrows
@@ -66,6 +67,54 @@ func (q *Queries) InsertRunner(ctx context.Context, arg InsertRunnerParams) erro
 		arg.LastSeenAt,
 	)
 	return err
+}
+
+const listHeldAttempts = `-- name: ListHeldAttempts :many
+SELECT a.id, a.run_id, a.runner_id, a.state, a.leased_at, j.name AS job
+FROM attempts a JOIN jobs j ON j.id = a.job_id
+WHERE a.state IN ('leased', 'running')
+ORDER BY a.leased_at, a.id
+LIMIT ?1
+`
+
+type ListHeldAttemptsRow struct {
+	ID       string
+	RunID    string
+	RunnerID string
+	State    string
+	LeasedAt sql.NullInt64
+	Job      string
+}
+
+// The attempts runners hold (leased or running), oldest lease first.
+func (q *Queries) ListHeldAttempts(ctx context.Context, maxRows int64) ([]ListHeldAttemptsRow, error) {
+	rows, err := q.db.QueryContext(ctx, listHeldAttempts, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListHeldAttemptsRow{}
+	for rows.Next() {
+		var i ListHeldAttemptsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.RunID,
+			&i.RunnerID,
+			&i.State,
+			&i.LeasedAt,
+			&i.Job,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const listRunners = `-- name: ListRunners :many
@@ -165,6 +214,24 @@ func (q *Queries) QueueDepth(ctx context.Context) ([]QueueDepthRow, error) {
 		return nil, err
 	}
 	return items, nil
+}
+
+const seeRunner = `-- name: SeeRunner :execrows
+UPDATE runners SET last_seen_at = MAX(last_seen_at, ?1) WHERE id = ?2
+`
+
+type SeeRunnerParams struct {
+	LastSeenAt interface{}
+	ID         string
+}
+
+// Records a runner's contact; a replica with a slower clock never moves it back.
+func (q *Queries) SeeRunner(ctx context.Context, arg SeeRunnerParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, seeRunner, arg.LastSeenAt, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
 }
 
 const touchRunner = `-- name: TouchRunner :exec

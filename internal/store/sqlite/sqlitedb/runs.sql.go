@@ -299,7 +299,7 @@ func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
 }
 
 const getJobRun = `-- name: GetJobRun :one
-SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs."explain", jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = ?
+SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs."explain", jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason, runs.rerun_of, runs.message FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = ?
 `
 
 type GetJobRunRow struct {
@@ -339,12 +339,14 @@ func (q *Queries) GetJobRun(ctx context.Context, id string) (GetJobRunRow, error
 		&i.Run.FinishedAt,
 		&i.Run.Project,
 		&i.Run.TrustReason,
+		&i.Run.RerunOf,
+		&i.Run.Message,
 	)
 	return i, err
 }
 
 const getRun = `-- name: GetRun :one
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason FROM runs WHERE id = ?
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs WHERE id = ?
 `
 
 func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
@@ -364,6 +366,8 @@ func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
 		&i.FinishedAt,
 		&i.Project,
 		&i.TrustReason,
+		&i.RerunOf,
+		&i.Message,
 	)
 	return i, err
 }
@@ -479,8 +483,8 @@ func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) error {
 }
 
 const insertRun = `-- name: InsertRun :exec
-INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason, rerun_of)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 `
 
 type InsertRunParams struct {
@@ -495,6 +499,7 @@ type InsertRunParams struct {
 	CreatedAt   int64
 	Project     string
 	TrustReason string
+	RerunOf     string
 }
 
 func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
@@ -510,12 +515,13 @@ func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
 		arg.CreatedAt,
 		arg.Project,
 		arg.TrustReason,
+		arg.RerunOf,
 	)
 	return err
 }
 
 const listActiveRuns = `-- name: ListActiveRuns :many
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason FROM runs
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs
 WHERE state IN ('queued', 'planning', 'running', 'canceling')
 ORDER BY created_at, id
 `
@@ -543,6 +549,8 @@ func (q *Queries) ListActiveRuns(ctx context.Context) ([]Run, error) {
 			&i.FinishedAt,
 			&i.Project,
 			&i.TrustReason,
+			&i.RerunOf,
+			&i.Message,
 		); err != nil {
 			return nil, err
 		}
@@ -805,6 +813,77 @@ func (q *Queries) ListRunEvents(ctx context.Context, runID string) ([]Event, err
 			&i.FromState,
 			&i.ToState,
 			&i.Reason,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listRuns = `-- name: ListRuns :many
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs
+WHERE (CAST(?1 AS TEXT) = '' OR project = ?1)
+  AND (CAST(?2 AS TEXT) = '' OR ref = ?2 OR ref = 'refs/heads/' || ?2)
+  AND (CAST(?3 AS TEXT) = '' OR state = ?3)
+  AND (CAST(?4 AS TEXT) = '' OR event = ?4)
+  AND (created_at < ?5 OR (created_at = ?5 AND id < CAST(?6 AS TEXT)))
+ORDER BY created_at DESC, id DESC
+LIMIT ?7
+`
+
+type ListRunsParams struct {
+	Project  string
+	Ref      string
+	State    string
+	Event    string
+	BeforeAt int64
+	BeforeID string
+	MaxRows  int64
+}
+
+// A page of run history, newest first: the runs older than the cursor
+// (before_at, before_id) that match every filter given (an empty filter
+// matches all). A branch name matches the run's refs/heads/ ref too.
+func (q *Queries) ListRuns(ctx context.Context, arg ListRunsParams) ([]Run, error) {
+	rows, err := q.db.QueryContext(ctx, listRuns,
+		arg.Project,
+		arg.Ref,
+		arg.State,
+		arg.Event,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Run{}
+	for rows.Next() {
+		var i Run
+		if err := rows.Scan(
+			&i.ID,
+			&i.Repo,
+			&i.Ref,
+			&i.CommitSha,
+			&i.Event,
+			&i.Trusted,
+			&i.State,
+			&i.Reason,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Project,
+			&i.TrustReason,
+			&i.RerunOf,
+			&i.Message,
 		); err != nil {
 			return nil, err
 		}
