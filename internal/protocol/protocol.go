@@ -69,7 +69,8 @@ type RunnerInfo struct {
 	Labels          []string  `json:"labels"`
 	ProtocolVersion int       `json:"protocol_version"`
 	CreatedAt       time.Time `json:"created_at"`
-	// LastSeenAt is when the runner last got a session token.
+	// LastSeenAt is the runner's last contact: a session, a lease request,
+	// a heartbeat or a log upload, recorded to within 30 seconds.
 	LastSeenAt time.Time `json:"last_seen_at"`
 }
 	// State is RunnerIdle, RunnerBusy (it holds attempts) or RunnerOffline
