@@ -72,7 +72,6 @@ type RunnerInfo struct {
 	// LastSeenAt is the runner's last contact: a session, a lease request,
 	// a heartbeat or a log upload, recorded to within 30 seconds.
 	LastSeenAt time.Time `json:"last_seen_at"`
-}
 	// State is RunnerIdle, RunnerBusy (it holds attempts) or RunnerOffline
 	// (silent for longer than a live runner ever is).
 	State string `json:"state"`
@@ -94,6 +93,7 @@ type RunnerAttempt struct {
 	Job       string    `json:"job"`
 	State     string    `json:"state"`
 	LeasedAt  time.Time `json:"leased_at"`
+}
 
 // RunnerList is the answer to GET /runners, oldest first.
 type RunnerList struct {
