@@ -114,16 +114,16 @@ type Queries interface {
 	// DeleteRunner removes a runner and reports whether it was there.
 	DeleteRunner(ctx context.Context, id string) (bool, error)
 	TouchRunner(ctx context.Context, id string, at time.Time) error
-	// QueueDepth counts queued attempts by their encoded labels.
-	QueueDepth(ctx context.Context) (map[string]int64, error)
-
-	// InsertProject returns a core.KindConflict error when the project's
 	// SeeRunner moves a runner's last contact to at unless it is later
 	// already, and reports whether the runner is registered.
 	SeeRunner(ctx context.Context, id string, at time.Time) (bool, error)
 	// ListHeldAttempts lists up to limit leased or running attempts,
 	// oldest lease first.
 	ListHeldAttempts(ctx context.Context, limit int) ([]HeldAttempt, error)
+	// QueueDepth counts queued attempts by their encoded labels.
+	QueueDepth(ctx context.Context) (map[string]int64, error)
+
+	// InsertProject returns a core.KindConflict error when the project's
 	// name or repository URL is taken.
 	InsertProject(ctx context.Context, p core.Project) error
 	GetProject(ctx context.Context, name string) (core.Project, error)
