@@ -49,6 +49,8 @@ var contractDoc = sync.OnceValues(func() (*openapi3.T, error) {
 
 // contractOptions configure one server.
 type contractOptions struct {
+	// engine is apitest.Options.Engine: SQLite when empty.
+	engine   string
 	apiToken string
 	logCap   int64
 	cov      *contractCoverage
@@ -81,7 +83,7 @@ func newContractEnv(t *testing.T, o contractOptions) *contractEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := apitest.Start(t, apitest.Options{StoreOptions: opts, Edit: func(c *api.Config) {
+	srv := apitest.Start(t, apitest.Options{Engine: o.engine, StoreOptions: opts, Edit: func(c *api.Config) {
 		c.Keys, c.RegistrationToken, c.APIToken = keys, contractRegToken, o.apiToken
 		c.TTL, c.MaxLeaseWait = contractTTL, 100*time.Millisecond
 		if o.edit != nil {

@@ -371,11 +371,12 @@ func (rs *runStream) sendLog(ctx context.Context, job string, a protocol.Attempt
 		if len(data) == 0 {
 			return off, nil
 		}
+		// The event's id counts its own bytes as sent.
+		rs.sent[a.ID] = off + int64(len(data))
 		if err := rs.event(protocol.EventLog, protocol.RunLog{Job: job, Attempt: a.ID, Number: a.Number, Offset: off, Data: data}); err != nil {
 			return off, err
 		}
 		off += int64(len(data))
-		rs.sent[a.ID] = off
 	}
 }
 

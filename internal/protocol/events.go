@@ -64,8 +64,8 @@ type FollowRunOptions struct {
 // every log byte was delivered, and returns the final run. A dropped
 // stream (a server restart) is resumed where it stopped, with the last
 // event id; events already delivered may come again (a job event with
-// the same state), never log bytes. It gives up on an unreachable server
-// after about a minute, and stops with fn's error.
+// the same state), never log bytes. An unreachable server is asked again
+// every second until ctx ends, as across its restart; fn's error stops it.
 func (c *Client) FollowRun(ctx context.Context, runID string, o FollowRunOptions, fn func(RunEvent) error) (Run, error) {
 	q := url.Values{}
 	if o.NoLogs {
@@ -75,7 +75,6 @@ func (c *Client) FollowRun(ctx context.Context, runID string, o FollowRunOptions
 		q.Set("job", o.Job)
 	}
 	lastID := ""
-	failures := 0
 	for {
 		var h http.Header
 		if lastID != "" {
@@ -83,8 +82,7 @@ func (c *Client) FollowRun(ctx context.Context, runID string, o FollowRunOptions
 		}
 		resp, err := c.do(ctx, call{method: http.MethodGet, path: "/runs/" + url.PathEscape(runID) + "/events", query: q, header: h})
 		if err != nil {
-			if IsTransient(err) && failures < 60 && ctx.Err() == nil {
-				failures++
+			if IsTransient(err) && ctx.Err() == nil {
 				select {
 				case <-ctx.Done():
 				case <-time.After(time.Second):
@@ -93,9 +91,7 @@ func (c *Client) FollowRun(ctx context.Context, runID string, o FollowRunOptions
 			}
 			return Run{}, err
 		}
-		got := false
 		end, done, err := readRunEvents(resp.Body, func(id string, ev RunEvent) error {
-			got = true
 			if id != "" {
 				lastID = id
 			}
@@ -107,9 +103,6 @@ func (c *Client) FollowRun(ctx context.Context, runID string, o FollowRunOptions
 		}
 		if ctx.Err() != nil {
 			return Run{}, core.Wrap(core.KindCanceled, "follow run", ctx.Err())
-		}
-		if got {
-			failures = 0
 		}
 	}
 }
