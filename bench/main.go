@@ -48,6 +48,7 @@ var suites = []suite{
 	{"server-pickup", benchPickup},
 	{"server-throughput", benchThroughput},
 	{"log-shipping", benchLogShipping},
+	{"trigger-follow", benchFollow},
 }
 
 // harness holds what the suites share.
