@@ -221,8 +221,19 @@ func (s *Server) followLog(ctx context.Context, w http.ResponseWriter, id string
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	fl.Flush()
-	poll := time.NewTicker(250 * time.Millisecond)
+	// Woken by the store's announcements of the attempt's log and run;
+	// re-read on a timer only when the engine announces nothing.
+	wakeup := make(chan struct{}, 1)
+	s.runEvents.subscribe(wakeup, id)
+	if a, err := s.st.Attempt(ctx, id); err == nil {
+		s.runEvents.subscribe(wakeup, a.RunID)
+	}
+	defer s.runEvents.unsubscribe(wakeup)
+	poll := time.NewTicker(unwatchedEvery)
 	defer poll.Stop()
+	if s.runEvents.watched.Load() {
+		poll.Stop()
+	}
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	for {
@@ -257,6 +268,7 @@ func (s *Server) followLog(ctx context.Context, w http.ResponseWriter, id string
 		case <-s.draining:
 			return nil
 		case <-poll.C:
+		case <-wakeup:
 		case <-keepalive.C:
 			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
 				return nil
