@@ -66,8 +66,13 @@ a running server with --server URL.`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.database, "database", "", "metadata database: SQLite file or postgres:// URL (env ARTIFACTSTORE_DATABASE)")
 	pf.StringVar(&f.store, "store", "", "blob store: a directory or s3://bucket/prefix (env ARTIFACTSTORE_STORE)")
-	pf.StringVar(&f.server, "server", "", "act through a running artifactstore serve at this URL, or a deltaci server's at <url>/store (env ARTIFACTSTORE_SERVER)")
-	pf.StringVar(&f.token, "api-token", "", "with --server: the bearer token the server requires, such as a deltaci server's API token (env ARTIFACTSTORE_TOKEN)")
+	serverEnv, tokenEnv := "env ARTIFACTSTORE_SERVER", "env ARTIFACTSTORE_TOKEN"
+	if !standalone {
+		serverEnv += ", or DELTACI_SERVER's /store when no --database or --store is set"
+		tokenEnv += " or DELTACI_API_TOKEN"
+	}
+	pf.StringVar(&f.server, "server", "", "act through a running artifactstore serve at this URL, or a deltaci server's at <url>/store ("+serverEnv+")")
+	pf.StringVar(&f.token, "api-token", "", "with --server: the bearer token the server requires, such as a deltaci server's API token ("+tokenEnv+")")
 	pf.StringVar(&f.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL for s3:// stores (env ARTIFACTSTORE_S3_ENDPOINT; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
 	pf.StringVar(&f.stageDir, "stage-dir", "", "local directory for resumable uploads in progress (env ARTIFACTSTORE_STAGE_DIR; default: in the store directory, or beside an SQLite database, or the system temp dir)")
 	pf.StringVar(&f.actor, "as", "", "who the audit trail records for writes (env ARTIFACTSTORE_ACTOR; default $USER)")
@@ -87,6 +92,9 @@ func (f *artifactFlags) resolve(ctx context.Context, e env) error {
 	}
 	if f.token == "" {
 		f.token = e.get("ARTIFACTSTORE_TOKEN")
+	}
+	if f.token == "" && !f.standalone {
+		f.token = e.get("DELTACI_API_TOKEN")
 	}
 	if f.database == "" {
 		f.database = e.get("ARTIFACTSTORE_DATABASE")
@@ -111,6 +119,13 @@ func (f *artifactFlags) resolve(ctx context.Context, e env) error {
 	}
 	if f.actor == "" {
 		f.actor = "anonymous"
+	}
+	// deltaci artifacts, given nothing else, uses the store of the server
+	// the other commands talk to.
+	if f.server == "" && f.database == "" && f.store == "" && !f.standalone {
+		if srv := e.get("DELTACI_SERVER"); srv != "" {
+			f.server = strings.TrimRight(srv, "/") + "/store"
+		}
 	}
 	if f.server != "" || (f.database != "" && f.store != "") {
 		return nil

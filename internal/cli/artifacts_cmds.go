@@ -21,8 +21,24 @@ func withBackend(e env, f *artifactFlags, run func(cmd *cobra.Command, b artifac
 			return err
 		}
 		defer b.Close()
-		return run(cmd, b, args)
+		err = run(cmd, b, args)
+		if f.server != "" && core.KindOf(err) == core.KindUnauthorized {
+			err = fmt.Errorf("%w\n%s", err, f.tokenHint())
+		}
+		return err
 	}
+}
+
+// tokenHint says how to give the token a refused request lacked.
+func (f *artifactFlags) tokenHint() string {
+	env := "ARTIFACTSTORE_TOKEN"
+	if !f.standalone {
+		env = "DELTACI_API_TOKEN (or ARTIFACTSTORE_TOKEN)"
+	}
+	if f.token == "" {
+		return "the server at " + f.server + " needs a token: pass --api-token or set " + env
+	}
+	return "the server at " + f.server + " refused the token given with --api-token or " + env
 }
 
 func newPushCmd(e env, f *artifactFlags) *cobra.Command {

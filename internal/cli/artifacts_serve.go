@@ -35,7 +35,7 @@ lets those in flight finish.`,
 				return err
 			}
 			defer s.Close()
-			log := slog.New(slog.NewJSONHandler(e.stderr, nil))
+			log := newJSONLogger(e.stderr)
 			s.Registry.Log = log
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {

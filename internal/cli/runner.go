@@ -86,7 +86,7 @@ func runRunner(ctx context.Context, e env, o runnerOptions) error {
 	if o.name == "" {
 		o.name, _ = os.Hostname()
 	}
-	log := slog.New(slog.NewJSONHandler(e.stdout, nil))
+	log := newJSONLogger(e.stdout)
 	exec, err := newExecutor(o.executor, log, executor.Limits{WorkspaceSize: int64(o.workspaceLimit), TmpSize: int64(o.tmpSize)})
 	if err != nil {
 		return err

@@ -143,7 +143,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	if o.signingKey == "" {
 		o.signingKey = filepath.Join(o.dataDir, "signing.key")
 	}
-	log := slog.New(slog.NewJSONHandler(e.stdout, nil))
+	log := newJSONLogger(e.stdout)
 	if o.registrationToken == "" {
 		log.Warn("no registration token: runners cannot register (set DELTACI_REGISTRATION_TOKEN)")
 	}
