@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,14 +59,7 @@ func ship(t *testing.T, sink Sink, data []byte) *Shipper {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := rand.New(rand.NewPCG(3, 4))
-	for rest := data; len(rest) > 0; {
-		n := min(len(rest), 1+r.IntN(200<<10))
-		if _, err := sh.Write(rest[:n]); err != nil {
-			t.Fatalf("Write: %v", err)
-		}
-		rest = rest[n:]
-	}
+	write(t, sh, data)
 	err = sh.Close()
 	// As a runner does: a transient failure is retried with Flush.
 	for i := 0; err != nil && core.KindOf(err) == core.KindUnavailable && i < 10; i++ {
@@ -75,6 +69,19 @@ func ship(t *testing.T, sink Sink, data []byte) *Shipper {
 		t.Fatalf("Close: %v", err)
 	}
 	return sh
+}
+
+// write writes data to sh in random-size writes.
+func write(t *testing.T, sh *Shipper, data []byte) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(3, 4))
+	for rest := data; len(rest) > 0; {
+		n := min(len(rest), 1+r.IntN(200<<10))
+		if _, err := sh.Write(rest[:n]); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		rest = rest[n:]
+	}
 }
 
 func wantLog(t *testing.T, s *store.Store, id string, want []byte) {
@@ -110,8 +117,61 @@ func TestShipperResyncsWhenTheServerIsAhead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ship(t, storeSink{s, f}, data)
+	// The shipper had written those bytes before they could reach the
+	// server, so it must not ship until it has them all: a server holding
+	// more than was written is a failure (see the next test).
+	gate := &gatedSink{Sink: storeSink{s, f}, open: make(chan struct{})}
+	sh, err := newShipper(t.Context(), gate, t.TempDir(), 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, sh, data)
+	close(gate.open)
+	if err := sh.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
 	wantLog(t, s, f.AttemptID, data)
+}
+
+func TestShipperFailsWhenTheServerHoldsMoreThanWritten(t *testing.T) {
+	t.Parallel()
+	s, f := storetest.StartedAttempt(t, open)
+	data := randomLog(700 << 10)
+	if _, err := s.AppendLog(t.Context(), f, 0, data); err != nil {
+		t.Fatal(err)
+	}
+	// Another writer's bytes: nothing this shipper wrote accounts for them.
+	sh, err := newShipper(t.Context(), storeSink{s, f}, t.TempDir(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sh.Write(data[:100<<10]); err != nil {
+		t.Fatal(err)
+	}
+	err = sh.Close()
+	if core.KindOf(err) != core.KindInternal || !strings.Contains(err.Error(), "the log holds 716800 bytes, more than the 102400 written") {
+		t.Fatalf("Close = %v, want the log holding more than was written", err)
+	}
+	select {
+	case <-sh.Failed():
+	default:
+		t.Fatal("shipping has not failed for good")
+	}
+}
+
+// gatedSink holds every Append until open is closed.
+type gatedSink struct {
+	Sink
+	open chan struct{}
+}
+
+func (k *gatedSink) Append(ctx context.Context, offset int64, data []byte) (int64, error) {
+	select {
+	case <-k.open:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return k.Sink.Append(ctx, offset, data)
 }
 
 // lossySink commits every append but loses the answer of the first few.

@@ -451,7 +451,7 @@ func TestHostileInput(t *testing.T) {
 		}
 	})
 	t.Run("FailuresAreLogged", func(t *testing.T) {
-		if log := e.log.String(); !strings.Contains(log, "status=413") || !strings.Contains(log, "code=too_large") {
+		if log := e.log.waitFor("status=413", "code=too_large"); !strings.Contains(log, "status=413") || !strings.Contains(log, "code=too_large") {
 			t.Errorf("server log lacks the failed requests:\n%s", log)
 		}
 	})
@@ -624,7 +624,7 @@ func TestCorruptBlobFailsTheDownload(t *testing.T) {
 	if k := core.KindOf(err); k != core.KindInternal && k != core.KindUnavailable {
 		t.Errorf("corrupt download: %v (%s), want internal or a cut connection", err, k)
 	}
-	if log := e.log.String(); !strings.Contains(log, "mid_response=true") {
+	if log := e.log.waitFor("mid_response=true"); !strings.Contains(log, "mid_response=true") {
 		t.Errorf("the server did not log the failed send:\n%s", log)
 	}
 }

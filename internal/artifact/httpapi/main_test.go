@@ -12,6 +12,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,14 +78,45 @@ func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // syncBuffer collects the server's log lines.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	grew chan struct{} // closed by the next Write
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.grew != nil {
+		close(b.grew)
+		b.grew = nil
+	}
 	return b.buf.Write(p)
+}
+
+// waitFor returns the log once it holds every one of subs, or what it
+// holds after a deadline. The server logs a request after the client may
+// have its answer, so a test that reads the log right away can miss it.
+func (b *syncBuffer) waitFor(subs ...string) string {
+	deadline := time.After(20 * time.Second)
+	for {
+		b.mu.Lock()
+		log := b.buf.String()
+		missing := slices.ContainsFunc(subs, func(s string) bool { return !strings.Contains(log, s) })
+		if !missing {
+			b.mu.Unlock()
+			return log
+		}
+		if b.grew == nil {
+			b.grew = make(chan struct{})
+		}
+		grew := b.grew
+		b.mu.Unlock()
+		select {
+		case <-grew:
+		case <-deadline:
+			return b.String()
+		}
+	}
 }
 
 func (b *syncBuffer) String() string {
