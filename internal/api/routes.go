@@ -35,6 +35,8 @@ func (s *Server) routes() {
 	mux.HandleFunc("DELETE "+v1+"/projects/{name}", s.handle(s.removeProject))
 
 	mux.HandleFunc("POST "+v1+"/runs", s.handle(s.createRun))
+	mux.HandleFunc("GET "+v1+"/runs", s.handle(s.listRuns))
+	mux.HandleFunc("POST "+v1+"/runs/{id}/rerun", s.handle(s.rerunRun))
 	mux.HandleFunc("GET "+v1+"/runs/{id}", s.handle(s.getRun))
 	mux.HandleFunc("POST "+v1+"/runs/{id}/cancel", s.handle(s.cancelRun))
 	mux.HandleFunc("GET "+v1+"/runs/{id}/events", s.handle(s.getRunEvents))

@@ -373,7 +373,7 @@ func (s *Server) runBody(ctx context.Context, id string) (protocol.Run, error) {
 	}
 	out := protocol.Run{
 		ID: run.ID, Repo: run.Repo, Ref: run.Ref, Commit: run.Commit, Event: run.Event, Project: run.Project,
-		Trusted: run.Trusted, TrustReason: run.TrustReason,
+		Trusted: run.Trusted, TrustReason: run.TrustReason, RerunOf: run.RerunOf,
 		State: string(run.State), Reason: string(run.Reason), CreatedAt: run.CreatedAt.UTC(),
 		StartedAt: ts(run.StartedAt), FinishedAt: ts(run.FinishedAt), Jobs: []protocol.Job{},
 	}

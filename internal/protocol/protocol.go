@@ -236,13 +236,15 @@ type Run struct {
 	Project string `json:"project,omitempty"`
 	Trusted bool   `json:"trusted"`
 	// TrustReason says why the run is trusted or not.
-	TrustReason string     `json:"trust_reason,omitempty"`
-	State       string     `json:"state"`
-	Reason      string     `json:"reason,omitempty"`
-	CreatedAt   time.Time  `json:"created_at"`
-	StartedAt   *time.Time `json:"started_at,omitempty"`
-	FinishedAt  *time.Time `json:"finished_at,omitempty"`
-	Jobs        []Job      `json:"jobs"`
+	TrustReason string `json:"trust_reason,omitempty"`
+	// RerunOf is the run this one reruns, when it is a rerun.
+	RerunOf    string     `json:"rerun_of,omitempty"`
+	State      string     `json:"state"`
+	Reason     string     `json:"reason,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Jobs       []Job      `json:"jobs"`
 	// Warnings are said once, in the answer to the run's creation: labels
 	// its jobs need that no runner ever registered with.
 	Warnings []string `json:"warnings,omitempty"`
