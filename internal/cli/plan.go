@@ -19,6 +19,7 @@ import (
 	"github.com/deltaci/deltaci/internal/pipeline"
 	"github.com/deltaci/deltaci/internal/planner"
 	"github.com/deltaci/deltaci/internal/results"
+	"github.com/deltaci/deltaci/internal/termsafe"
 )
 
 // DigestSalt is mixed into every job digest (planner.DefaultSalt).
@@ -28,6 +29,7 @@ type planOptions struct {
 	base     string
 	head     string
 	noReuse  bool
+	strict   bool   // warnings are errors
 	executor string // part of every digest: shell and sandbox results differ
 }
 
@@ -83,13 +85,22 @@ recorded success with the same digest) or skip (branch or event filters).`,
 				if err != nil {
 					return nil, usage(err)
 				}
-				return makePlan(ctx, top, p, o, res)
+				var wt *gitx.WorkTree // the working tree, read once, unless --head
+				if o.head == "" {
+					if wt, err = gitx.ReadWorkTree(ctx, top); err != nil {
+						return nil, err
+					}
+				}
+				return makePlan(ctx, top, wt, p, o, res)
 			}()
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				return printJSON(e.stdout, pl)
+			}
+			for _, w := range pl.Warnings {
+				fmt.Fprintf(e.stderr, "warning: %s\n", termsafe.String(w.String()))
 			}
 			printPlan(e, pl, explain)
 			return nil
@@ -100,6 +111,7 @@ recorded success with the same digest) or skip (branch or event filters).`,
 	f.StringVar(&o.base, "base", "", "compare with this revision instead of the merge-base with the default branch")
 	f.StringVar(&o.head, "head", "", "plan this revision instead of the working tree")
 	f.BoolVar(&o.noReuse, "no-reuse", false, "plan as if no result were recorded")
+	f.BoolVar(&o.strict, "strict", false, "make warnings (an input glob that matches no file) errors, as strict: true in .deltaci.yml does")
 	f.StringVar(&o.executor, "executor", planner.ExecutorShell, "the executor the run would use (shell or sandbox); it is part of every digest")
 	f.StringVar(&database, "database", "", "SQLite file path or postgres:// URL (env DELTACI_DATABASE)")
 	f.BoolVar(&explain, "explain", false, "list every reason, with the changed files and the globs they matched")
@@ -129,12 +141,18 @@ func pipelineAt(ctx context.Context, top, rev string) (*core.Pipeline, error) {
 	return pipeline.Parse(rev+":"+ConfigFile, b)
 }
 
-// makePlan plans the working tree (or o.head) against its base; the
-// pipeline at the base lets explanations say which definitions changed.
-func makePlan(ctx context.Context, top string, p *core.Pipeline, o planOptions, res *results.Store) (*planner.Plan, error) {
-	branch, err := gitx.CurrentBranch(ctx, top)
-	if err != nil {
-		return nil, err
+// makePlan plans the working tree as wt read it (or o.head, with wt nil)
+// against its base; the pipeline at the base lets explanations say which
+// definitions changed.
+func makePlan(ctx context.Context, top string, wt *gitx.WorkTree, p *core.Pipeline, o planOptions, res *results.Store) (*planner.Plan, error) {
+	var branch string
+	if wt != nil {
+		branch = wt.Branch
+	} else {
+		var err error
+		if branch, err = gitx.CurrentBranch(ctx, top); err != nil {
+			return nil, err
+		}
 	}
 	for flag, rev := range map[string]string{"--base": o.base, "--head": o.head} {
 		if rev == "" {
@@ -153,7 +171,7 @@ func makePlan(ctx context.Context, top string, p *core.Pipeline, o planOptions, 
 	}
 	return planner.Make(ctx, planner.Options{
 		Dir: top, Pipeline: p, Trigger: trig, Executor: cmp.Or(o.executor, planner.ExecutorShell), Salt: DigestSalt,
-		Lookup: res.Lookup(ctx), NoReuse: o.noReuse,
+		Lookup: res.Lookup(ctx), NoReuse: o.noReuse, Strict: o.strict, WorkTree: wt,
 		BasePipelineAt: planner.PipelineAt(top),
 	})
 }
@@ -202,27 +220,4 @@ func describeBase(b planner.Base) string {
 		s += "; " + b.Fallback
 	}
 	return s
-}
-
-// checkReplan plans the working tree again and refuses the run when the
-// digest of any of its jobs differs from pl's, which the run was created
-// with: the tree changed while it was being copied, and the copy may hold
-// either content.
-func checkReplan(ctx context.Context, top string, p *core.Pipeline, o planOptions, res *results.Store, pl *planner.Plan, jobs []core.JobSpec) error {
-	again, err := makePlan(ctx, top, p, o, res)
-	if err != nil {
-		return fmt.Errorf("plan after the snapshot: %w", err)
-	}
-	var changed []string
-	for _, s := range jobs {
-		j, _ := pl.Job(s.Name)
-		if k, ok := again.Job(s.Name); !ok || k.Digest != j.Digest {
-			changed = append(changed, s.Name)
-		}
-	}
-	if len(changed) > 0 {
-		return fmt.Errorf("the working tree changed while deltaci copied it (the inputs of %s): nothing ran; run again once it is still",
-			strings.Join(changed, ", "))
-	}
-	return nil
 }

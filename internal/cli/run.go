@@ -70,6 +70,7 @@ configuration error, 130 when interrupted.`,
 	f.StringVar(&o.executor, "executor", "shell", "where jobs run: shell (this machine's shell) or sandbox (bubblewrap: no network unless the job asks, only the workspace writable)")
 	f.BoolVar(&o.plan.noReuse, "no-reuse", false, "run every job, even those with a recorded result for the same inputs")
 	f.StringVar(&o.plan.base, "base", "", "compare with this revision instead of the merge-base with the default branch")
+	f.BoolVar(&o.plan.strict, "strict", false, "make warnings (an input glob that matches no file) errors, as strict: true in .deltaci.yml does")
 	return cmd
 }
 
@@ -123,20 +124,21 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	con := newConsole(e.stdout, names(specs))
 	recoverAbandoned(ctx, e, orch, con)
 
-	head, err := gitx.Head(ctx, top)
+	// One git status serves the plan, the snapshot and the check after it.
+	wt, err := gitx.ReadWorkTree(ctx, top)
 	if err != nil {
 		return err
 	}
-	branch, err := gitx.CurrentBranch(ctx, top)
-	if err != nil {
-		return err
-	}
-	pl, err := makePlan(ctx, top, p, o.plan, res)
+	head, branch := wt.Head, wt.Branch
+	pl, err := makePlan(ctx, top, wt, p, o.plan, res)
 	if core.KindOf(err) == core.KindInvalid {
 		return usage(err)
 	}
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
+	}
+	for _, w := range pl.Warnings {
+		con.printf("deltaci: warning: %s\n", termsafe.String(w.String()))
 	}
 	nr := store.NewRun{Repo: top, Ref: branch, Commit: head, Event: core.EventManual, Trusted: true}
 	for _, s := range specs {
@@ -168,7 +170,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	}
 	defer os.RemoveAll(work)
 	src := filepath.Join(work, "src")
-	snap, err := gitx.Snapshot(ctx, top, src)
+	snap, err := wt.Snapshot(ctx, src)
 	if err != nil {
 		_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
 		if ctx.Err() != nil {
@@ -179,10 +181,8 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	afterSnapshot(top)
 	// The plan read the working tree a moment before the copy: an edit in
 	// between would run jobs, and record their results, under digests of
-	// other content. Planning again after the copy finds such an edit (not
-	// one undone again before the second plan, which would need the copy
-	// itself hashed).
-	if err := checkReplan(ctx, top, p, o.plan, res, pl, specs); err != nil {
+	// other content.
+	if err := checkSnapshot(ctx, wt, p, specs); err != nil {
 		_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
 		return err
 	}
@@ -213,7 +213,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	}()
 	local := &runner.Local{
 		Orch: orch, Notifier: notifier, Exec: exec, Log: log,
-		Slots: o.jobs, Source: src, WorkDir: filepath.Join(work, "ws"), BaseEnv: e.vars,
+		Slots: o.jobs, Source: src, WorkDir: filepath.Join(work, "ws"), BaseEnv: e.vars, FixedEnv: runEnv(wt),
 		Output: con.job, Grace: o.grace, ID: "local", Results: res,
 	}
 	runErr := local.Run(runCtx, run.ID)
@@ -248,6 +248,37 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 // afterSnapshot runs once the working tree is copied; tests edit the
 // working tree there.
 var afterSnapshot = func(top string) {}
+
+// checkSnapshot refuses the run when the working tree changed, between the
+// plan's reading and the end of the copy, in a way that can change the
+// digest of one of jobs: then the copy may hold content other than the
+// one planned. Changes that no job's inputs match are let through.
+func checkSnapshot(ctx context.Context, wt *gitx.WorkTree, p *core.Pipeline, jobs []core.JobSpec) error {
+	change, err := wt.Changed(ctx)
+	if err != nil {
+		return fmt.Errorf("check of the snapshot: %w", err)
+	}
+	if change.HeadMoved {
+		return errors.New("HEAD moved while deltaci copied the working tree: nothing ran; run again")
+	}
+	if changed := planner.Affected(p, names(jobs), change.Paths); len(changed) > 0 {
+		return fmt.Errorf("the working tree changed while deltaci copied it (the inputs of %s): nothing ran; run again once it is still",
+			strings.Join(changed, ", "))
+	}
+	return nil
+}
+
+// runEnv is what deltaci run sets, over each job's env, as a runner does
+// from its lease: CI, and the commit and ref of the run. The working
+// tree's uncommitted changes are on top of DELTACI_COMMIT; DELTACI_REF is
+// refs/heads/ and the branch, or empty on a detached HEAD.
+func runEnv(wt *gitx.WorkTree) map[string]string {
+	ref := ""
+	if wt.Branch != "" {
+		ref = "refs/heads/" + wt.Branch
+	}
+	return map[string]string{"CI": "true", "DELTACI_COMMIT": wt.Head, "DELTACI_REF": ref}
+}
 
 // selectJobs returns the jobs to run in pipeline order: all of them, or the
 // named ones together with everything they need.

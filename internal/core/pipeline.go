@@ -5,6 +5,9 @@ import "time"
 // Pipeline is a parsed, validated .deltaci.yml.
 type Pipeline struct {
 	Version int
+	// Strict makes warnings about the file (such as an input glob that
+	// matches no file) errors that stop a plan.
+	Strict bool
 	// Jobs in file order. Names are unique.
 	Jobs []JobSpec
 }

@@ -103,55 +103,9 @@ func DirtyPaths(ctx context.Context, dir string) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := run(ctx, top, "status", "--porcelain=v1", "-z", "--no-renames",
-		"--untracked-files=all", "--ignore-submodules=all", "--ignored=no")
+	w, err := ReadWorkTree(ctx, top)
 	if err != nil {
 		return nil, err
 	}
-	return parseStatus(out)
-}
-
-// parseStatus reads `git status --porcelain=v1 -z --no-renames`: records
-// of "XY path" where X is the index against HEAD and Y the working tree
-// against the index.
-func parseStatus(out []byte) ([]Change, error) {
-	var changes []Change
-	index := map[string]int{} // a path can appear twice: "D " and "??"
-	for _, rec := range bytes.Split(out, []byte{0}) {
-		if len(rec) == 0 {
-			continue
-		}
-		if len(rec) < 4 || rec[2] != ' ' {
-			return nil, core.E(core.KindInternal, "git status", "unexpected record %.100q", rec)
-		}
-		x, y, path := rec[0], rec[1], string(rec[3:])
-		if strings.HasSuffix(path, "/") || path == StateDir || strings.HasPrefix(path, StateDir+"/") {
-			continue // a nested repository, or our own state
-		}
-		var s ChangeStatus
-		switch {
-		case x == '?' && y == '?':
-			s = Added
-		case x == 'U' || y == 'U' || (x == 'A' && y == 'A') || (x == 'D' && y == 'D'):
-			s = Unmerged
-		case x == 'A' && y == 'D':
-			continue // added to the index, then deleted: nothing relative to HEAD
-		case x == 'A':
-			s = Added
-		case x == 'D' || y == 'D':
-			s = Deleted
-		case x == 'T' || y == 'T':
-			s = TypeChanged
-		default:
-			s = Modified
-		}
-		if i, seen := index[path]; seen {
-			// Deleted from the index but back on disk as an untracked file.
-			changes[i].Status = Modified
-			continue
-		}
-		index[path] = len(changes)
-		changes = append(changes, Change{Status: s, Path: path})
-	}
-	return changes, nil
+	return w.Changes, nil
 }

@@ -30,14 +30,22 @@ import (
 // A path that does not exist is a KindNotFound error; a directory or a
 // special file is KindInvalid.
 func HashObjects(ctx context.Context, dir string, paths []string) (map[string]string, error) {
-	const op = "git hash-object"
-	ids := make(map[string]string, len(paths))
 	if len(paths) == 0 {
-		return ids, nil
+		return map[string]string{}, nil
 	}
 	top, err := TopLevel(ctx, dir)
 	if err != nil {
 		return nil, err
+	}
+	return hashObjects(ctx, top, paths)
+}
+
+// hashObjects is HashObjects in top, the top level of the working tree.
+func hashObjects(ctx context.Context, top string, paths []string) (map[string]string, error) {
+	const op = "git hash-object"
+	ids := make(map[string]string, len(paths))
+	if len(paths) == 0 {
+		return ids, nil
 	}
 	var files []string
 	var newHash func() hash.Hash
@@ -81,7 +89,7 @@ func HashObjects(ctx context.Context, dir string, paths []string) (map[string]st
 		stdin.WriteByte('\n')
 	}
 	got := make([]string, 0, len(files))
-	err = stream(ctx, top, &stdin, func(r *bufio.Reader) error {
+	err := stream(ctx, top, &stdin, func(r *bufio.Reader) error {
 		var long []byte
 		for {
 			line, err := readRecord(r, '\n', &long)

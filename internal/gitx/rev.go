@@ -91,37 +91,49 @@ func IsAncestor(ctx context.Context, dir, a, b string) (bool, error) {
 // refs/remotes/origin/main and refs/remotes/origin/master that exists. The
 // error is KindNotFound when there is none.
 func DefaultBranch(ctx context.Context, dir string) (string, error) {
-	out, err := run(ctx, dir, "symbolic-ref", "--quiet", "refs/remotes/origin/HEAD")
-	switch {
-	case err == nil:
-		target := string(trimNewline(out))
-		if ok, err := CommitExists(ctx, dir, target); err != nil {
-			return "", err
-		} else if ok {
-			return target, nil
-		}
-	case exitCode(err) == 1 && stderrOf(err) == "":
-		// Not set: a clone made without it, or a repository with no remote.
-	default:
-		return "", err
-	}
+	ref, _, err := DefaultBranchTip(ctx, dir)
+	return ref, err
+}
 
+// DefaultBranchTip is DefaultBranch with the commit id its ref names, found
+// with one git process.
+func DefaultBranchTip(ctx context.Context, dir string) (ref, commit string, err error) {
+	const originHEAD = "refs/remotes/origin/HEAD"
 	candidates := []string{"refs/heads/main", "refs/heads/master", "refs/remotes/origin/main", "refs/remotes/origin/master"}
-	out, err = run(ctx, dir, append([]string{"for-each-ref", "--format=%(refname)"}, candidates...)...)
+	// for-each-ref shows a symbolic ref with its target and the object the
+	// target names (leaving out one whose target is gone), and %(*objecttype)
+	// is the type an annotated tag peels to.
+	out, err := run(ctx, dir, append([]string{"for-each-ref",
+		"--format=%(refname)%00%(symref)%00%(objectname)%00%(objecttype)%00%(*objectname)%00%(*objecttype)", originHEAD},
+		candidates...)...)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	// for-each-ref also lists refs below these names (refs/heads/main/x).
-	found := map[string]bool{}
+	type found struct{ symref, commit string }
+	refs := map[string]found{}
 	for _, line := range bytes.Split(out, []byte("\n")) {
-		found[string(line)] = true
+		f := strings.Split(string(line), "\x00")
+		if len(f) != 6 {
+			continue // the empty line at the end
+		}
+		switch {
+		case f[3] == "commit":
+			refs[f[0]] = found{f[1], f[2]}
+		case f[5] == "commit":
+			refs[f[0]] = found{f[1], f[4]}
+		}
+	}
+	// for-each-ref also lists refs below these names (refs/heads/main/x),
+	// which the map ignores.
+	if h, ok := refs[originHEAD]; ok && h.symref != "" {
+		return h.symref, h.commit, nil
 	}
 	for _, c := range candidates {
-		if found[c] {
-			return c, nil
+		if f, ok := refs[c]; ok {
+			return c, f.commit, nil
 		}
 	}
-	return "", core.E(core.KindNotFound, "git default branch",
+	return "", "", core.E(core.KindNotFound, "git default branch",
 		"no default branch: origin/HEAD is not set and there is no main or master branch")
 }
 

@@ -131,6 +131,17 @@ func TestDefaultBranch(t *testing.T) {
 		}
 	})
 
+	t.Run("DanglingOriginHEADAndTip", func(t *testing.T) {
+		t.Parallel()
+		r := newRepo(t)
+		c := r.commitFile("f", "1")
+		r.git("symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/gone")
+		ref, tip, err := gitx.DefaultBranchTip(ctx, r.dir)
+		if err != nil || ref != "refs/heads/main" || tip != c {
+			t.Errorf("DefaultBranchTip = %q, %q, %v; want refs/heads/main at %s", ref, tip, err, c)
+		}
+	})
+
 	t.Run("ErrNone", func(t *testing.T) {
 		t.Parallel()
 		r := repo{t: t, dir: t.TempDir()}

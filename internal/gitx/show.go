@@ -1,7 +1,9 @@
 package gitx
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"strconv"
 	"strings"
 
@@ -13,22 +15,44 @@ import (
 // kind core.KindNotFound; one larger than max bytes is core.KindInvalid,
 // and is never read.
 func FileAt(ctx context.Context, dir, rev, path string, max int64) ([]byte, error) {
-	if strings.HasPrefix(rev, "-") || strings.ContainsRune(rev, ':') {
-		return nil, core.E(core.KindInvalid, "git cat-file", "bad revision %q", rev)
+	const op = "git cat-file"
+	if strings.HasPrefix(rev, "-") || strings.ContainsRune(rev, ':') || strings.ContainsAny(rev+path, "\n\r") {
+		return nil, core.E(core.KindInvalid, op, "bad revision %q or path %q", rev, path)
 	}
-	// Ask first for the size, which tells a missing file apart from a
-	// failing git, and keeps a huge blob out of memory.
-	out, err := run(ctx, dir, "cat-file", "-s", rev+":"+path)
-	if err != nil {
-		if core.KindOf(err) == core.KindInternal {
-			return nil, core.E(core.KindNotFound, "git cat-file", "%s does not exist at %s", path, rev)
+	// One process: --batch answers with the object's type and size first,
+	// which tells a missing file apart from a failing git and keeps a huge
+	// blob out of memory (git is stopped, unread).
+	var content []byte
+	err := stream(ctx, dir, strings.NewReader(rev+":"+path+"\n"), func(r *bufio.Reader) error {
+		header, err := r.ReadString('\n')
+		if err != nil {
+			return core.E(core.KindInternal, op, "no answer for %s:%s", rev, path)
 		}
+		f := strings.Fields(header)
+		switch {
+		case len(f) == 2 && (f[1] == "missing" || f[1] == "ambiguous"):
+			return core.E(core.KindNotFound, op, "%s does not exist at %s", path, rev)
+		case len(f) != 3:
+			return core.E(core.KindInternal, op, "unexpected answer %.100q", header)
+		case f[1] != "blob":
+			return core.E(core.KindNotFound, op, "%s at %s is a %s, not a file", path, rev, f[1])
+		}
+		size, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil || size < 0 {
+			return core.E(core.KindInternal, op, "unexpected answer %.100q", header)
+		}
+		if size > max {
+			return core.E(core.KindInvalid, op, "%s at %s is %d bytes, more than the %d it may be", path, rev, size, max)
+		}
+		content = make([]byte, size)
+		if _, err := io.ReadFull(r, content); err != nil {
+			return core.Wrap(core.KindInternal, op, err)
+		}
+		_, err = io.Copy(io.Discard, r) // the newline after the content
+		return err
+	}, "cat-file", "--batch")
+	if err != nil {
 		return nil, err
 	}
-	if size, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err != nil {
-		return nil, core.Wrap(core.KindInternal, "git cat-file -s", err)
-	} else if size > max {
-		return nil, core.E(core.KindInvalid, "git cat-file", "%s at %s is %d bytes, more than the %d it may be", path, rev, size, max)
-	}
-	return run(ctx, dir, "cat-file", "blob", rev+":"+path)
+	return content, nil
 }

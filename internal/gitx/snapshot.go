@@ -3,10 +3,13 @@ package gitx
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path"
 	"path/filepath"
@@ -50,21 +53,39 @@ type SnapshotInfo struct {
 // which the caller removes. Outside a git working tree the error is
 // KindInvalid, as from TopLevel.
 func Snapshot(ctx context.Context, repoDir, dest string) (SnapshotInfo, error) {
-	const op = "git snapshot"
 	root, err := TopLevel(ctx, repoDir)
 	if err != nil {
 		return SnapshotInfo{}, err
-	}
-	if err := prepareDest(dest); err != nil {
-		return SnapshotInfo{}, &core.Error{Kind: core.KindInvalid, Op: op, Msg: "destination " + dest, Err: err}
 	}
 	status, err := run(ctx, root, "status", "--porcelain", "-z", "--untracked-files=normal", "--", ".", ":(exclude)"+StateDir)
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
-	listing, err := run(ctx, root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-	if err != nil {
-		return SnapshotInfo{}, err
+	return snapshot(ctx, root, dest, len(status) > 0, nil, nil, nil)
+}
+
+// snapshot is Snapshot of the working tree at root, whose dirtiness the
+// caller knows. listed, when not nil, lists the files to copy (tracked and
+// untracked, in any order, repeats allowed): then git need not list them.
+// For each path of want, copied regular file or symlink, it sets in got
+// the fingerprint of what it copied.
+func snapshot(ctx context.Context, root, dest string, dirty bool, listed iter.Seq[string], want, got map[string]fingerprint) (SnapshotInfo, error) {
+	const op = "git snapshot"
+	if err := prepareDest(dest); err != nil {
+		return SnapshotInfo{}, &core.Error{Kind: core.KindInvalid, Op: op, Msg: "destination " + dest, Err: err}
+	}
+	if listed == nil {
+		listing, err := run(ctx, root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+		if err != nil {
+			return SnapshotInfo{}, err
+		}
+		listed = func(yield func(string) bool) {
+			for _, raw := range bytes.Split(listing, []byte{0}) {
+				if !yield(string(raw)) {
+					return
+				}
+			}
+		}
 	}
 
 	// Every read goes through a root at the working tree and every write
@@ -81,8 +102,8 @@ func Snapshot(ctx context.Context, repoDir, dest string) (SnapshotInfo, error) {
 	}
 	defer dst.Close()
 
-	info := SnapshotInfo{Root: root, Dirty: len(status) > 0}
-	entries, skipped, err := plan(src, listing)
+	info := SnapshotInfo{Root: root, Dirty: dirty}
+	entries, skipped, err := plan(src, listed)
 	if err != nil {
 		return SnapshotInfo{}, &core.Error{Kind: core.KindInternal, Op: op, Msg: "reading working tree", Err: err}
 	}
@@ -90,7 +111,7 @@ func Snapshot(ctx context.Context, repoDir, dest string) (SnapshotInfo, error) {
 	if err := makeDirs(dst, entries); err != nil {
 		return SnapshotInfo{}, &core.Error{Kind: core.KindInternal, Op: op, Msg: "creating directories", Err: err}
 	}
-	copied, n, err := copyAll(ctx, src, dst, entries)
+	copied, n, err := copyAll(ctx, src, dst, entries, want, got)
 	if err != nil {
 		if ctx.Err() != nil {
 			return SnapshotInfo{}, core.Wrap(core.KindCanceled, op, ctx.Err())
@@ -146,7 +167,7 @@ type entry struct {
 // that is gone from disk, or that sits beyond a symlink (which git does not
 // follow either), is left out; directories (submodules, nested repositories)
 // and special files count as skipped.
-func plan(root *os.Root, listing []byte) ([]entry, int, error) {
+func plan(root *os.Root, listed iter.Seq[string]) ([]entry, int, error) {
 	var (
 		entries []entry
 		skipped int
@@ -169,8 +190,7 @@ func plan(root *os.Root, listing []byte) ([]entry, int, error) {
 		return ok
 	}
 
-	for _, raw := range bytes.Split(listing, []byte{0}) {
-		rel := string(raw)
+	for rel := range listed {
 		// Unmerged paths are listed once per stage.
 		if rel == "" || seen[rel] {
 			continue
@@ -228,7 +248,7 @@ func makeDirs(dest *os.Root, entries []entry) error {
 // copyAll copies entries from root to dest with a few workers: a snapshot of
 // a large tree is bound by per-file syscalls, not by bandwidth. It returns
 // the number of entries copied and their bytes.
-func copyAll(ctx context.Context, root, dest *os.Root, entries []entry) (int, int64, error) {
+func copyAll(ctx context.Context, root, dest *os.Root, entries []entry, want, got map[string]fingerprint) (int, int64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	work := make(chan entry)
@@ -241,7 +261,11 @@ func copyAll(ctx context.Context, root, dest *os.Root, entries []entry) (int, in
 	for range min(8, 2*runtime.GOMAXPROCS(0)) {
 		wg.Go(func() {
 			for e := range work {
-				n, ok, err := copyEntry(root, dest, e)
+				var sum hash.Hash
+				if _, ok := want[e.rel]; ok {
+					sum = sha256.New()
+				}
+				n, ok, err := copyEntry(root, dest, e, sum)
 				if err != nil {
 					cancel(fmt.Errorf("%s: %w", strconv.Quote(e.rel), err))
 					return
@@ -250,6 +274,11 @@ func copyAll(ctx context.Context, root, dest *os.Root, entries []entry) (int, in
 					mu.Lock()
 					files++
 					nbytes += n
+					if sum != nil {
+						f := fingerprint{kind: e.kind}
+						copy(f.sum[:], sum.Sum(nil))
+						got[e.rel] = f
+					}
 					mu.Unlock()
 				}
 			}
@@ -271,9 +300,10 @@ feed:
 	return files, nbytes, nil
 }
 
-// copyEntry copies one entry. ok is false when the file vanished since it
-// was listed: the user may be editing while we copy.
-func copyEntry(root, dest *os.Root, e entry) (n int64, ok bool, err error) {
+// copyEntry copies one entry, and writes what it copied to sum unless it
+// is nil. ok is false when the file vanished since it was listed: the user
+// may be editing while we copy.
+func copyEntry(root, dest *os.Root, e entry, sum hash.Hash) (n int64, ok bool, err error) {
 	name := filepath.FromSlash(e.rel)
 	if e.kind == symlink {
 		target, err := root.Readlink(name)
@@ -282,6 +312,9 @@ func copyEntry(root, dest *os.Root, e entry) (n int64, ok bool, err error) {
 		}
 		if err != nil {
 			return 0, false, err
+		}
+		if sum != nil {
+			sum.Write([]byte(target))
 		}
 		return 0, true, dest.Symlink(target, name)
 	}
@@ -304,7 +337,11 @@ func copyEntry(root, dest *os.Root, e entry) (n int64, ok bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
-	n, err = io.Copy(out, in) // copy_file_range where the kernel has it
+	var w io.Writer = out
+	if sum != nil {
+		w = io.MultiWriter(out, sum)
+	}
+	n, err = io.Copy(w, in) // copy_file_range where the kernel has it, without sum
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

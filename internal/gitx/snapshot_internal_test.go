@@ -3,6 +3,7 @@ package gitx
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/deltaci/deltaci/internal/gittest"
@@ -66,7 +67,7 @@ func TestSnapshotDoesNotFollowSymlinkSwappedInWhileCopying(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	entries, _, err := plan(src, []byte("d/f\x00"))
+	entries, _, err := plan(src, slices.Values([]string{"d/f"}))
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("plan = %v, %v", entries, err)
 	}
@@ -85,7 +86,7 @@ func TestSnapshotDoesNotFollowSymlinkSwappedInWhileCopying(t *testing.T) {
 	if err := makeDirs(dst, entries); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := copyAll(t.Context(), src, dst, entries); err == nil {
+	if _, _, err := copyAll(t.Context(), src, dst, entries, nil, nil); err == nil {
 		t.Error("copied a file through a link out of the tree")
 	}
 	if b, err := os.ReadFile(filepath.Join(dest, "d/f")); err == nil {

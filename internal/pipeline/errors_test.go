@@ -37,6 +37,16 @@ lint:
 jobs:
   test: {run: go test ./...}
 `, []want{{2, 1, `unknown top-level key "lint"`, `indent "lint" below jobs:`}}},
+		{"StrictNotBool", `version: 1
+strict: "yes"
+jobs:
+  a: {run: x}
+`, []want{{2, 9, `strict must be true or false, got "yes"`, "without quotes"}}},
+		{"StrictMisspelt", `version: 1
+stict: true
+jobs:
+  a: {run: x}
+`, []want{{2, 1, `unknown top-level key "stict"`, `did you mean "strict"?`}}},
 		{"UnknownJobKey", `version: 1
 jobs:
   test:

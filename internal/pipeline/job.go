@@ -13,7 +13,7 @@ import (
 // The keys valid at each level, in the order the documentation lists them
 // (did-you-mean prefers earlier ones on ties).
 var (
-	topKeys     = []string{"version", "defaults", "jobs"}
+	topKeys     = []string{"version", "strict", "defaults", "jobs"}
 	settingKeys = []string{"timeout", "runs-on", "retry", "env", "sandbox", "reuse"}
 	jobKeys     = []string{"run", "needs", "inputs", "env", "secrets", "outputs", "reports", "timeout", "retry", "runs-on", "sandbox", "reuse", "branches", "events"}
 	retryKeys   = []string{"runner_lost", "infra_error", "exit_codes", "max"}

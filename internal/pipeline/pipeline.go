@@ -177,7 +177,7 @@ func (t *tree) pipeline(root value) *core.Pipeline {
 		t.add(root.at, emptyHint, "the top level must be a mapping with version and jobs, got %s", k)
 		return nil
 	}
-	hasVersion, hasJobs := false, false
+	hasVersion, hasJobs, strict := false, false, false
 	defs := &settings{}
 	var jobs []*jobDecl
 	for _, e := range t.entries(root) {
@@ -186,6 +186,8 @@ func (t *tree) pipeline(root value) *core.Pipeline {
 		case "version":
 			hasVersion = true
 			t.version(v)
+		case "strict":
+			strict, _ = t.boolean(v, "strict")
 		case "defaults":
 			t.defaults(v, defs)
 		case "jobs":
@@ -209,7 +211,7 @@ func (t *tree) pipeline(root value) *core.Pipeline {
 	if len(t.errs) > 0 {
 		return nil
 	}
-	p := &core.Pipeline{Version: 1, Jobs: make([]core.JobSpec, len(jobs))}
+	p := &core.Pipeline{Version: 1, Strict: strict, Jobs: make([]core.JobSpec, len(jobs))}
 	for i, j := range jobs {
 		p.Jobs[i] = j.build(defs)
 	}

@@ -289,3 +289,19 @@ func TestDocsExample(t *testing.T) {
 		t.Errorf("the complete example has %d jobs", len(p.Jobs))
 	}
 }
+
+func TestStrict(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, line string
+		want       bool
+	}{{"Absent", "", false}, {"True", "strict: true\n", true}, {"False", "strict: false\n", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := mustParse(t, "version: 1\n"+tc.line+"jobs:\n  a: {run: x}\n")
+			if p.Strict != tc.want {
+				t.Errorf("Strict = %v, want %v", p.Strict, tc.want)
+			}
+		})
+	}
+}

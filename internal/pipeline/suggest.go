@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // synonyms maps keys that other CI systems use to ours, because a
@@ -37,9 +38,21 @@ var synonyms = map[string]string{
 // suggest returns the candidate closest to s, or "" when none is close
 // enough to be a plausible typo. Ties go to the earlier candidate.
 func suggest(s string, candidates []string) string {
-	if t, ok := synonyms[strings.ToLower(s)]; ok && slices.Contains(candidates, t) {
-		return t
+	if t, ok := synonyms[strings.ToLower(s)]; ok {
+		if slices.Contains(candidates, t) {
+			return t
+		}
+		return "" // a known word for a key not valid here, not a typo ("script" is not "strict")
 	}
+	return Closest(s, candidates)
+}
+
+// Closest returns the candidate nearest to s by edit distance, ignoring
+// case, or "" when none is close enough to be a plausible typo: within a
+// third of the candidate's length, at least 1. Ties go to the earlier
+// candidate. Strings longer than 100 bytes are never compared, which bounds
+// the cost per candidate.
+func Closest(s string, candidates []string) string {
 	// Long strings are not typos, and the distance is quadratic in length.
 	const maxLen = 100
 	ls := strings.ToLower(s)
@@ -51,10 +64,16 @@ func suggest(s string, candidates []string) string {
 		if len(c) > maxLen {
 			continue
 		}
-		d := distance(ls, strings.ToLower(c))
 		// A third of the length allows one typo in short names and a few in
 		// long ones, without proposing unrelated words.
-		if d > max(1, len([]rune(c))/3) {
+		limit := max(1, utf8.RuneCountInString(c)/3)
+		// The distance is at least the difference in length: most
+		// candidates of a long list are refused without computing it.
+		if n, m := utf8.RuneCountInString(ls), utf8.RuneCountInString(c); n-m > limit || m-n > limit {
+			continue
+		}
+		d := distance(ls, strings.ToLower(c))
+		if d > limit {
 			continue
 		}
 		if bestDist < 0 || d < bestDist {

@@ -120,7 +120,7 @@ func (f *baseFinder) push(ctx context.Context) (Base, string, error) {
 // viaDefault is the push fallback: the merge-base of head and the default
 // branch, unless the push is to the default branch itself.
 func (f *baseFinder) viaDefault(ctx context.Context, why string) (Base, string, error) {
-	def, err := gitx.DefaultBranch(ctx, f.dir)
+	def, tip, err := gitx.DefaultBranchTip(ctx, f.dir)
 	if core.KindOf(err) == core.KindNotFound {
 		return noBase(why + ", and there is no default branch to compare with"), "", nil
 	}
@@ -130,7 +130,7 @@ func (f *baseFinder) viaDefault(ctx context.Context, why string) (Base, string, 
 	if f.t.Branch != "" && branchName(def, f.remote) == f.t.Branch {
 		return noBase(why + ", on the default branch itself"), "", nil
 	}
-	mb, err := gitx.MergeBase(ctx, f.dir, f.head, def)
+	mb, err := mergeBase(ctx, f.dir, f.head, tip, def)
 	if core.KindOf(err) == core.KindNotFound {
 		miss := "head has no common ancestor with " + gitx.ShortRef(def)
 		return noBase(why + ", and " + miss), miss, nil
@@ -172,11 +172,15 @@ func (f *baseFinder) local(ctx context.Context) (Base, error) {
 		return noBase("no commits yet"), nil
 	}
 	var why []string
+	upstream := func(ctx context.Context, dir string) (string, string, error) {
+		ref, err := gitx.Upstream(ctx, dir)
+		return ref, "", err
+	}
 	for _, find := range []struct {
 		what string
-		ref  func(context.Context, string) (string, error)
-	}{{"default branch", gitx.DefaultBranch}, {"upstream", gitx.Upstream}} {
-		ref, err := find.ref(ctx, f.dir)
+		ref  func(context.Context, string) (string, string, error)
+	}{{"default branch", gitx.DefaultBranchTip}, {"upstream", upstream}} {
+		ref, tip, err := find.ref(ctx, f.dir)
 		if core.KindOf(err) == core.KindNotFound {
 			why = append(why, "no "+find.what)
 			continue
@@ -184,7 +188,7 @@ func (f *baseFinder) local(ctx context.Context) (Base, error) {
 		if err != nil {
 			return Base{}, err
 		}
-		mb, err := gitx.MergeBase(ctx, f.dir, f.head, ref)
+		mb, err := mergeBase(ctx, f.dir, f.head, tip, ref)
 		if core.KindOf(err) == core.KindNotFound {
 			why = append(why, fmt.Sprintf("HEAD has no common ancestor with %s %s", find.what, gitx.ShortRef(ref)))
 			continue
@@ -209,6 +213,16 @@ func (f *baseFinder) explicit(ctx context.Context) (Base, string, error) {
 		return noBase(miss), miss, nil
 	}
 	return Base{Commit: id, Reason: "explicit base " + f.t.Base}, "", nil
+}
+
+// mergeBase is gitx.MergeBase of head and ref, whose commit is tip when
+// known: a branch whose tip is head has head as merge-base, with no need to
+// ask git.
+func mergeBase(ctx context.Context, dir, head, tip, ref string) (string, error) {
+	if tip != "" && tip == head {
+		return head, nil
+	}
+	return gitx.MergeBase(ctx, dir, head, ref)
 }
 
 // resolve returns the commit id of rev and whether it exists.

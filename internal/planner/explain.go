@@ -15,10 +15,14 @@ import (
 // ReasonCode names a kind of reason, for machines.
 type ReasonCode string
 
-// The reasons. Causes say what changed; each job not skipped also gets
-// exactly one deciding reason, last: no_base, reuse_disabled, no_reuse,
-// reused or no_result. A skipped job gets one filter reason.
+// The reasons. Warnings come first, then causes say what changed; each
+// job not skipped also gets exactly one deciding reason, last: no_base,
+// reuse_disabled, no_reuse, reused or no_result. A skipped job gets one
+// filter reason.
 const (
+	// Warnings: one per input glob that matches no file (Plan.Warnings).
+	ReasonUnmatchedInput ReasonCode = WarningUnmatchedInput
+
 	// Causes.
 	ReasonInputsChanged     ReasonCode = "inputs_changed"     // Files lists changed paths its inputs match
 	ReasonDefinitionChanged ReasonCode = "definition_changed" // Fields lists what differs from the base pipeline

@@ -69,6 +69,13 @@ type Options struct {
 	// DeepenBy is how many commits a shallow clone is deepened by, once,
 	// when the base is missing: 100 if zero.
 	DeepenBy int
+	// Strict makes warnings errors, as strict: true in the pipeline does.
+	Strict bool
+	// WorkTree, for a local run, is the working tree as the caller read it
+	// (gitx.ReadWorkTree); nil to read it here. The plan hashes its dirty
+	// files through it, so that its Snapshot can check the copy against
+	// what the plan read.
+	WorkTree *gitx.WorkTree
 }
 
 // Plan is what a run will do with each job, and why. Its JSON form is
@@ -86,6 +93,9 @@ type Plan struct {
 	// uncommitted changes included; 0 when there is no base.
 	ChangedFiles int     `json:"changed_files"`
 	Summary      Summary `json:"summary"`
+	// Warnings are problems of the pipeline that did not stop the plan,
+	// in pipeline order; each also opens its job's explanation.
+	Warnings []Warning `json:"warnings,omitempty"`
 	// Jobs are in topological order: every job after the jobs it needs.
 	Jobs []Job `json:"jobs"`
 }
@@ -138,15 +148,20 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 		return nil, err
 	}
 	local := o.Trigger.Kind == TriggerLocal
-	dir := o.Dir
+	dir, wt := o.Dir, o.WorkTree
+	var head string
 	if local {
-		// Dirty paths and hashes are relative to the top of the working tree.
-		if dir, err = gitx.TopLevel(ctx, dir); err != nil {
-			return nil, err
+		if wt == nil {
+			// Dirty paths and hashes are relative to the top of the working tree.
+			if dir, err = gitx.TopLevel(ctx, dir); err != nil {
+				return nil, err
+			}
+			if wt, err = gitx.ReadWorkTree(ctx, dir); err != nil {
+				return nil, err
+			}
 		}
-	}
-	head, err := resolveHead(ctx, dir, o.Trigger)
-	if err != nil {
+		dir, head = wt.Top, wt.Head
+	} else if head, err = gitx.ResolveRev(ctx, dir, o.Trigger.Head); err != nil {
 		return nil, err
 	}
 	f := &baseFinder{dir: dir, head: head, t: o.Trigger, remote: o.Remote, deepenBy: o.DeepenBy}
@@ -160,26 +175,34 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.BasePipeline == nil && o.BasePipelineAt != nil && !base.None() {
-		if o.BasePipeline, err = o.BasePipelineAt(ctx, base.Commit); err != nil {
-			return nil, err
-		}
-	}
-
 	var dirty []gitx.Change
 	if local {
-		if dirty, err = gitx.DirtyPaths(ctx, dir); err != nil {
-			return nil, err
-		}
+		dirty = wt.Changes
 	}
 	changes, err := changedPaths(ctx, dir, base, head, dirty)
 	if err != nil {
 		return nil, err
 	}
+	if o.BasePipeline == nil && o.BasePipelineAt != nil && !base.None() {
+		if !slices.ContainsFunc(changes, func(c gitx.Change) bool { return c.Path == pipeline.FileName }) {
+			// The file is the same at the base as the one read for head.
+			o.BasePipeline = o.Pipeline
+		} else if o.BasePipeline, err = o.BasePipelineAt(ctx, base.Commit); err != nil {
+			return nil, err
+		}
+	}
 	in := newInputs(o.Pipeline)
-	tree, err := readTree(ctx, dir, head, dirty, in)
+	tree, err := readTree(ctx, dir, head, dirty, wt, in)
 	if err != nil {
 		return nil, err
+	}
+	warnings := unmatchedInputs(o.Pipeline, in, tree)
+	if len(warnings) > 0 && (o.Strict || o.Pipeline.Strict) {
+		why := "strict: true is set in " + pipeline.FileName
+		if o.Strict {
+			why = "the plan is strict"
+		}
+		return nil, strictError(warnings, why)
 	}
 	digests, err := jobDigests(o, jobs, order, in, tree)
 	if err != nil {
@@ -194,8 +217,10 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 		Dirty:        len(dirty) > 0,
 		Base:         base,
 		ChangedFiles: len(changes),
+		Warnings:     warnings,
 	}
-	d := decider{o: o, base: base, digests: digests, matches: in.matchChanges(changes), decided: map[string]Decision{}}
+	d := decider{o: o, base: base, digests: digests, matches: in.matchChanges(changes), decided: map[string]Decision{},
+		warned: warningsByJob(warnings)}
 	d.decideAll(p, jobs, order)
 	return p, nil
 }
@@ -258,15 +283,6 @@ func indexJobs(p *core.Pipeline) (map[string]core.JobSpec, []string, error) {
 		placed[name] = true
 	}
 	return jobs, order, nil
-}
-
-// resolveHead returns the commit to plan; for a local run in a repository
-// without commits, "".
-func resolveHead(ctx context.Context, dir string, t Trigger) (string, error) {
-	if t.Kind == TriggerLocal {
-		return gitx.Head(ctx, dir)
-	}
-	return gitx.ResolveRev(ctx, dir, t.Head)
 }
 
 // changedPaths lists what changed from base to head and, for a local run,
@@ -347,6 +363,7 @@ type decider struct {
 	digests map[string]string
 	matches map[string][]FileMatch // changed files per job
 	decided map[string]Decision
+	warned  map[string][]Reason // warnings per job, first in its explanation
 }
 
 // decideAll decides every job in topological order into p.
@@ -367,7 +384,7 @@ func (d *decider) decideAll(p *Plan, jobs map[string]core.JobSpec, order []strin
 }
 
 func (d *decider) decide(j core.JobSpec) Job {
-	job := Job{Name: j.Name, Digest: d.digests[j.Name], Needs: sortedSet(j.Needs), Why: []Reason{}}
+	job := Job{Name: j.Name, Digest: d.digests[j.Name], Needs: sortedSet(j.Needs), Why: append([]Reason{}, d.warned[j.Name]...)}
 	if r, ok := d.filtered(j); ok {
 		job.Decision, job.Why = Skip, append(job.Why, r)
 		return job

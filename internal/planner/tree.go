@@ -89,6 +89,8 @@ type treeFiles struct {
 	entries entries
 	// sets holds, per input set, indexes into entries sorted by path.
 	sets [][]int32
+	// hit marks, per glob of the index, whether it matched a file.
+	hit []bool
 }
 
 // entries holds tree entries in chunks of fixed size, so that adding the
@@ -117,17 +119,27 @@ func (s *entries) at(i int32) *gitx.TreeEntry {
 // readTree lists head's tree through git ls-tree, with dirty paths
 // replaced by what the working tree holds, and sorts the files into the
 // input sets as they stream by.
-func readTree(ctx context.Context, dir, head string, dirty []gitx.Change, in *inputs) (*treeFiles, error) {
-	overlay, err := readDirty(ctx, dir, dirty)
+func readTree(ctx context.Context, dir, head string, dirty []gitx.Change, wt *gitx.WorkTree, in *inputs) (*treeFiles, error) {
+	hash := func(ctx context.Context, paths []string) (map[string]string, error) {
+		return gitx.HashObjects(ctx, dir, paths)
+	}
+	walk := func(ctx context.Context, fn func(gitx.TreeEntry) error) error {
+		return gitx.WalkTree(ctx, dir, head, fn)
+	}
+	if wt != nil {
+		hash, walk = wt.HashObjects, wt.WalkTree
+	}
+	overlay, err := readDirty(ctx, dir, dirty, hash)
 	if err != nil {
 		return nil, err
 	}
-	t := &treeFiles{sets: make([][]int32, in.nsets)}
+	t := &treeFiles{sets: make([][]int32, in.nsets), hit: make([]bool, len(in.ix.globs))}
 	m := in.ix.matcher()
 	last := make([]int32, in.nsets) // the last entry added to each set, +1
 	add := func(e gitx.TreeEntry) {
 		i := t.entries.add(e)
 		m.match(e.Path, func(g int32) {
+			t.hit[g] = true
 			for _, set := range in.setsOf[g] {
 				// A path matched by two globs of a set is in it once.
 				if last[set] != i+1 {
@@ -138,7 +150,7 @@ func readTree(ctx context.Context, dir, head string, dirty []gitx.Change, in *in
 		})
 	}
 	if head != "" {
-		err := gitx.WalkTree(ctx, dir, head, func(e gitx.TreeEntry) error {
+		err := walk(ctx, func(e gitx.TreeEntry) error {
 			if o, ok := overlay[e.Path]; ok {
 				o.seen = true
 				if o.deleted {
@@ -176,6 +188,9 @@ func readTree(ctx context.Context, dir, head string, dirty []gitx.Change, in *in
 	return t, nil
 }
 
+// hasher returns the blob ids of files of the working tree (gitx.HashObjects).
+type hasher func(ctx context.Context, paths []string) (map[string]string, error)
+
 // dirtyFile is the working tree's version of a dirty path.
 type dirtyFile struct {
 	entry   gitx.TreeEntry
@@ -186,7 +201,7 @@ type dirtyFile struct {
 // readDirty reads the working tree at each dirty path: its mode from the
 // file system and its blob id from git hash-object, as `git add` would
 // record them. The path is deleted when nothing trackable is there.
-func readDirty(ctx context.Context, top string, dirty []gitx.Change) (map[string]*dirtyFile, error) {
+func readDirty(ctx context.Context, top string, dirty []gitx.Change, hash hasher) (map[string]*dirtyFile, error) {
 	overlay := make(map[string]*dirtyFile, len(dirty))
 	var toHash []string
 	for _, c := range dirty {
@@ -213,7 +228,7 @@ func readDirty(ctx context.Context, top string, dirty []gitx.Change) (map[string
 			d.deleted = true
 		}
 	}
-	ids, err := gitx.HashObjects(ctx, top, toHash)
+	ids, err := hash(ctx, toHash)
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,9 @@ type Local struct {
 	WorkDir string
 	// BaseEnv is the environment every job starts from (KEY=VALUE).
 	BaseEnv []string
+	// FixedEnv is set last, over the job's env, as a remote runner sets CI,
+	// DELTACI_COMMIT and DELTACI_REF: a job cannot override these.
+	FixedEnv map[string]string
 	// Output returns the writer one attempt's log goes to; the runner closes
 	// it when the attempt ends, so a last partial line can be flushed.
 	Output func(job string) io.WriteCloser
@@ -357,6 +360,9 @@ func (l *Local) env(ctx context.Context, a core.Attempt, j core.Job) ([]string, 
 	m["DELTACI_RUN_ID"] = a.RunID
 	m["DELTACI_JOB"] = j.Name
 	m["DELTACI_ATTEMPT"] = strconv.Itoa(a.Number)
+	for k, v := range l.FixedEnv {
+		m[k] = v
+	}
 	env := make([]string, 0, len(m))
 	for k, v := range m {
 		env = append(env, k+"="+v)
