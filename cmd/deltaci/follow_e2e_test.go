@@ -29,8 +29,9 @@ func inOrder(t *testing.T, what, out string, lines ...string) {
 
 // TestFollowAndLogs: trigger --follow, run from a subdirectory of a
 // checkout on a branch without --ref, prints each job's log before the
-// line saying it ended, jobs in pipeline order; deltaci logs prints a
-// finished run's logs and follows a running job's log until it ends.
+// line saying it ended, jobs in pipeline order, across a restart of the
+// server; deltaci logs prints a finished run's logs and follows a running
+// job's log until it ends.
 func TestFollowAndLogs(t *testing.T) {
 	t.Parallel()
 	onBothDatabases(t, func(t *testing.T, database string) {
@@ -110,6 +111,10 @@ jobs:
 		if got := lf.stdout.String(); got != "slow before\n" || lf.exited() {
 			t.Fatalf("logs --follow of a running job printed %q (exited: %v) before the job went on", got, lf.exited())
 		}
+		// A server restart while both follow: they reconnect and go on
+		// where they stopped, printing nothing twice.
+		srv.kill(t)
+		srv.restart(t)
 		g.open(t)
 		for _, p := range []*proc{trig, lf} {
 			select {
@@ -124,6 +129,9 @@ jobs:
 		out := trig.stdout.String()
 		if code := trig.cmd.ProcessState.ExitCode(); code != 0 {
 			t.Errorf("trigger --follow exited %d\n%s", code, out)
+		}
+		if n := strings.Count(out, "slow   | slow before\n"); n != 1 {
+			t.Errorf("trigger --follow printed slow's first line %d times across the server's restart:\n%s", n, out)
 		}
 		inOrder(t, "trigger --follow", out,
 			"first  | first one", "first  | first two", "deltaci: first succeeded",

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -60,6 +61,11 @@ func testContractRunEvents(t *testing.T, cov *contractCoverage, engine string) {
 		t.Errorf("the log of a job without an attempt: %+v", d)
 	}
 
+	// No runner yet: the queued job's event says why it waits.
+	if why := firstWaiting(t, e.url+events, viewer, "first"); !strings.Contains(why, "no live runner") {
+		t.Errorf("first's waiting reason with no runner = %q", why)
+	}
+
 	// A follower from before the first lease.
 	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -110,13 +116,22 @@ func testContractRunEvents(t *testing.T, cov *contractCoverage, engine string) {
 		t.Errorf("followed logs = %q", logs)
 	}
 
-	// A reconnection after first's first chunk resumes the logs there.
+	// A reconnection resumes the logs after its cursor: the last id
+	// sent nothing more; 10 bytes of first's log and none of second's,
+	// the rest.
 	if len(ids) == 0 {
 		t.Fatal("no log event had an id")
 	}
-	r = e.expect(ctx, http.StatusOK, "GET", events, contractHeader(viewer, "Last-Event-ID", ids[0]), nil)
+	if last := ids[len(ids)-1]; last != "20.22" {
+		t.Errorf("the last log event's id is %q, want 20.22", last)
+	}
+	r = e.expect(ctx, http.StatusOK, "GET", events, contractHeader(viewer, "Last-Event-ID", ids[len(ids)-1]), nil)
+	if logs, _ := checkRunEvents(t, r.events(t), ""); len(logs) != 0 {
+		t.Errorf("logs after the last id = %q", logs)
+	}
+	r = e.expect(ctx, http.StatusOK, "GET", events, contractHeader(viewer, "Last-Event-ID", "10"), nil)
 	if logs, _ := checkRunEvents(t, r.events(t), ""); logs["first"] != "first two\n" || logs["second"] != "second one\nsecond two\n" {
-		t.Errorf("logs after Last-Event-ID %s = %q", ids[0], logs)
+		t.Errorf("logs after Last-Event-ID 10 = %q", logs)
 	}
 	r = e.expect(ctx, http.StatusOK, "GET", events+"?logs=0", contractHeader(viewer), nil)
 	if logs, _ := checkRunEvents(t, r.events(t), ""); len(logs) != 0 {
@@ -147,6 +162,44 @@ func testContractRunEvents(t *testing.T, cov *contractCoverage, engine string) {
 	checkFollowed(t, r, 10, "first two\n", core.AttemptSucceeded)
 	e.expect(ctx, http.StatusRequestedRangeNotSatisfiable, "GET", jobLog("first", "?offset=100"), contractHeader(viewer), nil)
 	e.expect(bad, http.StatusBadRequest, "GET", jobLog("first", "?offset=-1"), contractHeader(viewer), nil)
+}
+
+// firstWaiting reads a run's event stream until the first event of job
+// and returns its waiting reason.
+func firstWaiting(t *testing.T, url, tok, job string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	name := ""
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "event: "); ok {
+			name = v
+		}
+		if v, ok := strings.CutPrefix(line, "data: "); ok && name == protocol.EventJob {
+			var j protocol.Job
+			if err := json.Unmarshal([]byte(v), &j); err != nil {
+				t.Fatal(err)
+			}
+			if j.Name == job {
+				return j.Waiting
+			}
+		}
+	}
+	t.Fatalf("the stream ended without an event of job %s: %v", job, sc.Err())
+	return ""
 }
 
 // checkRunEvents checks a run's event stream: a run event first, one end
