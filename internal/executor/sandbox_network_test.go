@@ -148,7 +148,8 @@ func assertRepelled(t *testing.T, out string, attempts int, listeners []*listene
 		t.Errorf("%d of %d attempts failed to connect:\n%s", n, attempts, out)
 	}
 	for _, ln := range listeners {
-		if n := ln.accepted.Load(); n != 0 {
+		ln.settle(t)
+		if n := ln.accepted(); n != 0 {
 			t.Errorf("the host's listener on %s accepted %d connections from the job:\n%s", ln.addr, n, out)
 		}
 	}
@@ -282,7 +283,8 @@ func TestSandboxNetworkHasOutbound(t *testing.T) {
 			}
 			out := runNetworkJob(t, b, script.String())
 			for _, ln := range lns {
-				if ln.accepted.Load() == 0 {
+				ln.settle(t)
+				if ln.accepted() == 0 {
 					t.Errorf("the peer's listener on %s accepted nothing:\n%s", ln.addr, out)
 				}
 			}
@@ -461,7 +463,8 @@ func newPeer(t *testing.T) *peer {
 }
 
 // listen returns a listener on addr inside the peer: the probe, run there
-// by ip netns exec, reports what it accepts.
+// by ip netns exec, reports what it accepts. The host reaches the peer, so
+// settle works on it.
 func (p *peer) listen(t *testing.T, probe string, addr netip.Addr) *listener {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", p.name, probe, "listen", netip.AddrPortFrom(addr, 0).String())
@@ -483,8 +486,8 @@ func (p *peer) listen(t *testing.T, probe string, addr netip.Addr) *listener {
 	go func() {
 		defer close(counted)
 		for lines.Scan() {
-			if lines.Text() == "ACCEPTED" {
-				l.accepted.Add(1)
+			if from, ok := strings.CutPrefix(lines.Text(), "ACCEPTED "); ok {
+				l.saw(from)
 			}
 		}
 	}()

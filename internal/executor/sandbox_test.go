@@ -15,10 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -128,7 +128,13 @@ func installProbe(t *testing.T, probe, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "probe"), data, 0o755); err != nil {
+	// A process forked by a parallel test while the copy is open for
+	// writing would hold it open until its exec, and running the probe
+	// would fail with "text file busy": no fork while it is.
+	syscall.ForkLock.RLock()
+	err = os.WriteFile(filepath.Join(dir, "probe"), data, 0o755)
+	syscall.ForkLock.RUnlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 }
@@ -271,8 +277,9 @@ func TestSandbox(t *testing.T) {
 		var out output
 		res := b.run(t, context.Background(), b.spec("./probe connect "+ln.addr), &out)
 		assertOutcome(t, res, core.AttemptSucceeded, core.ReasonNone, 0)
-		if !strings.Contains(out.String(), "connect failed") || ln.accepted.Load() != 0 {
-			t.Errorf("the job reached the runner's loopback (accepted %d); output:\n%s", ln.accepted.Load(), out.String())
+		ln.settle(t)
+		if !strings.Contains(out.String(), "connect failed") || ln.accepted() != 0 {
+			t.Errorf("the job reached the runner's loopback (accepted %d); output:\n%s", ln.accepted(), out.String())
 		}
 	})
 
@@ -290,8 +297,9 @@ func TestSandbox(t *testing.T) {
 		res := b.run(t, context.Background(), spec, &out)
 		assertOutcome(t, res, core.AttemptSucceeded, core.ReasonNone, 0)
 		requireNetworkUp(t, out.String())
-		if !strings.Contains(out.String(), "connect failed") || ln.accepted.Load() != 0 {
-			t.Errorf("the job reached the runner's loopback (accepted %d); output:\n%s", ln.accepted.Load(), out.String())
+		ln.settle(t)
+		if !strings.Contains(out.String(), "connect failed") || ln.accepted() != 0 {
+			t.Errorf("the job reached the runner's loopback (accepted %d); output:\n%s", ln.accepted(), out.String())
 		}
 	})
 
@@ -587,10 +595,69 @@ func openPTY(t *testing.T) (ptm, pts *os.File) {
 	return ptm, pts
 }
 
-// listener is a TCP listener that counts connections.
+// listener is a TCP listener that counts the connections it accepts.
+//
+// A connection exists once the kernel has completed its handshake, before
+// anything accepts it, so a job may print CONNECTED and exit while the
+// listener has yet to see it: count only after settle.
 type listener struct {
-	addr     string
-	accepted atomic.Int64
+	addr string
+
+	mu   sync.Mutex
+	from []string      // the remote address of each accepted connection
+	own  int           // of them, settle's
+	grew chan struct{} // closed when from grows
+}
+
+// saw records a connection accepted from remote.
+func (l *listener) saw(remote string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.from = append(l.from, remote)
+	if l.grew != nil {
+		close(l.grew)
+		l.grew = nil
+	}
+}
+
+// settle returns once the listener has accepted every connection made
+// before the call: it connects itself and waits for that connection, which
+// the kernel queues behind them.
+func (l *listener) settle(t *testing.T) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", l.addr, notHung)
+	if err != nil {
+		t.Fatalf("connecting to the listener on %s to settle it: %v", l.addr, err)
+	}
+	self := c.LocalAddr().String()
+	c.Close()
+	deadline := time.After(notHung)
+	for {
+		l.mu.Lock()
+		if slices.Contains(l.from, self) {
+			l.own++
+			l.mu.Unlock()
+			return
+		}
+		if l.grew == nil {
+			l.grew = make(chan struct{})
+		}
+		grew := l.grew
+		l.mu.Unlock()
+		select {
+		case <-grew:
+		case <-deadline:
+			t.Fatalf("the listener on %s did not accept a connection from %s", l.addr, self)
+		}
+	}
+}
+
+// accepted returns how many connections the listener accepted, settle's
+// not counted.
+func (l *listener) accepted() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.from) - l.own
 }
 
 // listen returns a listener on the runner's loopback.
@@ -603,7 +670,7 @@ func listen(t *testing.T) *listener {
 	return serve(t, ln)
 }
 
-// serve counts the connections ln accepts until the test ends.
+// serve records the connections ln accepts until the test ends.
 func serve(t *testing.T, ln net.Listener) *listener {
 	t.Helper()
 	l := &listener{addr: ln.Addr().String()}
@@ -616,7 +683,7 @@ func serve(t *testing.T, ln net.Listener) *listener {
 			if err != nil {
 				return
 			}
-			l.accepted.Add(1)
+			l.saw(c.RemoteAddr().String())
 			c.Close()
 		}
 	}()

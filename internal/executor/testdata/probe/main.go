@@ -17,7 +17,8 @@
 // For a test that needs a listener in another network namespace:
 //
 //	probe listen HOST:PORT  print "LISTENING" and the address, then
-//	                        "ACCEPTED" for each connection, until killed
+//	                        "ACCEPTED" and the remote address for each
+//	                        connection, until killed
 package main
 
 import (
@@ -94,8 +95,8 @@ func main() {
 				fmt.Println("accept failed:", err)
 				os.Exit(1)
 			}
+			fmt.Println("ACCEPTED", c.RemoteAddr())
 			c.Close()
-			fmt.Println("ACCEPTED")
 		}
 	case len(os.Args) == 2 && os.Args[1] == "tiocsti":
 		injected := false
