@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 SQLC        := $(GO) run github.com/sqlc-dev/sqlc/cmd/sqlc@v1.31.1
 
-.PHONY: all test check generate build fmt bench
+.PHONY: all test test-stress test-load check generate build fmt bench
 
 all: check test
 
@@ -20,6 +20,19 @@ test:
 	@# Restarting PostgreSQL would break the other packages' tests, so this
 	@# one runs alone, after them.
 	DELTACI_TEST_PG_RESTART=1 $(GO) test -race -count=1 -timeout 10m -run '^TestPostgresRestartMidRun$$' ./cmd/deltaci/
+
+## test-stress: the whole of `make test` with two CPU-bound processes
+## alongside (LOAD_PROCS=N for more), as on a CI machine shared with other
+## work; the busy loops end with it, whichever way it ends
+test-stress:
+	.ci/with-load $(MAKE) --no-print-directory test
+
+## test-load: once, under the same load, the packages whose tests start
+## real processes (sandbox, log shipping, runner, API, the binaries); CI
+## runs it after `make test`
+LOAD_PKGS := ./internal/executor/ ./internal/logstream/ ./internal/runner/ ./internal/api/ ./cmd/...
+test-load:
+	.ci/with-load $(GO) test -race -count=1 -timeout 30m $(LOAD_PKGS)
 
 ## check: formatting, vet, staticcheck and generated code being current
 check:
@@ -38,9 +51,10 @@ bench:
 generate:
 	$(SQLC) generate
 
-## build: the deltaci binary in bin/
+## build: the deltaci and artifactstore binaries in bin/
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/deltaci ./cmd/deltaci
+	CGO_ENABLED=0 $(GO) build -o bin/artifactstore ./cmd/artifactstore
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
