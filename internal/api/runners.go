@@ -133,6 +133,13 @@ func (s *Server) listRunners(w http.ResponseWriter, r *http.Request) error {
 			info.Attempts = append(info.Attempts, protocol.RunnerAttempt{
 				AttemptID: a.ID, RunID: a.RunID, Job: a.Job, State: string(a.State), LeasedAt: a.LeasedAt.UTC(),
 			})
+			// A lease is taken or renewed by the runner: its last renewal
+			// (a heartbeat) is a contact more recent than the row may say.
+			for _, at := range []time.Time{a.LeasedAt, a.LeaseExpiresAt.Add(-s.cfg.TTL)} {
+				if at.After(info.LastSeenAt) && !at.After(now) {
+					info.LastSeenAt = at.UTC()
+				}
+			}
 		}
 		switch {
 		case !s.runnerOnline(rn.LastSeenAt, now):

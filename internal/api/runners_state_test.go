@@ -106,6 +106,10 @@ func TestRunnersListState(t *testing.T) {
 		t.Errorf("held attempt %+v, want %s of run %s, job %s, leased", a, lease.AttemptID, run.ID, lease.Job)
 	}
 
+	if b.LastSeenAt.Before(b.Attempts[0].LeasedAt) {
+		t.Errorf("a busy runner last seen %v, before its lease at %v", b.LastSeenAt, b.Attempts[0].LeasedAt)
+	}
+
 	// A lease poll with its token is the silent runner's contact.
 	before := got["gone"].LastSeenAt
 	call("POST", "/api/v1/runner/lease", gone, protocol.LeaseRequest{WaitSeconds: 1}, nil)

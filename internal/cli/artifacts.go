@@ -24,10 +24,15 @@ import (
 // current directory instead of the repository's .deltaci/.
 func RunArtifactStore(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) int {
 	e := env{vars: environ, stdout: stdout, stderr: stderr}
+	return execute(ctx, newArtifactStoreRoot(e), args, stdout, stderr)
+}
+
+// newArtifactStoreRoot is the command tree of the artifactstore binary.
+func newArtifactStoreRoot(e env) *cobra.Command {
 	root := newArtifactsCmd(e, "artifactstore", true)
 	root.SilenceUsage, root.SilenceErrors = true, true
 	root.AddCommand(newVersionCmd(e))
-	return execute(ctx, root, args, stdout, stderr)
+	return root
 }
 
 // artifactFlags are the settings every artifact command shares.

@@ -132,10 +132,11 @@ func (s *Store) QueueDepth(ctx context.Context) (map[string]float64, error) {
 }
 
 // HeldAttempt is an attempt that a runner holds: leased or running.
+// LeaseExpiresAt moves with each heartbeat.
 type HeldAttempt struct {
 	ID, RunID, RunnerID, Job string
 	State                    core.AttemptState
-	LeasedAt                 time.Time
+	LeasedAt, LeaseExpiresAt time.Time
 }
 
 // maxHeldAttempts bounds one listing of the held attempts.

@@ -23,7 +23,7 @@ func (x queries) ListHeldAttempts(ctx context.Context, limit int) ([]store.HeldA
 	for _, r := range rows {
 		out = append(out, store.HeldAttempt{
 			ID: r.ID, RunID: r.RunID, RunnerID: r.RunnerID, Job: r.Job,
-			State: core.AttemptState(r.State), LeasedAt: at(r.LeasedAt),
+			State: core.AttemptState(r.State), LeasedAt: at(r.LeasedAt), LeaseExpiresAt: at(r.LeaseExpiresAt),
 		})
 	}
 	return out, nil

@@ -121,8 +121,8 @@ func RunRunners(t *testing.T, open Opener) {
 			t.Fatal(err)
 		}
 		want := map[string][]store.HeldAttempt{
-			"runner-1": {{ID: a.ID, RunID: a.RunID, RunnerID: "runner-1", Job: j.Name, State: core.AttemptRunning, LeasedAt: a.LeasedAt}},
-			"runner-2": {{ID: c.Attempt.ID, RunID: r2.ID, RunnerID: "runner-2", Job: "test", State: core.AttemptLeased, LeasedAt: b.clock.now()}},
+			"runner-1": {{ID: a.ID, RunID: a.RunID, RunnerID: "runner-1", Job: j.Name, State: core.AttemptRunning, LeasedAt: a.LeasedAt, LeaseExpiresAt: a.LeaseExpiresAt}},
+			"runner-2": {{ID: c.Attempt.ID, RunID: r2.ID, RunnerID: "runner-2", Job: "test", State: core.AttemptLeased, LeasedAt: b.clock.now(), LeaseExpiresAt: b.clock.now().Add(20 * time.Second)}},
 		}
 		if diff := cmp.Diff(want, held); diff != "" {
 			t.Fatalf("held attempts (-want +got):\n%s", diff)

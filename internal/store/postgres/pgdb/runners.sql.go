@@ -71,7 +71,7 @@ func (q *Queries) InsertRunner(ctx context.Context, arg InsertRunnerParams) erro
 }
 
 const listHeldAttempts = `-- name: ListHeldAttempts :many
-SELECT a.id, a.run_id, a.runner_id, a.state, a.leased_at, j.name AS job
+SELECT a.id, a.run_id, a.runner_id, a.state, a.leased_at, a.lease_expires_at, j.name AS job
 FROM attempts a JOIN jobs j ON j.id = a.job_id
 WHERE a.state IN ('leased', 'running')
 ORDER BY a.leased_at, a.id
@@ -79,12 +79,13 @@ LIMIT $1
 `
 
 type ListHeldAttemptsRow struct {
-	ID       string
-	RunID    string
-	RunnerID string
-	State    string
-	LeasedAt pgtype.Int8
-	Job      string
+	ID             string
+	RunID          string
+	RunnerID       string
+	State          string
+	LeasedAt       pgtype.Int8
+	LeaseExpiresAt pgtype.Int8
+	Job            string
 }
 
 // The attempts runners hold (leased or running), oldest lease first.
@@ -103,6 +104,7 @@ func (q *Queries) ListHeldAttempts(ctx context.Context, maxRows int32) ([]ListHe
 			&i.RunnerID,
 			&i.State,
 			&i.LeasedAt,
+			&i.LeaseExpiresAt,
 			&i.Job,
 		); err != nil {
 			return nil, err

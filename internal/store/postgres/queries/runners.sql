@@ -36,7 +36,7 @@ UPDATE runners SET last_seen_at = GREATEST(last_seen_at, sqlc.arg(last_seen_at):
 
 -- name: ListHeldAttempts :many
 -- The attempts runners hold (leased or running), oldest lease first.
-SELECT a.id, a.run_id, a.runner_id, a.state, a.leased_at, j.name AS job
+SELECT a.id, a.run_id, a.runner_id, a.state, a.leased_at, a.lease_expires_at, j.name AS job
 FROM attempts a JOIN jobs j ON j.id = a.job_id
 WHERE a.state IN ('leased', 'running')
 ORDER BY a.leased_at, a.id
