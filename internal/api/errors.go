@@ -38,6 +38,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		media   *jsonhttp.MediaTypeError
 		limited *rateLimited
 		method  *methodNotAllowed
+		config  *configError
 	)
 	status, code := http.StatusInternalServerError, string(core.KindInternal)
 	msg := err.Error()
@@ -64,6 +65,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code = http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed
 	case errors.As(err, &media):
 		status, code = http.StatusUnsupportedMediaType, protocol.CodeUnsupportedMedia
+	case errors.As(err, &config):
+		// The run was recorded as errored: the answer names it.
+		status, code = http.StatusBadRequest, string(core.KindInvalid)
+		details = map[string]any{"run_id": config.runID}
 	default:
 		k := core.KindOf(err)
 		if st, ok := jsonhttp.Status(k); ok {

@@ -52,6 +52,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.log.InfoContext(r.Context(), "runner registered", "runner_id", rn.ID, "name", rn.Name, "labels", rn.Labels)
+	s.forgetRunners() // waiting reasons see it at once
 	writeJSON(w, http.StatusCreated, protocol.RegisterResponse{RunnerID: rn.ID, Credential: cred, ProtocolVersion: protocol.Version})
 	return nil
 }
@@ -101,6 +102,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) error {
 	if err := s.st.TouchRunner(r.Context(), rn.ID); err != nil {
 		return err
 	}
+	s.forgetRunners() // waiting reasons see it at once
 	writeJSON(w, http.StatusOK, protocol.SessionResponse{Token: tok, ExpiresAt: exp.UTC()})
 	return nil
 }
@@ -180,6 +182,7 @@ func (s *Server) removeRunner(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.live.forget(id)
+	s.forgetRunners()
 	s.log.InfoContext(r.Context(), "runner removed", "runner_id", id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -177,23 +177,27 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 	} else if commit, err = gitx.ResolveRev(ctx, mirror, commit+"^{commit}"); err != nil {
 		return core.Run{}, core.Wrap(core.KindInvalid, "commit "+req.Commit, err)
 	}
+	trusted, why, err := s.trust(ctx, mirror, proj, req.Event, branch, tip, commit)
+	if err != nil {
+		return core.Run{}, err
+	}
+	nr := store.NewRun{Project: proj.Name, Repo: repo, Ref: ref, Commit: commit, Event: req.Event, Trusted: trusted, TrustReason: why}
 	b, err := gitx.FileAt(ctx, mirror, commit, pipeline.FileName, pipeline.MaxFileSize)
 	if core.KindOf(err) == core.KindNotFound {
-		return core.Run{}, core.E(core.KindInvalid, "create run", "commit %s has no %s", commit, pipeline.FileName)
+		return core.Run{}, s.erroredRun(ctx, who, nr, core.E(core.KindInvalid, "create run", "commit %s has no %s", commit, pipeline.FileName))
+	}
+	if core.KindOf(err) == core.KindInvalid {
+		return core.Run{}, s.erroredRun(ctx, who, nr, err) // a file past the size limit
 	}
 	if err != nil {
 		return core.Run{}, err
 	}
 	p, err := pipeline.Parse(pipeline.FileName+"@"+commit[:12], b)
 	if err != nil {
-		return core.Run{}, core.Wrap(core.KindInvalid, "create run", err)
+		return core.Run{}, s.erroredRun(ctx, who, nr, core.Wrap(core.KindInvalid, "create run", err))
 	}
 	if err := allowedLabels(proj, p); err != nil {
-		return core.Run{}, err
-	}
-	trusted, why, err := s.trust(ctx, mirror, proj, req.Event, branch, tip, commit)
-	if err != nil {
-		return core.Run{}, err
+		return core.Run{}, s.erroredRun(ctx, who, nr, err)
 	}
 	draft := core.Run{Project: proj.Name, Repo: repo, Ref: ref, Trusted: trusted}
 	trig := planner.Trigger{Kind: planner.TriggerPush, Head: commit, Branch: branch, Before: before}
@@ -204,10 +208,12 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 		Dir: mirror, Pipeline: p, Trigger: trig, Executor: s.cfg.Executor, Salt: s.cfg.Salt,
 		Lookup: s.results(draft).Lookup(ctx), BasePipelineAt: planner.PipelineAt(mirror),
 	})
+	if core.KindOf(err) == core.KindInvalid {
+		return core.Run{}, s.erroredRun(ctx, who, nr, err) // the pipeline's globs or needs
+	}
 	if err != nil {
 		return core.Run{}, err
 	}
-	nr := store.NewRun{Project: proj.Name, Repo: repo, Ref: ref, Commit: commit, Event: req.Event, Trusted: trusted, TrustReason: why}
 	reused := 0
 	for _, spec := range p.Jobs {
 		pj, ok := pl.Job(spec.Name)
@@ -376,6 +382,11 @@ func (s *Server) runBody(ctx context.Context, id string) (protocol.Run, error) {
 		Trusted: run.Trusted, TrustReason: run.TrustReason, RerunOf: run.RerunOf,
 		State: string(run.State), Reason: string(run.Reason), CreatedAt: run.CreatedAt.UTC(),
 		StartedAt: ts(run.StartedAt), FinishedAt: ts(run.FinishedAt), Jobs: []protocol.Job{},
+	}
+	if run.State == core.RunErrored {
+		if out.Message, err = s.st.RunMessage(ctx, id); err != nil {
+			return protocol.Run{}, err
+		}
 	}
 	byJob := map[string][]protocol.Attempt{}
 	for _, a := range attempts {

@@ -57,6 +57,15 @@ func (s *Server) runnersNow(ctx context.Context, now time.Time) ([]store.Runner,
 	return rs, nil
 }
 
+// forgetRunners drops the snapshot, so that the next waiting reason reads
+// the runners again: one registered, opening a session or removed on this
+// replica is seen at once.
+func (s *Server) forgetRunners() {
+	s.waits.mu.Lock()
+	s.waits.at = time.Time{}
+	s.waits.mu.Unlock()
+}
+
 // Waiting returns, by job name, why a queued attempt of the run's jobs
 // cannot be leased: no live runner has every label it needs. A job that a
 // live runner could take (busy or not) is absent, so the map is empty

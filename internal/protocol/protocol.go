@@ -248,6 +248,9 @@ type Run struct {
 	// Warnings are said once, in the answer to the run's creation: labels
 	// its jobs need that no runner ever registered with.
 	Warnings []string `json:"warnings,omitempty"`
+	// Message says, in words, why an errored run errored: a configuration
+	// error starts with the file:line:col of the problem.
+	Message string `json:"message,omitempty"`
 }
 
 // Job is one job of a run with its attempts.

@@ -43,6 +43,10 @@ type Queries interface {
 	// transactions settling its jobs take turns (only a read where writes
 	// are serialized anyway, as on SQLite), and returns the run.
 	LockRun(ctx context.Context, id string) (core.Run, error)
+	// SetRunMessage records why a run errored; GetRunMessage reads it back
+	// ("" when none was recorded).
+	SetRunMessage(ctx context.Context, id, message string) error
+	GetRunMessage(ctx context.Context, id string) (string, error)
 
 	InsertJob(ctx context.Context, j core.Job, position int) error
 	GetJob(ctx context.Context, id string) (core.Job, error)

@@ -37,6 +37,11 @@ func TestProjects(t *testing.T) {
 	storetest.RunProjects(t, openStore)
 }
 
+func TestErroredRuns(t *testing.T) {
+	t.Parallel()
+	storetest.RunErrored(t, openStore)
+}
+
 // TestListenWakesOnQueue checks that queuing an attempt notifies a listener
 // on another connection when the transaction commits, and only then.
 func TestListenWakesOnQueue(t *testing.T) {

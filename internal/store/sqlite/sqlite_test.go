@@ -36,6 +36,11 @@ func TestProjects(t *testing.T) {
 	storetest.RunProjects(t, openStore)
 }
 
+func TestErroredRuns(t *testing.T) {
+	t.Parallel()
+	storetest.RunErrored(t, openStore)
+}
+
 func TestMoveLeased(t *testing.T) {
 	t.Parallel()
 	storetest.RunMoveLeased(t, openStore)

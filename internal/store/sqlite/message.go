@@ -1,0 +1,16 @@
+package sqlite
+
+import (
+	"context"
+
+	"github.com/deltaci/deltaci/internal/store/sqlite/sqlitedb"
+)
+
+func (x queries) SetRunMessage(ctx context.Context, id, message string) error {
+	return mapErr("set run message "+id, x.q.SetRunMessage(ctx, sqlitedb.SetRunMessageParams{ID: id, Message: message}))
+}
+
+func (x queries) GetRunMessage(ctx context.Context, id string) (string, error) {
+	m, err := x.q.GetRunMessage(ctx, id)
+	return m, mapErr("get run message "+id, err)
+}
