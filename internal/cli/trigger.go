@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -84,7 +85,7 @@ func trigger(ctx context.Context, e env, o triggerOptions) error {
 		if t, err := gitx.TopLevel(ctx, local); err == nil {
 			top = t
 			if o.repo != "" {
-				o.repo = t // a subdirectory names the repository it is in
+				o.repo = checkoutTop(o.repo, t)
 			}
 		}
 	}
@@ -116,6 +117,28 @@ func trigger(ctx context.Context, e env, o triggerOptions) error {
 		return nil
 	}
 	return follow(ctx, e, c, run)
+}
+
+// checkoutTop returns the top of the checkout that the directory dir is
+// in, top as git resolved it, spelled as dir was: a project registered by
+// a path through a symbolic link is still found by that path.
+func checkoutTop(dir, top string) string {
+	realDir, err1 := filepath.EvalSymlinks(dir)
+	realTop, err2 := filepath.EvalSymlinks(top)
+	if err1 != nil || err2 != nil {
+		return top
+	}
+	rel, err := filepath.Rel(realTop, realDir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return top
+	}
+	if rel == "." {
+		return dir
+	}
+	for range strings.Count(rel, "/") + 1 {
+		dir = filepath.Dir(dir)
+	}
+	return dir
 }
 
 // warnUncommitted says on stderr that the server runs the committed tip,
