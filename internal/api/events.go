@@ -359,6 +359,12 @@ func jobKey(j protocol.Job) []byte {
 // many were sent in all.
 func (rs *runStream) sendLog(ctx context.Context, job string, a protocol.Attempt) (int64, error) {
 	off := rs.sent[a.ID]
+	if off == a.LogLength {
+		// Nothing new as of the read of the run: each append announces
+		// itself, so a later one wakes the stream again. (Past the
+		// length, the read below says whether the cursor is wrong.)
+		return off, nil
+	}
 	for {
 		data, _, err := rs.s.readLog(ctx, a.ID, off, readChunk)
 		if err != nil {
