@@ -156,10 +156,11 @@ func assertRepelled(t *testing.T, out string, attempts int, listeners []*listene
 }
 
 // inSandbox writes the address of a host listener as the job must dial it:
-// a link-local address names the sandbox's interface.
+// a link-local address names the sandbox's interface. (A listener's
+// address has no zone, even when the listener has one.)
 func inSandbox(ln *listener) string {
 	ap := netip.MustParseAddrPort(ln.addr)
-	if ap.Addr().Zone() != "" {
+	if ap.Addr().Is6() && ap.Addr().IsLinkLocalUnicast() {
 		ap = netip.AddrPortFrom(ap.Addr().WithZone("eth0"), ap.Port())
 	}
 	return ap.String()

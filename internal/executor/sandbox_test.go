@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -625,7 +626,7 @@ func (l *listener) saw(remote string) {
 // the kernel queues behind them.
 func (l *listener) settle(t *testing.T) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", l.addr, notHung)
+	c, err := net.DialTimeout("tcp", dialable(t, l.addr), notHung)
 	if err != nil {
 		t.Fatalf("connecting to the listener on %s to settle it: %v", l.addr, err)
 	}
@@ -650,6 +651,33 @@ func (l *listener) settle(t *testing.T) {
 			t.Fatalf("the listener on %s did not accept a connection from %s", l.addr, self)
 		}
 	}
+}
+
+// dialable adds to a link-local address the zone that a listener's address
+// lacks: the host interface that holds it.
+func dialable(t *testing.T, addr string) string {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().Is6() || !ap.Addr().IsLinkLocalUnicast() || ap.Addr().Zone() != "" {
+		return addr
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range ifs {
+		addrs, err := i.Addrs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range addrs {
+			if ipnet, ok := a.(*net.IPNet); ok && ipnet.IP.Equal(net.IP(ap.Addr().AsSlice())) {
+				return netip.AddrPortFrom(ap.Addr().WithZone(i.Name), ap.Port()).String()
+			}
+		}
+	}
+	t.Fatalf("no interface of this host holds %s", ap.Addr())
+	return ""
 }
 
 // accepted returns how many connections the listener accepted, settle's
