@@ -33,7 +33,7 @@ func TestContractUnmatchedRoutes(t *testing.T) {
 		{"GET", "/api/v1/nosuchroute", 404, "not_found", ""},
 		{"GET", "/nosuchroute", 404, "not_found", ""},
 		{"POST", "/api/v1/runners/x/y/z", 404, "not_found", ""},
-		{"PUT", "/api/v1/runs", 405, "method_not_allowed", "POST"},
+		{"PUT", "/api/v1/runs", 405, "method_not_allowed", "GET, HEAD, POST"},
 		{"GET", "/api/v1/runners/register", 405, "method_not_allowed", "DELETE, POST"},
 		{"POST", "/api/v1/projects/p", 405, "method_not_allowed", "DELETE, GET, HEAD, PATCH"},
 		{"POST", "/healthz", 405, "method_not_allowed", "GET, HEAD"},
