@@ -16,7 +16,8 @@ type configError struct {
 	err   error
 }
 
-func (c *configError) Error() string { return c.err.Error() }
+// Error is the error as the run keeps it, so that both say the same.
+func (c *configError) Error() string { return message(c.err) }
 func (c *configError) Unwrap() error { return c.err }
 
 // erroredRun records nr as a run that errored for cause, a configuration

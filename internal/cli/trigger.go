@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -101,6 +102,10 @@ func trigger(ctx context.Context, e env, o triggerOptions) error {
 	c := apiClient(o.server, o.apiToken)
 	run, err := c.CreateRun(ctx, protocol.CreateRunRequest{Project: o.project, Repo: o.repo, Ref: o.ref, Commit: o.commit, Event: o.event})
 	if err != nil {
+		// A configuration error at the commit was recorded as an errored run.
+		if ae := (*protocol.APIError)(nil); errors.As(err, &ae) && ae.Details["run_id"] != nil {
+			fmt.Fprintf(e.stdout, "%s\n", termsafe.String(fmt.Sprint(ae.Details["run_id"])))
+		}
 		if core.KindOf(err) == core.KindInvalid {
 			if inferred {
 				err = fmt.Errorf("%w (--ref defaulted to %s, the branch checked out here; pass --ref to run another)", err, o.ref)
