@@ -10,15 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/deltaci/deltaci/internal/auth"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/store"
 )
-
-// A runner is live while the session it last opened is valid (with a
-// minute's grace for the renewal): runners open a new one before the old
-// expires, so one silent for longer is gone.
-const runnerLiveFor = auth.SessionTTL + time.Minute
 
 // runnerSnapshotFor is how long one read of the runners serves: a run
 // followed by several clients asks often, and the list changes rarely.
@@ -88,9 +82,10 @@ func (s *Server) Waiting(ctx context.Context, run core.Run, jobs []core.Job, att
 	if err != nil {
 		return nil, err
 	}
+	// Live as runners ls shows them: in touch within runnerSilence.
 	live := make([]store.Runner, 0, len(all))
 	for _, r := range all {
-		if now.Sub(r.LastSeenAt) < runnerLiveFor {
+		if s.runnerOnline(r.LastSeenAt, now) {
 			live = append(live, r)
 		}
 	}
@@ -103,7 +98,7 @@ func (s *Server) Waiting(ctx context.Context, run core.Run, jobs []core.Job, att
 		if !ok {
 			continue
 		}
-		why := waitReason(a.Labels, live)
+		why := waitReason(a.Labels, live, s.runnerSilence())
 		if why == "" {
 			continue
 		}
@@ -139,9 +134,9 @@ func (s *Server) reportWait(ctx context.Context, runID, job, attemptID, why stri
 	}
 }
 
-// waitReason says why no live runner can take an attempt that needs the
-// labels, or "" when one can.
-func waitReason(labels []string, live []store.Runner) string {
+// waitReason says why no live runner (in touch within silence) can take
+// an attempt that needs the labels, or "" when one can.
+func waitReason(labels []string, live []store.Runner, silence time.Duration) string {
 	for _, r := range live {
 		if hasAll(r.Labels, labels) {
 			return ""
@@ -151,8 +146,8 @@ func waitReason(labels []string, live []store.Runner) string {
 	sort.Strings(need)
 	var b strings.Builder
 	if len(live) == 0 {
-		fmt.Fprintf(&b, "no live runner: none opened a session in the last %s; the job needs one with %s",
-			runnerLiveFor, orNone(need))
+		fmt.Fprintf(&b, "no live runner: none was in touch in the last %s; the job needs one with %s",
+			silence, orNone(need))
 		return bounded(b.String())
 	}
 	var missing []string

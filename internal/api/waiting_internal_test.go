@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deltaci/deltaci/internal/store"
 )
@@ -26,10 +27,10 @@ func TestWaitReason(t *testing.T) {
 		{[]string{"gpu", "arm64"}, []store.Runner{gpu, {Name: "r3", Labels: []string{"arm64"}}},
 			"no live runner has all of arm64, gpu; live runners: r2 [executor:shell gpu], r3 [arm64]"},
 		{[]string{"executor:shell"}, nil,
-			"no live runner: none opened a session in the last 16m0s; the job needs one with executor:shell"},
+			"no live runner: none was in touch in the last 1m30s; the job needs one with executor:shell"},
 	}
 	for _, c := range cases {
-		if got := waitReason(c.need, c.live); got != c.want {
+		if got := waitReason(c.need, c.live, 90*time.Second); got != c.want {
 			t.Errorf("waitReason(%q, %v) = %q, want %q", c.need, c.live, got, c.want)
 		}
 	}
@@ -40,14 +41,14 @@ func TestWaitReasonIsBounded(t *testing.T) {
 	for i := range 40 {
 		live = append(live, store.Runner{Name: fmt.Sprintf("runner-%02d", i), Labels: []string{strings.Repeat("x", 100), "executor:shell"}})
 	}
-	got := waitReason([]string{"executor:sandbox"}, live)
+	got := waitReason([]string{"executor:sandbox"}, live, time.Minute)
 	if len(got) > waitMaxLen || !strings.HasPrefix(got, "no live runner has executor:sandbox; live runners: runner-00 [") {
 		t.Errorf("reason of %d bytes: %q", len(got), got)
 	}
 	if strings.Contains(got, "runner-05") {
 		t.Errorf("the reason names more than %d runners: %q", waitListRunners, got)
 	}
-	few := waitReason([]string{"executor:sandbox"}, live[:7])
+	few := waitReason([]string{"executor:sandbox"}, live[:7], time.Minute)
 	if !strings.HasSuffix(few, " and 2 more") && !strings.HasSuffix(few, "...") {
 		t.Errorf("seven runners: %q", few)
 	}
