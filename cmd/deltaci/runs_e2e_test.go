@@ -57,6 +57,10 @@ func showRun(t *testing.T, srv *server, id string) protocol.Run {
 // runner can take.
 func TestRunsHistory(t *testing.T) {
 	t.Parallel()
+	onBothDatabases(t, testRunsHistory)
+}
+
+func testRunsHistory(t *testing.T, database string) {
 	fixed := filepath.Join(t.TempDir(), "fixed")
 	dir := repo(t, map[string]string{".deltaci.yml": fmt.Sprintf(`version: 1
 jobs:
@@ -69,7 +73,7 @@ jobs:
     run: echo linted
 `, fixed)})
 	stuck := repo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  train:\n    runs-on: [gpu]\n    run: echo never\n"})
-	srv := startServer(t, serverOpts{})
+	srv := startServer(t, serverOpts{database: database})
 	srv.startRunner(t, runnerOpts{})
 
 	first := srv.waitRunEnds(t, srv.createRun(t, dir, "main").ID)
