@@ -45,6 +45,7 @@ var suites = []suite{
 	{"artifact-replay", benchReplay},
 	{"artifact-gc", benchGC},
 	{"planner", benchPlanner},
+	{"reused-run", benchReusedRun},
 	{"server-pickup", benchPickup},
 	{"server-throughput", benchThroughput},
 	{"log-shipping", benchLogShipping},

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -90,6 +91,15 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	if err != nil {
 		return usage(err)
 	}
+	// One git status serves the plan, the snapshot and the check after it.
+	// It is the slowest read of a plan: it runs while the stores open.
+	var (
+		wt      *gitx.WorkTree
+		wtErr   error
+		reading sync.WaitGroup
+	)
+	reading.Go(func() { wt, wtErr = gitx.ReadWorkTree(ctx, top) })
+	defer reading.Wait()
 	p, err := pipeline.Load(filepath.Join(top, ConfigFile))
 	if err != nil {
 		if os.IsNotExist(err) || core.KindOf(err) == core.KindNotFound {
@@ -124,10 +134,8 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	con := newConsole(e.stdout, names(specs))
 	recoverAbandoned(ctx, e, orch, con)
 
-	// One git status serves the plan, the snapshot and the check after it.
-	wt, err := gitx.ReadWorkTree(ctx, top)
-	if err != nil {
-		return err
+	if reading.Wait(); wtErr != nil {
+		return wtErr
 	}
 	head, branch := wt.Head, wt.Branch
 	pl, err := makePlan(ctx, top, wt, p, o.plan, res)
@@ -170,23 +178,11 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	}
 	defer os.RemoveAll(work)
 	src := filepath.Join(work, "src")
-	snap, err := wt.Snapshot(ctx, src)
-	if err != nil {
-		_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
-		if ctx.Err() != nil {
-			return &exitError{code: ExitCanceled, err: errors.New("interrupted while taking the snapshot")}
-		}
-		return fmt.Errorf("snapshot of the working tree: %w", err)
-	}
-	afterSnapshot(top)
-	// The plan read the working tree a moment before the copy: an edit in
-	// between would run jobs, and record their results, under digests of
-	// other content.
-	if err := checkSnapshot(ctx, wt, p, specs); err != nil {
+	if err := takeSnapshot(ctx, wt, p, specs, src, countDecision(nr.Jobs, "") > 0); err != nil {
 		_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
 		return err
 	}
-	con.printf("deltaci: run %s at %s: %s (%d to run, %d reused, %d skipped), %d at a time\n", run.ID, describeHead(branch, head, snap.Dirty),
+	con.printf("deltaci: run %s at %s: %s (%d to run, %d reused, %d skipped), %d at a time\n", run.ID, describeHead(branch, head, len(wt.Changes) > 0),
 		plural(len(specs), "job"), countDecision(nr.Jobs, ""), countDecision(nr.Jobs, core.JobReused), countDecision(nr.Jobs, core.JobSkipped), o.jobs)
 	con.printf("deltaci: base %s\n", describeBase(pl.Base))
 	start := time.Now()
@@ -248,6 +244,27 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 // afterSnapshot runs once the working tree is copied; tests edit the
 // working tree there.
 var afterSnapshot = func(top string) {}
+
+// takeSnapshot copies the working tree into src for the jobs to run in,
+// and checks the copy. When no job runs (all reused or skipped), there is
+// nothing to copy, nor a result to record under a wrong digest: src is left
+// empty.
+func takeSnapshot(ctx context.Context, wt *gitx.WorkTree, p *core.Pipeline, specs []core.JobSpec, src string, anyRuns bool) error {
+	if !anyRuns {
+		return os.Mkdir(src, 0o700)
+	}
+	if _, err := wt.Snapshot(ctx, src); err != nil {
+		if ctx.Err() != nil {
+			return &exitError{code: ExitCanceled, err: errors.New("interrupted while taking the snapshot")}
+		}
+		return fmt.Errorf("snapshot of the working tree: %w", err)
+	}
+	afterSnapshot(wt.Top)
+	// The plan read the working tree a moment before the copy: an edit in
+	// between would run jobs, and record their results, under digests of
+	// other content.
+	return checkSnapshot(ctx, wt, p, specs)
+}
 
 // checkSnapshot refuses the run when the working tree changed, between the
 // plan's reading and the end of the copy, in a way that can change the
