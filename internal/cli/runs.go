@@ -186,6 +186,9 @@ func printRunHeader(w io.Writer, run protocol.Run) {
 	row("trusted", termsafe.String(trust))
 	row("created", run.CreatedAt.Local().Format(time.RFC3339))
 	row("duration", runDuration(run.CreatedAt, run.StartedAt, run.FinishedAt, time.Now()))
+	if run.Message != "" {
+		row("message", termsafe.String(run.Message))
+	}
 	_ = tw.Flush()
 }
 
