@@ -73,6 +73,7 @@ jobs:
     run: echo linted
 `, fixed)})
 	stuck := repo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  train:\n    runs-on: [gpu]\n    run: echo never\n"})
+	broken := repo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  a:\n    needs: [nosuch]\n    run: echo a\n"})
 	srv := startServer(t, serverOpts{database: database})
 	srv.startRunner(t, runnerOpts{})
 
@@ -178,5 +179,24 @@ jobs:
 	out = mustCLI(t, srv, "runs", "ls", "--project", project, "--state", "failed")
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[1], first.ID) {
 		t.Errorf("runs ls of failed runs:\n%s", out)
+	}
+
+	// A run that errored for its configuration: shown with its message,
+	// and nothing to rerun.
+	if _, err := srv.api.CreateRun(t.Context(), protocol.CreateRunRequest{Project: srv.project(t, broken), Ref: "main"}); err == nil {
+		t.Fatal("a run of a broken .deltaci.yml was made")
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, srv, "runs", "ls", "--json", "--state", "errored")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Runs) != 1 || list.Runs[0].Project != srv.project(t, broken) {
+		t.Fatalf("runs ls --state errored = %+v", list.Runs)
+	}
+	errored := list.Runs[0].ID
+	if out := mustCLI(t, srv, "runs", "show", errored); !strings.Contains(out, "state     errored (config_error)") || !strings.Contains(out, "nosuch") {
+		t.Errorf("runs show of an errored run:\n%s", out)
+	}
+	if r := userCLI(t, srv, "rerun", errored); r.code == 0 || !strings.Contains(r.stderr, "has no jobs") {
+		t.Errorf("rerun of an errored run exited %d: %s", r.code, r.stderr)
 	}
 }
