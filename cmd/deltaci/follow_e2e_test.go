@@ -151,6 +151,14 @@ jobs:
 		if one.code != 0 || one.stdout != "second one\n" {
 			t.Errorf("logs RUN second exited %d with %q\n%s", one.code, one.stdout, one.stderr)
 		}
+		// On a detached HEAD, the project's default branch, said on stderr.
+		git(t, dir, "checkout", "-q", "--detach")
+		detached := deltaci(t, filepath.Join(dir, "sub"), "trigger", "--server", srv.url(), "--api-token", srv.apiToken, "--repo", ".")
+		if detached.code != 0 || !strings.Contains(detached.stderr, "HEAD is detached") || !strings.Contains(detached.stderr, "--ref") {
+			t.Errorf("trigger on a detached HEAD exited %d:\n%s", detached.code, detached.stderr)
+		} else if r, err := srv.api.Run(t.Context(), strings.TrimSpace(detached.stdout)); err != nil || (r.Ref != "main" && r.Ref != "refs/heads/main") {
+			t.Errorf("trigger on a detached HEAD started a run of %q (%v)", r.Ref, err)
+		}
 		missing := deltaci(t, dir, "logs", runID, "nosuchjob", "--server", srv.url(), "--api-token", srv.apiToken)
 		if missing.code != 2 || !strings.Contains(missing.stderr, `no job "nosuchjob"`) {
 			t.Errorf("logs of an unknown job exited %d: %s", missing.code, missing.stderr)

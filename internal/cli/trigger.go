@@ -92,8 +92,12 @@ func trigger(ctx context.Context, e env, o triggerOptions) error {
 	}
 	inferred := false
 	if top != "" && o.ref == "" && o.commit == "" {
-		if b, err := gitx.CurrentBranch(ctx, top); err == nil && b != "" {
+		b, err := gitx.CurrentBranch(ctx, top)
+		switch {
+		case err == nil && b != "":
 			o.ref, inferred = b, true
+		case err == nil:
+			fmt.Fprintf(e.stderr, "deltaci: HEAD is detached in %s, so the run is of the project's default branch; pass --ref to run another\n", termsafe.String(top))
 		}
 	}
 	if top != "" {
