@@ -111,7 +111,10 @@
 //
 // # Explanations
 //
-// Job.Why lists Reasons: first the causes, what changed since the base
+// Job.Why lists Reasons: first the job's warnings (unmatched_input, one per
+// input glob that matches no file of the tree at head, with the nearest
+// existing path when one is close; see Warning), then the causes, what
+// changed since the base
 // (inputs_changed with the changed files its inputs match and the first
 // matching glob of each, at most MaxListedFiles with a count of the rest;
 // definition_changed with the fields, or new_job, when the pipeline at the
@@ -120,6 +123,17 @@
 // or for a skipped job its one filter (filtered_branch, filtered_event,
 // upstream_skipped). Causes may appear on a reused job: the same inputs may
 // have succeeded elsewhere.
+//
+// # Warnings
+//
+// A glob of a job's inputs that matches no file of the planned tree is a
+// Warning in Plan.Warnings and the first reason of the job: the job would
+// otherwise be reused whatever the files it was meant to cover hold. With
+// Options.Strict or strict: true in the pipeline, Make returns them as a
+// KindInvalid error instead. Finding the nearest path compares the glob's
+// directories, one at a time, with the names in the directory above, and
+// its literal rest with the names in the last: the cost is bounded by the
+// names of a few directories, not the size of the tree.
 //
 // # JSON
 //
@@ -136,6 +150,8 @@
 //	  "base": {"commit": "<id or empty>", "reason": "...", "fallback": "..."},
 //	  "changed_files": 3,                // paths changed since the base
 //	  "summary": {"run": 2, "reuse": 4, "skip": 1},
+//	  "warnings": [{"code": "unmatched_input", "job": "api", "glob": "scr/**",
+//	                "nearest": "src/", "text": "..."}],
 //	  "jobs": [{
 //	    "name": "api",
 //	    "decision": "run",               // run | reuse | skip

@@ -51,7 +51,9 @@ type Options struct {
 	BasePipeline *core.Pipeline
 	// BasePipelineAt, when BasePipeline is nil, is called with the chosen
 	// base commit to read the pipeline there: nil when it has none (or
-	// none that parses). An error stops Make.
+	// none that parses). An error stops Make. It is not called when the
+	// pipeline file is not among the changed paths: then the base's is
+	// Pipeline, which must be the one read from that file.
 	BasePipelineAt func(ctx context.Context, baseCommit string) (*core.Pipeline, error)
 	// Trigger says what the run is for, which decides its base.
 	Trigger Trigger
