@@ -667,12 +667,12 @@ func shipOnce(ctx context.Context, user *protocol.Client, repo string, lines <-c
 		select {
 		case line := <-lines:
 			var l struct {
-				Msg        string
-				AttemptID  string  `json:"attempt_id"`
-				JobSeconds float64 `json:"job_seconds"`
+				Msg       string
+				AttemptID string  `json:"attempt_id"`
+				JobMillis float64 `json:"job_ms"`
 			}
 			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "job ended" && l.AttemptID == a.ID {
-				return a, time.Duration(l.JobSeconds * float64(time.Second)), nil
+				return a, time.Duration(l.JobMillis * float64(time.Millisecond)), nil
 			}
 		case <-time.After(10 * time.Second):
 			return a, 0, fmt.Errorf("the runner logged no \"job ended\" line for attempt %s", a.ID)

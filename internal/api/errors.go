@@ -113,13 +113,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) { _ = jsonhttp.Write(w,
 // encodeTo writes v with the given status and reports whether it was sent.
 func encodeTo(w http.ResponseWriter, status int, v any) error { return jsonhttp.Write(w, status, v) }
 
-// unmatched answers the requests that no route takes with the documented
-// error body instead of the mux's plain text: 405 with an Allow header
-// when the path is served with other methods, else 404. It is registered
-// as "/", the least specific pattern, so matched requests pay nothing.
-func (s *Server) unmatched(mux *http.ServeMux) http.HandlerFunc {
+// answerUnmatched makes mux answer the requests that no route takes with
+// the documented error body instead of its plain text: 405 with an Allow
+// header when the path is served with other methods, else 404. It is
+// registered as "/", the least specific pattern, so matched requests pay
+// nothing; call it after every route.
+func (s *Server) answerUnmatched(mux *http.ServeMux) {
 	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
-	return func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		var allow []string
 		for _, m := range methods {
 			probe := r.Clone(r.Context())
@@ -135,7 +136,7 @@ func (s *Server) unmatched(mux *http.ServeMux) http.HandlerFunc {
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		s.writeError(w, r, &methodNotAllowed{method: r.Method, allow: allow})
-	}
+	})
 }
 
 // methodNotAllowed is a request for a path that takes other methods.

@@ -45,7 +45,7 @@ func (s *Server) routes() {
 	if s.cfg.StoreAPI != nil {
 		mux.Handle(StorePrefix+"/", http.StripPrefix(StorePrefix, s.storeScope(s.cfg.StoreAPI)))
 	}
-	mux.HandleFunc("/", s.unmatched(mux))
+	s.answerUnmatched(mux)
 	s.mux = mux
 }
 

@@ -316,7 +316,7 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 		return errored("cannot start the job: %v", err)
 	}
 	a.log.InfoContext(ctx, "job ended", slog.String("state", string(res.State)), slog.Int("exit_code", res.ExitCode),
-		slog.Float64("job_seconds", res.FinishedAt.Sub(res.StartedAt).Seconds()))
+		slog.Duration("job", res.FinishedAt.Sub(res.StartedAt)))
 	switch {
 	case res.Err != "":
 		fmt.Fprintf(logw, "deltaci: %s\n", res.Err)
