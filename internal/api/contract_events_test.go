@@ -5,15 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/deltaci/deltaci/internal/api"
+	"github.com/deltaci/deltaci/internal/api/apitest"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/store/postgres"
 )
 
 // eventsPipeline is two jobs in a row, so that the first one's end and
@@ -267,4 +271,86 @@ func checkRunEvents(t *testing.T, evs []contractEvent, only string) (map[string]
 func TestContractRunEvents(t *testing.T) {
 	t.Parallel()
 	testContractRunEvents(t, &contractCoverage{}, "PostgreSQL")
+}
+
+// notLeader is a replica that never leads: the background work stays
+// with the first server.
+type notLeader struct{}
+
+func (notLeader) IsLeader(context.Context) (bool, error) { return false, nil }
+
+// TestRunEventsAcrossReplicas follows a run on one replica while its
+// runner talks to another on the same PostgreSQL database: the follower
+// is woken by the database's notifications, and gets the log before the
+// job's end and then the run's end.
+func TestRunEventsAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	a := apitest.Start(t, apitest.Options{Engine: "PostgreSQL"})
+	drv, err := postgres.Open(ctx, a.Database, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := a.Config
+	cfg.Store, cfg.Leader, cfg.Wake = store.New(drv), notLeader{}, drv.Listen
+	t.Cleanup(func() { cfg.Store.Close() })
+	b := api.New(cfg)
+	b.Start(ctx)
+	hb := httptest.NewServer(b.Handler())
+	t.Cleanup(func() { b.Drain(); hb.Close(); b.Stop() })
+
+	lr := a.Leased(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  only:\n    run: echo hi\n"})
+	l := lr.Lease
+	follower := &protocol.Client{BaseURL: hb.URL, Token: func(context.Context) (string, error) { return apitest.APIToken, nil }}
+	fctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	first := make(chan struct{})
+	type result struct {
+		run    protocol.Run
+		events []string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var evs []string
+		run, err := follower.FollowRun(fctx, l.RunID, protocol.FollowRunOptions{}, func(ev protocol.RunEvent) error {
+			switch ev.Type {
+			case protocol.EventRun:
+				if len(evs) == 0 {
+					close(first)
+				}
+				evs = append(evs, "run")
+			case protocol.EventJob:
+				evs = append(evs, "job "+ev.Job.State)
+			case protocol.EventLog:
+				evs = append(evs, "log "+string(ev.Log.Data))
+			}
+			return nil
+		})
+		done <- result{run, evs, err}
+	}()
+	select {
+	case <-first:
+	case r := <-done:
+		t.Fatalf("the follow ended before its first event: %v", r.err)
+	}
+	// Everything from here on happens on the other replica.
+	if err := lr.Client.Start(ctx, l.AttemptID, l.LeaseToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lr.Client.AppendLog(ctx, l.AttemptID, l.LeaseToken, l.JobToken, 0, []byte("hi\n")); err != nil {
+		t.Fatal(err)
+	}
+	zero := 0
+	if _, err := lr.Client.Complete(ctx, l.AttemptID, protocol.CompleteRequest{LeaseToken: l.LeaseToken, State: core.AttemptSucceeded, ExitCode: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.run.State != string(core.RunSucceeded) {
+		t.Fatalf("follow on the other replica: run %s, %v (events %q)", r.run.State, r.err, r.events)
+	}
+	logAt, endAt := slices.Index(r.events, "log hi\n"), slices.Index(r.events, "job succeeded")
+	if logAt < 0 || endAt < logAt {
+		t.Errorf("events on the other replica: %q; want the log, then the job's end", r.events)
+	}
 }
