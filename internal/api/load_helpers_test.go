@@ -11,6 +11,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for the checks
 
+	"github.com/deltaci/deltaci/internal/api"
 	"github.com/deltaci/deltaci/internal/api/apitest"
 	"github.com/deltaci/deltaci/internal/gittest"
 	"github.com/deltaci/deltaci/internal/protocol"
@@ -40,9 +41,14 @@ const liveRegToken = apitest.RegistrationToken
 // startLiveServer builds a server on engine (one of storeEngines) with a fresh
 // database, serves it and stops it when the test ends. A PostgreSQL test
 // is skipped when no server is reachable (see storetest.PostgresURL).
-func startLiveServer(t *testing.T, engine string) *liveServer {
+// edit, if given, changes the server's configuration.
+func startLiveServer(t *testing.T, engine string, edit ...func(*api.Config)) *liveServer {
 	t.Helper()
-	srv := apitest.Start(t, apitest.Options{Engine: engine})
+	o := apitest.Options{Engine: engine}
+	if len(edit) > 0 {
+		o.Edit = edit[0]
+	}
+	srv := apitest.Start(t, o)
 	ls := &liveServer{URL: srv.URL, Store: srv.Store, srv: srv}
 	var err error
 	if engine == "PostgreSQL" {

@@ -39,7 +39,10 @@ func TestNoDoubleLease(t *testing.T) {
 }
 
 func testNoDoubleLease(t *testing.T, engine string, runs, jobs, runners int) {
-	ls := startLiveServer(t, engine)
+	// These runners never heartbeat, and on a busy machine an attempt can
+	// take longer than the default TTL from its lease to its completion:
+	// expiring leases are not what this test is about.
+	ls := startLiveServer(t, engine, func(c *api.Config) { c.TTL = time.Hour })
 	ctx := t.Context()
 	repo := ls.repo(t, map[string]string{".deltaci.yml": independentJobs(jobs, "true")})
 	// Everything is queued before any runner asks, so that every claim
