@@ -171,16 +171,20 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	if err := orch.BeginPlanning(bg, run.ID); err != nil {
 		return err
 	}
-	work := workDir(run.ID)
-	if err := os.Mkdir(work, 0o700); err != nil {
-		_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
-		return fmt.Errorf("workspace: %w", err)
-	}
-	defer os.RemoveAll(work)
-	src := filepath.Join(work, "src")
-	if err := takeSnapshot(ctx, wt, p, specs, src, countDecision(nr.Jobs, "") > 0); err != nil {
-		_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
-		return err
+	// A run with no job to run needs no workspace: nothing is copied.
+	var src, ws string
+	if countDecision(nr.Jobs, "") > 0 {
+		work := workDir(run.ID)
+		if err := os.Mkdir(work, 0o700); err != nil {
+			_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
+			return fmt.Errorf("workspace: %w", err)
+		}
+		defer os.RemoveAll(work)
+		src, ws = filepath.Join(work, "src"), filepath.Join(work, "ws")
+		if err := takeSnapshot(ctx, wt, p, specs, src); err != nil {
+			_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
+			return err
+		}
 	}
 	con.printf("deltaci: run %s at %s: %s (%d to run, %d reused, %d skipped), %d at a time\n", run.ID, describeHead(branch, head, len(wt.Changes) > 0),
 		plural(len(specs), "job"), countDecision(nr.Jobs, ""), countDecision(nr.Jobs, core.JobReused), countDecision(nr.Jobs, core.JobSkipped), o.jobs)
@@ -209,7 +213,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	}()
 	local := &runner.Local{
 		Orch: orch, Notifier: notifier, Exec: exec, Log: log,
-		Slots: o.jobs, Source: src, WorkDir: filepath.Join(work, "ws"), BaseEnv: e.vars, FixedEnv: runEnv(wt),
+		Slots: o.jobs, Source: src, WorkDir: ws, BaseEnv: e.vars, FixedEnv: runEnv(wt),
 		Output: con.job, Grace: o.grace, ID: "local", Results: res,
 	}
 	runErr := local.Run(runCtx, run.ID)
@@ -246,13 +250,9 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 var afterSnapshot = func(top string) {}
 
 // takeSnapshot copies the working tree into src for the jobs to run in,
-// and checks the copy. When no job runs (all reused or skipped), there is
-// nothing to copy, nor a result to record under a wrong digest: src is left
-// empty.
-func takeSnapshot(ctx context.Context, wt *gitx.WorkTree, p *core.Pipeline, specs []core.JobSpec, src string, anyRuns bool) error {
-	if !anyRuns {
-		return os.Mkdir(src, 0o700)
-	}
+// and checks the copy. (When no job runs, all reused or skipped, there is
+// nothing to copy, nor a result to record under a wrong digest.)
+func takeSnapshot(ctx context.Context, wt *gitx.WorkTree, p *core.Pipeline, specs []core.JobSpec, src string) error {
 	if _, err := wt.Snapshot(ctx, src); err != nil {
 		if ctx.Err() != nil {
 			return &exitError{code: ExitCanceled, err: errors.New("interrupted while taking the snapshot")}
