@@ -210,16 +210,24 @@ func (rs *runStream) stream(ctx context.Context, body protocol.Run) {
 	defer keepalive.Stop()
 	var waitTimer <-chan time.Time
 	first := true
+	subscribed := map[string]bool{}
 	for {
-		// Subscribe before reading, so a change after the read wakes us.
+		// A change announced between the read of body and a subscription
+		// woke nobody: read again after subscribing to something new.
+		fresh := first
 		for _, j := range body.Jobs {
 			for _, a := range j.Attempts {
-				s.runEvents.subscribe(ch, a.ID)
+				if !subscribed[a.ID] {
+					subscribed[a.ID], fresh = true, true
+					s.runEvents.subscribe(ch, a.ID)
+				}
 			}
+		}
+		if fresh {
+			body = rs.reread(ctx, body)
 		}
 		if first {
 			first = false
-			body = rs.reread(ctx, body)
 			rs.applyCursor(body)
 		}
 		done, err := rs.send(ctx, body)
@@ -260,8 +268,8 @@ func (rs *runStream) stream(ctx context.Context, body protocol.Run) {
 	}
 }
 
-// reread reads the run again after the first subscriptions, so no change
-// falls between the first read and them.
+// reread reads the run again after new subscriptions, so no change falls
+// between the last read and them.
 func (rs *runStream) reread(ctx context.Context, body protocol.Run) protocol.Run {
 	if b, err := rs.s.runBody(ctx, rs.runID); err == nil {
 		return b
