@@ -7,12 +7,14 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/deltaci/deltaci/internal/api"
 	"github.com/deltaci/deltaci/internal/api/apitest"
 	"github.com/deltaci/deltaci/internal/protocol"
+	"github.com/deltaci/deltaci/internal/store"
 )
 
 // waitLog keeps the server's log records.
@@ -22,8 +24,8 @@ type waitLog struct {
 }
 
 func (l *waitLog) Enabled(context.Context, slog.Level) bool { return true }
-func (l *waitLog) WithAttrs([]slog.Attr) slog.Handler      { return l }
-func (l *waitLog) WithGroup(string) slog.Handler           { return l }
+func (l *waitLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *waitLog) WithGroup(string) slog.Handler            { return l }
 func (l *waitLog) Handle(_ context.Context, r slog.Record) error {
 	l.mu.Lock()
 	l.recs = append(l.recs, r.Clone())
@@ -208,5 +210,56 @@ func testContractErroredRun(t *testing.T, engine string) {
 	r := e.json(ctx, http.StatusBadRequest, "POST", "/api/v1/runs", contractAPIToken, protocol.CreateRunRequest{Project: "label", Ref: "no-such-branch"})
 	if d := r.errorDetail(t); d.Details["run_id"] != nil {
 		t.Errorf("an unresolved ref recorded run %v", d.Details["run_id"])
+	}
+}
+
+// TestWaitingIgnoresSilentRunners: a runner with the labels that has not
+// been in touch for an hour is offline and takes nothing: the job waits,
+// and says so, until the runner opens a session again.
+func TestWaitingIgnoresSilentRunners(t *testing.T) {
+	for _, engine := range apitest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			var skew atomic.Int64
+			clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+			srv := apitest.Start(t, apitest.Options{Engine: engine, StoreOptions: []store.Option{store.WithClock(clock)}})
+			p := srv.AddProject(t, contractRepo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  build:\n    run: 'true'\n"}))
+
+			// The runner registers and opens its session an hour ago.
+			skew.Store(int64(-time.Hour))
+			c := &protocol.Client{BaseURL: srv.URL}
+			reg, err := c.Register(ctx, apitest.RegistrationToken, protocol.RegisterRequest{Name: "old", Labels: []string{api.ExecutorLabel("shell")}, ProtocolVersion: protocol.Version})
+			if err != nil {
+				t.Fatal(err)
+			}
+			session := protocol.SessionRequest{RunnerID: reg.RunnerID, Credential: reg.Credential, ProtocolVersion: protocol.Version}
+			if _, err := c.Session(ctx, session); err != nil {
+				t.Fatal(err)
+			}
+			skew.Store(0)
+
+			run, err := srv.User().CreateRun(ctx, protocol.CreateRunRequest{Project: p.Name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(run.Warnings) != 0 {
+				t.Errorf("a registered runner has the label, but the creation warns %q", run.Warnings)
+			}
+			if w := contractJob(t, run, "build").Waiting; !strings.HasPrefix(w, "no live runner: none was in touch in the last ") {
+				t.Errorf("waiting with only an offline runner = %q", w)
+			}
+			// In touch again: nothing waits for a runner that is not there.
+			if _, err := c.Session(ctx, session); err != nil {
+				t.Fatal(err)
+			}
+			again, err := srv.User().Run(ctx, run.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := contractJob(t, again, "build").Waiting; w != "" {
+				t.Errorf("waiting with the runner back = %q", w)
+			}
+		})
 	}
 }
