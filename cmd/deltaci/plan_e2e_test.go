@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/deltaci/deltaci/internal/protocol"
 )
 
 // typoPipeline has a job whose inputs were meant to be src/**.
@@ -217,4 +219,25 @@ jobs:
 	check("refs/heads/main")
 	git(t, dir, "checkout", "-q", "--detach")
 	check("")
+}
+
+// TestServerRunShowsUnmatchedInput: a run the server plans carries the
+// warning in the job's explanation, and strict: true refuses the run.
+func TestServerRunShowsUnmatchedInput(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, serverOpts{})
+	dir := typoRepo(t, "")
+	run := srv.createRun(t, dir, "main")
+	if got := job(t, run, "build").Explain; !strings.HasPrefix(got, `input glob "scr/**" matches no file; did you mean src/?; `) {
+		t.Errorf("build's explanation = %q, want the warning first", got)
+	}
+	if got := job(t, run, "docs").Explain; strings.Contains(got, "matches no file") {
+		t.Errorf("docs's explanation = %q, want no warning", got)
+	}
+
+	strict := typoRepo(t, "strict: true\n")
+	_, err := srv.api.CreateRun(t.Context(), protocol.CreateRunRequest{Project: srv.project(t, strict), Ref: "main"})
+	if err == nil || !strings.Contains(err.Error(), `job build: input glob "scr/**" matches no file`) {
+		t.Errorf("a strict pipeline with an unmatched glob: err = %v, want it refused with the warning", err)
+	}
 }
