@@ -25,8 +25,8 @@ with its job's name; with JOB, that job's log alone, unprefixed. A job that
 ran more than once shows its latest attempt; reused and skipped jobs have
 no log.
 
-With --follow, print the logs as the jobs write them, and the jobs' state
-changes, until the run ends. Output is escaped as trigger --follow escapes
+With --follow, print the logs as the jobs write them (and, without JOB, the
+jobs' state changes) until the run ends. Output is escaped as trigger --follow escapes
 it: a job cannot drive the terminal.`,
 		Example: `  deltaci logs 0195f3a2-7c4e-7b1a-9d2e-3f4a5b6c7d8e --server http://127.0.0.1:8080
   deltaci logs 0195f3a2-7c4e-7b1a-9d2e-3f4a5b6c7d8e test --follow`,
