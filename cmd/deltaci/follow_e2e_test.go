@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deltaci/deltaci/internal/core"
 )
 
 // inOrder fails unless each of lines is a whole line of out, each after
@@ -164,4 +167,35 @@ jobs:
 			t.Errorf("logs of an unknown job exited %d: %s", missing.code, missing.stderr)
 		}
 	})
+}
+
+// TestFollowInterrupted: Ctrl-C stops trigger --follow with 130 and says
+// the run goes on, which it does.
+func TestFollowInterrupted(t *testing.T) {
+	t.Parallel()
+	g := newGate(t)
+	dir := repo(t, map[string]string{".deltaci.yml": fmt.Sprintf("version: 1\njobs:\n  slow:\n    run: |\n      echo before\n      %s\n      echo after\n", g.wait())})
+	srv := startServer(t, serverOpts{})
+	srv.startRunner(t, runnerOpts{})
+	srv.project(t, dir)
+	trig := startProc(t, "trigger", procOpts{env: srv.userEnv()}, "trigger", "--server", srv.url(), "--repo", dir, "--follow")
+	eventually(t, "trigger prints slow's first line", func() bool {
+		return strings.Contains(trig.stdout.String(), "slow | before\n") || trig.exited()
+	})
+	if err := trig.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-trig.done:
+	case <-time.After(waitLong):
+		t.Fatal("trigger --follow did not stop after SIGINT")
+	}
+	runID, _, _ := strings.Cut(trig.stdout.String(), "\n")
+	if code := trig.cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(trig.stdout.String(), "stopped following; run "+runID+" goes on") {
+		t.Errorf("trigger --follow after SIGINT exited %d:\n%s\n%s", code, trig.stdout.String(), trig.stderr.String())
+	}
+	g.open(t)
+	if run := srv.waitRunEnds(t, runID); run.State != string(core.RunSucceeded) {
+		t.Errorf("the run after its follower stopped: %s", describeRun(&run))
+	}
 }
