@@ -159,9 +159,9 @@ func (s *Server) listRunners(w http.ResponseWriter, r *http.Request) error {
 
 // runnerSilence is how long a live runner may go without a recorded
 // contact: it asks for a lease at least every MaxLeaseWait, or heartbeats
-// its attempts every TTL/3, and its contact is written every liveFor.
+// its attempts every TTL/3, and its contact is written every ContactFlush.
 func (s *Server) runnerSilence() time.Duration {
-	return liveFor + 2*max(s.cfg.MaxLeaseWait, s.cfg.TTL)
+	return s.cfg.ContactFlush + 2*max(s.cfg.MaxLeaseWait, s.cfg.TTL)
 }
 
 // runnerOnline reports whether a runner last in touch at lastSeen is

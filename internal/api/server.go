@@ -75,6 +75,9 @@ type Config struct {
 	Leader orchestrator.Leader
 	// ReapInterval is how often leases are checked (2 s when 0).
 	ReapInterval time.Duration
+	// ContactFlush is how often the runners' contacts this replica saw
+	// are written (DefaultContactFlush when 0).
+	ContactFlush time.Duration
 	Metrics      *telemetry.Metrics
 	Log          *slog.Logger
 }
@@ -82,6 +85,7 @@ type Config struct {
 // Server is the API with its background loops.
 type Server struct {
 	live     liveRunners
+	contacts contacts
 	waits    waits
 	cfg      Config
 	st       *store.Store
@@ -124,6 +128,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.ReapInterval <= 0 {
 		cfg.ReapInterval = orchestrator.DefaultReapInterval
+	}
+	if cfg.ContactFlush <= 0 {
+		cfg.ContactFlush = DefaultContactFlush
 	}
 	if cfg.Salt == "" {
 		cfg.Salt = planner.DefaultSalt
@@ -180,6 +187,11 @@ func (s *Server) Start(ctx context.Context) {
 	go func() {
 		defer s.loops.Done()
 		s.background(ctx)
+	}()
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		s.flushContacts(ctx)
 	}()
 	if s.st.CanWatch() {
 		s.runEvents.watched.Store(true)

@@ -27,8 +27,8 @@ func newRunnersCmd(e env) *cobra.Command {
 		Short: "List and remove the runners registered with a Delta CI server",
 		Long: `List the runners registered with a server: for each, its state (idle, busy
 with the attempts it holds, or offline), when the server last heard from it
-(a session, a lease request, a heartbeat or a log upload, to within 30
-seconds) and the jobs it runs now. A runner is offline after 90 seconds of
+(a session, a lease request, a heartbeat or a log upload, to within 10
+seconds) and the jobs it runs now. A runner is offline after 70 seconds of
 silence (with the server's default lease settings).
 
 Or remove one: its credential and tokens stop working. A runner process that

@@ -70,7 +70,7 @@ type RunnerInfo struct {
 	ProtocolVersion int       `json:"protocol_version"`
 	CreatedAt       time.Time `json:"created_at"`
 	// LastSeenAt is the runner's last contact: a session, a lease request,
-	// a heartbeat or a log upload, recorded to within 30 seconds.
+	// a heartbeat or a log upload, recorded to within 10 seconds.
 	LastSeenAt time.Time `json:"last_seen_at"`
 	// State is RunnerIdle, RunnerBusy (it holds attempts) or RunnerOffline
 	// (silent for longer than a live runner ever is).

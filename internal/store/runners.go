@@ -142,21 +142,20 @@ type HeldAttempt struct {
 // maxHeldAttempts bounds one listing of the held attempts.
 const maxHeldAttempts = 10000
 
-// SeeRunner records that the runner was in touch now (never moving the
-// time back) and returns a core.KindNotFound error for a runner that is
-// no longer registered.
-func (s *Store) SeeRunner(ctx context.Context, id string) error {
-	var ok bool
+// SeeRunners records, in one transaction, when each runner was last in
+// touch (never moving a time back). Runners no longer registered are
+// passed over.
+func (s *Store) SeeRunners(ctx context.Context, seen map[string]time.Time) error {
 	err := s.drv.Write(ctx, func(q Queries) error {
-		var err error
-		ok, err = q.SeeRunner(ctx, id, s.Now())
-		return err
+		for id, at := range seen {
+			if _, err := q.SeeRunner(ctx, id, at); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("see runner %s: %w", id, err)
-	}
-	if !ok {
-		return core.E(core.KindNotFound, "see runner", "no runner %s", id)
+		return fmt.Errorf("record the contacts of %d runners: %w", len(seen), err)
 	}
 	return nil
 }
