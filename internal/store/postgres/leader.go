@@ -22,10 +22,12 @@ type Leader struct {
 	conn *pgxpool.Conn
 }
 
-// NewLeader returns an elector for role over the driver's pool.
+// NewLeader returns an elector for role over the driver's pool. Advisory
+// locks are per database, so the key names the schema too: deployments in
+// two schemas of one database each elect their own leader.
 func (d *Driver) NewLeader(role string) *Leader {
 	h := fnv.New64a()
-	h.Write([]byte("deltaci:" + role))
+	h.Write([]byte("deltaci:" + d.pool.Config().ConnConfig.RuntimeParams["search_path"] + ":" + role))
 	return &Leader{pool: d.pool, key: int64(h.Sum64())}
 }
 

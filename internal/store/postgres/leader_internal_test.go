@@ -68,3 +68,29 @@ func TestLeaderIsExclusive(t *testing.T) {
 		t.Error("the replica whose session died still claims the role")
 	}
 }
+
+// Two deployments in two schemas of one database are independent: each
+// elects its own leader for the same role.
+func TestLeaderIsPerSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, err := Open(ctx, storetest.PostgresURL(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, storetest.PostgresURL(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	la, lb := a.NewLeader("reaper"), b.NewLeader("reaper")
+	defer la.Resign(ctx)
+	defer lb.Resign(ctx)
+	if ok, err := la.IsLeader(ctx); err != nil || !ok {
+		t.Fatalf("first deployment: %v %v", ok, err)
+	}
+	if ok, err := lb.IsLeader(ctx); err != nil || !ok {
+		t.Fatalf("second deployment, in another schema, is not its own leader: %v %v", ok, err)
+	}
+}
