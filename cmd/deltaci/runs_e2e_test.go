@@ -143,7 +143,7 @@ jobs:
 	if j := job(t, solo, "lint"); j.State != string(core.JobSucceeded) || len(j.Attempts) != 1 {
 		t.Errorf("lint in the rerun of lint: %s", describeRun(&solo))
 	}
-	if b, tst := job(t, solo, "build"), job(t, solo, "test"); b.State != string(core.JobReused) || tst.State != string(core.JobSkipped) || len(tst.Attempts) != 0 {
+	if b, tst := job(t, solo, "build"), job(t, solo, "test"); b.State != string(core.JobReused) || tst.State != string(core.JobFailed) || tst.Reason != string(core.ReasonNotRerun) || len(tst.Attempts) != 0 || solo.State != string(core.RunFailed) {
 		t.Errorf("the rerun of lint: %s", describeRun(&solo))
 	}
 	r = userCLI(t, srv, "rerun", first.ID, "--job", "nosuch")
@@ -177,7 +177,8 @@ jobs:
 		t.Errorf("runs ls --json --limit 3 = %v (next %q), want %v and more", ids, list.NextCursor, want)
 	}
 	out = mustCLI(t, srv, "runs", "ls", "--project", project, "--state", "failed")
-	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[1], first.ID) {
+	// The rerun of lint alone is failed too: test's failure stands in it.
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[1], soloID) || !strings.HasPrefix(lines[2], first.ID) {
 		t.Errorf("runs ls of failed runs:\n%s", out)
 	}
 

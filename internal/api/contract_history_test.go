@@ -174,18 +174,22 @@ func testContractHistory(t *testing.T, cov *contractCoverage, engine string) {
 		t.Errorf("rerun of build: jobs %v", got)
 	}
 	runner.finish(t, map[string]core.AttemptState{"build": core.AttemptFailed})
-	// A job that succeeded, alone: the jobs that failed are skipped.
+	// A job that succeeded, alone: the jobs that did not succeed carry
+	// their failure, so the rerun cannot end green.
 	var solo protocol.Run
 	e.json(ctx, http.StatusCreated, "POST", rerun(orig.ID), maintainer, protocol.RerunRequest{Job: "lint"}).decode(t, &solo)
 	created = append(created, solo.ID)
-	if got := historyJobs(solo); got["lint"] != string(core.JobQueued) || got["build"] != string(core.JobSkipped) || got["test"] != string(core.JobSkipped) {
+	if got := historyJobs(solo); got["lint"] != string(core.JobQueued) || got["build"] != string(core.JobFailed) || got["test"] != string(core.JobFailed) {
 		t.Errorf("rerun of lint: jobs %v", got)
 	}
-	if b := contractJob(t, solo, "build"); !strings.Contains(b.Explain, "not part of this rerun") {
+	if b := contractJob(t, solo, "build"); !strings.Contains(b.Explain, "not part of this rerun") || b.Reason != string(core.ReasonNotRerun) {
 		t.Errorf("a job a rerun left out explains %q", b.Explain)
 	}
 	if ran := runner.finish(t, nil); !slices.Equal(ran, []string{"lint"}) {
 		t.Errorf("rerun of lint ran %v", ran)
+	}
+	if got := e.run(ctx, solo.ID); got.State != string(core.RunFailed) {
+		t.Errorf("a rerun of lint alone, while build and test failed, ended %s", got.State)
 	}
 
 	// A rerun of an untrusted run is untrusted, even once its branch is
@@ -243,7 +247,7 @@ func testContractHistory(t *testing.T, cov *contractCoverage, engine string) {
 	}{
 		{url.Values{"project": {"open"}}, []string{openAgain.ID, open.ID}},
 		{url.Values{"project": {"history"}, "limit": {"1"}}, created[2:]},
-		{url.Values{"state": {"failed"}}, []string{one.ID, orig.ID}},
+		{url.Values{"state": {"failed"}}, []string{solo.ID, one.ID, orig.ID}},
 		{url.Values{"state": {"canceled"}, "event": {"manual"}}, []string{open.ID}},
 		{url.Values{"ref": {"main"}, "event": {"push"}}, created[2:]},
 		{url.Values{"ref": {"refs/heads/main"}, "project": {"open"}}, []string{openAgain.ID, open.ID}},

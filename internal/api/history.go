@@ -166,7 +166,7 @@ func (s *Server) rerunTrust(ctx context.Context, proj core.Project, orig core.Ru
 // so, and the jobs chosen run again. With only empty they are the jobs
 // that did not succeed; with only set, that job and the jobs that need it
 // (directly or not) and did not succeed, and the other jobs that did not
-// succeed are skipped.
+// succeed end failed at once (reason not_rerun).
 //
 // Errors: core.KindNotFound for a job orig does not have; core.KindConflict
 // when there is nothing to run again, or when the job chosen needs a job
@@ -264,8 +264,10 @@ func rerunJobs(orig core.Run, jobs []core.Job, attempts []core.Attempt, only str
 			nj.Decision = core.JobSkipped
 			nj.Explain = fmt.Sprintf("skipped as in run %s: %s", orig.ID, j.Explain)
 		default:
-			nj.Decision = core.JobSkipped
-			nj.Explain = fmt.Sprintf("not part of this rerun of job %s: it ended %s in run %s", only, j.State, orig.ID)
+			// Left out of a one-job rerun: the failure stands, so the
+			// rerun cannot end green while a job of the commit is red.
+			nj.Decision = core.JobFailed
+			nj.Explain = fmt.Sprintf("not part of this rerun of job %s: it ended %s in run %s, and that stands", only, j.State, orig.ID)
 		}
 		out = append(out, nj)
 	}

@@ -51,8 +51,8 @@ func TestRerunJobs(t *testing.T) {
 	}{
 		{name: "Failed", jobs: dag, want: "a=run b=run c=reused<att-c> d=reused<old-d> e=skipped f=reused<att-f>"},
 		{name: "OneFailed", jobs: dag, only: "a", want: "a=run b=run c=reused<att-c> d=reused<old-d> e=skipped f=reused<att-f>"},
-		{name: "OneSucceeded", jobs: dag, only: "c", want: "a=skipped b=skipped c=run d=reused<old-d> e=skipped f=reused<att-f>"},
-		{name: "OneReused", jobs: dag, only: "d", want: "a=skipped b=skipped c=reused<att-c> d=run e=skipped f=reused<att-f>"},
+		{name: "OneSucceeded", jobs: dag, only: "c", want: "a=failed b=failed c=run d=reused<old-d> e=skipped f=reused<att-f>"},
+		{name: "OneReused", jobs: dag, only: "d", want: "a=failed b=failed c=reused<att-c> d=run e=skipped f=reused<att-f>"},
 		{name: "DependentsThatFailed", jobs: []string{"a=succeeded", "b=failed:a", "c=upstream_failed:b", "d=succeeded:a"}, only: "a",
 			want: "a=run b=run c=run d=reused<att-d>"},
 		{name: "ErrNeedFailed", jobs: dag, only: "b", err: core.KindConflict, names: "job b needs a, which ended failed in run r1"},

@@ -30,7 +30,8 @@ type Job struct {
 	Reason  Reason
 	Explain string // why the planner decided what it did
 	// Decision is the planner's verdict: JobReused or JobSkipped for a job
-	// that will not run, empty for one that runs.
+	// that will not run, empty for one that runs; JobFailed for a rerun's
+	// job that carries its original's failure.
 	Decision   JobState
 	Digest     string // input digest (the planner's), empty when none was computed
 	ReusedFrom string // the attempt whose result a reused job stands for

@@ -63,6 +63,10 @@ const (
 	ReasonResourceLimit  Reason = "resource_limit"
 	ReasonUpstreamFailed Reason = "upstream_failed"
 	ReasonConfigError    Reason = "config_error"
+	// ReasonNotRerun ends, as failed, a job that did not succeed in the
+	// run a rerun repeats and that the rerun leaves out (a rerun of one
+	// job): the rerun carries the failure instead of hiding it.
+	ReasonNotRerun Reason = "not_rerun"
 	// ReasonReleased ends an attempt its runner handed back before starting
 	// it (the runner was shutting down); a new attempt takes its place
 	// without counting as a retry.
@@ -72,7 +76,7 @@ const (
 var validReasons = map[Reason]bool{
 	ReasonNone: true, ReasonExitCode: true, ReasonTimeout: true, ReasonCanceled: true,
 	ReasonRunnerLost: true, ReasonInfraError: true, ReasonResourceLimit: true,
-	ReasonUpstreamFailed: true, ReasonConfigError: true, ReasonReleased: true,
+	ReasonUpstreamFailed: true, ReasonConfigError: true, ReasonReleased: true, ReasonNotRerun: true,
 }
 
 // ParseReason validates a stored or received reason string.

@@ -15,7 +15,8 @@ var runTransitions = map[RunState][]RunState{
 }
 
 var jobTransitions = map[JobState][]JobState{
-	JobPending:        {JobQueued, JobReused, JobSkipped, JobUpstreamFailed, JobCanceled},
+	// pending → failed: a rerun's job that carries its original's failure.
+	JobPending:        {JobQueued, JobReused, JobSkipped, JobUpstreamFailed, JobCanceled, JobFailed},
 	JobQueued:         {JobRunning, JobCanceled, JobFailed},
 	JobRunning:        {JobSucceeded, JobFailed, JobCanceled},
 	JobSucceeded:      nil,

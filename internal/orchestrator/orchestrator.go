@@ -67,7 +67,11 @@ func (o *Orchestrator) StartRun(ctx context.Context, runID string) error {
 		}
 		for _, j := range jobs {
 			if j.Decision != "" && j.State == core.JobPending {
-				if err := tx.MoveJob(ctx, j, j.Decision, ""); err != nil {
+				reason := core.ReasonNone
+				if j.Decision == core.JobFailed {
+					reason = core.ReasonNotRerun
+				}
+				if err := tx.MoveJob(ctx, j, j.Decision, reason); err != nil {
 					return err
 				}
 			}

@@ -59,7 +59,8 @@ type NewJob struct {
 	Spec    core.JobSpec
 	Explain string
 	// Decision is core.JobReused or core.JobSkipped for a job that will
-	// not run (applied when the run starts), empty otherwise.
+	// not run (applied when the run starts), core.JobFailed for a rerun's
+	// job that carries its original's failure, empty otherwise.
 	Decision   core.JobState
 	Digest     string
 	ReusedFrom string
@@ -79,8 +80,8 @@ func (s *Store) CreateRun(ctx context.Context, actor string, nr NewRun) (core.Ru
 		if j.Spec.Name == "" || seen[j.Spec.Name] {
 			return core.Run{}, nil, core.E(core.KindInvalid, "create run", "job names must be unique and non-empty (got %q)", j.Spec.Name)
 		}
-		if j.Decision != "" && j.Decision != core.JobReused && j.Decision != core.JobSkipped {
-			return core.Run{}, nil, core.E(core.KindInvalid, "create run", "job %s: decision must be reused or skipped, not %q", j.Spec.Name, j.Decision)
+		if j.Decision != "" && j.Decision != core.JobReused && j.Decision != core.JobSkipped && j.Decision != core.JobFailed {
+			return core.Run{}, nil, core.E(core.KindInvalid, "create run", "job %s: decision must be reused, skipped or failed, not %q", j.Spec.Name, j.Decision)
 		}
 		seen[j.Spec.Name] = true
 	}
