@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/deltaci/deltaci/internal/protocol"
@@ -123,7 +124,12 @@ func gitShim(t *testing.T) ([]string, string) {
 	bin := t.TempDir()
 	log := filepath.Join(t.TempDir(), "git.log")
 	script := "#!/bin/sh\necho \"$*\" >> '" + log + "'\nexec '" + real + "' \"$@\"\n"
-	if err := os.WriteFile(filepath.Join(bin, "git"), []byte(script), 0o755); err != nil {
+	// No fork while the script is open for writing: a child of a parallel
+	// test would hold it open, and running it would fail as "text file busy".
+	syscall.ForkLock.RLock()
+	err = os.WriteFile(filepath.Join(bin, "git"), []byte(script), 0o755)
+	syscall.ForkLock.RUnlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 	return append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH")), log
