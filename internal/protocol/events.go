@@ -1,8 +1,6 @@
 package protocol
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -111,53 +109,25 @@ func (c *Client) FollowRun(ctx context.Context, runID string, o FollowRunOptions
 // and its id. It returns the final run and true at the "end" event; false
 // with a nil error when the stream ended early (the caller resumes).
 func readRunEvents(r io.Reader, fn func(id string, ev RunEvent) error) (Run, bool, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxEventLine)
-	var event, id string
-	var data bytes.Buffer
-	for sc.Scan() {
-		line := sc.Bytes()
-		switch {
-		case len(line) == 0:
-			if data.Len() == 0 && event == "" {
-				continue
-			}
-			ev, err := decodeRunEvent(event, data.Bytes())
-			if err != nil {
-				return Run{}, false, err
-			}
-			if ev.Type == EventEnd {
-				return *ev.Run, true, fn(id, ev)
-			}
-			if ev.Type != "" {
-				if err := fn(id, ev); err != nil {
-					return Run{}, false, err
-				}
-			}
-			event = ""
-			data.Reset()
-		case line[0] == ':':
-			// A comment: the server's keepalive.
-		default:
-			field, value, _ := bytes.Cut(line, []byte(":"))
-			value = bytes.TrimPrefix(value, []byte(" "))
-			switch string(field) {
-			case "event":
-				event = string(value)
-			case "id":
-				id = string(value)
-			case "data":
-				if data.Len() > 0 {
-					data.WriteByte('\n')
-				}
-				data.Write(value)
-			}
+	var final Run
+	done, err := readSSE(r, "follow run", func(event, id string, data []byte) (bool, error) {
+		ev, err := decodeRunEvent(event, data)
+		if err != nil {
+			return false, err
 		}
+		if ev.Type == EventEnd {
+			final = *ev.Run
+			return true, fn(id, ev)
+		}
+		if ev.Type != "" {
+			return false, fn(id, ev)
+		}
+		return false, nil
+	})
+	if !done {
+		final = Run{}
 	}
-	if err := sc.Err(); err != nil {
-		return Run{}, false, core.Wrap(core.KindUnavailable, "follow run", err)
-	}
-	return Run{}, false, nil
+	return final, done, err
 }
 
 // decodeRunEvent parses one event's data; an unknown event has an empty

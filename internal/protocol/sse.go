@@ -18,9 +18,27 @@ const maxEventLine = 4 << 20
 // the log is complete; false with a nil error when the stream ended early
 // (the caller resumes). An "error" event is returned as an error.
 func readEvents(r io.Reader, fn func(LogEvent) error) (LogEnd, bool, error) {
+	var end LogEnd
+	done, err := readSSE(r, "follow log", func(event, _ string, data []byte) (bool, error) {
+		var (
+			stop bool
+			err  error
+		)
+		end, stop, err = dispatch(event, data, fn)
+		return stop, err
+	})
+	return end, done, err
+}
+
+// readSSE splits a Server-Sent Events stream into events and calls fn with
+// each one's type, id and data, until fn says stop (readSSE then returns
+// true), fn fails, or the stream ends (false, with a nil error when it
+// ended cleanly). Comments (the server's keepalives) and unknown fields
+// are skipped, as SSE says.
+func readSSE(r io.Reader, op string, fn func(event, id string, data []byte) (bool, error)) (bool, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxEventLine)
-	var event string
+	var event, id string
 	var data bytes.Buffer
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -29,9 +47,8 @@ func readEvents(r io.Reader, fn func(LogEvent) error) (LogEnd, bool, error) {
 			if data.Len() == 0 && event == "" {
 				continue
 			}
-			end, done, err := dispatch(event, data.Bytes(), fn)
-			if err != nil || done {
-				return end, done, err
+			if stop, err := fn(event, id, data.Bytes()); err != nil || stop {
+				return stop, err
 			}
 			event = ""
 			data.Reset()
@@ -43,6 +60,8 @@ func readEvents(r io.Reader, fn func(LogEvent) error) (LogEnd, bool, error) {
 			switch string(field) {
 			case "event":
 				event = string(value)
+			case "id":
+				id = string(value)
 			case "data":
 				if data.Len() > 0 {
 					data.WriteByte('\n')
@@ -52,9 +71,9 @@ func readEvents(r io.Reader, fn func(LogEvent) error) (LogEnd, bool, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return LogEnd{}, false, core.Wrap(core.KindUnavailable, "follow log", err)
+		return false, core.Wrap(core.KindUnavailable, op, err)
 	}
-	return LogEnd{}, false, nil
+	return false, nil
 }
 
 func dispatch(event string, data []byte, fn func(LogEvent) error) (LogEnd, bool, error) {

@@ -125,3 +125,37 @@ func TestLogEventJSON(t *testing.T) {
 		t.Fatalf("round trip %s → %+v, %v", b, out, err)
 	}
 }
+
+// FuzzReadRunEvents feeds arbitrary run streams: the reader must never
+// panic, must deliver only well-formed events, and must report an end only
+// with the run it names.
+func FuzzReadRunEvents(f *testing.F) {
+	f.Add([]byte("event: run\nid: 1\ndata: {\"id\":\"r\",\"state\":\"running\"}\n\nevent: job\ndata: {\"name\":\"a\",\"state\":\"queued\"}\n\nevent: log\ndata: {\"attempt\":\"x\",\"offset\":0,\"data\":\"aGk=\"}\n\nevent: end\ndata: {\"id\":\"r\",\"state\":\"succeeded\"}\n\n"))
+	f.Add([]byte(": keepalive\n\nevent: job\ndata: {\"name\":\"\"}\n\n"))
+	f.Add([]byte("event: error\ndata: {\"code\":\"not_found\",\"message\":\"no run\"}\n\n"))
+	f.Add([]byte("event: log\ndata: {\"attempt\":\"x\",\"offset\":-5}\n\n"))
+	f.Add([]byte("event: mystery\ndata: 1\n\nevent: end\ndata: {}\n\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		run, done, err := readRunEvents(bytes.NewReader(b), func(_ string, ev RunEvent) error {
+			switch {
+			case ev.Type == EventJob && (ev.Job == nil || ev.Job.Name == ""):
+				t.Fatalf("delivered a job event without a job name: %+v", ev)
+			case ev.Type == EventLog && (ev.Log == nil || ev.Log.Attempt == "" || ev.Log.Offset < 0):
+				t.Fatalf("delivered a malformed log event: %+v", ev.Log)
+			case (ev.Type == EventRun || ev.Type == EventEnd) && (ev.Run == nil || ev.Run.ID == ""):
+				t.Fatalf("delivered a %s event without a run id", ev.Type)
+			}
+			return nil
+		})
+		if done && (err != nil || run.ID == "") {
+			t.Fatalf("done with run %q and error %v", run.ID, err)
+		}
+		if !done && run.ID != "" {
+			t.Fatalf("not done but returned run %q", run.ID)
+		}
+		var ce *core.Error
+		if err != nil && !errors.As(err, &ce) {
+			t.Fatalf("error of type %T, want *core.Error", err)
+		}
+	})
+}
