@@ -80,18 +80,7 @@ jobs:
 				t.Logf("trigger stdout:\n%s\nstderr:\n%s", trig.stdout.String(), trig.stderr.String())
 			}
 		})
-		var runID string
-		eventually(t, "trigger prints the run id", func() bool {
-			line, _, ok := strings.Cut(trig.stdout.String(), "\n")
-			if !ok && trig.exited() {
-				t.Fatalf("trigger exited without a run id:\n%s\n%s", trig.stdout.String(), trig.stderr.String())
-			}
-			runID = line
-			return ok
-		})
-		if !uuidRE.MatchString(runID) {
-			t.Fatalf("trigger's first line is not a run id: %q", runID)
-		}
+		runID := triggeredRun(t, trig)
 		run, err := srv.api.Run(t.Context(), runID)
 		if err != nil {
 			t.Fatal(err)

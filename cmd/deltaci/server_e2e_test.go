@@ -148,18 +148,7 @@ jobs:
 		}
 		srv.project(t, dir)
 		trig := startProc(t, "trigger", procOpts{env: srv.userEnv()}, "trigger", "--server", srv.url(), "--repo", dir, "--ref", "main", "--follow")
-		var runID string
-		eventually(t, "trigger prints the run id", func() bool {
-			line, _, ok := strings.Cut(trig.stdout.String(), "\n")
-			if !ok && trig.exited() {
-				t.Fatalf("trigger exited without a run id:\n%s\n%s", trig.stdout.String(), trig.stderr.String())
-			}
-			runID = line
-			return ok
-		})
-		if !uuidRE.MatchString(runID) {
-			t.Fatalf("trigger's first line is not a run id: %q", runID)
-		}
+		runID := triggeredRun(t, trig)
 		followed := followRun(t, srv, runID)
 
 		// The slow job waits for the gate, so its first line can only be
@@ -883,4 +872,23 @@ jobs:
 	if b, err := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti"); err == nil && strings.TrimSpace(string(b)) == "0" {
 		t.Log("this kernel refuses TIOCSTI everywhere (dev.tty.legacy_tiocsti=0): the tiocsti job cannot fail here")
 	}
+}
+
+// triggeredRun waits for `deltaci trigger` to print its run id, the first
+// line of its output, and returns it.
+func triggeredRun(t *testing.T, trig *proc) string {
+	t.Helper()
+	var runID string
+	eventually(t, "trigger prints the run id", func() bool {
+		line, _, ok := strings.Cut(trig.stdout.String(), "\n")
+		if !ok && trig.exited() {
+			t.Fatalf("trigger exited without a run id:\n%s\n%s", trig.stdout.String(), trig.stderr.String())
+		}
+		runID = line
+		return ok
+	})
+	if !uuidRE.MatchString(runID) {
+		t.Fatalf("trigger's first line is not a run id: %q", runID)
+	}
+	return runID
 }

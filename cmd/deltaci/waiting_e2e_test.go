@@ -25,18 +25,7 @@ func TestWaitingForARunner(t *testing.T) {
 
 	trig := startProc(t, "trigger", procOpts{env: srv.userEnv()},
 		"trigger", "--server", srv.url(), "--repo", dir, "--ref", "main", "--follow")
-	var runID string
-	eventually(t, "trigger prints the run id", func() bool {
-		line, _, ok := strings.Cut(trig.stdout.String(), "\n")
-		if !ok && trig.exited() {
-			t.Fatalf("trigger exited without a run id:\n%s\n%s", trig.stdout.String(), trig.stderr.String())
-		}
-		runID = line
-		return ok
-	})
-	if !uuidRE.MatchString(runID) {
-		t.Fatalf("trigger's first line is not a run id: %q", runID)
-	}
+	runID := triggeredRun(t, trig)
 	// The follower says why the job waits soon after the run exists.
 	deadline := time.Now().Add(5 * time.Second)
 	line := "deltaci: build waits: " + want
