@@ -24,8 +24,13 @@ const (
 	// waitingEvery re-reads a run that has queued attempts, for their
 	// waiting reasons, which change with runners the run does not see.
 	waitingEvery = 2 * time.Second
-	// keepaliveEvery keeps proxies from closing an idle stream.
+	// keepaliveEvery keeps proxies from closing an idle stream, and
+	// re-reads the run: an announcement can be missed by a watch that
+	// began while a transaction of the run was committing (watches.go).
 	keepaliveEvery = 15 * time.Second
+	// settleAfter re-reads the run once, soon after its watch began, for
+	// the same reason.
+	settleAfter = time.Second
 	// unwatchedEvery re-reads the run when the engine announces nothing.
 	unwatchedEvery = 250 * time.Millisecond
 	// maxCursor bounds the attempts a Last-Event-ID may name.
@@ -191,6 +196,8 @@ func (rs *runStream) stream(ctx context.Context, body protocol.Run) {
 	ch := make(chan struct{}, 1)
 	s.runEvents.subscribe(ch, rs.runID)
 	defer s.runEvents.unsubscribe(ch)
+	defer s.watchRun(ctx, rs.runID)()
+	settle := time.After(settleAfter)
 	if !s.runEvents.watched.Load() {
 		// The engine announces nothing: a re-read is the only way to see.
 		t := time.NewTicker(unwatchedEvery)
@@ -244,7 +251,6 @@ func (rs *runStream) stream(ctx context.Context, body protocol.Run) {
 		if hasQueued(body) {
 			waitTimer = time.After(waitingEvery)
 		}
-	wait:
 		select {
 		case <-ctx.Done():
 			return
@@ -252,12 +258,12 @@ func (rs *runStream) stream(ctx context.Context, body protocol.Run) {
 			return
 		case <-ch:
 		case <-waitTimer:
+		case <-settle:
 		case <-keepalive.C:
 			if _, err := io.WriteString(rs.w, ": keepalive\n\n"); err != nil {
 				return
 			}
 			rs.fl.Flush()
-			goto wait
 		}
 		if body, err = s.runBody(ctx, rs.runID); err != nil {
 			if ctx.Err() == nil {

@@ -225,17 +225,21 @@ func (s *Server) followLog(ctx context.Context, w http.ResponseWriter, id string
 	// re-read on a timer only when the engine announces nothing.
 	wakeup := make(chan struct{}, 1)
 	s.runEvents.subscribe(wakeup, id)
+	defer s.runEvents.unsubscribe(wakeup)
 	if a, err := s.st.Attempt(ctx, id); err == nil {
 		s.runEvents.subscribe(wakeup, a.RunID)
+		defer s.watchRun(ctx, a.RunID)()
 	}
-	defer s.runEvents.unsubscribe(wakeup)
 	poll := time.NewTicker(unwatchedEvery)
 	defer poll.Stop()
 	if s.runEvents.watched.Load() {
 		poll.Stop()
 	}
-	keepalive := time.NewTicker(15 * time.Second)
+	// The keepalive re-reads too, and so does settle once: see
+	// keepaliveEvery.
+	keepalive := time.NewTicker(keepaliveEvery)
 	defer keepalive.Stop()
+	settle := time.After(settleAfter)
 	for {
 		data, info, err := s.readLog(ctx, id, offset, readChunk)
 		if err != nil {
@@ -269,6 +273,7 @@ func (s *Server) followLog(ctx context.Context, w http.ResponseWriter, id string
 			return nil
 		case <-poll.C:
 		case <-wakeup:
+		case <-settle:
 		case <-keepalive.C:
 			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
 				return nil

@@ -113,6 +113,8 @@ type Server struct {
 
 	// runEvents wakes the streams of runs' events (events.go).
 	runEvents hub
+	// watches are the runs this replica streams (watches.go).
+	watches runWatches
 }
 
 // New returns a server; Start runs its background loops.
@@ -199,6 +201,11 @@ func (s *Server) Start(ctx context.Context) {
 		go func() {
 			defer s.loops.Done()
 			s.st.Watch(ctx, s.runEvents.publish)
+		}()
+		s.loops.Add(1)
+		go func() {
+			defer s.loops.Done()
+			s.renewWatches(ctx)
 		}()
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Watcher is an engine that announces committed changes, so that a
@@ -14,6 +15,41 @@ type Watcher interface {
 	// (announcements were lost, such as while a connection was down).
 	// fn must not block.
 	Watch(ctx context.Context, fn func(id string))
+}
+
+// WatchRegistry is a Watcher that announces only the changes of the runs
+// some replica says it streams (PostgreSQL, where announcing costs every
+// commit a cluster-wide lock). A watch lasts until its time and is renewed
+// while the stream lasts.
+type WatchRegistry interface {
+	WatchRuns(ctx context.Context, replica string, runIDs []string, until time.Time) error
+	UnwatchRun(ctx context.Context, replica, runID string) error
+	ExpireRunWatches(ctx context.Context, now time.Time) error
+}
+
+// WatchRuns marks runs as streamed by replica until the given time; a
+// no-op on an engine that announces every change.
+func (s *Store) WatchRuns(ctx context.Context, replica string, runIDs []string, until time.Time) error {
+	if r, ok := s.drv.(WatchRegistry); ok && len(runIDs) > 0 {
+		return r.WatchRuns(ctx, replica, runIDs, until)
+	}
+	return nil
+}
+
+// UnwatchRun says replica streams the run no more.
+func (s *Store) UnwatchRun(ctx context.Context, replica, runID string) error {
+	if r, ok := s.drv.(WatchRegistry); ok {
+		return r.UnwatchRun(ctx, replica, runID)
+	}
+	return nil
+}
+
+// ExpireRunWatches forgets the watches not renewed by now.
+func (s *Store) ExpireRunWatches(ctx context.Context, now time.Time) error {
+	if r, ok := s.drv.(WatchRegistry); ok {
+		return r.ExpireRunWatches(ctx, now)
+	}
+	return nil
 }
 
 // CanWatch reports whether the engine announces its changes (Watch).

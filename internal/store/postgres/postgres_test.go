@@ -214,3 +214,121 @@ func TestWriteFailuresLeaveNothing(t *testing.T) {
 		t.Fatalf("events = %v, %v; want one", evs, err)
 	}
 }
+
+// Only the changes of runs some replica watches are announced: a commit
+// that sends NOTIFY takes a cluster-wide lock, which the queue's every
+// transition must not pay.
+func TestOnlyWatchedRunsAreAnnounced(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	drv, err := postgres.Open(ctx, storetest.PostgresURL(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The listener's connection goes back to the pool once ctx ends;
+	// closing the pool waits for it.
+	defer drv.Close()
+	defer cancel()
+	s := store.New(drv)
+	ids := make(chan string, 100)
+	listening := make(chan struct{})
+	go s.Watch(ctx, func(id string) { ids <- id })
+	// The LISTEN is in place once an announcement arrives: announce one.
+	newRun := func() core.Run {
+		run, _, err := s.CreateRun(ctx, "test", store.NewRun{Event: core.EventManual, Jobs: []store.NewJob{{Spec: core.JobSpec{Name: "a", Run: "true"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return run
+	}
+	probe := store.NewID()
+	if err := s.WatchRuns(ctx, "replica-1", []string{probe}, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(listening)
+		for {
+			// The run ids are new each time; watch the run, then
+			// write, until the listener hears one.
+			r := newRun()
+			if err := s.WatchRuns(ctx, "replica-1", []string{r.ID}, time.Now().Add(time.Minute)); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := s.Update(ctx, "test", func(tx *store.Tx) error {
+				return tx.MoveRun(ctx, r.ID, core.RunQueued, core.RunPlanning, "")
+			}); err != nil {
+				t.Error(err)
+				return
+			}
+			select {
+			case id := <-ids:
+				if id != r.ID && id != "" {
+					t.Errorf("announced %q while only %s was written", id, r.ID)
+				}
+				return
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	<-listening
+	if t.Failed() {
+		return
+	}
+
+	unwatched := newRun()
+	watched := newRun()
+	if err := s.WatchRuns(ctx, "replica-2", []string{watched.ID}, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []core.Run{unwatched, watched} {
+		if err := s.Update(ctx, "test", func(tx *store.Tx) error {
+			return tx.MoveRun(ctx, r.ID, core.RunQueued, core.RunPlanning, "")
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Notifications arrive in commit order: the watched run's comes after
+	// anything the unwatched run's commit would have sent.
+	for id := range ids {
+		if id == unwatched.ID {
+			t.Fatalf("the change of run %s, which nobody watches, was announced", id)
+		}
+		if id == watched.ID {
+			break
+		}
+	}
+	if err := s.UnwatchRun(ctx, "replica-2", watched.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ExpireRunWatches(ctx, time.Now().Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// With no watch left, the run's next change is silent; a watched
+	// run's change after it proves the listener would have heard it.
+	if err := s.Update(ctx, "test", func(tx *store.Tx) error {
+		return tx.MoveRun(ctx, watched.ID, core.RunPlanning, core.RunRunning, "")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	last := newRun()
+	if err := s.WatchRuns(ctx, "replica-3", []string{last.ID}, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, "test", func(tx *store.Tx) error {
+		return tx.MoveRun(ctx, last.ID, core.RunQueued, core.RunPlanning, "")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for id := range ids {
+		if id == watched.ID {
+			t.Fatal("a run whose watch ended and expired was still announced")
+		}
+		if id == last.ID {
+			break
+		}
+	}
+}

@@ -104,6 +104,12 @@ type Run struct {
 	Message     string
 }
 
+type RunWatcher struct {
+	RunID   string
+	Replica string
+	Until   int64
+}
+
 type Runner struct {
 	ID              string
 	Name            string
