@@ -263,3 +263,40 @@ func TestWaitingIgnoresSilentRunners(t *testing.T) {
 		})
 	}
 }
+
+// A job that starts waiting while nobody reads its run (its only runner
+// went silent after the run was created) is logged and counted by the
+// leader's scan.
+func TestWaitIsReportedUnread(t *testing.T) {
+	for _, engine := range apitest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			logs := &waitLog{}
+			e := newContractEnv(t, contractOptions{engine: engine, apiToken: contractAPIToken, edit: func(c *api.Config) {
+				c.Executor, c.Log = "sandbox", slog.New(logs)
+				// Silent after ContactFlush + 2 × max(MaxLeaseWait, TTL).
+				c.ContactFlush, c.TTL, c.MaxLeaseWait = 100*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
+				c.ReapInterval, c.WaitScan = 50*time.Millisecond, 50*time.Millisecond
+			}})
+			repo := contractRepo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  build:\n    run: 'true'\n"})
+			e.addProject(ctx, contractProject{Name: "quiet", RepoURL: repo})
+			e.contractRunner(ctx, "r1", "executor:sandbox")
+			run := e.createRun(ctx, contractAPIToken, protocol.CreateRunRequest{Project: "quiet"})
+			if w := contractJob(t, run, "build").Waiting; w != "" {
+				t.Fatalf("the job waits while its runner is live: %q", w)
+			}
+			// Nobody reads the run from here on: only the scan can see it.
+			deadline := time.Now().Add(30 * time.Second)
+			for e.metric(ctx, "deltaci_unschedulable_attempts_total") != "1" {
+				if time.Now().After(deadline) {
+					t.Fatalf("deltaci_unschedulable_attempts_total = %s after the runner went silent (the run now: %+v; runners %s)", e.metric(ctx, "deltaci_unschedulable_attempts_total"), e.run(ctx, run.ID), e.json(ctx, http.StatusOK, "GET", "/api/v1/runners", contractAPIToken, nil).body)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n, attrs := logs.count(slog.LevelWarn, "job waits for a runner"); n != 1 || attrs["run_id"] != run.ID || attrs["job"] != "build" {
+				t.Errorf("%d warnings logged, the last %v", n, attrs)
+			}
+		})
+	}
+}

@@ -78,6 +78,10 @@ type Config struct {
 	// ContactFlush is how often the runners' contacts this replica saw
 	// are written (DefaultContactFlush when 0).
 	ContactFlush time.Duration
+	// WaitScan is how often the leader looks for queued attempts that no
+	// live runner can take, to log and count them (DefaultWaitScan when
+	// 0). It runs with the reaper, so no more often than ReapInterval.
+	WaitScan time.Duration
 	Metrics      *telemetry.Metrics
 	Log          *slog.Logger
 }
@@ -133,6 +137,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.ContactFlush <= 0 {
 		cfg.ContactFlush = DefaultContactFlush
+	}
+	if cfg.WaitScan <= 0 {
+		cfg.WaitScan = DefaultWaitScan
 	}
 	if cfg.Salt == "" {
 		cfg.Salt = planner.DefaultSalt
@@ -215,7 +222,7 @@ func (s *Server) Start(ctx context.Context) {
 func (s *Server) background(ctx context.Context) {
 	t := time.NewTicker(s.cfg.ReapInterval)
 	defer t.Stop()
-	var lastRepair time.Time // zero: repair at the first reap, after a restart
+	var lastRepair, lastWaits time.Time // zero: at the first reap, after a restart
 	for {
 		reap := true
 		select {
@@ -252,6 +259,10 @@ func (s *Server) background(ctx context.Context) {
 		if time.Since(lastRepair) >= repairEvery {
 			lastRepair = time.Now()
 			s.repairRuns(ctx)
+		}
+		if time.Since(lastWaits) >= s.cfg.WaitScan {
+			lastWaits = time.Now()
+			s.scanWaits(ctx)
 		}
 		s.sweepLogs(ctx)
 	}

@@ -108,6 +108,36 @@ func (s *Server) Waiting(ctx context.Context, run core.Run, jobs []core.Job, att
 	return out, nil
 }
 
+// DefaultWaitScan is how often the leader looks for queued attempts that
+// no live runner can take, so that a wait is logged and counted even when
+// nobody reads the run: a job queued once its needs ended, a runner that
+// died.
+const DefaultWaitScan = 15 * time.Second
+
+// scanWaits reports the waits of every active run (Waiting).
+func (s *Server) scanWaits(ctx context.Context) {
+	runs, err := s.st.ActiveRuns(ctx)
+	for _, run := range runs {
+		if err != nil || ctx.Err() != nil {
+			break
+		}
+		var attempts []core.Attempt
+		if attempts, err = s.st.Attempts(ctx, run.ID); err != nil {
+			break
+		}
+		if !slices.ContainsFunc(attempts, func(a core.Attempt) bool { return a.State == core.AttemptQueued }) {
+			continue
+		}
+		var jobs []core.Job
+		if jobs, err = s.st.Jobs(ctx, run.ID); err == nil {
+			_, err = s.Waiting(ctx, run, jobs, attempts)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "looking for jobs that wait for a runner", slog.Any("err", err))
+	}
+}
+
 // reportWait logs a run's waiting job once and counts its attempt once.
 func (s *Server) reportWait(ctx context.Context, runID, job, attemptID, why string) {
 	w := &s.waits
