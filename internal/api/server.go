@@ -82,8 +82,9 @@ type Config struct {
 	// live runner can take, to log and count them (DefaultWaitScan when
 	// 0). It runs with the reaper, so no more often than ReapInterval.
 	WaitScan time.Duration
-	Metrics      *telemetry.Metrics
-	Log          *slog.Logger
+
+	Metrics *telemetry.Metrics
+	Log     *slog.Logger
 }
 
 // Server is the API with its background loops.
