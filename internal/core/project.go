@@ -1,7 +1,9 @@
 package core
 
 import (
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -29,10 +31,38 @@ type Project struct {
 	// UntrustedNetwork is whether jobs of untrusted runs may have network.
 	UntrustedNetwork bool
 	// Labels are the runs-on labels its jobs may ask for; empty means any.
-	Labels    []string
+	Labels []string
+	// Forge is where its webhooks come from and its statuses go; its zero
+	// value means none.
+	Forge     ProjectForge
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
+
+// ProjectForge ties a project to its repository on a forge.
+type ProjectForge struct {
+	// Kind is github, gitlab, gitea or forgejo; "" for no forge.
+	Kind string `json:"kind,omitempty"`
+	// APIURL is the forge API's root; "" means https://api.github.com
+	// for github, and is required for the others.
+	APIURL string `json:"api_url,omitempty"`
+	// Repo is the repository on the forge: owner/name, or a GitLab
+	// project's path with its namespace.
+	Repo string `json:"repo,omitempty"`
+	// TokenSecret names the secret, in the server's secret provider, that
+	// holds the forge token statuses are posted with; "" posts none. The
+	// token itself is never stored.
+	TokenSecret string `json:"token_secret,omitempty"`
+	// HookSecret signs (or, on GitLab, is) the webhook deliveries; the
+	// server makes it, and only admins read it back.
+	HookSecret string `json:"hook_secret,omitempty"`
+	// KeepSuperseded keeps a pull request's unfinished run going when a
+	// new push to it starts another; by default the older one is canceled.
+	KeepSuperseded bool `json:"keep_superseded,omitempty"`
+}
+
+// ForgeKinds are the forges a project can name.
+var ForgeKinds = []string{"github", "gitlab", "gitea", "forgejo"}
 
 var (
 	projectNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
@@ -57,7 +87,46 @@ func (p Project) Validate() error {
 	if err := checkList("secret", p.Secrets, checkSecretName); err != nil {
 		return err
 	}
-	return checkList("label", p.Labels, checkLabel)
+	if err := checkList("label", p.Labels, checkLabel); err != nil {
+		return err
+	}
+	return p.Forge.validate()
+}
+
+func (f ProjectForge) validate() error {
+	if f.Kind == "" {
+		if f != (ProjectForge{KeepSuperseded: f.KeepSuperseded}) {
+			return invalidProject("forge settings need a forge kind (one of %s)", strings.Join(ForgeKinds, ", "))
+		}
+		return nil
+	}
+	if !slices.Contains(ForgeKinds, f.Kind) {
+		return invalidProject("forge %q: use one of %s", f.Kind, strings.Join(ForgeKinds, ", "))
+	}
+	if f.APIURL == "" && f.Kind != "github" {
+		return invalidProject("forge %s needs its API URL (such as https://host/api/v4 for GitLab, https://host/api/v1 for Gitea)", f.Kind)
+	}
+	if f.APIURL != "" {
+		u, err := url.Parse(f.APIURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return invalidProject("forge API URL %q: use an http or https URL with a host and no credentials, query or fragment", f.APIURL)
+		}
+	}
+	switch {
+	case f.Repo == "":
+		return invalidProject("forge repository is required: owner/name (a GitLab project's path with its namespace)")
+	case strings.IndexFunc(f.Repo, isSpaceOrControl) >= 0 || strings.HasPrefix(f.Repo, "/") || strings.HasSuffix(f.Repo, "/") ||
+		strings.Contains(f.Repo, "..") || strings.Contains(f.Repo, "//") || !strings.Contains(f.Repo, "/"):
+		return invalidProject("forge repository %q: use owner/name (a GitLab project's path with its namespace)", f.Repo)
+	case f.Kind != "gitlab" && strings.Count(f.Repo, "/") != 1:
+		return invalidProject("forge repository %q: use owner/name", f.Repo)
+	}
+	if f.TokenSecret != "" {
+		if problem := checkSecretName(f.TokenSecret); problem != "" {
+			return invalidProject("forge token secret %q: %s", f.TokenSecret, problem)
+		}
+	}
+	return nil
 }
 
 func invalidProject(format string, args ...any) error {

@@ -42,6 +42,9 @@ func (s *Store) CreateErroredRun(ctx context.Context, actor string, nr NewRun, r
 		if err := tx.q.InsertRun(ctx, run); err != nil {
 			return err
 		}
+		if err := insertRunForge(ctx, tx.q, run.ID, nr.Forge); err != nil {
+			return err
+		}
 		if err := tx.record(ctx, core.EntityRun, run.ID, run.ID, "", string(core.RunQueued), ""); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ const DefaultBranch = "main"
 type ProjectRow struct {
 	ID, Name, RepoURL, DefaultBranch string
 	Protected, Secrets, Labels       string
+	Forge                            string // core.ProjectForge as JSON
 	UntrustedNetwork                 bool
 	CreatedAt, UpdatedAt             int64
 }
@@ -36,6 +37,11 @@ func ProjectToRow(p core.Project) (ProjectRow, error) {
 			return ProjectRow{}, err
 		}
 	}
+	f, err := json.Marshal(p.Forge)
+	if err != nil {
+		return ProjectRow{}, core.Wrap(core.KindInternal, "encode project "+p.Name, err)
+	}
+	row.Forge = string(f)
 	return row, nil
 }
 
@@ -52,6 +58,9 @@ func ProjectFromRow(r ProjectRow) (core.Project, error) {
 		if err := json.Unmarshal([]byte(l.from), l.to); err != nil {
 			return core.Project{}, core.Wrap(core.KindInternal, "decode project "+r.Name, err)
 		}
+	}
+	if err := json.Unmarshal([]byte(r.Forge), &p.Forge); err != nil {
+		return core.Project{}, core.Wrap(core.KindInternal, "decode project "+r.Name, err)
 	}
 	return p, nil
 }

@@ -51,7 +51,10 @@ type NewRun struct {
 	Project     string // the project's name; empty for a run of `deltaci run`, which has no projects
 	TrustReason string // why the run is or is not trusted, in words
 	RerunOf     string // the run this one reruns, if it is a rerun
-	Jobs        []NewJob
+	// Forge, when set, is where the run's commit statuses go: every move
+	// of the run and its jobs then writes the Status Reporter's outbox.
+	Forge *RunForge
+	Jobs  []NewJob
 }
 
 // NewJob describes one job of a new run and what the planner decided.
@@ -93,6 +96,9 @@ func (s *Store) CreateRun(ctx context.Context, actor string, nr NewRun) (core.Ru
 	jobs := make([]core.Job, len(nr.Jobs))
 	err := s.drv.Write(ctx, func(q Queries) error {
 		if err := q.InsertRun(ctx, run); err != nil {
+			return err
+		}
+		if err := insertRunForge(ctx, q, run.ID, nr.Forge); err != nil {
 			return err
 		}
 		if err := q.InsertEvent(ctx, event(now, actor, core.EntityRun, run.ID, run.ID, "", string(run.State), "")); err != nil {

@@ -42,6 +42,10 @@ func TestErroredRuns(t *testing.T) {
 	storetest.RunErrored(t, openStore)
 }
 
+func TestForgesConformance(t *testing.T) {
+	storetest.RunForges(t, openStore)
+}
+
 // TestListenWakesOnQueue checks that queuing an attempt notifies a listener
 // on another connection when the transaction commits, and only then.
 func TestListenWakesOnQueue(t *testing.T) {

@@ -568,7 +568,7 @@ func (x queries) InsertProject(ctx context.Context, p core.Project) error {
 	}
 	return mapErr("insert project", x.q.InsertProject(ctx, pgdb.InsertProjectParams{
 		ID: row.ID, Name: row.Name, RepoUrl: row.RepoURL, DefaultBranch: row.DefaultBranch,
-		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels,
+		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels, Forge: row.Forge,
 		UntrustedNetwork: row.UntrustedNetwork, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
 	}))
 }
@@ -576,7 +576,7 @@ func (x queries) InsertProject(ctx context.Context, p core.Project) error {
 func projectFromRow(row pgdb.Project) (core.Project, error) {
 	return store.ProjectFromRow(store.ProjectRow{
 		ID: row.ID, Name: row.Name, RepoURL: row.RepoUrl, DefaultBranch: row.DefaultBranch,
-		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels,
+		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels, Forge: row.Forge,
 		UntrustedNetwork: row.UntrustedNetwork, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
 	})
 }
@@ -612,7 +612,7 @@ func (x queries) UpdateProject(ctx context.Context, p core.Project) (core.Projec
 	}
 	got, err := x.q.UpdateProject(ctx, pgdb.UpdateProjectParams{
 		Name: row.Name, RepoUrl: row.RepoURL, DefaultBranch: row.DefaultBranch,
-		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels,
+		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels, Forge: row.Forge,
 		UntrustedNetwork: row.UntrustedNetwork, UpdatedAt: row.UpdatedAt,
 	})
 	if err != nil {

@@ -535,7 +535,7 @@ func (x queries) InsertProject(ctx context.Context, p core.Project) error {
 	}
 	return mapErr("insert project", x.q.InsertProject(ctx, sqlitedb.InsertProjectParams{
 		ID: row.ID, Name: row.Name, RepoUrl: row.RepoURL, DefaultBranch: row.DefaultBranch,
-		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels,
+		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels, Forge: row.Forge,
 		UntrustedNetwork: boolInt(row.UntrustedNetwork), CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
 	}))
 }
@@ -550,7 +550,7 @@ func boolInt(b bool) int64 {
 func projectFromRow(row sqlitedb.Project) (core.Project, error) {
 	return store.ProjectFromRow(store.ProjectRow{
 		ID: row.ID, Name: row.Name, RepoURL: row.RepoUrl, DefaultBranch: row.DefaultBranch,
-		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels,
+		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels, Forge: row.Forge,
 		UntrustedNetwork: row.UntrustedNetwork != 0, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
 	})
 }
@@ -586,7 +586,7 @@ func (x queries) UpdateProject(ctx context.Context, p core.Project) (core.Projec
 	}
 	got, err := x.q.UpdateProject(ctx, sqlitedb.UpdateProjectParams{
 		Name: row.Name, RepoUrl: row.RepoURL, DefaultBranch: row.DefaultBranch,
-		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels,
+		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels, Forge: row.Forge,
 		UntrustedNetwork: boolInt(row.UntrustedNetwork), UpdatedAt: row.UpdatedAt,
 	})
 	if err != nil {

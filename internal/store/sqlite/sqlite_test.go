@@ -41,6 +41,10 @@ func TestErroredRuns(t *testing.T) {
 	storetest.RunErrored(t, openStore)
 }
 
+func TestForgesConformance(t *testing.T) {
+	storetest.RunForges(t, openStore)
+}
+
 func TestMoveLeased(t *testing.T) {
 	t.Parallel()
 	storetest.RunMoveLeased(t, openStore)

@@ -19,6 +19,10 @@ func webProject() core.Project {
 		Name: "web", RepoURL: "https://git.example.com/acme/web.git", DefaultBranch: "trunk",
 		Protected: []string{"trunk", "release/**"}, Secrets: []string{"DEPLOY_KEY", "NPM_TOKEN"},
 		UntrustedNetwork: true, Labels: []string{"linux", "executor:shell"},
+		Forge: core.ProjectForge{
+			Kind: "gitlab", APIURL: "https://git.example.com/api/v4", Repo: "acme/platform/web",
+			TokenSecret: "GITLAB_TOKEN", HookSecret: "0123abcd", KeepSuperseded: true,
+		},
 	}
 }
 

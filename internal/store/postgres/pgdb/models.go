@@ -49,6 +49,22 @@ type Event struct {
 	Reason    string
 }
 
+type HookDelivery struct {
+	ID         string
+	Project    string
+	Forge      string
+	Delivery   string
+	Event      string
+	State      string
+	RunID      string
+	Message    string
+	Tries      int32
+	NextAt     int64
+	LeaseUntil int64
+	ReceivedAt int64
+	DoneAt     int64
+}
+
 type Job struct {
 	ID         string
 	RunID      string
@@ -84,6 +100,7 @@ type Project struct {
 	UntrustedNetwork bool
 	CreatedAt        int64
 	UpdatedAt        int64
+	Forge            string
 }
 
 type Run struct {
@@ -104,6 +121,15 @@ type Run struct {
 	Message     string
 }
 
+type RunForge struct {
+	RunID       string
+	Forge       string
+	ApiUrl      string
+	Repo        string
+	CommitID    string
+	TokenSecret string
+}
+
 type RunWatcher struct {
 	RunID   string
 	Replica string
@@ -118,4 +144,17 @@ type Runner struct {
 	ProtocolVersion int32
 	CreatedAt       int64
 	LastSeenAt      int64
+}
+
+type StatusOutbox struct {
+	RunID       string
+	JobID       string
+	Version     int64
+	Posted      int64
+	PostedState string
+	ChangedAt   int64
+	Tries       int32
+	NextAt      int64
+	LeaseUntil  int64
+	LastError   string
 }

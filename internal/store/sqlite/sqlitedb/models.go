@@ -53,6 +53,22 @@ type Event struct {
 	Reason    string
 }
 
+type HookDelivery struct {
+	ID         string
+	Project    string
+	Forge      string
+	Delivery   string
+	Event      string
+	State      string
+	RunID      string
+	Message    string
+	Tries      int64
+	NextAt     int64
+	LeaseUntil int64
+	ReceivedAt int64
+	DoneAt     int64
+}
+
 type Job struct {
 	ID         string
 	RunID      string
@@ -87,6 +103,7 @@ type Project struct {
 	UntrustedNetwork int64
 	CreatedAt        int64
 	UpdatedAt        int64
+	Forge            string
 }
 
 type Run struct {
@@ -107,6 +124,15 @@ type Run struct {
 	Message     string
 }
 
+type RunForge struct {
+	RunID       string
+	Forge       string
+	ApiUrl      string
+	Repo        string
+	CommitID    string
+	TokenSecret string
+}
+
 type Runner struct {
 	ID              string
 	Name            string
@@ -115,4 +141,17 @@ type Runner struct {
 	ProtocolVersion int64
 	CreatedAt       int64
 	LastSeenAt      int64
+}
+
+type StatusOutbox struct {
+	RunID       string
+	JobID       string
+	Version     int64
+	Posted      int64
+	PostedState string
+	ChangedAt   int64
+	Tries       int64
+	NextAt      int64
+	LeaseUntil  int64
+	LastError   string
 }

@@ -50,7 +50,7 @@ func (q *Queries) GetAPITokenByHash(ctx context.Context, hash string) (ApiToken,
 }
 
 const getProject = `-- name: GetProject :one
-SELECT id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at FROM projects WHERE name = ?
+SELECT id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at, forge FROM projects WHERE name = ?
 `
 
 func (q *Queries) GetProject(ctx context.Context, name string) (Project, error) {
@@ -67,12 +67,13 @@ func (q *Queries) GetProject(ctx context.Context, name string) (Project, error) 
 		&i.UntrustedNetwork,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Forge,
 	)
 	return i, err
 }
 
 const getProjectByRepo = `-- name: GetProjectByRepo :one
-SELECT id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at FROM projects WHERE repo_url = ?
+SELECT id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at, forge FROM projects WHERE repo_url = ?
 `
 
 func (q *Queries) GetProjectByRepo(ctx context.Context, repoUrl string) (Project, error) {
@@ -89,6 +90,7 @@ func (q *Queries) GetProjectByRepo(ctx context.Context, repoUrl string) (Project
 		&i.UntrustedNetwork,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Forge,
 	)
 	return i, err
 }
@@ -117,8 +119,8 @@ func (q *Queries) InsertAPIToken(ctx context.Context, arg InsertAPITokenParams) 
 }
 
 const insertProject = `-- name: InsertProject :exec
-INSERT INTO projects (id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO projects (id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, forge, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 `
 
 type InsertProjectParams struct {
@@ -130,6 +132,7 @@ type InsertProjectParams struct {
 	Secrets          string
 	Labels           string
 	UntrustedNetwork int64
+	Forge            string
 	CreatedAt        int64
 	UpdatedAt        int64
 }
@@ -144,6 +147,7 @@ func (q *Queries) InsertProject(ctx context.Context, arg InsertProjectParams) er
 		arg.Secrets,
 		arg.Labels,
 		arg.UntrustedNetwork,
+		arg.Forge,
 		arg.CreatedAt,
 		arg.UpdatedAt,
 	)
@@ -151,7 +155,7 @@ func (q *Queries) InsertProject(ctx context.Context, arg InsertProjectParams) er
 }
 
 const listProjects = `-- name: ListProjects :many
-SELECT id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at FROM projects ORDER BY name
+SELECT id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at, forge FROM projects ORDER BY name
 `
 
 func (q *Queries) ListProjects(ctx context.Context) ([]Project, error) {
@@ -174,6 +178,7 @@ func (q *Queries) ListProjects(ctx context.Context) ([]Project, error) {
 			&i.UntrustedNetwork,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Forge,
 		); err != nil {
 			return nil, err
 		}
@@ -196,9 +201,10 @@ SET repo_url = ?1,
     secrets = ?4,
     labels = ?5,
     untrusted_network = ?6,
-    updated_at = ?7
-WHERE name = ?8
-RETURNING id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at
+    forge = ?7,
+    updated_at = ?8
+WHERE name = ?9
+RETURNING id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at, forge
 `
 
 type UpdateProjectParams struct {
@@ -208,6 +214,7 @@ type UpdateProjectParams struct {
 	Secrets          string
 	Labels           string
 	UntrustedNetwork int64
+	Forge            string
 	UpdatedAt        int64
 	Name             string
 }
@@ -221,6 +228,7 @@ func (q *Queries) UpdateProject(ctx context.Context, arg UpdateProjectParams) (P
 		arg.Secrets,
 		arg.Labels,
 		arg.UntrustedNetwork,
+		arg.Forge,
 		arg.UpdatedAt,
 		arg.Name,
 	)
@@ -236,6 +244,7 @@ func (q *Queries) UpdateProject(ctx context.Context, arg UpdateProjectParams) (P
 		&i.UntrustedNetwork,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Forge,
 	)
 	return i, err
 }
