@@ -42,7 +42,7 @@ func (s *Store) CreateErroredRun(ctx context.Context, actor string, nr NewRun, r
 		if err := tx.q.InsertRun(ctx, run); err != nil {
 			return err
 		}
-		if err := insertRunForge(ctx, tx.q, run.ID, nr.Forge); err != nil {
+		if err := s.runSources(ctx, tx.q, run.ID, nr); err != nil {
 			return err
 		}
 		if err := tx.record(ctx, core.EntityRun, run.ID, run.ID, "", string(core.RunQueued), ""); err != nil {

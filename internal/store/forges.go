@@ -204,14 +204,29 @@ func (s *Store) fenced(ctx context.Context, op string, fn func(Queries) (bool, e
 	return nil
 }
 
-// insertRunForge records where a new run's statuses go, before its first
-// event, so that the outbox sees every move.
-func insertRunForge(ctx context.Context, q Queries, runID string, f *RunForge) error {
-	if f == nil {
+// runSources records, in a new run's transaction and before its first
+// event, where its statuses go (so that the outbox sees every move) and
+// that its webhook delivery is done.
+func (s *Store) runSources(ctx context.Context, q Queries, runID string, nr NewRun) error {
+	if f := nr.Forge; f != nil {
+		if f.Kind == "" || f.APIURL == "" || f.Repo == "" || f.Commit == "" {
+			return core.E(core.KindInvalid, "create run", "a run's forge needs its kind, API URL, repository and commit")
+		}
+		if err := q.InsertRunForge(ctx, runID, *f); err != nil {
+			return err
+		}
+	}
+	if nr.Delivery == nil {
 		return nil
 	}
-	if f.Kind == "" || f.APIURL == "" || f.Repo == "" || f.Commit == "" {
-		return core.E(core.KindInvalid, "create run", "a run's forge needs its kind, API URL, repository and commit")
+	d := *nr.Delivery
+	d.State, d.RunID, d.Message, d.DoneAt = DeliveryDone, runID, "", s.Now()
+	ok, err := q.FinishDelivery(ctx, d)
+	if err != nil {
+		return err
 	}
-	return q.InsertRunForge(ctx, runID, *f)
+	if !ok {
+		return core.E(core.KindLeaseLost, "create run", "delivery %s: the claim's lease has passed; another replica has it", d.Delivery)
+	}
+	return nil
 }

@@ -54,7 +54,12 @@ type NewRun struct {
 	// Forge, when set, is where the run's commit statuses go: every move
 	// of the run and its jobs then writes the Status Reporter's outbox.
 	Forge *RunForge
-	Jobs  []NewJob
+	// Delivery, when set, is the claimed webhook delivery the run is made
+	// for: it is finished, with the run's id, in the run's own
+	// transaction, so a delivery makes one run however often it is
+	// claimed. A lost claim (core.KindLeaseLost) makes no run.
+	Delivery *Delivery
+	Jobs     []NewJob
 }
 
 // NewJob describes one job of a new run and what the planner decided.
@@ -98,7 +103,7 @@ func (s *Store) CreateRun(ctx context.Context, actor string, nr NewRun) (core.Ru
 		if err := q.InsertRun(ctx, run); err != nil {
 			return err
 		}
-		if err := insertRunForge(ctx, q, run.ID, nr.Forge); err != nil {
+		if err := s.runSources(ctx, q, run.ID, nr); err != nil {
 			return err
 		}
 		if err := q.InsertEvent(ctx, event(now, actor, core.EntityRun, run.ID, run.ID, "", string(run.State), "")); err != nil {

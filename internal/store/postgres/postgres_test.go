@@ -46,6 +46,10 @@ func TestForgesConformance(t *testing.T) {
 	storetest.RunForges(t, openStore)
 }
 
+func TestDeliveryMakesOneRun(t *testing.T) {
+	storetest.RunDeliveryRuns(t, openStore)
+}
+
 // TestListenWakesOnQueue checks that queuing an attempt notifies a listener
 // on another connection when the transaction commits, and only then.
 func TestListenWakesOnQueue(t *testing.T) {

@@ -45,6 +45,10 @@ func TestForgesConformance(t *testing.T) {
 	storetest.RunForges(t, openStore)
 }
 
+func TestDeliveryMakesOneRun(t *testing.T) {
+	storetest.RunDeliveryRuns(t, openStore)
+}
+
 func TestMoveLeased(t *testing.T) {
 	t.Parallel()
 	storetest.RunMoveLeased(t, openStore)

@@ -307,3 +307,45 @@ func statuses(t *testing.T, b bundle, runID string) []store.StatusRow {
 	}
 	return rows
 }
+
+// RunDeliveryRuns checks that a delivery makes one run, however often it
+// is claimed.
+func RunDeliveryRuns(t *testing.T, open Opener) {
+	b := setup(t, open)
+	if _, _, err := b.s.AddDelivery(b.ctx, store.Delivery{Project: "web", Forge: "github", Delivery: "d", Event: "{}"}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := b.s.ClaimDelivery(b.ctx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its planner stalls past the lease; another claims it and makes the run.
+	b.clock.advance(time.Minute + time.Millisecond)
+	second, err := b.s.ClaimDelivery(b.ctx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nr := store.NewRun{Project: "web", Repo: "/repo", Ref: "refs/heads/main", Commit: "abc1234", Event: core.EventPush, Delivery: &second,
+		Jobs: []store.NewJob{{Spec: spec("a")}}}
+	run, _, err := b.s.CreateRun(b.ctx, "forge", nr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stalled planner's run is refused, and nothing of it is written.
+	nr.Delivery = &first
+	_, _, err = b.s.CreateRun(b.ctx, "forge", nr)
+	wantKind(t, err, core.KindLeaseLost)
+	_, err = b.s.CreateErroredRun(b.ctx, "forge", store.NewRun{Project: "web", Event: core.EventPush, Delivery: &first}, core.ReasonConfigError, "bad")
+	wantKind(t, err, core.KindLeaseLost)
+	page, err := b.s.ListRuns(b.ctx, store.RunFilter{Project: "web", Limit: 10})
+	if err != nil || len(page.Runs) != 1 || page.Runs[0].ID != run.ID {
+		t.Errorf("runs = %+v, %v; want only %s", page, err, run.ID)
+	}
+	ds, err := b.s.Deliveries(b.ctx, "web", 10)
+	if err != nil || len(ds) != 1 || ds[0].State != store.DeliveryDone || ds[0].RunID != run.ID {
+		t.Errorf("deliveries = %+v, %v", ds, err)
+	}
+	if _, err := b.s.ClaimDelivery(b.ctx, time.Minute); core.KindOf(err) != core.KindNotFound {
+		t.Errorf("a done delivery was claimed again: %v", err)
+	}
+}
