@@ -105,7 +105,7 @@ func (s *Server) rerunRun(w http.ResponseWriter, r *http.Request) error {
 	if err == nil {
 		nr := store.NewRun{
 			Project: proj.Name, Repo: orig.Repo, Ref: orig.Ref, Commit: orig.Commit, Event: orig.Event,
-			Trusted: trusted, TrustReason: why, RerunOf: orig.ID, Jobs: plan,
+			Trusted: trusted, TrustReason: why, RerunOf: orig.ID, Jobs: plan, Forge: runForge(proj, orig.Commit),
 		}
 		var run core.Run
 		if run, _, err = s.st.CreateRun(pctx, who.actor, nr); err == nil {

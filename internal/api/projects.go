@@ -2,7 +2,10 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/deltaci/deltaci/internal/core"
@@ -17,12 +20,50 @@ func projectBody(p core.Project) protocol.Project {
 		}
 		return s
 	}
-	return protocol.Project{
+	out := protocol.Project{
 		Name: p.Name, RepoURL: p.RepoURL, DefaultBranch: p.DefaultBranch,
 		ProtectedBranches: orEmpty(p.Protected), Secrets: orEmpty(p.Secrets),
 		UntrustedNetwork: p.UntrustedNetwork, Labels: orEmpty(p.Labels),
 		CreatedAt: p.CreatedAt.UTC(), UpdatedAt: p.UpdatedAt.UTC(),
 	}
+	if f := p.Forge; f.Kind != "" {
+		out.Forge = &protocol.ProjectForge{
+			Kind: f.Kind, APIURL: f.APIURL, Repo: f.Repo, TokenSecret: f.TokenSecret, KeepSuperseded: f.KeepSuperseded,
+		}
+	}
+	return out
+}
+
+// withForge sets p's forge from the API's form. The webhook secret stays
+// while the forge kind does; a new kind gets a new one.
+func withForge(p core.Project, f *protocol.ProjectForge) (core.Project, error) {
+	if f == nil || f.Kind == "" {
+		if f != nil && *f != (protocol.ProjectForge{}) {
+			return p, core.E(core.KindInvalid, "project", "forge settings need a forge kind (one of %s)", strings.Join(core.ForgeKinds, ", "))
+		}
+		p.Forge = core.ProjectForge{}
+		return p, nil
+	}
+	secret := p.Forge.HookSecret
+	if p.Forge.Kind != f.Kind || secret == "" {
+		var err error
+		if secret, err = newHookSecret(); err != nil {
+			return p, err
+		}
+	}
+	p.Forge = core.ProjectForge{
+		Kind: f.Kind, APIURL: f.APIURL, Repo: f.Repo, TokenSecret: f.TokenSecret, HookSecret: secret, KeepSuperseded: f.KeepSuperseded,
+	}
+	return p, nil
+}
+
+// newHookSecret makes a webhook secret: 32 random bytes in hex.
+func newHookSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", core.Wrap(core.KindInternal, "make webhook secret", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // checkRepoURL refuses a clone URL the server would not fetch: a transport
@@ -76,11 +117,14 @@ func (s *Server) addProject(w http.ResponseWriter, r *http.Request) error {
 	if err := checkRepoURL(req.RepoURL); err != nil {
 		return err
 	}
-	p, err := s.st.CreateProject(r.Context(), core.Project{
+	p, err := withForge(core.Project{
 		Name: req.Name, RepoURL: req.RepoURL, DefaultBranch: req.DefaultBranch, Protected: req.ProtectedBranches,
 		Secrets: req.Secrets, UntrustedNetwork: req.UntrustedNetwork, Labels: req.Labels,
-	})
+	}, req.Forge)
 	if err != nil {
+		return err
+	}
+	if p, err = s.st.CreateProject(r.Context(), p); err != nil {
 		return err
 	}
 	s.log.InfoContext(r.Context(), "project added", "project", p.Name, "repo", p.RepoURL, "actor", who.actor)
@@ -124,6 +168,11 @@ func (s *Server) updateProject(w http.ResponseWriter, r *http.Request) error {
 	}
 	if patch.Labels != nil {
 		p.Labels = *patch.Labels
+	}
+	if patch.Forge != nil {
+		if p, err = withForge(p, patch.Forge); err != nil {
+			return err
+		}
 	}
 	if p, err = s.st.UpdateProject(r.Context(), p); err != nil {
 		return err

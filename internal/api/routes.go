@@ -33,6 +33,9 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET "+v1+"/projects/{name}", s.handle(s.getProject))
 	mux.HandleFunc("PATCH "+v1+"/projects/{name}", s.handle(s.updateProject))
 	mux.HandleFunc("DELETE "+v1+"/projects/{name}", s.handle(s.removeProject))
+	mux.HandleFunc("GET "+v1+"/projects/{name}/hooks", s.handle(s.projectHooks))
+	mux.HandleFunc("POST "+v1+"/projects/{name}/hooks/secret", s.handle(s.rotateHookSecret))
+	mux.HandleFunc("POST "+v1+"/hooks/{forge}/{project}", s.handle(s.receiveHook))
 
 	mux.HandleFunc("POST "+v1+"/runs", s.handle(s.createRun))
 	mux.HandleFunc("GET "+v1+"/runs", s.handle(s.listRuns))

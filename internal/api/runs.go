@@ -102,7 +102,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return core.E(core.KindUnavailable, op, "project %s is still planning an earlier run after %s", proj.Name, planTimeout)
 	}
-	run, err := s.startRun(ctx, who, proj, req)
+	run, err := s.startRun(ctx, who, proj, runRequest{Event: req.Event, Ref: req.Ref, Commit: req.Commit, Before: req.Before})
 	unlock()
 	if err != nil {
 		return err
@@ -139,9 +139,26 @@ func (s *Server) projectOf(ctx context.Context, req protocol.CreateRunRequest) (
 	return p, err
 }
 
+// runRequest is what a run is made for, from the API or a webhook.
+type runRequest struct {
+	Event string
+	// Ref is a branch name, a full ref or a revision; a pull request's
+	// is the forge's ref of its head (refs/pull/<n>/head).
+	Ref    string
+	Commit string
+	// Before is, for a push, the branch's commit before it.
+	Before string
+	// Source and Target are a pull request's branch and the branch it
+	// merges into; Fork says whether it comes from another repository.
+	Source, Target string
+	Fork           bool
+	// Delivery is the claimed webhook delivery the run is made for.
+	Delivery *store.Delivery
+}
+
 // startRun fetches the project's repository, derives the run's trust,
 // plans the commit, records the run and queues its first jobs.
-func (s *Server) startRun(ctx context.Context, who principal, proj core.Project, req protocol.CreateRunRequest) (core.Run, error) {
+func (s *Server) startRun(ctx context.Context, who principal, proj core.Project, req runRequest) (core.Run, error) {
 	begin := time.Now()
 	repo := proj.RepoURL
 	before := req.Before
@@ -154,7 +171,10 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 	}
 	ref := req.Ref
 	branch := ""
-	if b, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
+	if req.Event == core.EventPullRequest {
+		// A pull request's head is no branch of the project: it is
+		// trusted by nothing, and job filters match its source branch.
+	} else if b, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
 		branch = b
 	} else if ok, err := gitx.CommitExists(ctx, mirror, "refs/heads/"+ref); err != nil {
 		return core.Run{}, err
@@ -181,7 +201,13 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 	if err != nil {
 		return core.Run{}, err
 	}
-	nr := store.NewRun{Project: proj.Name, Repo: repo, Ref: ref, Commit: commit, Event: req.Event, Trusted: trusted, TrustReason: why}
+	if req.Event == core.EventPullRequest {
+		why = prTrustReason(req)
+	}
+	nr := store.NewRun{
+		Project: proj.Name, Repo: repo, Ref: ref, Commit: commit, Event: req.Event, Trusted: trusted, TrustReason: why,
+		Forge: runForge(proj, commit), Delivery: req.Delivery,
+	}
 	b, err := gitx.FileAt(ctx, mirror, commit, pipeline.FileName, pipeline.MaxFileSize)
 	if core.KindOf(err) == core.KindNotFound {
 		return core.Run{}, s.erroredRun(ctx, who, nr, core.E(core.KindInvalid, "create run", "commit %s has no %s", commit, pipeline.FileName))
@@ -201,8 +227,11 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 	}
 	draft := core.Run{Project: proj.Name, Repo: repo, Ref: ref, Trusted: trusted}
 	trig := planner.Trigger{Kind: planner.TriggerPush, Head: commit, Branch: branch, Before: before}
-	if req.Event == core.EventManual {
+	switch req.Event {
+	case core.EventManual:
 		trig = planner.Trigger{Kind: planner.TriggerManual, Head: commit, Branch: branch}
+	case core.EventPullRequest:
+		trig = planner.Trigger{Kind: planner.TriggerPullRequest, Head: commit, Branch: req.Source, Target: "refs/heads/" + req.Target}
 	}
 	pl, err := planner.Make(ctx, planner.Options{
 		Dir: mirror, Pipeline: p, Trigger: trig, Executor: s.cfg.Executor, Salt: s.cfg.Salt,
@@ -245,6 +274,32 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 		slog.Int("jobs", len(nr.Jobs)), slog.Int("reused", reused), slog.String("actor", who.actor))
 	return run, nil
 }
+
+// prTrustReason says why a pull request's run is not trusted.
+func prTrustReason(req runRequest) string {
+	if req.Fork {
+		return fmt.Sprintf("a pull request from a fork (branch %s) is not trusted", req.Source)
+	}
+	return fmt.Sprintf("a pull request (branch %s into %s) is not trusted: its code is not on a protected branch yet", req.Source, req.Target)
+}
+
+// runForge is where the statuses of a project's run of commit go: nowhere
+// when the project has no forge or no token to post with.
+func runForge(p core.Project, commit string) *store.RunForge {
+	f := p.Forge
+	if f.Kind == "" || f.TokenSecret == "" {
+		return nil
+	}
+	api := f.APIURL
+	if api == "" {
+		api = defaultGitHubAPI
+	}
+	return &store.RunForge{Kind: f.Kind, APIURL: api, Repo: f.Repo, Commit: commit, TokenSecret: f.TokenSecret}
+}
+
+// defaultGitHubAPI is the API of github.com, for a github project that
+// names none.
+const defaultGitHubAPI = "https://api.github.com"
 
 // fetch runs one fetch of repo (fn) within the fetch timeout, so that a
 // silent host gives up the project's planning lock.

@@ -82,6 +82,22 @@ type Config struct {
 	// live runner can take, to log and count them (DefaultWaitScan when
 	// 0). It runs with the reaper, so no more often than ReapInterval.
 	WaitScan time.Duration
+	// ExternalURL is the server's URL as forges and browsers reach it,
+	// for webhook URLs and the links of commit statuses; webhook URLs
+	// fall back to the request's host when it is empty, and statuses then
+	// link nowhere.
+	ExternalURL string
+	// InboxPoll is how often the inbox is read for deliveries another
+	// replica stored (DefaultInboxPoll when 0).
+	InboxPoll time.Duration
+	// StatusPoll is how often the outbox is read for statuses to post
+	// (DefaultStatusPoll when 0); StatusRetryMax caps the wait between
+	// tries of one the forge did not take (DefaultStatusRetryMax when 0).
+	StatusPoll     time.Duration
+	StatusRetryMax time.Duration
+	// ForgeClient posts commit statuses (one that follows no redirects,
+	// with a timeout, when nil).
+	ForgeClient *http.Client
 
 	Metrics *telemetry.Metrics
 	Log     *slog.Logger
@@ -120,6 +136,9 @@ type Server struct {
 	runEvents hub
 	// watches are the runs this replica streams (watches.go).
 	watches runWatches
+	// inboxWake wakes the inbox loop when a delivery is stored here.
+	inboxWake   chan struct{}
+	forgeClient *http.Client
 }
 
 // New returns a server; Start runs its background loops.
@@ -157,6 +176,18 @@ func New(cfg Config) *Server {
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = DefaultFetchTimeout
 	}
+	if cfg.InboxPoll <= 0 {
+		cfg.InboxPoll = DefaultInboxPoll
+	}
+	if cfg.StatusPoll <= 0 {
+		cfg.StatusPoll = DefaultStatusPoll
+	}
+	if cfg.StatusRetryMax <= 0 {
+		cfg.StatusRetryMax = DefaultStatusRetryMax
+	}
+	if cfg.ForgeClient == nil {
+		cfg.ForgeClient = newForgeClient()
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -170,6 +201,7 @@ func New(cfg Config) *Server {
 		draining:  make(chan struct{}),
 		authLimit: newLimiter(cfg.AuthRate, cfg.AuthBurst),
 		sweep:     make(chan struct{}, 1),
+		inboxWake: make(chan struct{}, 1), forgeClient: cfg.ForgeClient,
 		sealer: &logstream.Sealer{
 			Store: cfg.Store, Actor: "server",
 			Transfer: &registry.Transfer{Data: cfg.Registry.Data, Catalog: cfg.Registry, Alg: cfg.Registry.Alg},
@@ -203,6 +235,16 @@ func (s *Server) Start(ctx context.Context) {
 		defer s.loops.Done()
 		s.flushContacts(ctx)
 	}()
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		s.runInbox(ctx)
+	}()
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		s.runReporter(ctx)
+	}()
 	if s.st.CanWatch() {
 		s.runEvents.watched.Store(true)
 		s.loops.Add(1)
@@ -223,7 +265,7 @@ func (s *Server) Start(ctx context.Context) {
 func (s *Server) background(ctx context.Context) {
 	t := time.NewTicker(s.cfg.ReapInterval)
 	defer t.Stop()
-	var lastRepair, lastWaits time.Time // zero: at the first reap, after a restart
+	var lastRepair, lastWaits, lastPrune time.Time // zero: at the first reap, after a restart
 	for {
 		reap := true
 		select {
@@ -265,9 +307,22 @@ func (s *Server) background(ctx context.Context) {
 			lastWaits = time.Now()
 			s.scanWaits(ctx)
 		}
+		if time.Since(lastPrune) >= pruneEvery {
+			lastPrune = time.Now()
+			if _, err := s.st.PruneForgeRows(ctx, time.Now().Add(-forgeRowsKept)); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "pruning webhook deliveries and posted statuses", slog.Any("err", err))
+			}
+		}
 		s.sweepLogs(ctx)
 	}
 }
+
+// The leader prunes, every pruneEvery, the webhook deliveries and posted
+// status contexts older than forgeRowsKept.
+const (
+	pruneEvery    = time.Hour
+	forgeRowsKept = 30 * 24 * time.Hour
+)
 
 // repairEvery is how often the leader looks for runs a stopped server
 // left behind.

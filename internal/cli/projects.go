@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deltaci/deltaci/internal/protocol"
+	"github.com/deltaci/deltaci/internal/termsafe"
 )
 
 // projectFlags are the settings of a project as flags; set remembers
@@ -21,7 +22,11 @@ type projectFlags struct {
 	repo, defaultBranch        string
 	protected, secrets, labels []string
 	untrustedNetwork           bool
+	forge                      protocol.ProjectForge
 }
+
+// forgeFlags are the flags of the project's forge settings.
+var forgeFlags = []string{"forge", "forge-repo", "forge-api", "forge-token-secret", "keep-superseded"}
 
 func (p *projectFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
@@ -31,6 +36,50 @@ func (p *projectFlags) register(cmd *cobra.Command) {
 	f.StringSliceVar(&p.secrets, "secrets", nil, "secret names trusted runs of this project may receive")
 	f.BoolVar(&p.untrustedNetwork, "untrusted-network", false, "give jobs of untrusted runs (unprotected branches) network when they ask for it")
 	f.StringSliceVar(&p.labels, "labels", nil, "runs-on labels this project's jobs may ask for (default: any)")
+	f.StringVar(&p.forge.Kind, "forge", "", "the forge that hosts the repository: github, gitlab, gitea or forgejo (none to remove it); its webhooks start runs and statuses go back to it")
+	f.StringVar(&p.forge.Repo, "forge-repo", "", "the repository on the forge: owner/name (GitLab: the project's path with its namespace)")
+	f.StringVar(&p.forge.APIURL, "forge-api", "", "the forge API's root: https://host/api/v4 for GitLab, https://host/api/v1 for Gitea and Forgejo (default for github: https://api.github.com)")
+	f.StringVar(&p.forge.TokenSecret, "forge-token-secret", "", "name of the server's secret that holds the forge token commit statuses are posted with (none: no statuses)")
+	f.BoolVar(&p.forge.KeepSuperseded, "keep-superseded", false, "keep a pull request's unfinished run going when a new push to it starts another (default: cancel it)")
+}
+
+// forgeOf is the forge the flags ask for, over the project's current one
+// (nil when it has none); nil when no forge flag was given.
+func (p *projectFlags) forgeOf(cmd *cobra.Command, current *protocol.ProjectForge) (*protocol.ProjectForge, error) {
+	f := cmd.Flags()
+	changed := false
+	for _, n := range forgeFlags {
+		changed = changed || f.Changed(n)
+	}
+	if !changed {
+		return nil, nil
+	}
+	if p.forge.Kind == "none" {
+		return &protocol.ProjectForge{}, nil
+	}
+	out := protocol.ProjectForge{}
+	if current != nil {
+		out = *current
+	}
+	if f.Changed("forge") {
+		out.Kind = p.forge.Kind
+	}
+	if f.Changed("forge-repo") {
+		out.Repo = p.forge.Repo
+	}
+	if f.Changed("forge-api") {
+		out.APIURL = p.forge.APIURL
+	}
+	if f.Changed("forge-token-secret") {
+		out.TokenSecret = p.forge.TokenSecret
+	}
+	if f.Changed("keep-superseded") {
+		out.KeepSuperseded = p.forge.KeepSuperseded
+	}
+	if out.Kind == "" {
+		return nil, usage(fmt.Errorf("--forge is required with the other forge flags"))
+	}
+	return &out, nil
 }
 
 type projectsOptions struct {
@@ -73,15 +122,28 @@ own. The server makes runs only for registered projects.`,
 			if !cmd.Flags().Changed("protected") {
 				protected = []string{add.defaultBranch}
 			}
+			fg, err := add.forgeOf(cmd, nil)
+			if err != nil {
+				return err
+			}
+			if fg != nil && fg.Kind == "" {
+				fg = nil
+			}
 			p, err := c.AddProject(cmd.Context(), protocol.Project{
 				Name: args[0], RepoURL: repoArg(add.repo), DefaultBranch: add.defaultBranch,
 				ProtectedBranches: orNone(protected), Secrets: orNone(add.secrets),
-				UntrustedNetwork: add.untrustedNetwork, Labels: orNone(add.labels),
+				UntrustedNetwork: add.untrustedNetwork, Labels: orNone(add.labels), Forge: fg,
 			})
 			if err != nil {
 				return err
 			}
-			return printProject(cmd.OutOrStdout(), p, false)
+			if err := printProject(cmd.OutOrStdout(), p, false); err != nil {
+				return err
+			}
+			if p.Forge != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "\nset up its webhook on %s with: deltaci projects hooks %s\n", p.Forge.Kind, p.Name)
+			}
+			return nil
 		},
 	}
 	add.register(addCmd)
@@ -118,6 +180,21 @@ own. The server makes runs only for registered projects.`,
 			}
 			if f.Changed("untrusted-network") {
 				patch.UntrustedNetwork, changed = &set.untrustedNetwork, true
+			}
+			var current *protocol.ProjectForge
+			if f.Changed("forge-repo") || f.Changed("forge-api") || f.Changed("forge-token-secret") || f.Changed("keep-superseded") {
+				cur, err := c.Project(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				current = cur.Forge
+			}
+			fg, err := set.forgeOf(cmd, current)
+			if err != nil {
+				return err
+			}
+			if fg != nil {
+				patch.Forge, changed = fg, true
 			}
 			if !changed {
 				return usage(fmt.Errorf("nothing to change: give at least one setting as a flag"))
@@ -196,8 +273,77 @@ own. The server makes runs only for registered projects.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(addCmd, setCmd, lsCmd, showCmd, rmCmd)
+	var rotate, hooksJSON bool
+	hooksCmd := &cobra.Command{
+		Use:   "hooks NAME",
+		Short: "Show the webhook to set up on the project's forge, and its latest deliveries",
+		Long: `Prints the payload URL, content type, secret and events to enter in the forge's
+webhook settings for the project (admins only), then the latest deliveries
+the server received: whether each made a run, or why not. --rotate makes a
+new secret first: deliveries signed with the old one are refused from then on.
+The URL uses the server's --external-url, or else the address this command
+reached it at.`,
+		Args: checkArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client(e)
+			if err != nil {
+				return err
+			}
+			var h protocol.ProjectHooks
+			if rotate {
+				h, err = c.RotateHookSecret(cmd.Context(), args[0])
+			} else {
+				h, err = c.ProjectHooks(cmd.Context(), args[0])
+			}
+			if err != nil {
+				return err
+			}
+			return printHooks(cmd.OutOrStdout(), h, hooksJSON)
+		},
+	}
+	hooksCmd.Flags().BoolVar(&rotate, "rotate", false, "make a new webhook secret first")
+	hooksCmd.Flags().BoolVar(&hooksJSON, "json", false, "print JSON for scripts")
+	cmd.AddCommand(addCmd, setCmd, lsCmd, showCmd, rmCmd, hooksCmd)
 	return cmd
+}
+
+func printHooks(w io.Writer, h protocol.ProjectHooks, asJSON bool) error {
+	if asJSON {
+		return writeIndented(w, h)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "forge\t%s\n", h.Forge)
+	fmt.Fprintf(tw, "payload URL\t%s\n", h.URL)
+	fmt.Fprintf(tw, "content type\t%s\n", h.ContentType)
+	fmt.Fprintf(tw, "secret\t%s\n", h.Secret)
+	fmt.Fprintf(tw, "events\t%s\n", strings.Join(h.Events, ", "))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(h.Deliveries) == 0 {
+		_, err := fmt.Fprintln(w, "\nno deliveries received yet")
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RECEIVED\tDELIVERY\tEVENT\tSTATE\tRUN\tMESSAGE")
+	for _, d := range h.Deliveries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ReceivedAt.Local().Format(time.DateTime), d.Delivery, d.Event, d.State,
+			orDash(d.RunID), termsafe.String(firstLine(d.Message)))
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }
 
 // repoArg makes a local directory absolute, as the server needs it; URLs
@@ -244,6 +390,19 @@ func printProject(w io.Writer, p protocol.Project, asJSON bool) error {
 	fmt.Fprintf(tw, "secrets\t%s\n", none(p.Secrets, "none"))
 	fmt.Fprintf(tw, "untrusted network\t%t\n", p.UntrustedNetwork)
 	fmt.Fprintf(tw, "labels\t%s\n", none(p.Labels, "any"))
+	if f := p.Forge; f != nil {
+		api := f.APIURL
+		if api == "" {
+			api = "default"
+		}
+		tok := f.TokenSecret
+		if tok == "" {
+			tok = "none: no commit statuses"
+		}
+		fmt.Fprintf(tw, "forge\t%s %s (API %s)\n", f.Kind, f.Repo, api)
+		fmt.Fprintf(tw, "forge token secret\t%s\n", tok)
+		fmt.Fprintf(tw, "superseded PR runs\t%s\n", map[bool]string{true: "kept", false: "canceled"}[f.KeepSuperseded])
+	}
 	fmt.Fprintf(tw, "updated\t%s\n", p.UpdatedAt.Local().Format(time.DateTime))
 	return tw.Flush()
 }

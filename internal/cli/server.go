@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -38,7 +39,7 @@ type serverOptions struct {
 	listen, dataDir, database, store, s3Endpoint string
 	registrationToken, apiToken, signingKey      string
 	verifyKey                                    string
-	secretsFile, executor                        string
+	secretsFile, executor, externalURL           string
 	insecureNoAuth                               bool
 	ttl, reapInterval, shutdownTimeout           time.Duration
 	drainDelay, fetchTimeout                     time.Duration
@@ -80,6 +81,7 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	f.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "accept requests without an API token, as an anonymous admin; for development, and only with a loopback --listen")
 	f.StringVar(&o.verifyKey, "verify-key", "", "file holding another hex ed25519 seed whose tokens are accepted but never signed: the old or the next key of a rotation (env DELTACI_VERIFY_KEY)")
 	f.StringVar(&o.signingKey, "signing-key", "", "file holding the hex ed25519 seed that signs runner tokens, created if missing; replicas must share it (env DELTACI_SIGNING_KEY; default <data-dir>/signing.key)")
+	f.StringVar(&o.externalURL, "external-url", "", "the server's URL as forges and browsers reach it, such as https://ci.example.com: webhook URLs and the links of commit statuses use it (env DELTACI_EXTERNAL_URL)")
 	f.StringVar(&o.secretsFile, "secrets-file", "", "file of NAME=value secrets for trusted runs, besides DELTACI_SECRET_<NAME> variables (env DELTACI_SECRETS_FILE)")
 	f.StringVar(&o.executor, "executor", planner.ExecutorSandbox, "where jobs run: sandbox or shell; only runners with that executor lease them")
 	f.DurationVar(&o.ttl, "lease-ttl", api.DefaultTTL, "lease time-to-live; runners heartbeat every third of it")
@@ -104,7 +106,12 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	fromEnv(e, &o.dataDir, "DELTACI_DATA_DIR", &o.database, "DELTACI_DATABASE", &o.store, "DELTACI_STORE",
 		&o.s3Endpoint, "DELTACI_S3_ENDPOINT", &o.registrationToken, "DELTACI_REGISTRATION_TOKEN",
 		&o.apiToken, "DELTACI_API_TOKEN", &o.signingKey, "DELTACI_SIGNING_KEY", &o.secretsFile, "DELTACI_SECRETS_FILE",
-		&o.verifyKey, "DELTACI_VERIFY_KEY")
+		&o.verifyKey, "DELTACI_VERIFY_KEY", &o.externalURL, "DELTACI_EXTERNAL_URL")
+	if o.externalURL != "" {
+		if u, err := url.Parse(o.externalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return usage(fmt.Errorf("--external-url %q: give an http or https URL such as https://ci.example.com", o.externalURL))
+		}
+	}
 	if o.dataDir == "" {
 		o.dataDir = "deltaci-data"
 	}
@@ -156,6 +163,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		RegistrationToken: o.registrationToken, APIToken: o.apiToken, Keys: keys,
 		Mirrors: gitx.Mirrors{Dir: filepath.Join(o.dataDir, "mirrors")}, InsecureNoAuth: o.insecureNoAuth,
 		Executor: o.executor, TTL: o.ttl, ReapInterval: o.reapInterval, FetchTimeout: o.fetchTimeout, Log: log,
+		ExternalURL: o.externalURL,
 	}
 	var providers secret.Chain
 	providers = append(providers, secret.NewEnv(e.vars))

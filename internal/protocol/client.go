@@ -340,6 +340,22 @@ func (c *Client) RemoveProject(ctx context.Context, name string) error {
 	return c.callJSON(ctx, call{method: http.MethodDelete, path: "/projects/" + url.PathEscape(name)}, nil)
 }
 
+// ProjectHooks returns what to paste into the forge's webhook settings
+// for a project, and its latest deliveries (admins only).
+func (c *Client) ProjectHooks(ctx context.Context, name string) (ProjectHooks, error) {
+	var out ProjectHooks
+	err := c.callJSON(ctx, call{method: http.MethodGet, path: "/projects/" + url.PathEscape(name) + "/hooks"}, &out)
+	return out, err
+}
+
+// RotateHookSecret gives a project a new webhook secret; deliveries signed
+// with the old one are refused from then on.
+func (c *Client) RotateHookSecret(ctx context.Context, name string) (ProjectHooks, error) {
+	var out ProjectHooks
+	err := c.callJSON(ctx, call{method: http.MethodPost, path: "/projects/" + url.PathEscape(name) + "/hooks/secret"}, &out)
+	return out, err
+}
+
 // CancelRun asks a run to stop.
 func (c *Client) CancelRun(ctx context.Context, id string) (Run, error) {
 	var out Run

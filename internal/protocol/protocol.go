@@ -313,9 +313,69 @@ type Project struct {
 	// UntrustedNetwork lets jobs of untrusted runs have network.
 	UntrustedNetwork bool `json:"untrusted_network"`
 	// Labels are the runs-on labels its jobs may ask for; empty means any.
-	Labels    []string  `json:"labels"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Labels []string `json:"labels"`
+	// Forge ties it to its repository on a forge: webhooks in, commit
+	// statuses out. Absent for none.
+	Forge     *ProjectForge `json:"forge,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
+}
+
+// ProjectForge is a project's forge. Its webhook secret is not part of
+// it: admins read it from GET /projects/{name}/hooks.
+type ProjectForge struct {
+	// Kind is github, gitlab, gitea or forgejo.
+	Kind string `json:"kind"`
+	// APIURL is the forge API's root; empty means https://api.github.com
+	// for github, and is required for the others.
+	APIURL string `json:"api_url,omitempty"`
+	// Repo is owner/name on the forge (a GitLab project's path with its
+	// namespace).
+	Repo string `json:"repo"`
+	// TokenSecret names the server's secret holding the token statuses
+	// are posted with; empty posts none.
+	TokenSecret string `json:"token_secret,omitempty"`
+	// KeepSuperseded keeps a pull request's unfinished run going when a
+	// new push to it starts another.
+	KeepSuperseded bool `json:"keep_superseded,omitempty"`
+}
+
+// ProjectHooks is what to paste into the forge's webhook settings, and
+// the latest deliveries: the answer of GET /projects/{name}/hooks.
+type ProjectHooks struct {
+	Forge string `json:"forge"`
+	// URL is where the forge sends deliveries.
+	URL         string `json:"url"`
+	Secret      string `json:"secret"`
+	ContentType string `json:"content_type"`
+	// Events are the forge's names of the events to send.
+	Events     []string       `json:"events"`
+	Deliveries []HookDelivery `json:"deliveries"`
+}
+
+// HookDelivery is one webhook delivery as the server stored it.
+type HookDelivery struct {
+	ID       string `json:"id"`
+	Delivery string `json:"delivery"`
+	// Event is push or pull_request.
+	Event string `json:"event"`
+	// State is pending, done or failed.
+	State      string     `json:"state"`
+	RunID      string     `json:"run_id,omitempty"`
+	Message    string     `json:"message,omitempty"`
+	Tries      int        `json:"tries"`
+	ReceivedAt time.Time  `json:"received_at"`
+	DoneAt     *time.Time `json:"done_at,omitempty"`
+}
+
+// HookAnswer is the answer to a webhook delivery.
+type HookAnswer struct {
+	// Result is queued, duplicate or ignored.
+	Result string `json:"result"`
+	// Delivery is the stored delivery's id, when it was queued.
+	Delivery string `json:"delivery,omitempty"`
+	// Reason says why an ignored delivery makes no run.
+	Reason string `json:"reason,omitempty"`
 }
 
 // ProjectList is the answer of GET /projects.
@@ -332,4 +392,7 @@ type ProjectPatch struct {
 	Secrets           *[]string `json:"secrets,omitempty"`
 	UntrustedNetwork  *bool     `json:"untrusted_network,omitempty"`
 	Labels            *[]string `json:"labels,omitempty"`
+	// Forge replaces the project's forge; one with an empty kind removes
+	// it. The webhook secret is kept while the forge kind stays.
+	Forge *ProjectForge `json:"forge,omitempty"`
 }

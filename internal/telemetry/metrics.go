@@ -36,6 +36,24 @@ type Metrics struct {
 	// Unschedulable counts queued attempts found waiting for labels no
 	// live runner has, each once.
 	Unschedulable prometheus.Counter
+	// HookDeliveries counts webhook deliveries by forge and result
+	// (queued, duplicate, ignored, bad_signature, invalid, too_large,
+	// unknown_project).
+	HookDeliveries *prometheus.CounterVec
+	// InboxDepth is the number of webhook deliveries waiting to be planned,
+	// as the inbox loop last counted them.
+	InboxDepth prometheus.Gauge
+	// OutboxDepth is the number of status contexts whose state the forge
+	// does not have yet, and OutboxOldest the age of the oldest change among
+	// them, as the delivery loop last counted them.
+	OutboxDepth  prometheus.Gauge
+	OutboxOldest prometheus.Gauge
+	// StatusLatency is the time from a move to the post that shows it on
+	// the forge, by forge.
+	StatusLatency *prometheus.HistogramVec
+	// StatusFailures counts status posts that failed, by forge and outcome
+	// (retry: tried again later; refused: the forge refused for good).
+	StatusFailures *prometheus.CounterVec
 }
 
 // QueueDepthFunc reports queued attempts by the labels they need (a
@@ -79,9 +97,29 @@ func New(queueDepth QueueDepthFunc, storeBytes StoreBytesFunc) *Metrics {
 		Unschedulable: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "deltaci_unschedulable_attempts_total", Help: "Queued attempts found waiting for runner labels no live runner has, each counted once.",
 		}),
+		HookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deltaci_webhook_deliveries_total", Help: "Webhook deliveries by forge and result.",
+		}, []string{"forge", "result"}),
+		InboxDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deltaci_webhook_inbox_depth", Help: "Webhook deliveries waiting to be planned.",
+		}),
+		OutboxDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deltaci_status_outbox_depth", Help: "Commit status contexts whose latest state the forge does not have yet.",
+		}),
+		OutboxOldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deltaci_status_outbox_oldest_seconds", Help: "Age of the oldest change the forge does not show yet.",
+		}),
+		StatusLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "deltaci_status_delivery_seconds", Help: "Time from a run or job move to the commit status that shows it, by forge.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"forge"}),
+		StatusFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deltaci_status_failures_total", Help: "Failed commit status posts by forge and outcome (retry, refused).",
+		}, []string{"forge", "outcome"}),
 	}
 	reg.MustRegister(m.QueueWait, m.Attempts, m.LeaseExpirations, m.JobsReused, m.PlanSeconds, m.LogBytes,
 		m.AuthFailures, m.RateLimited, m.Unschedulable,
+		m.HookDeliveries, m.InboxDepth, m.OutboxDepth, m.OutboxOldest, m.StatusLatency, m.StatusFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queueDepth != nil {
 		reg.MustRegister(labeledGauge("deltaci_queue_depth", "Queued attempts by the runner labels they need.", "labels", queueDepth))
