@@ -10,8 +10,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/url"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +42,7 @@ type serverOptions struct {
 	secretsFile, executor, externalURL           string
 	insecureNoAuth                               bool
 	ttl, reapInterval, shutdownTimeout           time.Duration
-	drainDelay, fetchTimeout                     time.Duration
+	drainDelay, fetchTimeout, statusRetryMax     time.Duration
 }
 
 func newServerCmd(e env) *cobra.Command {
@@ -88,6 +88,7 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	f.DurationVar(&o.reapInterval, "reap-interval", orchestrator.DefaultReapInterval, "how often expired leases are looked for")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight get to finish on shutdown")
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", api.DefaultFetchTimeout, "how long one fetch of a project's repository may take; a hung fetch holds up only its own project's runs")
+	f.DurationVar(&o.statusRetryMax, "status-retry-max", api.DefaultStatusRetryMax, "the longest wait between tries of a commit status the forge did not take (down, or answering 5xx or 429)")
 	f.DurationVar(&o.drainDelay, "drain-delay", 0, "on shutdown, how long to keep serving with /readyz answering 503 before closing the listener, so a load balancer stops sending requests first")
 	return cmd
 }
@@ -127,6 +128,9 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	if o.fetchTimeout <= 0 {
 		return usage(fmt.Errorf("--fetch-timeout %s: must be positive", o.fetchTimeout))
 	}
+	if o.statusRetryMax <= 0 {
+		return usage(fmt.Errorf("--status-retry-max %s: must be positive", o.statusRetryMax))
+	}
 	if o.insecureNoAuth {
 		if err := loopbackOnly(o.listen); err != nil {
 			return usage(err)
@@ -163,7 +167,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		RegistrationToken: o.registrationToken, APIToken: o.apiToken, Keys: keys,
 		Mirrors: gitx.Mirrors{Dir: filepath.Join(o.dataDir, "mirrors")}, InsecureNoAuth: o.insecureNoAuth,
 		Executor: o.executor, TTL: o.ttl, ReapInterval: o.reapInterval, FetchTimeout: o.fetchTimeout, Log: log,
-		ExternalURL: o.externalURL,
+		ExternalURL: o.externalURL, StatusRetryMax: o.statusRetryMax,
 	}
 	var providers secret.Chain
 	providers = append(providers, secret.NewEnv(e.vars))
