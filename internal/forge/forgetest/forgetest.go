@@ -3,7 +3,8 @@
 // Gitea or Forgejo, records every request in order, and fails the test on a
 // request the forge's published contract refuses (GitHub's OpenAPI
 // description, GitLab's documented parameters). It can be told to fail the
-// next requests, or to go down and come back up on the same port.
+// next requests, to hold requests unanswered, or to go down and come back
+// up on the same port.
 package forgetest
 
 import (
@@ -77,6 +78,8 @@ type Server struct {
 	failN    int
 	failCode int
 	failHdr  http.Header
+	stall    chan struct{} // while not nil, requests wait for it to close
+	held     int           // requests waiting on stall
 	nextID   int
 	jobs     map[string]string // GitLab: sha and name → the job's state
 	clients  []*http.Client
@@ -219,6 +222,36 @@ func (s *Server) FailNextWith(n, code int, h http.Header) {
 	s.failN, s.failCode, s.failHdr = n, code, h.Clone()
 }
 
+// Stall makes the server hold every request from now on, read whole but
+// not answered, until Release: a forge slow to answer, with posts in
+// flight for as long as the test wants. A held request whose client went
+// away is still served when released, as a forge applies a request it has
+// even when nobody reads the answer.
+func (s *Server) Stall() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stall == nil {
+		s.stall = make(chan struct{})
+	}
+}
+
+// Release serves the held requests, and the later ones at once.
+func (s *Server) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stall != nil {
+		close(s.stall)
+		s.stall = nil
+	}
+}
+
+// Stalled returns how many requests the server holds now.
+func (s *Server) Stalled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
 // Down stops the server as an outage does: the port is closed, so new
 // connections are refused, and open ones are cut.
 func (s *Server) Down() {
@@ -277,6 +310,10 @@ func (s *Server) stop() {
 	// A handler still running would report to a finished test.
 	s.mu.Lock()
 	s.stopped = true
+	if s.stall != nil {
+		close(s.stall)
+		s.stall = nil
+	}
 	for s.active > 0 {
 		s.idle.Wait()
 	}
@@ -367,6 +404,18 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	in := &incoming{r: r, body: body, rec: rec}
 
 	s.mu.Lock()
+	if stall := s.stall; stall != nil {
+		s.held++
+		s.mu.Unlock()
+		<-stall
+		s.mu.Lock()
+		s.held--
+		if s.stopped {
+			// The test is over: nobody may be told of this request.
+			s.mu.Unlock()
+			return
+		}
+	}
 	var fail *failure
 	if s.failN > 0 {
 		s.failN--

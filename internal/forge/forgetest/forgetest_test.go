@@ -278,3 +278,61 @@ func TestWaitSeesRequestsAsTheyArrive(t *testing.T) {
 		t.Errorf("waited for %d requests, want 3", len(reqs))
 	}
 }
+
+func TestStallHoldsRequestsAndServesThemWhenReleased(t *testing.T) {
+	t.Parallel()
+	s := New(t, forge.GitHub)
+	s.Stall()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- forge.Post(ctx, s.Client(), s.Target(sha), forge.Status{Context: "deltaci", State: forge.Pending})
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for s.Stalled() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the post was not held")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := s.Requests(); len(got) != 0 {
+		t.Fatalf("a held request was recorded: %+v", got)
+	}
+	// The client gives up; the forge still applies what it was sent.
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("a held post returned without error")
+	}
+	s.Release()
+	reqs := s.Wait(t, func(rs []Request) bool { return len(rs) == 1 }, time.Minute)
+	if reqs[0].Status == nil || reqs[0].Status.State != forge.Pending || s.Stalled() != 0 {
+		t.Errorf("released: %+v, %d still held", reqs[0], s.Stalled())
+	}
+	if err := forge.Post(context.Background(), s.Client(), s.Target(sha), forge.Status{Context: "deltaci", State: forge.Success}); err != nil {
+		t.Errorf("a post after Release: %v", err)
+	}
+}
+
+func TestStopReleasesHeldRequests(t *testing.T) {
+	t.Parallel()
+	var s *Server
+	t.Run("held", func(t *testing.T) {
+		s = New(t, forge.GitHub)
+		s.Stall()
+		go func() {
+			_ = forge.Post(context.Background(), s.Client(), s.Target(sha), forge.Status{Context: "deltaci", State: forge.Pending})
+		}()
+		deadline := time.Now().Add(time.Minute)
+		for s.Stalled() != 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("the post was not held")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	// The subtest's cleanup returned: the held request was let go without
+	// being recorded for a finished test.
+	if n, got := s.Stalled(), s.Requests(); n != 0 || len(got) != 0 {
+		t.Errorf("after the test: %d held, %d recorded", n, len(got))
+	}
+}
