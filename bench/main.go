@@ -50,6 +50,7 @@ var suites = []suite{
 	{"server-throughput", benchThroughput},
 	{"log-shipping", benchLogShipping},
 	{"trigger-follow", benchFollow},
+	{"forge", benchForge},
 }
 
 // harness holds what the suites share.
