@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/deltaci/deltaci/internal/core"
@@ -27,9 +28,9 @@ const (
 	// DefaultInboxPoll is how often a replica looks for deliveries another
 	// replica stored; its own wake it at once.
 	DefaultInboxPoll = time.Second
-	// inboxLease bounds planning one delivery; past it another replica
-	// may take the delivery over.
-	inboxLease = planTimeout + time.Minute
+	// DefaultInboxLease bounds planning one delivery; past it another
+	// replica may take the delivery over.
+	DefaultInboxLease = planTimeout + time.Minute
 	// maxDeliveryTries is how often a delivery whose planning failed for
 	// a reason that may pass (a fetch timeout, the database) is tried.
 	maxDeliveryTries = 5
@@ -78,7 +79,15 @@ func (s *Server) receiveHook(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := forge.Verify(k, p.Forge.HookSecret, r.Header, body); err != nil {
 		count("bad_signature")
-		return s.authFailed(r, "webhook", core.Wrap(core.KindUnauthorized, "webhook for project "+name, err))
+		err = core.Wrap(core.KindUnauthorized, "webhook for project "+name, err)
+		if s.badHooks.due(name, time.Now()) {
+			// A forge with the wrong secret must be seen in the log; a
+			// flood of forged deliveries must not fill it: one line a
+			// minute per project, and the metric counts them all.
+			s.log.WarnContext(ctx, "webhook refused: bad signature (one line a minute per project)", slog.String("project", name),
+				slog.String("forge", string(k)), slog.String("remote_addr", sourceAddr(r)), slog.Any("err", err))
+		}
+		return s.authFailed(r, "webhook", err)
 	}
 	ev, err := forge.Read(k, r.Header, body)
 	if err != nil {
@@ -128,7 +137,7 @@ func (s *Server) runInbox(ctx context.Context) {
 	defer t.Stop()
 	for {
 		for ctx.Err() == nil {
-			d, err := s.st.ClaimDelivery(ctx, inboxLease)
+			d, err := s.st.ClaimDelivery(ctx, s.cfg.InboxLease)
 			if core.KindOf(err) == core.KindNotFound {
 				break
 			}
@@ -183,7 +192,9 @@ func (s *Server) planDelivery(ctx context.Context, d store.Delivery) {
 		if ev.Type == forge.EventPullRequest {
 			req = runRequest{Event: core.EventPullRequest, Ref: ev.Ref, Commit: ev.Commit, Source: ev.Branch, Target: ev.Target, Fork: ev.Fork, Delivery: &d}
 		}
-		pctx, cancel := context.WithTimeout(bg, planTimeout)
+		// Shutdown cancels planning (the delivery is handed back below);
+		// once the run is recorded, starting it is not canceled.
+		pctx, cancel := context.WithTimeout(ctx, planTimeout)
 		var unlock func()
 		if unlock, err = s.planning.lock(pctx, p.Name); err == nil {
 			run, err = s.startRun(pctx, principal{actor: "webhook:" + d.Forge}, p, req)
@@ -202,6 +213,11 @@ func (s *Server) planDelivery(ctx context.Context, d store.Delivery) {
 		// The errored run finished the delivery in its own transaction.
 	case core.KindOf(err) == core.KindLeaseLost:
 		log.WarnContext(ctx, "webhook delivery taken over by another replica", slog.Any("err", err))
+	case ctx.Err() != nil:
+		log.InfoContext(ctx, "webhook delivery handed back: the server is stopping")
+		if err := s.st.RetryDelivery(bg, d, 0, "the server stopped while planning it"); err != nil {
+			log.WarnContext(ctx, "recording a webhook delivery", slog.Any("err", err))
+		}
 	case retryable(err) && d.Tries < maxDeliveryTries:
 		wait := backoff(d.Tries, time.Second, time.Minute)
 		log.WarnContext(ctx, "webhook delivery will be tried again", slog.Int("tries", d.Tries), slog.Duration("wait", wait), slog.Any("err", err))
@@ -216,6 +232,10 @@ func (s *Server) planDelivery(ctx context.Context, d store.Delivery) {
 // retryable reports whether planning may succeed later: the repository or
 // the database did not answer, or the server is stopping.
 func retryable(err error) bool {
+	var fe *fetchError
+	if errors.As(err, &fe) {
+		return true // a network error, or a forge not yet serving a new ref
+	}
 	switch core.KindOf(err) {
 	case core.KindUnavailable, core.KindInternal, core.KindCanceled:
 		return true
@@ -289,7 +309,7 @@ func (s *Server) rotateHookSecret(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if p.Forge.Kind == "" {
-		return core.E(core.KindConflict, "rotate webhook secret", "project %s has no forge: set one with deltaci projects edit --forge", p.Name)
+		return core.E(core.KindConflict, "rotate webhook secret", "project %s has no forge: set one with deltaci projects set --forge", p.Name)
 	}
 	if p.Forge.HookSecret, err = newHookSecret(); err != nil {
 		return err
@@ -308,7 +328,7 @@ func (s *Server) rotateHookSecret(w http.ResponseWriter, r *http.Request) error 
 
 func (s *Server) hooksBody(r *http.Request, p core.Project) (protocol.ProjectHooks, error) {
 	if p.Forge.Kind == "" {
-		return protocol.ProjectHooks{}, core.E(core.KindConflict, "webhooks", "project %s has no forge: set one with deltaci projects edit --forge", p.Name)
+		return protocol.ProjectHooks{}, core.E(core.KindConflict, "webhooks", "project %s has no forge: set one with deltaci projects set --forge", p.Name)
 	}
 	ds, err := s.st.Deliveries(r.Context(), p.Name, 20)
 	if err != nil {
@@ -341,4 +361,27 @@ func (s *Server) externalURL(r *http.Request) string {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host
+}
+
+// everyMinute says, per key, whether a minute has passed since it last
+// said yes.
+type everyMinute struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (e *everyMinute) due(key string, now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.last == nil {
+		e.last = map[string]time.Time{}
+	}
+	if now.Sub(e.last[key]) < time.Minute {
+		return false
+	}
+	if len(e.last) > 10000 {
+		clear(e.last) // keys are project names; bound the map anyway
+	}
+	e.last[key] = now
+	return true
 }

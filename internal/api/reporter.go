@@ -30,10 +30,10 @@ const (
 	// DefaultStatusRetryMax caps the wait between tries of a status the
 	// forge did not take.
 	DefaultStatusRetryMax = 5 * time.Minute
-	// statusLease bounds one post; past it another replica may post the
-	// context. It is well above statusPostTimeout, so a post in flight has
-	// ended before another can begin.
-	statusLease       = time.Minute
+	// DefaultStatusLease bounds one post; past it another replica may post
+	// the context. It is well above statusPostTimeout, so a post in flight
+	// has ended before another can begin.
+	DefaultStatusLease = time.Minute
 	statusPostTimeout = 15 * time.Second
 	statusBatch       = 16
 	// statusRetryBase is the first wait after a failed post.
@@ -56,7 +56,7 @@ func (s *Server) runReporter(ctx context.Context) {
 		}
 		for err == nil && n > 0 && ctx.Err() == nil {
 			var rows []store.StatusRow
-			if rows, err = s.st.ClaimStatuses(ctx, statusBatch, statusLease); err != nil {
+			if rows, err = s.st.ClaimStatuses(ctx, statusBatch, s.cfg.StatusLease); err != nil {
 				if ctx.Err() == nil {
 					s.log.WarnContext(ctx, "claiming commit statuses", slog.Any("err", err))
 				}
@@ -193,6 +193,9 @@ func (s *Server) runStatus(ctx context.Context, run core.Run) (forge.Status, err
 			return st, err
 		}
 		first, _, _ := strings.Cut(msg, "\n")
+		if strings.TrimSpace(first) == "" {
+			first = strings.ReplaceAll(string(run.Reason), "_", " ")
+		}
 		st.State, st.Description = forge.Failure, "error: "+first
 		return st, nil
 	}

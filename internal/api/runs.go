@@ -264,7 +264,8 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 	if err != nil {
 		return core.Run{}, err
 	}
-	if err := s.orch.StartRun(ctx, run.ID); err != nil {
+	// Once recorded, the run is started even if the caller gives up.
+	if err := s.orch.StartRun(context.WithoutCancel(ctx), run.ID); err != nil {
 		return core.Run{}, err
 	}
 	s.metrics.PlanSeconds.Observe(time.Since(begin).Seconds())
@@ -312,9 +313,19 @@ func (s *Server) fetch(ctx context.Context, repo string, fn func(context.Context
 		return mirror, nil
 	case fctx.Err() != nil && ctx.Err() == nil:
 		return "", core.E(core.KindUnavailable, "fetch "+repo, "no answer within the fetch timeout of %s", s.cfg.FetchTimeout)
+	case ctx.Err() != nil:
+		return "", core.Wrap(core.KindCanceled, "fetch "+repo, ctx.Err())
 	}
-	return "", core.Wrap(core.KindInvalid, "fetch "+repo, err)
+	return "", &fetchError{core.Wrap(core.KindInvalid, "fetch "+repo, err)}
 }
+
+// fetchError is a failed fetch of a project's repository: a bad URL to the
+// API's caller, but maybe a passing network error, so a webhook delivery
+// is tried again.
+type fetchError struct{ err error }
+
+func (e *fetchError) Error() string { return e.err.Error() }
+func (e *fetchError) Unwrap() error { return e.err }
 
 // trust decides whether a run is trusted, and says why, from what the
 // server knows itself: the project's protected branches and its own fetch

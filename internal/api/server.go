@@ -95,6 +95,15 @@ type Config struct {
 	// tries of one the forge did not take (DefaultStatusRetryMax when 0).
 	StatusPoll     time.Duration
 	StatusRetryMax time.Duration
+	// StatusLease and InboxLease bound one claim of a status context and
+	// of a webhook delivery (DefaultStatusLease and DefaultInboxLease when
+	// 0): a replica that dies holding a claim delays that status or
+	// delivery this long. Only tests shorten them: a status lease under
+	// the post timeout lets two posts of one context cross, and an inbox
+	// lease under the planning timeout lets another replica plan a
+	// delivery again while it is being planned (one of the two runs is
+	// kept).
+	StatusLease, InboxLease time.Duration
 	// ForgeClient posts commit statuses (one that follows no redirects,
 	// with a timeout, when nil).
 	ForgeClient *http.Client
@@ -139,6 +148,8 @@ type Server struct {
 	// inboxWake wakes the inbox loop when a delivery is stored here.
 	inboxWake   chan struct{}
 	forgeClient *http.Client
+	// badHooks paces the log lines of refused webhook signatures.
+	badHooks everyMinute
 }
 
 // New returns a server; Start runs its background loops.
@@ -184,6 +195,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.StatusRetryMax <= 0 {
 		cfg.StatusRetryMax = DefaultStatusRetryMax
+	}
+	if cfg.StatusLease <= 0 {
+		cfg.StatusLease = DefaultStatusLease
+	}
+	if cfg.InboxLease <= 0 {
+		cfg.InboxLease = DefaultInboxLease
 	}
 	if cfg.ForgeClient == nil {
 		cfg.ForgeClient = newForgeClient()

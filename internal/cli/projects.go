@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -61,8 +62,9 @@ func (p *projectFlags) forgeOf(cmd *cobra.Command, current *protocol.ProjectForg
 	if current != nil {
 		out = *current
 	}
-	if f.Changed("forge") {
-		out.Kind = p.forge.Kind
+	if f.Changed("forge") && out.Kind != p.forge.Kind {
+		// Another forge: its API is not the old one's.
+		out.Kind, out.APIURL = p.forge.Kind, ""
 	}
 	if f.Changed("forge-repo") {
 		out.Repo = p.forge.Repo
@@ -182,7 +184,7 @@ own. The server makes runs only for registered projects.`,
 				patch.UntrustedNetwork, changed = &set.untrustedNetwork, true
 			}
 			var current *protocol.ProjectForge
-			if f.Changed("forge-repo") || f.Changed("forge-api") || f.Changed("forge-token-secret") || f.Changed("keep-superseded") {
+			if set.forge.Kind != "none" && slices.ContainsFunc(forgeFlags, f.Changed) {
 				cur, err := c.Project(cmd.Context(), args[0])
 				if err != nil {
 					return err

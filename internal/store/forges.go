@@ -171,7 +171,7 @@ func (s *Store) StatusBacklog(ctx context.Context) (int, time.Time, error) {
 }
 
 // PruneForgeRows deletes finished deliveries received before before, and
-// posted status contexts last changed before it.
+// status contexts last changed before it, posted or not.
 func (s *Store) PruneForgeRows(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := s.drv.Write(ctx, func(q Queries) error {

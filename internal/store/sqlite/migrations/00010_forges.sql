@@ -28,7 +28,8 @@ CREATE INDEX hook_deliveries_pending ON hook_deliveries (next_at) WHERE state = 
 CREATE INDEX hook_deliveries_recent ON hook_deliveries (project, received_at);
 
 -- Where a run's statuses go. A run has a row only when its project has a
--- forge; the token is looked up by secret name when a status is posted.
+-- forge and a token secret; the token is looked up by that secret name
+-- when a status is posted.
 CREATE TABLE run_forges (
     run_id       TEXT PRIMARY KEY,
     forge        TEXT NOT NULL,

@@ -74,4 +74,6 @@ SELECT * FROM status_outbox WHERE run_id = sqlc.arg(run_id) ORDER BY job_id;
 SELECT COUNT(*) AS n, CAST(COALESCE(MIN(changed_at), 0) AS BIGINT) AS oldest FROM status_outbox WHERE posted < version;
 
 -- name: PruneStatuses :execrows
-DELETE FROM status_outbox WHERE posted >= version AND changed_at < sqlc.arg(before);
+-- A context unchanged for so long is over, posted or not (a forge token
+-- never set, say).
+DELETE FROM status_outbox WHERE changed_at < sqlc.arg(before);

@@ -349,9 +349,11 @@ func (q *Queries) PruneDeliveries(ctx context.Context, before int64) (int64, err
 }
 
 const pruneStatuses = `-- name: PruneStatuses :execrows
-DELETE FROM status_outbox WHERE posted >= version AND changed_at < ?1
+DELETE FROM status_outbox WHERE changed_at < ?1
 `
 
+// A context unchanged for so long is over, posted or not (a forge token
+// never set, say).
 func (q *Queries) PruneStatuses(ctx context.Context, before int64) (int64, error) {
 	result, err := q.db.ExecContext(ctx, pruneStatuses, before)
 	if err != nil {
