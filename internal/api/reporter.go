@@ -34,8 +34,8 @@ const (
 	// the context. It is well above statusPostTimeout, so a post in flight
 	// has ended before another can begin.
 	DefaultStatusLease = time.Minute
-	statusPostTimeout = 15 * time.Second
-	statusBatch       = 16
+	statusPostTimeout  = 15 * time.Second
+	statusBatch        = 16
 	// statusRetryBase is the first wait after a failed post.
 	statusRetryBase = time.Second
 )
@@ -111,7 +111,9 @@ func (s *Server) postStatus(ctx context.Context, r store.StatusRow) {
 		s.retryStatus(bg, log, r, f.Kind, 0, fmt.Errorf("forge token: %w", err))
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, statusPostTimeout)
+	// A post ends well within the claim's lease, so no other replica can
+	// post the context while it is in flight.
+	pctx, cancel := context.WithTimeout(ctx, min(statusPostTimeout, s.cfg.StatusLease/2))
 	err = forge.Post(pctx, s.forgeClient, forge.Target{
 		Kind: forge.Kind(f.Kind), APIURL: f.APIURL, Repo: f.Repo, Commit: f.Commit, Token: tok.Reveal(),
 	}, st)
