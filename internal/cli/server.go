@@ -43,6 +43,7 @@ type serverOptions struct {
 	insecureNoAuth                               bool
 	ttl, reapInterval, shutdownTimeout           time.Duration
 	drainDelay, fetchTimeout, statusRetryMax     time.Duration
+	statusLease, inboxLease                      time.Duration
 }
 
 func newServerCmd(e env) *cobra.Command {
@@ -89,6 +90,11 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight get to finish on shutdown")
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", api.DefaultFetchTimeout, "how long one fetch of a project's repository may take; a hung fetch holds up only its own project's runs")
 	f.DurationVar(&o.statusRetryMax, "status-retry-max", api.DefaultStatusRetryMax, "the longest wait between tries of a commit status the forge did not take (down, or answering 5xx or 429)")
+	// For tests that kill a server holding claims: see api.Config.
+	f.DurationVar(&o.statusLease, "status-lease", api.DefaultStatusLease, "how long a claim on a commit status to post lasts")
+	f.DurationVar(&o.inboxLease, "inbox-lease", api.DefaultInboxLease, "how long a claim on a webhook delivery to plan lasts")
+	_ = f.MarkHidden("status-lease")
+	_ = f.MarkHidden("inbox-lease")
 	f.DurationVar(&o.drainDelay, "drain-delay", 0, "on shutdown, how long to keep serving with /readyz answering 503 before closing the listener, so a load balancer stops sending requests first")
 	return cmd
 }
@@ -167,7 +173,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		RegistrationToken: o.registrationToken, APIToken: o.apiToken, Keys: keys,
 		Mirrors: gitx.Mirrors{Dir: filepath.Join(o.dataDir, "mirrors")}, InsecureNoAuth: o.insecureNoAuth,
 		Executor: o.executor, TTL: o.ttl, ReapInterval: o.reapInterval, FetchTimeout: o.fetchTimeout, Log: log,
-		ExternalURL: o.externalURL, StatusRetryMax: o.statusRetryMax,
+		ExternalURL: o.externalURL, StatusRetryMax: o.statusRetryMax, StatusLease: o.statusLease, InboxLease: o.inboxLease,
 	}
 	var providers secret.Chain
 	providers = append(providers, secret.NewEnv(e.vars))
