@@ -41,8 +41,10 @@ const (
 var hookEvents = map[forge.Kind][]string{
 	forge.GitHub:  {"push", "pull_request"},
 	forge.GitLab:  {"Push events", "Merge request events"},
-	forge.Gitea:   {"push", "pull_request"},
-	forge.Forgejo: {"push", "pull_request"},
+	// Gitea's web form lists a pull request's new pushes as an event of
+	// their own.
+	forge.Gitea:   {"push", "pull_request", "pull_request_sync"},
+	forge.Forgejo: {"push", "pull_request", "pull_request_sync"},
 }
 
 // receiveHook answers POST /hooks/{forge}/{project}: a forge's delivery,
