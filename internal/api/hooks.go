@@ -39,8 +39,8 @@ const (
 // hookEvents are the forge's names of the events a project's webhook
 // should send.
 var hookEvents = map[forge.Kind][]string{
-	forge.GitHub:  {"push", "pull_request"},
-	forge.GitLab:  {"Push events", "Merge request events"},
+	forge.GitHub: {"push", "pull_request"},
+	forge.GitLab: {"Push events", "Merge request events"},
 	// Gitea's web form lists a pull request's new pushes as an event of
 	// their own.
 	forge.Gitea:   {"push", "pull_request", "pull_request_sync"},
