@@ -252,6 +252,15 @@ func (s *Server) Stalled() int {
 	return s.held
 }
 
+// InFlight returns how many requests the server is handling now, held
+// ones included: with the clients gone, 0 means every request they sent
+// is recorded.
+func (s *Server) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active
+}
+
 // Down stops the server as an outage does: the port is closed, so new
 // connections are refused, and open ones are cut.
 func (s *Server) Down() {

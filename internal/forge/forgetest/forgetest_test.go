@@ -303,6 +303,9 @@ func TestStallHoldsRequestsAndServesThemWhenReleased(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("a held post returned without error")
 	}
+	if n := s.InFlight(); n != 1 {
+		t.Errorf("%d requests in flight, want the held one", n)
+	}
 	s.Release()
 	reqs := s.Wait(t, func(rs []Request) bool { return len(rs) == 1 }, time.Minute)
 	if reqs[0].Status == nil || reqs[0].Status.State != forge.Pending || s.Stalled() != 0 {
