@@ -658,3 +658,41 @@ func testForgeGitLab(t *testing.T, engine string) {
 	}
 	f.checkRequests(t)
 }
+
+// TestForgeDeliveriesCannotMakeTrust: what someone who can push a branch
+// or open a pull request may send through a correctly signed delivery
+// never makes a trusted run. A pull request from the project's own
+// repository runs untrusted like one from a fork, and a push delivery
+// that names main but a commit of another branch runs untrusted: trust
+// comes from the server's own fetch, not from the delivery.
+func TestForgeDeliveriesCannotMakeTrust(t *testing.T) {
+	for _, engine := range apitest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			f := newForgeEnv(t, forgeOptions{engine: engine, kind: forge.GitHub, files: map[string]string{".deltaci.yml": forgePRPipeline}})
+			base := revParse(t, f.repo, "HEAD")
+			gittest.Git(t, f.repo, "checkout", "-q", "-b", "feature/own")
+			head := commitFiles(t, f.repo, "Own branch", map[string]string{"own.txt": "1\n"})
+			gittest.Git(t, f.repo, "update-ref", "refs/pull/7/head", head)
+			pr := githubPull(t, "pull_request.opened.json", 7, "feature/own", head, base)
+			// The same repository on both sides: not a fork.
+			setField(t, pr, "pull_request.head.repo.id", 1296269)
+			setField(t, pr, "pull_request.base.repo.id", 1296269)
+			f.deliver(t, http.StatusAccepted, "pull_request", newDeliveryID(), encodePayload(t, pr))
+			run := f.waitRunOf(t, head)
+			if run.Trusted || run.Event != core.EventPullRequest || strings.Contains(run.TrustReason, "fork") ||
+				!strings.Contains(run.TrustReason, "not trusted") {
+				t.Errorf("a pull request from the project's own branch: trusted %v, event %s, reason %q; want untrusted, not a fork",
+					run.Trusted, run.Event, run.TrustReason)
+			}
+
+			// The branch's commit, sent as a push of main.
+			other := commitFiles(t, f.repo, "Not on main", map[string]string{"other.txt": "1\n"})
+			f.deliver(t, http.StatusAccepted, "push", newDeliveryID(), encodePayload(t, githubPush(t, base, other, "Not on main")))
+			forged := f.waitRunOf(t, other)
+			if forged.Trusted || !strings.Contains(forged.TrustReason, "is not on protected branch main") {
+				t.Errorf("a push delivery naming main with another branch's commit: trusted %v, reason %q", forged.Trusted, forged.TrustReason)
+			}
+		})
+	}
+}
