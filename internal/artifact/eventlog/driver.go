@@ -100,6 +100,16 @@ type SessionRow struct {
 	ExpiresAt      int64
 }
 
+// CheckpointRow is one row of store_checkpoints: a signed record of the
+// log's head.
+type CheckpointRow struct {
+	Seq       int64
+	Hash      string
+	At        int64
+	PublicKey []byte
+	Signature []byte
+}
+
 // AuditFilter selects audit events; empty fields match everything.
 type AuditFilter struct {
 	Subject string
@@ -117,6 +127,10 @@ type Queries interface {
 	InsertEvent(ctx context.Context, e EventRow) error
 	ListEvents(ctx context.Context, after, limit int64) ([]EventRow, error)
 	ListAudit(ctx context.Context, f AuditFilter) ([]EventRow, error)
+
+	InsertCheckpoint(ctx context.Context, c CheckpointRow) error
+	LatestCheckpoint(ctx context.Context) (CheckpointRow, error)
+	ListCheckpoints(ctx context.Context, after, limit int64) ([]CheckpointRow, error)
 
 	GetBlob(ctx context.Context, digest string) (BlobRow, error)
 	UpsertBlob(ctx context.Context, b BlobRow) error

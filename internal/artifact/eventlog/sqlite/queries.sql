@@ -143,3 +143,12 @@ FROM (
     JOIN blobs b ON b.digest = mb.blob_digest
 ) reached
 GROUP BY namespace;
+
+-- name: InsertCheckpoint :exec
+INSERT INTO store_checkpoints (seq, hash, at, public_key, signature) VALUES (?, ?, ?, ?, ?);
+
+-- name: LatestCheckpoint :one
+SELECT * FROM store_checkpoints ORDER BY seq DESC LIMIT 1;
+
+-- name: ListCheckpoints :many
+SELECT * FROM store_checkpoints WHERE seq > sqlc.arg(after) ORDER BY seq LIMIT sqlc.arg(lim);

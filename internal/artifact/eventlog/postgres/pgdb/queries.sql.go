@@ -189,6 +189,29 @@ func (q *Queries) GetSession(ctx context.Context, id string) (UploadSession, err
 	return i, err
 }
 
+const insertCheckpoint = `-- name: InsertCheckpoint :exec
+INSERT INTO store_checkpoints (seq, hash, at, public_key, signature) VALUES ($1, $2, $3, $4, $5)
+`
+
+type InsertCheckpointParams struct {
+	Seq       int64
+	Hash      string
+	At        int64
+	PublicKey []byte
+	Signature []byte
+}
+
+func (q *Queries) InsertCheckpoint(ctx context.Context, arg InsertCheckpointParams) error {
+	_, err := q.db.Exec(ctx, insertCheckpoint,
+		arg.Seq,
+		arg.Hash,
+		arg.At,
+		arg.PublicKey,
+		arg.Signature,
+	)
+	return err
+}
+
 const insertEvent = `-- name: InsertEvent :exec
 INSERT INTO store_events (seq, at, kind, subject, actor, payload, prev_hash, hash)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -281,6 +304,23 @@ func (q *Queries) InsertSession(ctx context.Context, arg InsertSessionParams) er
 	return err
 }
 
+const latestCheckpoint = `-- name: LatestCheckpoint :one
+SELECT seq, hash, at, public_key, signature FROM store_checkpoints ORDER BY seq DESC LIMIT 1
+`
+
+func (q *Queries) LatestCheckpoint(ctx context.Context) (StoreCheckpoint, error) {
+	row := q.db.QueryRow(ctx, latestCheckpoint)
+	var i StoreCheckpoint
+	err := row.Scan(
+		&i.Seq,
+		&i.Hash,
+		&i.At,
+		&i.PublicKey,
+		&i.Signature,
+	)
+	return i, err
+}
+
 const listAudit = `-- name: ListAudit :many
 SELECT seq, at, kind, subject, actor, payload, prev_hash, hash FROM store_events
 WHERE actor <> ''
@@ -354,6 +394,41 @@ func (q *Queries) ListBlobs(ctx context.Context) ([]Blob, error) {
 			&i.State,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listCheckpoints = `-- name: ListCheckpoints :many
+SELECT seq, hash, at, public_key, signature FROM store_checkpoints WHERE seq > $1 ORDER BY seq LIMIT $2::bigint
+`
+
+type ListCheckpointsParams struct {
+	After int64
+	Lim   int64
+}
+
+func (q *Queries) ListCheckpoints(ctx context.Context, arg ListCheckpointsParams) ([]StoreCheckpoint, error) {
+	rows, err := q.db.Query(ctx, listCheckpoints, arg.After, arg.Lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []StoreCheckpoint{}
+	for rows.Next() {
+		var i StoreCheckpoint
+		if err := rows.Scan(
+			&i.Seq,
+			&i.Hash,
+			&i.At,
+			&i.PublicKey,
+			&i.Signature,
 		); err != nil {
 			return nil, err
 		}

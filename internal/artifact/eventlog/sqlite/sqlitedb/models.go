@@ -43,6 +43,14 @@ type RetentionPolicy struct {
 	UpdatedAt    int64
 }
 
+type StoreCheckpoint struct {
+	Seq       int64
+	Hash      string
+	At        int64
+	PublicKey []byte
+	Signature []byte
+}
+
 type StoreEvent struct {
 	Seq      int64
 	At       int64

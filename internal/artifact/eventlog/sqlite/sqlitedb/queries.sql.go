@@ -190,6 +190,29 @@ func (q *Queries) GetSession(ctx context.Context, id string) (UploadSession, err
 	return i, err
 }
 
+const insertCheckpoint = `-- name: InsertCheckpoint :exec
+INSERT INTO store_checkpoints (seq, hash, at, public_key, signature) VALUES (?, ?, ?, ?, ?)
+`
+
+type InsertCheckpointParams struct {
+	Seq       int64
+	Hash      string
+	At        int64
+	PublicKey []byte
+	Signature []byte
+}
+
+func (q *Queries) InsertCheckpoint(ctx context.Context, arg InsertCheckpointParams) error {
+	_, err := q.db.ExecContext(ctx, insertCheckpoint,
+		arg.Seq,
+		arg.Hash,
+		arg.At,
+		arg.PublicKey,
+		arg.Signature,
+	)
+	return err
+}
+
 const insertEvent = `-- name: InsertEvent :exec
 INSERT INTO store_events (seq, at, kind, subject, actor, payload, prev_hash, hash)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -282,6 +305,23 @@ func (q *Queries) InsertSession(ctx context.Context, arg InsertSessionParams) er
 	return err
 }
 
+const latestCheckpoint = `-- name: LatestCheckpoint :one
+SELECT seq, hash, at, public_key, signature FROM store_checkpoints ORDER BY seq DESC LIMIT 1
+`
+
+func (q *Queries) LatestCheckpoint(ctx context.Context) (StoreCheckpoint, error) {
+	row := q.db.QueryRowContext(ctx, latestCheckpoint)
+	var i StoreCheckpoint
+	err := row.Scan(
+		&i.Seq,
+		&i.Hash,
+		&i.At,
+		&i.PublicKey,
+		&i.Signature,
+	)
+	return i, err
+}
+
 const listAudit = `-- name: ListAudit :many
 SELECT seq, at, kind, subject, actor, payload, prev_hash, hash FROM store_events
 WHERE actor <> ''
@@ -358,6 +398,44 @@ func (q *Queries) ListBlobs(ctx context.Context) ([]Blob, error) {
 			&i.State,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listCheckpoints = `-- name: ListCheckpoints :many
+SELECT seq, hash, at, public_key, signature FROM store_checkpoints WHERE seq > ?1 ORDER BY seq LIMIT ?2
+`
+
+type ListCheckpointsParams struct {
+	After int64
+	Lim   int64
+}
+
+func (q *Queries) ListCheckpoints(ctx context.Context, arg ListCheckpointsParams) ([]StoreCheckpoint, error) {
+	rows, err := q.db.QueryContext(ctx, listCheckpoints, arg.After, arg.Lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []StoreCheckpoint{}
+	for rows.Next() {
+		var i StoreCheckpoint
+		if err := rows.Scan(
+			&i.Seq,
+			&i.Hash,
+			&i.At,
+			&i.PublicKey,
+			&i.Signature,
 		); err != nil {
 			return nil, err
 		}
