@@ -165,6 +165,15 @@ type Queries interface {
 	ListExpiredSessions(ctx context.Context, now int64) ([]SessionRow, error)
 	CountActiveSessionsFor(ctx context.Context, digest string, now int64) (int64, error)
 
+	// InsertLease leases every digest under id until expiresAt.
+	InsertLease(ctx context.Context, id string, digests []string, expiresAt int64) error
+	// RenewLease moves an unexpired lease's expiry and returns how many of
+	// its rows it moved: 0 when the lease expired or was released.
+	RenewLease(ctx context.Context, id string, now, expiresAt int64) (int64, error)
+	DeleteLease(ctx context.Context, id string) error
+	DeleteExpiredLeases(ctx context.Context, now int64) (int64, error)
+	CountActiveLeasesFor(ctx context.Context, digest string, now int64) (int64, error)
+
 	// NamespaceBytes sums, per ref namespace, the sizes of the distinct
 	// blobs its refs reach.
 	NamespaceBytes(ctx context.Context) (map[string]int64, error)

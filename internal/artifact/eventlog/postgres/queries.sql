@@ -129,6 +129,23 @@ SELECT * FROM upload_sessions WHERE expires_at < $1 ORDER BY expires_at;
 -- name: CountActiveSessionsFor :one
 SELECT COUNT(*) FROM upload_sessions WHERE expected_digest = sqlc.arg(digest) AND expires_at >= sqlc.arg(now);
 
+-- name: InsertLease :exec
+INSERT INTO gc_leases (id, digest, expires_at)
+SELECT sqlc.arg(id)::text, d, sqlc.arg(expires_at)::bigint FROM unnest(sqlc.arg(digests)::text[]) AS d
+ON CONFLICT DO NOTHING;
+
+-- name: RenewLease :execrows
+UPDATE gc_leases SET expires_at = sqlc.arg(expires_at) WHERE id = sqlc.arg(id) AND expires_at >= sqlc.arg(now);
+
+-- name: DeleteLease :exec
+DELETE FROM gc_leases WHERE id = sqlc.arg(id);
+
+-- name: DeleteExpiredLeases :execrows
+DELETE FROM gc_leases WHERE expires_at < sqlc.arg(now);
+
+-- name: CountActiveLeasesFor :one
+SELECT COUNT(*) FROM gc_leases WHERE digest = sqlc.arg(digest) AND expires_at >= sqlc.arg(now);
+
 -- name: ListLiveBlobsIn :many
 SELECT digest FROM blobs WHERE state = 'live' AND digest = ANY(sqlc.arg(digests)::text[]);
 

@@ -129,6 +129,22 @@ SELECT * FROM upload_sessions WHERE expires_at < ? ORDER BY expires_at;
 -- name: CountActiveSessionsFor :one
 SELECT COUNT(*) FROM upload_sessions WHERE expected_digest = sqlc.arg(digest) AND expires_at >= sqlc.arg(now);
 
+-- name: InsertLeaseDigest :exec
+INSERT INTO gc_leases (id, digest, expires_at) VALUES (?, ?, ?)
+ON CONFLICT DO NOTHING;
+
+-- name: RenewLease :execrows
+UPDATE gc_leases SET expires_at = sqlc.arg(expires_at) WHERE id = sqlc.arg(id) AND expires_at >= sqlc.arg(now);
+
+-- name: DeleteLease :exec
+DELETE FROM gc_leases WHERE id = sqlc.arg(id);
+
+-- name: DeleteExpiredLeases :execrows
+DELETE FROM gc_leases WHERE expires_at < sqlc.arg(now);
+
+-- name: CountActiveLeasesFor :one
+SELECT COUNT(*) FROM gc_leases WHERE digest = sqlc.arg(digest) AND expires_at >= sqlc.arg(now);
+
 -- name: ListLiveBlobsIn :many
 SELECT digest FROM blobs WHERE state = 'live' AND digest IN (sqlc.slice('digests'));
 

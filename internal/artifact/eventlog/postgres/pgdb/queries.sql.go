@@ -9,6 +9,22 @@ import (
 	"context"
 )
 
+const countActiveLeasesFor = `-- name: CountActiveLeasesFor :one
+SELECT COUNT(*) FROM gc_leases WHERE digest = $1 AND expires_at >= $2
+`
+
+type CountActiveLeasesForParams struct {
+	Digest string
+	Now    int64
+}
+
+func (q *Queries) CountActiveLeasesFor(ctx context.Context, arg CountActiveLeasesForParams) (int64, error) {
+	row := q.db.QueryRow(ctx, countActiveLeasesFor, arg.Digest, arg.Now)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const countActiveSessionsFor = `-- name: CountActiveSessionsFor :one
 SELECT COUNT(*) FROM upload_sessions WHERE expected_digest = $1 AND expires_at >= $2
 `
@@ -45,6 +61,27 @@ func (q *Queries) CountManifestRefs(ctx context.Context, manifestDigest string) 
 	var count int64
 	err := row.Scan(&count)
 	return count, err
+}
+
+const deleteExpiredLeases = `-- name: DeleteExpiredLeases :execrows
+DELETE FROM gc_leases WHERE expires_at < $1
+`
+
+func (q *Queries) DeleteExpiredLeases(ctx context.Context, now int64) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteExpiredLeases, now)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const deleteLease = `-- name: DeleteLease :exec
+DELETE FROM gc_leases WHERE id = $1
+`
+
+func (q *Queries) DeleteLease(ctx context.Context, id string) error {
+	_, err := q.db.Exec(ctx, deleteLease, id)
+	return err
 }
 
 const deleteManifest = `-- name: DeleteManifest :exec
@@ -239,6 +276,23 @@ func (q *Queries) InsertEvent(ctx context.Context, arg InsertEventParams) error 
 		arg.PrevHash,
 		arg.Hash,
 	)
+	return err
+}
+
+const insertLease = `-- name: InsertLease :exec
+INSERT INTO gc_leases (id, digest, expires_at)
+SELECT $1::text, d, $2::bigint FROM unnest($3::text[]) AS d
+ON CONFLICT DO NOTHING
+`
+
+type InsertLeaseParams struct {
+	ID        string
+	ExpiresAt int64
+	Digests   []string
+}
+
+func (q *Queries) InsertLease(ctx context.Context, arg InsertLeaseParams) error {
+	_, err := q.db.Exec(ctx, insertLease, arg.ID, arg.ExpiresAt, arg.Digests)
 	return err
 }
 
@@ -769,6 +823,24 @@ func (q *Queries) NamespaceBytes(ctx context.Context) ([]NamespaceBytesRow, erro
 		return nil, err
 	}
 	return items, nil
+}
+
+const renewLease = `-- name: RenewLease :execrows
+UPDATE gc_leases SET expires_at = $1 WHERE id = $2 AND expires_at >= $3
+`
+
+type RenewLeaseParams struct {
+	ExpiresAt int64
+	ID        string
+	Now       int64
+}
+
+func (q *Queries) RenewLease(ctx context.Context, arg RenewLeaseParams) (int64, error) {
+	result, err := q.db.Exec(ctx, renewLease, arg.ExpiresAt, arg.ID, arg.Now)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const setBlobState = `-- name: SetBlobState :execrows

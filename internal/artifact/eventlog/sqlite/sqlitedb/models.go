@@ -12,6 +12,12 @@ type Blob struct {
 	UpdatedAt int64
 }
 
+type GcLease struct {
+	ID        string
+	Digest    string
+	ExpiresAt int64
+}
+
 type Manifest struct {
 	Digest    string
 	Size      int64

@@ -10,6 +10,22 @@ import (
 	"strings"
 )
 
+const countActiveLeasesFor = `-- name: CountActiveLeasesFor :one
+SELECT COUNT(*) FROM gc_leases WHERE digest = ?1 AND expires_at >= ?2
+`
+
+type CountActiveLeasesForParams struct {
+	Digest string
+	Now    int64
+}
+
+func (q *Queries) CountActiveLeasesFor(ctx context.Context, arg CountActiveLeasesForParams) (int64, error) {
+	row := q.db.QueryRowContext(ctx, countActiveLeasesFor, arg.Digest, arg.Now)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const countActiveSessionsFor = `-- name: CountActiveSessionsFor :one
 SELECT COUNT(*) FROM upload_sessions WHERE expected_digest = ?1 AND expires_at >= ?2
 `
@@ -46,6 +62,27 @@ func (q *Queries) CountManifestRefs(ctx context.Context, manifestDigest string) 
 	var count int64
 	err := row.Scan(&count)
 	return count, err
+}
+
+const deleteExpiredLeases = `-- name: DeleteExpiredLeases :execrows
+DELETE FROM gc_leases WHERE expires_at < ?1
+`
+
+func (q *Queries) DeleteExpiredLeases(ctx context.Context, now int64) (int64, error) {
+	result, err := q.db.ExecContext(ctx, deleteExpiredLeases, now)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
+const deleteLease = `-- name: DeleteLease :exec
+DELETE FROM gc_leases WHERE id = ?1
+`
+
+func (q *Queries) DeleteLease(ctx context.Context, id string) error {
+	_, err := q.db.ExecContext(ctx, deleteLease, id)
+	return err
 }
 
 const deleteManifest = `-- name: DeleteManifest :exec
@@ -240,6 +277,22 @@ func (q *Queries) InsertEvent(ctx context.Context, arg InsertEventParams) error 
 		arg.PrevHash,
 		arg.Hash,
 	)
+	return err
+}
+
+const insertLeaseDigest = `-- name: InsertLeaseDigest :exec
+INSERT INTO gc_leases (id, digest, expires_at) VALUES (?, ?, ?)
+ON CONFLICT DO NOTHING
+`
+
+type InsertLeaseDigestParams struct {
+	ID        string
+	Digest    string
+	ExpiresAt int64
+}
+
+func (q *Queries) InsertLeaseDigest(ctx context.Context, arg InsertLeaseDigestParams) error {
+	_, err := q.db.ExecContext(ctx, insertLeaseDigest, arg.ID, arg.Digest, arg.ExpiresAt)
 	return err
 }
 
@@ -819,6 +872,24 @@ func (q *Queries) NamespaceBytes(ctx context.Context) ([]NamespaceBytesRow, erro
 		return nil, err
 	}
 	return items, nil
+}
+
+const renewLease = `-- name: RenewLease :execrows
+UPDATE gc_leases SET expires_at = ?1 WHERE id = ?2 AND expires_at >= ?3
+`
+
+type RenewLeaseParams struct {
+	ExpiresAt int64
+	ID        string
+	Now       int64
+}
+
+func (q *Queries) RenewLease(ctx context.Context, arg RenewLeaseParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, renewLease, arg.ExpiresAt, arg.ID, arg.Now)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
 }
 
 const setBlobState = `-- name: SetBlobState :execrows
