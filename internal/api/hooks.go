@@ -28,9 +28,10 @@ const (
 	// DefaultInboxPoll is how often a replica looks for deliveries another
 	// replica stored; its own wake it at once.
 	DefaultInboxPoll = time.Second
-	// DefaultInboxLease bounds planning one delivery; past it another
+	// DefaultInboxLease is how long a claim on a delivery lasts unless its
+	// planner renews it (a third of the way through); past it another
 	// replica may take the delivery over.
-	DefaultInboxLease = planTimeout + time.Minute
+	DefaultInboxLease = 30 * time.Second
 	// maxDeliveryTries is how often a delivery whose planning failed for
 	// a reason that may pass (a fetch timeout, the database) is tried.
 	maxDeliveryTries = 5
@@ -190,6 +191,8 @@ func (s *Server) planDelivery(ctx context.Context, d store.Delivery) {
 	}
 	var run core.Run
 	if err == nil {
+		stop := s.keepDelivery(ctx, d, log)
+		defer stop()
 		req := runRequest{Event: core.EventPush, Ref: ev.Ref, Commit: ev.Commit, Before: ev.Before, Delivery: &d}
 		if ev.Type == forge.EventPullRequest {
 			req = runRequest{Event: core.EventPullRequest, Ref: ev.Ref, Commit: ev.Commit, Source: ev.Branch, Target: ev.Target, Fork: ev.Fork, Delivery: &d}
@@ -229,6 +232,36 @@ func (s *Server) planDelivery(ctx context.Context, d store.Delivery) {
 	default:
 		finish(message(err))
 	}
+}
+
+// keepDelivery renews the claim on d while it is planned, so that a
+// server that dies gives its deliveries up within one lease, and one that
+// plans slowly keeps them. The returned func stops it.
+func (s *Server) keepDelivery(ctx context.Context, d store.Delivery, log *slog.Logger) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.cfg.InboxLease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := s.st.RenewDelivery(ctx, d, s.cfg.InboxLease); err != nil {
+				if ctx.Err() == nil {
+					// Creating the run is fenced by the claim: it will fail.
+					log.WarnContext(ctx, "renewing a webhook delivery's claim", slog.Any("err", err))
+				}
+				if core.KindOf(err) == core.KindLeaseLost {
+					return
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // retryable reports whether planning may succeed later: the repository or

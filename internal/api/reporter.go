@@ -33,7 +33,7 @@ const (
 	// DefaultStatusLease bounds one post; past it another replica may post
 	// the context. It is well above statusPostTimeout, so a post in flight
 	// has ended before another can begin.
-	DefaultStatusLease = time.Minute
+	DefaultStatusLease = 30 * time.Second
 	statusPostTimeout  = 15 * time.Second
 	statusBatch        = 16
 	// statusRetryBase is the first wait after a failed post.
@@ -63,6 +63,15 @@ func (s *Server) runReporter(ctx context.Context) {
 				break
 			}
 			for _, r := range rows {
+				if time.Until(r.LeaseUntil) < s.postTimeout() {
+					// Posts before it took long: what is left of its lease
+					// could end while it is in flight, so another replica
+					// could post it at the same time. Hand it back.
+					if err := s.st.RetryStatus(context.WithoutCancel(ctx), r, 0, r.LastError); err != nil {
+						s.log.WarnContext(ctx, "handing a commit status back", slog.String("run_id", r.RunID), slog.Any("err", err))
+					}
+					continue
+				}
 				s.postStatus(ctx, r)
 			}
 			if len(rows) < statusBatch {
@@ -113,7 +122,7 @@ func (s *Server) postStatus(ctx context.Context, r store.StatusRow) {
 	}
 	// A post ends well within the claim's lease, so no other replica can
 	// post the context while it is in flight.
-	pctx, cancel := context.WithTimeout(ctx, min(statusPostTimeout, s.cfg.StatusLease/2))
+	pctx, cancel := context.WithTimeout(ctx, s.postTimeout())
 	err = forge.Post(pctx, s.forgeClient, forge.Target{
 		Kind: forge.Kind(f.Kind), APIURL: f.APIURL, Repo: f.Repo, Commit: f.Commit, Token: tok.Reveal(),
 	}, st)
@@ -140,6 +149,9 @@ func (s *Server) postStatus(ctx context.Context, r store.StatusRow) {
 		slog.String("repo", f.Repo), slog.Any("err", err))
 	s.recordStatus(bg, log, r, "", err.Error())
 }
+
+// postTimeout bounds one status post: half a claim's lease at most.
+func (s *Server) postTimeout() time.Duration { return min(statusPostTimeout, s.cfg.StatusLease/2) }
 
 func (s *Server) recordStatus(ctx context.Context, log *slog.Logger, r store.StatusRow, shown, lastErr string) {
 	if err := s.st.FinishStatus(ctx, r, shown, lastErr); err != nil {

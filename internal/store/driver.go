@@ -151,18 +151,20 @@ type Queries interface {
 	LockAPITokens(ctx context.Context) error
 	// The forges' inbox and outbox (forges.go). InsertDelivery reports
 	// false when the project has the delivery id already; ClaimDelivery
-	// returns core.KindNotFound when none is due; the Finish and Retry
-	// methods match the claim by its LeaseUntil and report whether it did.
+	// returns core.KindNotFound when none is due; the Finish, Renew and
+	// Retry methods match the claim by its Claim token and report whether
+	// it did.
 	InsertDelivery(ctx context.Context, d Delivery) (bool, error)
-	ClaimDelivery(ctx context.Context, now, leaseUntil time.Time) (Delivery, error)
+	ClaimDelivery(ctx context.Context, now, leaseUntil time.Time, claim string) (Delivery, error)
 	FinishDelivery(ctx context.Context, d Delivery) (bool, error)
+	RenewDelivery(ctx context.Context, d Delivery) (bool, error)
 	RetryDelivery(ctx context.Context, d Delivery) (bool, error)
 	ListDeliveries(ctx context.Context, project string, limit int) ([]Delivery, error)
 	CountPendingDeliveries(ctx context.Context) (int, error)
 	PruneDeliveries(ctx context.Context, before time.Time) (int64, error)
 	InsertRunForge(ctx context.Context, runID string, f RunForge) error
 	GetRunForge(ctx context.Context, runID string) (RunForge, error)
-	ClaimStatuses(ctx context.Context, now, leaseUntil time.Time, limit int) ([]StatusRow, error)
+	ClaimStatuses(ctx context.Context, now, leaseUntil time.Time, claim string, limit int) ([]StatusRow, error)
 	FinishStatus(ctx context.Context, r StatusRow) (bool, error)
 	RetryStatus(ctx context.Context, r StatusRow) (bool, error)
 	ListRunStatuses(ctx context.Context, runID string) ([]StatusRow, error)

@@ -31,8 +31,9 @@ type Delivery struct {
 	Message string
 	Tries   int
 	NextAt  time.Time
-	// LeaseUntil is when the current lease ends; as read by a claim, it is
-	// also the claim's fencing token.
+	// Claim is the current claim's token, which fences every write of its
+	// holder; LeaseUntil is when the claim lapses, unless renewed.
+	Claim      string
 	LeaseUntil time.Time
 	ReceivedAt time.Time
 	DoneAt     time.Time
@@ -57,7 +58,8 @@ type StatusRow struct {
 	ChangedAt   time.Time
 	Tries       int
 	NextAt      time.Time
-	// LeaseUntil is the claim's fencing token, as for Delivery.
+	// Claim and LeaseUntil are as for Delivery.
+	Claim      string
 	LeaseUntil time.Time
 	LastError  string
 }
@@ -90,9 +92,18 @@ func (s *Store) ClaimDelivery(ctx context.Context, lease time.Duration) (Deliver
 	var d Delivery
 	err := s.drv.Write(ctx, func(q Queries) error {
 		var err error
-		d, err = q.ClaimDelivery(ctx, now, now.Add(lease))
+		d, err = q.ClaimDelivery(ctx, now, now.Add(lease), newToken())
 		return err
 	})
+	return d, err
+}
+
+// RenewDelivery extends a claimed delivery's lease to lease from now and
+// returns the delivery with its new LeaseUntil. It returns a
+// core.KindLeaseLost error when the claim has passed to another.
+func (s *Store) RenewDelivery(ctx context.Context, d Delivery, lease time.Duration) (Delivery, error) {
+	d.LeaseUntil = s.Now().Add(lease)
+	err := s.fenced(ctx, "renew delivery "+d.ID, func(q Queries) (bool, error) { return q.RenewDelivery(ctx, d) })
 	return d, err
 }
 
@@ -137,7 +148,7 @@ func (s *Store) ClaimStatuses(ctx context.Context, limit int, lease time.Duratio
 	var rows []StatusRow
 	err := s.drv.Write(ctx, func(q Queries) error {
 		var err error
-		rows, err = q.ClaimStatuses(ctx, now, now.Add(lease), limit)
+		rows, err = q.ClaimStatuses(ctx, now, now.Add(lease), newToken(), limit)
 		return err
 	})
 	return rows, err

@@ -11,7 +11,7 @@ import (
 func deliveryFromRow(r pgdb.HookDelivery) store.Delivery {
 	return store.Delivery{
 		ID: r.ID, Project: r.Project, Forge: r.Forge, Delivery: r.Delivery, Event: r.Event, State: r.State,
-		RunID: r.RunID, Message: r.Message, Tries: int(r.Tries), NextAt: store.FromMillis(r.NextAt),
+		RunID: r.RunID, Message: r.Message, Tries: int(r.Tries), NextAt: store.FromMillis(r.NextAt), Claim: r.Claim,
 		LeaseUntil: store.FromMillis(r.LeaseUntil), ReceivedAt: store.FromMillis(r.ReceivedAt), DoneAt: store.FromMillis(r.DoneAt),
 	}
 }
@@ -20,7 +20,7 @@ func statusFromRow(r pgdb.StatusOutbox) store.StatusRow {
 	return store.StatusRow{
 		RunID: r.RunID, JobID: r.JobID, Version: r.Version, Posted: r.Posted, PostedState: r.PostedState,
 		ChangedAt: store.FromMillis(r.ChangedAt), Tries: int(r.Tries), NextAt: store.FromMillis(r.NextAt),
-		LeaseUntil: store.FromMillis(r.LeaseUntil), LastError: r.LastError,
+		Claim: r.Claim, LeaseUntil: store.FromMillis(r.LeaseUntil), LastError: r.LastError,
 	}
 }
 
@@ -31,8 +31,8 @@ func (x queries) InsertDelivery(ctx context.Context, d store.Delivery) (bool, er
 	return n == 1, mapErr("insert delivery", err)
 }
 
-func (x queries) ClaimDelivery(ctx context.Context, now, leaseUntil time.Time) (store.Delivery, error) {
-	r, err := x.q.ClaimDelivery(ctx, pgdb.ClaimDeliveryParams{Now: store.Millis(now), LeaseUntil: store.Millis(leaseUntil)})
+func (x queries) ClaimDelivery(ctx context.Context, now, leaseUntil time.Time, claim string) (store.Delivery, error) {
+	r, err := x.q.ClaimDelivery(ctx, pgdb.ClaimDeliveryParams{Now: store.Millis(now), LeaseUntil: store.Millis(leaseUntil), Claim: claim})
 	if err != nil {
 		return store.Delivery{}, mapErr("claim delivery", err)
 	}
@@ -41,14 +41,19 @@ func (x queries) ClaimDelivery(ctx context.Context, now, leaseUntil time.Time) (
 
 func (x queries) FinishDelivery(ctx context.Context, d store.Delivery) (bool, error) {
 	n, err := x.q.FinishDelivery(ctx, pgdb.FinishDeliveryParams{
-		ID: d.ID, State: d.State, RunID: d.RunID, Message: d.Message, DoneAt: store.Millis(d.DoneAt), LeaseUntil: store.Millis(d.LeaseUntil),
+		ID: d.ID, State: d.State, RunID: d.RunID, Message: d.Message, DoneAt: store.Millis(d.DoneAt), Claim: d.Claim,
 	})
 	return n == 1, mapErr("finish delivery", err)
 }
 
+func (x queries) RenewDelivery(ctx context.Context, d store.Delivery) (bool, error) {
+	n, err := x.q.RenewDelivery(ctx, pgdb.RenewDeliveryParams{ID: d.ID, Claim: d.Claim, LeaseUntil: store.Millis(d.LeaseUntil)})
+	return n == 1, mapErr("renew delivery", err)
+}
+
 func (x queries) RetryDelivery(ctx context.Context, d store.Delivery) (bool, error) {
 	n, err := x.q.RetryDelivery(ctx, pgdb.RetryDeliveryParams{
-		ID: d.ID, NextAt: store.Millis(d.NextAt), Message: d.Message, LeaseUntil: store.Millis(d.LeaseUntil),
+		ID: d.ID, NextAt: store.Millis(d.NextAt), Message: d.Message, Claim: d.Claim,
 	})
 	return n == 1, mapErr("retry delivery", err)
 }
@@ -89,21 +94,21 @@ func (x queries) GetRunForge(ctx context.Context, runID string) (store.RunForge,
 	return store.RunForge{Kind: r.Forge, APIURL: r.ApiUrl, Repo: r.Repo, Commit: r.CommitID, TokenSecret: r.TokenSecret}, nil
 }
 
-func (x queries) ClaimStatuses(ctx context.Context, now, leaseUntil time.Time, limit int) ([]store.StatusRow, error) {
-	rows, err := x.q.ClaimStatuses(ctx, pgdb.ClaimStatusesParams{Now: store.Millis(now), LeaseUntil: store.Millis(leaseUntil), Lim: int32(limit)})
+func (x queries) ClaimStatuses(ctx context.Context, now, leaseUntil time.Time, claim string, limit int) ([]store.StatusRow, error) {
+	rows, err := x.q.ClaimStatuses(ctx, pgdb.ClaimStatusesParams{Now: store.Millis(now), LeaseUntil: store.Millis(leaseUntil), Claim: claim, Lim: int32(limit)})
 	return statusRows(rows, err, "claim statuses")
 }
 
 func (x queries) FinishStatus(ctx context.Context, r store.StatusRow) (bool, error) {
 	n, err := x.q.FinishStatus(ctx, pgdb.FinishStatusParams{
-		RunID: r.RunID, JobID: r.JobID, Version: r.Version, PostedState: r.PostedState, LastError: r.LastError, LeaseUntil: store.Millis(r.LeaseUntil),
+		RunID: r.RunID, JobID: r.JobID, Version: r.Version, PostedState: r.PostedState, LastError: r.LastError, Claim: r.Claim,
 	})
 	return n == 1, mapErr("finish status", err)
 }
 
 func (x queries) RetryStatus(ctx context.Context, r store.StatusRow) (bool, error) {
 	n, err := x.q.RetryStatus(ctx, pgdb.RetryStatusParams{
-		RunID: r.RunID, JobID: r.JobID, NextAt: store.Millis(r.NextAt), LastError: r.LastError, LeaseUntil: store.Millis(r.LeaseUntil),
+		RunID: r.RunID, JobID: r.JobID, NextAt: store.Millis(r.NextAt), LastError: r.LastError, Claim: r.Claim,
 	})
 	return n == 1, mapErr("retry status", err)
 }

@@ -112,6 +112,41 @@ func RunForges(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("RenewedDeliveryIsNotClaimedAgain", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		if _, _, err := b.s.AddDelivery(b.ctx, store.Delivery{Project: "web", Forge: "github", Delivery: "r", Event: "{}"}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := b.s.ClaimDelivery(b.ctx, 30*time.Second)
+		if err != nil || d.Claim == "" {
+			t.Fatalf("claim = %+v, %v", d, err)
+		}
+		b.clock.advance(20 * time.Second)
+		if d, err = b.s.RenewDelivery(b.ctx, d, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		// Past the first lease, within the renewed one.
+		b.clock.advance(20 * time.Second)
+		_, err = b.s.ClaimDelivery(b.ctx, 30*time.Second)
+		wantKind(t, err, core.KindNotFound)
+		// Its holder stops renewing: another claims it, and the old
+		// claim can neither renew nor finish.
+		b.clock.advance(11 * time.Second)
+		other, err := b.s.ClaimDelivery(b.ctx, 30*time.Second)
+		if err != nil || other.Claim == d.Claim {
+			t.Fatalf("claim after the lapse = %+v, %v", other, err)
+		}
+		_, err = b.s.RenewDelivery(b.ctx, d, 30*time.Second)
+		wantKind(t, err, core.KindLeaseLost)
+		wantKind(t, b.s.FinishDelivery(b.ctx, d, store.DeliveryDone, "run", ""), core.KindLeaseLost)
+		if err := b.s.FinishDelivery(b.ctx, other, store.DeliveryDone, "run", ""); err != nil {
+			t.Fatal(err)
+		}
+		// A finished delivery is over, whoever holds an old claim.
+		wantKind(t, b.s.RetryDelivery(b.ctx, other, 0, "again"), core.KindLeaseLost)
+	})
+
 	t.Run("EveryMoveWritesTheOutbox", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

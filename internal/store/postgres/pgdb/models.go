@@ -60,6 +60,7 @@ type HookDelivery struct {
 	Message    string
 	Tries      int32
 	NextAt     int64
+	Claim      string
 	LeaseUntil int64
 	ReceivedAt int64
 	DoneAt     int64
@@ -155,6 +156,7 @@ type StatusOutbox struct {
 	ChangedAt   int64
 	Tries       int32
 	NextAt      int64
+	Claim       string
 	LeaseUntil  int64
 	LastError   string
 }

@@ -18,6 +18,7 @@ CREATE TABLE hook_deliveries (
     message     TEXT NOT NULL DEFAULT '',
     tries       INTEGER NOT NULL DEFAULT 0,
     next_at     BIGINT NOT NULL,
+    claim       TEXT NOT NULL DEFAULT '',
     lease_until BIGINT NOT NULL DEFAULT 0,
     received_at BIGINT NOT NULL,
     done_at     BIGINT NOT NULL DEFAULT 0,
@@ -53,6 +54,7 @@ CREATE TABLE status_outbox (
     changed_at   BIGINT NOT NULL,
     tries        INTEGER NOT NULL DEFAULT 0,
     next_at      BIGINT NOT NULL DEFAULT 0,
+    claim        TEXT NOT NULL DEFAULT '',
     lease_until  BIGINT NOT NULL DEFAULT 0,
     last_error   TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (run_id, job_id)

@@ -8,7 +8,7 @@ ON CONFLICT (project, delivery) DO NOTHING;
 -- Leases the oldest due delivery of a project none of whose older
 -- deliveries is still pending: a project's deliveries are planned in the
 -- order they came.
-UPDATE hook_deliveries SET lease_until = sqlc.arg(lease_until), tries = tries + 1
+UPDATE hook_deliveries SET claim = sqlc.arg(claim), lease_until = sqlc.arg(lease_until), tries = tries + 1
 WHERE id = (
     SELECT d.id FROM hook_deliveries d
     WHERE d.state = 'pending' AND d.next_at <= sqlc.arg(now) AND d.lease_until < sqlc.arg(now)
@@ -22,12 +22,17 @@ RETURNING *;
 
 -- name: FinishDelivery :execrows
 UPDATE hook_deliveries
-SET state = sqlc.arg(state), run_id = sqlc.arg(run_id), message = sqlc.arg(message), done_at = sqlc.arg(done_at), lease_until = 0
-WHERE id = sqlc.arg(id) AND lease_until = sqlc.arg(lease_until);
+SET state = sqlc.arg(state), run_id = sqlc.arg(run_id), message = sqlc.arg(message), done_at = sqlc.arg(done_at),
+    claim = '', lease_until = 0
+WHERE id = sqlc.arg(id) AND claim = sqlc.arg(claim) AND state = 'pending';
+
+-- name: RenewDelivery :execrows
+UPDATE hook_deliveries SET lease_until = sqlc.arg(lease_until)
+WHERE id = sqlc.arg(id) AND claim = sqlc.arg(claim) AND state = 'pending';
 
 -- name: RetryDelivery :execrows
-UPDATE hook_deliveries SET next_at = sqlc.arg(next_at), message = sqlc.arg(message), lease_until = 0
-WHERE id = sqlc.arg(id) AND lease_until = sqlc.arg(lease_until);
+UPDATE hook_deliveries SET next_at = sqlc.arg(next_at), message = sqlc.arg(message), claim = '', lease_until = 0
+WHERE id = sqlc.arg(id) AND claim = sqlc.arg(claim) AND state = 'pending';
 
 -- name: ListDeliveries :many
 SELECT * FROM hook_deliveries WHERE project = sqlc.arg(project) ORDER BY received_at DESC, id DESC LIMIT sqlc.arg(lim);
@@ -47,7 +52,7 @@ SELECT * FROM run_forges WHERE run_id = sqlc.arg(run_id);
 
 -- name: ClaimStatuses :many
 -- Leases due contexts, oldest change first.
-UPDATE status_outbox SET lease_until = sqlc.arg(lease_until), tries = tries + 1
+UPDATE status_outbox SET claim = sqlc.arg(claim), lease_until = sqlc.arg(lease_until), tries = tries + 1
 WHERE (run_id, job_id) IN (
     SELECT s.run_id, s.job_id FROM status_outbox s
     WHERE s.posted < s.version AND s.next_at <= sqlc.arg(now) AND s.lease_until < sqlc.arg(now)
@@ -60,12 +65,12 @@ RETURNING *;
 -- the forge; posted never goes back.
 UPDATE status_outbox
 SET posted = MAX(posted, sqlc.arg(version)), posted_state = sqlc.arg(posted_state), last_error = sqlc.arg(last_error),
-    lease_until = 0, tries = 0
-WHERE run_id = sqlc.arg(run_id) AND job_id = sqlc.arg(job_id) AND lease_until = sqlc.arg(lease_until);
+    claim = '', lease_until = 0, tries = 0
+WHERE run_id = sqlc.arg(run_id) AND job_id = sqlc.arg(job_id) AND claim = sqlc.arg(claim);
 
 -- name: RetryStatus :execrows
-UPDATE status_outbox SET next_at = sqlc.arg(next_at), last_error = sqlc.arg(last_error), lease_until = 0
-WHERE run_id = sqlc.arg(run_id) AND job_id = sqlc.arg(job_id) AND lease_until = sqlc.arg(lease_until);
+UPDATE status_outbox SET next_at = sqlc.arg(next_at), last_error = sqlc.arg(last_error), claim = '', lease_until = 0
+WHERE run_id = sqlc.arg(run_id) AND job_id = sqlc.arg(job_id) AND claim = sqlc.arg(claim);
 
 -- name: ListRunStatuses :many
 SELECT * FROM status_outbox WHERE run_id = sqlc.arg(run_id) ORDER BY job_id;

@@ -10,20 +10,21 @@ import (
 )
 
 const claimDelivery = `-- name: ClaimDelivery :one
-UPDATE hook_deliveries SET lease_until = ?1, tries = tries + 1
+UPDATE hook_deliveries SET claim = ?1, lease_until = ?2, tries = tries + 1
 WHERE id = (
     SELECT d.id FROM hook_deliveries d
-    WHERE d.state = 'pending' AND d.next_at <= ?2 AND d.lease_until < ?2
+    WHERE d.state = 'pending' AND d.next_at <= ?3 AND d.lease_until < ?3
       AND NOT EXISTS (
           SELECT 1 FROM hook_deliveries o
           WHERE o.project = d.project AND o.state = 'pending'
             AND (o.received_at < d.received_at OR (o.received_at = d.received_at AND o.id < d.id)))
     ORDER BY d.received_at, d.id
     LIMIT 1 )
-RETURNING id, project, forge, delivery, event, state, run_id, message, tries, next_at, lease_until, received_at, done_at
+RETURNING id, project, forge, delivery, event, state, run_id, message, tries, next_at, claim, lease_until, received_at, done_at
 `
 
 type ClaimDeliveryParams struct {
+	Claim      string
 	LeaseUntil int64
 	Now        int64
 }
@@ -32,7 +33,7 @@ type ClaimDeliveryParams struct {
 // deliveries is still pending: a project's deliveries are planned in the
 // order they came.
 func (q *Queries) ClaimDelivery(ctx context.Context, arg ClaimDeliveryParams) (HookDelivery, error) {
-	row := q.db.QueryRowContext(ctx, claimDelivery, arg.LeaseUntil, arg.Now)
+	row := q.db.QueryRowContext(ctx, claimDelivery, arg.Claim, arg.LeaseUntil, arg.Now)
 	var i HookDelivery
 	err := row.Scan(
 		&i.ID,
@@ -45,6 +46,7 @@ func (q *Queries) ClaimDelivery(ctx context.Context, arg ClaimDeliveryParams) (H
 		&i.Message,
 		&i.Tries,
 		&i.NextAt,
+		&i.Claim,
 		&i.LeaseUntil,
 		&i.ReceivedAt,
 		&i.DoneAt,
@@ -53,16 +55,17 @@ func (q *Queries) ClaimDelivery(ctx context.Context, arg ClaimDeliveryParams) (H
 }
 
 const claimStatuses = `-- name: ClaimStatuses :many
-UPDATE status_outbox SET lease_until = ?1, tries = tries + 1
+UPDATE status_outbox SET claim = ?1, lease_until = ?2, tries = tries + 1
 WHERE (run_id, job_id) IN (
     SELECT s.run_id, s.job_id FROM status_outbox s
-    WHERE s.posted < s.version AND s.next_at <= ?2 AND s.lease_until < ?2
+    WHERE s.posted < s.version AND s.next_at <= ?3 AND s.lease_until < ?3
     ORDER BY s.changed_at
-    LIMIT ?3 )
-RETURNING run_id, job_id, version, posted, posted_state, changed_at, tries, next_at, lease_until, last_error
+    LIMIT ?4 )
+RETURNING run_id, job_id, version, posted, posted_state, changed_at, tries, next_at, claim, lease_until, last_error
 `
 
 type ClaimStatusesParams struct {
+	Claim      string
 	LeaseUntil int64
 	Now        int64
 	Lim        int64
@@ -70,7 +73,12 @@ type ClaimStatusesParams struct {
 
 // Leases due contexts, oldest change first.
 func (q *Queries) ClaimStatuses(ctx context.Context, arg ClaimStatusesParams) ([]StatusOutbox, error) {
-	rows, err := q.db.QueryContext(ctx, claimStatuses, arg.LeaseUntil, arg.Now, arg.Lim)
+	rows, err := q.db.QueryContext(ctx, claimStatuses,
+		arg.Claim,
+		arg.LeaseUntil,
+		arg.Now,
+		arg.Lim,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +95,7 @@ func (q *Queries) ClaimStatuses(ctx context.Context, arg ClaimStatusesParams) ([
 			&i.ChangedAt,
 			&i.Tries,
 			&i.NextAt,
+			&i.Claim,
 			&i.LeaseUntil,
 			&i.LastError,
 		); err != nil {
@@ -116,17 +125,18 @@ func (q *Queries) CountPendingDeliveries(ctx context.Context) (int64, error) {
 
 const finishDelivery = `-- name: FinishDelivery :execrows
 UPDATE hook_deliveries
-SET state = ?1, run_id = ?2, message = ?3, done_at = ?4, lease_until = 0
-WHERE id = ?5 AND lease_until = ?6
+SET state = ?1, run_id = ?2, message = ?3, done_at = ?4,
+    claim = '', lease_until = 0
+WHERE id = ?5 AND claim = ?6 AND state = 'pending'
 `
 
 type FinishDeliveryParams struct {
-	State      string
-	RunID      string
-	Message    string
-	DoneAt     int64
-	ID         string
-	LeaseUntil int64
+	State   string
+	RunID   string
+	Message string
+	DoneAt  int64
+	ID      string
+	Claim   string
 }
 
 func (q *Queries) FinishDelivery(ctx context.Context, arg FinishDeliveryParams) (int64, error) {
@@ -136,7 +146,7 @@ func (q *Queries) FinishDelivery(ctx context.Context, arg FinishDeliveryParams) 
 		arg.Message,
 		arg.DoneAt,
 		arg.ID,
-		arg.LeaseUntil,
+		arg.Claim,
 	)
 	if err != nil {
 		return 0, err
@@ -147,8 +157,8 @@ func (q *Queries) FinishDelivery(ctx context.Context, arg FinishDeliveryParams) 
 const finishStatus = `-- name: FinishStatus :execrows
 UPDATE status_outbox
 SET posted = MAX(posted, ?1), posted_state = ?2, last_error = ?3,
-    lease_until = 0, tries = 0
-WHERE run_id = ?4 AND job_id = ?5 AND lease_until = ?6
+    claim = '', lease_until = 0, tries = 0
+WHERE run_id = ?4 AND job_id = ?5 AND claim = ?6
 `
 
 type FinishStatusParams struct {
@@ -157,7 +167,7 @@ type FinishStatusParams struct {
 	LastError   string
 	RunID       string
 	JobID       string
-	LeaseUntil  int64
+	Claim       string
 }
 
 // Records that the context's state as of version (or a later one) is on
@@ -169,7 +179,7 @@ func (q *Queries) FinishStatus(ctx context.Context, arg FinishStatusParams) (int
 		arg.LastError,
 		arg.RunID,
 		arg.JobID,
-		arg.LeaseUntil,
+		arg.Claim,
 	)
 	if err != nil {
 		return 0, err
@@ -253,7 +263,7 @@ func (q *Queries) InsertRunForge(ctx context.Context, arg InsertRunForgeParams) 
 }
 
 const listDeliveries = `-- name: ListDeliveries :many
-SELECT id, project, forge, delivery, event, state, run_id, message, tries, next_at, lease_until, received_at, done_at FROM hook_deliveries WHERE project = ?1 ORDER BY received_at DESC, id DESC LIMIT ?2
+SELECT id, project, forge, delivery, event, state, run_id, message, tries, next_at, claim, lease_until, received_at, done_at FROM hook_deliveries WHERE project = ?1 ORDER BY received_at DESC, id DESC LIMIT ?2
 `
 
 type ListDeliveriesParams struct {
@@ -281,6 +291,7 @@ func (q *Queries) ListDeliveries(ctx context.Context, arg ListDeliveriesParams) 
 			&i.Message,
 			&i.Tries,
 			&i.NextAt,
+			&i.Claim,
 			&i.LeaseUntil,
 			&i.ReceivedAt,
 			&i.DoneAt,
@@ -299,7 +310,7 @@ func (q *Queries) ListDeliveries(ctx context.Context, arg ListDeliveriesParams) 
 }
 
 const listRunStatuses = `-- name: ListRunStatuses :many
-SELECT run_id, job_id, version, posted, posted_state, changed_at, tries, next_at, lease_until, last_error FROM status_outbox WHERE run_id = ?1 ORDER BY job_id
+SELECT run_id, job_id, version, posted, posted_state, changed_at, tries, next_at, claim, lease_until, last_error FROM status_outbox WHERE run_id = ?1 ORDER BY job_id
 `
 
 func (q *Queries) ListRunStatuses(ctx context.Context, runID string) ([]StatusOutbox, error) {
@@ -320,6 +331,7 @@ func (q *Queries) ListRunStatuses(ctx context.Context, runID string) ([]StatusOu
 			&i.ChangedAt,
 			&i.Tries,
 			&i.NextAt,
+			&i.Claim,
 			&i.LeaseUntil,
 			&i.LastError,
 		); err != nil {
@@ -362,16 +374,35 @@ func (q *Queries) PruneStatuses(ctx context.Context, before int64) (int64, error
 	return result.RowsAffected()
 }
 
+const renewDelivery = `-- name: RenewDelivery :execrows
+UPDATE hook_deliveries SET lease_until = ?1
+WHERE id = ?2 AND claim = ?3 AND state = 'pending'
+`
+
+type RenewDeliveryParams struct {
+	LeaseUntil int64
+	ID         string
+	Claim      string
+}
+
+func (q *Queries) RenewDelivery(ctx context.Context, arg RenewDeliveryParams) (int64, error) {
+	result, err := q.db.ExecContext(ctx, renewDelivery, arg.LeaseUntil, arg.ID, arg.Claim)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const retryDelivery = `-- name: RetryDelivery :execrows
-UPDATE hook_deliveries SET next_at = ?1, message = ?2, lease_until = 0
-WHERE id = ?3 AND lease_until = ?4
+UPDATE hook_deliveries SET next_at = ?1, message = ?2, claim = '', lease_until = 0
+WHERE id = ?3 AND claim = ?4 AND state = 'pending'
 `
 
 type RetryDeliveryParams struct {
-	NextAt     int64
-	Message    string
-	ID         string
-	LeaseUntil int64
+	NextAt  int64
+	Message string
+	ID      string
+	Claim   string
 }
 
 func (q *Queries) RetryDelivery(ctx context.Context, arg RetryDeliveryParams) (int64, error) {
@@ -379,7 +410,7 @@ func (q *Queries) RetryDelivery(ctx context.Context, arg RetryDeliveryParams) (i
 		arg.NextAt,
 		arg.Message,
 		arg.ID,
-		arg.LeaseUntil,
+		arg.Claim,
 	)
 	if err != nil {
 		return 0, err
@@ -388,16 +419,16 @@ func (q *Queries) RetryDelivery(ctx context.Context, arg RetryDeliveryParams) (i
 }
 
 const retryStatus = `-- name: RetryStatus :execrows
-UPDATE status_outbox SET next_at = ?1, last_error = ?2, lease_until = 0
-WHERE run_id = ?3 AND job_id = ?4 AND lease_until = ?5
+UPDATE status_outbox SET next_at = ?1, last_error = ?2, claim = '', lease_until = 0
+WHERE run_id = ?3 AND job_id = ?4 AND claim = ?5
 `
 
 type RetryStatusParams struct {
-	NextAt     int64
-	LastError  string
-	RunID      string
-	JobID      string
-	LeaseUntil int64
+	NextAt    int64
+	LastError string
+	RunID     string
+	JobID     string
+	Claim     string
 }
 
 func (q *Queries) RetryStatus(ctx context.Context, arg RetryStatusParams) (int64, error) {
@@ -406,7 +437,7 @@ func (q *Queries) RetryStatus(ctx context.Context, arg RetryStatusParams) (int64
 		arg.LastError,
 		arg.RunID,
 		arg.JobID,
-		arg.LeaseUntil,
+		arg.Claim,
 	)
 	if err != nil {
 		return 0, err

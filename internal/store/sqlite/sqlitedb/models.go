@@ -64,6 +64,7 @@ type HookDelivery struct {
 	Message    string
 	Tries      int64
 	NextAt     int64
+	Claim      string
 	LeaseUntil int64
 	ReceivedAt int64
 	DoneAt     int64
@@ -152,6 +153,7 @@ type StatusOutbox struct {
 	ChangedAt   int64
 	Tries       int64
 	NextAt      int64
+	Claim       string
 	LeaseUntil  int64
 	LastError   string
 }
