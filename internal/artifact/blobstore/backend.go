@@ -98,32 +98,3 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
-
-// VerifyingReadCloser wraps the body of a whole-blob Get so that it checks
-// the stored bytes against d. A digest or size verdict from the last Read
-// is a KindInternal error: the corruption is the store's, not the
-// reader's.
-func VerifyingReadCloser(op string, rc io.ReadCloser, d digest.Digest, size int64) io.ReadCloser {
-	return &verifyingReadCloser{op: op, vr: digest.NewVerifyingReader(rc, d, size), c: rc}
-}
-
-type verifyingReadCloser struct {
-	op string
-	vr *digest.VerifyingReader
-	c  io.Closer
-}
-
-func (v *verifyingReadCloser) Read(p []byte) (int, error) {
-	n, err := v.vr.Read(p)
-	if err == nil || err == io.EOF {
-		return n, err
-	}
-	var mismatch *digest.MismatchError
-	var size *digest.SizeError
-	if errors.As(err, &mismatch) || errors.As(err, &size) {
-		return n, core.Wrap(core.KindInternal, v.op, err)
-	}
-	return n, err
-}
-
-func (v *verifyingReadCloser) Close() error { return v.c.Close() }

@@ -6,7 +6,11 @@
 //
 // The store knows nothing of manifests, refs or reachability; the registry
 // and GC above it decide what to keep. What the store promises is that a
-// blob is never visible under a digest its bytes do not hash to.
+// blob is never visible under a digest its bytes do not hash to, and that
+// bytes damaged after they were stored are never handed out as the blob
+// (see Get). The verification is shared: each backend exposes its stored
+// bytes unverified through a Raw, and Read, Verify and Existing in this
+// package do the checking the same way for all.
 package blobstore
 
 import (
@@ -47,35 +51,60 @@ type Info struct {
 // nothing is left under d, nor in the backend's staging area (a temp file or
 // an incomplete multipart upload). The same holds when ctx is canceled
 // mid-way. Reading stops at the first error, so r may be left partly read.
-// If d is already stored, Put returns nil without reading r: the stored
-// bytes were verified when they were written, and skipping the upload is the
-// point of content addressing. (A size that differs from the stored size is
-// still refused with KindInvalid, since no content can match both.)
+// Put also records the blob's chunk index (see Get), computed in the same
+// pass.
+// If d is already stored, Put first verifies the stored bytes (reading
+// them whole, as Verify does). When they are intact it returns nil without
+// reading r: skipping the upload is the point of content addressing. (A
+// size that differs from the stored size is then refused with KindInvalid,
+// since no content can match both.) When they are not, Put stores r's bytes
+// in their place, once they proved to be d: a corrupt blob is repaired by
+// uploading it again.
 //
 // Get(ctx, d, offset, length) opens bytes [offset, offset+length) of d;
 // length -1 means to the end. The range must lie within the blob:
 // 0 <= offset <= size and offset+length <= size, else KindInvalid (an empty
-// range at the end is allowed). An absent blob is KindNotFound. When the
-// range is the whole blob, the reader verifies the digest while it is read
-// and its final Read returns, instead of io.EOF, a KindInternal error
-// wrapping *digest.MismatchError if the stored bytes were corrupted. Partial
-// ranges cannot be verified and are not. The caller must Close the reader;
-// canceling ctx may also end a read in progress.
+// range at the end is allowed). An absent blob is KindNotFound. Every read
+// is verified, and damage is a *CorruptError (KindInternal), never a
+// *digest.MismatchError, which is a client's fault:
+//   - With the blob's chunk index (digest.ChunkIndex, recorded by Put), the
+//     reader reads the chunks the range covers one at a time and hands out
+//     a chunk's bytes only once it matched its recorded digest; a whole
+//     read also checks the digest of the whole blob before it hands out
+//     the last chunk. So no damaged byte is ever handed out, and damage in
+//     the first chunk read fails the first Read.
+//   - A blob stored without an index (before indexes existed, or whose
+//     index was lost or damaged) is read whole as a stream, verified at the
+//     end: the final Read returns the *CorruptError instead of io.EOF, and
+//     the index is then recorded from the verified bytes. A partial range
+//     of such a blob first reads the whole blob to rebuild the index (Get
+//     returns the *CorruptError if it is damaged), then reads the range as
+//     above.
 //
-// Stat(ctx, d) returns d's Info, or KindNotFound.
+// The caller must Close the reader; canceling ctx also ends a read in
+// progress.
 //
-// Delete(ctx, d) removes d. Deleting an absent blob returns nil, so that a
-// GC sweep interrupted half-way can simply run again; GC, not the store,
-// decides whether a blob may go. Readers that already opened d may still
-// finish on some backends (fs), not on others.
+// Verify(ctx, d) reads d whole and checks it against d: its Info when the
+// bytes are intact (recording the chunk index if it was missing, damaged
+// or stale), a *CorruptError when they are not, KindNotFound when d is not
+// stored.
+//
+// Stat(ctx, d) returns d's Info, or KindNotFound. It reads no bytes.
+//
+// Delete(ctx, d) removes d and its chunk index. Deleting an absent blob
+// returns nil, so that a GC sweep interrupted half-way can simply run again;
+// GC, not the store, decides whether a blob may go. Readers that already
+// opened d may still finish on some backends (fs), not on others.
 //
 // List(ctx) yields every stored blob once, in no particular order, for GC.
 // Blobs put or deleted while the listing runs may or may not appear. A
 // failure ends the sequence with one (Info{}, err) pair. Objects in the
-// backend whose names are not digests are skipped, and so never deleted.
+// backend whose names are not digests are skipped, and so never deleted;
+// chunk indexes are not listed.
 type Store interface {
 	Put(ctx context.Context, d digest.Digest, r io.Reader, size int64) error
 	Get(ctx context.Context, d digest.Digest, offset, length int64) (io.ReadCloser, error)
+	Verify(ctx context.Context, d digest.Digest) (Info, error)
 	Stat(ctx context.Context, d digest.Digest) (Info, error)
 	Delete(ctx context.Context, d digest.Digest) error
 	List(ctx context.Context) iter.Seq2[Info, error]

@@ -26,9 +26,14 @@ import (
 // behind it.
 type Harness struct {
 	Store blobstore.Store
-	// Corrupt changes the stored bytes of d behind the store's back,
-	// keeping their length, as a failing disk would.
-	Corrupt func(t *testing.T, d digest.Digest)
+	// Rewrite replaces the stored bytes of d behind the store's back with
+	// what edit makes of them, as a failing disk (or a hand in the bucket)
+	// would.
+	Rewrite func(t *testing.T, d digest.Digest, edit func([]byte) []byte)
+	// Index returns the stored chunk index of d, nil when there is none;
+	// SetIndex replaces it behind the store's back (nil removes it).
+	Index    func(t *testing.T, d digest.Digest) []byte
+	SetIndex func(t *testing.T, d digest.Digest, b []byte)
 	// Leftovers names the staged data the backend holds (temp files,
 	// incomplete uploads). Once every Put has returned it must be empty.
 	Leftovers func(t *testing.T) []string
@@ -177,7 +182,15 @@ func Run(t *testing.T, open Opener) {
 			t.Parallel()
 			testCorrupted(t, setup(t, open), alg)
 		})
+		t.Run("CorruptedWithoutIndex/"+string(alg), func(t *testing.T) {
+			t.Parallel()
+			testCorruptedWithoutIndex(t, setup(t, open), alg)
+		})
 	}
+	t.Run("Index", func(t *testing.T) { t.Parallel(); testIndex(t, setup(t, open)) })
+	t.Run("ForgedIndex", func(t *testing.T) { t.Parallel(); testForgedIndex(t, setup(t, open)) })
+	t.Run("SizeChanged", func(t *testing.T) { t.Parallel(); testSizeChanged(t, setup(t, open)) })
+	t.Run("PutRepairs", func(t *testing.T) { t.Parallel(); testPutRepairs(t, setup(t, open)) })
 	t.Run("ErrSize", func(t *testing.T) { t.Parallel(); testSize(t, setup(t, open)) })
 	t.Run("ErrNotFound", func(t *testing.T) { t.Parallel(); testNotFound(t, setup(t, open)) })
 	t.Run("ErrInvalidArguments", func(t *testing.T) { t.Parallel(); testInvalid(t, setup(t, open)) })
@@ -413,21 +426,296 @@ func testConcurrent(t *testing.T, b bundle) {
 	}
 }
 
-func testCorrupted(t *testing.T, b bundle, alg digest.Algorithm) {
-	data := content(5, 10_000)
-	d := b.put(t, alg, data)
-	b.Corrupt(t, d)
-	got, err := b.read(d, 0, -1)
+// flip returns an edit that inverts the byte at offset.
+func flip(offset int64) func([]byte) []byte {
+	return func(b []byte) []byte { b[offset] ^= 0xff; return b }
+}
+
+// readAll reads rc to the end and returns what it handed out before the
+// first error.
+func readAll(rc io.ReadCloser) ([]byte, error) {
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// wantCorrupt checks that err reports d as corrupt, in the given chunk
+// (-1: found by the whole-blob check), and not as a client's mismatch.
+func wantCorrupt(t *testing.T, err error, d digest.Digest, chunk int64) {
+	t.Helper()
 	wantKind(t, err, core.KindInternal)
-	if m := wantAs[*digest.MismatchError](t, err); m.Expected != d {
-		t.Errorf("mismatch expected %s, want %s", m.Expected, d)
+	ce, ok := blobstore.AsCorrupt(err)
+	if !ok {
+		t.Fatalf("got %v, want a *blobstore.CorruptError", err)
 	}
+	if ce.Digest != d || ce.Chunk != chunk {
+		t.Errorf("corrupt error names %s chunk %d, want %s chunk %d", ce.Digest, ce.Chunk, d, chunk)
+	}
+	var mismatch *digest.MismatchError
+	if errors.As(err, &mismatch) {
+		t.Errorf("%v unwraps to a *digest.MismatchError, which callers read as a client's bad upload", err)
+	}
+}
+
+const chunk = digest.ChunkSize
+
+// testCorrupted damages one byte of a four-chunk blob in its first, a
+// middle and its last chunk, in turn: no read ever hands out a damaged
+// byte, and reads that do not cover it are served.
+func testCorrupted(t *testing.T, b bundle, alg digest.Algorithm) {
+	data := content(5, 3*chunk+1000)
+	d := b.put(t, alg, data)
+	for _, at := range []int64{10, chunk + chunk/2, 3*chunk + 999} {
+		k := at / chunk
+		t.Run(fmt.Sprintf("chunk%d", k), func(t *testing.T) {
+			b.Rewrite(t, d, flip(at))
+			defer b.Rewrite(t, d, flip(at))
+
+			rc, err := b.Store.Get(b.ctx, d, 0, -1)
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			got, err := readAll(rc)
+			last := int64(len(data)-1) / chunk
+			if k == last {
+				// The last chunk is checked, then the whole blob; either
+				// stops it.
+				ce, _ := blobstore.AsCorrupt(err)
+				if ce == nil || (ce.Chunk != k && ce.Chunk != -1) {
+					t.Fatalf("whole read: %v, want corruption in chunk %d", err, k)
+				}
+			} else {
+				wantCorrupt(t, err, d, k)
+			}
+			if int64(len(got)) != k*chunk || !bytes.Equal(got, data[:len(got)]) {
+				t.Errorf("whole read handed out %d bytes, want the %d intact bytes before the damaged chunk", len(got), k*chunk)
+			}
+
+			// A range around the damage fails at its first Read, having
+			// handed out nothing.
+			start := max(0, at-5)
+			rc, err = b.Store.Get(b.ctx, d, start, min(10, int64(len(data))-start))
+			if err == nil {
+				var got []byte
+				got, err = readAll(rc)
+				if len(got) > 0 {
+					t.Errorf("range over the damage handed out %d bytes", len(got))
+				}
+			}
+			wantCorrupt(t, err, d, k)
+
+			// A range in another chunk is intact and served.
+			other := (k + 2) % (last + 1) * chunk
+			if got := b.get(t, d, other, 100); !bytes.Equal(got, data[other:other+100]) {
+				t.Errorf("range in an intact chunk differs")
+			}
+
+			_, err = b.Store.Verify(b.ctx, d)
+			ce, _ := blobstore.AsCorrupt(err)
+			if ce == nil {
+				t.Errorf("Verify = %v, want corruption", err)
+			}
+		})
+	}
+	if got := b.get(t, d, 0, -1); !bytes.Equal(got, data) {
+		t.Error("the blob, restored, does not read back")
+	}
+	if _, err := b.Store.Verify(b.ctx, d); err != nil {
+		t.Errorf("Verify of the restored blob: %v", err)
+	}
+}
+
+// testCorruptedWithoutIndex reads a damaged blob that has no chunk index,
+// as blobs stored before indexes existed: a whole read hands out the
+// bytes but ends with the verdict instead of io.EOF, and a range fails
+// before any byte, since the index is rebuilt from the whole blob first.
+func testCorruptedWithoutIndex(t *testing.T, b bundle, alg digest.Algorithm) {
+	data := content(9, 2*chunk+77)
+	d := b.put(t, alg, data)
+	b.SetIndex(t, d, nil)
+	b.Rewrite(t, d, flip(chunk+1))
+	rc, err := b.Store.Get(b.ctx, d, 0, -1)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	got, err := readAll(rc)
+	wantCorrupt(t, err, d, -1)
 	if len(got) != len(data) {
-		t.Errorf("read %d bytes before the verdict, want all %d", len(got), len(data))
+		t.Errorf("streamed %d bytes before the verdict, want all %d", len(got), len(data))
 	}
 	// The same through an explicit whole range.
 	_, err = b.read(d, 0, int64(len(data)))
-	wantAs[*digest.MismatchError](t, err)
+	wantCorrupt(t, err, d, -1)
+
+	_, err = b.Store.Get(b.ctx, d, 5, 10)
+	wantCorrupt(t, err, d, -1)
+	if b.Index(t, d) != nil {
+		t.Error("an index was recorded for damaged bytes")
+	}
+}
+
+// testIndex checks that Put records a chunk index, that reads rebuild a
+// missing or damaged one from verified bytes, and that Delete removes it.
+func testIndex(t *testing.T, b bundle) {
+	data := content(10, 2*chunk+5)
+	d := b.put(t, digest.SHA256, data)
+	ch, _ := digest.NewChunkHasher(digest.SHA256)
+	_, _ = ch.Write(data)
+	want, err := ch.Index(d).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Index(t, d); !bytes.Equal(got, want) {
+		t.Fatalf("Put recorded index %x, want %x", got, want)
+	}
+
+	b.SetIndex(t, d, nil)
+	if got := b.get(t, d, 0, -1); !bytes.Equal(got, data) {
+		t.Fatal("whole read without an index differs")
+	}
+	if got := b.Index(t, d); !bytes.Equal(got, want) {
+		t.Error("a whole read did not record the missing index")
+	}
+
+	b.SetIndex(t, d, nil)
+	if got := b.get(t, d, chunk-3, 10); !bytes.Equal(got, data[chunk-3:chunk+7]) {
+		t.Fatal("range without an index differs")
+	}
+	if got := b.Index(t, d); !bytes.Equal(got, want) {
+		t.Error("a ranged read did not record the missing index")
+	}
+
+	damaged := bytes.Clone(want)
+	damaged[40] ^= 1
+	b.SetIndex(t, d, damaged)
+	if got := b.get(t, d, 2*chunk, -1); !bytes.Equal(got, data[2*chunk:]) {
+		t.Fatal("range with a damaged index differs")
+	}
+	if got := b.Index(t, d); !bytes.Equal(got, want) {
+		t.Error("a damaged index was not replaced")
+	}
+
+	// An intact index of another blob is not taken for this one's.
+	other := b.put(t, digest.SHA256, content(11, 2*chunk+5))
+	b.SetIndex(t, d, b.Index(t, other))
+	if got := b.get(t, d, 10, 10); !bytes.Equal(got, data[10:20]) {
+		t.Fatal("range with another blob's index differs")
+	}
+	if got := b.Index(t, d); !bytes.Equal(got, want) {
+		t.Error("another blob's index was not replaced")
+	}
+
+	b.SetIndex(t, d, nil)
+	if _, err := b.Store.Verify(b.ctx, d); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if got := b.Index(t, d); !bytes.Equal(got, want) {
+		t.Error("Verify did not record the missing index")
+	}
+
+	if err := b.Store.Delete(b.ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Index(t, d); got != nil {
+		t.Error("Delete left the index behind")
+	}
+	_, err = b.Store.Verify(b.ctx, d)
+	wantKind(t, err, core.KindNotFound)
+}
+
+// testForgedIndex replaces a chunk's bytes and records an index that
+// agrees with them, as someone who can write the storage could: the chunk
+// checks pass, but a whole read still never completes, because the blob's
+// own digest is checked before its last chunk goes out.
+func testForgedIndex(t *testing.T, b bundle) {
+	data := content(12, 2*chunk+300)
+	d := b.put(t, digest.SHA256, data)
+	bad := bytes.Clone(data)
+	bad[chunk+7] ^= 0x55
+	b.Rewrite(t, d, func([]byte) []byte { return bad })
+	ch, _ := digest.NewChunkHasher(digest.SHA256)
+	_, _ = ch.Write(bad)
+	forged, err := ch.Index(d).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetIndex(t, d, forged)
+	got, err := b.read(d, 0, -1)
+	wantCorrupt(t, err, d, -1)
+	if len(got) >= len(data) {
+		t.Errorf("whole read handed out all %d bytes of a forged blob", len(got))
+	}
+}
+
+// testSizeChanged cuts a blob short and lengthens it: both are found,
+// whatever the index says.
+func testSizeChanged(t *testing.T, b bundle) {
+	data := content(13, chunk+50)
+	d := b.put(t, digest.BLAKE3, data)
+	for name, edit := range map[string]func([]byte) []byte{
+		"Short": func(b []byte) []byte { return b[:len(b)-1] },
+		"Long":  func(b []byte) []byte { return append(b, 0) },
+		"Empty": func([]byte) []byte { return nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			b.Rewrite(t, d, edit)
+			defer b.Rewrite(t, d, func([]byte) []byte { return bytes.Clone(data) })
+			_, err := b.read(d, 0, -1)
+			if _, ok := blobstore.AsCorrupt(err); !ok {
+				t.Errorf("whole read: %v, want corruption", err)
+			}
+			_, err = b.read(d, 0, 10)
+			if _, ok := blobstore.AsCorrupt(err); !ok {
+				t.Errorf("range: %v, want corruption", err)
+			}
+		})
+	}
+}
+
+// testPutRepairs uploads a corrupt blob's bytes again: the Put replaces
+// them, where it used to see the blob present and keep the damage.
+func testPutRepairs(t *testing.T, b bundle) {
+	data := content(14, 2*chunk+9)
+	d := b.put(t, digest.SHA256, data)
+	for name, edit := range map[string]func([]byte) []byte{
+		"Flipped":    flip(chunk + 3),
+		"Truncated":  func(b []byte) []byte { return b[:chunk] },
+		"NoIndexToo": flip(5),
+	} {
+		t.Run(name, func(t *testing.T) {
+			b.Rewrite(t, d, edit)
+			if name == "NoIndexToo" {
+				b.SetIndex(t, d, nil)
+			}
+			// Bytes that are not the blob do not replace anything.
+			wrong := bytes.Clone(data)
+			wrong[0] ^= 1
+			err := b.Store.Put(b.ctx, d, bytes.NewReader(wrong), int64(len(wrong)))
+			wantKind(t, err, core.KindInvalid)
+			if _, err := b.read(d, 0, -1); err == nil {
+				t.Fatal("a refused Put repaired the blob")
+			}
+			for _, size := range []int64{int64(len(data)), -1} {
+				if err := b.Store.Put(b.ctx, d, bytes.NewReader(data), size); err != nil {
+					t.Fatalf("Put of the right bytes (size %d): %v", size, err)
+				}
+			}
+			if got := b.get(t, d, 0, -1); !bytes.Equal(got, data) {
+				t.Fatal("the repaired blob does not read back")
+			}
+			if got := b.get(t, d, chunk, 10); !bytes.Equal(got, data[chunk:chunk+10]) {
+				t.Fatal("a range of the repaired blob differs")
+			}
+			if info, err := b.Store.Verify(b.ctx, d); err != nil || info.Size != int64(len(data)) {
+				t.Fatalf("Verify after repair = %+v, %v", info, err)
+			}
+			if b.Index(t, d) == nil {
+				t.Error("the repair recorded no index")
+			}
+			if left := b.Leftovers(t); len(left) > 0 {
+				t.Errorf("staged data left behind: %q", left)
+			}
+		})
+	}
 }
 
 // testLarge moves blobs of several MiB, enough for a multipart upload when
@@ -454,6 +742,9 @@ func testLarge(t *testing.T, b bundle) {
 		}
 		if tail := b.get(t, d, size-100, -1); !bytes.Equal(tail, data[size-100:]) {
 			t.Errorf("tail of %s differs", d)
+		}
+		if b.Index(t, d) == nil {
+			t.Errorf("Put of %s recorded no chunk index", d)
 		}
 	}
 

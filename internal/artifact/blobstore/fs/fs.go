@@ -3,14 +3,17 @@
 // Layout under the root:
 //
 //	blobs/<alg>/<first 2 hex digits>/<hex>   stored blobs, read-only (0o444)
-//	tmp/put-*                                Puts in progress
+//	chunks/<alg>/<first 2 hex digits>/<hex>  their chunk indexes (digest.ChunkIndex)
+//	tmp/put-*, tmp/chunks-*                  Puts and index writes in progress
 //
 // The two-digit fan-out keeps each directory at about 1/256 of the blobs.
 // A Put writes a temp file while hashing, fsyncs it, renames it into place
 // and fsyncs the directory, so after a crash a blob is either whole under
 // its name or absent; only temp files can be left over, and RemoveStale
 // deletes them. Temp files live on the same file system as the blobs so
-// that the rename is atomic.
+// that the rename is atomic. An index is renamed into place too, but not
+// fsynced: one lost or torn in a crash fails its checksum and is rebuilt
+// from the blob's bytes.
 package fs
 
 import (
@@ -35,8 +38,9 @@ const copyBufSize = 256 << 10
 // Store is a blobstore.Store in a local directory. It holds no state beyond
 // the root's path, so several Stores (and processes) may share one root.
 type Store struct {
-	blobs string
-	tmp   string
+	blobs  string
+	chunks string
+	tmp    string
 }
 
 var (
@@ -48,10 +52,10 @@ var (
 // It does not remove stale temp files; call RemoveStale for that.
 func Open(root string) (*Store, error) {
 	const op = "fs.Open"
-	s := &Store{blobs: filepath.Join(root, "blobs"), tmp: filepath.Join(root, "tmp")}
+	s := &Store{blobs: filepath.Join(root, "blobs"), chunks: filepath.Join(root, "chunks"), tmp: filepath.Join(root, "tmp")}
 	dirs := []string{s.tmp}
 	for _, alg := range []digest.Algorithm{digest.SHA256, digest.BLAKE3} {
-		dirs = append(dirs, filepath.Join(s.blobs, string(alg)))
+		dirs = append(dirs, filepath.Join(s.blobs, string(alg)), filepath.Join(s.chunks, string(alg)))
 	}
 	for _, dir := range dirs {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -69,21 +73,25 @@ func (s *Store) path(d digest.Digest) string {
 	return filepath.Join(s.dir(d), d.Hex())
 }
 
-// Put implements blobstore.Store.
+func (s *Store) indexPath(d digest.Digest) string {
+	return filepath.Join(s.chunks, string(d.Algorithm()), d.Hex()[:2], d.Hex())
+}
+
+// Put implements blobstore.Store. A blob already stored is verified; a
+// corrupt one is replaced by renaming the new bytes over it.
 func (s *Store) Put(ctx context.Context, d digest.Digest, r io.Reader, size int64) error {
 	const op = "fs.Put"
 	if err := blobstore.CheckPut(op, d, size); err != nil {
 		return err
 	}
-	if ctx.Err() != nil {
-		return blobstore.Canceled(ctx, op)
+	if done, err := blobstore.Existing(ctx, op, raw{s}, d, size); done {
+		return err
 	}
-	if fi, err := os.Stat(s.path(d)); err == nil {
-		return blobstore.CheckSize(op, d, size, fi.Size())
-	} else if !errors.Is(err, iofs.ErrNotExist) {
-		return core.Wrap(core.KindInternal, op, err)
+	ch, err := digest.NewChunkHasher(d.Algorithm())
+	if err != nil {
+		return err
 	}
-	tmp, err := s.stage(ctx, op, d, r, size)
+	tmp, err := s.stage(ctx, op, d, r, size, ch)
 	if err != nil {
 		return err
 	}
@@ -91,12 +99,14 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, r io.Reader, size int6
 		_ = os.Remove(tmp)
 		return core.Wrap(core.KindInternal, op, err)
 	}
+	blobstore.SaveIndex(ctx, raw{s}, ch.Index(d))
 	return nil
 }
 
 // stage copies r into a durable, read-only temp file and returns its path
-// once the bytes proved to be d. On any failure the temp file is removed.
-func (s *Store) stage(ctx context.Context, op string, d digest.Digest, r io.Reader, size int64) (path string, err error) {
+// once the bytes proved to be d; ch sees every byte. On any failure the
+// temp file is removed.
+func (s *Store) stage(ctx context.Context, op string, d digest.Digest, r io.Reader, size int64, ch io.Writer) (path string, err error) {
 	f, err := os.CreateTemp(s.tmp, "put-*")
 	if err != nil {
 		return "", core.Wrap(core.KindInternal, op, err)
@@ -107,7 +117,7 @@ func (s *Store) stage(ctx context.Context, op string, d digest.Digest, r io.Read
 			_ = os.Remove(f.Name())
 		}
 	}()
-	vw := digest.NewVerifyingWriter(f, d, size)
+	vw := digest.NewVerifyingWriter(io.MultiWriter(f, ch), d, size)
 	if _, err := io.CopyBuffer(vw, blobstore.ContextReader(ctx, r), make([]byte, copyBufSize)); err != nil {
 		return "", blobstore.PutError(ctx, op, err)
 	}
@@ -150,6 +160,67 @@ func (s *Store) commit(tmp string, d digest.Digest) error {
 	return syncDir(dir)
 }
 
+// raw is the store's blobstore.Raw: its files, unverified, and the chunk
+// indexes beside them.
+type raw struct{ s *Store }
+
+func (r raw) StatRaw(ctx context.Context, d digest.Digest) (blobstore.Info, error) {
+	return r.s.stat(ctx, "fs.Stat", d)
+}
+
+// OpenRaw reads from one open file, so a concurrent Delete or repair does
+// not cut the read short.
+func (r raw) OpenRaw(_ context.Context, d digest.Digest, offset, length int64) (io.ReadCloser, error) {
+	f, err := os.Open(r.s.path(d))
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil, blobstore.NotFound("fs.Get", d)
+	} else if err != nil {
+		return nil, core.Wrap(core.KindInternal, "fs.Get", err)
+	}
+	return sectionReadCloser{io.NewSectionReader(f, offset, length), f}, nil
+}
+
+// maxIndexBytes bounds an index file read: the index of a 16 TiB blob.
+const maxIndexBytes = 1 << 29
+
+func (r raw) LoadIndex(_ context.Context, d digest.Digest) ([]byte, error) {
+	f, err := os.Open(r.s.indexPath(d))
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil, core.E(core.KindNotFound, "fs.LoadIndex", "no chunk index of %s", d)
+	} else if err != nil {
+		return nil, core.Wrap(core.KindInternal, "fs.LoadIndex", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxIndexBytes))
+	if err != nil {
+		return nil, core.Wrap(core.KindInternal, "fs.LoadIndex", err)
+	}
+	return b, nil
+}
+
+func (r raw) SaveIndex(_ context.Context, d digest.Digest, index []byte) error {
+	const op = "fs.SaveIndex"
+	f, err := os.CreateTemp(r.s.tmp, "chunks-*")
+	if err != nil {
+		return core.Wrap(core.KindInternal, op, err)
+	}
+	_, err = f.Write(index)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(r.s.indexPath(d)), 0o755)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), r.s.indexPath(d))
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return core.Wrap(core.KindInternal, op, err)
+	}
+	return nil
+}
+
 func syncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
@@ -162,36 +233,14 @@ func syncDir(dir string) error {
 	return err
 }
 
-// Get implements blobstore.Store. Reads are from an open file, so a
-// concurrent Delete does not cut them short.
+// Get implements blobstore.Store, verified as Store describes.
 func (s *Store) Get(ctx context.Context, d digest.Digest, offset, length int64) (io.ReadCloser, error) {
-	const op = "fs.Get"
-	if err := blobstore.CheckDigest(op, d); err != nil {
-		return nil, err
-	}
-	if ctx.Err() != nil {
-		return nil, blobstore.Canceled(ctx, op)
-	}
-	f, err := os.Open(s.path(d))
-	if errors.Is(err, iofs.ErrNotExist) {
-		return nil, blobstore.NotFound(op, d)
-	} else if err != nil {
-		return nil, core.Wrap(core.KindInternal, op, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		_ = f.Close()
-		return nil, core.Wrap(core.KindInternal, op, err)
-	}
-	n, err := blobstore.CheckRange(op, d, offset, length, fi.Size())
-	if err != nil {
-		_ = f.Close()
-		return nil, err
-	}
-	if offset == 0 && n == fi.Size() {
-		return blobstore.VerifyingReadCloser(op, f, d, fi.Size()), nil
-	}
-	return sectionReadCloser{io.NewSectionReader(f, offset, n), f}, nil
+	return blobstore.Read(ctx, "fs.Get", raw{s}, d, offset, length)
+}
+
+// Verify implements blobstore.Store.
+func (s *Store) Verify(ctx context.Context, d digest.Digest) (blobstore.Info, error) {
+	return blobstore.Verify(ctx, "fs.Verify", raw{s}, d)
 }
 
 type sectionReadCloser struct {
@@ -205,6 +254,10 @@ func (s *Store) Stat(ctx context.Context, d digest.Digest) (blobstore.Info, erro
 	if err := blobstore.CheckDigest(op, d); err != nil {
 		return blobstore.Info{}, err
 	}
+	return s.stat(ctx, op, d)
+}
+
+func (s *Store) stat(ctx context.Context, op string, d digest.Digest) (blobstore.Info, error) {
 	if ctx.Err() != nil {
 		return blobstore.Info{}, blobstore.Canceled(ctx, op)
 	}
@@ -217,7 +270,9 @@ func (s *Store) Stat(ctx context.Context, d digest.Digest) (blobstore.Info, erro
 	return blobstore.Info{Digest: d, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
-// Delete implements blobstore.Store. The directory is not fsynced: a
+// Delete implements blobstore.Store. The index goes first, so that a
+// failure half-way leaves a blob without an index (rebuilt when needed)
+// rather than an index without a blob. The directory is not fsynced: a
 // deletion lost in a crash leaves an unreferenced blob that the next GC
 // removes again.
 func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
@@ -228,8 +283,10 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 	if ctx.Err() != nil {
 		return blobstore.Canceled(ctx, op)
 	}
-	if err := os.Remove(s.path(d)); err != nil && !errors.Is(err, iofs.ErrNotExist) {
-		return core.Wrap(core.KindInternal, op, err)
+	for _, p := range []string{s.indexPath(d), s.path(d)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+			return core.Wrap(core.KindInternal, op, err)
+		}
 	}
 	return nil
 }

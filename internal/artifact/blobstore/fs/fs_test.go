@@ -3,6 +3,8 @@ package fs
 import (
 	"bytes"
 	"context"
+	"errors"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,18 +32,39 @@ func harness(t *testing.T) blobstoretest.Harness {
 	s, _ := open(t)
 	return blobstoretest.Harness{
 		Store: s,
-		Corrupt: func(t *testing.T, d digest.Digest) {
+		Rewrite: func(t *testing.T, d digest.Digest, edit func([]byte) []byte) {
 			t.Helper()
 			p := s.path(d)
 			b, err := os.ReadFile(p)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b[len(b)/2] ^= 0xff
 			if err := os.Chmod(p, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(p, b, 0o444); err != nil {
+			if err := os.WriteFile(p, edit(b), 0o444); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Index: func(t *testing.T, d digest.Digest) []byte {
+			t.Helper()
+			b, err := os.ReadFile(s.indexPath(d))
+			if errors.Is(err, iofs.ErrNotExist) {
+				return nil
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		},
+		SetIndex: func(t *testing.T, d digest.Digest, b []byte) {
+			t.Helper()
+			if b == nil {
+				if err := os.Remove(s.indexPath(d)); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err := os.WriteFile(s.indexPath(d), b, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		},

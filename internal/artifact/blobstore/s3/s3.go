@@ -2,7 +2,8 @@
 // S3 API), through minio-go.
 //
 // A store is named by a URL s3://<bucket>/<prefix>; blob d is the object
-// <prefix>/blobs/<alg>/<hex>.
+// <prefix>/blobs/<alg>/<hex>, and its chunk index (digest.ChunkIndex) the
+// object <prefix>/chunks/<alg>/<hex>, written once the blob is.
 //
 // # Verification
 //
@@ -16,6 +17,10 @@
 //     are invisible until CompleteMultipartUpload, which is sent only after
 //     the verifying reader reached the end of the content and accepted it;
 //     on a mismatch, an error or cancellation the upload is aborted.
+//
+// A Put of a blob already stored first reads it back and verifies it; a
+// corrupt object is replaced by the new one the same way, and S3 makes the
+// replacement visible at once, whole.
 //
 // Nothing is ever copied server-side: a staging object plus CopyObject
 // would write every byte twice and need ComposeObject above 5 GiB. The only
@@ -259,6 +264,10 @@ func (s *Store) key(d digest.Digest) string {
 	return s.blobsPrefix() + string(d.Algorithm()) + "/" + d.Hex()
 }
 
+func (s *Store) indexKey(d digest.Digest) string {
+	return s.prefix + "chunks/" + string(d.Algorithm()) + "/" + d.Hex()
+}
+
 // digestOf is the inverse of key; foreign objects do not parse.
 func (s *Store) digestOf(key string) (digest.Digest, bool) {
 	alg, hex, ok := strings.Cut(strings.TrimPrefix(key, s.blobsPrefix()), "/")
@@ -287,24 +296,35 @@ func (s *Store) fail(ctx context.Context, op string, d digest.Digest, err error)
 }
 
 // Put implements blobstore.Store; see the package doc for how it verifies
-// before anything becomes visible. It first asks whether the blob exists
-// (one HEAD request), which makes a repeated Put cheap.
+// before anything becomes visible. A blob already stored is read back and
+// verified first; a corrupt one is replaced.
 func (s *Store) Put(ctx context.Context, d digest.Digest, r io.Reader, size int64) error {
 	const op = "s3.Put"
 	if err := blobstore.CheckPut(op, d, size); err != nil {
 		return err
 	}
-	switch info, err := s.stat(ctx, op, d); {
-	case err == nil:
-		return blobstore.CheckSize(op, d, size, info.Size)
-	case core.KindOf(err) != core.KindNotFound:
+	if done, err := blobstore.Existing(ctx, op, raw{s}, d, size); done {
 		return err
 	}
 	ps, err := partSize(size, s.partSize)
 	if err != nil {
 		return core.Wrap(core.KindInvalid, op, err)
 	}
-	src := bufio.NewReaderSize(digest.NewVerifyingReader(blobstore.ContextReader(ctx, r), d, size), 64<<10)
+	ch, err := digest.NewChunkHasher(d.Algorithm())
+	if err != nil {
+		return err
+	}
+	if err := s.put(ctx, op, d, io.TeeReader(blobstore.ContextReader(ctx, r), ch), size, ps); err != nil {
+		return err
+	}
+	blobstore.SaveIndex(ctx, raw{s}, ch.Index(d))
+	return nil
+}
+
+// put uploads the bytes of r, which must prove to be d, in one PUT or as a
+// multipart upload of parts of ps bytes.
+func (s *Store) put(ctx context.Context, op string, d digest.Digest, r io.Reader, size, ps int64) error {
+	src := bufio.NewReaderSize(digest.NewVerifyingReader(r, d, size), 64<<10)
 	// A known size gets its exact buffer; one byte more lets readPart see
 	// the end without growing it.
 	initial := min(ps, mib)
@@ -422,46 +442,67 @@ func readPart(src *bufio.Reader, buf []byte, limit int64) ([]byte, bool, error) 
 	return buf, false, nil
 }
 
-// Get implements blobstore.Store. A whole-blob Get is one request; a range
-// first asks for the size to check the range.
+// Get implements blobstore.Store, verified as Store describes: a HEAD
+// request, the chunk index, then one ranged GET of the chunks covered.
 func (s *Store) Get(ctx context.Context, d digest.Digest, offset, length int64) (io.ReadCloser, error) {
+	return blobstore.Read(ctx, "s3.Get", raw{s}, d, offset, length)
+}
+
+// Verify implements blobstore.Store.
+func (s *Store) Verify(ctx context.Context, d digest.Digest) (blobstore.Info, error) {
+	return blobstore.Verify(ctx, "s3.Verify", raw{s}, d)
+}
+
+// raw is the store's blobstore.Raw: its objects, unverified, and the chunk
+// index objects.
+type raw struct{ s *Store }
+
+func (r raw) StatRaw(ctx context.Context, d digest.Digest) (blobstore.Info, error) {
+	return r.s.stat(ctx, "s3.Stat", d)
+}
+
+func (r raw) OpenRaw(ctx context.Context, d digest.Digest, offset, length int64) (io.ReadCloser, error) {
 	const op = "s3.Get"
-	if err := blobstore.CheckDigest(op, d); err != nil {
-		return nil, err
-	}
-	if offset == 0 && length == -1 {
-		return s.getWhole(ctx, op, d)
-	}
-	info, err := s.stat(ctx, op, d)
-	if err != nil {
-		return nil, err
-	}
-	n, err := blobstore.CheckRange(op, d, offset, length, info.Size)
-	switch {
-	case err != nil:
-		return nil, err
-	case n == 0:
+	if length == 0 {
 		return io.NopCloser(strings.NewReader("")), nil
-	case n == info.Size:
-		return s.getWhole(ctx, op, d)
 	}
 	var opts minio.GetObjectOptions
-	if err := opts.SetRange(offset, offset+n-1); err != nil {
+	if err := opts.SetRange(offset, offset+length-1); err != nil {
 		return nil, core.Wrap(core.KindInternal, op, err)
 	}
-	body, _, _, err := s.core.GetObject(ctx, s.bucket, s.key(d), opts)
+	body, _, _, err := r.s.core.GetObject(ctx, r.s.bucket, r.s.key(d), opts)
 	if err != nil {
-		return nil, s.fail(ctx, op, d, err)
+		return nil, r.s.fail(ctx, op, d, err)
 	}
 	return body, nil
 }
 
-func (s *Store) getWhole(ctx context.Context, op string, d digest.Digest) (io.ReadCloser, error) {
-	body, info, _, err := s.core.GetObject(ctx, s.bucket, s.key(d), minio.GetObjectOptions{})
+// maxIndexBytes bounds an index object read: the index of a 16 TiB blob.
+const maxIndexBytes = 1 << 29
+
+func (r raw) LoadIndex(ctx context.Context, d digest.Digest) ([]byte, error) {
+	const op = "s3.LoadIndex"
+	body, _, _, err := r.s.core.GetObject(ctx, r.s.bucket, r.s.indexKey(d), minio.GetObjectOptions{})
 	if err != nil {
-		return nil, s.fail(ctx, op, d, err)
+		if minio.ToErrorResponse(err).Code == minio.NoSuchKey {
+			return nil, core.E(core.KindNotFound, op, "no chunk index of %s", d)
+		}
+		return nil, r.s.fail(ctx, op, digest.Digest{}, err)
 	}
-	return blobstore.VerifyingReadCloser(op, body, d, info.Size), nil
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, maxIndexBytes))
+	if err != nil {
+		return nil, r.s.fail(ctx, op, digest.Digest{}, err)
+	}
+	return b, nil
+}
+
+func (r raw) SaveIndex(ctx context.Context, d digest.Digest, index []byte) error {
+	_, err := r.s.core.PutObject(ctx, r.s.bucket, r.s.indexKey(d), bytes.NewReader(index), int64(len(index)), "", "", putOptions)
+	if err != nil {
+		return r.s.fail(ctx, "s3.SaveIndex", digest.Digest{}, err)
+	}
+	return nil
 }
 
 // Stat implements blobstore.Store.
@@ -481,15 +522,17 @@ func (s *Store) stat(ctx context.Context, op string, d digest.Digest) (blobstore
 	return blobstore.Info{Digest: d, Size: oi.Size, ModTime: oi.LastModified}, nil
 }
 
-// Delete implements blobstore.Store. S3 itself treats deleting an absent
-// key as success.
+// Delete implements blobstore.Store, the index first (see fs.Delete). S3
+// itself treats deleting an absent key as success.
 func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 	const op = "s3.Delete"
 	if err := blobstore.CheckDigest(op, d); err != nil {
 		return err
 	}
-	if err := s.core.RemoveObject(ctx, s.bucket, s.key(d), minio.RemoveObjectOptions{}); err != nil {
-		return s.fail(ctx, op, d, err)
+	for _, key := range []string{s.indexKey(d), s.key(d)} {
+		if err := s.core.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
+			return s.fail(ctx, op, d, err)
+		}
 	}
 	return nil
 }

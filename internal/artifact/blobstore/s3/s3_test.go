@@ -50,22 +50,31 @@ func harness(t *testing.T) blobstoretest.Harness {
 	s := open(t, MinPartSize)
 	return blobstoretest.Harness{
 		Store: s,
-		Corrupt: func(t *testing.T, d digest.Digest) {
+		Rewrite: func(t *testing.T, d digest.Digest, edit func([]byte) []byte) {
+			t.Helper()
+			b := edit(getObject(t, s, s.key(d)))
+			putObject(t, s, s.key(d), b)
+		},
+		Index: func(t *testing.T, d digest.Digest) []byte {
 			t.Helper()
 			ctx := t.Context()
-			obj, _, _, err := s.core.GetObject(ctx, s.bucket, s.key(d), minio.GetObjectOptions{})
-			if err != nil {
+			if _, err := s.core.StatObject(ctx, s.bucket, s.indexKey(d), minio.StatObjectOptions{}); err != nil {
+				if minio.ToErrorResponse(err).Code == minio.NoSuchKey {
+					return nil
+				}
 				t.Fatal(err)
 			}
-			b, err := io.ReadAll(obj)
-			_ = obj.Close()
-			if err != nil {
-				t.Fatal(err)
+			return getObject(t, s, s.indexKey(d))
+		},
+		SetIndex: func(t *testing.T, d digest.Digest, b []byte) {
+			t.Helper()
+			if b == nil {
+				if err := s.core.RemoveObject(t.Context(), s.bucket, s.indexKey(d), minio.RemoveObjectOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				return
 			}
-			b[len(b)/2] ^= 0xff
-			if _, err := s.core.PutObject(ctx, s.bucket, s.key(d), bytes.NewReader(b), int64(len(b)), "", "", minio.PutObjectOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			putObject(t, s, s.indexKey(d), b)
 		},
 		Leftovers: func(t *testing.T) []string {
 			t.Helper()
@@ -80,6 +89,27 @@ func harness(t *testing.T) blobstoretest.Harness {
 			return keys
 		},
 		Strand: func(t *testing.T) { strand(t, s) },
+	}
+}
+
+func getObject(t *testing.T, s *Store, key string) []byte {
+	t.Helper()
+	obj, _, _, err := s.core.GetObject(t.Context(), s.bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	b, err := io.ReadAll(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func putObject(t *testing.T, s *Store, key string, b []byte) {
+	t.Helper()
+	if _, err := s.core.PutObject(t.Context(), s.bucket, key, bytes.NewReader(b), int64(len(b)), "", "", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 
