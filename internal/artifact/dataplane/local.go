@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/deltaci/deltaci/internal/artifact/blobstore"
 	"github.com/deltaci/deltaci/internal/artifact/digest"
@@ -22,16 +25,37 @@ const DefaultSessionTTL = time.Hour
 // Local is the in-process DataPlane. Session bytes are staged in StageDir
 // on this machine, so a session must be continued on the server that
 // started it.
+//
+// Every read is verified by the blob store (see blobstore.Store.Get). A
+// blob found corrupt, by a read or by an upload of the same content, is
+// logged at ERROR and counted (Corruptions); until an upload repairs it,
+// FindMissing reports it missing, so that a client's next push uploads it
+// again. That memory is this process's only: another server, or this one
+// after a restart, learns of the damage at the next read.
 type Local struct {
 	meta       *eventlog.Store
 	blobs      blobstore.Store
 	stage      string
 	sessionTTL time.Duration
+	log        *slog.Logger
+
+	corruptions *prometheus.CounterVec
 
 	mu       sync.Mutex
 	inflight map[digest.Digest]*flight
 	sessions map[string]*sessionLock
+	corrupt  map[digest.Digest]bool // found corrupt and not repaired since
 }
+
+// maxCorrupt bounds the corrupt blobs FindMissing remembers.
+const maxCorrupt = 10000
+
+// Option configures a Local.
+type Option func(*Local)
+
+// WithLog sends the data plane's log lines (a corrupt blob found, a repair)
+// to log; without it they are discarded.
+func WithLog(log *slog.Logger) Option { return func(l *Local) { l.log = log } }
 
 // sessionLock serializes calls on one session; it is dropped when its last
 // user leaves, so ids that never existed leave nothing behind.
@@ -48,14 +72,60 @@ type flight struct {
 var _ DataPlane = (*Local)(nil)
 
 // NewLocal returns a data plane over meta and blobs staging uploads in stageDir.
-func NewLocal(meta *eventlog.Store, blobs blobstore.Store, stageDir string) (*Local, error) {
+func NewLocal(meta *eventlog.Store, blobs blobstore.Store, stageDir string, opts ...Option) (*Local, error) {
 	if err := os.MkdirAll(stageDir, 0o700); err != nil {
 		return nil, core.Wrap(core.KindInvalid, "upload staging directory", err)
 	}
-	return &Local{
+	l := &Local{
 		meta: meta, blobs: blobs, stage: stageDir, sessionTTL: DefaultSessionTTL,
-		inflight: map[digest.Digest]*flight{}, sessions: map[string]*sessionLock{},
-	}, nil
+		log: slog.New(slog.DiscardHandler),
+		corruptions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "artifactstore_blob_corruptions_total",
+			Help: "Stored blobs found corrupt, by what found them: a read (refused), or an upload of the same content (which replaced them).",
+		}, []string{"found_by"}),
+		inflight: map[digest.Digest]*flight{}, sessions: map[string]*sessionLock{}, corrupt: map[digest.Digest]bool{},
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	for _, by := range []string{foundByRead, foundByUpload} {
+		l.corruptions.WithLabelValues(by) // present at 0 before the first
+	}
+	return l, nil
+}
+
+// Corruptions counts the stored blobs found corrupt, by found_by ("read"
+// or "upload"). Register it with the process's metrics registry.
+func (l *Local) Corruptions() *prometheus.CounterVec { return l.corruptions }
+
+const (
+	foundByRead   = "read"
+	foundByUpload = "upload"
+)
+
+// corrupted reports a blob found corrupt: an ERROR line, the metric, and
+// FindMissing's memory until an upload repairs it.
+func (l *Local) corrupted(ctx context.Context, foundBy string, ce *blobstore.CorruptError) {
+	l.corruptions.WithLabelValues(foundBy).Inc()
+	l.mu.Lock()
+	if len(l.corrupt) < maxCorrupt {
+		l.corrupt[ce.Digest] = true
+	}
+	l.mu.Unlock()
+	msg := "stored blob is corrupt; reads of it fail until its content is uploaded again"
+	if foundBy == foundByUpload {
+		msg = "stored blob is corrupt; replacing it with the uploaded bytes"
+	}
+	l.log.LogAttrs(ctx, slog.LevelError, msg,
+		slog.String("digest", ce.Digest.String()), slog.Int64("chunk", ce.Chunk),
+		slog.String("found_by", foundBy), slog.String("error", ce.Error()))
+}
+
+// intact forgets that d was corrupt, once its bytes proved intact.
+func (l *Local) intact(d digest.Digest) {
+	l.mu.Lock()
+	delete(l.corrupt, d)
+	l.mu.Unlock()
 }
 
 // Upload implements DataPlane.
@@ -120,9 +190,9 @@ func (l *Local) record(ctx context.Context, actor string, d digest.Digest, size 
 func (l *Local) put(ctx context.Context, actor string, d digest.Digest, r io.Reader, size int64) (Blob, error) {
 	cr := &countingReader{r: r}
 	for round := 0; ; round++ {
-		// Put skips bytes it finds stored; those may belong to a blob GC
-		// is deleting, which AddStoredBlob detects inside its transaction.
-		if err := l.blobs.Put(ctx, d, cr, size); err != nil {
+		// Bytes found stored may belong to a blob GC is deleting, which
+		// AddStoredBlob detects inside its transaction.
+		if err := l.store(ctx, d, cr, size); err != nil {
 			return Blob{}, err
 		}
 		info, err := l.blobs.Stat(ctx, d)
@@ -139,6 +209,31 @@ func (l *Local) put(ctx context.Context, actor string, d digest.Digest, r io.Rea
 		}
 		return Blob{Digest: d, Size: info.Size}, nil
 	}
+}
+
+// store makes d's stored bytes intact: verified when already stored (the
+// body is then not read), else written from r. A corrupt blob is reported
+// before Put replaces it (Put verifies again, which costs a second read of
+// damaged bytes only).
+func (l *Local) store(ctx context.Context, d digest.Digest, r io.Reader, size int64) error {
+	info, err := l.blobs.Verify(ctx, d)
+	if err == nil {
+		if err := blobstore.CheckSize("upload", d, size, info.Size); err != nil {
+			return err
+		}
+		l.intact(d)
+		return nil
+	}
+	if ce, ok := blobstore.AsCorrupt(err); ok {
+		l.corrupted(ctx, foundByUpload, ce)
+	} else if core.KindOf(err) != core.KindNotFound {
+		return err
+	}
+	if err := l.blobs.Put(ctx, d, r, size); err != nil {
+		return err
+	}
+	l.intact(d)
+	return nil
 }
 
 // countingReader tells whether an upload's body was read at all.
@@ -324,12 +419,33 @@ func (l *Local) ExpireSessions(ctx context.Context) (int, error) {
 	return len(exp), nil
 }
 
-// FindMissing implements DataPlane.
+// FindMissing implements DataPlane: the digests that are not live blobs in
+// the metadata, and those this process found corrupt and no upload has
+// repaired since. It reads no bytes.
 func (l *Local) FindMissing(ctx context.Context, ds []digest.Digest) ([]digest.Digest, error) {
 	if len(ds) > MaxFindMissing {
 		return nil, core.E(core.KindInvalid, "find missing", "%d digests in one batch; send at most %d", len(ds), MaxFindMissing)
 	}
-	return l.meta.Missing(ctx, ds)
+	missing, err := l.meta.Missing(ctx, ds)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.corrupt) == 0 {
+		return missing, nil
+	}
+	gone := make(map[digest.Digest]bool, len(missing))
+	for _, d := range missing {
+		gone[d] = true
+	}
+	out := missing[:0:0]
+	for _, d := range ds {
+		if gone[d] || l.corrupt[d] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 // Open implements DataPlane.
@@ -346,10 +462,53 @@ func (l *Local) Open(ctx context.Context, d digest.Digest, offset, length int64)
 	}
 	rc, err := l.blobs.Get(ctx, d, offset, length)
 	if err != nil {
+		if ce, ok := blobstore.AsCorrupt(err); ok {
+			l.corrupted(ctx, foundByRead, ce)
+		}
 		return nil, 0, err
 	}
-	return rc, b.Size, nil
+	n := length
+	if n < 0 {
+		n = b.Size - offset
+	}
+	return &watchedReader{rc: rc, l: l, ctx: ctx, d: d, want: n, left: n}, b.Size, nil
 }
+
+// watchedReader reports corruption a read finds, and holds the store to
+// the size the metadata recorded: stored bytes that run past it are
+// corrupt too, and are refused before they are handed out.
+type watchedReader struct {
+	rc         io.ReadCloser
+	l          *Local
+	ctx        context.Context
+	d          digest.Digest
+	want, left int64
+	err        error // sticky
+}
+
+func (w *watchedReader) Read(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.rc.Read(p)
+	if int64(n) > w.left {
+		n, err = 0, &blobstore.CorruptError{Digest: w.d, Chunk: -1,
+			Err: &digest.SizeError{Expected: w.want, Actual: w.want - w.left + int64(n)}}
+	}
+	w.left -= int64(n)
+	if err == io.EOF && w.left > 0 {
+		err = &blobstore.CorruptError{Digest: w.d, Chunk: -1, Err: &digest.SizeError{Expected: w.want, Actual: w.want - w.left}}
+	}
+	if err != nil {
+		w.err = err
+		if ce, ok := blobstore.AsCorrupt(err); ok {
+			w.l.corrupted(w.ctx, foundByRead, ce)
+		}
+	}
+	return n, err
+}
+
+func (w *watchedReader) Close() error { return w.rc.Close() }
 
 // ctxReader stops a copy when ctx ends.
 type ctxReader struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -29,6 +30,26 @@ type bundle struct {
 	dp  *dataplane.Local
 	ctx context.Context
 	now *atomic.Int64 // clock offset in ms
+	dir string        // meta.db, blobs/ (the fs store's root), stage/
+	log *lockedBuffer // the data plane's log lines
+}
+
+// lockedBuffer collects log lines written from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 func setup(t *testing.T) bundle {
@@ -45,11 +66,12 @@ func setup(t *testing.T) bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dp, err := dataplane.NewLocal(meta, blobs, filepath.Join(dir, "stage"))
+	log := &lockedBuffer{}
+	dp, err := dataplane.NewLocal(meta, blobs, filepath.Join(dir, "stage"), dataplane.WithLog(slog.New(slog.NewTextHandler(log, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bundle{dp: dp, ctx: context.Background(), now: off}
+	return bundle{dp: dp, ctx: context.Background(), now: off, dir: dir, log: log}
 }
 
 func dig(t *testing.T, b []byte) digest.Digest {
