@@ -2,9 +2,11 @@ package eventlog
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"sort"
 
 	"github.com/deltaci/deltaci/internal/core"
 )
@@ -15,22 +17,108 @@ type ReplayReport struct {
 	Head        Head   // the last event
 	StateDigest string // digest of the rebuilt projections
 	LiveDigest  string // digest of the live projections
+	// Checkpoints counts the checkpoints the log was checked against:
+	// the stored ones, the store's checkpoint file and those given.
+	Checkpoints int64
+	// LatestCheckpoint is the one of them with the highest seq (Seq 0
+	// when there was none).
+	LatestCheckpoint Checkpoint
+	// SignersChecked says whether the checkpoints' keys were checked
+	// against trusted keys; otherwise only that each signature matches the
+	// key it carries.
+	SignersChecked bool
 }
 
 // Match reports whether the rebuilt state equals the live state.
 func (r ReplayReport) Match() bool { return r.StateDigest == r.LiveDigest }
 
+// VerifyOptions are what a verification checks beyond the chain and the
+// stored checkpoints.
+type VerifyOptions struct {
+	// ExpectHead, when set, is where the log must end: a shorter log, a
+	// longer one or another hash fails.
+	ExpectHead *Head
+	// Checkpoints were kept outside the database (the checkpoint
+	// command's output): the log must reach each with the same hash.
+	Checkpoints []Checkpoint
+	// TrustedKeys are public keys whose checkpoints are genuine, besides
+	// the store's own.
+	TrustedKeys []ed25519.PublicKey
+}
+
 const replayBatch = 1000
 
-// Verify walks the whole log and checks the hash chain and the head. It
-// returns a core.KindConflict error naming the first altered event.
-func (s *Store) Verify(ctx context.Context) (Head, error) {
-	return s.walk(ctx, nil)
+// Verify walks the whole log and checks the hash chain, the head and every
+// checkpoint the store keeps. It returns a core.KindConflict error naming
+// the first altered event, or the checkpoint the log does not reach.
+func (s *Store) Verify(ctx context.Context) (Head, error) { return s.VerifyWith(ctx, VerifyOptions{}) }
+
+// VerifyWith is Verify, checking what opts adds too: an expected head,
+// checkpoints kept elsewhere.
+func (s *Store) VerifyWith(ctx context.Context, opts VerifyOptions) (Head, error) {
+	var rep ReplayReport
+	return s.walk(ctx, opts, &rep, nil)
+}
+
+// target is a (seq, hash) the log must reach, and who says so.
+type target struct {
+	Head
+	what     string
+	expected bool // the expected head, not a checkpoint
+}
+
+// targets verifies every checkpoint the walk must check, and returns them
+// by seq.
+func (s *Store) targets(ctx context.Context, opts VerifyOptions, rep *ReplayReport) ([]target, error) {
+	trusted := s.trusted(opts.TrustedKeys)
+	rep.SignersChecked = len(trusted) > 0
+	var cps []Checkpoint
+	for after := int64(0); ; {
+		rows, err := s.drv.Read().ListCheckpoints(ctx, after, replayBatch)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			cps = append(cps, checkpointFromRow(r))
+			after = r.Seq
+		}
+		if len(rows) < replayBatch {
+			break
+		}
+	}
+	file, ok, err := s.FileCheckpoint()
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		cps = append(cps, file)
+	}
+	cps = append(cps, opts.Checkpoints...)
+	var out []target
+	for _, c := range cps {
+		if err := c.Verify(trusted); err != nil {
+			return nil, err
+		}
+		out = append(out, target{Head: c.Head(), what: c.String()})
+		if c.Seq > rep.LatestCheckpoint.Seq {
+			rep.LatestCheckpoint = c
+		}
+	}
+	rep.Checkpoints = int64(len(cps))
+	if h := opts.ExpectHead; h != nil {
+		out = append(out, target{Head: *h, what: "the expected head", expected: true})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, nil
 }
 
 // walk checks the chain over every event in order, calling fn with each
-// verified batch.
-func (s *Store) walk(ctx context.Context, fn func([]Event) error) (Head, error) {
+// verified batch, then the head, the checkpoints and the expected head.
+func (s *Store) walk(ctx context.Context, opts VerifyOptions, rep *ReplayReport, fn func([]Event) error) (Head, error) {
+	targets, err := s.targets(ctx, opts, rep)
+	if err != nil {
+		return Head{}, err
+	}
 	prev := Head{}
 	for {
 		rows, err := s.drv.Read().ListEvents(ctx, prev.Seq, replayBatch)
@@ -41,6 +129,13 @@ func (s *Store) walk(ctx context.Context, fn func([]Event) error) (Head, error) 
 		for _, r := range rows {
 			if err := verifyLink(prev, r); err != nil {
 				return prev, err
+			}
+			for len(targets) > 0 && targets[0].Seq == r.Seq {
+				if t := targets[0]; t.Hash != r.Hash {
+					return prev, core.E(core.KindConflict, "verify log", "event %d's hash is %s, but %s says %s: the log was rewritten",
+						r.Seq, short(r.Hash), t.what, short(t.Hash))
+				}
+				targets = targets[1:]
 			}
 			batch = append(batch, eventFromRow(r))
 			prev = Head{Seq: r.Seq, Hash: r.Hash}
@@ -62,14 +157,33 @@ func (s *Store) walk(ctx context.Context, fn func([]Event) error) (Head, error) 
 		return prev, core.E(core.KindConflict, "verify log", "log head says event %d (%s) but the log ends at event %d (%s): events were removed",
 			head.Seq, short(head.Hash), prev.Seq, short(prev.Hash))
 	}
+	if len(targets) > 0 {
+		t := targets[0]
+		if t.expected {
+			return prev, core.E(core.KindConflict, "verify log", "the log ends at event %d (%s), before the expected head, event %d (%s): events were removed from its end",
+				prev.Seq, short(prev.Hash), t.Seq, short(t.Hash))
+		}
+		return prev, core.E(core.KindConflict, "verify log", "the log ends at event %d (%s), but %s reached event %d (%s): events were removed from its end and the head rolled back",
+			prev.Seq, short(prev.Hash), t.what, t.Seq, short(t.Hash))
+	}
+	if h := opts.ExpectHead; h != nil && prev.Seq > h.Seq {
+		// Its hash at h.Seq matched above: the log grew since.
+		return prev, core.E(core.KindConflict, "verify log", "the log goes on past the expected head, event %d, to event %d (%s): it grew since, from the expected head on",
+			h.Seq, prev.Seq, short(prev.Hash))
+	}
 	return prev, nil
 }
 
-// Replay verifies the chain, rebuilds every projection from the log into a
-// scratch database of the same engine, and compares its state digest with
-// the live one. A mismatch means a projection row was changed outside the
-// log.
+// Replay verifies the chain and the checkpoints as Verify does, rebuilds
+// every projection from the log into a scratch database of the same
+// engine, and compares its state digest with the live one. A mismatch
+// means a projection row was changed outside the log.
 func (s *Store) Replay(ctx context.Context) (ReplayReport, error) {
+	return s.ReplayWith(ctx, VerifyOptions{})
+}
+
+// ReplayWith is Replay, checking what opts adds too, as VerifyWith does.
+func (s *Store) ReplayWith(ctx context.Context, opts VerifyOptions) (ReplayReport, error) {
 	scratch, drop, err := s.drv.Scratch(ctx)
 	if err != nil {
 		return ReplayReport{}, fmt.Errorf("replay: scratch database: %w", err)
@@ -78,7 +192,7 @@ func (s *Store) Replay(ctx context.Context) (ReplayReport, error) {
 	var rep ReplayReport
 	// One scratch transaction per batch: replay is bounded by applying, not
 	// by committing.
-	head, err := s.walk(ctx, func(batch []Event) error {
+	head, err := s.walk(ctx, opts, &rep, func(batch []Event) error {
 		rep.Events += int64(len(batch))
 		return scratch.Write(ctx, func(q Queries) error {
 			for _, e := range batch {

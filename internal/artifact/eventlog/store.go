@@ -13,6 +13,7 @@ import (
 type Store struct {
 	drv Driver
 	now func() time.Time
+	cp  CheckpointConfig
 }
 
 // Option configures a Store.
