@@ -110,6 +110,7 @@ func replayMatches(t *testing.T, b bundle) eventlog.ReplayReport {
 
 // Run runs the whole suite against one engine.
 func Run(t *testing.T, open Opener) {
+	runTokens(t, open)
 	t.Run("PushTagAndRead", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

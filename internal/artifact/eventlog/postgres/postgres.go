@@ -42,7 +42,7 @@ func Open(ctx context.Context, url string) (*Driver, error) {
 	if err != nil {
 		return nil, core.E(core.KindInvalid, "open postgres", "bad database URL: %v", err)
 	}
-	if err := migrate(ctx, url); err != nil {
+	if _, err := migrate(ctx, url); err != nil {
 		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -56,30 +56,36 @@ func Open(ctx context.Context, url string) (*Driver, error) {
 	return &Driver{url: url, pool: pool}, nil
 }
 
-func migrate(ctx context.Context, url string) error {
+// migrate applies pending migrations and returns the versions applied.
+func migrate(ctx context.Context, url string) ([]int64, error) {
 	// The pool's parser: pool settings in the URL are not server parameters.
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return core.E(core.KindInvalid, "migrate postgres", "bad database URL: %v", err)
+		return nil, core.E(core.KindInvalid, "migrate postgres", "bad database URL: %v", err)
 	}
 	db := stdlib.OpenDB(*cfg.ConnConfig)
 	defer db.Close()
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return core.Wrap(core.KindInternal, "artifact migrations", err)
+		return nil, core.Wrap(core.KindInternal, "artifact migrations", err)
 	}
 	locker, err := pgmigrate.Locker(ctx, db, "artifacts")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithTableName(MigrationsTable), locker)
 	if err != nil {
-		return core.Wrap(core.KindInternal, "artifact migrations", err)
+		return nil, core.Wrap(core.KindInternal, "artifact migrations", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
-		return core.Wrap(core.KindUnavailable, "migrate artifact store", err)
+	res, err := p.Up(ctx)
+	if err != nil {
+		return nil, core.Wrap(core.KindUnavailable, "migrate artifact store", err)
 	}
-	return nil
+	versions := make([]int64, len(res))
+	for i, r := range res {
+		versions[i] = r.Source.Version
+	}
+	return versions, nil
 }
 
 // Write runs fn in one transaction. Commands begin by locking the log head

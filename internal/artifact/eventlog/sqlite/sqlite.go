@@ -41,7 +41,7 @@ func Open(ctx context.Context, path string) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := migrate(ctx, writer); err != nil {
+	if _, err := migrate(ctx, writer); err != nil {
 		writer.Close()
 		return nil, err
 	}
@@ -53,19 +53,25 @@ func Open(ctx context.Context, path string) (*Driver, error) {
 	return &Driver{path: path, writer: writer, reader: reader}, nil
 }
 
-func migrate(ctx context.Context, db *sql.DB) error {
+// migrate applies pending migrations and returns the versions applied.
+func migrate(ctx context.Context, db *sql.DB) ([]int64, error) {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return core.Wrap(core.KindInternal, "artifact migrations", err)
+		return nil, core.Wrap(core.KindInternal, "artifact migrations", err)
 	}
 	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub, goose.WithTableName(MigrationsTable))
 	if err != nil {
-		return core.Wrap(core.KindInternal, "artifact migrations", err)
+		return nil, core.Wrap(core.KindInternal, "artifact migrations", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
-		return core.Wrap(core.KindUnavailable, "migrate artifact store", err)
+	res, err := p.Up(ctx)
+	if err != nil {
+		return nil, core.Wrap(core.KindUnavailable, "migrate artifact store", err)
 	}
-	return nil
+	versions := make([]int64, len(res))
+	for i, r := range res {
+		versions[i] = r.Source.Version
+	}
+	return versions, nil
 }
 
 // Write runs fn in a BEGIN IMMEDIATE transaction.
