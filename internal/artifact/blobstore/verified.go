@@ -85,6 +85,14 @@ func Read(ctx context.Context, op string, raw Raw, d digest.Digest, offset, leng
 	if err != nil {
 		return nil, err
 	}
+	if length == 0 {
+		// Nothing to verify; a caller learning that the blob is there
+		// costs no index and no bytes.
+		if _, err := CheckRange(op, d, offset, 0, info.Size); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(bytes.NewReader(nil)), nil
+	}
 	idx, ok, err := loadIndex(ctx, raw, d, info.Size)
 	if err != nil {
 		return nil, err

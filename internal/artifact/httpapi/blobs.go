@@ -20,16 +20,20 @@ const (
 )
 
 // blobHeaders are the headers of every blob response: the digest is the
-// strongest possible validator.
+// strongest possible validator, and, for an algorithm RFC 9530 names, the
+// digest of the whole representation too.
 func blobHeaders(w http.ResponseWriter, d digest.Digest) {
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+d.String()+`"`)
 	h.Set("Accept-Ranges", "bytes")
+	if v, ok := digest.FieldValue(d); ok {
+		h.Set("Repr-Digest", v)
+	}
 }
 
 // stat learns a blob's size through the data plane: an empty read at
-// offset 0 is valid for every blob.
+// offset 0 is valid for every blob, and reads no bytes.
 func (s *server) stat(r *http.Request, d digest.Digest) (int64, error) {
 	rc, size, err := s.data.Open(r.Context(), d, 0, 0)
 	if err != nil {
@@ -54,9 +58,13 @@ func (s *server) headBlob(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// getBlob serves a blob or one range of it. A whole blob is read through
-// the store's verifying reader; should the stored bytes turn out corrupt
-// mid-way, the mapper cuts the connection so the client sees a short body.
+// getBlob serves a blob or one range of it, verified as the data plane
+// reads it (see blobstore.Store.Get): each chunk is checked against the
+// digest recorded for it before its bytes are handed out, and a whole blob
+// against its own digest before its last bytes are. send holds the status
+// line back until the first chunk checked out, so damage there is a plain
+// 500; damage found later cuts the connection (see writeError), and the
+// client gets a body shorter than its Content-Length, never a complete one.
 func (s *server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	d, err := digest.Parse(r.PathValue("digest"))
 	if err != nil {
@@ -80,24 +88,75 @@ func (s *server) getBlob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer rc.Close()
-	blobHeaders(w, d)
-	status := http.StatusOK
-	if partial {
-		status = http.StatusPartialContent
-		w.Header().Set("Content-Range", formatContentRange(rng, size))
-	} else {
-		rng.length = size
+	start := func() {
+		blobHeaders(w, d)
+		status := http.StatusOK
+		if partial {
+			status = http.StatusPartialContent
+			w.Header().Set("Content-Range", formatContentRange(rng, size))
+		} else {
+			rng.length = size
+			if v, ok := digest.FieldValue(d); ok {
+				// Without a content coding the body is the representation.
+				w.Header().Set("Content-Digest", v)
+			}
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(rng.length, 10))
+		w.WriteHeader(status)
 	}
-	w.Header().Set("Content-Length", strconv.FormatInt(rng.length, 10))
-	w.WriteHeader(status)
-	if _, err := io.Copy(w, rc); err != nil {
+	if err := send(w, rc, start); err != nil {
 		if r.Context().Err() != nil {
 			// The client went away; not the store's fault.
 			return &core.Error{Kind: core.KindCanceled, Op: "send blob " + d.String(), Err: err}
 		}
-		return core.Wrap(core.KindInternal, "send blob "+d.String(), err)
+		return err
 	}
 	return nil
+}
+
+// sendBufSize is what send reads at a time, and so what it holds back.
+const sendBufSize = 64 << 10
+
+// send copies rc to w one read behind: bytes go out only once the next
+// read succeeded, so the last ones wait for rc's verdict, which a verified
+// reader gives with io.EOF. start writes the status line, before the first
+// bytes go out (or at the end, for an empty body). An error from rc is
+// returned as it is; a failed write is KindInternal (or the client gone).
+func send(w io.Writer, rc io.Reader, start func()) error {
+	cur, spare := make([]byte, sendBufSize), make([]byte, sendBufSize)
+	var held []byte
+	started := false
+	flush := func() error {
+		if !started {
+			start()
+			started = true
+		}
+		if len(held) == 0 {
+			return nil
+		}
+		if _, err := w.Write(held); err != nil {
+			return core.Wrap(core.KindInternal, "send blob", err)
+		}
+		return nil
+	}
+	for {
+		n, err := rc.Read(cur)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if n > 0 {
+			if len(held) > 0 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			held = cur[:n]
+			cur, spare = spare, cur
+		}
+		if err == io.EOF {
+			return flush()
+		}
+	}
 }
 
 // startUpload opens a resumable session, or with ?digest= stores the body

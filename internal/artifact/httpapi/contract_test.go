@@ -110,6 +110,11 @@ func TestContract(t *testing.T) {
 		}
 		e.expect(ctx, http.StatusBadRequest, "GET", "/api/v1/blobs/"+helloD.String(), hdr("Range", "bytes=x-y"), nil)
 		e.expect(ctx, http.StatusNotFound, "GET", "/api/v1/blobs/"+absent.String(), nil, nil)
+		rotten := []byte("bytes a failing disk will change")
+		rottenD := sha(t, rotten)
+		e.expect(ctx, http.StatusCreated, "POST", "/api/v1/blobs/uploads?digest="+rottenD.String(), oct, rotten)
+		damageStored(t, e, rottenD)
+		e.expect(ctx, http.StatusInternalServerError, "GET", "/api/v1/blobs/"+rottenD.String(), nil, nil)
 	})
 
 	// startSession opens a session and returns its path.

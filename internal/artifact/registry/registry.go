@@ -153,6 +153,9 @@ func (r *Registry) CommitManifest(ctx context.Context, actor string, m manifest.
 	if err != nil {
 		return digest.Digest{}, nil, err
 	}
+	if err := r.CheckSizes(ctx, d, m); err != nil {
+		return d, nil, err
+	}
 	blobs := make([]digest.Digest, 0, len(m.Entries))
 	for _, e := range m.Entries {
 		if !e.IsSymlink() {
