@@ -42,7 +42,7 @@ import (
 // change behind its back, and a plain net/http client: what a curl user
 // has, not the project's verifying client.
 type blobEnv struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	reg   *registry.Registry
 	data  *dataplane.Local
@@ -58,7 +58,7 @@ type blobEnv struct {
 	onS3 bool
 }
 
-func newBlobEnv(t *testing.T, eng engine) *blobEnv {
+func newBlobEnv(t testing.TB, eng engine) *blobEnv {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
