@@ -46,6 +46,9 @@ type artifactFlags struct {
 	actor      string
 	json       bool
 	standalone bool
+	// checkpoints is how a store opened here signs and checks its
+	// checkpoints (set by the commands that use them).
+	checkpoints eventlog.CheckpointConfig
 }
 
 func newArtifactsCmd(e env, use string, standalone bool) *cobra.Command {
@@ -84,7 +87,7 @@ a running server with --server URL.`,
 	pf.BoolVar(&f.json, "json", false, "print JSON for scripts")
 	cmd.AddCommand(
 		newPushCmd(e, f), newPullCmd(e, f), newStatCmd(e, f), newLsCmd(e, f), newFindMissingCmd(e, f),
-		newTagCmd(e, f), newRetentionCmd(e, f), newGCCmd(e, f), newReplayCmd(e, f), newAuditCmd(e, f),
+		newTagCmd(e, f), newRetentionCmd(e, f), newGCCmd(e, f), newReplayCmd(e, f), newCheckpointCmd(e, f), newAuditCmd(e, f),
 		newServeCmd(e, f),
 	)
 	return cmd
@@ -173,7 +176,12 @@ func (f *artifactFlags) openLocal(ctx context.Context, e env) (*open.Store, erro
 		}
 		cfg.S3 = s3.EnvCredentials(s3.Options{Endpoint: f.s3Endpoint, Region: e.get("AWS_REGION")}, e.get)
 	}
-	return open.Open(ctx, cfg)
+	s, err := open.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.Meta.UseCheckpoints(f.checkpoints)
+	return s, nil
 }
 
 // printJSON writes v as indented JSON.

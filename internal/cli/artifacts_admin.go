@@ -27,7 +27,7 @@ type artifactBackend interface {
 	DeletePolicy(ctx context.Context, actor, namespace, selector string) error
 	Retention(ctx context.Context, actor, namespace string, apply bool) ([]retention.Decision, error)
 	GC(ctx context.Context, actor string, grace time.Duration) (registry.GCReport, error)
-	Replay(ctx context.Context) (eventlog.ReplayReport, error)
+	Replay(ctx context.Context, opts eventlog.VerifyOptions) (eventlog.ReplayReport, error)
 	Audit(ctx context.Context, f eventlog.AuditFilter) ([]eventlog.Event, error)
 	Close() error
 }
@@ -67,8 +67,8 @@ func (l localBackend) Retention(ctx context.Context, actor, ns string, apply boo
 func (l localBackend) GC(ctx context.Context, actor string, grace time.Duration) (registry.GCReport, error) {
 	return l.s.Registry.GC(ctx, actor, grace)
 }
-func (l localBackend) Replay(ctx context.Context) (eventlog.ReplayReport, error) {
-	return l.s.Meta.Replay(ctx)
+func (l localBackend) Replay(ctx context.Context, opts eventlog.VerifyOptions) (eventlog.ReplayReport, error) {
+	return l.s.Meta.ReplayWith(ctx, opts)
 }
 func (l localBackend) Audit(ctx context.Context, f eventlog.AuditFilter) ([]eventlog.Event, error) {
 	return l.s.Meta.Audit(ctx, f)

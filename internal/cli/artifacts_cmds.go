@@ -409,20 +409,40 @@ deleted. It is safe to run while pushes go on.`,
 
 func newReplayCmd(e env, f *artifactFlags) *cobra.Command {
 	var verify bool
+	var vf verifyFlags
+	var opts eventlog.VerifyOptions
 	cmd := &cobra.Command{
 		Use:   "replay --verify",
-		Short: "Check the event log's hash chain and rebuild the state from it",
+		Short: "Check the event log's hash chain and checkpoints, and rebuild the state from it",
 		Long: `Replay walks the event log, checking every event's hash against its contents
 and its predecessor, rebuilds all current-state tables from the log in a
-scratch database and compares the state digests. It exits 1 and names the
-event when the log was tampered with, or says the state differs.`,
-		Example: `  artifactstore replay --verify`,
-		Args:    checkArgs(cobra.NoArgs),
-		RunE: withBackend(e, f, func(cmd *cobra.Command, b artifactBackend, _ []string) error {
+scratch database and compares the state digests. It checks every signed
+checkpoint the store keeps, and the one in the checkpoint file beside its
+key: each signature, and that the log still reaches the checkpoint's event
+with the same hash, so a log whose last events were removed and whose head
+was rolled back is caught. It exits 1 and names the event or the checkpoint
+when the log was tampered with, or says the state differs.
+
+--expect-head SEQ:HASH (as a replay printed it earlier) fails unless the log
+ends exactly there; --checkpoint FILE checks a checkpoint kept outside the
+store (see the checkpoint command).`,
+		Example: `  artifactstore replay --verify
+  artifactstore replay --verify --expect-head 45:0567bba38addeebbc4edd83035057efa9e279ffaf7ce11bf24ce915b18c824ba
+  artifactstore replay --verify --checkpoint /mnt/audit/latest.json --checkpoint-public-key 79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664`,
+		Args: checkArgs(cobra.NoArgs),
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if !verify {
 				return usage(fmt.Errorf("replay only verifies for now: pass --verify"))
 			}
-			rep, err := b.Replay(cmd.Context())
+			if err := f.resolve(cmd.Context(), e); err != nil {
+				return err
+			}
+			var err error
+			opts, err = vf.options(e, f)
+			return err
+		},
+		RunE: withBackend(e, f, func(cmd *cobra.Command, b artifactBackend, _ []string) error {
+			rep, err := b.Replay(cmd.Context(), opts)
 			if err != nil {
 				if f.json && core.KindOf(err) == core.KindConflict {
 					// A script reading the answer learns of the broken chain
@@ -435,13 +455,18 @@ event when the log was tampered with, or says the state differs.`,
 				return err
 			}
 			if f.json {
-				if err := printJSON(e.stdout, map[string]any{"intact": true, "events": rep.Events, "head": rep.Head.Seq, "head_hash": rep.Head.Hash,
-					"state_digest": rep.StateDigest, "live_digest": rep.LiveDigest, "match": rep.Match()}); err != nil {
+				out := map[string]any{"intact": true, "events": rep.Events, "head": rep.Head.Seq, "head_hash": rep.Head.Hash,
+					"state_digest": rep.StateDigest, "live_digest": rep.LiveDigest, "match": rep.Match(),
+					"checkpoints": rep.Checkpoints, "signers_checked": rep.SignersChecked}
+				if rep.LatestCheckpoint.Seq > 0 {
+					out["latest_checkpoint"] = rep.LatestCheckpoint
+				}
+				if err := printJSON(e.stdout, out); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprintf(e.stdout, "%d events, chain intact up to event %d\nreplayed state %s\nlive state     %s\n",
-					rep.Events, rep.Head.Seq, rep.StateDigest, rep.LiveDigest)
+				fmt.Fprintf(e.stdout, "%d events, chain intact up to event %d\nhead %s\n%s\nreplayed state %s\nlive state     %s\n",
+					rep.Events, rep.Head.Seq, rep.Head, checkpointLine(rep), rep.StateDigest, rep.LiveDigest)
 			}
 			if !rep.Match() {
 				return &exitError{code: ExitFailed, err: fmt.Errorf("the live state differs from the state the event log rebuilds: a table was changed outside the log")}
@@ -449,7 +474,8 @@ event when the log was tampered with, or says the state differs.`,
 			return nil
 		}),
 	}
-	cmd.Flags().BoolVar(&verify, "verify", false, "verify the chain and compare the rebuilt state")
+	cmd.Flags().BoolVar(&verify, "verify", false, "verify the chain and the checkpoints, and compare the rebuilt state")
+	vf.register(cmd.Flags())
 	return cmd
 }
 

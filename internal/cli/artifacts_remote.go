@@ -63,8 +63,8 @@ func (r remoteBackend) Retention(ctx context.Context, _ string, ns string, apply
 func (r remoteBackend) GC(ctx context.Context, _ string, grace time.Duration) (registry.GCReport, error) {
 	return r.c.GC(ctx, grace)
 }
-func (r remoteBackend) Replay(ctx context.Context) (eventlog.ReplayReport, error) {
-	return r.c.Verify(ctx)
+func (r remoteBackend) Replay(ctx context.Context, opts eventlog.VerifyOptions) (eventlog.ReplayReport, error) {
+	return r.c.VerifyWith(ctx, opts)
 }
 func (r remoteBackend) Audit(ctx context.Context, f eventlog.AuditFilter) ([]eventlog.Event, error) {
 	evs, err := r.c.Audit(ctx, f)

@@ -16,6 +16,7 @@ import (
 
 func newServeCmd(e env, f *artifactFlags) *cobra.Command {
 	var listen string
+	var ck checkpointFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the artifact store's HTTP API",
@@ -30,6 +31,12 @@ lets those in flight finish.`,
 			if f.server != "" {
 				return usage(errors.New("serve runs a server; it does not take --server"))
 			}
+			if err := f.resolve(ctx, e); err != nil {
+				return err
+			}
+			if err := ck.configure(e, f, true); err != nil {
+				return err
+			}
 			s, err := f.openLocal(ctx, e)
 			if err != nil {
 				return err
@@ -37,6 +44,7 @@ lets those in flight finish.`,
 			defer s.Close()
 			log := newJSONLogger(e.stderr)
 			s.Registry.Log = log
+			defer startCheckpointer(ctx, s.Meta, ck.interval, nil, log).Stop()
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return usage(fmt.Errorf("--listen %s: %w", listen, err))
@@ -64,6 +72,7 @@ lets those in flight finish.`,
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8090", "address to listen on")
+	ck.register(cmd.Flags(), true)
 	return cmd
 }
 

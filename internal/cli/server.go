@@ -3,11 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -44,6 +40,7 @@ type serverOptions struct {
 	ttl, reapInterval, shutdownTimeout           time.Duration
 	drainDelay, fetchTimeout, statusRetryMax     time.Duration
 	statusLease, inboxLease                      time.Duration
+	checkpointInterval                           time.Duration
 }
 
 func newServerCmd(e env) *cobra.Command {
@@ -95,6 +92,7 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	f.DurationVar(&o.inboxLease, "inbox-lease", api.DefaultInboxLease, "how long a claim on a webhook delivery to plan lasts")
 	_ = f.MarkHidden("status-lease")
 	_ = f.MarkHidden("inbox-lease")
+	f.DurationVar(&o.checkpointInterval, "checkpoint-interval", eventlog.DefaultCheckpointInterval, "how often the leader signs a checkpoint of the artifact store's event log, when it grew, with the signing key")
 	f.DurationVar(&o.drainDelay, "drain-delay", 0, "on shutdown, how long to keep serving with /readyz answering 503 before closing the listener, so a load balancer stops sending requests first")
 	return cmd
 }
@@ -164,7 +162,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	if o.registrationToken == "" {
 		log.Warn("no registration token: runners cannot register (set DELTACI_REGISTRATION_TOKEN)")
 	}
-	keys, err := loadKeyset(o.signingKey, o.verifyKey)
+	keys, checkpointKey, checkpointTrusted, err := loadKeyset(o.signingKey, o.verifyKey)
 	if err != nil {
 		return err
 	}
@@ -221,6 +219,10 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		return fmt.Errorf("artifact store: %w", err)
 	}
 	defer arts.Close()
+	// The newest checkpoint is kept in the data directory too, where
+	// whoever rewrites the database cannot roll it back with the log.
+	arts.Meta.UseCheckpoints(eventlog.CheckpointConfig{Key: checkpointKey, Trusted: checkpointTrusted,
+		File: filepath.Join(o.dataDir, checkpointFileName)})
 	cfg.Registry = arts.Registry
 	cfg.StoreAPI = httpapi.New(httpapi.Options{Registry: arts.Registry, Log: log})
 	cfg.Metrics = telemetry.New(queueDepth(ctx, cfg.Store), storeBytes(ctx, arts.Meta))
@@ -237,6 +239,9 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	}
 	srv.Start(ctx)
 	go expireSessions(ctx, arts.Data.ExpireSessions, log)
+	// Stopped after the HTTP server (deferred before it returns), so its
+	// last checkpoint covers every write.
+	defer startCheckpointer(ctx, arts.Meta, o.checkpointInterval, cfg.Leader, log).Stop()
 	log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("database", redactURL(o.database)),
 		slog.String("store", o.store), slog.String("executor", o.executor))
 	errc := make(chan error, 1)
@@ -298,42 +303,31 @@ func loopbackOnly(listen string) error {
 }
 
 // loadKeyset reads the signing key seed at path, creating it first when
-// it does not exist, and accepts the key of the seed at verify too.
-func loadKeyset(path, verify string) (*auth.Keyset, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		seed := make([]byte, ed25519.SeedSize)
-		_, _ = rand.Read(seed)
-		b = []byte(hex.EncodeToString(seed) + "\n")
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			return nil, fmt.Errorf("--signing-key %s: %w", path, err)
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("--signing-key %s: %w", path, err)
-	}
-	seed, err := hex.DecodeString(strings.TrimSpace(string(b)))
+// it does not exist, and accepts the key of the seed at verify too. It
+// returns the checkpoint keys as well: the signing key signs the artifact
+// store's checkpoints, and the verify key's are genuine too.
+func loadKeyset(path, verify string) (*auth.Keyset, ed25519.PrivateKey, []ed25519.PublicKey, error) {
+	seed, err := readSeed("--signing-key", path, true)
 	if err != nil {
-		return nil, usage(fmt.Errorf("--signing-key %s: not a hex seed: %w", path, err))
+		return nil, nil, nil, err
 	}
 	ks, err := auth.KeysetFromSeed(seed, nil)
 	if err != nil {
-		return nil, usage(fmt.Errorf("--signing-key %s: %w", path, err))
+		return nil, nil, nil, usage(fmt.Errorf("--signing-key %s: %w", path, err))
 	}
+	key := ed25519.NewKeyFromSeed(seed)
 	if verify == "" {
-		return ks, nil
+		return ks, key, nil, nil
 	}
 	// Never created: a key to accept that nobody has is a mistake.
-	b, err = os.ReadFile(verify)
+	vseed, err := readSeed("--verify-key", verify, false)
 	if err != nil {
-		return nil, usage(fmt.Errorf("--verify-key %s: %w", verify, err))
+		return nil, nil, nil, usage(err)
 	}
-	if seed, err = hex.DecodeString(strings.TrimSpace(string(b))); err != nil {
-		return nil, usage(fmt.Errorf("--verify-key %s: not a hex seed: %w", verify, err))
+	if err := ks.Accept(vseed); err != nil {
+		return nil, nil, nil, usage(fmt.Errorf("--verify-key %s: %w", verify, err))
 	}
-	if err := ks.Accept(seed); err != nil {
-		return nil, usage(fmt.Errorf("--verify-key %s: %w", verify, err))
-	}
-	return ks, nil
+	return ks, key, []ed25519.PublicKey{ed25519.NewKeyFromSeed(vseed).Public().(ed25519.PublicKey)}, nil
 }
 
 // queueDepth reports queued attempts by their labels at scrape time.

@@ -17,8 +17,9 @@ type ReplayReport struct {
 	Head        Head   // the last event
 	StateDigest string // digest of the rebuilt projections
 	LiveDigest  string // digest of the live projections
-	// Checkpoints counts the checkpoints the log was checked against:
-	// the stored ones, the store's checkpoint file and those given.
+	// Checkpoints counts the distinct checkpoints the log was checked
+	// against: the stored ones, the store's checkpoint file and those
+	// given.
 	Checkpoints int64
 	// LatestCheckpoint is the one of them with the highest seq (Seq 0
 	// when there was none).
@@ -95,16 +96,21 @@ func (s *Store) targets(ctx context.Context, opts VerifyOptions, rep *ReplayRepo
 	}
 	cps = append(cps, opts.Checkpoints...)
 	var out []target
+	seen := map[string]bool{} // the file holds a copy of a stored one
 	for _, c := range cps {
 		if err := c.Verify(trusted); err != nil {
 			return nil, err
 		}
+		if seen[string(c.Signature)] {
+			continue
+		}
+		seen[string(c.Signature)] = true
 		out = append(out, target{Head: c.Head(), what: c.String()})
 		if c.Seq > rep.LatestCheckpoint.Seq {
 			rep.LatestCheckpoint = c
 		}
 	}
-	rep.Checkpoints = int64(len(cps))
+	rep.Checkpoints = int64(len(seen))
 	if h := opts.ExpectHead; h != nil {
 		out = append(out, target{Head: *h, what: "the expected head", expected: true})
 	}
@@ -168,8 +174,8 @@ func (s *Store) walk(ctx context.Context, opts VerifyOptions, rep *ReplayReport,
 	}
 	if h := opts.ExpectHead; h != nil && prev.Seq > h.Seq {
 		// Its hash at h.Seq matched above: the log grew since.
-		return prev, core.E(core.KindConflict, "verify log", "the log goes on past the expected head, event %d, to event %d (%s): it grew since, from the expected head on",
-			h.Seq, prev.Seq, short(prev.Hash))
+		return prev, core.E(core.KindConflict, "verify log", "the log goes on past the expected head, event %d, to event %d (%s); event %d matches, so the log only grew since",
+			h.Seq, prev.Seq, short(prev.Hash), h.Seq)
 	}
 	return prev, nil
 }

@@ -127,14 +127,18 @@ func (s *server) gc(w http.ResponseWriter, r *http.Request) error {
 }
 
 // verify rebuilds the projections from the log and compares them with the
-// live ones. A broken hash chain is a 409 naming the first altered event.
+// live ones. A broken hash chain, or a checkpoint or expected head the log
+// does not reach, is a 409 naming it.
 func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
-	rep, err := s.meta.Replay(r.Context())
+	opts, err := s.verifyOptions(w, r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ReplayReport{Events: rep.Events, Head: HeadBody{Seq: rep.Head.Seq, Hash: rep.Head.Hash},
-		StateDigest: rep.StateDigest, LiveDigest: rep.LiveDigest, Match: rep.Match()})
+	rep, err := s.meta.ReplayWith(r.Context(), opts)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, replayBody(rep))
 	return nil
 }
 

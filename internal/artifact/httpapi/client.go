@@ -612,14 +612,29 @@ func (c *Client) GC(ctx context.Context, grace time.Duration) (registry.GCReport
 	return registry.GCReport{Manifests: out.Manifests, Blobs: out.Blobs, Bytes: out.Bytes, Orphans: out.Orphans, Stale: out.Stale}, nil
 }
 
-// Verify checks the log's hash chain and compares the projections rebuilt
-// from it with the live ones (POST /replay/verify). A broken chain is a
-// KindConflict error naming the first altered event.
+// Verify checks the log's hash chain and its checkpoints, and compares the
+// projections rebuilt from it with the live ones (POST /replay/verify). A
+// broken chain, or a checkpoint the log does not reach, is a KindConflict
+// error naming it.
 func (c *Client) Verify(ctx context.Context) (eventlog.ReplayReport, error) {
+	return c.VerifyWith(ctx, eventlog.VerifyOptions{})
+}
+
+// VerifyWith is Verify, checking what opts adds too: an expected head,
+// checkpoints kept outside the store, more trusted keys.
+func (c *Client) VerifyWith(ctx context.Context, opts eventlog.VerifyOptions) (eventlog.ReplayReport, error) {
+	var in any
+	if body := verifyRequest(opts); body != nil {
+		in = body
+	}
 	var out ReplayReport
-	if err := c.call(ctx, request{method: http.MethodPost, path: "/replay/verify", want: []int{http.StatusOK}}, nil, &out); err != nil {
+	if err := c.call(ctx, request{method: http.MethodPost, path: "/replay/verify", want: []int{http.StatusOK}}, in, &out); err != nil {
 		return eventlog.ReplayReport{}, err
 	}
-	return eventlog.ReplayReport{Events: out.Events, Head: eventlog.Head{Seq: out.Head.Seq, Hash: out.Head.Hash},
-		StateDigest: out.StateDigest, LiveDigest: out.LiveDigest}, nil
+	rep := eventlog.ReplayReport{Events: out.Events, Head: eventlog.Head{Seq: out.Head.Seq, Hash: out.Head.Hash},
+		StateDigest: out.StateDigest, LiveDigest: out.LiveDigest, Checkpoints: out.Checkpoints, SignersChecked: out.SignersChecked}
+	if out.LatestCheckpoint != nil {
+		rep.LatestCheckpoint = *out.LatestCheckpoint
+	}
+	return rep, nil
 }

@@ -314,6 +314,8 @@ func TestContract(t *testing.T) {
 		e.expect(bad, http.StatusUnsupportedMediaType, "POST", "/api/v1/gc", hdr("Content-Type", "text/plain"), []byte(`{}`))
 	})
 
+	t.Run("checkpoints", func(t *testing.T) { contractCheckpoints(t, e) })
+
 	t.Run("replay", func(t *testing.T) {
 		r := e.expect(ctx, http.StatusOK, "GET", "/api/v1/replay/verify", nil, nil)
 		if !bytes.Contains(r.body, []byte(`"match":true`)) {

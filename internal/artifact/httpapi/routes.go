@@ -35,4 +35,5 @@ func (s *server) routes() {
 	s.mux.HandleFunc("POST "+v1+"/gc", s.handle(s.gc))
 	s.mux.HandleFunc("GET "+v1+"/replay/verify", s.handle(s.verify))
 	s.mux.HandleFunc("POST "+v1+"/replay/verify", s.handle(s.verify))
+	s.mux.HandleFunc("GET "+v1+"/checkpoints/latest", s.handle(s.latestCheckpoint))
 }

@@ -299,6 +299,26 @@ type ReplayReport struct {
 	StateDigest string   `json:"state_digest"`
 	LiveDigest  string   `json:"live_digest"`
 	Match       bool     `json:"match"`
+	// Checkpoints counts the signed checkpoints the log was checked
+	// against; LatestCheckpoint is the newest of them.
+	Checkpoints      int64                `json:"checkpoints"`
+	LatestCheckpoint *eventlog.Checkpoint `json:"latest_checkpoint,omitempty"`
+	// SignersChecked says whether the checkpoints' keys were checked
+	// against the store's keys, not only against the key each carries.
+	SignersChecked bool `json:"signers_checked"`
+}
+
+// VerifyRequest is the optional body of POST /replay/verify: what the log
+// must reach beyond its stored checkpoints.
+type VerifyRequest struct {
+	// ExpectHead is SEQ:HASH: the log must end exactly there.
+	ExpectHead string `json:"expect_head,omitempty"`
+	// Checkpoints were exported earlier (GET /checkpoints/latest) and kept
+	// outside the store: the log must reach each with the same hash.
+	Checkpoints []eventlog.Checkpoint `json:"checkpoints,omitempty"`
+	// TrustedPublicKeys are hex Ed25519 public keys whose checkpoints are
+	// genuine besides the store's own: keys of earlier rotations.
+	TrustedPublicKeys []string `json:"trusted_public_keys,omitempty"`
 }
 
 // Health is the body of /healthz and /readyz.
