@@ -386,9 +386,12 @@ func newGCCmd(e env, f *artifactFlags) *cobra.Command {
 		Use:   "gc",
 		Short: "Delete manifests and blobs nothing references",
 		Long: `GC deletes manifests no ref points to, then blobs no manifest references, that
-are older than the grace window. Blobs of uploads in progress are never
-deleted. It is safe to run while pushes go on.`,
-		Example: `  artifactstore gc --grace 1h`,
+are older than the grace window. It is safe to run while pushes go on, with
+any grace, 0s included: a push and an upload hold a lease on what they will
+reference, and GC never deletes anything leased. The window only protects
+what clients without a lease uploaded and have not referenced yet.`,
+		Example: `  artifactstore gc --grace 1h
+  artifactstore gc --grace 0s    # everything unreferenced and unleased, now`,
 		Args:    checkArgs(cobra.NoArgs),
 		RunE: withBackend(e, f, func(cmd *cobra.Command, b artifactBackend, _ []string) error {
 			rep, err := b.GC(cmd.Context(), f.actor, grace)
@@ -403,7 +406,7 @@ deleted. It is safe to run while pushes go on.`,
 			return nil
 		}),
 	}
-	cmd.Flags().DurationVar(&grace, "grace", registry.DefaultGrace, "only delete what is older than this")
+	cmd.Flags().DurationVar(&grace, "grace", registry.DefaultGrace, "only delete what is older than this; 0s means no window at all")
 	return cmd
 }
 

@@ -107,6 +107,25 @@ func (s *Store) Missing(ctx context.Context, ds []digest.Digest) ([]digest.Diges
 // one being deleted is core.KindConflict, each naming the blob; the caller
 // uploads it (again) and retries.
 func (s *Store) CommitManifest(ctx context.Context, actor string, d digest.Digest, body []byte, blobs []digest.Digest) error {
+	return s.Update(ctx, actor, func(tx *Tx) error { return tx.commitManifest(ctx, d, body, blobs) })
+}
+
+// CommitManifestRef is CommitManifest and SetRef in one transaction: no GC
+// can take the manifest between its commit and the ref that keeps it,
+// however short its grace window. On an error nothing is recorded.
+func (s *Store) CommitManifestRef(ctx context.Context, actor string, d digest.Digest, body []byte, blobs []digest.Digest, r RefName) error {
+	if err := r.Validate(); err != nil {
+		return core.E(core.KindInvalid, "set ref", "%s: %v", r, err)
+	}
+	return s.Update(ctx, actor, func(tx *Tx) error {
+		if err := tx.commitManifest(ctx, d, body, blobs); err != nil {
+			return err
+		}
+		return tx.setRef(ctx, r, d)
+	})
+}
+
+func (tx *Tx) commitManifest(ctx context.Context, d digest.Digest, body []byte, blobs []digest.Digest) error {
 	ids := make([]string, 0, len(blobs))
 	seen := map[string]bool{}
 	for _, b := range blobs {
@@ -116,27 +135,25 @@ func (s *Store) CommitManifest(ctx context.Context, actor string, d digest.Diges
 		}
 	}
 	sort.Strings(ids)
-	return s.Update(ctx, actor, func(tx *Tx) error {
-		if _, err := tx.q.GetManifest(ctx, d.String()); err == nil {
-			return nil
-		} else if core.KindOf(err) != core.KindNotFound {
+	if _, err := tx.q.GetManifest(ctx, d.String()); err == nil {
+		return nil
+	} else if core.KindOf(err) != core.KindNotFound {
+		return err
+	}
+	for _, id := range ids {
+		b, err := tx.q.GetBlob(ctx, id)
+		if core.KindOf(err) == core.KindNotFound || (err == nil && b.State == string(StateGone)) {
+			return core.E(core.KindNotFound, "commit manifest", "manifest %s references blob %s, which is not stored; upload it first", d, id)
+		}
+		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			b, err := tx.q.GetBlob(ctx, id)
-			if core.KindOf(err) == core.KindNotFound || (err == nil && b.State == string(StateGone)) {
-				return core.E(core.KindNotFound, "commit manifest", "manifest %s references blob %s, which is not stored; upload it first", d, id)
-			}
-			if err != nil {
-				return err
-			}
-			if b.State == string(StateDeleting) {
-				return core.E(core.KindConflict, "commit manifest", "manifest %s references blob %s, which is being garbage-collected; upload it again and retry", d, id)
-			}
+		if b.State == string(StateDeleting) {
+			return core.E(core.KindConflict, "commit manifest", "manifest %s references blob %s, which is being garbage-collected; upload it again and retry", d, id)
 		}
-		_, err := tx.emit(ctx, ManifestCommitted, d.String(), ManifestPayload{Digest: d.String(), Size: int64(len(body)), Body: body, Blobs: ids})
-		return err
-	})
+	}
+	_, err := tx.emit(ctx, ManifestCommitted, d.String(), ManifestPayload{Digest: d.String(), Size: int64(len(body)), Body: body, Blobs: ids})
+	return err
 }
 
 // Manifest returns a committed manifest.
@@ -154,27 +171,29 @@ func (s *Store) SetRef(ctx context.Context, actor string, r RefName, m digest.Di
 	if err := r.Validate(); err != nil {
 		return core.E(core.KindInvalid, "set ref", "%s: %v", r, err)
 	}
-	return s.Update(ctx, actor, func(tx *Tx) error {
-		if _, err := tx.q.GetManifest(ctx, m.String()); err != nil {
-			if core.KindOf(err) == core.KindNotFound {
-				return notFound("set ref", "manifest %s is not stored; push it before tagging", m)
-			}
-			return err
+	return s.Update(ctx, actor, func(tx *Tx) error { return tx.setRef(ctx, r, m) })
+}
+
+func (tx *Tx) setRef(ctx context.Context, r RefName, m digest.Digest) error {
+	if _, err := tx.q.GetManifest(ctx, m.String()); err != nil {
+		if core.KindOf(err) == core.KindNotFound {
+			return notFound("set ref", "manifest %s is not stored; push it before tagging", m)
 		}
-		p := RefPayload{Namespace: r.Namespace, Name: r.Name, Tag: r.Tag, Manifest: m.String()}
-		cur, err := tx.q.GetRef(ctx, r.Namespace, r.Name, r.Tag)
-		switch {
-		case err == nil:
-			if cur.ManifestDigest == m.String() {
-				return nil
-			}
-			p.Previous, p.Pinned = cur.ManifestDigest, cur.Pinned
-		case core.KindOf(err) != core.KindNotFound:
-			return err
-		}
-		_, err = tx.emit(ctx, RefSet, r.String(), p)
 		return err
-	})
+	}
+	p := RefPayload{Namespace: r.Namespace, Name: r.Name, Tag: r.Tag, Manifest: m.String()}
+	cur, err := tx.q.GetRef(ctx, r.Namespace, r.Name, r.Tag)
+	switch {
+	case err == nil:
+		if cur.ManifestDigest == m.String() {
+			return nil
+		}
+		p.Previous, p.Pinned = cur.ManifestDigest, cur.Pinned
+	case core.KindOf(err) != core.KindNotFound:
+		return err
+	}
+	_, err = tx.emit(ctx, RefSet, r.String(), p)
+	return err
 }
 
 // Ref returns a ref.
@@ -308,7 +327,8 @@ func (s *Store) CollectableManifests(ctx context.Context, before time.Time, limi
 }
 
 // DeleteManifest removes an unreferenced manifest, checking again inside the
-// transaction that no ref points to it and it is older than before. It
+// transaction that no ref points to it, no lease holds it and it is older
+// than before. It
 // reports whether it deleted it.
 func (s *Store) DeleteManifest(ctx context.Context, actor string, d digest.Digest, before time.Time) (bool, error) {
 	deleted := false
@@ -322,6 +342,9 @@ func (s *Store) DeleteManifest(ctx context.Context, actor string, d digest.Diges
 		}
 		n, err := tx.q.CountManifestRefs(ctx, d.String())
 		if err != nil || n > 0 || m.CreatedAt >= before.UnixMilli() {
+			return err
+		}
+		if held, err := tx.leased(ctx, d.String()); err != nil || held {
 			return err
 		}
 		_, err = tx.emit(ctx, ManifestDeleted, d.String(), ManifestPayload{Digest: d.String()})
@@ -343,7 +366,7 @@ func (s *Store) CollectableBlobs(ctx context.Context, before time.Time, limit in
 
 // MarkDeleting moves a blob live → deleting if, inside the transaction, no
 // manifest references it, it was last added before the cut-off and no
-// active upload session expects it. Only then may its bytes be deleted.
+// active lease or upload session holds it. Only then may its bytes be deleted.
 func (s *Store) MarkDeleting(ctx context.Context, actor string, d digest.Digest, before time.Time) (bool, error) {
 	marked := false
 	err := s.Update(ctx, actor, func(tx *Tx) error {
@@ -358,8 +381,7 @@ func (s *Store) MarkDeleting(ctx context.Context, actor string, d digest.Digest,
 		if err != nil || refs > 0 {
 			return err
 		}
-		uploads, err := tx.q.CountActiveSessionsFor(ctx, d.String(), tx.now.UnixMilli())
-		if err != nil || uploads > 0 {
+		if held, err := tx.leased(ctx, d.String()); err != nil || held {
 			return err
 		}
 		_, err = tx.emit(ctx, BlobDeleting, d.String(), BlobPayload{Digest: d.String()})
@@ -426,7 +448,7 @@ func parseAll[R any](rows []R, id func(R) string) ([]digest.Digest, error) {
 // AdoptOrphan records stored bytes no live blob row accounts for as a blob
 // being deleted, so that GC removes them through the same live → deleting
 // → gone path that uploads serialize with. It reports false, changing
-// nothing, when the blob is known and not gone.
+// nothing, when the blob is known and not gone, or leased.
 func (s *Store) AdoptOrphan(ctx context.Context, actor string, d digest.Digest, size int64) (bool, error) {
 	adopted := false
 	err := s.Update(ctx, actor, func(tx *Tx) error {
@@ -435,6 +457,11 @@ func (s *Store) AdoptOrphan(ctx context.Context, actor string, d digest.Digest, 
 			return nil
 		}
 		if err != nil && core.KindOf(err) != core.KindNotFound {
+			return err
+		}
+		// Bytes an upload in flight has stored but not recorded yet: their
+		// age (an S3 multipart object's is its start) says nothing.
+		if held, err := tx.leased(ctx, d.String()); err != nil || held {
 			return err
 		}
 		if _, err := tx.emit(ctx, BlobAdded, d.String(), BlobPayload{Digest: d.String(), Size: size}); err != nil {

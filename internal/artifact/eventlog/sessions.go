@@ -101,3 +101,100 @@ func (s *Store) ExpiredSessions(ctx context.Context) ([]Session, error) {
 	}
 	return out, nil
 }
+
+// Lease keeps digests (the blobs a push will reference, its manifest, a
+// blob an upload is storing) from garbage collection while the work that
+// will reference them is alive. GC never marks a leased blob deleting,
+// never adopts leased bytes as an orphan and never deletes a leased
+// manifest, however short its grace window. The holder renews the lease
+// before it expires and releases it when done; a holder that dies leaves a
+// lease that simply expires. Leases are not events.
+type Lease struct {
+	ID        string
+	ExpiresAt time.Time
+}
+
+// ErrLeaseExpired is returned by RenewLease when the lease lapsed (or was
+// released) before it was renewed. GC may have taken what it covered in
+// the meantime: take a new lease, and expect a commit to name a blob to
+// upload again.
+var ErrLeaseExpired = core.E(core.KindNotFound, "renew lease", "the lease expired before it was renewed; take a new one")
+
+// TakeLease leases ds for ttl. It runs in a write transaction, so it
+// serializes with GC: a blob live when TakeLease returns stays live until
+// the lease ends, and one GC had already marked is reported missing by
+// Missing and must be uploaded again.
+func (s *Store) TakeLease(ctx context.Context, ds []digest.Digest, ttl time.Duration) (Lease, error) {
+	if len(ds) == 0 {
+		return Lease{}, core.E(core.KindInvalid, "take lease", "a lease needs at least one digest")
+	}
+	if ttl <= 0 {
+		return Lease{}, core.E(core.KindInvalid, "take lease", "lease duration %s is not positive", ttl)
+	}
+	ids := make([]string, 0, len(ds))
+	seen := make(map[digest.Digest]bool, len(ds))
+	for _, d := range ds {
+		if d.IsZero() {
+			return Lease{}, core.E(core.KindInvalid, "take lease", "a leased digest is empty")
+		}
+		if !seen[d] {
+			seen[d] = true
+			ids = append(ids, d.String())
+		}
+	}
+	l := Lease{ID: uuid.Must(uuid.NewV7()).String(), ExpiresAt: s.Now().Add(ttl)}
+	err := s.drv.Write(ctx, func(q Queries) error { return q.InsertLease(ctx, l.ID, ids, l.ExpiresAt.UnixMilli()) })
+	if err != nil {
+		return Lease{}, err
+	}
+	return l, nil
+}
+
+// RenewLease moves a lease's expiry to ttl from now and returns it;
+// ErrLeaseExpired when the lease has already lapsed or was released.
+func (s *Store) RenewLease(ctx context.Context, id string, ttl time.Duration) (time.Time, error) {
+	if ttl <= 0 {
+		return time.Time{}, core.E(core.KindInvalid, "renew lease", "lease duration %s is not positive", ttl)
+	}
+	now := s.Now()
+	until := now.Add(ttl)
+	err := s.drv.Write(ctx, func(q Queries) error {
+		n, err := q.RenewLease(ctx, id, now.UnixMilli(), until.UnixMilli())
+		if err == nil && n == 0 {
+			return ErrLeaseExpired
+		}
+		return err
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	return until, nil
+}
+
+// ReleaseLease ends a lease; releasing one that has ended is not an error.
+func (s *Store) ReleaseLease(ctx context.Context, id string) error {
+	return s.drv.Write(ctx, func(q Queries) error { return q.DeleteLease(ctx, id) })
+}
+
+// ExpireLeases deletes the rows of lapsed leases and returns how many.
+func (s *Store) ExpireLeases(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.drv.Write(ctx, func(q Queries) error {
+		var err error
+		n, err = q.DeleteExpiredLeases(ctx, s.Now().UnixMilli())
+		return err
+	})
+	return n, err
+}
+
+// leased reports whether an active lease or upload session holds d; GC
+// checks it inside the transaction that would take d.
+func (tx *Tx) leased(ctx context.Context, d string) (bool, error) {
+	now := tx.now.UnixMilli()
+	n, err := tx.q.CountActiveLeasesFor(ctx, d, now)
+	if err != nil || n > 0 {
+		return n > 0, err
+	}
+	n, err = tx.q.CountActiveSessionsFor(ctx, d, now)
+	return n > 0, err
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/deltaci/deltaci/internal/artifact/registry"
 	"github.com/deltaci/deltaci/internal/artifact/retention"
 	"github.com/deltaci/deltaci/internal/core"
 )
@@ -112,10 +113,11 @@ func (s *server) gc(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, s.maxJSON, true, &req); err != nil {
 		return err
 	}
-	var grace time.Duration
+	grace := registry.DefaultGrace
 	if req.Grace != "" {
-		if grace, err = time.ParseDuration(req.Grace); err != nil || grace <= 0 {
-			return core.E(core.KindInvalid, "gc", "grace %.40q is not a positive duration such as \"1h\"", req.Grace)
+		// "0s" is zero: pushes hold leases, not the window (see registry.GC).
+		if grace, err = time.ParseDuration(req.Grace); err != nil || grace < 0 {
+			return core.E(core.KindInvalid, "gc", "grace %.40q is not a duration of zero or more such as \"1h\" or \"0s\"", req.Grace)
 		}
 	}
 	rep, err := s.reg.GC(r.Context(), who, grace)

@@ -598,13 +598,10 @@ func (c *Client) ApplyRetention(ctx context.Context, namespace string, dryRun bo
 	return ds, nil
 }
 
-// GC runs one garbage collection (POST /gc); grace 0 means the server's
-// default (registry.DefaultGrace).
+// GC runs one garbage collection (POST /gc) with the grace window grace;
+// 0 collects everything unreferenced and unleased at once.
 func (c *Client) GC(ctx context.Context, grace time.Duration) (registry.GCReport, error) {
-	var in GCRequest
-	if grace > 0 {
-		in.Grace = grace.String()
-	}
+	in := GCRequest{Grace: grace.String()}
 	var out GCReport
 	if err := c.call(ctx, request{method: http.MethodPost, path: "/gc", want: []int{http.StatusOK}}, in, &out); err != nil {
 		return registry.GCReport{}, err

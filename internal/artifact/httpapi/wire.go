@@ -265,8 +265,8 @@ func (b DecisionBody) decision() (retention.Decision, error) {
 		Keep: b.Keep, Reason: b.Reason}, nil
 }
 
-// GCRequest is the optional body of POST /gc; Grace is a Go duration and
-// defaults to registry.DefaultGrace.
+// GCRequest is the optional body of POST /gc; Grace is a Go duration of
+// zero or more ("0s" is zero) and defaults to registry.DefaultGrace.
 type GCRequest struct {
 	Grace string `json:"grace,omitempty"`
 }

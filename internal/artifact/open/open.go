@@ -116,6 +116,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s.Registry = &registry.Registry{Meta: s.Meta, Data: s.Data, Blobs: s.Blobs, Alg: digest.Default, Log: log}
+	s.Registry = &registry.Registry{Meta: s.Meta, Blobs: s.Blobs, Alg: digest.Default, Log: log}
+	// Every upload through the registry (the API's too) holds a GC lease.
+	s.Registry.Data = &registry.LeasedUploads{DataPlane: s.Data, Leaser: s.Registry, Log: log}
 	return s, nil
 }

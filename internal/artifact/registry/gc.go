@@ -30,16 +30,24 @@ const StaleUploadAge = 24 * time.Hour
 const gcBatch = 500
 
 // GC deletes manifests no ref points to, then blobs no manifest references,
-// all older than grace (DefaultGrace when zero). Each blob moves live →
-// deleting in a transaction that re-checks it is unreferenced, so a
+// all older than grace; a grace of 0 means exactly that, and a negative
+// one is core.KindInvalid. Each blob moves live → deleting in a
+// transaction that re-checks it is unreferenced and unleased, so a
 // manifest committed at the same moment either keeps it or fails and
 // uploads it again; its bytes are deleted only after that. Blobs a crashed
 // earlier GC left in deleting are finished first.
+//
+// The grace window is not what keeps a push safe: its lease is (see
+// Leaser), whatever the grace. The window protects what clients without a
+// lease uploaded and have not referenced yet.
 func (r *Registry) GC(ctx context.Context, actor string, grace time.Duration) (GCReport, error) {
-	if grace <= 0 {
-		grace = DefaultGrace
+	if grace < 0 {
+		return GCReport{}, core.E(core.KindInvalid, "gc", "grace %s is negative; use 0 to collect everything unreferenced and unleased", grace)
 	}
 	var rep GCReport
+	if _, err := r.Meta.ExpireLeases(ctx); err != nil {
+		return rep, err
+	}
 	cut := r.Meta.Now().Add(-grace)
 	for {
 		ms, err := r.Meta.CollectableManifests(ctx, cut, gcBatch)
@@ -129,9 +137,10 @@ func (r *Registry) sweep(ctx context.Context, actor string, d digest.Digest, rep
 
 // sweepOrphans deletes stored bytes that no live blob row accounts for
 // (an upload that died between storing and recording), once they are older
-// than the cut-off. Each is first adopted as a deleting blob, so an upload
-// of the same content racing with the sweep fails and retries instead of
-// recording a blob whose bytes are about to go.
+// than the cut-off and no lease or upload session holds them. Each is first
+// adopted as a deleting blob, so an upload of the same content racing with
+// the sweep fails and retries instead of recording a blob whose bytes are
+// about to go.
 func (r *Registry) sweepOrphans(ctx context.Context, actor string, cut time.Time, rep *GCReport) error {
 	var orphans []blobstore.Info
 	for info, err := range r.Blobs.List(ctx) {

@@ -80,32 +80,100 @@ func (t *Transfer) Push(ctx context.Context, actor, src, ref string, opts PushOp
 	if err := checkTree(m.Entries, nil, "the pushed directory"); err != nil {
 		return PushResult{}, core.E(core.KindInvalid, "push", "%v; push what it points to instead", err)
 	}
-	// A concurrent GC may take a blob between upload and commit; the commit
-	// then names it and a second round uploads it again.
-	for round := 0; ; round++ {
+	body, err := manifest.Encode(m)
+	if err != nil {
+		return PushResult{}, err
+	}
+	md, err := digest.FromBytes(t.alg(), body)
+	if err != nil {
+		return PushResult{}, err
+	}
+	// Keep every blob and the manifest from GC until the ref holds them,
+	// however short its grace window; see Leaser.
+	blobs := blobDigests(files)
+	if l, ok := t.Catalog.(Leaser); ok {
+		h, err := holdLease(ctx, l, append(slices.Clone(blobs), md), t.Lease, t.log())
+		if err != nil {
+			return PushResult{}, err
+		}
+		defer h.release(ctx)
+		leased := make(map[digest.Digest]bool, len(blobs))
+		for _, d := range blobs {
+			leased[d] = true
+		}
+		ctx = withLeased(ctx, leased)
+	}
+	// Without a lease (or with one that lapsed) GC may still take a blob
+	// between upload and commit, or the manifest before its ref is set: the
+	// commit then names what is missing and another round uploads it.
+	for round := 1; ; round++ {
 		up, sent, err := t.uploadMissing(ctx, actor, files, opts)
 		res.Uploaded += up
 		res.Sent += sent
-		if err != nil {
-			return res, err
-		}
-		d, _, err := t.Catalog.CommitManifest(ctx, actor, m)
 		if err == nil {
-			res.Manifest = d
-			break
+			res.Manifest, err = t.commit(ctx, actor, m, ref, name)
+		}
+		if err == nil {
+			return res, nil
 		}
 		k := core.KindOf(err)
-		if round >= 3 || (k != core.KindNotFound && k != core.KindConflict) {
+		if round >= pushRounds || (k != core.KindNotFound && k != core.KindConflict) {
 			return res, err
 		}
-		t.log().WarnContext(ctx, "manifest commit raced with GC; uploading again", slog.Any("err", err))
+		t.log().WarnContext(ctx, "push raced with GC; uploading again", slog.Int("round", round), slog.Any("err", err))
 	}
-	if ref != "" {
-		if err := t.Catalog.SetRef(ctx, actor, name, res.Manifest); err != nil {
-			return res, err
+}
+
+// pushRounds bounds how often a push uploads what GC took and commits
+// again. Under a lease no round is lost; without one, each round loses
+// only to a GC that ran in its short window.
+const pushRounds = 5
+
+// commit records the manifest and, when ref is set, points it there: in
+// one transaction when the catalog can (RefCommitter).
+func (t *Transfer) commit(ctx context.Context, actor string, m manifest.Manifest, ref string, name eventlog.RefName) (digest.Digest, error) {
+	if rc, ok := t.Catalog.(RefCommitter); ok && ref != "" {
+		d, _, err := rc.CommitManifestRef(ctx, actor, m, name)
+		return d, err
+	}
+	d, _, err := t.Catalog.CommitManifest(ctx, actor, m)
+	if err != nil || ref == "" {
+		return d, err
+	}
+	// A manifest GC took before the ref was set is core.KindNotFound: the
+	// caller commits it again.
+	return d, t.Catalog.SetRef(ctx, actor, name, d)
+}
+
+// RefCommitter is a Catalog that commits a manifest and points a ref at it
+// in one transaction, so no GC can take the manifest in between.
+type RefCommitter interface {
+	CommitManifestRef(ctx context.Context, actor string, m manifest.Manifest, ref eventlog.RefName) (digest.Digest, []byte, error)
+}
+
+// CommitManifestRef implements RefCommitter.
+func (r *Registry) CommitManifestRef(ctx context.Context, actor string, m manifest.Manifest, ref eventlog.RefName) (digest.Digest, []byte, error) {
+	d, body, blobs, err := r.prepareCommit(ctx, m)
+	if err != nil {
+		return d, nil, err
+	}
+	if err := r.CheckSizes(ctx, d, m); err != nil {
+		return d, nil, err
+	}
+	return d, body, r.Meta.CommitManifestRef(ctx, actor, d, body, blobs, ref)
+}
+
+// blobDigests lists the distinct blobs of the files, in order.
+func blobDigests(files []scanned) []digest.Digest {
+	var ds []digest.Digest
+	seen := map[digest.Digest]bool{}
+	for _, f := range files {
+		if !f.entry.IsSymlink() && !seen[f.entry.Digest] {
+			seen[f.entry.Digest] = true
+			ds = append(ds, f.entry.Digest)
 		}
 	}
-	return res, nil
+	return ds
 }
 
 func (t *Transfer) uploadMissing(ctx context.Context, actor string, files []scanned, opts PushOptions) (int, int64, error) {
@@ -175,7 +243,20 @@ func (t *Transfer) uploadMissing(ctx context.Context, actor string, files []scan
 	return len(missing), sent, nil
 }
 
+// uploadFile uploads one file, offering it again while GC is deleting an
+// earlier copy of its blob (see againWhileCollected): a remote data plane
+// answers that with a conflict or a not found.
 func (t *Transfer) uploadFile(ctx context.Context, actor string, f scanned) (int64, error) {
+	var n int64
+	err := againWhileCollected(ctx, t.log().With(slog.String("path", f.entry.Path)), func() error {
+		var err error
+		n, err = t.uploadOnce(ctx, actor, f)
+		return err
+	})
+	return n, err
+}
+
+func (t *Transfer) uploadOnce(ctx context.Context, actor string, f scanned) (int64, error) {
 	fh, err := f.root.Open(f.name)
 	if err != nil {
 		return 0, core.Wrap(core.KindInvalid, "push", err)

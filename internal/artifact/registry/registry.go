@@ -50,6 +50,8 @@ type Transfer struct {
 	Catalog Catalog
 	Alg     digest.Algorithm
 	Log     *slog.Logger
+	// Lease sets the GC lease a push holds when Catalog is a Leaser.
+	Lease LeaseTerms
 }
 
 func (t *Transfer) alg() digest.Algorithm {
@@ -145,16 +147,26 @@ func (r *Registry) Tag(ctx context.Context, actor, ref, target string) (digest.D
 // CommitManifest stores a manifest built elsewhere (a runner's outputs, a
 // client's push) once its blobs are stored, and returns its digest.
 func (r *Registry) CommitManifest(ctx context.Context, actor string, m manifest.Manifest) (digest.Digest, []byte, error) {
+	d, body, blobs, err := r.prepareCommit(ctx, m)
+	if err != nil {
+		return d, nil, err
+	}
+	return d, body, r.Meta.CommitManifest(ctx, actor, d, body, blobs)
+}
+
+// prepareCommit encodes a manifest, checks its sizes against the stored
+// blobs (CheckSizes) and lists the blobs it references.
+func (r *Registry) prepareCommit(ctx context.Context, m manifest.Manifest) (digest.Digest, []byte, []digest.Digest, error) {
 	body, err := manifest.Encode(m)
 	if err != nil {
-		return digest.Digest{}, nil, err
+		return digest.Digest{}, nil, nil, err
 	}
 	d, err := digest.FromBytes(r.transfer().alg(), body)
 	if err != nil {
-		return digest.Digest{}, nil, err
+		return digest.Digest{}, nil, nil, err
 	}
 	if err := r.CheckSizes(ctx, d, m); err != nil {
-		return d, nil, err
+		return d, nil, nil, err
 	}
 	blobs := make([]digest.Digest, 0, len(m.Entries))
 	for _, e := range m.Entries {
@@ -162,5 +174,5 @@ func (r *Registry) CommitManifest(ctx context.Context, actor string, m manifest.
 			blobs = append(blobs, e.Digest)
 		}
 	}
-	return d, body, r.Meta.CommitManifest(ctx, actor, d, body, blobs)
+	return d, body, blobs, nil
 }
