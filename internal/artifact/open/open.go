@@ -107,14 +107,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			stage = filepath.Join(cfg.Store, "uploads")
 		}
 	}
-	s.Data, err = dataplane.NewLocal(s.Meta, s.Blobs, stage)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	s.Data, err = dataplane.NewLocal(s.Meta, s.Blobs, stage, dataplane.WithLog(log))
+	if err != nil {
+		s.Close()
+		return nil, err
 	}
 	s.Registry = &registry.Registry{Meta: s.Meta, Blobs: s.Blobs, Alg: digest.Default, Log: log}
 	// Every upload through the registry (the API's too) holds a GC lease.
