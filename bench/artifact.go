@@ -17,8 +17,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // baseline queries
@@ -27,9 +25,6 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
 	elsqlite "github.com/deltaci/deltaci/internal/artifact/eventlog/sqlite"
 	"github.com/deltaci/deltaci/internal/artifact/httpapi"
-	"github.com/deltaci/deltaci/internal/artifact/open"
-	"github.com/deltaci/deltaci/internal/artifact/registry"
-	"github.com/deltaci/deltaci/internal/core"
 )
 
 const mib = 1 << 20
@@ -369,132 +364,4 @@ func benchReplay(ctx context.Context, h *harness) ([]Result, error) {
 		Baseline: "chain verification events/s", BaselineValue: verify, Ratio: replay / verify,
 		Goal: "report", Met: true,
 	}}, nil
-}
-
-// benchGC runs thousands of GC cycles while pushes go on, then checks that
-// no referenced blob was lost, and compares with GC cycles on an idle store.
-func benchGC(ctx context.Context, h *harness) ([]Result, error) {
-	cycles := 2000
-	if h.quick {
-		cycles = 100
-	}
-	st, err := open.Open(ctx, open.Config{Database: filepath.Join(h.dir, "gc", "meta.db"), Store: filepath.Join(h.dir, "gc", "store")})
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	reg := st.Registry
-	idleStart := time.Now()
-	for i := 0; i < 200; i++ {
-		if _, err := reg.GC(ctx, "gc", time.Millisecond); err != nil {
-			return nil, err
-		}
-	}
-	idleRate := 200 / time.Since(idleStart).Seconds()
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	tokens := make(chan struct{}, 16)
-	var pushes, lostRounds atomic.Int64
-	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	for w := 0; w < 3; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 7))
-			for i := 0; ; i++ {
-				select {
-				case <-tokens:
-				case <-runCtx.Done():
-					return
-				}
-				src := filepath.Join(h.dir, "gc", fmt.Sprintf("src-%d-%d", w, i))
-				os.MkdirAll(src, 0o755)
-				for f := 0; f < 3; f++ {
-					os.WriteFile(filepath.Join(src, fmt.Sprint("f", f)), []byte(fmt.Sprint("content-", rng.IntN(12))), 0o644)
-				}
-				_, err := reg.Push(runCtx, "pusher", src, fmt.Sprintf("ns/w%d:%d", w, rng.IntN(4)), registry.PushOptions{Parallel: 2})
-				os.RemoveAll(src)
-				switch k := core.KindOf(err); {
-				case err == nil:
-					pushes.Add(1)
-				case runCtx.Err() != nil:
-					return
-				case k == core.KindConflict || k == core.KindNotFound:
-					lostRounds.Add(1)
-				default:
-					errc <- err
-					return
-				}
-				if rng.IntN(3) == 0 {
-					r := eventlog.RefName{Namespace: "ns", Name: fmt.Sprint("w", w), Tag: fmt.Sprint(rng.IntN(4))}
-					reg.Meta.DeleteRef(runCtx, "pusher", r, "bench")
-				}
-			}
-		}(w)
-	}
-	start := time.Now()
-	for c := 0; c < cycles; c++ {
-		if _, err := reg.GC(ctx, "gc", time.Millisecond); err != nil {
-			cancel()
-			wg.Wait()
-			return nil, err
-		}
-		for k := 0; k < 4; k++ {
-			select {
-			case tokens <- struct{}{}:
-			default:
-			}
-		}
-	}
-	rate := float64(cycles) / time.Since(start).Seconds()
-	cancel()
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		return nil, err
-	}
-	lost, err := lostBlobs(ctx, reg)
-	if err != nil {
-		return nil, err
-	}
-	return []Result{
-		{
-			Name: fmt.Sprintf("GC cycles/s with pushes racing (%d cycles, %d pushes)", cycles, pushes.Load()), Value: rate, Unit: "cycles/s",
-			Baseline: "idle GC cycles/s", BaselineValue: idleRate, Ratio: rate / idleRate, Goal: "report", Met: true,
-			Note: fmt.Sprintf("%d pushes lost every round to GC and would be retried by the client", lostRounds.Load()),
-		},
-		{Name: "referenced blobs lost after the GC race", Value: float64(lost), Unit: "blobs", Goal: "0", Met: lost == 0},
-	}, nil
-}
-
-// lostBlobs counts blobs of referenced manifests that are missing or corrupt.
-func lostBlobs(ctx context.Context, reg *registry.Registry) (int, error) {
-	refs, err := reg.Meta.Refs(ctx, "")
-	if err != nil {
-		return 0, err
-	}
-	lost := 0
-	for _, r := range refs {
-		_, m, err := reg.Manifest(ctx, r.Manifest.String())
-		if err != nil {
-			return 0, err
-		}
-		for _, e := range m.Entries {
-			if e.IsSymlink() {
-				continue
-			}
-			rc, _, err := reg.Data.Open(ctx, e.Digest, 0, -1)
-			if err != nil {
-				lost++
-				continue
-			}
-			if _, err := io.Copy(io.Discard, rc); err != nil {
-				lost++
-			}
-			rc.Close()
-		}
-	}
-	return lost, nil
 }
