@@ -68,10 +68,12 @@ func (p *pattern) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-// server is an artifactstore serve process.
+// server is an artifactstore serve process, and the admin token it
+// accepts.
 type server struct {
-	cmd  *exec.Cmd
-	addr string
+	cmd   *exec.Cmd
+	addr  string
+	token string
 }
 
 func (h *harness) startServer(ctx context.Context, name string) (*server, error) {
@@ -82,6 +84,9 @@ func (h *harness) startServer(ctx context.Context, name string) (*server, error)
 	dir := filepath.Join(h.dir, name)
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0",
 		"--database", filepath.Join(dir, "meta.db"), "--store", filepath.Join(dir, "store"))
+	// Requests carry a token, as they must: the figures include checking it.
+	token := "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	cmd.Env = append(os.Environ(), "ARTIFACTSTORE_API_TOKEN="+token)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -100,7 +105,7 @@ func (h *harness) startServer(ctx context.Context, name string) (*server, error)
 		cmd.Process.Kill()
 		return nil, fmt.Errorf("server said %q", line)
 	}
-	return &server{cmd: cmd, addr: m[1]}, nil
+	return &server{cmd: cmd, addr: m[1], token: token}, nil
 }
 
 func (s *server) stop() {
@@ -138,6 +143,7 @@ func (s *server) upload(ctx context.Context, d digest.Digest, body io.Reader, si
 	}
 	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Authorization", "Bearer "+s.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -237,7 +243,7 @@ func benchRSS(ctx context.Context, h *harness) ([]Result, error) {
 	}
 	// Above the 1 GiB single-request limit: the client's resumable upload,
 	// 16 MiB per request, as a real client sends a big artifact.
-	c := &httpapi.Client{BaseURL: "http://" + srv.addr, Actor: "bench"}
+	c := &httpapi.Client{BaseURL: "http://" + srv.addr, Token: srv.token}
 	if _, err := c.Upload(ctx, "bench", digest.SHA256, d, newPattern(2, size), size); err != nil {
 		return nil, err
 	}

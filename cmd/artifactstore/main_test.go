@@ -93,8 +93,9 @@ func tree(t *testing.T, root string) {
 }
 
 // roundTrip exercises every command against one store, given extra flags
-// that select it (local paths, or --server).
-func roundTrip(t *testing.T, dir string, sel ...string) {
+// that select it (local paths, or --server and a token). actor is who the
+// audit trail must name: the --as of a local store, a server's token.
+func roundTrip(t *testing.T, dir, actor string, sel ...string) {
 	t.Helper()
 	a := func(args ...string) []string { return append(append([]string{}, sel...), args...) }
 	src := filepath.Join(dir, "src")
@@ -152,7 +153,7 @@ func roundTrip(t *testing.T, dir string, sel ...string) {
 		t.Errorf("after retention: %s", ls)
 	}
 	ok(t, dir, a("gc", "--grace", "1h")...)
-	audit := ok(t, dir, a("audit", "--actor", "tester")...)
+	audit := ok(t, dir, a("audit", "--actor", actor)...)
 	for _, kind := range []string{"blob.added", "manifest.committed", "ref.set", "ref.deleted", "retention.set", "gc.completed"} {
 		if !strings.Contains(audit, kind) {
 			t.Errorf("audit lacks %s:\n%s", kind, audit)
@@ -166,17 +167,46 @@ func roundTrip(t *testing.T, dir string, sel ...string) {
 func TestLocalRoundTrip(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	roundTrip(t, dir)
+	roundTrip(t, dir, "tester")
 	if _, err := os.Stat(filepath.Join(dir, "artifacts.db")); err != nil {
 		t.Errorf("default database not in the working directory: %v", err)
 	}
 }
 
-// serve starts `artifactstore serve` with its state in dir and returns
-// the process and its URL; the test's cleanup kills it.
-func serve(t *testing.T, dir string) (*exec.Cmd, string) {
+// server is a running `artifactstore serve`.
+type server struct {
+	cmd *exec.Cmd
+	url string
+	// token is the first admin token the server printed, "" when it
+	// printed none.
+	token string
+	// errPath is the file the server's stderr goes to.
+	errPath string
+}
+
+// stderr is what the server wrote on stderr so far.
+func (s *server) stderr() string {
+	b, _ := os.ReadFile(s.errPath)
+	return string(b)
+}
+
+// serve starts `artifactstore serve` with its state in dir (extra flags
+// after the defaults, env added to the environment) and returns it once
+// it listens; the test's cleanup kills it.
+func serve(t *testing.T, dir string, env []string, extra ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--database", filepath.Join(dir, "srv.db"), "--store", filepath.Join(dir, "srv"))
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--database", filepath.Join(dir, "srv.db"), "--store", filepath.Join(dir, "srv")}, extra...)
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	// A file, not a pipe: what the server wrote before its first line on
+	// stdout is in it once that line is read.
+	errFile, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errFile.Close()
+	s := &server{cmd: cmd, errPath: errFile.Name()}
+	cmd.Stderr = errFile
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -187,16 +217,25 @@ func serve(t *testing.T, dir string) (*exec.Cmd, string) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("serve did not start: %v\n%s", err, s.stderr())
 	}
-	return cmd, regexp.MustCompile(`http://\S+`).FindString(line)
+	s.url = regexp.MustCompile(`http://\S+`).FindString(line)
+	// The first token is printed before the server listens.
+	if m := regexp.MustCompile(`(?m)^    (dcs_\S+)$`).FindStringSubmatch(s.stderr()); m != nil {
+		s.token = m[1]
+	}
+	return s
 }
 
 func TestServerRoundTrip(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cmd, url := serve(t, dir)
-	roundTrip(t, dir, "--server", url)
+	srv := serve(t, dir, nil)
+	if srv.token == "" {
+		t.Fatalf("the first start printed no admin token:\n%s", srv.stderr())
+	}
+	cmd, url := srv.cmd, srv.url
+	roundTrip(t, dir, "token:admin", "--server", url, "--api-token", srv.token)
 	if _, err := os.Stat(filepath.Join(dir, "artifacts.db")); !os.IsNotExist(err) {
 		t.Errorf("--server wrote a local database: %v", err)
 	}
@@ -312,8 +351,9 @@ func TestAuditPages(t *testing.T) {
 func TestPullRefusesManifestSymlinkChain(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	_, url := serve(t, dir)
-	c := &httpapi.Client{BaseURL: url, Actor: "mallory"}
+	srv := serve(t, dir, nil)
+	url := srv.url
+	c := &httpapi.Client{BaseURL: url, Token: srv.token}
 	link := func(p, target string) manifest.Entry {
 		return manifest.Entry{Path: p, Mode: manifest.ModeSymlink | manifest.ModePerm, Target: target}
 	}
@@ -332,7 +372,7 @@ func TestPullRefusesManifestSymlinkChain(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(box, "secret", "key"), []byte("do not touch"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := run(t, dir, "pull", "--server", url, "outputs/evil:latest", filepath.Join(box, "dest"))
+	r := run(t, dir, "pull", "--server", url, "--api-token", srv.token, "outputs/evil:latest", filepath.Join(box, "dest"))
 	if r.code == 0 || !strings.Contains(r.stderr, `symlink "a" -> "b/.."`) || !strings.Contains(r.stderr, "outside the destination") {
 		t.Fatalf("pull of a chain escaping the destination: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,7 @@ func RunArtifactStore(ctx context.Context, args []string, environ []string, stdo
 func newArtifactStoreRoot(e env) *cobra.Command {
 	root := newArtifactsCmd(e, "artifactstore", true)
 	root.SilenceUsage, root.SilenceErrors = true, true
-	root.AddCommand(newVersionCmd(e))
+	root.AddCommand(newVersionCmd(e, "artifactstore"))
 	return root
 }
 
@@ -83,12 +84,12 @@ a running server with --server URL.`,
 	pf.StringVar(&f.token, "api-token", "", "with --server: the bearer token the server requires, such as a deltaci server's API token ("+tokenEnv+")")
 	pf.StringVar(&f.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL for s3:// stores (env ARTIFACTSTORE_S3_ENDPOINT; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
 	pf.StringVar(&f.stageDir, "stage-dir", "", "local directory for resumable uploads in progress (env ARTIFACTSTORE_STAGE_DIR; default: in the store directory, or beside an SQLite database, or the system temp dir)")
-	pf.StringVar(&f.actor, "as", "", "who the audit trail records for writes (env ARTIFACTSTORE_ACTOR; default $USER)")
+	pf.StringVar(&f.actor, "as", "", "who the audit trail records for writes to a local store (env ARTIFACTSTORE_ACTOR; default $USER); a server records its API token's name instead")
 	pf.BoolVar(&f.json, "json", false, "print JSON for scripts")
 	cmd.AddCommand(
 		newPushCmd(e, f), newPullCmd(e, f), newStatCmd(e, f), newLsCmd(e, f), newFindMissingCmd(e, f),
 		newTagCmd(e, f), newRetentionCmd(e, f), newGCCmd(e, f), newReplayCmd(e, f), newCheckpointCmd(e, f), newAuditCmd(e, f),
-		newServeCmd(e, f),
+		newServeCmd(e, f), newTokensCmd(e, f, prog), newArtifactMigrateCmd(e, f, prog),
 	)
 	return cmd
 }
@@ -164,12 +165,13 @@ func (f *artifactFlags) resolve(ctx context.Context, e env) error {
 	return nil
 }
 
-// openLocal opens the store the flags name.
-func (f *artifactFlags) openLocal(ctx context.Context, e env) (*open.Store, error) {
+// openLocal opens the store the flags name; log (nil: none) gets the
+// store's log lines.
+func (f *artifactFlags) openLocal(ctx context.Context, e env, log *slog.Logger) (*open.Store, error) {
 	if err := f.resolve(ctx, e); err != nil {
 		return nil, err
 	}
-	cfg := open.Config{Database: f.database, Store: f.store, StageDir: f.stageDir}
+	cfg := open.Config{Database: f.database, Store: f.store, StageDir: f.stageDir, Log: log}
 	if strings.HasPrefix(f.store, "s3://") {
 		if f.s3Endpoint == "" {
 			return nil, usage(fmt.Errorf("--store %s needs --s3-endpoint (or ARTIFACTSTORE_S3_ENDPOINT), e.g. https://s3.amazonaws.com", f.store))
@@ -248,7 +250,7 @@ func parseDigests(args []string) ([]digest.Digest, error) {
 func refJSON(r eventlog.Ref) map[string]any {
 	return map[string]any{
 		"ref": r.String(), "manifest": r.Manifest.String(), "pinned": r.Pinned,
-		"created_at": r.CreatedAt.Format(time.RFC3339Nano), "updated_at": r.UpdatedAt.Format(time.RFC3339Nano),
+		"created_at": eventlog.FormatTime(r.CreatedAt), "updated_at": eventlog.FormatTime(r.UpdatedAt),
 	}
 }
 

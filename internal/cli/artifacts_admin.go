@@ -83,7 +83,7 @@ func (f *artifactFlags) backend(ctx context.Context, e env) (artifactBackend, er
 	if f.server != "" {
 		return newRemoteBackend(f.server, f.actor, f.token)
 	}
-	s, err := f.openLocal(ctx, e)
+	s, err := f.openLocal(ctx, e, nil)
 	if err != nil {
 		return nil, err
 	}

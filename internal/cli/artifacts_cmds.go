@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
+	"github.com/deltaci/deltaci/internal/artifact/httpapi"
 	"github.com/deltaci/deltaci/internal/artifact/registry"
 	"github.com/deltaci/deltaci/internal/core"
 )
@@ -22,7 +24,9 @@ func withBackend(e env, f *artifactFlags, run func(cmd *cobra.Command, b artifac
 		}
 		defer b.Close()
 		err = run(cmd, b, args)
-		if f.server != "" && core.KindOf(err) == core.KindUnauthorized {
+		// A token refused for its scopes is a known one: no hint to give.
+		var fe *httpapi.ForbiddenError
+		if f.server != "" && core.KindOf(err) == core.KindUnauthorized && !errors.As(err, &fe) {
 			err = fmt.Errorf("%w\n%s", err, f.tokenHint())
 		}
 		return err
@@ -183,7 +187,7 @@ func newLsCmd(e env, f *artifactFlags) *cobra.Command {
 				if r.Pinned {
 					pin = "pinned"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r, r.Manifest, r.UpdatedAt.Format(time.RFC3339), pin)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r, r.Manifest, eventlog.FormatTime(r.UpdatedAt), pin)
 			}
 			return tw.Flush()
 		}),
@@ -392,7 +396,7 @@ reference, and GC never deletes anything leased. The window only protects
 what clients without a lease uploaded and have not referenced yet.`,
 		Example: `  artifactstore gc --grace 1h
   artifactstore gc --grace 0s    # everything unreferenced and unleased, now`,
-		Args:    checkArgs(cobra.NoArgs),
+		Args: checkArgs(cobra.NoArgs),
 		RunE: withBackend(e, f, func(cmd *cobra.Command, b artifactBackend, _ []string) error {
 			rep, err := b.GC(cmd.Context(), f.actor, grace)
 			if err != nil {
@@ -501,7 +505,7 @@ func newAuditCmd(e env, f *artifactFlags) *cobra.Command {
 			}
 			filter := eventlog.AuditFilter{Subject: subject, Actor: actor, Limit: limit, After: after}
 			if since != "" {
-				t, err := parseSince(since)
+				t, err := eventlog.ParseSince(since, time.Now())
 				if err != nil {
 					return usage(err)
 				}
@@ -514,33 +518,22 @@ func newAuditCmd(e env, f *artifactFlags) *cobra.Command {
 			if f.json {
 				out := make([]map[string]any, len(evs))
 				for i, ev := range evs {
-					out[i] = map[string]any{"seq": ev.Seq, "at": ev.At.Format(time.RFC3339Nano), "kind": ev.Kind,
+					out[i] = map[string]any{"seq": ev.Seq, "at": eventlog.FormatTime(ev.At), "kind": ev.Kind,
 						"subject": ev.Subject, "actor": ev.Actor, "hash": ev.Hash}
 				}
 				return printJSON(e.stdout, out)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			for _, ev := range evs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", ev.Seq, ev.At.Format(time.RFC3339), ev.Actor, ev.Kind, ev.Subject)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", ev.Seq, eventlog.FormatTime(ev.At), ev.Actor, ev.Kind, ev.Subject)
 			}
 			return tw.Flush()
 		}),
 	}
-	cmd.Flags().StringVar(&subject, "subject", "", "only events about this subject (a ref, a digest)")
+	cmd.Flags().StringVar(&subject, "subject", "", "only events about this subject (a ref, whose tag defaults to latest; a digest)")
 	cmd.Flags().StringVar(&actor, "actor", "", "only events by this actor")
 	cmd.Flags().StringVar(&since, "since", "", "only events since an RFC 3339 time or a duration ago (24h)")
 	cmd.Flags().Int64Var(&limit, "limit", 1000, "at most this many events")
 	cmd.Flags().Int64Var(&after, "after", 0, "only events after this sequence number: the last one printed, to page on")
 	return cmd
-}
-
-func parseSince(s string) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		return time.Now().Add(-d), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--since %q: give an RFC 3339 time (2026-01-02T15:04:05Z) or a duration (24h)", s)
-	}
-	return t, nil
 }

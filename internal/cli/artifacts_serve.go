@@ -11,25 +11,43 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/deltaci/deltaci/internal/artifact/eventlog"
 	"github.com/deltaci/deltaci/internal/artifact/httpapi"
 )
 
 func newServeCmd(e env, f *artifactFlags) *cobra.Command {
-	var listen string
+	var listen, apiToken string
+	var insecureNoAuth bool
 	var ck checkpointFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the artifact store's HTTP API",
 		Long: `Serve the HTTP API (documented at /api/v1/openapi.yaml) on --listen, over the
 --database and --store given. Ctrl-C or SIGTERM stops accepting requests and
-lets those in flight finish.`,
+lets those in flight finish.
+
+Every request but /healthz, /readyz, /metrics and the OpenAPI document needs
+an API token, sent as Authorization: Bearer. Each token has scopes, a role
+(read, write or admin) per namespace or on every namespace (*). On its first
+start without --api-token the server makes an admin token (*:admin), prints it
+once on stderr and keeps only its hash; make narrower ones with "tokens
+create". The audit trail records the token's name as the actor: an X-Actor
+header is ignored.`,
 		Example: `  artifactstore serve --listen 127.0.0.1:8090
-  artifactstore serve --database postgres://ci@db/ci --store s3://artifacts/ci --s3-endpoint https://s3.amazonaws.com --stage-dir /var/lib/artifactstore`,
+  ARTIFACTSTORE_API_TOKEN=... artifactstore serve --database postgres://ci@db/ci --store s3://artifacts/ci --s3-endpoint https://s3.amazonaws.com --stage-dir /var/lib/artifactstore`,
 		Args: checkArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if f.server != "" {
 				return usage(errors.New("serve runs a server; it does not take --server"))
+			}
+			if apiToken == "" {
+				apiToken = e.get("ARTIFACTSTORE_API_TOKEN")
+			}
+			if insecureNoAuth {
+				if err := loopbackOnly(listen); err != nil {
+					return usage(err)
+				}
 			}
 			if err := f.resolve(ctx, e); err != nil {
 				return err
@@ -37,20 +55,34 @@ lets those in flight finish.`,
 			if err := ck.configure(e, f, true); err != nil {
 				return err
 			}
-			s, err := f.openLocal(ctx, e)
+			log := newJSONLogger(e.stderr)
+			s, err := f.openLocal(ctx, e, log)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			log := newJSONLogger(e.stderr)
-			s.Registry.Log = log
 			defer startCheckpointer(ctx, s.Meta, ck.interval, nil, log).Stop()
+			switch {
+			case insecureNoAuth:
+				log.Warn("--insecure-no-auth: requests without an API token are served as an anonymous admin")
+			case apiToken == "":
+				if err := firstStoreToken(ctx, s.Meta, e, log); err != nil {
+					return err
+				}
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return usage(fmt.Errorf("--listen %s: %w", listen, err))
 			}
+			metrics := httpapi.NewMetrics(s.Meta)
+			if err := metrics.Register(s.Data.Corruptions()); err != nil {
+				return err
+			}
 			srv := &http.Server{
-				Handler:           httpapi.New(httpapi.Options{Registry: s.Registry, Log: log}),
+				Handler: httpapi.New(httpapi.Options{
+					Registry: s.Registry, Log: log, Metrics: metrics,
+					Auth: &httpapi.TokenAuth{Meta: s.Meta, Configured: apiToken, AllowAnonymous: insecureNoAuth},
+				}),
 				ReadHeaderTimeout: 10 * time.Second,
 				BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 			}
@@ -71,9 +103,29 @@ lets those in flight finish.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8090", "address to listen on")
-	ck.register(cmd.Flags(), true)
+	fl := cmd.Flags()
+	fl.StringVar(&listen, "listen", "127.0.0.1:8090", "address to listen on")
+	// The global --api-token is what a client sends; for serve it is the
+	// admin token the server accepts, so it gets its own flag and help.
+	fl.StringVar(&apiToken, "api-token", "", "an admin API token to accept (*:admin), besides the tokens the store keeps (env ARTIFACTSTORE_API_TOKEN); without one, the first start makes one and prints it")
+	fl.BoolVar(&insecureNoAuth, "insecure-no-auth", false, "serve requests without an API token as an anonymous admin; for development, and only with a loopback --listen")
+	ck.register(fl, true)
 	return cmd
+}
+
+// firstStoreToken makes the store's first admin token when it never had
+// one, prints it once on stderr and keeps only its hash, as deltaci server
+// does with its own. Servers starting together make one.
+func firstStoreToken(ctx context.Context, meta *eventlog.Store, e env, log *slog.Logger) error {
+	t, secret, created, err := meta.CreateFirstToken(ctx)
+	if err != nil || !created {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "\nThe artifact store made its first admin API token (%s, scopes %s). It is shown only this once; keep it:\n\n    %s\n\n"+
+		"Use it as ARTIFACTSTORE_TOKEN (or --api-token) with artifactstore --server, and make tokens with narrower scopes\n"+
+		"with artifactstore tokens create.\n\n", t.Name, t.Scopes, secret)
+	log.Info("made the first admin API token and printed it once on stderr; only its hash is kept", slog.String("token", t.Name))
+	return nil
 }
 
 // expireSessions ends abandoned upload sessions once a minute.

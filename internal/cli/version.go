@@ -11,12 +11,13 @@ import (
 // Version is set at build time with -ldflags "-X …/cli.Version=v1.2.3".
 var Version = "dev"
 
-func newVersionCmd(e env) *cobra.Command {
+// newVersionCmd prints the version of prog, the binary it is part of.
+func newVersionCmd(e env, prog string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version of deltaci",
+		Short: "Print the version of " + prog,
 		Args:  checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(*cobra.Command, []string) error {
 			rev := ""
 			if bi, ok := debug.ReadBuildInfo(); ok {
 				for _, s := range bi.Settings {
@@ -25,7 +26,7 @@ func newVersionCmd(e env) *cobra.Command {
 					}
 				}
 			}
-			fmt.Fprintf(e.stdout, "%s %s%s %s %s/%s\n", cmd.Root().Name(), Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(e.stdout, "%s %s%s %s %s/%s\n", prog, Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		},
 	}

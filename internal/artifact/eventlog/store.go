@@ -92,9 +92,13 @@ func (s *Store) Events(ctx context.Context, after, limit int64) ([]Event, error)
 	return out, nil
 }
 
-// Audit returns events that carry an actor, filtered by f.
+// Audit returns events that carry an actor, filtered by f. A subject
+// naming a ref without its tag means the ref's :latest (AuditSubject).
 func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]Event, error) {
 	f.Limit = clampLimit(f.Limit)
+	if f.Subject != "" {
+		f.Subject = AuditSubject(f.Subject)
+	}
 	rows, err := s.drv.Read().ListAudit(ctx, f)
 	if err != nil {
 		return nil, err

@@ -35,10 +35,12 @@ type Client struct {
 	// HTTP sends the requests; nil means http.DefaultClient.
 	HTTP *http.Client
 	// Actor is sent as X-Actor on writes whose method takes no actor, and
-	// on those whose actor argument is empty.
+	// on those whose actor argument is empty. Servers ignore it: they
+	// record the principal of Token as the actor.
 	Actor string
 	// Token, when set, is sent as Authorization: Bearer on every request:
-	// a deltaci server's API token for the store it serves at /store.
+	// an artifactstore serve's API token, or a deltaci server's for the
+	// store it serves at /store.
 	Token string
 	// ChunkSize is how many bytes Upload sends per request and holds in
 	// memory (DefaultChunkSize when 0).

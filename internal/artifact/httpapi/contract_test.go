@@ -241,7 +241,7 @@ func TestContract(t *testing.T) {
 
 	ref := "/api/v1/refs/outputs/build%2Fsub:v1"
 	t.Run("refs", func(t *testing.T) {
-		actor := hdr("Content-Type", "application/json", "X-Actor", "carol")
+		actor := bearer(e.tokens["carol"], "Content-Type", "application/json")
 		r := e.expect(ctx, http.StatusOK, "PUT", ref, actor, mustJSON(t, httpapi.RefUpdate{Manifest: md.String()}))
 		if !bytes.Contains(r.body, []byte(`"ref":"outputs/build/sub:v1"`)) {
 			t.Errorf("PUT ref = %s", r.body)
@@ -280,8 +280,8 @@ func TestContract(t *testing.T) {
 		}
 		e.expect(bad, http.StatusBadRequest, "GET", "/api/v1/events?limit=0", nil, nil)
 		since := url.QueryEscape(time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
-		r = e.expect(ctx, http.StatusOK, "GET", "/api/v1/audit?actor=carol&since="+since, nil, nil)
-		if !bytes.Contains(r.body, []byte(`"kind":"ref.pinned"`)) || bytes.Contains(r.body, []byte(`"actor":"alice"`)) {
+		r = e.expect(ctx, http.StatusOK, "GET", "/api/v1/audit?actor=token:carol&since="+since, nil, nil)
+		if !bytes.Contains(r.body, []byte(`"kind":"ref.pinned"`)) || bytes.Contains(r.body, []byte(`"actor":"token:alice"`)) {
 			t.Errorf("audit for carol = %s", r.body)
 		}
 		e.expect(bad, http.StatusBadRequest, "GET", "/api/v1/audit?since=yesterday", nil, nil)
@@ -332,6 +332,8 @@ func TestContract(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("auth", func(t *testing.T) { contractAuth(t, e, cov) })
 
 	// Every operation with every status the document lists.
 	doc, err := contract()

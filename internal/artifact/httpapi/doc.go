@@ -24,10 +24,14 @@
 //
 // # Identity
 //
-// There is no authentication yet (it comes with API tokens in a later
-// issue). The actor recorded on writes, and so in the audit trail, is the
-// X-Actor request header, or "anonymous" without it: it is a claim, not a
-// proof, and a deployment must not expose the API beyond trusted callers.
+// Every route but health, metrics and the OpenAPI document authenticates
+// its caller (Options.Auth; TokenAuth for a standalone server: API tokens
+// kept hashed, each with scopes, a role per namespace) and checks the
+// caller's scopes against what the route asks (routes.go): 401
+// unauthorized, 403 forbidden. The actor recorded on writes, and so in the
+// audit trail, is the caller's principal ("token:<name>"); an X-Actor
+// header is ignored. A server that mounts the API behind its own
+// authentication names the caller with WithActor instead.
 //
 // # Bodies
 //

@@ -11,6 +11,7 @@ import (
 
 	"github.com/deltaci/deltaci/internal/artifact/dataplane"
 	"github.com/deltaci/deltaci/internal/artifact/digest"
+	"github.com/deltaci/deltaci/internal/artifact/eventlog"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/jsonhttp"
 )
@@ -25,6 +26,7 @@ const (
 	CodeTooLarge             = "too_large"              // invalid: a body over its limit
 	CodeUnsupportedMediaType = "unsupported_media_type" // invalid: a body in a type the route does not take
 	CodeMethodNotAllowed     = "method_not_allowed"     // not_found: the path exists for other methods
+	CodeForbidden            = "forbidden"              // unauthorized: a valid credential whose scopes do not allow the request
 )
 
 // codeKinds is the Kind each fine code belongs to; a code that is a Kind
@@ -37,6 +39,7 @@ var codeKinds = map[string]core.Kind{
 	CodeTooLarge:             core.KindInvalid,
 	CodeUnsupportedMediaType: core.KindInvalid,
 	CodeMethodNotAllowed:     core.KindNotFound,
+	CodeForbidden:            core.KindUnauthorized,
 }
 
 // ErrorBody is the JSON body of every failed request.
@@ -74,6 +77,7 @@ func classify(err error) failure {
 		missing  *MissingBlobsError
 		media    *jsonhttp.MediaTypeError
 		method   *methodError
+		forbid   *ForbiddenError
 	)
 	f := failure{message: err.Error(), header: http.Header{}}
 	switch {
@@ -106,6 +110,10 @@ func classify(err error) failure {
 	case errors.As(err, &method):
 		f.status, f.code = http.StatusMethodNotAllowed, CodeMethodNotAllowed
 		f.header.Set("Allow", strings.Join(method.allow, ", "))
+	case errors.As(err, &forbid):
+		f.status, f.code = http.StatusForbidden, CodeForbidden
+		f.details = map[string]any{"principal": forbid.Principal, "namespace": forbid.Namespace,
+			"role": string(forbid.Role), "scopes": forbid.Scopes.String()}
 	default:
 		kind := core.KindOf(err)
 		var ok bool
@@ -128,8 +136,13 @@ func classify(err error) failure {
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	f := classify(err)
 	level := slog.LevelInfo
-	if f.status >= 500 && f.status != jsonhttp.StatusClientClosed {
+	switch {
+	case f.status >= 500 && f.status != jsonhttp.StatusClientClosed:
 		level = slog.LevelError
+	case f.status == http.StatusUnauthorized:
+		// Anyone can send these, and a flood of them must not flood the
+		// log: the metrics count them.
+		level = slog.LevelDebug
 	}
 	tw, _ := w.(*trackingWriter)
 	streaming := tw != nil && tw.wrote
@@ -140,6 +153,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if streaming {
 		// The status line is gone; cutting the connection is the only way
 		// left to tell the client the body is incomplete.
+		tw.aborted = true
 		panic(http.ErrAbortHandler)
 	}
 	for k, v := range f.header {
@@ -240,6 +254,11 @@ func detailError(code string, raw json.RawMessage) error {
 		ActSize  int64    `json:"actual_size"`
 		Manifest string   `json:"manifest"`
 		Missing  []string `json:"missing"`
+
+		Principal string `json:"principal"`
+		Namespace string `json:"namespace"`
+		Role      string `json:"role"`
+		Scopes    string `json:"scopes"`
 	}
 	if json.Unmarshal(raw, &d) != nil {
 		return nil
@@ -256,6 +275,9 @@ func detailError(code string, raw json.RawMessage) error {
 		return &digest.MismatchError{Expected: exp, Actual: act}
 	case code == CodeSizeMismatch:
 		return &digest.SizeError{Expected: d.ExpSize, Actual: d.ActSize}
+	case code == CodeForbidden:
+		scopes, _ := eventlog.ParseScopes(d.Scopes)
+		return &ForbiddenError{Principal: d.Principal, Namespace: d.Namespace, Role: eventlog.Role(d.Role), Scopes: scopes}
 	case code == string(core.KindNotFound) && d.Missing != nil:
 		m := &MissingBlobsError{}
 		m.Manifest, _ = digest.Parse(d.Manifest)

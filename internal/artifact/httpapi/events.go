@@ -46,8 +46,9 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 	return writeEvents(w, evs)
 }
 
-// audit lists the events that carry an actor, filtered by subject, actor
-// and time (?since=, RFC 3339).
+// audit lists the events that carry an actor, filtered by subject (a ref
+// without a tag is its :latest), actor and time (?since=, an RFC 3339 time
+// or a duration back from now, as the CLI takes it).
 func (s *server) audit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	after, limit, err := page(q)
@@ -56,7 +57,7 @@ func (s *server) audit(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := eventlog.AuditFilter{Subject: q.Get("subject"), Actor: q.Get("actor"), After: after, Limit: limit}
 	if q.Has("since") {
-		t, err := parseTime("since", q.Get("since"))
+		t, err := eventlog.ParseSince(q.Get("since"), s.meta.Now())
 		if err != nil {
 			return err
 		}

@@ -142,6 +142,11 @@ type env struct {
 	// tamper runs SQL on the metadata database with the append-only
 	// guards dropped (SQLite only).
 	tamper func(ctx context.Context, sql string) error
+	// tokens are the secrets of the server's API tokens by name: alice
+	// and carol are admins on every namespace. Requests without an
+	// Authorization header are sent with alice's, unless their context is
+	// anonymous.
+	tokens map[string]string
 }
 
 // limits are small in tests so that 413s cost nothing to provoke.
@@ -154,6 +159,7 @@ const (
 type setupOptions struct {
 	engine   engine
 	coverage *coverage
+	mounted  bool
 }
 
 type setupOption func(*setupOptions)
@@ -161,6 +167,10 @@ type setupOption func(*setupOptions)
 func on(e engine) setupOption { return func(o *setupOptions) { o.engine = e } }
 
 func withCoverage(c *coverage) setupOption { return func(o *setupOptions) { o.coverage = c } }
+
+// mounted serves the API as a deltaci server mounts it: without its own
+// authentication or metrics.
+func mounted() setupOption { return func(o *setupOptions) { o.mounted = true } }
 
 func setup(t *testing.T, opts ...setupOption) *env {
 	t.Helper()
@@ -220,17 +230,68 @@ func setup(t *testing.T, opts ...setupOption) *env {
 		t.Fatal(err)
 	}
 	e.reg = &registry.Registry{Meta: e.meta, Data: data, Blobs: blobs, Alg: digest.SHA256}
-	h := httpapi.New(httpapi.Options{
+	e.tokens = map[string]string{}
+	for _, name := range []string{"alice", "carol"} {
+		e.tokens[name] = e.newToken(name, "*:admin")
+	}
+	api := httpapi.Options{
 		Registry: e.reg, Log: slog.New(slog.NewTextHandler(e.log, nil)),
 		MaxChunkBytes: testMaxChunk, MaxJSONBytes: testMaxJSON, MaxManifestBytes: testMaxManifest,
-	})
-	e.srv = httptest.NewServer(h)
+		Auth: &httpapi.TokenAuth{Meta: e.meta}, Metrics: httpapi.NewMetrics(e.meta),
+	}
+	if o.mounted {
+		api.Auth, api.Metrics = nil, nil
+	}
+	e.srv = httptest.NewServer(httpapi.New(api))
 	t.Cleanup(e.srv.Close)
-	e.val = newValidator(t, e.srv.Client().Transport, o.coverage)
+	e.val = newValidator(t, bearerAs(e.srv.Client().Transport, e.tokens["alice"]), o.coverage)
 	e.http = &http.Client{Transport: e.val}
-	e.client = &httpapi.Client{BaseURL: e.srv.URL, HTTP: e.http, Actor: "alice"}
+	e.client = &httpapi.Client{BaseURL: e.srv.URL, HTTP: e.http, Token: e.tokens["alice"]}
 	return e
 }
+
+// newToken makes an API token with the given scopes on the server's store
+// and returns its secret.
+func (e *env) newToken(name, scopes string) string {
+	e.t.Helper()
+	sc, err := eventlog.ParseScopes(scopes)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, secret, err := e.meta.CreateToken(e.ctx, "test", name, sc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return secret
+}
+
+// bearer is the Authorization header of a token.
+func bearer(token string, kv ...string) http.Header {
+	return hdr(append([]string{"Authorization", "Bearer " + token}, kv...)...)
+}
+
+type anonymousKey struct{}
+
+// anonymous marks a request to be sent without any credential.
+func anonymous(ctx context.Context) context.Context {
+	return context.WithValue(ctx, anonymousKey{}, true)
+}
+
+// bearerAs sends requests that carry no Authorization header with token's,
+// unless their context is anonymous.
+func bearerAs(next http.RoundTripper, token string) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		if r.Header.Get("Authorization") == "" && r.Context().Value(anonymousKey{}) == nil {
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		return next.RoundTrip(r)
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // contract is the OpenAPI document and its router, loaded once.
 var contract = sync.OnceValues(func() (*openapi3.T, error) {

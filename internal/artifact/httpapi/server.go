@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"context"
+	"io"
 	"log/slog"
 	"net/http"
-	"strings"
-	"unicode"
-	"unicode/utf8"
+	"time"
 
 	"github.com/deltaci/deltaci/internal/artifact/dataplane"
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
@@ -40,15 +38,25 @@ type Options struct {
 	// of a resumable upload (DefaultMaxChunkBytes when 0). Bodies are
 	// streamed, so the limit costs no memory.
 	MaxChunkBytes int64
+	// Auth authenticates every request but /healthz, /readyz, /metrics and
+	// the OpenAPI document, and the route then checks the principal's
+	// scopes (see routes.go). Nil serves every request as the principal a
+	// mounting server named with WithActor, or as Anonymous: for a server
+	// that authenticates requests itself before it hands them on.
+	Auth Authenticator
+	// Metrics, when set, counts requests and is served at /metrics.
+	Metrics *Metrics
 }
 
 // server holds the wired dependencies of the handlers.
 type server struct {
-	reg  *registry.Registry
-	data dataplane.DataPlane
-	meta *eventlog.Store
-	log  *slog.Logger
-	mux  *http.ServeMux
+	reg     *registry.Registry
+	data    dataplane.DataPlane
+	meta    *eventlog.Store
+	log     *slog.Logger
+	mux     *http.ServeMux
+	auth    Authenticator
+	metrics *Metrics
 
 	maxJSON, maxManifest, maxChunk int64
 }
@@ -61,7 +69,7 @@ func New(opts Options) http.Handler {
 		panic("httpapi.New: Options.Registry is required")
 	}
 	s := &server{
-		reg: opts.Registry, data: opts.Data, meta: opts.Meta, log: opts.Log,
+		reg: opts.Registry, data: opts.Data, meta: opts.Meta, log: opts.Log, auth: opts.Auth, metrics: opts.Metrics,
 		maxJSON: opts.MaxJSONBytes, maxManifest: opts.MaxManifestBytes, maxChunk: opts.MaxChunkBytes,
 	}
 	if s.data == nil {
@@ -92,10 +100,21 @@ func orDefault(v, def int64) int64 {
 }
 
 // ServeHTTP answers unrouted requests itself so that 404 and 405 carry the
-// same JSON error body as every other failure, and turns a handler panic
-// into a 500 through the error mapper.
+// same JSON error body as every other failure, turns a handler panic into
+// a 500 through the error mapper, and counts every request in Metrics.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tw := &trackingWriter{ResponseWriter: w}
+	_, pattern := s.mux.Handler(r)
+	if s.metrics != nil {
+		in := &countingBody{ReadCloser: r.Body}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = in
+		}
+		start := time.Now()
+		// Deferred first, so it runs last: after a panic is mapped, and
+		// also when the connection is cut mid-body.
+		defer func() { s.metrics.observe(pattern, tw, in.n, time.Since(start)) }()
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -104,7 +123,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writeError(tw, r, core.E(core.KindInternal, "httpapi", "handler panic: %v", v))
 		}
 	}()
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	if pattern == "" {
 		s.writeError(tw, r, s.unrouted(r))
 		return
 	}
@@ -129,20 +148,32 @@ func (s *server) unrouted(r *http.Request) error {
 }
 
 // trackingWriter remembers whether the status line went out, so that an
-// error after a streamed body started is logged rather than written.
+// error after a streamed body started is logged rather than written; and
+// the status and body bytes, for the metrics.
 type trackingWriter struct {
 	http.ResponseWriter
-	wrote bool
+	wrote   bool
+	aborted bool // the connection was cut mid-body
+	status  int
+	n       int64
 }
 
 func (t *trackingWriter) WriteHeader(code int) {
+	if !t.wrote {
+		t.status = code
+	}
 	t.wrote = true
 	t.ResponseWriter.WriteHeader(code)
 }
 
 func (t *trackingWriter) Write(p []byte) (int, error) {
+	if !t.wrote {
+		t.status = http.StatusOK
+	}
 	t.wrote = true
-	return t.ResponseWriter.Write(p)
+	n, err := t.ResponseWriter.Write(p)
+	t.n += int64(n)
+	return n, err
 }
 
 // Unwrap lets http.ResponseController reach the connection.
@@ -152,41 +183,30 @@ func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter 
 // writing one, so that writeError stays the only place errors are mapped.
 type handler func(w http.ResponseWriter, r *http.Request) error
 
-func (s *server) handle(h handler) http.HandlerFunc {
+// handle admits a request as need says (see admit), then runs h.
+func (s *server) handle(need access, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
+		admitted, err := s.admit(r, need)
+		if err == nil {
+			r = admitted
+			err = h(w, r)
+		}
+		if err != nil {
 			s.writeError(w, r, err)
 		}
 	}
 }
 
-// Limits of the X-Actor header.
-const maxActorLen = 128
-
-// actorKey keys the authenticated actor in a request's context.
-type actorKey struct{}
-
-// WithActor returns r carrying actor as who performs it: a server that
-// mounts this API behind its own authentication records its principal so,
-// and the X-Actor header is then ignored.
-func WithActor(r *http.Request, actor string) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), actorKey{}, actor))
+// countingBody counts the request body bytes a handler reads.
+type countingBody struct {
+	io.ReadCloser
+	n int64
 }
 
-// actor returns who performs a write: the authenticated actor (WithActor),
-// else the X-Actor header (see the package doc), else "anonymous".
-func actor(r *http.Request) (string, error) {
-	if a, ok := r.Context().Value(actorKey{}).(string); ok {
-		return a, nil
-	}
-	a := r.Header.Get("X-Actor")
-	if a == "" {
-		return "anonymous", nil
-	}
-	if len(a) > maxActorLen || !utf8.ValidString(a) || strings.IndexFunc(a, unicode.IsControl) >= 0 {
-		return "", core.E(core.KindInvalid, "X-Actor", "the actor must be at most %d bytes of printable UTF-8", maxActorLen)
-	}
-	return a, nil
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // decodeJSON reads one JSON request body of at most limit bytes into v

@@ -17,11 +17,9 @@ import (
 // The JSON bodies of the API, shared by the server and the Client so that
 // the two cannot drift. The OpenAPI document describes the same shapes.
 
-// timeLayout is RFC 3339 with exactly nine fraction digits, the form the
-// manifest JSON view uses too: one spelling per instant, sortable as text.
-const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+// formatTime prints a time of the store the way the CLI does too
+// (eventlog.TimeLayout: RFC 3339, UTC, milliseconds).
+func formatTime(t time.Time) string { return eventlog.FormatTime(t) }
 
 // UploadStart is the optional body of POST /blobs/uploads.
 type UploadStart struct {
@@ -29,11 +27,15 @@ type UploadStart struct {
 	Digest    string `json:"digest,omitempty"`
 }
 
-// UploadStatus is an upload session's state: where the next chunk starts.
+// UploadStatus is an upload session's state: where the next chunk starts,
+// which is how many bytes it received. GET on the session also says its
+// algorithm and, when announced, the digest it expects.
 type UploadStatus struct {
 	ID        string `json:"id"`
 	Offset    int64  `json:"offset"`
 	ExpiresAt string `json:"expires_at,omitempty"`
+	Algorithm string `json:"algorithm,omitempty"`
+	Digest    string `json:"digest,omitempty"`
 }
 
 // BlobInfo names a stored blob.

@@ -60,23 +60,42 @@ func IsPostgres(database string) bool {
 	return strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://")
 }
 
+// OpenMeta opens (creating and migrating as needed) only the metadata
+// database: an SQLite file path (a leading sqlite:// is dropped) or a
+// postgres:// URL.
+func OpenMeta(ctx context.Context, database string) (*eventlog.Store, error) {
+	var drv eventlog.Driver
+	var err error
+	if IsPostgres(database) {
+		drv, err = elpostgres.Open(ctx, database)
+	} else {
+		drv, err = elsqlite.Open(ctx, strings.TrimPrefix(database, "sqlite://"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return eventlog.New(drv), nil
+}
+
+// Migrate applies the pending migrations of the metadata database and
+// returns the versions it applied.
+func Migrate(ctx context.Context, database string) ([]int64, error) {
+	if IsPostgres(database) {
+		return elpostgres.Migrate(ctx, database)
+	}
+	return elsqlite.Migrate(ctx, strings.TrimPrefix(database, "sqlite://"))
+}
+
 // Open opens (creating and migrating as needed) the store of cfg.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Database == "" || cfg.Store == "" {
 		return nil, core.E(core.KindInvalid, "open artifact store", "both a database (--database) and a blob store (--store) are required")
 	}
 	s := &Store{}
-	var drv eventlog.Driver
 	var err error
-	if IsPostgres(cfg.Database) {
-		drv, err = elpostgres.Open(ctx, cfg.Database)
-	} else {
-		drv, err = elsqlite.Open(ctx, strings.TrimPrefix(cfg.Database, "sqlite://"))
-	}
-	if err != nil {
+	if s.Meta, err = OpenMeta(ctx, cfg.Database); err != nil {
 		return nil, err
 	}
-	s.Meta = eventlog.New(drv)
 	s.close = append(s.close, s.Meta.Close)
 	stage := cfg.StageDir
 	if strings.HasPrefix(cfg.Store, "s3://") {
