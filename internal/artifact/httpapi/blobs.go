@@ -114,11 +114,26 @@ func (s *server) getBlob(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// sendBufSize is what send reads at a time, and so what it holds back.
+// sendBufSize is what send reads at a time, and so what it holds back: a
+// blob no larger fails before its status line is sent.
 const sendBufSize = 64 << 10
 
-// send copies rc to w one read behind: bytes go out only once the next
-// read succeeded, so the last ones wait for rc's verdict, which a verified
+// fill reads into p until it is full, r ends (io.EOF, with the bytes read)
+// or fails.
+func fill(r io.Reader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := r.Read(p[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// send copies rc to w one buffer behind: bytes go out only once the next
+// buffer filled, so the last ones wait for rc's verdict, which a verified
 // reader gives with io.EOF. start writes the status line, before the first
 // bytes go out (or at the end, for an empty body). An error from rc is
 // returned as it is; a failed write is KindInternal (or the client gone).
@@ -140,7 +155,7 @@ func send(w io.Writer, rc io.Reader, start func()) error {
 		return nil
 	}
 	for {
-		n, err := rc.Read(cur)
+		n, err := fill(rc, cur)
 		if err != nil && err != io.EOF {
 			return err
 		}
