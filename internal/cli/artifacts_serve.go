@@ -64,7 +64,7 @@ header is ignored.`,
 			defer startCheckpointer(ctx, s.Meta, ck.interval, nil, log).Stop()
 			switch {
 			case insecureNoAuth:
-				log.Warn("--insecure-no-auth: requests without an API token are served as an anonymous admin")
+				log.WarnContext(ctx, "--insecure-no-auth: requests without an API token are served as an anonymous admin")
 			case apiToken == "":
 				if err := firstStoreToken(ctx, s.Meta, e, log); err != nil {
 					return err
@@ -124,7 +124,7 @@ func firstStoreToken(ctx context.Context, meta *eventlog.Store, e env, log *slog
 	fmt.Fprintf(e.stderr, "\nThe artifact store made its first admin API token (%s, scopes %s). It is shown only this once; keep it:\n\n    %s\n\n"+
 		"Use it as ARTIFACTSTORE_TOKEN (or --api-token) with artifactstore --server, and make tokens with narrower scopes\n"+
 		"with artifactstore tokens create.\n\n", t.Name, t.Scopes, secret)
-	log.Info("made the first admin API token and printed it once on stderr; only its hash is kept", slog.String("token", t.Name))
+	log.InfoContext(ctx, "made the first admin API token and printed it once on stderr; only its hash is kept", slog.String("token", t.Name))
 	return nil
 }
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/url"
 
@@ -118,7 +119,8 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.log.InfoContext(r.Context(), "API token created", "token", t.Name, "scopes", t.Scopes.String(), "by", who)
+	s.log.InfoContext(r.Context(), "API token created", slog.String("token", t.Name), slog.String("scopes", t.Scopes.String()),
+		slog.String("by", who))
 	out := tokenBody(t)
 	out.Token = secret
 	w.Header().Set("Cache-Control", "no-store")
@@ -141,7 +143,7 @@ func (s *server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if err := s.meta.RevokeToken(r.Context(), who, name); err != nil {
 		return err
 	}
-	s.log.InfoContext(r.Context(), "API token revoked", "token", name, "by", who)
+	s.log.InfoContext(r.Context(), "API token revoked", slog.String("token", name), slog.String("by", who))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
