@@ -202,12 +202,39 @@ func printPlan(e env, pl *planner.Plan, explain bool) {
 				if glob == "" {
 					glob = "(no inputs: the whole tree)"
 				}
-				fmt.Fprintf(e.stdout, "      %-12s %s  matched %s\n", f.Status, f.Path, glob)
+				fmt.Fprintf(e.stdout, "      %-12s %s  matched %s\n", f.Status, f.Chain(), glob)
 			}
 			if r.MoreFiles > 0 {
 				fmt.Fprintf(e.stdout, "      … and %d more files\n", r.MoreFiles)
 			}
 		}
+		printLinks(e, j)
+	}
+}
+
+// printLinks lists the symlinks a job's digest followed.
+func printLinks(e env, j planner.Job) {
+	if len(j.Links) == 0 {
+		return
+	}
+	fmt.Fprintf(e.stdout, "  symlinks among its inputs:\n")
+	for _, l := range j.Links {
+		chain := strings.Join(append(append([]string{l.Path}, l.Through...), l.Target), " → ")
+		switch l.Kind {
+		case planner.LinkDirectory:
+			fmt.Fprintf(e.stdout, "      %s/  (a directory: the files under it)\n", chain)
+		case planner.LinkSubmodule:
+			fmt.Fprintf(e.stdout, "      %s  (a submodule: its commit)\n", chain)
+		case planner.LinkOutside:
+			fmt.Fprintf(e.stdout, "      %s → %s  (outside the repository: only the link counts)\n", l.Path, l.Text)
+		case planner.LinkDangling:
+			fmt.Fprintf(e.stdout, "      %s → %s  (nothing there: only the links count)\n", l.Path, l.Text)
+		default:
+			fmt.Fprintf(e.stdout, "      %s\n", chain)
+		}
+	}
+	if j.MoreLinks > 0 {
+		fmt.Fprintf(e.stdout, "      … and %d more symlinks\n", j.MoreLinks)
 	}
 }
 

@@ -47,8 +47,9 @@
 // manifest encoding) of a map with five entries:
 //
 //	"f": the files: an array, sorted by path bytewise, of one entry per file
-//	     of the tree at head that the job's inputs match, each entry an
-//	     array [path, mode, id]:
+//	     of the tree at head that the job's inputs match or that a symlink
+//	     among them leads to (see Symlinks), each entry an array
+//	     [path, mode, id]:
 //	       path: byte string, the path from the top of the repository, with
 //	             "/" separators, exactly as git stores it;
 //	       mode: unsigned integer, git's mode (0o100644 = 33188, 0o100755,
@@ -89,6 +90,24 @@
 // definition give the same digest on every machine, in every clone, under
 // any git configuration. TestDigestRecipe spells out one digest input byte
 // by byte.
+//
+// # Symlinks
+//
+// Each symlink entry among a job's files is resolved as Linux would in a
+// checkout of the planned tree (its text from its blob, or from the working
+// tree when dirty; relative to its directory, one name at a time, links on
+// the way replaced by their text), and what it leads to is added to the
+// files, each path once: a file's entry, every entry under a directory
+// (their links resolved in turn), a submodule's entry; the links on the way
+// too. A link that leads outside (an absolute text, or ".." above the top)
+// or nowhere (dangling) adds nothing: its own entry counts. A resolution
+// that meets the same link with the same names left, or passes 40 links,
+// is a cycle: Make fails with KindInvalid, naming a job and the links.
+// Texts are read by one git cat-file --batch, and only when a job's inputs
+// hold a link. Job.Links lists them (Link), and a changed path reached
+// only through links is a FileMatch with Via. The recipe version stays 1:
+// digests without followed links are unchanged, and those with are over
+// more files, so never equal to one recorded before.
 //
 // # Decision
 //
@@ -162,11 +181,15 @@
 //	      "code": "inputs_changed",      // see ReasonCode
 //	      "text": "1 changed file matches its inputs",
 //	      "files": [{"path": "services/api/main.go", "path_base64": "...",
-//	                 "status": "modified", "glob": "services/api/**"}],
+//	                 "status": "modified", "glob": "services/api/**",
+//	                 "via": ["..."]}],   // links, to a file reached through them
 //	      "more_files": 0,
 //	      "fields": ["run"],             // definition_changed
 //	      "jobs": ["lint"]               // upstream_runs, upstream_skipped
-//	    }]
+//	    }],
+//	    "links": [{"path": "services/api/cfg", "text": "../../cfg.json",
+//	               "target": "cfg.json", "through": [], "kind": "file"}],
+//	    "more_links": 0
 //	  }]
 //	}
 //

@@ -73,8 +73,13 @@ type FileMatch struct {
 	// Status is added, deleted, modified, type_changed or unmerged.
 	Status string `json:"status"`
 	// Glob is the first of the job's inputs, in file order, that matches
-	// the path; "" for a job without inputs, which matches every path.
+	// the path (or the first link of Via); "" for a job without inputs,
+	// which matches every path.
 	Glob string `json:"glob"`
+	// Via, when the inputs reach the path only through symlinks, are the
+	// links followed: the first is one the inputs match, the last leads
+	// to the path.
+	Via []string `json:"via,omitempty"`
 }
 
 func newFileMatch(c gitx.Change) FileMatch {
@@ -122,6 +127,7 @@ func (d *decider) causes(j core.JobSpec) []Reason {
 		} else {
 			r.Text = fmt.Sprintf("%d changed %s %s its inputs", len(files), n, plural(len(files), "matches", "match"))
 		}
+		r.Text += throughLinks(files)
 		why = append(why, r)
 	}
 	if d.o.BasePipeline != nil {
@@ -176,4 +182,32 @@ func (d *decider) definitionChange(j core.JobSpec) Reason {
 	}
 	return Reason{Code: ReasonDefinitionChanged, Fields: fields,
 		Text: "its definition changed: " + strings.Join(fields, ", ")}
+}
+
+// throughLinks names the first changed file reached through symlinks, and
+// counts the others: " (a/link → file changed, and 2 more through links)".
+func throughLinks(files []FileMatch) string {
+	var first *FileMatch
+	n := 0
+	for i := range files {
+		if len(files[i].Via) > 0 {
+			if n++; first == nil {
+				first = &files[i]
+			}
+		}
+	}
+	if first == nil {
+		return ""
+	}
+	s := " (" + first.Chain() + " changed"
+	if n > 1 {
+		s += fmt.Sprintf(", and %d more through links", n-1)
+	}
+	return s + ")"
+}
+
+// Chain is the path as the job reaches it: its links, if any, then the
+// path, joined by " → ".
+func (f FileMatch) Chain() string {
+	return strings.Join(append(slices.Clip(f.Via), f.Path), " → ")
 }

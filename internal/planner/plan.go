@@ -121,6 +121,11 @@ type Job struct {
 	ReusedFrom *Result `json:"reused_from,omitempty"`
 	// Why explains the decision, causes first and the deciding reason last.
 	Why []Reason `json:"why"`
+	// Links are the first MaxListedFiles symlinks among the job's files
+	// that the digest followed, by path, and where each led.
+	Links []Link `json:"links,omitempty"`
+	// MoreLinks counts the links followed that are not listed.
+	MoreLinks int `json:"more_links,omitempty"`
 }
 
 // Job returns the plan of the job named name and whether there is one.
@@ -198,6 +203,10 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	links, err := followLinks(ctx, dir, tree, in)
+	if err != nil {
+		return nil, err
+	}
 	warnings := unmatchedInputs(o.Pipeline, in, tree)
 	if len(warnings) > 0 && (o.Strict || o.Pipeline.Strict) {
 		why := "strict: true is set in " + pipeline.FileName
@@ -221,8 +230,8 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 		ChangedFiles: len(changes),
 		Warnings:     warnings,
 	}
-	d := decider{o: o, base: base, digests: digests, matches: in.matchChanges(changes), decided: map[string]Decision{},
-		warned: warningsByJob(warnings)}
+	d := decider{o: o, base: base, digests: digests, matches: in.matchChanges(changes, links), decided: map[string]Decision{},
+		warned: warningsByJob(warnings), in: in, links: links}
 	d.decideAll(p, jobs, order)
 	return p, nil
 }
@@ -366,6 +375,8 @@ type decider struct {
 	matches map[string][]FileMatch // changed files per job
 	decided map[string]Decision
 	warned  map[string][]Reason // warnings per job, first in its explanation
+	in      *inputs
+	links   *followed
 }
 
 // decideAll decides every job in topological order into p.
@@ -387,6 +398,7 @@ func (d *decider) decideAll(p *Plan, jobs map[string]core.JobSpec, order []strin
 
 func (d *decider) decide(j core.JobSpec) Job {
 	job := Job{Name: j.Name, Digest: d.digests[j.Name], Needs: sortedSet(j.Needs), Why: append([]Reason{}, d.warned[j.Name]...)}
+	job.Links, job.MoreLinks = d.links.jobLinks(d.in.jobSet[j.Name])
 	if r, ok := d.filtered(j); ok {
 		job.Decision, job.Why = Skip, append(job.Why, r)
 		return job

@@ -91,6 +91,15 @@ type treeFiles struct {
 	sets [][]int32
 	// hit marks, per glob of the index, whether it matched a file.
 	hit []bool
+	// walked counts the entries of head's listing, which come first and
+	// sorted; the files added in the working tree follow, sorted too.
+	walked int32
+	// links are the symlinks of the tree; setLinks holds, per input set,
+	// the ones its globs match.
+	links    []int32
+	setLinks [][]int32
+	// linkText holds the targets of the working tree's dirty symlinks.
+	linkText map[string]string
 }
 
 // entries holds tree entries in chunks of fixed size, so that adding the
@@ -133,11 +142,14 @@ func readTree(ctx context.Context, dir, head string, dirty []gitx.Change, wt *gi
 	if err != nil {
 		return nil, err
 	}
-	t := &treeFiles{sets: make([][]int32, in.nsets), hit: make([]bool, len(in.ix.globs))}
+	t := &treeFiles{sets: make([][]int32, in.nsets), hit: make([]bool, len(in.ix.globs)), setLinks: make([][]int32, in.nsets)}
 	m := in.ix.matcher()
 	last := make([]int32, in.nsets) // the last entry added to each set, +1
 	add := func(e gitx.TreeEntry) {
 		i := t.entries.add(e)
+		if e.Mode == gitx.ModeSymlink {
+			t.links = append(t.links, i)
+		}
 		m.match(e.Path, func(g int32) {
 			t.hit[g] = true
 			for _, set := range in.setsOf[g] {
@@ -145,6 +157,9 @@ func readTree(ctx context.Context, dir, head string, dirty []gitx.Change, wt *gi
 				if last[set] != i+1 {
 					last[set] = i + 1
 					t.sets[set] = append(t.sets[set], i)
+					if e.Mode == gitx.ModeSymlink {
+						t.setLinks[set] = append(t.setLinks[set], i)
+					}
 				}
 			}
 		})
@@ -165,8 +180,15 @@ func readTree(ctx context.Context, dir, head string, dirty []gitx.Change, wt *gi
 			return nil, err
 		}
 	}
+	t.walked = int32(t.entries.n)
 	var added []string
 	for p, o := range overlay {
+		if o.entry.Mode == gitx.ModeSymlink && !o.deleted {
+			if t.linkText == nil {
+				t.linkText = map[string]string{}
+			}
+			t.linkText[p] = o.text
+		}
 		if !o.seen && !o.deleted {
 			added = append(added, p)
 		}
@@ -194,8 +216,9 @@ type hasher func(ctx context.Context, paths []string) (map[string]string, error)
 // dirtyFile is the working tree's version of a dirty path.
 type dirtyFile struct {
 	entry   gitx.TreeEntry
-	deleted bool // gone, or not a file git would track here
-	seen    bool // met in head's tree
+	deleted bool   // gone, or not a file git would track here
+	seen    bool   // met in head's tree
+	text    string // a symlink's target, read before it was hashed
 }
 
 // readDirty reads the working tree at each dirty path: its mode from the
@@ -221,6 +244,9 @@ func readDirty(ctx context.Context, top string, dirty []gitx.Change, hash hasher
 			toHash = append(toHash, c.Path)
 		case fi.Mode()&fs.ModeSymlink != 0:
 			d.entry.Mode = gitx.ModeSymlink
+			if d.text, err = os.Readlink(filepath.Join(top, filepath.FromSlash(c.Path))); err != nil {
+				return nil, core.Wrap(core.KindInternal, "read working tree", err)
+			}
 			toHash = append(toHash, c.Path)
 		default:
 			// A directory now stands where a file was (its files are listed
@@ -239,11 +265,13 @@ func readDirty(ctx context.Context, top string, dirty []gitx.Change, hash hasher
 }
 
 // matchChanges lists, per job, the changed paths its inputs match, with
-// the first of its globs (in file order) that matches each.
-func (in *inputs) matchChanges(changes []gitx.Change) map[string][]FileMatch {
+// the first of its globs (in file order) that matches each, and those its
+// inputs reach through symlinks, with the links and the glob that matched
+// the first.
+func (in *inputs) matchChanges(changes []gitx.Change, links *followed) map[string][]FileMatch {
 	out := map[string][]FileMatch{}
 	m := in.ix.matcher()
-	matched := map[int32]bool{}
+	matched, viaMatched := map[int32]bool{}, map[int32]bool{}
 	for _, c := range changes {
 		clear(matched)
 		m.match(c.Path, func(g int32) { matched[g] = true })
@@ -257,6 +285,18 @@ func (in *inputs) matchChanges(changes []gitx.Change) map[string][]FileMatch {
 				for _, job := range in.setJobs[set] {
 					out[job] = append(out[job], in.fileMatch(job, c, matched))
 				}
+			}
+		}
+		for set, via := range links.reaching(c.Path) {
+			if seen[set] {
+				continue
+			}
+			clear(viaMatched)
+			m.match(via[0], func(g int32) { viaMatched[g] = true })
+			for _, job := range in.setJobs[set] {
+				fm := in.fileMatch(job, c, viaMatched)
+				fm.Via = via
+				out[job] = append(out[job], fm)
 			}
 		}
 	}
