@@ -310,9 +310,12 @@ func TestContract(t *testing.T) {
 	t.Run("gc", func(t *testing.T) {
 		e.expect(ctx, http.StatusOK, "POST", "/api/v1/gc", jsonCT, []byte(`{"grace":"1h"}`))
 		e.expect(ctx, http.StatusOK, "POST", "/api/v1/gc", nil, nil)
+		e.expect(ctx, http.StatusOK, "POST", "/api/v1/gc", jsonCT, []byte(`{"grace":"0s"}`))
 		e.expect(bad, http.StatusBadRequest, "POST", "/api/v1/gc", jsonCT, []byte(`{"grace":"-1h"}`))
 		e.expect(bad, http.StatusUnsupportedMediaType, "POST", "/api/v1/gc", hdr("Content-Type", "text/plain"), []byte(`{}`))
 	})
+
+	t.Run("leases", func(t *testing.T) { contractLeases(t, e) })
 
 	t.Run("checkpoints", func(t *testing.T) { contractCheckpoints(t, e) })
 

@@ -13,10 +13,10 @@ import (
 //
 // Blobs and manifests belong to no namespace: any scope lets a token read
 // them (a digest is only found through a ref it may read, or by knowing
-// the content), and write on some namespace lets it upload them (unused
-// ones are collected). Refs and retention are checked against their
-// namespace. The log, GC, verification and tokens span every namespace and
-// need a "*" scope.
+// the content), and write on some namespace lets it upload them and lease
+// them against GC while it pushes (unused ones are collected). Refs and
+// retention are checked against their namespace. The log, GC, verification
+// and tokens span every namespace and need a "*" scope.
 func (s *server) routes() {
 	const v1 = "/api/v1"
 	const read, write, admin = eventlog.RoleRead, eventlog.RoleWrite, eventlog.RoleAdmin
@@ -51,6 +51,9 @@ func (s *server) routes() {
 	s.mux.HandleFunc("POST "+v1+"/retention/apply", s.handle(retentionApply, s.applyRetention))
 
 	s.mux.HandleFunc("POST "+v1+"/gc", s.handle(everyNamespace(admin), s.gc))
+	s.mux.HandleFunc("POST "+v1+"/gc/leases", s.handle(anyNamespace(write), s.takeLease))
+	s.mux.HandleFunc("PUT "+v1+"/gc/leases/{id}", s.handle(anyNamespace(write), s.renewLease))
+	s.mux.HandleFunc("DELETE "+v1+"/gc/leases/{id}", s.handle(anyNamespace(write), s.releaseLease))
 	s.mux.HandleFunc("GET "+v1+"/replay/verify", s.handle(everyNamespace(admin), s.verify))
 	s.mux.HandleFunc("POST "+v1+"/replay/verify", s.handle(everyNamespace(admin), s.verify))
 	s.mux.HandleFunc("GET "+v1+"/checkpoints/latest", s.handle(everyNamespace(read), s.latestCheckpoint))

@@ -554,7 +554,7 @@ func (m *messages) count(msg string) int {
 // may fail, and no blob a ref reaches may be lost.
 func TestGCRaceNeverFailsAPush(t *testing.T) {
 	t.Parallel()
-	cycles := 300
+	cycles := 200
 	if testing.Short() {
 		cycles = 40
 	}

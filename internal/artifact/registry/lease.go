@@ -53,11 +53,17 @@ func (lt LeaseTerms) renew() time.Duration {
 // lease's id. RenewLease extends it to ttl from now, or returns a
 // core.KindNotFound error (eventlog.ErrLeaseExpired) when it has lapsed.
 // ReleaseLease ends it; releasing an ended lease is not an error.
+// TakeLease returns ErrNoLeases when the store cannot lease at all.
 type Leaser interface {
 	TakeLease(ctx context.Context, ds []digest.Digest, ttl time.Duration) (string, error)
 	RenewLease(ctx context.Context, id string, ttl time.Duration) error
 	ReleaseLease(ctx context.Context, id string) error
 }
+
+// ErrNoLeases is returned by a Leaser whose store cannot lease (a server
+// older than leases). A push goes on without a lease, relying on its
+// bounded retries.
+var ErrNoLeases = errors.New("the store does not lease blobs against GC")
 
 // TakeLease implements Leaser.
 func (r *Registry) TakeLease(ctx context.Context, ds []digest.Digest, ttl time.Duration) (string, error) {

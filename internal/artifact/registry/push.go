@@ -93,15 +93,19 @@ func (t *Transfer) Push(ctx context.Context, actor, src, ref string, opts PushOp
 	blobs := blobDigests(files)
 	if l, ok := t.Catalog.(Leaser); ok {
 		h, err := holdLease(ctx, l, append(slices.Clone(blobs), md), t.Lease, t.log())
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNoLeases):
+			t.log().DebugContext(ctx, "pushing without a GC lease", slog.Any("err", err))
+		case err != nil:
 			return PushResult{}, err
+		default:
+			defer h.release(ctx)
+			leased := make(map[digest.Digest]bool, len(blobs))
+			for _, d := range blobs {
+				leased[d] = true
+			}
+			ctx = withLeased(ctx, leased)
 		}
-		defer h.release(ctx)
-		leased := make(map[digest.Digest]bool, len(blobs))
-		for _, d := range blobs {
-			leased[d] = true
-		}
-		ctx = withLeased(ctx, leased)
 	}
 	// Without a lease (or with one that lapsed) GC may still take a blob
 	// between upload and commit, or the manifest before its ref is set: the
