@@ -208,7 +208,7 @@ func TestRemovedTailCaughtByCheckpoint(t *testing.T) {
 
 	// The server notices at its first round, and signs nothing more.
 	srv = serveStore(t, dir, "--checkpoint-interval", "1h")
-	srv.waitLog(t, "does not extend its last checkpoint")
+	srv.waitLog(t, "does not match its last checkpoint")
 	r = asClient(t, dir, srv.url, "replay", "--verify")
 	if r.code != 1 || !strings.Contains(r.stderr, "the log ends at event 5") {
 		t.Errorf("replay --verify through the server: exit %d\n%s", r.code, r.stderr)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -137,5 +138,72 @@ func TestOnlyTheLeaderCheckpoints(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(follower.dataDir, "checkpoint.json")); !os.IsNotExist(err) {
 		t.Errorf("the follower wrote a checkpoint file: %v", err)
+	}
+}
+
+// TestSigningKeyRotationKeepsCheckpoints: after the signing key changes,
+// the checkpoints of the old key stop the server from signing and fail
+// replay --verify, until the old key's public half is given with
+// --checkpoint-public-key.
+func TestSigningKeyRotationKeepsCheckpoints(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, serverOpts{extraArgs: []string{"--checkpoint-interval", "100ms"}})
+	head := pushThrough(t, srv, "before")
+	eventually(t, "a checkpoint of the head", func() bool {
+		seqs := checkpointed(srv.proc)
+		return len(seqs) > 0 && seqs[len(seqs)-1] >= head
+	})
+	old := hex.EncodeToString(signingPublicKey(t, filepath.Join(srv.dataDir, "signing.key")))
+	next := filepath.Join(t.TempDir(), "next.key")
+	write(t, filepath.Dir(next), "next.key", strings.Repeat("5a", ed25519.SeedSize)+"\n")
+	if err := os.Chmod(next, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	verify := func() result {
+		cmd := command(t.TempDir(), "artifacts", "--server", srv.url()+"/store", "replay", "--verify")
+		cmd.Env = childEnv(srv.userEnv()...)
+		var r result
+		out, err := cmd.CombinedOutput()
+		r.stderr = string(out)
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.code = ee.ExitCode()
+		}
+		return r
+	}
+
+	srv.kill(t)
+	srv.args = append(srv.args, "--signing-key", next)
+	srv.restart(t)
+	srv.waitRecord(t, "the event log does not match its last checkpoint: signing no checkpoint until this is resolved (replay --verify names the problem)", 0)
+	if r := verify(); r.code != 1 || !strings.Contains(r.stderr, "is not a checkpoint key of this store") {
+		t.Errorf("replay --verify after the key changed: exit %d\n%s", r.code, r.stderr)
+	}
+
+	srv.kill(t)
+	srv.args = append(srv.args, "--checkpoint-public-key", old)
+	srv.restart(t)
+	after := pushThrough(t, srv, "after")
+	eventually(t, "a checkpoint signed with the new key", func() bool {
+		b, err := os.ReadFile(filepath.Join(srv.dataDir, "checkpoint.json"))
+		if err != nil {
+			return false
+		}
+		c, err := eventlog.ParseCheckpoint(b)
+		return err == nil && c.Seq >= after && c.Verify([]ed25519.PublicKey{signingPublicKey(t, next)}) == nil
+	})
+	if r := verify(); r.code != 0 {
+		t.Errorf("replay --verify with the old key's public half trusted: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestServerRefusesBadCheckpointFlags: the checkpoint settings are checked
+// before the server starts.
+func TestServerRefusesBadCheckpointFlags(t *testing.T) {
+	t.Parallel()
+	for _, bad := range [][]string{{"--checkpoint-interval", "0s"}, {"--checkpoint-public-key", "abc"}} {
+		args := append([]string{"server", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, bad...)
+		if r := deltaci(t, t.TempDir(), args...); r.code != 2 || !strings.Contains(r.stderr, bad[0]) {
+			t.Errorf("server %v: exit %d, want 2\n%s", bad, r.code, r.stderr)
+		}
 	}
 }

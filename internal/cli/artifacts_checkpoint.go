@@ -39,9 +39,11 @@ type checkpointFlags struct {
 	key      string        // --checkpoint-key: the seed file
 	public   []string      // --checkpoint-public-key: more trusted keys
 	interval time.Duration // serve: --checkpoint-interval
+	serve    bool          // registered for serve
 }
 
 func (c *checkpointFlags) register(fl *pflag.FlagSet, serve bool) {
+	c.serve = serve
 	what := "file holding the hex Ed25519 seed whose public half signed the checkpoints (env ARTIFACTSTORE_CHECKPOINT_KEY; default " +
 		checkpointKeyName + " in the store directory, or beside an SQLite database, when it exists); the checkpoint file beside it is checked too"
 	if serve {
@@ -78,6 +80,9 @@ func (c *checkpointFlags) configure(e env, f *artifactFlags, sign bool) error {
 		if dir := f.localDir(); dir != "" {
 			c.key = filepath.Join(dir, checkpointKeyName)
 		}
+	}
+	if c.serve && c.interval <= 0 {
+		return usage(fmt.Errorf("--checkpoint-interval %s: must be positive", c.interval))
 	}
 	var cfg eventlog.CheckpointConfig
 	for _, p := range c.public {

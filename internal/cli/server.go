@@ -41,6 +41,7 @@ type serverOptions struct {
 	drainDelay, fetchTimeout, statusRetryMax     time.Duration
 	statusLease, inboxLease                      time.Duration
 	checkpointInterval                           time.Duration
+	checkpointPublic                             []string
 }
 
 func newServerCmd(e env) *cobra.Command {
@@ -93,6 +94,7 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	_ = f.MarkHidden("status-lease")
 	_ = f.MarkHidden("inbox-lease")
 	f.DurationVar(&o.checkpointInterval, "checkpoint-interval", eventlog.DefaultCheckpointInterval, "how often the leader signs a checkpoint of the artifact store's event log, when it grew, with the signing key")
+	f.StringArrayVar(&o.checkpointPublic, "checkpoint-public-key", nil, "hex Ed25519 public key whose artifact store checkpoints are genuine too: a signing key rotated away (repeatable)")
 	f.DurationVar(&o.drainDelay, "drain-delay", 0, "on shutdown, how long to keep serving with /readyz answering 503 before closing the listener, so a load balancer stops sending requests first")
 	return cmd
 }
@@ -128,6 +130,17 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	}
 	if o.reapInterval <= 0 {
 		return usage(fmt.Errorf("--reap-interval %s: must be positive", o.reapInterval))
+	}
+	if o.checkpointInterval <= 0 {
+		return usage(fmt.Errorf("--checkpoint-interval %s: must be positive", o.checkpointInterval))
+	}
+	var rotatedAway []ed25519.PublicKey
+	for _, k := range o.checkpointPublic {
+		pub, err := eventlog.ParsePublicKey(k)
+		if err != nil {
+			return usage(fmt.Errorf("--checkpoint-public-key: %w", err))
+		}
+		rotatedAway = append(rotatedAway, pub)
 	}
 	if o.fetchTimeout <= 0 {
 		return usage(fmt.Errorf("--fetch-timeout %s: must be positive", o.fetchTimeout))
@@ -221,7 +234,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	defer arts.Close()
 	// The newest checkpoint is kept in the data directory too, where
 	// whoever rewrites the database cannot roll it back with the log.
-	arts.Meta.UseCheckpoints(eventlog.CheckpointConfig{Key: checkpointKey, Trusted: checkpointTrusted,
+	arts.Meta.UseCheckpoints(eventlog.CheckpointConfig{Key: checkpointKey, Trusted: append(checkpointTrusted, rotatedAway...),
 		File: filepath.Join(o.dataDir, checkpointFileName)})
 	cfg.Registry = arts.Registry
 	cfg.StoreAPI = httpapi.New(httpapi.Options{Registry: arts.Registry, Log: log})

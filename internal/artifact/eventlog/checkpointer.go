@@ -22,8 +22,9 @@ type Leader interface {
 
 // Checkpointer signs the log's head every Interval, on the leader only, and
 // once more when it stops. A head that has not moved makes no new
-// checkpoint. When the log no longer reaches the last checkpoint, it logs
-// an ERROR each round and signs nothing until the log is repaired.
+// checkpoint. When the log no longer reaches the last checkpoint, or that
+// checkpoint does not verify, it logs an ERROR each round and signs nothing
+// until this is resolved.
 //
 // Start and Stop are called once each, in that order; Stop of a nil
 // Checkpointer does nothing.
@@ -93,7 +94,7 @@ func (c *Checkpointer) round(ctx context.Context) {
 	cp, made, err := c.Store.Checkpoint(ctx)
 	switch {
 	case err != nil && core.KindOf(err) == core.KindConflict:
-		log.ErrorContext(ctx, "the event log does not extend its last checkpoint: it was cut back or rewritten; signing no checkpoint until it is repaired (run replay --verify)",
+		log.ErrorContext(ctx, "the event log does not match its last checkpoint: signing no checkpoint until this is resolved (replay --verify names the problem)",
 			slog.Any("err", err))
 	case err != nil:
 		if ctx.Err() == nil {
