@@ -48,7 +48,7 @@ func (c *checkpointFlags) register(fl *pflag.FlagSet, serve bool) {
 		checkpointKeyName + " in the store directory, or beside an SQLite database, when it exists); the checkpoint file beside it is checked too"
 	if serve {
 		what = "file holding the hex Ed25519 seed that signs checkpoints of the event log, created if missing, mode 0600 (env ARTIFACTSTORE_CHECKPOINT_KEY; default " +
-			checkpointKeyName + " in the store directory, or beside an SQLite database; required with S3 and PostgreSQL); the newest checkpoint is kept beside it in " + checkpointFileName
+			checkpointKeyName + " in the store directory, or beside an SQLite database; with S3 and PostgreSQL none, and no checkpoints without one); the newest checkpoint is kept beside it in " + checkpointFileName
 		fl.DurationVar(&c.interval, "checkpoint-interval", eventlog.DefaultCheckpointInterval, "how often to checkpoint the event log's head when it moved")
 	}
 	fl.StringVar(&c.key, "checkpoint-key", "", what)
