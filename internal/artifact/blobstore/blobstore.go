@@ -119,3 +119,13 @@ type Store interface {
 type StaleRemover interface {
 	RemoveStale(ctx context.Context, olderThan time.Duration) (int, error)
 }
+
+// StaleSparer is a StaleRemover whose staging items name their blob (S3
+// multipart uploads), so that it can spare those of blobs an upload in
+// flight still holds, however long ago they began: a multipart upload's
+// age is its start, not its last part. RemoveStaleExcept is RemoveStale
+// that keeps every item whose blob keep reports held; an error from keep
+// ends it.
+type StaleSparer interface {
+	RemoveStaleExcept(ctx context.Context, olderThan time.Duration, keep func(digest.Digest) (bool, error)) (int, error)
+}

@@ -187,14 +187,22 @@ func (s *Store) ExpireLeases(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// leased reports whether an active lease or upload session holds d; GC
-// checks it inside the transaction that would take d.
+// Held reports whether an active lease or upload session holds d now.
+func (s *Store) Held(ctx context.Context, d digest.Digest) (bool, error) {
+	return held(ctx, s.drv.Read(), d.String(), s.Now())
+}
+
+// leased is Held inside a transaction: GC checks it in the transaction
+// that would take d.
 func (tx *Tx) leased(ctx context.Context, d string) (bool, error) {
-	now := tx.now.UnixMilli()
-	n, err := tx.q.CountActiveLeasesFor(ctx, d, now)
+	return held(ctx, tx.q, d, tx.now)
+}
+
+func held(ctx context.Context, q Queries, d string, now time.Time) (bool, error) {
+	n, err := q.CountActiveLeasesFor(ctx, d, now.UnixMilli())
 	if err != nil || n > 0 {
 		return n > 0, err
 	}
-	n, err = tx.q.CountActiveSessionsFor(ctx, d, now)
+	n, err = q.CountActiveSessionsFor(ctx, d, now.UnixMilli())
 	return n > 0, err
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -104,9 +105,17 @@ func (r *Registry) GC(ctx context.Context, actor string, grace time.Duration) (G
 	if err := r.sweepOrphans(ctx, actor, cut, &rep); err != nil {
 		return rep, err
 	}
-	// Staging left by uploads that died (temp files, S3 multipart uploads).
-	if sr, ok := r.Blobs.(blobstore.StaleRemover); ok {
-		n, err := sr.RemoveStale(ctx, StaleUploadAge)
+	// Staging left by uploads that died (temp files, S3 multipart uploads),
+	// sparing what a live upload's lease holds, however old.
+	age := cmp.Or(r.StaleAge, StaleUploadAge)
+	if ss, ok := r.Blobs.(blobstore.StaleSparer); ok {
+		n, err := ss.RemoveStaleExcept(ctx, age, func(d digest.Digest) (bool, error) { return r.Meta.Held(ctx, d) })
+		if err != nil {
+			return rep, err
+		}
+		rep.Stale = n
+	} else if sr, ok := r.Blobs.(blobstore.StaleRemover); ok {
+		n, err := sr.RemoveStale(ctx, age)
 		if err != nil {
 			return rep, err
 		}

@@ -491,6 +491,112 @@ func TestUploadOfBlobGCIsDeleting(t *testing.T) {
 	})
 }
 
+// TestStaleSweepSparesLiveMultipartUpload holds an upload to S3 between
+// its parts while GC removes stale staging with no age limit at all, as it
+// would for an upload that began more than a day ago: the S3 multipart
+// upload's age is its start, however lively it is. Its lease spares it;
+// without one, GC aborts it and the upload fails.
+func TestStaleSweepSparesLiveMultipartUpload(t *testing.T) {
+	t.Parallel()
+	for _, e := range raceEngines {
+		if !strings.HasSuffix(e.name, "+MinIO") {
+			continue
+		}
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			for _, leased := range []bool{true, false} {
+				t.Run(fmt.Sprint("leased=", leased), func(t *testing.T) {
+					ctx := context.Background()
+					dir := t.TempDir()
+					meta := eventlog.New(e.meta(t, dir))
+					t.Cleanup(func() { meta.Close() })
+					blobs := multipartStore(t)
+					local, err := dataplane.NewLocal(meta, blobs, filepath.Join(dir, "staging"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					reg := &registry.Registry{Meta: meta, Blobs: blobs, Data: local, Alg: digest.SHA256, StaleAge: time.Nanosecond}
+					if leased {
+						reg.Data = &registry.LeasedUploads{DataPlane: local, Leaser: reg}
+					}
+					content := make([]byte, 11<<20)
+					rand.NewChaCha8([32]byte{7}).Read(content)
+					d, _ := digest.FromBytes(digest.SHA256, content)
+					// Past the first 5 MiB part: the multipart upload has begun.
+					g := &gate{data: content, at: 6 << 20, reached: make(chan struct{}), open: make(chan struct{})}
+					done := make(chan error, 1)
+					go func() {
+						_, err := reg.Data.Upload(ctx, "ci", digest.SHA256, d, g, int64(len(content)))
+						done <- err
+					}()
+					select {
+					case <-g.reached:
+					case <-time.After(time.Minute):
+						t.Fatal("the upload did not reach its second part within a minute")
+					}
+					rep, gcErr := reg.GC(ctx, "gc", 0)
+					close(g.open)
+					var upErr error
+					select {
+					case upErr = <-done:
+					case <-time.After(time.Minute):
+						t.Fatal("the upload did not end within a minute of going on")
+					}
+					if gcErr != nil {
+						t.Fatal(gcErr)
+					}
+					if !leased {
+						if rep.Stale != 1 || upErr == nil {
+							t.Fatalf("without a lease: GC removed %d stale uploads, the upload: %v; want 1 and a failed upload", rep.Stale, upErr)
+						}
+						return
+					}
+					if rep.Stale != 0 || upErr != nil {
+						t.Fatalf("leased upload: GC removed %d stale uploads, the upload: %v", rep.Stale, upErr)
+					}
+					rc, _, err := reg.Data.Open(ctx, d, 0, -1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := io.ReadAll(rc)
+					rc.Close()
+					if err != nil || !bytes.Equal(got, content) {
+						t.Fatalf("read back %d bytes: %v", len(got), err)
+					}
+				})
+			}
+		})
+	}
+}
+
+// gate is a reader of data that stops before byte at, says so by closing
+// reached, and goes on once open is closed.
+type gate struct {
+	data    []byte
+	off     int
+	at      int
+	reached chan struct{}
+	open    chan struct{}
+}
+
+func (g *gate) Read(p []byte) (int, error) {
+	if g.off == g.at {
+		close(g.reached)
+		<-g.open
+		g.at = -1
+	}
+	if g.off == len(g.data) {
+		return 0, io.EOF
+	}
+	end := len(g.data)
+	if g.at > g.off {
+		end = g.at
+	}
+	n := copy(p, g.data[g.off:end])
+	g.off += n
+	return n, nil
+}
+
 // multipartStore is an S3 store of its own prefix whose blobs over 5 MiB go
 // up as multipart uploads.
 func multipartStore(t *testing.T) blobstore.Store {

@@ -28,6 +28,9 @@ type Registry struct {
 	Blobs blobstore.Store // GC deletes bytes here
 	Alg   digest.Algorithm
 	Log   *slog.Logger
+	// StaleAge is how long a blob store's staging item must sit idle
+	// before GC removes it; StaleUploadAge when zero.
+	StaleAge time.Duration
 }
 
 // Catalog is the metadata side of a transfer: naming, manifests and refs.

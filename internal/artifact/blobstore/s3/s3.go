@@ -575,6 +575,12 @@ func (s *Store) List(ctx context.Context) iter.Seq2[blobstore.Info, error] {
 // (its api stale_uploads_expiry, 24 h by default). On AWS, a lifecycle
 // rule AbortIncompleteMultipartUpload is a good second line.
 func (s *Store) RemoveStale(ctx context.Context, olderThan time.Duration) (int, error) {
+	return s.RemoveStaleExcept(ctx, olderThan, nil)
+}
+
+// RemoveStaleExcept implements blobstore.StaleSparer: RemoveStale sparing
+// the uploads of blobs keep holds (keep nil spares none).
+func (s *Store) RemoveStaleExcept(ctx context.Context, olderThan time.Duration, keep func(digest.Digest) (bool, error)) (int, error) {
 	const op = "s3.RemoveStale"
 	uploads, err := s.incomplete(ctx, op)
 	if err != nil {
@@ -585,6 +591,15 @@ func (s *Store) RemoveStale(ctx context.Context, olderThan time.Duration) (int, 
 	for _, u := range uploads {
 		if !u.Initiated.Before(cutoff) {
 			continue
+		}
+		if d, ok := s.digestOf(u.Key); ok && keep != nil {
+			held, err := keep(d)
+			if err != nil {
+				return removed, err
+			}
+			if held {
+				continue
+			}
 		}
 		err := s.core.AbortMultipartUpload(ctx, s.bucket, u.Key, u.UploadID)
 		if err != nil && minio.ToErrorResponse(err).Code != minio.NoSuchUpload {
