@@ -172,10 +172,12 @@ func leaseOf(b LeaseBody) (eventlog.Lease, error) {
 var _ registry.Leaser = Catalog{}
 
 // TakeLease implements registry.Leaser. A server without the route (older
-// than leases) answers 404: registry.ErrNoLeases.
+// than leases) answers 404, and one that does not let this credential
+// lease (a deltaci server's store, to a runner) 401 or 403: both are
+// registry.ErrNoLeases, and the push goes on without a lease.
 func (r Catalog) TakeLease(ctx context.Context, ds []digest.Digest, ttl time.Duration) (string, error) {
 	l, err := r.C.TakeLease(ctx, ds, min(ttl, MaxLeaseTTL))
-	if core.KindOf(err) == core.KindNotFound {
+	if k := core.KindOf(err); k == core.KindNotFound || k == core.KindUnauthorized {
 		return "", fmt.Errorf("%w: %v", registry.ErrNoLeases, err)
 	}
 	return l.ID, err

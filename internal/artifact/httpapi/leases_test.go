@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,46 @@ func TestRemoteLeaseKeepsBlobsFromGC(t *testing.T) {
 	e.clock.set(time.Now().Add(time.Minute))
 	if rep, err := e.client.GC(e.ctx, 0); err != nil || rep.Blobs != 1 {
 		t.Errorf("GC at grace 0 after the release = %+v, %v; want the blob", rep, err)
+	}
+}
+
+// TestPushGoesOnWhereLeasesAreRefused pushes through a server older than
+// leases (404) and through one that lets the credential upload but not
+// lease (403, as a deltaci server's store treats a runner): the push goes
+// on without a lease.
+func TestPushGoesOnWhereLeasesAreRefused(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	for _, refusal := range []struct {
+		status int
+		code   string
+	}{{http.StatusNotFound, "not_found"}, {http.StatusForbidden, "forbidden"}} {
+		t.Run(refusal.code, func(t *testing.T) {
+			refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasPrefix(r.URL.Path, "/api/v1/gc/leases") {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(refusal.status)
+					fmt.Fprintf(w, `{"error":{"code":%q,"message":"no leases here"}}`, refusal.code)
+					return
+				}
+				e.srv.Config.Handler.ServeHTTP(w, r)
+			}))
+			t.Cleanup(refusing.Close)
+			c := &httpapi.Client{BaseURL: refusing.URL, Token: e.tokens["alice"]}
+			tr := &registry.Transfer{Data: c, Catalog: httpapi.Catalog{C: c}}
+			src := t.TempDir()
+			if err := os.WriteFile(filepath.Join(src, "f"), []byte("pushed without a lease, "+refusal.code), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ref := "ns/unleased:" + refusal.code
+			res, err := tr.Push(e.ctx, "", src, ref, registry.PushOptions{})
+			if err != nil {
+				t.Fatalf("push where leases are refused: %v", err)
+			}
+			if got, err := e.client.GetRef(e.ctx, ref); err != nil || got.Manifest != res.Manifest {
+				t.Errorf("ref %s = %+v, %v; want %s", ref, got, err, res.Manifest)
+			}
+		})
 	}
 }
 
