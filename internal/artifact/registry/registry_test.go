@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -401,124 +398,6 @@ func TestRetentionApply(t *testing.T) {
 		}
 		if deleted != 2 {
 			t.Errorf("%d ref.deleted events", deleted)
-		}
-	})
-}
-
-// TestGCStress runs pushes, tags, ref deletions and GC cycles at once, then
-// checks that every manifest a ref points to has all its blobs stored and
-// intact: the distribution#3045 race must never lose a referenced blob.
-func TestGCStress(t *testing.T) {
-	t.Parallel()
-	cycles := 200
-	if testing.Short() {
-		cycles = 30
-	}
-	if s := os.Getenv("DELTACI_GC_STRESS_CYCLES"); s != "" {
-		fmt.Sscan(s, &cycles)
-	}
-	each(t, func(t *testing.T, e engine) {
-		b := setup(t, e)
-		ctx, cancel := context.WithCancel(b.ctx)
-		defer cancel()
-		var pushes, retried atomic.Int64
-		var wg sync.WaitGroup
-		// Each GC cycle releases a few pushes, so GC and pushes interleave at a
-		// steady ratio whatever the machine's speed.
-		tokens := make(chan struct{})
-		errc := make(chan error, 16)
-		// Pushers reuse a small pool of contents so blobs are shared, dropped
-		// and re-uploaded while GC runs.
-		for w := 0; w < 3; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(w), 1))
-				for i := 0; ; i++ {
-					select {
-					case <-tokens:
-					case <-ctx.Done():
-						return
-					}
-					src := filepath.Join(b.dir, fmt.Sprintf("w%d-%d", w, i))
-					files := map[string]string{}
-					for f := 0; f < 3; f++ {
-						files[fmt.Sprint("f", f)] = fmt.Sprint("content-", rng.IntN(12))
-					}
-					writeTree(t, src, files)
-					ref := fmt.Sprintf("ns/w%d:%d", w, rng.IntN(4))
-					_, err := b.reg.Push(ctx, "pusher", src, ref, registry.PushOptions{Parallel: 2})
-					os.RemoveAll(src)
-					switch {
-					case err == nil:
-						pushes.Add(1)
-					case ctx.Err() != nil:
-						return
-					case core.KindOf(err) == core.KindConflict || core.KindOf(err) == core.KindNotFound:
-						retried.Add(1) // GC won every round; a client retries
-					default:
-						errc <- fmt.Errorf("push: %w", err)
-						return
-					}
-					if rng.IntN(3) == 0 {
-						r := eventlog.RefName{Namespace: "ns", Name: fmt.Sprint("w", w), Tag: fmt.Sprint(rng.IntN(4))}
-						if err := b.reg.Meta.DeleteRef(ctx, "pusher", r, "stress"); err != nil && core.KindOf(err) != core.KindNotFound && ctx.Err() == nil {
-							errc <- fmt.Errorf("delete ref: %w", err)
-							return
-						}
-					}
-				}
-			}(w)
-		}
-		for c := 0; c < cycles; c++ {
-			// A 1 ms grace makes GC race with uploads that are not committed yet.
-			if _, err := b.reg.GC(b.ctx, "gc", time.Millisecond); err != nil {
-				cancel()
-				wg.Wait()
-				t.Fatalf("GC cycle %d: %v", c, err)
-			}
-			// Hand out one push per cycle and wait until a pusher takes it,
-			// so pushes and GC interleave however fast GC runs.
-			select {
-			case tokens <- struct{}{}:
-			case <-time.After(time.Minute):
-				cancel()
-				wg.Wait()
-				t.Fatalf("no pusher took a push for a minute (cycle %d)", c)
-			}
-		}
-		cancel()
-		wg.Wait()
-		close(errc)
-		for err := range errc {
-			t.Fatal(err)
-		}
-		t.Logf("%d GC cycles, %d pushes, %d pushes that lost every round to GC", cycles, pushes.Load(), retried.Load())
-		if pushes.Load() == 0 {
-			t.Fatal("no push succeeded")
-		}
-		refs, err := b.reg.Meta.Refs(b.ctx, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range refs {
-			_, m, err := b.reg.Manifest(b.ctx, r.Manifest.String())
-			if err != nil {
-				t.Fatalf("ref %s: %v", r, err)
-			}
-			for _, e := range m.Entries {
-				rc, _, err := b.reg.Data.Open(b.ctx, e.Digest, 0, -1)
-				if err != nil {
-					t.Fatalf("ref %s: blob %s of %s lost: %v", r, e.Digest, e.Path, err)
-				}
-				if _, err := io.Copy(io.Discard, rc); err != nil {
-					t.Fatalf("ref %s: blob %s does not verify: %v", r, e.Digest, err)
-				}
-				rc.Close()
-			}
-		}
-		if rp, err := b.reg.Meta.Replay(b.ctx); err != nil || !rp.Match() {
-			t.Errorf("replay after stress: %+v, %v", rp, err)
 		}
 	})
 }
