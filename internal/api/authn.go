@@ -195,7 +195,7 @@ func (s *Server) storeScope(next http.Handler) http.Handler {
 			return s.authFailed(r, "store", err)
 		}
 		if !runnerMayStore(r) {
-			return &forbidden{msg: "runner tokens may read the store, upload blobs and put manifests, not " + r.Method + " " + r.URL.Path}
+			return &forbidden{msg: "runner tokens may read the store, upload blobs, put manifests and hold GC leases, not " + r.Method + " " + r.URL.Path}
 		}
 		next.ServeHTTP(w, httpapi.WithActor(r, "runner:"+subject))
 		return nil
@@ -212,9 +212,11 @@ func runnerMayStore(r *http.Request) bool {
 	case http.MethodGet, http.MethodHead:
 		return true
 	case http.MethodPost:
-		return p == "blobs/uploads" || p == "blobs/find-missing"
+		// gc/leases: a push keeps what it uploads from GC while it runs.
+		return p == "blobs/uploads" || p == "blobs/find-missing" || p == "gc/leases"
 	case http.MethodPatch, http.MethodPut, http.MethodDelete:
-		return strings.HasPrefix(p, "blobs/uploads/") || (r.Method == http.MethodPut && strings.HasPrefix(p, "manifests/"))
+		return strings.HasPrefix(p, "blobs/uploads/") || (r.Method == http.MethodPut && strings.HasPrefix(p, "manifests/")) ||
+			(r.Method != http.MethodPatch && strings.HasPrefix(p, "gc/leases/"))
 	}
 	return false
 }

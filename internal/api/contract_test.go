@@ -488,6 +488,16 @@ func TestContract(t *testing.T) {
 		if code := r.errorDetail(t).Code; code != "forbidden" {
 			t.Errorf("a runner moving a ref: code %q", code)
 		}
+		// A runner's push holds a GC lease on what it uploads while it
+		// runs; GC itself stays an admin's.
+		r = e.expect(ctx, http.StatusCreated, "POST", "/store/api/v1/gc/leases",
+			contractHeader(build.JobToken, "Content-Type", "application/json"), []byte(`{"digests":["`+md.String()+`"],"ttl":"1m"}`))
+		var lease struct {
+			ID string `json:"id"`
+		}
+		r.decode(t, &lease)
+		e.expect(ctx, http.StatusNoContent, "DELETE", "/store/api/v1/gc/leases/"+lease.ID, contractHeader(build.JobToken), nil)
+		e.expect(ctx, http.StatusForbidden, "POST", "/store/api/v1/gc", contractHeader(build.JobToken, "Content-Type", "application/json"), []byte(`{}`))
 		e.expect(ctx, http.StatusUnauthorized, "GET", "/store/api/v1/refs", contractHeader("forged"), nil)
 		e.expect(ctx, http.StatusUnauthorized, "GET", "/store/api/v1/refs", nil, nil)
 		e.expect(ctx, http.StatusUnauthorized, "GET", "/store/api/v1/refs", contractHeader("dci_unknown-token"), nil)
