@@ -3,6 +3,7 @@ package blobstore
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +20,10 @@ import (
 // input, it does not unwrap to its verdict; Cause returns it.
 type CorruptError struct {
 	Digest digest.Digest
-	// Chunk is the first chunk found damaged, whose bytes were not handed
-	// out; -1 when the check of the whole blob found the damage.
+	// Chunk is the first chunk found damaged: by a read, which did not
+	// hand its bytes out, or by a check of the whole blob (Verify), against
+	// the blob's stored chunk index. -1 when that is not known: the whole
+	// blob's digest found the damage and no intact index tells where.
 	Chunk int64
 	// Err is the verdict: a *digest.MismatchError (of the chunk's digests
 	// when Chunk >= 0) or a *digest.SizeError.
@@ -198,7 +201,7 @@ func check(ctx context.Context, op string, raw Raw, d digest.Digest) (Info, dige
 	if err != nil {
 		return Info{}, digest.ChunkIndex{}, err
 	}
-	vr := digest.NewVerifyingReader(io.TeeReader(ContextReader(ctx, src), ch), d, info.Size)
+	vr := digest.NewVerifyingReader(io.TeeReader(paced(ctx, ContextReader(ctx, src)), ch), d, info.Size)
 	buf := make([]byte, verifyBufSize)
 	for {
 		_, err := vr.Read(buf)
@@ -206,7 +209,11 @@ func check(ctx context.Context, op string, raw Raw, d digest.Digest) (Info, dige
 			break
 		}
 		if err != nil {
-			return Info{}, digest.ChunkIndex{}, readError(ctx, op, d, err)
+			err = readError(ctx, op, d, err)
+			if ce, ok := AsCorrupt(err); ok {
+				locateDamage(ctx, raw, ce, info.Size, ch)
+			}
+			return Info{}, digest.ChunkIndex{}, err
 		}
 	}
 	idx := ch.Index(d)
@@ -214,6 +221,34 @@ func check(ctx context.Context, op string, raw Raw, d digest.Digest) (Info, dige
 		SaveIndex(ctx, raw, idx)
 	}
 	return info, idx, nil
+}
+
+// locateDamage names the first damaged chunk of a blob whose whole check
+// failed, when its stored index tells: the first chunk whose bytes, as ch
+// hashed them all, do not match their recorded digest. Without an index
+// for the stored size, or after bytes that ran short, ce keeps Chunk -1.
+func locateDamage(ctx context.Context, raw Raw, ce *CorruptError, size int64, ch *digest.ChunkHasher) {
+	idx, ok, _ := loadIndex(ctx, raw, ce.Digest, size)
+	if !ok || ch.Size() != size {
+		return
+	}
+	got := ch.Index(ce.Digest)
+	for i := range idx.Sums {
+		if got.Sums[i] == idx.Sums[i] {
+			continue
+		}
+		want, err1 := chunkDigest(ce.Digest, idx.Sums[i])
+		have, err2 := chunkDigest(ce.Digest, got.Sums[i])
+		if err1 == nil && err2 == nil {
+			ce.Chunk, ce.Err = int64(i), &digest.MismatchError{Expected: want, Actual: have}
+		}
+		return
+	}
+}
+
+// chunkDigest names one chunk's sum as a digest of the blob's algorithm.
+func chunkDigest(blob digest.Digest, sum [32]byte) (digest.Digest, error) {
+	return digest.Parse(string(blob.Algorithm()) + ":" + hex.EncodeToString(sum[:]))
 }
 
 func sameSums(a, b digest.ChunkIndex) bool {

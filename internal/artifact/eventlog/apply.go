@@ -28,6 +28,8 @@ func apply(ctx context.Context, q Queries, e Event) error {
 			state = StateGone
 		}
 		return q.SetBlobState(ctx, p.Digest, string(state), at)
+	case BlobQuarantined:
+		return applyQuarantine(ctx, q, e)
 	case ManifestCommitted:
 		var p ManifestPayload
 		if err := e.Decode(&p); err != nil {
@@ -89,7 +91,7 @@ func apply(ctx context.Context, q Queries, e Event) error {
 		}
 		_, err := q.DeletePolicy(ctx, p.Namespace, p.Selector)
 		return err
-	case GCCompleted:
+	case GCCompleted, ScrubCompleted:
 		return nil // audit only
 	}
 	return core.E(core.KindInvalid, "apply event", "event %d has unknown kind %q", e.Seq, e.Kind)

@@ -19,6 +19,7 @@ const (
 	BlobAdded         Kind = "blob.added"
 	BlobDeleting      Kind = "blob.deleting"
 	BlobGone          Kind = "blob.gone"
+	BlobQuarantined   Kind = "blob.quarantined"
 	ManifestCommitted Kind = "manifest.committed"
 	ManifestDeleted   Kind = "manifest.deleted"
 	RefSet            Kind = "ref.set"
@@ -27,6 +28,7 @@ const (
 	RetentionSet      Kind = "retention.set"
 	RetentionDeleted  Kind = "retention.deleted"
 	GCCompleted       Kind = "gc.completed"
+	ScrubCompleted    Kind = "scrub.completed"
 )
 
 // Event is one entry of the log. Hash covers every other field and the

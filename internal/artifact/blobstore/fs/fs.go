@@ -5,6 +5,7 @@
 //	blobs/<alg>/<first 2 hex digits>/<hex>   stored blobs, read-only (0o444)
 //	chunks/<alg>/<first 2 hex digits>/<hex>  their chunk indexes (digest.ChunkIndex)
 //	tmp/put-*, tmp/chunks-*                  Puts and index writes in progress
+//	quarantine/<alg>/<hex>.<time>            corrupt blobs a scrub set aside
 //
 // The two-digit fan-out keeps each directory at about 1/256 of the blobs.
 // A Put writes a temp file while hashing, fsyncs it, renames it into place

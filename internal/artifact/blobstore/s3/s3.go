@@ -22,10 +22,11 @@
 // corrupt object is replaced by the new one the same way, and S3 makes the
 // replacement visible at once, whole.
 //
-// Nothing is ever copied server-side: a staging object plus CopyObject
-// would write every byte twice and need ComposeObject above 5 GiB. The only
-// staging is the incomplete upload, which RemoveStale aborts if a crash left
-// it behind.
+// Nothing is copied server-side to store a blob: a staging object plus
+// CopyObject would write every byte twice and need ComposeObject above
+// 5 GiB. The only staging is the incomplete upload, which RemoveStale
+// aborts if a crash left it behind. (A corrupt blob a scrub quarantines is
+// copied to <prefix>/quarantine/, see Quarantine.)
 //
 // # Part size and memory
 //
