@@ -319,6 +319,8 @@ func TestContract(t *testing.T) {
 
 	t.Run("checkpoints", func(t *testing.T) { contractCheckpoints(t, e) })
 
+	t.Run("scrub", func(t *testing.T) { contractScrub(t, e) })
+
 	t.Run("replay", func(t *testing.T) {
 		r := e.expect(ctx, http.StatusOK, "GET", "/api/v1/replay/verify", nil, nil)
 		if !bytes.Contains(r.body, []byte(`"match":true`)) {

@@ -147,6 +147,8 @@ type env struct {
 	// Authorization header are sent with alice's, unless their context is
 	// anonymous.
 	tokens map[string]string
+	// scrub runs the server's scrubs.
+	scrub *registry.Scrubber
 }
 
 // limits are small in tests so that 413s cost nothing to provoke.
@@ -234,10 +236,12 @@ func setup(t *testing.T, opts ...setupOption) *env {
 	for _, name := range []string{"alice", "carol"} {
 		e.tokens[name] = e.newToken(name, "*:admin")
 	}
+	e.scrub = &registry.Scrubber{Registry: e.reg}
+	t.Cleanup(e.scrub.Stop)
 	api := httpapi.Options{
 		Registry: e.reg, Log: slog.New(slog.NewTextHandler(e.log, nil)),
 		MaxChunkBytes: testMaxChunk, MaxJSONBytes: testMaxJSON, MaxManifestBytes: testMaxManifest,
-		Auth: &httpapi.TokenAuth{Meta: e.meta}, Metrics: httpapi.NewMetrics(e.meta),
+		Auth: &httpapi.TokenAuth{Meta: e.meta}, Metrics: httpapi.NewMetrics(e.meta), Scrubber: e.scrub,
 	}
 	if o.mounted {
 		api.Auth, api.Metrics = nil, nil

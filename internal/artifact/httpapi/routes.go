@@ -15,8 +15,8 @@ import (
 // them (a digest is only found through a ref it may read, or by knowing
 // the content), and write on some namespace lets it upload them and lease
 // them against GC while it pushes (unused ones are collected). Refs and
-// retention are checked against their namespace. The log, GC, verification
-// and tokens span every namespace and need a "*" scope.
+// retention are checked against their namespace. The log, GC, scrubs,
+// verification and tokens span every namespace and need a "*" scope.
 func (s *server) routes() {
 	const v1 = "/api/v1"
 	const read, write, admin = eventlog.RoleRead, eventlog.RoleWrite, eventlog.RoleAdmin
@@ -57,6 +57,8 @@ func (s *server) routes() {
 	s.mux.HandleFunc("GET "+v1+"/replay/verify", s.handle(everyNamespace(admin), s.verify))
 	s.mux.HandleFunc("POST "+v1+"/replay/verify", s.handle(everyNamespace(admin), s.verify))
 	s.mux.HandleFunc("GET "+v1+"/checkpoints/latest", s.handle(everyNamespace(read), s.latestCheckpoint))
+	s.mux.HandleFunc("POST "+v1+"/scrub", s.handle(everyNamespace(admin), s.startScrub))
+	s.mux.HandleFunc("GET "+v1+"/scrub", s.handle(everyNamespace(read), s.scrubStatus))
 
 	s.mux.HandleFunc("GET "+v1+"/tokens", s.handle(everyNamespace(admin), s.listTokens))
 	s.mux.HandleFunc("POST "+v1+"/tokens", s.handle(everyNamespace(admin), s.createToken))

@@ -46,6 +46,10 @@ type Options struct {
 	Auth Authenticator
 	// Metrics, when set, counts requests and is served at /metrics.
 	Metrics *Metrics
+	// Scrubber runs the scrubs POST /scrub asks for, and GET /scrub
+	// reports them; without one, both answer 404. The caller starts and
+	// stops it.
+	Scrubber *registry.Scrubber
 }
 
 // server holds the wired dependencies of the handlers.
@@ -57,6 +61,7 @@ type server struct {
 	mux     *http.ServeMux
 	auth    Authenticator
 	metrics *Metrics
+	scrub   *registry.Scrubber
 
 	maxJSON, maxManifest, maxChunk int64
 }
@@ -69,7 +74,7 @@ func New(opts Options) http.Handler {
 		panic("httpapi.New: Options.Registry is required")
 	}
 	s := &server{
-		reg: opts.Registry, data: opts.Data, meta: opts.Meta, log: opts.Log, auth: opts.Auth, metrics: opts.Metrics,
+		reg: opts.Registry, data: opts.Data, meta: opts.Meta, log: opts.Log, auth: opts.Auth, metrics: opts.Metrics, scrub: opts.Scrubber,
 		maxJSON: opts.MaxJSONBytes, maxManifest: opts.MaxManifestBytes, maxChunk: opts.MaxChunkBytes,
 	}
 	if s.data == nil {
