@@ -48,7 +48,9 @@ func newRunCmd(e env) *cobra.Command {
 		Short: "Run this repository's pipeline locally",
 		Long: `Run the pipeline of the git repository in the current directory (or --repo)
 on this machine. Jobs run in a snapshot of the working tree, uncommitted and
-untracked (not ignored) files included; your files are never modified.
+untracked (not ignored) files included; your files are never modified. Files
+marked assume-unchanged or skip-worktree, and those sparse checkout leaves
+out, are taken as the index holds them, as git status sees them.
 
 Exit status: 0 when every job succeeded, 1 when a job failed, 2 for a usage or
 configuration error, 130 when interrupted.`,
@@ -250,7 +252,9 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 var afterSnapshot = func(top string) {}
 
 // takeSnapshot copies the working tree into src for the jobs to run in,
-// and checks the copy. (When no job runs, all reused or skipped, there is
+// from the same reading of it as the plan (files git does not compare with
+// the working tree written from the index, as the digests took them), and
+// checks the copy. (When no job runs, all reused or skipped, there is
 // nothing to copy, nor a result to record under a wrong digest.)
 func takeSnapshot(ctx context.Context, wt *gitx.WorkTree, p *core.Pipeline, specs []core.JobSpec, src string) error {
 	if _, err := wt.Snapshot(ctx, src); err != nil {

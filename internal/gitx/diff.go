@@ -103,7 +103,7 @@ func DirtyPaths(ctx context.Context, dir string) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := ReadWorkTree(ctx, top)
+	w, err := readStatus(ctx, top)
 	if err != nil {
 		return nil, err
 	}

@@ -36,18 +36,23 @@ func newRepo(t *testing.T) repo {
 // that their hooks or signing settings cannot break the fixture.
 func (r repo) git(args ...string) string {
 	r.t.Helper()
+	out, err := execGit(r.dir, args...).CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// execGit is the command repo.git runs.
+func execGit(dir string, args ...string) *exec.Cmd {
 	cmd := exec.Command("git", args...)
-	cmd.Dir = r.dir
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
 		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com",
 		"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com",
 	)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return cmd
 }
 
 func (r repo) commitAll(msg string) {

@@ -1,6 +1,7 @@
 package gitx
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -49,6 +50,11 @@ type SnapshotInfo struct {
 // checkout; symlinks are copied as links, never followed. Files are copied,
 // never hard-linked, and the source tree and its index are never written.
 //
+// Files git does not compare with the working tree (assume-unchanged,
+// skip-worktree, and so those sparse checkout leaves out; see WorkTree) are
+// written as the index holds them instead, as a checkout would, even when
+// they are absent from the working tree.
+//
 // dest must be empty or not exist. On error dest may hold a partial copy,
 // which the caller removes. Outside a git working tree the error is
 // KindInvalid, as from TopLevel.
@@ -57,35 +63,22 @@ func Snapshot(ctx context.Context, repoDir, dest string) (SnapshotInfo, error) {
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
-	status, err := run(ctx, root, "status", "--porcelain", "-z", "--untracked-files=normal", "--", ".", ":(exclude)"+StateDir)
+	w, err := ReadWorkTree(ctx, root)
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
-	return snapshot(ctx, root, dest, len(status) > 0, nil, nil, nil)
+	return w.Snapshot(ctx, dest)
 }
 
 // snapshot is Snapshot of the working tree at root, whose dirtiness the
-// caller knows. listed, when not nil, lists the files to copy (tracked and
-// untracked, in any order, repeats allowed): then git need not list them.
-// For each path of want, copied regular file or symlink, it sets in got
-// the fingerprint of what it copied.
-func snapshot(ctx context.Context, root, dest string, dirty bool, listed iter.Seq[string], want, got map[string]fingerprint) (SnapshotInfo, error) {
+// caller knows. listed lists the files to copy from the working tree
+// (tracked and untracked, in any order, repeats allowed); fromIndex, the
+// files to write from the index. For each path of want, copied regular
+// file or symlink, it sets in got the fingerprint of what it copied.
+func snapshot(ctx context.Context, root, dest string, dirty bool, listed iter.Seq[string], fromIndex []string, want, got map[string]fingerprint) (SnapshotInfo, error) {
 	const op = "git snapshot"
 	if err := prepareDest(dest); err != nil {
 		return SnapshotInfo{}, &core.Error{Kind: core.KindInvalid, Op: op, Msg: "destination " + dest, Err: err}
-	}
-	if listed == nil {
-		listing, err := run(ctx, root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-		if err != nil {
-			return SnapshotInfo{}, err
-		}
-		listed = func(yield func(string) bool) {
-			for _, raw := range bytes.Split(listing, []byte{0}) {
-				if !yield(string(raw)) {
-					return
-				}
-			}
-		}
 	}
 
 	// Every read goes through a root at the working tree and every write
@@ -103,6 +96,13 @@ func snapshot(ctx context.Context, root, dest string, dirty bool, listed iter.Se
 	defer dst.Close()
 
 	info := SnapshotInfo{Root: root, Dirty: dirty}
+	// First, into the empty dest: the copy that follows creates nothing
+	// over what git wrote, and fails on a path that both would write.
+	if len(fromIndex) > 0 {
+		if info.Files, info.Bytes, err = checkoutIndex(ctx, root, dest, dst, fromIndex); err != nil {
+			return SnapshotInfo{}, err
+		}
+	}
 	entries, skipped, err := plan(src, listed)
 	if err != nil {
 		return SnapshotInfo{}, &core.Error{Kind: core.KindInternal, Op: op, Msg: "reading working tree", Err: err}
@@ -118,8 +118,47 @@ func snapshot(ctx context.Context, root, dest string, dirty bool, listed iter.Se
 		}
 		return SnapshotInfo{}, &core.Error{Kind: core.KindInternal, Op: op, Msg: "copying files", Err: err}
 	}
-	info.Files, info.Bytes = copied, n
+	info.Files += copied
+	info.Bytes += n
 	return info, nil
+}
+
+// checkoutIndex writes paths, files of the index of the working tree at
+// root, into dest (opened as dst) as a checkout would: through the
+// repository's filters, symlinks as links, the executable bit kept, also
+// the files sparse checkout leaves out of the working tree. With a prefix,
+// git checkout-index writes neither the working tree nor the index. It
+// returns the number of files written and their bytes.
+func checkoutIndex(ctx context.Context, root, dest string, dst *os.Root, paths []string) (int, int64, error) {
+	const op = "git checkout-index"
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return 0, 0, core.Wrap(core.KindInternal, op, err)
+	}
+	var stdin bytes.Buffer
+	for _, p := range paths {
+		stdin.WriteString(p)
+		stdin.WriteByte(0)
+	}
+	err = stream(ctx, root, &stdin, func(r *bufio.Reader) error {
+		_, err := io.Copy(io.Discard, r)
+		return err
+	}, "checkout-index", "-z", "--stdin", "--ignore-skip-worktree-bits", "--prefix="+abs+string(filepath.Separator))
+	if err != nil {
+		return 0, 0, err
+	}
+	var n int64
+	for _, p := range paths {
+		// git names a path it could not write on stderr, and may still exit 0.
+		fi, err := dst.Lstat(filepath.FromSlash(p))
+		if err != nil {
+			return 0, 0, core.E(core.KindInternal, op, "%s was not written: %v", strconv.Quote(p), err)
+		}
+		if fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+	}
+	return len(paths), n, nil
 }
 
 // prepareDest creates dest, or checks that the existing one is an empty

@@ -12,14 +12,23 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/deltaci/deltaci/internal/core"
 )
 
-// WorkTree is what one git status said about a working tree: its HEAD, its
-// branch and its uncommitted changes. It lets a local run read them once
-// (one git process) for its plan and then check that its snapshot still
-// holds what the plan read.
+// WorkTree is what git said about a working tree at one moment: its HEAD,
+// its branch, its uncommitted changes (git status) and its index (git
+// ls-files), read by two git processes at once. It lets a local run read
+// them once for its plan and then check that its snapshot still holds what
+// the plan read.
+//
+// Paths git does not compare with the working tree, Flagged, count as the
+// index holds them, whatever is on disk there: the listing (WalkTree) gives
+// their index entry and Snapshot writes their content from the index. They
+// are the files marked assume-unchanged or skip-worktree, and so every file
+// that sparse checkout leaves out. Every other file counts as the working
+// tree holds it.
 //
 // A WorkTree is not safe for concurrent use.
 type WorkTree struct {
@@ -30,48 +39,51 @@ type WorkTree struct {
 	// Branch is the short name of the checked-out branch (also one without
 	// commits yet), "" when HEAD is detached.
 	Branch string
-	// Changes are the dirty paths, as DirtyPaths lists them.
+	// Changes are the dirty paths, as DirtyPaths lists them. A flagged
+	// path is among them only when its index entry differs from HEAD's
+	// (a staged change git status shows).
 	Changes []Change
+	// Flagged are the files of the index, sorted, that git does not compare
+	// with the working tree: marked assume-unchanged (git ls-files -v shows
+	// a lowercase letter) or skip-worktree (S), which is how sparse
+	// checkout, cone or not, leaves files out.
+	Flagged []string
 
+	// index is the output of git ls-files --stage -v -z.
+	index []byte
+	// flagged holds the index entry ("<tag> <mode> <id> <stage>") of each
+	// flagged path.
+	flagged map[string]string
 	// read holds, per path hashed through HashObjects, what it held then;
 	// copied, what Snapshot copied of the same paths.
 	read, copied map[string]fingerprint
-	// listed holds the paths of HEAD's tree once WalkTree listed them all.
-	listed []string
 }
 
-// WalkTree is the package's WalkTree of w's HEAD (nothing before the first
-// commit). Once it has listed the whole tree, Snapshot copies the files of
-// that listing and the changed paths, which are the files git would list
-// (the index differs from HEAD only at changed paths), without asking git
-// again.
-func (w *WorkTree) WalkTree(ctx context.Context, fn func(TreeEntry) error) error {
-	w.listed = nil
-	if w.Head == "" {
-		return nil
-	}
-	var paths []string
-	err := WalkTree(ctx, w.Top, w.Head, func(e TreeEntry) error {
-		paths = append(paths, e.Path)
-		return fn(e)
-	})
-	if err != nil {
-		return err
-	}
-	w.listed = paths
-	return nil
-}
-
-// fingerprint is what a working tree file held when it was hashed: the
-// SHA-256 of its bytes (of its target for a symlink) and its kind.
-type fingerprint struct {
-	sum  [sha256.Size]byte
-	kind entryKind
-}
-
-// ReadWorkTree runs git status once in top, the top level of a working tree
-// (as TopLevel returns it).
+// ReadWorkTree reads the working tree whose top level is top (as TopLevel
+// returns it): git status and git ls-files, at once.
 func ReadWorkTree(ctx context.Context, top string) (*WorkTree, error) {
+	var (
+		index    []byte
+		indexErr error
+		reading  sync.WaitGroup
+	)
+	reading.Go(func() { index, indexErr = run(ctx, top, "ls-files", "--stage", "-v", "-z") })
+	w, err := readStatus(ctx, top)
+	reading.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if indexErr != nil {
+		return nil, indexErr
+	}
+	if err := w.parseIndex(index); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// readStatus runs git status once in top: a WorkTree without its index.
+func readStatus(ctx context.Context, top string) (*WorkTree, error) {
 	out, err := run(ctx, top, "-c", "status.relativePaths=false", "status", "--porcelain=v2", "--branch", "-z",
 		"--no-renames", "--untracked-files=all", "--ignore-submodules=all", "--ignored=no",
 		"--", ".", ":(exclude)"+StateDir)
@@ -83,6 +95,136 @@ func ReadWorkTree(ctx context.Context, top string) (*WorkTree, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// indexRecords yields the records of git ls-files --stage -v -z: "<tag>
+// <mode> <id> <stage>\t<path>", split as path and meta ("<tag> <mode>
+// <id> <stage>"), both slices of index. An unmerged path has one record
+// per stage.
+func indexRecords(index []byte) iter.Seq2[[]byte, []byte] {
+	return func(yield func([]byte, []byte) bool) {
+		for len(index) > 0 {
+			rec := index
+			if i := bytes.IndexByte(index, 0); i >= 0 {
+				rec, index = index[:i], index[i+1:]
+			} else {
+				index = nil
+			}
+			meta, path, ok := bytes.Cut(rec, []byte{'\t'})
+			if !ok {
+				meta, path = rec, nil // parseIndex refuses it
+			}
+			if !yield(path, meta) {
+				return
+			}
+		}
+	}
+}
+
+// indexMeta is the parsed meta of an index record.
+type indexMeta struct {
+	tag   byte
+	mode  uint32
+	id    []byte
+	stage byte
+}
+
+func parseIndexMeta(meta []byte) (indexMeta, bool) {
+	// "<tag> <mode> <id> <stage>"; the tag is one letter.
+	if len(meta) < 2 || meta[1] != ' ' {
+		return indexMeta{}, false
+	}
+	mode, rest, ok1 := bytes.Cut(meta[2:], []byte{' '})
+	id, stage, ok2 := bytes.Cut(rest, []byte{' '})
+	if !ok1 || !ok2 || len(mode) == 0 || len(mode) > 7 || len(id) == 0 || len(stage) != 1 || stage[0] < '0' || stage[0] > '3' {
+		return indexMeta{}, false
+	}
+	m := indexMeta{tag: meta[0], id: id, stage: stage[0]}
+	for _, c := range mode {
+		if c < '0' || c > '7' {
+			return indexMeta{}, false
+		}
+		m.mode = m.mode<<3 | uint32(c-'0')
+	}
+	return m, true
+}
+
+// isFlagged reports whether git ls-files -v's tag says that git does not
+// compare the file with the working tree: lowercase for assume-unchanged,
+// S for skip-worktree.
+func isFlagged(tag byte) bool { return tag == 'S' || (tag >= 'a' && tag <= 'z') }
+
+// parseIndex checks the listing and finds the flagged paths. Unmerged
+// entries are never flagged: git status reports them, and their content is
+// the working tree's.
+func (w *WorkTree) parseIndex(index []byte) error {
+	w.index, w.flagged, w.Flagged = index, map[string]string{}, nil
+	for path, meta := range indexRecords(index) {
+		m, ok := parseIndexMeta(meta)
+		if !ok || len(path) == 0 {
+			return core.E(core.KindInternal, "git ls-files", "unexpected entry %.200q", string(meta)+"\t"+string(path))
+		}
+		if m.stage == '0' && isFlagged(m.tag) {
+			p := string(path)
+			w.flagged[p] = string(meta)
+			w.Flagged = append(w.Flagged, p)
+		}
+	}
+	return nil
+}
+
+// OnDisk lists the changes whose content is the working tree's: Changes
+// without the flagged paths, which count as the index holds them.
+func (w *WorkTree) OnDisk() []Change {
+	if len(w.flagged) == 0 {
+		return w.Changes
+	}
+	var out []Change
+	for _, c := range w.Changes {
+		if _, ok := w.flagged[c.Path]; !ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// WalkTree calls fn for every file of the index, in the package's
+// WalkTree order and form. At every path that is not among Changes the
+// index holds what HEAD does (git status compared them), so this is HEAD's
+// tree with the index's version of dirty paths, which the caller replaces
+// by the working tree's, except for the flagged ones. An unmerged path is
+// listed once, as its stage 2 (ours, HEAD's side) when it has one. Before
+// the first commit it lists what is staged.
+func (w *WorkTree) WalkTree(ctx context.Context, fn func(TreeEntry) error) error {
+	n := 0
+	var buf []byte
+	for path, meta := range indexRecords(w.index) {
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return core.Wrap(core.KindCanceled, "git ls-files", ctx.Err())
+		}
+		m, _ := parseIndexMeta(meta) // parseIndex checked them
+		if m.stage == '1' || m.stage == '3' {
+			continue
+		}
+		// One allocation for both strings, as WalkTree does.
+		buf = append(append(buf[:0], m.id...), path...)
+		both := string(buf)
+		e := TreeEntry{Path: both[len(m.id):], Mode: m.mode, ObjectID: both[:len(m.id)], Type: TypeBlob}
+		if m.mode == ModeGitlink {
+			e.Type = TypeCommit
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fingerprint is what a working tree file held when it was hashed: the
+// SHA-256 of its bytes (of its target for a symlink) and its kind.
+type fingerprint struct {
+	sum  [sha256.Size]byte
+	kind entryKind
 }
 
 // parse reads `git status --porcelain=v2 --branch -z --no-renames`: headers
@@ -209,34 +351,44 @@ func fingerprintOf(name string) (fingerprint, error) {
 }
 
 // Snapshot copies the working tree into dest as the package's Snapshot
-// does, with no git process after WalkTree (else one), and remembers what it copied of each file
-// hashed through w.HashObjects, for Changed.
+// does, from what w read, without asking git to list it again: the files
+// of the index and the changed paths, as the working tree holds them,
+// except the flagged files, which git checkout-index writes from the index
+// (one git process, when there are any). It remembers what it copied of
+// each file hashed through w.HashObjects, for Changed.
 func (w *WorkTree) Snapshot(ctx context.Context, dest string) (SnapshotInfo, error) {
 	w.copied = map[string]fingerprint{}
-	var listed iter.Seq[string]
-	if w.listed != nil {
-		listed = func(yield func(string) bool) {
-			for _, p := range w.listed {
-				if !yield(p) {
-					return
-				}
+	listed := func(yield func(string) bool) {
+		for path := range indexRecords(w.index) {
+			if _, ok := w.flagged[string(path)]; !ok && !yield(string(path)) {
+				return
 			}
-			for _, c := range w.Changes {
-				if !yield(c.Path) {
-					return
-				}
+		}
+		for _, c := range w.Changes {
+			if _, ok := w.flagged[c.Path]; !ok && !yield(c.Path) {
+				return
 			}
 		}
 	}
-	return snapshot(ctx, w.Top, dest, len(w.Changes) > 0, listed, w.read, w.copied)
+	var fromIndex []string
+	for _, p := range w.Flagged {
+		m, _ := parseIndexMeta([]byte(w.flagged[p]))
+		// A submodule is not copied, and neither is our own state.
+		if m.mode != ModeGitlink && p != StateDir && !strings.HasPrefix(p, StateDir+"/") {
+			fromIndex = append(fromIndex, p)
+		}
+	}
+	return snapshot(ctx, w.Top, dest, len(w.Changes) > 0, listed, fromIndex, w.read, w.copied)
 }
 
-// Changed runs git status again, after Snapshot, and lists what differs
-// from what w read: paths whose status changed (a file edited, created or
-// deleted since), and files hashed through w.HashObjects that the snapshot
-// copied with other bytes or another kind, or did not copy. HeadMoved
-// reports a new HEAD or branch. A change undone again before this check
-// goes unseen, unless it is in a hashed file: the copy itself is compared.
+// Changed reads the working tree again, after Snapshot, and lists what
+// differs from what w read: paths whose status changed (a file edited,
+// created or deleted since), flagged paths whose index entry or flag
+// changed (the snapshot wrote them from the index), and files hashed
+// through w.HashObjects that the snapshot copied with other bytes or
+// another kind, or did not copy. HeadMoved reports a new HEAD or branch. A
+// change undone again before this check goes unseen, unless it is in a
+// hashed file: the copy itself is compared.
 func (w *WorkTree) Changed(ctx context.Context) (TreeChange, error) {
 	now, err := ReadWorkTree(ctx, w.Top)
 	if err != nil {
@@ -255,6 +407,16 @@ func (w *WorkTree) Changed(ctx context.Context) (TreeChange, error) {
 	}
 	for p := range before {
 		changed[p] = true
+	}
+	for p, e := range w.flagged {
+		if now.flagged[p] != e {
+			changed[p] = true
+		}
+	}
+	for p := range now.flagged {
+		if _, ok := w.flagged[p]; !ok {
+			changed[p] = true
+		}
 	}
 	for p, f := range w.read {
 		if g, ok := w.copied[p]; !ok || g != f {

@@ -42,10 +42,10 @@ func TestReadWorkTree(t *testing.T) {
 	})
 }
 
-// TestWorkTreeSnapshot: the snapshot taken from a plan's listing holds the
-// same files as the one git lists itself, and Changed says what moved
-// between the reading and the copy, the copied bytes of hashed files
-// included.
+// TestWorkTreeSnapshot: the snapshot of a WorkTree a plan walked and
+// hashed holds the same files as gitx.Snapshot's, which does neither, and
+// Changed says what moved between the reading and the copy, the copied
+// bytes of hashed files included.
 func TestWorkTreeSnapshot(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

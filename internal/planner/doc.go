@@ -57,12 +57,17 @@
 //	       id:   text string, the object id in lowercase hex as git prints
 //	             it (a blob, or a submodule's commit).
 //	     The tree is git ls-tree -r -z --full-tree at head. For a local run,
-//	     each dirty path is replaced by the working tree's file: mode from
-//	     the file system (symlink, or executable when the owner's x bit is
-//	     set, else 0o100644), id from git hash-object with the repository's
-//	     filters, as git add would record it (a symlink's id is that of a
-//	     blob holding its target); a dirty path that is gone, or is now a
-//	     directory or a special file, is left out. A job without inputs
+//	     it is read from the index (gitx.WorkTree), which holds head's tree
+//	     at every path that is not dirty, and each dirty path is replaced
+//	     by the working tree's file: mode from the file system (symlink, or
+//	     executable when the owner's x bit is set, else 0o100644), id from
+//	     git hash-object with the repository's filters, as git add would
+//	     record it (a symlink's id is that of a blob holding its target); a
+//	     dirty path that is gone, or is now a directory or a special file,
+//	     is left out. A path marked assume-unchanged or skip-worktree (so
+//	     every path sparse checkout leaves out) keeps its index entry: the
+//	     snapshot a local run executes in writes it from the index too, so
+//	     that the digest describes what the job sees. A job without inputs
 //	     matches every file. Matching is doublestar's (package
 //	     github.com/bmatcuk/doublestar/v4) on the full path.
 //	"j": the job's definition, only what can change its result: a map of

@@ -125,9 +125,12 @@ func (s *entries) at(i int32) *gitx.TreeEntry {
 	return &s.chunks[i>>chunkBits][i&(1<<chunkBits-1)]
 }
 
-// readTree lists head's tree through git ls-tree, with dirty paths
-// replaced by what the working tree holds, and sorts the files into the
-// input sets as they stream by.
+// readTree lists head's tree through git ls-tree (a local run: the index
+// its WorkTree read, which holds head's tree but at dirty paths), with dirty
+// paths replaced by what the working tree holds, and sorts the files into
+// the input sets as they stream by. Paths git does not compare with the
+// working tree (gitx.WorkTree.Flagged) keep their listed entry, which the
+// snapshot writes.
 func readTree(ctx context.Context, dir, head string, dirty []gitx.Change, wt *gitx.WorkTree, in *inputs) (*treeFiles, error) {
 	hash := func(ctx context.Context, paths []string) (map[string]string, error) {
 		return gitx.HashObjects(ctx, dir, paths)
@@ -137,6 +140,7 @@ func readTree(ctx context.Context, dir, head string, dirty []gitx.Change, wt *gi
 	}
 	if wt != nil {
 		hash, walk = wt.HashObjects, wt.WalkTree
+		dirty = wt.OnDisk()
 	}
 	overlay, err := readDirty(ctx, dir, dirty, hash)
 	if err != nil {
@@ -164,7 +168,7 @@ func readTree(ctx context.Context, dir, head string, dirty []gitx.Change, wt *gi
 			}
 		})
 	}
-	if head != "" {
+	if head != "" || wt != nil {
 		err := walk(ctx, func(e gitx.TreeEntry) error {
 			if o, ok := overlay[e.Path]; ok {
 				o.seen = true
