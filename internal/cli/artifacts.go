@@ -89,7 +89,7 @@ a running server with --server URL.`,
 	cmd.AddCommand(
 		newPushCmd(e, f), newPullCmd(e, f), newStatCmd(e, f), newLsCmd(e, f), newFindMissingCmd(e, f),
 		newTagCmd(e, f), newRetentionCmd(e, f), newGCCmd(e, f), newReplayCmd(e, f), newCheckpointCmd(e, f), newAuditCmd(e, f),
-		newServeCmd(e, f), newTokensCmd(e, f, prog), newArtifactMigrateCmd(e, f, prog),
+		newServeCmd(e, f), newTokensCmd(e, f, prog), newArtifactMigrateCmd(e, f, prog), newScrubCmd(e, f, prog),
 	)
 	return cmd
 }

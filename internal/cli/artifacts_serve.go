@@ -19,6 +19,7 @@ func newServeCmd(e env, f *artifactFlags) *cobra.Command {
 	var listen, apiToken string
 	var insecureNoAuth bool
 	var ck checkpointFlags
+	var sc scrubFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the artifact store's HTTP API",
@@ -32,7 +33,12 @@ an API token, sent as Authorization: Bearer. Each token has scopes, a role
 start without --api-token the server makes an admin token (*:admin), prints it
 once on stderr and keeps only its hash; make narrower ones with "tokens
 create". The audit trail records the token's name as the actor: an X-Actor
-header is ignored.`,
+header is ignored.
+
+Every --scrub-interval (24h; 0 for never) the server scrubs the store, as the
+scrub command does, at --scrub-rate: every stored blob is read and checked, and
+corrupt ones are quarantined. A scrub of every blob recorded in the log within
+the interval, by any server or by hand, puts the next one off.`,
 		Example: `  artifactstore serve --listen 127.0.0.1:8090
   ARTIFACTSTORE_API_TOKEN=... artifactstore serve --database postgres://ci@db/ci --store s3://artifacts/ci --s3-endpoint https://s3.amazonaws.com --stage-dir /var/lib/artifactstore`,
 		Args: checkArgs(cobra.NoArgs),
@@ -40,6 +46,9 @@ header is ignored.`,
 			ctx := cmd.Context()
 			if f.server != "" {
 				return usage(errors.New("serve runs a server; it does not take --server"))
+			}
+			if err := sc.check(); err != nil {
+				return err
 			}
 			if apiToken == "" {
 				apiToken = e.get("ARTIFACTSTORE_API_TOKEN")
@@ -74,13 +83,14 @@ header is ignored.`,
 			if err != nil {
 				return usage(fmt.Errorf("--listen %s: %w", listen, err))
 			}
+			scrubber := sc.scrubber(s.Registry, nil, log)
 			metrics := httpapi.NewMetrics(s.Meta)
-			if err := metrics.Register(s.Data.Corruptions()); err != nil {
+			if err := metrics.Register(append(scrubber.Collectors(), s.Data.Corruptions())...); err != nil {
 				return err
 			}
 			srv := &http.Server{
 				Handler: httpapi.New(httpapi.Options{
-					Registry: s.Registry, Log: log, Metrics: metrics,
+					Registry: s.Registry, Log: log, Metrics: metrics, Scrubber: scrubber,
 					Auth: &httpapi.TokenAuth{Meta: s.Meta, Configured: apiToken, AllowAnonymous: insecureNoAuth},
 				}),
 				ReadHeaderTimeout: 10 * time.Second,
@@ -88,6 +98,9 @@ header is ignored.`,
 			}
 			fmt.Fprintf(e.stdout, "serving the artifact store on http://%s (database %s, store %s)\n", ln.Addr(), redactURL(f.database), f.store)
 			go expireSessions(ctx, s.Data.ExpireSessions, log)
+			// Stopped once the HTTP server is (deferred before it returns).
+			scrubber.Start(ctx)
+			defer scrubber.Stop()
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
 			select {
@@ -110,6 +123,7 @@ header is ignored.`,
 	fl.StringVar(&apiToken, "api-token", "", "an admin API token to accept (*:admin), besides the tokens the store keeps (env ARTIFACTSTORE_API_TOKEN); without one, the first start makes one and prints it")
 	fl.BoolVar(&insecureNoAuth, "insecure-no-auth", false, "serve requests without an API token as an anonymous admin; for development, and only with a loopback --listen")
 	ck.register(fl, true)
+	sc.register(fl)
 	return cmd
 }
 

@@ -42,6 +42,7 @@ type serverOptions struct {
 	statusLease, inboxLease                      time.Duration
 	checkpointInterval                           time.Duration
 	checkpointPublic                             []string
+	scrub                                        scrubFlags
 }
 
 func newServerCmd(e env) *cobra.Command {
@@ -95,6 +96,7 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	_ = f.MarkHidden("inbox-lease")
 	f.DurationVar(&o.checkpointInterval, "checkpoint-interval", eventlog.DefaultCheckpointInterval, "how often the leader signs a checkpoint of the artifact store's event log, when it grew, with the signing key")
 	f.StringArrayVar(&o.checkpointPublic, "checkpoint-public-key", nil, "hex Ed25519 public key whose artifact store checkpoints are genuine too: a signing key rotated away (repeatable)")
+	o.scrub.register(f)
 	f.DurationVar(&o.drainDelay, "drain-delay", 0, "on shutdown, how long to keep serving with /readyz answering 503 before closing the listener, so a load balancer stops sending requests first")
 	return cmd
 }
@@ -133,6 +135,9 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	}
 	if o.checkpointInterval <= 0 {
 		return usage(fmt.Errorf("--checkpoint-interval %s: must be positive", o.checkpointInterval))
+	}
+	if err := o.scrub.check(); err != nil {
+		return err
 	}
 	var rotatedAway []ed25519.PublicKey
 	for _, k := range o.checkpointPublic {
@@ -237,8 +242,12 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	arts.Meta.UseCheckpoints(eventlog.CheckpointConfig{Key: checkpointKey, Trusted: append(checkpointTrusted, rotatedAway...),
 		File: filepath.Join(o.dataDir, checkpointFileName)})
 	cfg.Registry = arts.Registry
-	cfg.StoreAPI = httpapi.New(httpapi.Options{Registry: arts.Registry, Log: log})
+	scrubber := o.scrub.scrubber(arts.Registry, cfg.Leader, log)
+	cfg.StoreAPI = httpapi.New(httpapi.Options{Registry: arts.Registry, Log: log, Scrubber: scrubber})
 	cfg.Metrics = telemetry.New(queueDepth(ctx, cfg.Store), storeBytes(ctx, arts.Meta))
+	if err := cfg.Metrics.Register(append(scrubber.Collectors(), arts.Data.Corruptions())...); err != nil {
+		return err
+	}
 
 	srv := api.New(cfg)
 	ln, err := net.Listen("tcp", o.listen)
@@ -255,6 +264,8 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	// Stopped after the HTTP server (deferred before it returns), so its
 	// last checkpoint covers every write.
 	defer startCheckpointer(ctx, arts.Meta, o.checkpointInterval, cfg.Leader, log).Stop()
+	scrubber.Start(ctx)
+	defer scrubber.Stop()
 	log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("database", redactURL(o.database)),
 		slog.String("store", o.store), slog.String("executor", o.executor))
 	errc := make(chan error, 1)

@@ -130,6 +130,17 @@ func New(queueDepth QueueDepthFunc, storeBytes StoreBytesFunc) *Metrics {
 	return m
 }
 
+// Register adds collectors of the server's other parts (the artifact
+// store's counters, say) to what Handler serves.
+func (m *Metrics) Register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})

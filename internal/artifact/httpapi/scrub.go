@@ -65,7 +65,9 @@ type CorruptBlobBody struct {
 	Quarantine string `json:"quarantine,omitempty"`
 }
 
-func scrubBody(st registry.ScrubStatus) ScrubStatusBody {
+// ScrubBody is the API's form of a scrub's status, which the CLI prints
+// for --json too.
+func ScrubBody(st registry.ScrubStatus) ScrubStatusBody {
 	rep := st.Report
 	out := ScrubStatusBody{State: string(st.State), Actor: st.Actor, StartedAt: formatTime(rep.Started),
 		Rate: effectiveRate(st.Options.Rate), Limit: st.Options.Limit,
@@ -165,7 +167,7 @@ func (s *server) startScrub(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, scrubBody(st))
+	writeJSON(w, http.StatusAccepted, ScrubBody(st))
 	return nil
 }
 
@@ -178,7 +180,7 @@ func (s *server) scrubStatus(w http.ResponseWriter, _ *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, scrubBody(st))
+	writeJSON(w, http.StatusOK, ScrubBody(st))
 	return nil
 }
 

@@ -550,8 +550,7 @@ func TestScrubber(t *testing.T) {
 	s = &registry.Scrubber{Registry: b.reg, Interval: time.Hour}
 	reg = prometheus.NewRegistry()
 	reg.MustRegister(s.Collectors()...)
-	s.Start(b.ctx)
-	defer s.Stop()
+	registry.ScrubIfDue(b.ctx, s)
 	st = waitScrub(t, s)
 	if st.State != registry.ScrubDone || st.Actor != "scrub" || st.Report.Blobs != len(files) || len(st.Report.Corrupt) != 1 {
 		t.Fatalf("scheduled scrub: %+v", st)
@@ -565,6 +564,7 @@ func TestScrubber(t *testing.T) {
 	if gauge(t, reg, "artifactstore_scrub_last_complete_timestamp_seconds", "") == 0 {
 		t.Error("no time of the last whole scrub")
 	}
+	s.Stop()
 	at, ok, err := b.reg.Meta.LastScrub(b.ctx, time.Now().Add(-time.Hour))
 	if err != nil || !ok || at.IsZero() {
 		t.Errorf("LastScrub = %v, %v, %v", at, ok, err)
@@ -591,6 +591,15 @@ func TestScrubber(t *testing.T) {
 	registry.ScrubIfDue(b.ctx, follower)
 	if _, err := follower.Status(); core.KindOf(err) != core.KindNotFound {
 		t.Errorf("a follower began a scrub: %v", err)
+	}
+
+	// The schedule checks one interval after Start, and then every
+	// interval: with one this short, the last scrub is due again at once.
+	sched := &registry.Scrubber{Registry: b.reg, Interval: 20 * time.Millisecond}
+	sched.Start(b.ctx)
+	defer sched.Stop()
+	if st := waitScrub(t, sched); st.Actor != "scrub" || st.State != registry.ScrubDone {
+		t.Errorf("scrub of the schedule: %+v", st)
 	}
 }
 

@@ -200,7 +200,9 @@ func (s *Scrubber) Status() (ScrubStatus, error) {
 	return st, nil
 }
 
-// Start runs the schedule until Stop, when Interval is positive.
+// Start runs the schedule until Stop, when Interval is positive: it
+// checks whether a scrub is due every Interval or five minutes, whichever
+// is shorter, the first time that long after Start.
 func (s *Scrubber) Start(ctx context.Context) {
 	s.init()
 	if s.Interval <= 0 {
@@ -209,10 +211,10 @@ func (s *Scrubber) Start(ctx context.Context) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		// Not at once: a deploy restarts servers, and has enough to do.
 		t := time.NewTicker(min(s.Interval, scrubCheckEvery))
 		defer t.Stop()
 		for {
-			s.due(s.base)
 			select {
 			case <-s.base.Done():
 				return
@@ -220,6 +222,7 @@ func (s *Scrubber) Start(ctx context.Context) {
 				return
 			case <-t.C:
 			}
+			s.due(s.base)
 		}
 	}()
 }
