@@ -44,6 +44,7 @@ var suites = []suite{
 	{"artifact-find-missing", benchFindMissing},
 	{"artifact-replay", benchReplay},
 	{"artifact-gc", benchGC},
+	{"artifact-scrub", benchScrub},
 	{"planner", benchPlanner},
 	{"reused-run", benchReusedRun},
 	{"server-pickup", benchPickup},
