@@ -72,6 +72,7 @@ func TestScrubLocalStore(t *testing.T) {
 		t.Fatalf("scrub of a damaged store: exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if !regexp.MustCompile(`corrupt sha256:`+bad+` \(2\.9 MiB\): chunk 2 \(bytes 2097152-2999999\) is damaged; quarantined to \S*quarantine/sha256/`+bad+`\.`).MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, "\n  held by outputs/scrub:v1 as fc\n") ||
 		!strings.Contains(r.stdout, "scrubbed 5 blobs") || !strings.Contains(r.stdout, "1 corrupt") {
 		t.Errorf("scrub output:\n%s", r.stdout)
 	}

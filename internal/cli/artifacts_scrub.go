@@ -151,6 +151,9 @@ func printScrub(w io.Writer, asJSON bool, st registry.ScrubStatus) error {
 	} else {
 		for _, c := range rep.Corrupt {
 			fmt.Fprintf(w, "corrupt %s (%s): %s; quarantined to %s\n", c.Digest, human(c.Size), damageOf(c), orGone(c.Quarantine))
+			for _, f := range c.Files {
+				fmt.Fprintf(w, "  held by %s as %s\n", f.Ref, f.Path)
+			}
 		}
 		took := rep.Took
 		if !st.Finished.IsZero() {

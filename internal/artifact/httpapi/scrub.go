@@ -63,6 +63,15 @@ type CorruptBlobBody struct {
 	Chunk      int64  `json:"chunk"`
 	Reason     string `json:"reason"`
 	Quarantine string `json:"quarantine,omitempty"`
+	// Files are where refs hold the blob (ten at most): the files to push
+	// again.
+	Files []RefFileBody `json:"files,omitempty"`
+}
+
+// RefFileBody is a file of the manifest a ref points to.
+type RefFileBody struct {
+	Ref  string `json:"ref"`
+	Path string `json:"path"`
 }
 
 // ScrubBody is the API's form of a scrub's status, which the CLI prints
@@ -82,6 +91,9 @@ func ScrubBody(st registry.ScrubStatus) ScrubStatusBody {
 	}
 	for i, c := range rep.Corrupt {
 		out.Corrupt[i] = CorruptBlobBody{Digest: c.Digest.String(), Size: c.Size, Chunk: c.Chunk, Reason: c.Reason, Quarantine: c.Quarantine}
+		for _, f := range c.Files {
+			out.Corrupt[i].Files = append(out.Corrupt[i].Files, RefFileBody{Ref: f.Ref, Path: f.Path})
+		}
 	}
 	if st.Err != nil {
 		out.Error = st.Err.Error()
@@ -130,8 +142,11 @@ func (b ScrubStatusBody) status() (registry.ScrubStatus, error) {
 		if err != nil {
 			return st, core.Wrap(core.KindInternal, op, err)
 		}
-		st.Report.Corrupt = append(st.Report.Corrupt, registry.CorruptBlob{Digest: d, Size: c.Size, Chunk: c.Chunk,
-			Reason: c.Reason, Quarantine: c.Quarantine})
+		cb := registry.CorruptBlob{Digest: d, Size: c.Size, Chunk: c.Chunk, Reason: c.Reason, Quarantine: c.Quarantine}
+		for _, f := range c.Files {
+			cb.Files = append(cb.Files, registry.RefFile{Ref: f.Ref, Path: f.Path})
+		}
+		st.Report.Corrupt = append(st.Report.Corrupt, cb)
 	}
 	if b.Error != "" {
 		st.Err = errors.New(b.Error)

@@ -9,6 +9,7 @@ import (
 	"github.com/deltaci/deltaci/internal/artifact/blobstore"
 	"github.com/deltaci/deltaci/internal/artifact/digest"
 	"github.com/deltaci/deltaci/internal/artifact/eventlog"
+	"github.com/deltaci/deltaci/internal/artifact/manifest"
 	"github.com/deltaci/deltaci/internal/core"
 )
 
@@ -50,8 +51,8 @@ func (o ScrubOptions) pacer() blobstore.Pacer {
 func (o ScrubOptions) Partial() bool { return o.Limit > 0 || !o.Since.IsZero() }
 
 // RepairHint says how to repair the blobs a scrub quarantined.
-const RepairHint = "push the files that hold them again: a push uploads every blob find-missing lists, which repairs it " +
-	"(from a good copy: push DIR --ref NAMESPACE/NAME:TAG); until then, pulls of the manifests that list them fail"
+const RepairHint = "push the files that hold them again, from a good copy if need be (push DIR --ref NAMESPACE/NAME:TAG): " +
+	"a push uploads every blob find-missing lists, which repairs it; until then, pulls of the manifests that list them fail"
 
 // CorruptBlob is a blob a scrub found corrupt and quarantined.
 type CorruptBlob struct {
@@ -65,7 +66,19 @@ type CorruptBlob struct {
 	// Quarantine is where the bytes went (a path or an s3:// URL); empty
 	// when GC deleted them before they could be moved.
 	Quarantine string
+	// Files are where the refs hold the blob (at most MaxScrubFiles):
+	// the files to push again.
+	Files []RefFile
 }
+
+// RefFile is a file of the manifest a ref points to.
+type RefFile struct {
+	Ref  string // namespace/name:tag
+	Path string
+}
+
+// MaxScrubFiles bounds the files a scrub names for each corrupt blob.
+const MaxScrubFiles = 10
 
 // ScrubReport says what one scrub did.
 type ScrubReport struct {
@@ -153,6 +166,11 @@ func (r *Registry) Scrub(ctx context.Context, actor string, opts ScrubOptions) (
 			opts.Progress(rep)
 		}
 	}
+	if len(rep.Corrupt) > 0 {
+		if err := r.files(ctx, rep.Corrupt); err != nil {
+			log.WarnContext(ctx, "finding the files that hold the corrupt blobs", slog.Any("err", err))
+		}
+	}
 	err = r.Meta.RecordScrub(ctx, actor, eventlog.ScrubPayload{Blobs: int64(rep.Blobs), Bytes: rep.Bytes,
 		Corrupt: int64(len(rep.Corrupt)), Partial: rep.Partial})
 	log.LogAttrs(ctx, slog.LevelInfo, "scrub finished", slog.Int("blobs", rep.Blobs), slog.Int64("bytes", rep.Bytes),
@@ -179,6 +197,45 @@ func (r *Registry) quarantine(ctx context.Context, actor string, q blobstore.Qua
 		return cb, r.Meta.QuarantineDone(ctx, actor, ce.Digest)
 	}
 	return cb, nil
+}
+
+// files fills in which files of which refs hold each corrupt blob, by
+// reading the manifest of every ref once: costly on a large store, and
+// done only when a scrub found damage.
+func (r *Registry) files(ctx context.Context, corrupt []CorruptBlob) error {
+	want := map[digest.Digest]int{}
+	for i, c := range corrupt {
+		want[c.Digest] = i
+	}
+	refs, err := r.Meta.Refs(ctx, "")
+	if err != nil {
+		return err
+	}
+	entries := map[digest.Digest][]manifest.Entry{} // by manifest, its entries that hold a corrupt blob
+	for _, ref := range refs {
+		held, seen := entries[ref.Manifest]
+		if !seen {
+			_, m, err := r.Manifest(ctx, ref.Manifest.String())
+			if err != nil {
+				// Deleted since the refs were listed, say: the others still count.
+				entries[ref.Manifest] = nil
+				continue
+			}
+			for _, e := range m.Entries {
+				if _, ok := want[e.Digest]; ok && !e.IsSymlink() {
+					held = append(held, e)
+				}
+			}
+			entries[ref.Manifest] = held
+		}
+		for _, e := range held {
+			c := &corrupt[want[e.Digest]]
+			if len(c.Files) < MaxScrubFiles {
+				c.Files = append(c.Files, RefFile{Ref: ref.String(), Path: e.Path})
+			}
+		}
+	}
+	return nil
 }
 
 // Limiter is a blobstore.Pacer that lets Rate bytes a second through on

@@ -265,7 +265,14 @@ func TestScrubQuarantinesCorruptBlobs(t *testing.T) {
 		if len(rep.Corrupt) != len(damage) {
 			t.Fatalf("scrub found %d corrupt blobs, want %d: %+v", len(rep.Corrupt), len(damage), rep.Corrupt)
 		}
+		names := map[digest.Digest]string{}
+		for name := range offsets {
+			names[digestOf(t, files[name])] = name
+		}
 		for _, c := range rep.Corrupt {
+			if want := []registry.RefFile{{Ref: "outputs/build:v1", Path: names[c.Digest]}}; !slices.Equal(c.Files, want) {
+				t.Errorf("%s is held by %+v, want %+v", c.Digest, c.Files, want)
+			}
 			chunk, ok := damage[c.Digest]
 			if !ok {
 				t.Errorf("scrub reports intact %s as corrupt", c.Digest)
