@@ -12,7 +12,8 @@ import (
 // TestRunnerTokensCannotActAsUsers: a runner's session token and a job
 // token, both valid, can neither start runs, register projects, list
 // runners, nor move a ref of the artifact store (the shared results
-// included): whoever holds a runner cannot plant a result or a trusted run.
+// included), nor collect or scrub it: whoever holds a runner cannot plant
+// a result or a trusted run, nor set the store's disks spinning.
 func TestRunnerTokensCannotActAsUsers(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -35,6 +36,7 @@ func TestRunnerTokensCannotActAsUsers(t *testing.T) {
 			{"PUT", ref, `{"manifest":"sha256:` + string(bytes.Repeat([]byte("0"), 64)) + `"}`, http.StatusForbidden},
 			{"DELETE", "/store/api/v1/refs/outputs/" + lr.Lease.AttemptID + ":latest", "", http.StatusForbidden},
 			{"POST", "/store/api/v1/gc", "{}", http.StatusForbidden},
+			{"POST", "/store/api/v1/scrub", `{"rate":-1}`, http.StatusForbidden},
 		} {
 			req, err := http.NewRequestWithContext(ctx, c.method, srv.URL+c.path, bytes.NewReader([]byte(c.body)))
 			if err != nil {
