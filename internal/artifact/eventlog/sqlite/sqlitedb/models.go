@@ -74,6 +74,17 @@ type StoreHead struct {
 	Hash string
 }
 
+type StoreToken struct {
+	ID        string
+	Name      string
+	Hash      string
+	Scopes    string
+	CreatedBy string
+	CreatedAt int64
+	RevokedBy string
+	RevokedAt int64
+}
+
 type UploadSession struct {
 	ID             string
 	Algorithm      string
