@@ -343,13 +343,6 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// newForgeClient is the HTTP client statuses are posted with: no
-// redirects, so a token is never sent on to another host.
-func newForgeClient() *http.Client {
-	return &http.Client{
-		Timeout: statusPostTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-}
+// newForgeClient is the HTTP client statuses are posted with; forge.Post
+// refuses redirects itself, so a token never goes on to another host.
+func newForgeClient() *http.Client { return &http.Client{Timeout: statusPostTimeout} }

@@ -302,27 +302,13 @@ func checkTarget(t Target) (*dialect, error) {
 			return nil, core.E(core.KindInvalid, op, "repository %q has an empty or dot segment", t.Repo)
 		}
 	}
-	if !isObjectName(t.Commit) {
+	if !isCommitID(t.Commit) {
 		return nil, core.E(core.KindInvalid, op, "commit %q is not a full hex object name", t.Commit)
 	}
 	if strings.ContainsFunc(t.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return nil, core.E(core.KindInvalid, op, "token for %s %s has spaces or control characters", t.Kind, t.Repo)
 	}
 	return d, nil
-}
-
-// isObjectName reports whether s is a SHA-1 or SHA-256 object name.
-func isObjectName(s string) bool {
-	if len(s) != 40 && len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
 }
 
 // trimDescription cuts s to max characters, the last one "…" when cut.
