@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"time"
 
 	"github.com/deltaci/deltaci/internal/core"
@@ -31,17 +30,15 @@ func benchFollow(ctx context.Context, h *harness) ([]Result, error) {
 	}
 	defer srv.stop()
 	base := "http://" + srv.addr
-	bin, err := h.build(ctx, "cmd/deltaci")
+	runner, err := h.startShellRunner(ctx, base, "follow-runner", nil)
 	if err != nil {
 		return nil, err
 	}
-	rcmd := exec.Command(bin, "runner", "--server", base, "--registration-token", benchToken,
-		"--work-dir", filepath.Join(h.dir, "follow-runner"), "--executor", "shell", "--name", "bench")
-	if _, err := startLogged(rcmd, "runner ready"); err != nil {
-		return nil, fmt.Errorf("deltaci runner: %w", err)
-	}
-	runner := &server{cmd: rcmd}
 	defer runner.stop()
+	bin, err := h.build(ctx, "cmd/deltaci") // built already: its path
+	if err != nil {
+		return nil, err
+	}
 	repo, err := h.gitRepo(ctx, "follow-repo", map[string]string{".deltaci.yml": jobsFile(1, "echo hello")})
 	if err != nil {
 		return nil, err

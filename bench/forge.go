@@ -63,17 +63,11 @@ func benchForge(ctx context.Context, h *harness) ([]Result, error) {
 	}
 	defer srv.stop()
 	base := "http://" + srv.addr
-	bin, err := h.build(ctx, "cmd/deltaci")
+	lines := make(chan string, 1024)
+	runner, err := h.startShellRunner(ctx, base, "forge-runner", lines)
 	if err != nil {
 		return nil, err
 	}
-	rcmd := exec.Command(bin, "runner", "--server", base, "--registration-token", benchToken,
-		"--work-dir", filepath.Join(h.dir, "forge-runner"), "--executor", "shell", "--name", "bench")
-	lines := make(chan string, 1024)
-	if _, err := startWatched(rcmd, "runner ready", lines); err != nil {
-		return nil, fmt.Errorf("deltaci runner: %w", err)
-	}
-	runner := &server{cmd: rcmd}
 	defer runner.stop()
 
 	// The job outlasts a poll of the outbox, so that the run's first

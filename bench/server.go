@@ -72,6 +72,22 @@ func startLogged(cmd *exec.Cmd, ready string) (string, error) {
 	return startWatched(cmd, ready, nil)
 }
 
+// startShellRunner starts a `deltaci runner --executor shell` against the
+// server at base, working in h.dir/dir, once it is ready; its later log
+// lines go to lines when not nil. Stop it as a server: SIGINT, then wait.
+func (h *harness) startShellRunner(ctx context.Context, base, dir string, lines chan<- string) (*server, error) {
+	bin, err := h.build(ctx, "cmd/deltaci")
+	if err != nil {
+		return nil, err
+	}
+	rcmd := exec.Command(bin, "runner", "--server", base, "--registration-token", benchToken,
+		"--work-dir", filepath.Join(h.dir, dir), "--executor", "shell", "--name", "bench")
+	if _, err := startWatched(rcmd, "runner ready", lines); err != nil {
+		return nil, fmt.Errorf("deltaci runner: %w", err)
+	}
+	return &server{cmd: rcmd}, nil
+}
+
 // startWatched is startLogged that also sends every later line to lines
 // (dropping lines nobody reads in time).
 func startWatched(cmd *exec.Cmd, ready string, lines chan<- string) (string, error) {
@@ -574,17 +590,11 @@ func benchLogShipping(ctx context.Context, h *harness) ([]Result, error) {
 	}
 	defer srv.stop()
 	base := "http://" + srv.addr
-	bin, err := h.build(ctx, "cmd/deltaci")
+	lines := make(chan string, 1024)
+	runner, err := h.startShellRunner(ctx, base, "logs-runner", lines)
 	if err != nil {
 		return nil, err
 	}
-	rcmd := exec.Command(bin, "runner", "--server", base, "--registration-token", benchToken,
-		"--work-dir", filepath.Join(h.dir, "logs-runner"), "--executor", "shell", "--name", "bench")
-	lines := make(chan string, 1024)
-	if _, err := startWatched(rcmd, "runner ready", lines); err != nil {
-		return nil, fmt.Errorf("deltaci runner: %w", err)
-	}
-	runner := &server{cmd: rcmd} // stopped the same way: SIGINT, then wait
 	defer runner.stop()
 
 	repo, err := h.gitRepo(ctx, "logs-repo", map[string]string{".deltaci.yml": jobsFile(1, gen)})
