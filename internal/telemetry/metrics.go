@@ -28,7 +28,7 @@ type Metrics struct {
 	// LogBytes counts log bytes received from runners.
 	LogBytes prometheus.Counter
 	// AuthFailures counts refused credentials by endpoint (register,
-	// session, api, store).
+	// session, api, store, webhook).
 	AuthFailures *prometheus.CounterVec
 	// RateLimited counts requests refused for coming too fast from one
 	// address, by endpoint.
@@ -89,7 +89,7 @@ func New(queueDepth QueueDepthFunc, storeBytes StoreBytesFunc) *Metrics {
 			Name: "deltaci_log_bytes_total", Help: "Log bytes received from runners.",
 		}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "deltaci_auth_failures_total", Help: "Refused credentials by endpoint (register, session, api, store).",
+			Name: "deltaci_auth_failures_total", Help: "Refused credentials by endpoint (register, session, api, store, webhook).",
 		}, []string{"endpoint"}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deltaci_rate_limited_total", Help: "Requests refused for coming too fast from one address, by endpoint.",
