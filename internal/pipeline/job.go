@@ -14,8 +14,8 @@ import (
 // (did-you-mean prefers earlier ones on ties).
 var (
 	topKeys     = []string{"version", "strict", "defaults", "jobs"}
-	settingKeys = []string{"timeout", "runs-on", "retry", "env", "sandbox", "reuse"}
-	jobKeys     = []string{"run", "needs", "inputs", "env", "secrets", "outputs", "reports", "timeout", "retry", "runs-on", "sandbox", "reuse", "branches", "events"}
+	settingKeys = []string{"timeout", "runs-on", "retry", "env", "sandbox", "reuse", "hermetic"}
+	jobKeys     = []string{"run", "needs", "inputs", "env", "secrets", "outputs", "reports", "timeout", "retry", "runs-on", "sandbox", "reuse", "hermetic", "branches", "events"}
 	retryKeys   = []string{"runner_lost", "infra_error", "exit_codes", "max"}
 	sandboxKeys = []string{"network"}
 	reportKinds = []string{"junit"}
@@ -38,6 +38,7 @@ type settings struct {
 	env       map[string]string
 	network   *bool
 	reuse     *bool
+	hermetic  *bool
 }
 
 // retryPatch is a retry block: only the fields it sets override.
@@ -100,6 +101,10 @@ func (t *tree) setting(e entry, s *settings) bool {
 	case "reuse":
 		if b, ok := t.boolean(v, "reuse"); ok {
 			s.reuse = &b
+		}
+	case "hermetic":
+		if b, ok := t.boolean(v, "hermetic"); ok {
+			s.hermetic = &b
 		}
 	default:
 		return false
@@ -381,6 +386,9 @@ func (j *jobDecl) build(defs *settings) core.JobSpec {
 		}
 		if st.reuse != nil {
 			s.Reuse = *st.reuse
+		}
+		if st.hermetic != nil {
+			s.Hermetic = *st.hermetic
 		}
 		maps.Copy(env, st.env)
 	}

@@ -38,11 +38,14 @@ var encMode = func() cbor.EncMode {
 type definition struct {
 	Env      map[string]string `cbor:"env"`
 	Executor string            `cbor:"executor"`
-	Name     string            `cbor:"name"`
-	Network  bool              `cbor:"network"`
-	Run      string            `cbor:"run"`
-	RunsOn   []string          `cbor:"runs_on"`
-	Secrets  []string          `cbor:"secrets"`
+	// Hermetic is left out when false, so that the digests of the jobs
+	// that are not hermetic are those they had before the key existed.
+	Hermetic bool     `cbor:"hermetic,omitempty"`
+	Name     string   `cbor:"name"`
+	Network  bool     `cbor:"network"`
+	Run      string   `cbor:"run"`
+	RunsOn   []string `cbor:"runs_on"`
+	Secrets  []string `cbor:"secrets"`
 }
 
 // need is one entry of the digest's "n" array.
@@ -56,6 +59,7 @@ func newDefinition(j core.JobSpec, executor string) definition {
 	d := definition{
 		Env:      map[string]string{}, // never nil: nil would encode as null
 		Executor: executor,
+		Hermetic: j.Hermetic,
 		Name:     j.Name,
 		Network:  j.Sandbox.Network,
 		Run:      j.Run,

@@ -143,3 +143,39 @@ func TestHeadSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestDigestHermetic pins how hermetic enters a job's definition: as a
+// last key "hermetic": true, and not at all when false, so that the jobs
+// that are not hermetic keep the digests recorded before the key existed.
+func TestDigestHermetic(t *testing.T) {
+	t.Parallel()
+	job := core.JobSpec{Name: "x", Run: "true"}
+	plain, err := encodeDefinition(newDefinition(job, ExecutorShell))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPlain := strings.Join([]string{
+		"a7",
+		"63656e76" + "a0",
+		"6372756e" + "6474727565",
+		"646e616d65" + "6178",
+		"676e6574776f726b" + "f4",
+		"6772756e735f6f6e" + "80",
+		"6773656372657473" + "80",
+		"686578656375746f72" + "657368656c6c",
+	}, "")
+	if got := hex.EncodeToString(plain); got != wantPlain {
+		t.Errorf("definition of a job that is not hermetic = %s, want %s", got, wantPlain)
+	}
+	job.Hermetic = true
+	herm, err := encodeDefinition(newDefinition(job, ExecutorShell))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A map of 8: the same seven entries, then "hermetic": true (8 bytes,
+	// after "executor" bytewise).
+	wantHerm := "a8" + wantPlain[2:] + "68" + hex.EncodeToString([]byte("hermetic")) + "f5"
+	if got := hex.EncodeToString(herm); got != wantHerm {
+		t.Errorf("definition of a hermetic job = %s, want %s", got, wantHerm)
+	}
+}

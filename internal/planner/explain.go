@@ -57,7 +57,7 @@ type Reason struct {
 	// MoreFiles counts the matching changed paths not listed.
 	MoreFiles int `json:"more_files,omitempty"`
 	// Fields are the definition keys that differ from the base
-	// (definition_changed): run, env, secrets, sandbox.network, runs-on,
+	// (definition_changed): run, env, secrets, sandbox.network, hermetic, runs-on,
 	// needs, inputs.
 	Fields []string `json:"fields,omitempty"`
 	// Jobs are the needs concerned (upstream_runs, upstream_skipped).
@@ -167,6 +167,9 @@ func (d *decider) definitionChange(j core.JobSpec) Reason {
 	}
 	if old.Sandbox.Network != j.Sandbox.Network {
 		fields = append(fields, "sandbox.network")
+	}
+	if old.Hermetic != j.Hermetic {
+		fields = append(fields, "hermetic")
 	}
 	if !slices.Equal(sortedSet(old.RunsOn), sortedSet(j.RunsOn)) {
 		fields = append(fields, "runs-on")
