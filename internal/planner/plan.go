@@ -100,6 +100,10 @@ type Plan struct {
 	Warnings []Warning `json:"warnings,omitempty"`
 	// Jobs are in topological order: every job after the jobs it needs.
 	Jobs []Job `json:"jobs"`
+
+	// files lists the files of the hermetic jobs (InputFiles); nil when
+	// the pipeline has none, so that no plan keeps its tree for nothing.
+	files *jobFiles
 }
 
 // Summary counts the decisions.
@@ -126,6 +130,9 @@ type Job struct {
 	Links []Link `json:"links,omitempty"`
 	// MoreLinks counts the links followed that are not listed.
 	MoreLinks int `json:"more_links,omitempty"`
+	// Hermetic says the job's workspace holds only the files of its
+	// digest (InputFiles).
+	Hermetic bool `json:"hermetic,omitempty"`
 }
 
 // Job returns the plan of the job named name and whether there is one.
@@ -207,6 +214,9 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkHermeticLinks(o.Pipeline, in, links); err != nil {
+		return nil, err
+	}
 	warnings := unmatchedInputs(o.Pipeline, in, tree)
 	if len(warnings) > 0 && (o.Strict || o.Pipeline.Strict) {
 		why := "strict: true is set in " + pipeline.FileName
@@ -229,6 +239,9 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 		Base:         base,
 		ChangedFiles: len(changes),
 		Warnings:     warnings,
+	}
+	if slices.ContainsFunc(o.Pipeline.Jobs, func(j core.JobSpec) bool { return j.Hermetic }) {
+		p.files = &jobFiles{tree: tree, jobSet: in.jobSet}
 	}
 	d := decider{o: o, base: base, digests: digests, matches: in.matchChanges(changes, links), decided: map[string]Decision{},
 		warned: warningsByJob(warnings), in: in, links: links}
@@ -397,7 +410,8 @@ func (d *decider) decideAll(p *Plan, jobs map[string]core.JobSpec, order []strin
 }
 
 func (d *decider) decide(j core.JobSpec) Job {
-	job := Job{Name: j.Name, Digest: d.digests[j.Name], Needs: sortedSet(j.Needs), Why: append([]Reason{}, d.warned[j.Name]...)}
+	job := Job{Name: j.Name, Digest: d.digests[j.Name], Needs: sortedSet(j.Needs), Why: append([]Reason{}, d.warned[j.Name]...),
+		Hermetic: j.Hermetic}
 	job.Links, job.MoreLinks = d.links.jobLinks(d.in.jobSet[j.Name])
 	if r, ok := d.filtered(j); ok {
 		job.Decision, job.Why = Skip, append(job.Why, r)
