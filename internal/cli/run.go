@@ -216,7 +216,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	local := &runner.Local{
 		Orch: orch, Notifier: notifier, Exec: exec, Log: log,
 		Slots: o.jobs, Source: src, WorkDir: ws, BaseEnv: e.vars, FixedEnv: runEnv(wt),
-		Output: con.job, Grace: o.grace, ID: "local", Results: res,
+		Output: con.job, Grace: o.grace, ID: "local", Results: res, InputFiles: pl.InputFiles,
 	}
 	runErr := local.Run(runCtx, run.ID)
 	stopRunner()
