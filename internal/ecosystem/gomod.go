@@ -32,7 +32,7 @@ func (r *Repo) goMod(dir string) (*goModule, error) {
 		return m, nil
 	}
 	name := join(dir, "go.mod")
-	f, err := modfile.ParseLax(name, r.files[name], nil)
+	f, err := modfile.Parse(name, r.files[name], nil)
 	if err != nil {
 		return nil, err
 	}
