@@ -227,6 +227,9 @@ func printInferred(e env, j planner.Job) {
 		for _, d := range x.Exclude {
 			fmt.Fprintf(e.stdout, "      not %s (another %s)\n", slashDir(d), kind)
 		}
+		for _, f := range x.Files {
+			fmt.Fprintf(e.stdout, "      file %s\n", f)
+		}
 		for _, l := range x.Locks {
 			if l.Whole != "" {
 				fmt.Fprintf(e.stdout, "      %s: the whole file (%s)\n", l.Path, l.Whole)

@@ -67,6 +67,9 @@ type Expansion struct {
 	// Exclude are the directories of other units nested in them, sorted:
 	// their files belong to those units.
 	Exclude []string
+	// Files are single files it adds too, sorted: a workspace's
+	// definition (pnpm-workspace.yaml, the top package.json).
+	Files []string
 	// Units are the units reached, the one asked for first, then by
 	// directory.
 	Units []Unit
@@ -76,7 +79,7 @@ type Expansion struct {
 
 // Repo reads units from a set of files, parsing each file once.
 type Repo struct {
-	files Files
+	files  Files
 	gomods map[string]*goModule // by directory, parsed lazily
 	js     *jsWorkspace
 	jsErr  error

@@ -37,7 +37,10 @@ type jsWorkspace struct {
 	// package.json.
 	from   string
 	byName map[string]*jsPackage
-	dirs   []string // every package's directory, sorted
+	// root is the package at the top of the repository, nil without a
+	// package.json there.
+	root *jsPackage
+	dirs []string // every package's directory, sorted
 }
 
 // packageJSON is what a package.json says that matters here.
@@ -178,6 +181,9 @@ func discover(files Files) (*jsWorkspace, error) {
 			}
 		}
 		w.dirs = append(w.dirs, dir)
+		if dir == "." {
+			w.root = pkg
+		}
 		if pkg.name == "" {
 			continue
 		}
@@ -243,9 +249,20 @@ func (r *Repo) Workspace(name string) (Expansion, error) {
 	}
 	slices.Sort(e.Include)
 	e.Exclude = nested(w.dirs, e.Include)
+	// The top package's dependencies are installed for every package, as
+	// Turborepo's global hash also holds them: its package.json and its
+	// lockfile entries count, not its other files.
+	e.Files = []string{w.from}
+	sliced := pkgs
+	if w.root != nil && !slices.Contains(pkgs, w.root) {
+		e.Files = append(e.Files, rootPackageFile)
+		sliced = append(slices.Clip(pkgs), w.root)
+	}
+	slices.Sort(e.Files)
+	e.Files = slices.Compact(e.Files)
 	for _, lf := range []string{pnpmLockFile, npmLockFile, yarnLockFile} {
 		if data, ok := r.files[lf]; ok {
-			e.Locks = append(e.Locks, sliceLock(lf, data, w, pkgs))
+			e.Locks = append(e.Locks, sliceLock(lf, data, w, sliced))
 		}
 	}
 	return e, nil

@@ -36,7 +36,9 @@ func sliceYarn(data []byte, w *jsWorkspace, pkgs []*jsPackage) (map[string]any, 
 	var queue []dep
 	for _, p := range pkgs {
 		if berry {
-			queue = append(queue, dep{p.name, "workspace:" + p.dir})
+			if p.name != "" { // a nameless top gets a made-up name in the lockfile
+				queue = append(queue, dep{p.name, "workspace:" + p.dir})
+			}
 			continue
 		}
 		for name, rng := range p.deps {

@@ -68,6 +68,8 @@ type Inferred struct {
 	// of other modules or packages nested in them, whose files it does not.
 	Include []string `json:"include"`
 	Exclude []string `json:"exclude,omitempty"`
+	// Files are single files it adds: a workspace's definition files.
+	Files []string `json:"files,omitempty"`
 	// Locks are the lockfiles sliced for it.
 	Locks []ecosystem.Lock `json:"locks,omitempty"`
 }
@@ -154,11 +156,14 @@ func buildRules(in *inputs, expand func(set int, e core.Input) (ecosystem.Expans
 			for _, d := range x.Exclude {
 				dirs = append(dirs, rule{id(dirGlob(d)), false})
 			}
+			for _, f := range x.Files {
+				dirs = append(dirs, rule{id(escapeGlob(f)), true})
+			}
 			slices.SortStableFunc(dirs, func(a, b rule) int {
 				return strings.Count(patterns[a.glob], "/") - strings.Count(patterns[b.glob], "/")
 			})
 			r.groups[set] = append(r.groups[set], group{rules: dirs})
-			r.inferred[set] = append(r.inferred[set], Inferred{Input: e.Display(), Units: x.Units, Include: x.Include, Exclude: x.Exclude, Locks: x.Locks})
+			r.inferred[set] = append(r.inferred[set], Inferred{Input: e.Display(), Units: x.Units, Include: x.Include, Exclude: x.Exclude, Files: x.Files, Locks: x.Locks})
 			for _, l := range x.Locks {
 				part := lockPart{Path: []byte(l.Path), ID: l.Digest}
 				if l.Whole != "" {
@@ -200,14 +205,19 @@ func dirGlob(d string) string {
 	if d == "." {
 		return wholeTree
 	}
+	return escapeGlob(d) + "/**"
+}
+
+// escapeGlob is the glob that matches path p alone.
+func escapeGlob(p string) string {
 	var b strings.Builder
-	for _, c := range []byte(d) {
+	for _, c := range []byte(p) {
 		if strings.IndexByte(metaChars, c) >= 0 {
 			b.WriteByte('\\')
 		}
 		b.WriteByte(c)
 	}
-	return b.String() + "/**"
+	return b.String()
 }
 
 // matchState records which globs of the index matched the current path.
