@@ -224,8 +224,44 @@ func printPlan(e env, pl *planner.Plan, explain bool) {
 				fmt.Fprintf(e.stdout, "      … and %d more files\n", r.MoreFiles)
 			}
 		}
+		printInferred(e, j)
 		printLinks(e, j)
 	}
+}
+
+// printInferred shows what each inferred inputs entry of a job expanded to.
+func printInferred(e env, j planner.Job) {
+	for _, x := range j.Inferred {
+		fmt.Fprintf(e.stdout, "  inputs %s expands to:\n", x.Input)
+		kind := "package"
+		if strings.HasPrefix(x.Input, "{go:") {
+			kind = "module"
+		}
+		for _, u := range x.Units {
+			fmt.Fprintf(e.stdout, "      %s %s in %s\n", kind, u.Name, slashDir(u.Dir))
+		}
+		for _, d := range x.Exclude {
+			fmt.Fprintf(e.stdout, "      not %s (another %s)\n", slashDir(d), kind)
+		}
+		for _, f := range x.Files {
+			fmt.Fprintf(e.stdout, "      file %s\n", f)
+		}
+		for _, l := range x.Locks {
+			if l.Whole != "" {
+				fmt.Fprintf(e.stdout, "      %s: the whole file (%s)\n", l.Path, l.Whole)
+			} else {
+				fmt.Fprintf(e.stdout, "      %s: the entries of these packages (%s)\n", l.Path, l.Digest)
+			}
+		}
+	}
+}
+
+// slashDir shows a directory of the repository: "./" for the top.
+func slashDir(d string) string {
+	if d == "." {
+		return "./"
+	}
+	return d + "/"
 }
 
 // printLinks lists the symlinks a job's digest followed.

@@ -27,7 +27,7 @@ type JobSpec struct {
 	Name    string
 	Run     string            // shell script, run with sh -e
 	Needs   []string          // names of jobs that must succeed first
-	Inputs  []string          // doublestar globs; empty means the whole tree
+	Inputs  []string          // entries in order (see ParseInput); empty means the whole tree
 	Env     map[string]string // extra environment
 	Secrets []string          // secret names; values come from a provider
 	Outputs []string          // globs of files uploaded after success
@@ -42,6 +42,10 @@ type JobSpec struct {
 	Hermetic bool
 	Branches []string // run only on these branches (globs); empty = all
 	Events   []string // run only for these events; empty = all
+
+	// InputsFrom names jobs whose digests are part of this one's, without
+	// ordering or failure cascade (unlike Needs).
+	InputsFrom []string
 }
 
 // Sandbox holds the per-job sandbox settings.

@@ -16,14 +16,16 @@ import (
 
 // jobFiles is what a plan keeps to list the files of its hermetic jobs.
 type jobFiles struct {
-	tree   *treeFiles
-	jobSet map[string]int
+	tree *treeFiles
+	in   *inputs
 }
 
 // InputFiles returns the files the job named job sees when it is hermetic:
-// the entries of its digest, sorted by path, as the plan read them (for a
-// local run, with the uncommitted changes). Symlinks are entries like the
-// others, and what they lead to in the repository is among the entries too.
+// the files its inputs match as the function InputFiles lists them, sorted
+// by path, from the tree the plan read (for a local run, with the
+// uncommitted changes), without reading it again. Symlinks are entries
+// like the others, and what they lead to in the repository is among the
+// entries too.
 //
 // A plan keeps its tree only when a job of its pipeline is hermetic: for
 // another plan, or a job it does not have, the error is KindInvalid.
@@ -31,11 +33,10 @@ func (p *Plan) InputFiles(job string) ([]gitx.TreeEntry, error) {
 	if p.files == nil {
 		return nil, core.E(core.KindInvalid, "input files", "the plan has no hermetic job, so it kept no list of files")
 	}
-	set, ok := p.files.jobSet[job]
-	if !ok {
+	if _, ok := p.files.in.jobSet[job]; !ok {
 		return nil, core.E(core.KindInvalid, "input files", "the plan has no job %s", strconv.Quote(job))
 	}
-	return p.files.tree.setEntries(set), nil
+	return p.files.in.files(p.files.tree, job), nil
 }
 
 // HasFile reports whether path is a file (or symlink, or submodule) of the
@@ -49,15 +50,7 @@ func (p *Plan) HasFile(path string) bool {
 	return ok
 }
 
-func (t *treeFiles) setEntries(set int) []gitx.TreeEntry {
-	out := make([]gitx.TreeEntry, len(t.sets[set]))
-	for i, e := range t.sets[set] {
-		out[i] = *t.entries.at(e)
-	}
-	return out
-}
-
-// CommitFiles is what a hermetic job sees of a commit (see InputFiles).
+// CommitFiles is what a hermetic job sees of a commit (see FilesAtCommit).
 type CommitFiles struct {
 	// Files are the entries the job's digest covers, sorted by path.
 	Files []gitx.TreeEntry
@@ -67,28 +60,28 @@ type CommitFiles struct {
 	Attributes []gitx.TreeEntry
 }
 
-// InputFiles lists the files that job, hermetic, sees in the tree of
-// commit in the repository at dir (a bare mirror will do): the same files
-// as its digest at that commit. The job's needs, filters and definition
-// play no part, only its inputs. A symlink among them that leads outside
-// the repository is a KindInvalid error naming it, as in Make, and so is a
-// cycle of links.
-func InputFiles(ctx context.Context, dir, commit string, job core.JobSpec) (CommitFiles, error) {
-	job.Hermetic = true
+// FilesAtCommit lists the files that job, hermetic, sees in the tree of
+// commit in the repository at dir (a bare mirror will do): those
+// InputFiles lists for it at that commit, read once with the commit's
+// .gitattributes files. The job's needs, filters and definition play no
+// part, only its inputs (inputs_from neither: it adds digests, not files).
+// A symlink among its files that leads outside the repository is a
+// KindInvalid error naming it, as in Make, and so is a cycle of links.
+func FilesAtCommit(ctx context.Context, dir, commit string, job core.JobSpec) (CommitFiles, error) {
+	job.Hermetic, job.Needs, job.InputsFrom = true, nil, nil
 	p := &core.Pipeline{Jobs: []core.JobSpec{job}}
-	in := newInputs(p)
-	t, err := readTree(ctx, dir, commit, nil, nil, in)
-	if err != nil {
+	o := Options{Dir: dir, Pipeline: p, Trigger: Trigger{Kind: TriggerManual, Head: commit}, Executor: ExecutorShell}
+	if err := o.validate(); err != nil {
 		return CommitFiles{}, err
 	}
-	links, err := followLinks(ctx, dir, t, in)
+	in, t, links, err := readInputs(ctx, p, dir, commit, nil, nil)
 	if err != nil {
 		return CommitFiles{}, err
 	}
 	if err := checkHermeticLinks(p, in, links); err != nil {
 		return CommitFiles{}, err
 	}
-	out := CommitFiles{Files: t.setEntries(in.jobSet[job.Name])}
+	out := CommitFiles{Files: in.files(t, job.Name)}
 	for i := range int32(t.entries.n) {
 		if e := t.entries.at(i); path.Base(e.Path) == ".gitattributes" && e.Mode != gitx.ModeGitlink {
 			out.Attributes = append(out.Attributes, *e)

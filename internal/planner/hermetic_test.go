@@ -73,7 +73,7 @@ func TestHermeticInputFiles(t *testing.T) {
 		t.Error("HasFile does not tell the tree's files from others")
 	}
 
-	cf, err := planner.InputFiles(context.Background(), f.dir, c0, core.JobSpec{Name: "a", Inputs: []string{"pkg/a/**"}})
+	cf, err := planner.FilesAtCommit(context.Background(), f.dir, c0, core.JobSpec{Name: "a", Inputs: []string{"pkg/a/**"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestCommitInputFilesAttributes(t *testing.T) {
 		"pkg/b/x.txt":          "b\n",
 	})
 	c := r.commit("attributes")
-	cf, err := planner.InputFiles(context.Background(), r.dir, c, core.JobSpec{Name: "a", Inputs: []string{"pkg/a/*.sh"}})
+	cf, err := planner.FilesAtCommit(context.Background(), r.dir, c, core.JobSpec{Name: "a", Inputs: []string{"pkg/a/*.sh"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestCommitInputFilesAttributes(t *testing.T) {
 	if diff := cmp.Diff([]string{".gitattributes", "pkg/a/.gitattributes"}, paths(cf.Attributes)); diff != "" {
 		t.Errorf("attributes (-want +got):\n%s", diff)
 	}
-	if _, err := planner.InputFiles(context.Background(), r.dir, strings.Repeat("0", 40), core.JobSpec{Name: "a"}); err == nil {
+	if _, err := planner.FilesAtCommit(context.Background(), r.dir, strings.Repeat("0", 40), core.JobSpec{Name: "a"}); err == nil {
 		t.Error("InputFiles of a commit that does not exist: no error")
 	}
 }
@@ -165,8 +165,8 @@ func TestHermeticLinkOutside(t *testing.T) {
 				}
 			}
 			head := f.git("rev-parse", "HEAD")
-			if _, err := planner.InputFiles(context.Background(), f.dir, head, core.JobSpec{Name: "a", Inputs: []string{"pkg/a/**"}}); core.KindOf(err) != core.KindInvalid {
-				t.Errorf("InputFiles with a link outside: %v, want KindInvalid", err)
+			if _, err := planner.FilesAtCommit(context.Background(), f.dir, head, core.JobSpec{Name: "a", Inputs: []string{"pkg/a/**"}}); core.KindOf(err) != core.KindInvalid {
+				t.Errorf("FilesAtCommit with a link outside: %v, want KindInvalid", err)
 			}
 			// Not hermetic: a plan, the link counting by its text.
 			p := f.plan(planner.Trigger{Kind: planner.TriggerLocal})
@@ -191,5 +191,50 @@ func TestHermeticInDigest(t *testing.T) {
 	assertDecisions(t, p, decisions{Run: []string{"a"}, Reuse: []string{"b"}})
 	if diff := cmp.Diff([]string{"hermetic"}, reason(t, p, "a", planner.ReasonDefinitionChanged).Fields); diff != "" {
 		t.Errorf("changed fields (-want +got):\n%s", diff)
+	}
+}
+
+// TestHermeticFilesFollowExclusions: a hermetic job's files are those the
+// planner's InputFiles lists, exclusions applied, from a plan and from a
+// commit alike.
+func TestHermeticFilesFollowExclusions(t *testing.T) {
+	t.Parallel()
+	const pl = `version: 1
+jobs:
+  a:
+    run: ls -R src
+    inputs: ["src/**", "!src/private/**", "src/private/shared.txt"]
+    hermetic: true
+`
+	r := newRepo(t)
+	r.write(".deltaci.yml", pl)
+	r.files(map[string]string{"src/a.txt": "a\n", "src/private/key.txt": "k\n", "src/private/shared.txt": "s\n"})
+	c := r.commit("files")
+	want := []string{"src/a.txt", "src/private/shared.txt"}
+	p := makePlan(t, planner.Options{Dir: r.dir, Pipeline: parse(t, pl), Trigger: planner.Trigger{Kind: planner.TriggerManual, Head: c}})
+	got, err := p.InputFiles("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, paths(got)); diff != "" {
+		t.Errorf("files from the plan (-want +got):\n%s", diff)
+	}
+	byFunc, err := planner.InputFiles(context.Background(), planner.Options{Dir: r.dir, Pipeline: parse(t, pl),
+		Trigger: planner.Trigger{Kind: planner.TriggerManual, Head: c}}, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, byFunc["a"]); diff != "" {
+		t.Errorf("Plan.InputFiles and InputFiles differ (-plan +func):\n%s", diff)
+	}
+	cf, err := planner.FilesAtCommit(context.Background(), r.dir, c, parse(t, pl).Jobs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, cf.Files); diff != "" {
+		t.Errorf("files at the commit differ from the plan's (-plan +commit):\n%s", diff)
+	}
+	if _, err := planner.FilesAtCommit(context.Background(), r.dir, c, core.JobSpec{Name: "a", Inputs: []string{"src/[x"}}); core.KindOf(err) != core.KindInvalid {
+		t.Errorf("a bad glob from a lease: %v, want KindInvalid", err)
 	}
 }

@@ -101,7 +101,7 @@ func copyFiles(src, dst string, files []gitx.TreeEntry) error {
 // lists them itself, with the planner's own rules, from the job's inputs.
 func (a *attempt) hermeticCheckout(ctx context.Context, mirror, ws string) error {
 	l := a.l
-	cf, err := planner.InputFiles(ctx, mirror, l.Commit, core.JobSpec{Name: l.Job, Inputs: l.Inputs, Hermetic: true})
+	cf, err := planner.FilesAtCommit(ctx, mirror, l.Commit, core.JobSpec{Name: l.Job, Inputs: l.Inputs, Hermetic: true})
 	if err != nil {
 		return err
 	}
