@@ -141,6 +141,9 @@ func (s *Server) leaseBody(ctx context.Context, l orchestrator.Leased) (protocol
 		TimeoutMillis: j.Spec.Timeout.Milliseconds(), Network: j.Spec.Sandbox.Network,
 		Outputs: j.Spec.Outputs, Needs: []protocol.NeedOutputs{},
 	}
+	if j.Spec.Hermetic {
+		body.Hermetic, body.Inputs = true, j.Spec.Inputs
+	}
 	if body.Env == nil {
 		body.Env = map[string]string{}
 	}

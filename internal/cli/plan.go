@@ -36,9 +36,9 @@ type planOptions struct {
 func newPlanCmd(e env) *cobra.Command {
 	var o planOptions
 	var repo, database string
-	var explain, asJSON bool
+	var explain, asJSON, check bool
 	cmd := &cobra.Command{
-		Use:   "plan",
+		Use:   "plan [--check-inputs [JOB...]]",
 		Short: "Show what a run would do with each job, and why, without running anything",
 		Long: `Plan chooses the base of the change (the merge-base with the default branch or
 its upstream, or --base), lists what changed (uncommitted changes included),
@@ -47,13 +47,28 @@ recorded success with the same digest) or skip (branch or event filters).`,
 		Example: `  deltaci plan
   deltaci plan --explain
   deltaci plan --base origin/main --json
-  deltaci plan --head v1.2.0 --base v1.1.0`,
-		Args: checkArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+  deltaci plan --head v1.2.0 --base v1.1.0
+  deltaci plan --check-inputs test lint`,
+		Args: checkArgs(func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && !check {
+				return fmt.Errorf("plan takes job names only with --check-inputs, got %q", args)
+			}
+			return nil
+		}),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			top, err := gitx.TopLevel(ctx, repo)
 			if err != nil {
 				return usage(err)
+			}
+			if check {
+				switch {
+				case o.head != "":
+					return usage(fmt.Errorf("--check-inputs runs the jobs on the working tree: leave out --head"))
+				case explain:
+					return usage(fmt.Errorf("--check-inputs and --explain do not go together: plan --explain first"))
+				}
+				return checkInputs(ctx, e, top, o, args, asJSON)
 			}
 			if database == "" {
 				database = e.get("DELTACI_DATABASE")
@@ -116,6 +131,7 @@ recorded success with the same digest) or skip (branch or event filters).`,
 	f.StringVar(&database, "database", "", "SQLite file path or postgres:// URL (env DELTACI_DATABASE)")
 	f.BoolVar(&explain, "explain", false, "list every reason, with the changed files and the globs they matched")
 	f.BoolVar(&asJSON, "json", false, "print the plan as JSON (schema in docs/planner.md)")
+	f.BoolVar(&check, "check-inputs", false, "run the named jobs (all by default) without hermetic, then hermetic, and report those that fail only hermetic, with the files they miss")
 	return cmd
 }
 
@@ -208,8 +224,44 @@ func printPlan(e env, pl *planner.Plan, explain bool) {
 				fmt.Fprintf(e.stdout, "      … and %d more files\n", r.MoreFiles)
 			}
 		}
+		printInferred(e, j)
 		printLinks(e, j)
 	}
+}
+
+// printInferred shows what each inferred inputs entry of a job expanded to.
+func printInferred(e env, j planner.Job) {
+	for _, x := range j.Inferred {
+		fmt.Fprintf(e.stdout, "  inputs %s expands to:\n", x.Input)
+		kind := "package"
+		if strings.HasPrefix(x.Input, "{go:") {
+			kind = "module"
+		}
+		for _, u := range x.Units {
+			fmt.Fprintf(e.stdout, "      %s %s in %s\n", kind, u.Name, slashDir(u.Dir))
+		}
+		for _, d := range x.Exclude {
+			fmt.Fprintf(e.stdout, "      not %s (another %s)\n", slashDir(d), kind)
+		}
+		for _, f := range x.Files {
+			fmt.Fprintf(e.stdout, "      file %s\n", f)
+		}
+		for _, l := range x.Locks {
+			if l.Whole != "" {
+				fmt.Fprintf(e.stdout, "      %s: the whole file (%s)\n", l.Path, l.Whole)
+			} else {
+				fmt.Fprintf(e.stdout, "      %s: the entries of these packages (%s)\n", l.Path, l.Digest)
+			}
+		}
+	}
+}
+
+// slashDir shows a directory of the repository: "./" for the top.
+func slashDir(d string) string {
+	if d == "." {
+		return "./"
+	}
+	return d + "/"
 }
 
 // printLinks lists the symlinks a job's digest followed.

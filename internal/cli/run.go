@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/deltaci/deltaci/internal/orchestrator"
 	"github.com/deltaci/deltaci/internal/pipeline"
 	"github.com/deltaci/deltaci/internal/planner"
+	"github.com/deltaci/deltaci/internal/results"
 	"github.com/deltaci/deltaci/internal/runner"
 	"github.com/deltaci/deltaci/internal/store"
 	"github.com/deltaci/deltaci/internal/termsafe"
@@ -68,7 +70,7 @@ configuration error, 130 when interrupted.`,
 	f.IntVar(&o.jobs, "jobs", runtime.NumCPU(), "number of jobs to run at once")
 	f.StringArrayVar(&o.only, "job", nil, "run only this job and the jobs it needs (repeatable)")
 	f.StringVar(&o.database, "database", "", "SQLite file path or postgres:// URL (env DELTACI_DATABASE; default .deltaci/state.db in the repository)")
-	f.DurationVar(&o.grace, "grace", 10*time.Second, "time a canceled or timed-out job gets between SIGTERM and SIGKILL")
+	f.DurationVar(&o.grace, "grace", defaultGrace, "time a canceled or timed-out job gets between SIGTERM and SIGKILL")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log what deltaci does, to stderr")
 	f.StringVar(&o.executor, "executor", "shell", "where jobs run: shell (this machine's shell) or sandbox (bubblewrap: no network unless the job asks, only the workspace writable)")
 	f.BoolVar(&o.plan.noReuse, "no-reuse", false, "run every job, even those with a recorded result for the same inputs")
@@ -150,7 +152,65 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	for _, w := range pl.Warnings {
 		con.printf("deltaci: warning: %s\n", termsafe.String(w.String()))
 	}
-	nr := store.NewRun{Repo: top, Ref: branch, Commit: head, Event: core.EventManual, Trusted: true}
+	x := &localRun{st: st, orch: orch, notifier: notifier, exec: exec, log: log, res: res, vars: e.vars,
+		jobs: o.jobs, grace: o.grace, output: con.job, printf: con.printf}
+	var start time.Time
+	runID, interrupted, err := x.execute(ctx, top, wt, p, specs, pl, func(runID string, jobs []store.NewJob) {
+		con.printf("deltaci: run %s at %s: %s (%d to run, %d reused, %d skipped), %d at a time\n", runID, describeHead(branch, head, len(wt.Changes) > 0),
+			plural(len(specs), "job"), countDecision(jobs, ""), countDecision(jobs, core.JobReused), countDecision(jobs, core.JobSkipped), o.jobs)
+		con.printf("deltaci: base %s\n", describeBase(pl.Base))
+		start = time.Now()
+	})
+	if err != nil {
+		return err
+	}
+
+	report := context.WithoutCancel(ctx)
+	final, err := st.Run(report, runID)
+	if err != nil {
+		return err
+	}
+	if err := printSummary(report, e, st, final, time.Since(start)); err != nil {
+		return err
+	}
+	if interrupted {
+		return &exitError{code: ExitCanceled}
+	}
+	switch final.State {
+	case core.RunSucceeded:
+		return nil
+	case core.RunCanceled:
+		return &exitError{code: ExitCanceled}
+	default:
+		return &exitError{code: ExitFailed}
+	}
+}
+
+// localRun runs planned runs on this machine, in-process: deltaci run, and
+// the two runs of deltaci plan --check-inputs.
+type localRun struct {
+	st       *store.Store
+	orch     *orchestrator.Orchestrator
+	notifier *orchestrator.Notifier
+	exec     executor.Executor
+	log      *slog.Logger
+	res      *results.Store
+	vars     []string // the environment jobs start from
+	jobs     int      // attempts at once
+	grace    time.Duration
+	// output is where a job's log goes; printf prints deltaci's own lines.
+	output func(job string) io.WriteCloser
+	printf func(format string, args ...any)
+}
+
+// execute records the run of specs (with pipeline p, at the working tree
+// wt read) as pl decided, takes the snapshot when a job is to run, calls
+// started, and runs the jobs to the run's end. It returns the run's id,
+// and whether ctx ended meanwhile, which cancels the run.
+func (x *localRun) execute(ctx context.Context, top string, wt *gitx.WorkTree, p *core.Pipeline, specs []core.JobSpec, pl *planner.Plan,
+	started func(runID string, jobs []store.NewJob)) (string, bool, error) {
+	st, orch, log := x.st, x.orch, x.log
+	nr := store.NewRun{Repo: top, Ref: wt.Branch, Commit: wt.Head, Event: core.EventManual, Trusted: true}
 	for _, s := range specs {
 		nj := store.NewJob{Spec: s}
 		if pj, ok := pl.Job(s.Name); ok {
@@ -166,12 +226,12 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	}
 	run, _, err := st.CreateRun(ctx, "cli", nr)
 	if err != nil {
-		return err
+		return "", false, err
 	}
 	// From here the run exists: a signal must end it, not leave it queued.
 	bg := context.WithoutCancel(ctx)
 	if err := orch.BeginPlanning(bg, run.ID); err != nil {
-		return err
+		return "", false, err
 	}
 	// A run with no job to run needs no workspace: nothing is copied.
 	var src, ws string
@@ -179,21 +239,18 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		work := workDir(run.ID)
 		if err := os.Mkdir(work, 0o700); err != nil {
 			_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
-			return fmt.Errorf("workspace: %w", err)
+			return "", false, fmt.Errorf("workspace: %w", err)
 		}
 		defer os.RemoveAll(work)
 		src, ws = filepath.Join(work, "src"), filepath.Join(work, "ws")
 		if err := takeSnapshot(ctx, wt, p, specs, src); err != nil {
 			_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
-			return err
+			return "", false, err
 		}
 	}
-	con.printf("deltaci: run %s at %s: %s (%d to run, %d reused, %d skipped), %d at a time\n", run.ID, describeHead(branch, head, len(wt.Changes) > 0),
-		plural(len(specs), "job"), countDecision(nr.Jobs, ""), countDecision(nr.Jobs, core.JobReused), countDecision(nr.Jobs, core.JobSkipped), o.jobs)
-	con.printf("deltaci: base %s\n", describeBase(pl.Base))
-	start := time.Now()
+	started(run.ID, nr.Jobs)
 	if err := orch.StartRun(bg, run.ID); err != nil {
-		return err
+		return "", false, err
 	}
 
 	// A signal cancels the run first, so running attempts report canceled
@@ -205,7 +262,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		select {
 		case <-ctx.Done():
 			close(interrupted)
-			con.printf("deltaci: interrupted: canceling the run (SIGTERM, then SIGKILL after %s)\n", o.grace)
+			x.printf("deltaci: interrupted: canceling the run (SIGTERM, then SIGKILL after %s)\n", x.grace)
 			if err := orch.Cancel(context.WithoutCancel(ctx), "cli", run.ID); err != nil {
 				log.Warn("cancel run", "err", err)
 			}
@@ -214,36 +271,20 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		}
 	}()
 	local := &runner.Local{
-		Orch: orch, Notifier: notifier, Exec: exec, Log: log,
-		Slots: o.jobs, Source: src, WorkDir: ws, BaseEnv: e.vars, FixedEnv: runEnv(wt),
-		Output: con.job, Grace: o.grace, ID: "local", Results: res,
+		Orch: orch, Notifier: x.notifier, Exec: x.exec, Log: log,
+		Slots: x.jobs, Source: src, WorkDir: ws, BaseEnv: x.vars, FixedEnv: runEnv(wt),
+		Output: x.output, Grace: x.grace, ID: "local", Results: x.res, InputFiles: pl.InputFiles,
 	}
 	runErr := local.Run(runCtx, run.ID)
 	stopRunner()
 	if runErr != nil {
-		return runErr
-	}
-
-	report := context.WithoutCancel(ctx)
-	final, err := st.Run(report, run.ID)
-	if err != nil {
-		return err
-	}
-	if err := printSummary(report, e, st, final, time.Since(start)); err != nil {
-		return err
+		return "", false, runErr
 	}
 	select {
 	case <-interrupted:
-		return &exitError{code: ExitCanceled}
+		return run.ID, true, nil
 	default:
-	}
-	switch final.State {
-	case core.RunSucceeded:
-		return nil
-	case core.RunCanceled:
-		return &exitError{code: ExitCanceled}
-	default:
-		return &exitError{code: ExitFailed}
+		return run.ID, false, nil
 	}
 }
 

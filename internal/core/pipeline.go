@@ -24,21 +24,28 @@ func (p *Pipeline) Job(name string) (JobSpec, bool) {
 
 // JobSpec is one job's definition with defaults applied.
 type JobSpec struct {
-	Name     string
-	Run      string            // shell script, run with sh -e
-	Needs    []string          // names of jobs that must succeed first
-	Inputs   []string          // doublestar globs; empty means the whole tree
-	Env      map[string]string // extra environment
-	Secrets  []string          // secret names; values come from a provider
-	Outputs  []string          // globs of files uploaded after success
-	Reports  map[string][]string
-	Timeout  time.Duration
-	Retry    RetryPolicy
-	RunsOn   []string // runner labels required
-	Sandbox  Sandbox
-	Reuse    bool     // false for non-hermetic jobs: never reused
+	Name    string
+	Run     string            // shell script, run with sh -e
+	Needs   []string          // names of jobs that must succeed first
+	Inputs  []string          // entries in order (see ParseInput); empty means the whole tree
+	Env     map[string]string // extra environment
+	Secrets []string          // secret names; values come from a provider
+	Outputs []string          // globs of files uploaded after success
+	Reports map[string][]string
+	Timeout time.Duration
+	Retry   RetryPolicy
+	RunsOn  []string // runner labels required
+	Sandbox Sandbox
+	Reuse   bool // false for non-hermetic jobs: never reused
+	// Hermetic jobs see only the files their inputs match (and the
+	// outputs of their needs) in their workspace.
+	Hermetic bool
 	Branches []string // run only on these branches (globs); empty = all
 	Events   []string // run only for these events; empty = all
+
+	// InputsFrom names jobs whose digests are part of this one's, without
+	// ordering or failure cascade (unlike Needs).
+	InputsFrom []string
 }
 
 // Sandbox holds the per-job sandbox settings.

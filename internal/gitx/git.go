@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -59,6 +60,11 @@ func run(ctx context.Context, dir string, args ...string) ([]byte, error) {
 
 // runEnv is run with extra environment variables.
 func runEnv(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
+	return runInput(ctx, dir, env, nil, args...)
+}
+
+// runInput is runEnv with stdin (nil for none).
+func runInput(ctx context.Context, dir string, env []string, stdin io.Reader, args ...string) ([]byte, error) {
 	op := "git"
 	if len(args) > 0 {
 		op += " " + args[0]
@@ -66,6 +72,7 @@ func runEnv(ctx context.Context, dir string, env []string, args ...string) ([]by
 	cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "core.quotepath=off"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(gitEnv(), env...)
+	cmd.Stdin = stdin
 	cmd.WaitDelay = 5 * time.Second // a stray child holding stdout cannot block us
 	// A fetch's helpers (git-remote-https, ssh) end with git when ctx does.
 	killGroupOnCancel(cmd)

@@ -391,6 +391,23 @@ jobs:
     run: make test
     reuse: yes
 `, []want{{5, 12, `reuse must be true or false, got "yes"`, ""}}},
+		{"HermeticQuoted", `version: 1
+jobs:
+  test:
+    run: make test
+    hermetic: "true"
+`, []want{{5, 15, `hermetic must be true or false, got "true"`, "without quotes"}}},
+		{"HermeticInDefaultsNotBool", `version: 1
+defaults: {hermetic: [true]}
+jobs:
+  test: {run: make test}
+`, []want{{2, 22, "hermetic must be true or false, got a list", ""}}},
+		{"HermeticMisspelled", `version: 1
+jobs:
+  test:
+    run: make test
+    hermetc: true
+`, []want{{5, 5, `unknown key "hermetc" in job "test"`, `did you mean "hermetic"?`}}},
 		{"SandboxNotMapping", `version: 1
 jobs:
   test:

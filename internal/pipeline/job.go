@@ -14,8 +14,8 @@ import (
 // (did-you-mean prefers earlier ones on ties).
 var (
 	topKeys     = []string{"version", "strict", "defaults", "jobs"}
-	settingKeys = []string{"timeout", "runs-on", "retry", "env", "sandbox", "reuse"}
-	jobKeys     = []string{"run", "needs", "inputs", "env", "secrets", "outputs", "reports", "timeout", "retry", "runs-on", "sandbox", "reuse", "branches", "events"}
+	settingKeys = []string{"timeout", "runs-on", "retry", "env", "sandbox", "reuse", "hermetic"}
+	jobKeys     = []string{"run", "needs", "inputs", "inputs_from", "env", "secrets", "outputs", "reports", "timeout", "retry", "runs-on", "sandbox", "reuse", "hermetic", "branches", "events"}
 	retryKeys   = []string{"runner_lost", "infra_error", "exit_codes", "max"}
 	sandboxKeys = []string{"network"}
 	reportKinds = []string{"junit"}
@@ -38,6 +38,7 @@ type settings struct {
 	env       map[string]string
 	network   *bool
 	reuse     *bool
+	hermetic  *bool
 }
 
 // retryPatch is a retry block: only the fields it sets override.
@@ -100,6 +101,10 @@ func (t *tree) setting(e entry, s *settings) bool {
 	case "reuse":
 		if b, ok := t.boolean(v, "reuse"); ok {
 			s.reuse = &b
+		}
+	case "hermetic":
+		if b, ok := t.boolean(v, "hermetic"); ok {
+			s.hermetic = &b
 		}
 	default:
 		return false
@@ -240,6 +245,8 @@ type jobDecl struct {
 	spec  core.JobSpec // the job-only fields
 	own   settings
 	needs []item
+	// inputsFrom are the jobs whose digests this one's includes.
+	inputsFrom []item
 }
 
 func (t *tree) job(e entry) *jobDecl {
@@ -273,11 +280,9 @@ func (t *tree) job(e entry) *jobDecl {
 		case "needs":
 			j.needs, _ = t.stringList(fv, "needs", "job names", nil)
 		case "inputs":
-			items, ok := t.stringList(fv, "inputs", "globs", t.pathGlob("inputs"))
-			if ok && len(items) == 0 {
-				t.add(fv.at, "remove inputs to depend on the whole repository, or list the globs this job reads", "inputs is empty")
-			}
-			j.spec.Inputs = texts(items)
+			j.spec.Inputs = t.inputs(fv)
+		case "inputs_from":
+			j.inputsFrom, _ = t.stringList(fv, "inputs_from", "job names", nil)
 		case "outputs":
 			items, _ := t.stringList(fv, "outputs", "globs", t.pathGlob("outputs"))
 			j.spec.Outputs = texts(items)
@@ -366,6 +371,7 @@ func (j *jobDecl) build(defs *settings) core.JobSpec {
 	s := j.spec
 	s.Name = j.name
 	s.Needs = texts(j.needs)
+	s.InputsFrom = texts(j.inputsFrom)
 	s.Timeout = core.DefaultTimeout
 	s.Reuse = true
 	env := map[string]string{}
@@ -381,6 +387,9 @@ func (j *jobDecl) build(defs *settings) core.JobSpec {
 		}
 		if st.reuse != nil {
 			s.Reuse = *st.reuse
+		}
+		if st.hermetic != nil {
+			s.Hermetic = *st.hermetic
 		}
 		maps.Copy(env, st.env)
 	}

@@ -6,8 +6,9 @@ import (
 	"strings"
 )
 
-// checkNeeds reports needs that name no job, a job needing itself, and
-// cycles, one per group of jobs that need each other.
+// checkNeeds reports needs and inputs_from that name no job, a job naming
+// itself, and cycles, one per group of jobs that depend on each other:
+// a digest covers the digests of both.
 func (t *tree) checkNeeds(jobs []*jobDecl) {
 	index := make(map[string]int, len(jobs))
 	names := make([]string, 0, len(jobs))
@@ -17,6 +18,8 @@ func (t *tree) checkNeeds(jobs []*jobDecl) {
 		names = append(names, j.name)
 	}
 	edges := make([][]int, len(jobs))
+	// from marks the edges that come from inputs_from, by job and target.
+	from := map[[2]int]bool{}
 	for i, j := range jobs {
 		for _, n := range j.needs {
 			k, ok := index[n.s]
@@ -29,6 +32,21 @@ func (t *tree) checkNeeds(jobs []*jobDecl) {
 				edges[i] = append(edges[i], k)
 			}
 		}
+		for _, n := range j.inputsFrom {
+			k, ok := index[n.s]
+			switch {
+			case n.s == j.name:
+				t.add(n.at, fmt.Sprintf("remove %q from its inputs_from", n.s), "job %q takes inputs from itself", j.name)
+			case !ok:
+				t.add(n.at, t.didYouMean(n.s, names, "jobs are"), "job %q takes inputs from %q, which is not a job", j.name, n.s)
+			case slices.ContainsFunc(j.needs, func(it item) bool { return it.s == n.s }):
+				t.add(n.at, fmt.Sprintf("needs already puts the digest of %q in this job's: remove it from inputs_from", n.s),
+					"job %q lists %q in both needs and inputs_from", j.name, n.s)
+			default:
+				edges[i] = append(edges[i], k)
+				from[[2]int{i, k}] = true
+			}
+		}
 	}
 	for _, scc := range components(edges) {
 		if len(scc) < 2 {
@@ -36,18 +54,25 @@ func (t *tree) checkNeeds(jobs []*jobDecl) {
 		}
 		cycle := shortestCycle(edges, scc)
 		path := make([]string, len(cycle)+1)
+		viaFrom := false
 		for i, k := range cycle {
 			path[i] = jobs[k].name
+			viaFrom = viaFrom || from[[2]int{k, cycle[(i+1)%len(cycle)]}]
 		}
 		path[len(cycle)] = path[0]
-		// Point at the need that starts the cycle, in its earliest job.
+		// Point at the entry that starts the cycle, in its earliest job.
 		first := jobs[cycle[0]]
 		at := first.at
-		for _, n := range first.needs {
+		for _, n := range slices.Concat(first.needs, first.inputsFrom) {
 			if n.s == jobs[cycle[1]].name {
 				at = n.at
 				break
 			}
+		}
+		if viaFrom {
+			t.add(at, "a job's digest cannot depend on itself through other jobs: remove one of these needs or inputs_from",
+				"cycle in needs and inputs_from: %s", strings.Join(path, " → "))
+			continue
 		}
 		t.add(at, "a job cannot need itself through other jobs: remove one of these needs",
 			"cycle in needs: %s", strings.Join(path, " → "))

@@ -111,6 +111,7 @@ defaults:
   env: {A: "from defaults", B: "from defaults"}
   sandbox: {network: true}
   reuse: false
+  hermetic: true
 jobs:
   inherits:
     run: make
@@ -122,6 +123,7 @@ jobs:
     env: {B: "from job", C: "from job"}
     sandbox: {network: false}
     reuse: true
+    hermetic: false
 `)
 		want := []core.JobSpec{
 			{
@@ -130,10 +132,11 @@ jobs:
 				Env:     map[string]string{"A": "from defaults", "B": "from defaults"},
 				Timeout: 10 * time.Minute,
 				// runner_lost keeps its built-in default of 2.
-				Retry:   core.RetryPolicy{RunnerLost: 2, InfraError: 1, ExitCodes: []int{137}},
-				RunsOn:  []string{"linux", "big"},
-				Sandbox: core.Sandbox{Network: true},
-				Reuse:   false,
+				Retry:    core.RetryPolicy{RunnerLost: 2, InfraError: 1, ExitCodes: []int{137}},
+				RunsOn:   []string{"linux", "big"},
+				Sandbox:  core.Sandbox{Network: true},
+				Reuse:    false,
+				Hermetic: true,
 			},
 			{
 				Name:    "overrides",

@@ -2,15 +2,17 @@ package pipeline
 
 import (
 	"container/heap"
+	"slices"
 
 	"github.com/deltaci/deltaci/internal/core"
 )
 
 // TopoOrder returns the job names of p such that every job comes after the
-// jobs it needs. Among jobs whose needs are all placed, the one earlier in
+// jobs it needs and the jobs it takes inputs from (whose digests its own
+// covers). Among jobs whose needs are all placed, the one earlier in
 // the file comes first, so the order is stable across runs.
 //
-// For a pipeline that Parse did not validate, needs naming no job are
+// For a pipeline that Parse did not validate, needs or inputs_from naming no job are
 // ignored and jobs on a cycle are appended in file order, so every job
 // appears exactly once.
 func TopoOrder(p *core.Pipeline) []string {
@@ -25,7 +27,7 @@ func TopoOrder(p *core.Pipeline) []string {
 	dependents := make([][]int, n) // jobs that need job i
 	for i, j := range p.Jobs {
 		seen := map[int]bool{}
-		for _, need := range j.Needs {
+		for _, need := range slices.Concat(j.Needs, j.InputsFrom) {
 			k, ok := index[need]
 			if !ok || k == i || seen[k] {
 				continue

@@ -38,11 +38,14 @@ var encMode = func() cbor.EncMode {
 type definition struct {
 	Env      map[string]string `cbor:"env"`
 	Executor string            `cbor:"executor"`
-	Name     string            `cbor:"name"`
-	Network  bool              `cbor:"network"`
-	Run      string            `cbor:"run"`
-	RunsOn   []string          `cbor:"runs_on"`
-	Secrets  []string          `cbor:"secrets"`
+	// Hermetic is left out when false, so that the digests of the jobs
+	// that are not hermetic are those they had before the key existed.
+	Hermetic bool     `cbor:"hermetic,omitempty"`
+	Name     string   `cbor:"name"`
+	Network  bool     `cbor:"network"`
+	Run      string   `cbor:"run"`
+	RunsOn   []string `cbor:"runs_on"`
+	Secrets  []string `cbor:"secrets"`
 }
 
 // need is one entry of the digest's "n" array.
@@ -56,6 +59,7 @@ func newDefinition(j core.JobSpec, executor string) definition {
 	d := definition{
 		Env:      map[string]string{}, // never nil: nil would encode as null
 		Executor: executor,
+		Hermetic: j.Hermetic,
 		Name:     j.Name,
 		Network:  j.Sandbox.Network,
 		Run:      j.Run,
@@ -114,20 +118,19 @@ func appendHead(dst []byte, major byte, n uint64) []byte {
 		byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
-// filesPrefix starts the digest input: the head of the five-entry map and
-// its first key, "f". The files array follows, so that the hash state after
-// the files can be shared by every job with the same inputs.
-var filesPrefix = []byte{majorMap<<5 | 5, majorText<<5 | 1, 'f'}
-
 // hashFiles starts a digest input over files (entries, by index, sorted by
 // path): the map head, "f", and the array of [path, mode, id]. The array is
 // written by hand, in the encoding the canonical encoder would produce (a
 // test holds the two together), because a tree of 100,000 files goes
 // through here on every plan.
-func hashFiles(entries *entries, files []int32) hash.Cloner {
+//
+// The input starts with the head of a map of keys entries (5, plus "i" and
+// "l" when the job has them) and its first key, "f", so that the hash state
+// after the files can be shared by every job with the same inputs.
+func hashFiles(entries *entries, files []int32, keys int) hash.Cloner {
 	h := sha256.New().(hash.Cloner)
 	buf := make([]byte, 0, 64<<10)
-	buf = append(buf, filesPrefix...)
+	buf = append(buf, majorMap<<5|byte(keys), majorText<<5|1, 'f')
 	buf = appendHead(buf, majorArray, uint64(len(files)))
 	for _, i := range files {
 		e := entries.at(i)
@@ -146,28 +149,34 @@ func hashFiles(entries *entries, files []int32) hash.Cloner {
 	return h
 }
 
-// digestRest is the digest input after the files: keys "j", "n", "r", "s"
-// in canonical order.
+// digestRest is the digest input after the files: keys "i" (only with
+// inputs_from), "j", "l" (only with lockfile slices), "n", "r", "s" in
+// canonical order.
 type digestRest struct {
+	From   []need          `cbor:"i,omitempty"`
 	Job    cbor.RawMessage `cbor:"j"`
+	Locks  []lockPart      `cbor:"l,omitempty"`
 	Needs  []need          `cbor:"n"`
 	Recipe uint64          `cbor:"r"`
 	Salt   string          `cbor:"s"`
 }
 
 // finishDigest completes a digest started by hashFiles (which it leaves
-// untouched) with the encoded definition, the needs' digests and the salt.
-func finishDigest(files hash.Cloner, def []byte, needs []need, salt string) (string, error) {
+// untouched) with the encoded definition, the digests of inputs_from, the
+// lockfile slices, the needs' digests and the salt. rest's Job, Recipe and
+// Salt are set here.
+func finishDigest(files hash.Cloner, def []byte, rest digestRest, salt string) (string, error) {
 	h, err := files.Clone()
 	if err != nil {
 		return "", core.Wrap(core.KindInternal, "job digest", err)
 	}
-	if needs == nil {
-		needs = []need{}
+	if rest.Needs == nil {
+		rest.Needs = []need{}
 	}
-	// A four-entry map encodes as its head and then the entries: drop the
-	// head and what is left are the map's last four entries.
-	b, err := encMode.Marshal(digestRest{Job: def, Needs: needs, Recipe: Recipe, Salt: salt})
+	rest.Job, rest.Recipe, rest.Salt = def, Recipe, salt
+	// A map encodes as its head and then the entries: drop the head and
+	// what is left are the map's entries after "f".
+	b, err := encMode.Marshal(rest)
 	if err != nil {
 		return "", core.Wrap(core.KindInternal, "job digest", err)
 	}

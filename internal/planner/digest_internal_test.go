@@ -57,7 +57,7 @@ func TestDigestRecipe(t *testing.T) {
 	}
 	var entries entries
 	entries.add(gitx.TreeEntry{Path: "a", Mode: gitx.ModeFile, Type: gitx.TypeBlob, ObjectID: blob})
-	got, err := finishDigest(hashFiles(&entries, []int32{0}), def, []need{{Name: "dep", Digest: needDigest}}, "salt")
+	got, err := finishDigest(hashFiles(&entries, []int32{0}, 5), def, digestRest{Needs: []need{{Name: "dep", Digest: needDigest}}}, "salt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,9 @@ func TestDigestRecipe(t *testing.T) {
 // the hand-written streaming encoding against.
 type fullInput struct {
 	Files  []fileTuple `cbor:"f"`
+	From   []need      `cbor:"i,omitempty"`
 	Job    definition  `cbor:"j"`
+	Locks  []lockPart  `cbor:"l,omitempty"`
 	Needs  []need      `cbor:"n"`
 	Recipe uint64      `cbor:"r"`
 	Salt   string      `cbor:"s"`
@@ -109,6 +111,21 @@ func TestDigestMatchesCanonicalEncoder(t *testing.T) {
 		for _, name := range sortedSet(rapid.SliceOf(rapid.String()).Draw(t, "needs")) {
 			needs = append(needs, need{Name: name, Digest: "sha256:" + name})
 		}
+		var from []need
+		for _, name := range sortedSet(rapid.SliceOf(rapid.String()).Draw(t, "inputs_from")) {
+			from = append(from, need{Name: name, Digest: "sha256:" + name})
+		}
+		var locks []lockPart
+		for _, p := range sortedSet(rapid.SliceOf(rapid.String()).Draw(t, "lockfiles")) {
+			locks = append(locks, lockPart{Path: []byte(p), ID: rapid.StringMatching(`sha256:[0-9a-f]{64}|[0-9a-f]{40}`).Draw(t, "lock id")})
+		}
+		keys := 5
+		if len(from) > 0 {
+			keys++
+		}
+		if len(locks) > 0 {
+			keys++
+		}
 		salt := rapid.String().Draw(t, "salt")
 		d := newDefinition(job, ExecutorSandbox)
 
@@ -116,11 +133,11 @@ func TestDigestMatchesCanonicalEncoder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := finishDigest(hashFiles(&entries, idx), def, needs, salt)
+		got, err := finishDigest(hashFiles(&entries, idx, keys), def, digestRest{From: from, Locks: locks, Needs: needs}, salt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := encMode.Marshal(fullInput{Files: tuples, Job: d, Needs: needs, Recipe: Recipe, Salt: salt})
+		b, err := encMode.Marshal(fullInput{Files: tuples, From: from, Job: d, Locks: locks, Needs: needs, Recipe: Recipe, Salt: salt})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,5 +158,41 @@ func TestHeadSizes(t *testing.T) {
 		if got := appendHead(nil, majorUint, n); !slices.Equal(got, want) {
 			t.Errorf("head of %d = %x, want %x", n, got, want)
 		}
+	}
+}
+
+// TestDigestHermetic pins how hermetic enters a job's definition: as a
+// last key "hermetic": true, and not at all when false, so that the jobs
+// that are not hermetic keep the digests recorded before the key existed.
+func TestDigestHermetic(t *testing.T) {
+	t.Parallel()
+	job := core.JobSpec{Name: "x", Run: "true"}
+	plain, err := encodeDefinition(newDefinition(job, ExecutorShell))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPlain := strings.Join([]string{
+		"a7",
+		"63656e76" + "a0",
+		"6372756e" + "6474727565",
+		"646e616d65" + "6178",
+		"676e6574776f726b" + "f4",
+		"6772756e735f6f6e" + "80",
+		"6773656372657473" + "80",
+		"686578656375746f72" + "657368656c6c",
+	}, "")
+	if got := hex.EncodeToString(plain); got != wantPlain {
+		t.Errorf("definition of a job that is not hermetic = %s, want %s", got, wantPlain)
+	}
+	job.Hermetic = true
+	herm, err := encodeDefinition(newDefinition(job, ExecutorShell))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A map of 8: the same seven entries, then "hermetic": true (8 bytes,
+	// after "executor" bytewise).
+	wantHerm := "a8" + wantPlain[2:] + "68" + hex.EncodeToString([]byte("hermetic")) + "f5"
+	if got := hex.EncodeToString(herm); got != wantHerm {
+		t.Errorf("definition of a hermetic job = %s, want %s", got, wantHerm)
 	}
 }

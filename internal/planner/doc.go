@@ -78,7 +78,9 @@
 //	       "runs_on":  array of text, the runner labels, sorted, distinct;
 //	       "secrets":  array of text, the secret names (never values),
 //	                   sorted, distinct;
-//	       "executor": text, "shell" or "sandbox" (Options.Executor).
+//	       "executor": text, "shell" or "sandbox" (Options.Executor);
+//	       "hermetic": true, only for a hermetic job (the key is left out
+//	                   otherwise, so other jobs keep their digests).
 //	     Not in it: timeout, retry, the order of needs, branches, events,
 //	     reuse, outputs, reports, and inputs themselves (the files they
 //	     match are).
@@ -88,7 +90,7 @@
 //	"s": text, the salt, Options.Salt.
 //
 // Core deterministic encoding puts the keys in that order (f, j, n, r, s;
-// and env, run, name, network, runs_on, secrets, executor), uses the
+// and env, run, name, network, runs_on, secrets, executor, hermetic), uses the
 // shortest form of every head and definite lengths, and encodes an empty
 // map or array as such, never as null. Nothing else goes in: no commit id,
 // no time, no path of the clone, no git setting, so the same files and

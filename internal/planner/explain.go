@@ -28,6 +28,7 @@ const (
 	ReasonDefinitionChanged ReasonCode = "definition_changed" // Fields lists what differs from the base pipeline
 	ReasonNewJob            ReasonCode = "new_job"            // not in the base pipeline
 	ReasonUpstreamRuns      ReasonCode = "upstream_runs"      // Jobs lists needs that will run
+	ReasonInputsFromRuns    ReasonCode = "inputs_from_runs"   // Jobs lists inputs_from jobs that will run
 
 	// Deciding reasons.
 	ReasonNoBase        ReasonCode = "no_base"        // no base commit: everything runs
@@ -57,10 +58,11 @@ type Reason struct {
 	// MoreFiles counts the matching changed paths not listed.
 	MoreFiles int `json:"more_files,omitempty"`
 	// Fields are the definition keys that differ from the base
-	// (definition_changed): run, env, secrets, sandbox.network, runs-on,
+	// (definition_changed): run, env, secrets, sandbox.network, hermetic, runs-on,
 	// needs, inputs.
 	Fields []string `json:"fields,omitempty"`
-	// Jobs are the needs concerned (upstream_runs, upstream_skipped).
+	// Jobs are the needs concerned (upstream_runs, upstream_skipped), or
+	// the jobs it takes inputs from (inputs_from_runs).
 	Jobs []string `json:"jobs,omitempty"`
 }
 
@@ -145,6 +147,16 @@ func (d *decider) causes(j core.JobSpec) []Reason {
 		why = append(why, Reason{Code: ReasonUpstreamRuns, Jobs: running,
 			Text: fmt.Sprintf("upstream %s will run", strings.Join(running, ", "))})
 	}
+	var from []string
+	for _, n := range sortedSet(j.InputsFrom) {
+		if d.decided[n] == Run {
+			from = append(from, n)
+		}
+	}
+	if len(from) > 0 {
+		why = append(why, Reason{Code: ReasonInputsFromRuns, Jobs: from,
+			Text: fmt.Sprintf("it takes inputs from %s, which will run", strings.Join(from, ", "))})
+	}
 	return why
 }
 
@@ -168,14 +180,20 @@ func (d *decider) definitionChange(j core.JobSpec) Reason {
 	if old.Sandbox.Network != j.Sandbox.Network {
 		fields = append(fields, "sandbox.network")
 	}
+	if old.Hermetic != j.Hermetic {
+		fields = append(fields, "hermetic")
+	}
 	if !slices.Equal(sortedSet(old.RunsOn), sortedSet(j.RunsOn)) {
 		fields = append(fields, "runs-on")
 	}
 	if !slices.Equal(sortedSet(old.Needs), sortedSet(j.Needs)) {
 		fields = append(fields, "needs")
 	}
-	if !slices.Equal(sortedSet(old.Inputs), sortedSet(j.Inputs)) {
+	if !sameInputs(old.Inputs, j.Inputs) {
 		fields = append(fields, "inputs")
+	}
+	if !slices.Equal(sortedSet(old.InputsFrom), sortedSet(j.InputsFrom)) {
+		fields = append(fields, "inputs_from")
 	}
 	if len(fields) == 0 {
 		return Reason{}
@@ -210,4 +228,14 @@ func throughLinks(files []FileMatch) string {
 // path, joined by " → ".
 func (f FileMatch) Chain() string {
 	return strings.Join(append(slices.Clip(f.Via), f.Path), " → ")
+}
+
+// sameInputs compares inputs entries: as sets when both are globs only,
+// else in order, which then matters.
+func sameInputs(a, b []string) bool {
+	glob := func(s string) bool { return core.ParseInput(s).Kind == core.InputGlob }
+	if !slices.ContainsFunc(a, func(s string) bool { return !glob(s) }) && !slices.ContainsFunc(b, func(s string) bool { return !glob(s) }) {
+		return slices.Equal(sortedSet(a), sortedSet(b))
+	}
+	return slices.Equal(a, b)
 }

@@ -100,6 +100,10 @@ type Plan struct {
 	Warnings []Warning `json:"warnings,omitempty"`
 	// Jobs are in topological order: every job after the jobs it needs.
 	Jobs []Job `json:"jobs"`
+
+	// files lists the files of the hermetic jobs (InputFiles); nil when
+	// the pipeline has none, so that no plan keeps its tree for nothing.
+	files *jobFiles
 }
 
 // Summary counts the decisions.
@@ -117,6 +121,10 @@ type Job struct {
 	Digest string `json:"digest"`
 	// Needs are the job's needs, sorted.
 	Needs []string `json:"needs"`
+	// InputsFrom are the jobs whose digests its digest covers, sorted.
+	InputsFrom []string `json:"inputs_from,omitempty"`
+	// Inferred are what its inferred inputs entries expanded to, in order.
+	Inferred []Inferred `json:"inferred,omitempty"`
 	// ReusedFrom is the result taken, when Decision is Reuse.
 	ReusedFrom *Result `json:"reused_from,omitempty"`
 	// Why explains the decision, causes first and the deciding reason last.
@@ -126,6 +134,9 @@ type Job struct {
 	Links []Link `json:"links,omitempty"`
 	// MoreLinks counts the links followed that are not listed.
 	MoreLinks int `json:"more_links,omitempty"`
+	// Hermetic says the job's workspace holds only the files of its
+	// digest (InputFiles).
+	Hermetic bool `json:"hermetic,omitempty"`
 }
 
 // Job returns the plan of the job named name and whether there is one.
@@ -154,23 +165,11 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	local := o.Trigger.Kind == TriggerLocal
-	dir, wt := o.Dir, o.WorkTree
-	var head string
-	if local {
-		if wt == nil {
-			// Dirty paths and hashes are relative to the top of the working tree.
-			if dir, err = gitx.TopLevel(ctx, dir); err != nil {
-				return nil, err
-			}
-			if wt, err = gitx.ReadWorkTree(ctx, dir); err != nil {
-				return nil, err
-			}
-		}
-		dir, head = wt.Top, wt.Head
-	} else if head, err = gitx.ResolveRev(ctx, dir, o.Trigger.Head); err != nil {
+	dir, head, wt, err := o.locate(ctx)
+	if err != nil {
 		return nil, err
 	}
+	local := wt != nil
 	f := &baseFinder{dir: dir, head: head, t: o.Trigger, remote: o.Remote, deepenBy: o.DeepenBy}
 	if f.remote == "" {
 		f.remote = "origin"
@@ -198,13 +197,11 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 			return nil, err
 		}
 	}
-	in := newInputs(o.Pipeline)
-	tree, err := readTree(ctx, dir, head, dirty, wt, in)
+	in, tree, links, err := readInputs(ctx, o.Pipeline, dir, head, dirty, wt)
 	if err != nil {
 		return nil, err
 	}
-	links, err := followLinks(ctx, dir, tree, in)
-	if err != nil {
+	if err := checkHermeticLinks(o.Pipeline, in, links); err != nil {
 		return nil, err
 	}
 	warnings := unmatchedInputs(o.Pipeline, in, tree)
@@ -230,10 +227,52 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 		ChangedFiles: len(changes),
 		Warnings:     warnings,
 	}
+	if slices.ContainsFunc(o.Pipeline.Jobs, func(j core.JobSpec) bool { return j.Hermetic }) {
+		p.files = &jobFiles{tree: tree, in: in}
+	}
 	d := decider{o: o, base: base, digests: digests, matches: in.matchChanges(changes, links), decided: map[string]Decision{},
 		warned: warningsByJob(warnings), in: in, links: links}
 	d.decideAll(p, jobs, order)
 	return p, nil
+}
+
+// locate finds the repository's top and the head commit, and for a local
+// run reads the working tree (returned non-nil), unless o holds it.
+func (o Options) locate(ctx context.Context) (dir, head string, wt *gitx.WorkTree, err error) {
+	dir, wt = o.Dir, o.WorkTree
+	if o.Trigger.Kind != TriggerLocal {
+		head, err = gitx.ResolveRev(ctx, dir, o.Trigger.Head)
+		return dir, head, nil, err
+	}
+	if wt == nil {
+		// Dirty paths and hashes are relative to the top of the working tree.
+		if dir, err = gitx.TopLevel(ctx, dir); err != nil {
+			return "", "", nil, err
+		}
+		if wt, err = gitx.ReadWorkTree(ctx, dir); err != nil {
+			return "", "", nil, err
+		}
+	}
+	return wt.Top, wt.Head, wt, nil
+}
+
+// readInputs reads the planned tree and sorts its files into the input
+// sets of p's jobs: globs as the tree streams by, then ordered sets, then
+// what symlinks lead to.
+func readInputs(ctx context.Context, p *core.Pipeline, dir, head string, dirty []gitx.Change, wt *gitx.WorkTree) (*inputs, *treeFiles, *followed, error) {
+	in := newInputs(p)
+	tree, err := readTree(ctx, dir, head, dirty, wt, in)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := expandOrdered(ctx, dir, tree, in); err != nil {
+		return nil, nil, nil, err
+	}
+	links, err := followLinks(ctx, dir, tree, in)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return in, tree, links, nil
 }
 
 func (o Options) validate() error {
@@ -260,7 +299,7 @@ func (o Options) validate() error {
 	}
 	for _, j := range o.Pipeline.Jobs {
 		for _, g := range j.Inputs {
-			if !doublestar.ValidatePattern(g) {
+			if in := core.ParseInput(g); !in.Inferred() && !doublestar.ValidatePattern(in.Value) {
 				return core.E(core.KindInvalid, op, "job %s: bad input glob %q", j.Name, g)
 			}
 		}
@@ -289,6 +328,14 @@ func indexJobs(p *core.Pipeline) (map[string]core.JobSpec, []string, error) {
 					return nil, nil, core.E(core.KindInvalid, op, "job %s needs %s, which is not a job", name, n)
 				}
 				return nil, nil, core.E(core.KindInvalid, op, "job %s is on a cycle of needs through %s", name, n)
+			}
+		}
+		for _, n := range jobs[name].InputsFrom {
+			if !placed[n] {
+				if _, ok := jobs[n]; !ok {
+					return nil, nil, core.E(core.KindInvalid, op, "job %s takes inputs from %s, which is not a job", name, n)
+				}
+				return nil, nil, core.E(core.KindInvalid, op, "job %s is on a cycle of needs and inputs_from through %s", name, n)
 			}
 		}
 		placed[name] = true
@@ -343,24 +390,44 @@ func combine(committed, dirty gitx.ChangeStatus) gitx.ChangeStatus {
 // jobDigests computes every job's digest in topological order.
 func jobDigests(o Options, jobs map[string]core.JobSpec, order []string, in *inputs, tree *treeFiles) (map[string]string, error) {
 	digests := make(map[string]string, len(order))
-	started := make(map[int]hash.Cloner) // by input set: shared by jobs with the same inputs
+	// By input set, and whether the map has "i": shared by jobs with the
+	// same inputs.
+	type start struct {
+		set  int
+		from bool
+	}
+	started := make(map[start]hash.Cloner)
 	for _, name := range order {
 		j := jobs[name]
 		def, err := encodeDefinition(newDefinition(j, o.Executor))
 		if err != nil {
 			return nil, err
 		}
-		set := in.jobSet[name]
-		h, ok := started[set]
-		if !ok {
-			h = hashFiles(&tree.entries, tree.sets[set])
-			started[set] = h
-		}
-		var needs []need
+		var rest digestRest
 		for _, n := range sortedSet(j.Needs) {
-			needs = append(needs, need{Name: n, Digest: digests[n]})
+			rest.Needs = append(rest.Needs, need{Name: n, Digest: digests[n]})
 		}
-		if digests[name], err = finishDigest(h, def, needs, o.Salt); err != nil {
+		for _, n := range sortedSet(j.InputsFrom) {
+			rest.From = append(rest.From, need{Name: n, Digest: digests[n]})
+		}
+		set := in.jobSet[name]
+		if in.rules != nil {
+			rest.Locks = in.rules.locks[set]
+		}
+		key := start{set, len(rest.From) > 0}
+		h, ok := started[key]
+		if !ok {
+			keys := 5
+			if key.from {
+				keys++
+			}
+			if len(rest.Locks) > 0 {
+				keys++
+			}
+			h = hashFiles(&tree.entries, tree.sets[set], keys)
+			started[key] = h
+		}
+		if digests[name], err = finishDigest(h, def, rest, o.Salt); err != nil {
 			return nil, err
 		}
 	}
@@ -397,7 +464,12 @@ func (d *decider) decideAll(p *Plan, jobs map[string]core.JobSpec, order []strin
 }
 
 func (d *decider) decide(j core.JobSpec) Job {
-	job := Job{Name: j.Name, Digest: d.digests[j.Name], Needs: sortedSet(j.Needs), Why: append([]Reason{}, d.warned[j.Name]...)}
+	job := Job{Name: j.Name, Digest: d.digests[j.Name], Needs: sortedSet(j.Needs), Why: append([]Reason{}, d.warned[j.Name]...),
+		Hermetic: j.Hermetic}
+	if len(j.InputsFrom) > 0 {
+		job.InputsFrom = sortedSet(j.InputsFrom)
+	}
+	job.Inferred = d.in.inferred(j.Name)
 	job.Links, job.MoreLinks = d.links.jobLinks(d.in.jobSet[j.Name])
 	if r, ok := d.filtered(j); ok {
 		job.Decision, job.Why = Skip, append(job.Why, r)

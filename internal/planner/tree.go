@@ -17,23 +17,35 @@ import (
 // wholeTree is the glob of a job without inputs: every path.
 const wholeTree = "**"
 
-// inputs groups the jobs by their input globs. Jobs with the same globs
+// inputs groups the jobs by their input globs. Jobs with the same inputs
 // share an input set, whose files are listed and hashed once.
+//
+// A set whose inputs are all globs is simple: a path is in it when one of
+// its globs matches, which the glob index answers as the tree streams by.
+// Any other set (with "!" exclusions or inferred entries) is ordered: the
+// last of its entries that matches a path decides, and it is filled from
+// the listed tree afterwards, once inferred entries are expanded (see
+// ordered.go).
 type inputs struct {
 	ix *globIndex
-	// setsOf lists, per glob of ix, the input sets that contain it.
+	// setsOf lists, per glob of ix, the simple input sets that contain it.
 	setsOf [][]int
 	// nsets is the number of input sets.
 	nsets int
 	// jobSet is each job's input set.
 	jobSet map[string]int
-	// jobGlobs is each job's globs in file order (ids in ix); a job without
-	// inputs has the single glob wholeTree.
+	// jobGlobs is each simple job's globs in file order (ids in ix); a job
+	// without inputs has the single glob wholeTree.
 	jobGlobs map[string][]int32
 	// noInputs marks the jobs that depend on the whole tree by default.
 	noInputs map[string]bool
 	// setJobs lists, per input set, its jobs in pipeline order.
 	setJobs [][]string
+	// ordered holds, per input set, its entries when it is ordered, else nil.
+	ordered [][]core.Input
+	// rules are the ordered sets' entries made into globs, once the tree is
+	// read (expandOrdered); nil before, and when no set is ordered.
+	rules *orderedRules
 }
 
 func newInputs(p *core.Pipeline) *inputs {
@@ -47,6 +59,25 @@ func newInputs(p *core.Pipeline) *inputs {
 		if len(globs) == 0 {
 			globs = []string{wholeTree}
 			in.noInputs[j.Name] = true
+		}
+		if slices.ContainsFunc(globs, func(g string) bool { return core.ParseInput(g).Kind != core.InputGlob }) {
+			entries := make([]core.Input, len(globs))
+			for i, g := range globs {
+				entries[i] = core.ParseInput(g)
+			}
+			// Order matters: the key keeps it.
+			key := "\x01" + strings.Join(globs, "\x00")
+			set, ok := setID[key]
+			if !ok {
+				set = len(setGlobs)
+				setID[key] = set
+				setGlobs = append(setGlobs, nil)
+				in.setJobs = append(in.setJobs, nil)
+				in.ordered = append(in.ordered, entries)
+			}
+			in.jobSet[j.Name] = set
+			in.setJobs[set] = append(in.setJobs[set], j.Name)
+			continue
 		}
 		var ids []int32
 		for _, g := range globs {
@@ -68,6 +99,7 @@ func newInputs(p *core.Pipeline) *inputs {
 			setID[key] = set
 			setGlobs = append(setGlobs, ids)
 			in.setJobs = append(in.setJobs, nil)
+			in.ordered = append(in.ordered, nil)
 		}
 		in.jobSet[j.Name] = set
 		in.setJobs[set] = append(in.setJobs[set], j.Name)
@@ -100,6 +132,8 @@ type treeFiles struct {
 	setLinks [][]int32
 	// linkText holds the targets of the working tree's dirty symlinks.
 	linkText map[string]string
+	// fromDisk marks the paths whose entry is the working tree's file.
+	fromDisk map[string]bool
 }
 
 // entries holds tree entries in chunks of fixed size, so that adding the
@@ -187,6 +221,12 @@ func readTree(ctx context.Context, dir, head string, dirty []gitx.Change, wt *gi
 	t.walked = int32(t.entries.n)
 	var added []string
 	for p, o := range overlay {
+		if !o.deleted {
+			if t.fromDisk == nil {
+				t.fromDisk = map[string]bool{}
+			}
+			t.fromDisk[p] = true
+		}
 		if o.entry.Mode == gitx.ModeSymlink && !o.deleted {
 			if t.linkText == nil {
 				t.linkText = map[string]string{}
@@ -276,6 +316,11 @@ func (in *inputs) matchChanges(changes []gitx.Change, links *followed) map[strin
 	out := map[string][]FileMatch{}
 	m := in.ix.matcher()
 	matched, viaMatched := map[int32]bool{}, map[int32]bool{}
+	var om *matcher
+	var omt *matchState
+	if in.rules != nil {
+		om, omt = in.rules.ix.matcher(), in.rules.newMatched(in.nsets)
+	}
 	for _, c := range changes {
 		clear(matched)
 		m.match(c.Path, func(g int32) { matched[g] = true })
@@ -291,6 +336,18 @@ func (in *inputs) matchChanges(changes []gitx.Change, links *followed) map[strin
 				}
 			}
 		}
+		if om != nil {
+			for _, set := range in.rules.match(om, omt, c.Path, nil) {
+				if ok, e := in.rules.holds(omt, set); ok {
+					seen[set] = true
+					for _, job := range in.setJobs[set] {
+						fm := newFileMatch(c)
+						fm.Glob = in.ordered[set][e].Display()
+						out[job] = append(out[job], fm)
+					}
+				}
+			}
+		}
 		for set, via := range links.reaching(c.Path) {
 			if seen[set] {
 				continue
@@ -299,6 +356,9 @@ func (in *inputs) matchChanges(changes []gitx.Change, links *followed) map[strin
 			m.match(via[0], func(g int32) { viaMatched[g] = true })
 			for _, job := range in.setJobs[set] {
 				fm := in.fileMatch(job, c, viaMatched)
+				if in.ordered[set] != nil {
+					fm.Glob = in.orderedGlob(set, via[0])
+				}
 				fm.Via = via
 				out[job] = append(out[job], fm)
 			}

@@ -48,6 +48,14 @@ func unmatchedInputs(p *core.Pipeline, in *inputs, t *treeFiles) []Warning {
 		if in.noInputs[j.Name] {
 			continue
 		}
+		if entries := in.ordered[in.jobSet[j.Name]]; entries != nil {
+			for _, e := range entries {
+				if !e.Inferred() && !in.rules.hit[in.rules.globID[e.Value]] {
+					ws = append(ws, Warning{Code: WarningUnmatchedInput, Job: j.Name, Glob: e.String()})
+				}
+			}
+			continue
+		}
 		for _, g := range in.jobGlobs[j.Name] {
 			if !t.hit[g] {
 				ws = append(ws, Warning{Code: WarningUnmatchedInput, Job: j.Name, Glob: in.ix.globs[g].pattern})
@@ -60,13 +68,10 @@ func unmatchedInputs(p *core.Pipeline, in *inputs, t *treeFiles) []Warning {
 	n := newNeighbours(ws, &t.entries)
 	for i := range ws {
 		w := &ws[i]
-		w.Nearest = n.nearest(w.Glob)
+		w.Nearest = n.nearest(strings.TrimPrefix(w.Glob, "!"))
 		w.Text = fmt.Sprintf("input glob %q matches no file", w.Glob)
 		if w.Nearest != "" {
 			w.Text += "; did you mean " + w.Nearest + "?"
-		}
-		if strings.HasPrefix(w.Glob, "!") {
-			w.Text += ` (inputs cannot exclude files: a leading "!" is part of the path)`
 		}
 	}
 	return ws
@@ -93,7 +98,7 @@ type neighbours map[string][]string
 func newNeighbours(ws []Warning, e *entries) neighbours {
 	kids := map[string]map[string]bool{}
 	for _, w := range ws {
-		dirs, _, _ := stem(w.Glob)
+		dirs, _, _ := stem(strings.TrimPrefix(w.Glob, "!"))
 		prefix := ""
 		kids[prefix] = map[string]bool{}
 		for _, d := range dirs {

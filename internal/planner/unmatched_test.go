@@ -41,7 +41,7 @@ func TestUnmatchedInputs(t *testing.T) {
 		{"NothingClose", "vendor/**", ""},
 		{"NoLiteralStart", "**/*.rs", ""},
 		{"NoFileBelowAnExistingDirectory", "src/**/*.rs", ""},
-		{"NegationIsLiteral", "!src/**", "src/"},
+		{"ExclusionOfNothing", "!scr/**", "src/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,9 +68,6 @@ jobs:
 			}
 			if tt.nearest != "" && !strings.Contains(w.Text, "did you mean "+tt.nearest+"?") {
 				t.Errorf("text = %q, want it to suggest %s", w.Text, tt.nearest)
-			}
-			if strings.HasPrefix(tt.glob, "!") && !strings.Contains(w.Text, "cannot exclude") {
-				t.Errorf("text = %q, want it to say that inputs cannot exclude", w.Text)
 			}
 			// The job's explanation opens with it, so a server's run shows it.
 			j, _ := pl.Job("build")

@@ -157,6 +157,12 @@ type Lease struct {
 	// NetworkDenied says the job asked for network, which its project does
 	// not give untrusted runs: Network is false.
 	NetworkDenied bool `json:"network_denied,omitempty"`
+	// Hermetic says the workspace holds only the files the job's Inputs
+	// match at Commit (and what their symlinks lead to in the repository),
+	// not a checkout of the whole commit.
+	Hermetic bool `json:"hermetic,omitempty"`
+	// Inputs are the job's input globs; sent for a hermetic job only.
+	Inputs []string `json:"inputs,omitempty"`
 }
 
 // TTL is the lease's time-to-live.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/executor"
+	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/orchestrator"
 	"github.com/deltaci/deltaci/internal/results"
 	"github.com/deltaci/deltaci/internal/secret"
@@ -58,6 +59,9 @@ type Local struct {
 	// Results, when set, receives each successful attempt's outputs and
 	// gives each attempt the outputs of the jobs it needs.
 	Results *results.Store
+	// InputFiles lists the files of a hermetic job (planner.Plan.InputFiles):
+	// its workspace holds only those, copied from Source.
+	InputFiles func(job string) ([]gitx.TreeEntry, error)
 }
 
 // Run executes queued attempts of runID until the run ends or ctx is
@@ -327,7 +331,11 @@ func (l *Local) openLog(a core.Attempt) (*os.File, error) {
 
 func (l *Local) workspace(a core.Attempt, j core.Job) (string, error) {
 	dir := filepath.Join(l.WorkDir, fmt.Sprintf("%s-%d", j.Name, a.Number))
-	if err := copyTree(l.Source, dir); err != nil {
+	build := func() error { return copyTree(l.Source, dir) }
+	if j.Spec.Hermetic {
+		build = func() error { return l.hermeticWorkspace(j, dir) }
+	}
+	if err := build(); err != nil {
 		_ = os.RemoveAll(dir)
 		return "", err
 	}

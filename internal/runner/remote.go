@@ -262,11 +262,16 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 	if err != nil {
 		return errored("cannot fetch %s at %s: %v", l.Repo, l.Commit, err)
 	}
-	if err := r.Mirrors.Checkout(execCtx, mirror, l.Commit, ws); err != nil {
+	checkout, release := r.Mirrors.Checkout, r.Mirrors.Release
+	if l.Hermetic {
+		checkout = func(ctx context.Context, mirror, _, ws string) error { return a.hermeticCheckout(ctx, mirror, ws) }
+		release = func(context.Context, string, string) error { return os.RemoveAll(ws) }
+	}
+	if err := checkout(execCtx, mirror, l.Commit, ws); err != nil {
 		return errored("cannot check out %s: %v", l.Commit, err)
 	}
 	defer func() {
-		if err := r.Mirrors.Release(context.WithoutCancel(ctx), mirror, ws); err != nil {
+		if err := release(context.WithoutCancel(ctx), mirror, ws); err != nil {
 			a.log.WarnContext(ctx, "removing the workspace", slog.String("dir", ws), slog.Any("err", err))
 		}
 	}()

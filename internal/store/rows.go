@@ -154,6 +154,7 @@ type specRecord struct {
 	RunsOn    []string            `json:"runs_on,omitempty"`
 	Network   bool                `json:"sandbox_network,omitempty"`
 	Reuse     bool                `json:"reuse"`
+	Hermetic  bool                `json:"hermetic,omitempty"`
 	Branches  []string            `json:"branches,omitempty"`
 	Events    []string            `json:"events,omitempty"`
 }
@@ -171,7 +172,7 @@ func SpecToRecord(s core.JobSpec) any {
 		Name: s.Name, Run: s.Run, Needs: s.Needs, Inputs: s.Inputs, Env: s.Env, Secrets: s.Secrets,
 		Outputs: s.Outputs, Reports: s.Reports, TimeoutMS: s.Timeout.Milliseconds(),
 		Retry:  retryRecord{RunnerLost: s.Retry.RunnerLost, InfraError: s.Retry.InfraError, ExitCodes: s.Retry.ExitCodes, Max: s.Retry.Max},
-		RunsOn: s.RunsOn, Network: s.Sandbox.Network, Reuse: s.Reuse, Branches: s.Branches, Events: s.Events,
+		RunsOn: s.RunsOn, Network: s.Sandbox.Network, Reuse: s.Reuse, Hermetic: s.Hermetic, Branches: s.Branches, Events: s.Events,
 	}
 }
 
@@ -180,7 +181,7 @@ func (r specRecord) spec() core.JobSpec {
 		Name: r.Name, Run: r.Run, Needs: r.Needs, Inputs: r.Inputs, Env: r.Env, Secrets: r.Secrets,
 		Outputs: r.Outputs, Reports: r.Reports, Timeout: time.Duration(r.TimeoutMS) * time.Millisecond,
 		Retry:  core.RetryPolicy{RunnerLost: r.Retry.RunnerLost, InfraError: r.Retry.InfraError, ExitCodes: r.Retry.ExitCodes, Max: r.Retry.Max},
-		RunsOn: r.RunsOn, Sandbox: core.Sandbox{Network: r.Network}, Reuse: r.Reuse,
+		RunsOn: r.RunsOn, Sandbox: core.Sandbox{Network: r.Network}, Reuse: r.Reuse, Hermetic: r.Hermetic,
 		Branches: r.Branches, Events: r.Events,
 	}
 }

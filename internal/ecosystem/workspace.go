@@ -1,0 +1,290 @@
+package ecosystem
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"github.com/goccy/go-yaml"
+)
+
+// The files of a JavaScript workspace, at the top of the repository.
+const (
+	pnpmWorkspaceFile = "pnpm-workspace.yaml"
+	rootPackageFile   = "package.json"
+	pnpmLockFile      = "pnpm-lock.yaml"
+	npmLockFile       = "package-lock.json"
+	yarnLockFile      = "yarn.lock"
+)
+
+// jsPackage is one workspace package.
+type jsPackage struct {
+	name string
+	dir  string
+	// deps are the names of its dependencies of every kind, with the
+	// range each asks for.
+	deps map[string]string
+}
+
+// jsWorkspace is the workspace of the repository: its packages.
+type jsWorkspace struct {
+	// from says where the package globs were read: pnpm-workspace.yaml or
+	// package.json.
+	from   string
+	byName map[string]*jsPackage
+	// root is the package at the top of the repository, nil without a
+	// package.json there.
+	root *jsPackage
+	dirs []string // every package's directory, sorted
+}
+
+// packageJSON is what a package.json says that matters here.
+type packageJSON struct {
+	Name                 string            `json:"name"`
+	Dependencies         map[string]string `json:"dependencies"`
+	DevDependencies      map[string]string `json:"devDependencies"`
+	OptionalDependencies map[string]string `json:"optionalDependencies"`
+	PeerDependencies     map[string]string `json:"peerDependencies"`
+	Workspaces           json.RawMessage   `json:"workspaces"`
+}
+
+// parsePackageJSON reads a package.json; an error names the file and line.
+func parsePackageJSON(name string, data []byte) (*packageJSON, error) {
+	var pj packageJSON
+	if err := json.Unmarshal(data, &pj); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("%s:%d: %v", name, lineOf(data, se.Offset), err)
+		case errors.As(err, &te):
+			return nil, fmt.Errorf("%s:%d: %s must be %s, not a JSON %s", name, lineOf(data, te.Offset), te.Field, te.Type, te.Value)
+		}
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	return &pj, nil
+}
+
+// workspaceGlobs reads the package globs of the workspace: the packages
+// list of pnpm-workspace.yaml, else the workspaces of the top package.json
+// (a list, or yarn's {packages: [...]}).
+func workspaceGlobs(files Files) (from string, globs []string, err error) {
+	if data, ok := files[pnpmWorkspaceFile]; ok {
+		var w struct {
+			Packages []string `yaml:"packages"`
+		}
+		if err := yaml.Unmarshal(data, &w); err != nil {
+			return "", nil, fmt.Errorf("%s: %s", pnpmWorkspaceFile, yamlMessage(err))
+		}
+		return pnpmWorkspaceFile, w.Packages, nil
+	}
+	data, ok := files[rootPackageFile]
+	if !ok {
+		return "", nil, errors.New("no JavaScript workspace: neither pnpm-workspace.yaml nor package.json at the top of the repository")
+	}
+	pj, err := parsePackageJSON(rootPackageFile, data)
+	if err != nil {
+		return "", nil, err
+	}
+	ws := bytes.TrimSpace(pj.Workspaces)
+	if len(ws) == 0 || string(ws) == "null" {
+		return "", nil, errors.New("no JavaScript workspace: package.json at the top of the repository has no workspaces")
+	}
+	if err := json.Unmarshal(ws, &globs); err != nil {
+		var obj struct {
+			Packages []string `json:"packages"`
+		}
+		if err := json.Unmarshal(ws, &obj); err != nil {
+			return "", nil, fmt.Errorf("%s: workspaces must be a list of globs or {\"packages\": [...]}", rootPackageFile)
+		}
+		globs = obj.Packages
+	}
+	return rootPackageFile, globs, nil
+}
+
+// yamlMessage is a YAML error on one line, with its position.
+func yamlMessage(err error) string {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+			return fmt.Sprintf("line %d: %s", tk.Position.Line, ye.GetMessage())
+		}
+		return ye.GetMessage()
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// workspace discovers the workspace packages: the directories that the
+// globs match (those starting with "!" exclude) and that hold a
+// package.json, and the top of the repository. Names must be distinct.
+func (r *Repo) workspace() (*jsWorkspace, error) {
+	if r.jsRead {
+		return r.js, r.jsErr
+	}
+	r.jsRead = true
+	r.js, r.jsErr = discover(r.files)
+	return r.js, r.jsErr
+}
+
+func discover(files Files) (*jsWorkspace, error) {
+	from, globs, err := workspaceGlobs(files)
+	if err != nil {
+		return nil, err
+	}
+	var include, exclude []string
+	for _, g := range globs {
+		neg := strings.HasPrefix(g, "!")
+		g = strings.TrimPrefix(g, "!")
+		g = strings.TrimSuffix(strings.TrimPrefix(g, "./"), "/")
+		if g == "" || !doublestar.ValidatePattern(g) {
+			return nil, fmt.Errorf("%s: bad workspace glob %q", from, g)
+		}
+		if neg {
+			exclude = append(exclude, g)
+		} else {
+			include = append(include, g)
+		}
+	}
+	w := &jsWorkspace{from: from, byName: map[string]*jsPackage{}}
+	var paths []string
+	for p := range files {
+		if path.Base(p) == rootPackageFile {
+			paths = append(paths, p)
+		}
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		dir := dirOf(p)
+		if dir != "." && (!matchAny(include, dir) || matchAny(exclude, dir) || inNodeModules(dir)) {
+			continue
+		}
+		pj, err := parsePackageJSON(p, files[p])
+		if err != nil {
+			return nil, err
+		}
+		if pj.Name == "" {
+			if dir == "." {
+				pj.Name = "" // a private top needs no name; it cannot be asked for
+			} else {
+				return nil, fmt.Errorf("%s: a workspace package needs a name", p)
+			}
+		}
+		pkg := &jsPackage{name: pj.Name, dir: dir, deps: map[string]string{}}
+		for _, m := range []map[string]string{pj.PeerDependencies, pj.OptionalDependencies, pj.DevDependencies, pj.Dependencies} {
+			for k, v := range m {
+				pkg.deps[k] = v
+			}
+		}
+		w.dirs = append(w.dirs, dir)
+		if dir == "." {
+			w.root = pkg
+		}
+		if pkg.name == "" {
+			continue
+		}
+		if other, dup := w.byName[pkg.name]; dup {
+			return nil, fmt.Errorf("workspace packages %s and %s are both named %q", join(other.dir, rootPackageFile), p, pkg.name)
+		}
+		w.byName[pkg.name] = pkg
+	}
+	return w, nil
+}
+
+func matchAny(globs []string, dir string) bool {
+	for _, g := range globs {
+		if ok, _ := doublestar.Match(g, dir); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func inNodeModules(dir string) bool {
+	return slices.Contains(strings.Split(dir, "/"), "node_modules")
+}
+
+// Workspace expands {workspace: name}: the workspace package of that name
+// and the workspace packages it depends on (any kind of dependency whose
+// name is a workspace package's), transitively. Each package's files are
+// those under its directory but not under a nested package's. The lockfile
+// at the top (pnpm-lock.yaml, package-lock.json or yarn.lock) is sliced to
+// the entries of these packages and what they resolve to.
+//
+// Errors: no workspace, an unknown name, a package.json or
+// pnpm-workspace.yaml that does not parse (with file and line).
+func (r *Repo) Workspace(name string) (Expansion, error) {
+	w, err := r.workspace()
+	if err != nil {
+		return Expansion{}, err
+	}
+	start, ok := w.byName[name]
+	if !ok {
+		return Expansion{}, fmt.Errorf("no workspace package is named %q (the workspace is read from %s)", name, w.from)
+	}
+	pkgs := []*jsPackage{start}
+	seen := map[string]bool{name: true}
+	for i := 0; i < len(pkgs); i++ {
+		deps := make([]string, 0, len(pkgs[i].deps))
+		for d := range pkgs[i].deps {
+			deps = append(deps, d)
+		}
+		slices.Sort(deps)
+		for _, d := range deps {
+			if p, ok := w.byName[d]; ok && !seen[d] {
+				seen[d] = true
+				pkgs = append(pkgs, p)
+			}
+		}
+	}
+	slices.SortFunc(pkgs[1:], func(a, b *jsPackage) int { return strings.Compare(a.dir, b.dir) })
+	e := Expansion{}
+	for _, p := range pkgs {
+		e.Units = append(e.Units, Unit{Name: p.name, Dir: p.dir})
+		e.Include = append(e.Include, p.dir)
+	}
+	slices.Sort(e.Include)
+	e.Exclude = nested(w.dirs, e.Include)
+	// The top package's dependencies are installed for every package, as
+	// Turborepo's global hash also holds them: its package.json and its
+	// lockfile entries count, not its other files.
+	e.Files = []string{w.from}
+	sliced := pkgs
+	if w.root != nil && !slices.Contains(pkgs, w.root) {
+		e.Files = append(e.Files, rootPackageFile)
+		sliced = append(slices.Clip(pkgs), w.root)
+	}
+	slices.Sort(e.Files)
+	e.Files = slices.Compact(e.Files)
+	for _, lf := range []string{pnpmLockFile, npmLockFile, yarnLockFile} {
+		if data, ok := r.files[lf]; ok {
+			e.Locks = append(e.Locks, sliceLock(lf, data, w, sliced))
+		}
+	}
+	return e, nil
+}
+
+// sliceLock slices one lockfile for pkgs, or says why the whole file counts.
+func sliceLock(file string, data []byte, w *jsWorkspace, pkgs []*jsPackage) Lock {
+	var slice any
+	var err error
+	switch file {
+	case pnpmLockFile:
+		slice, err = slicePnpm(data, pkgs)
+	case npmLockFile:
+		slice, err = sliceNpm(data, pkgs)
+	default:
+		slice, err = sliceYarn(data, w, pkgs)
+	}
+	if err == nil {
+		var d string
+		if d, err = sliceDigest(slice); err == nil {
+			return Lock{Path: file, Digest: d}
+		}
+	}
+	return Lock{Path: file, Whole: err.Error()}
+}

@@ -1,0 +1,383 @@
+package planner_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/deltaci/deltaci/internal/planner"
+)
+
+// jsPackages is a JavaScript workspace: ui (lodash), core (ui), web (core,
+// react-dom) and example (core, left-pad), and a top package.json with
+// typescript.
+func jsPackages(workspaces string) map[string]string {
+	return map[string]string{
+		"package.json":                   `{"name": "acme", "private": true` + workspaces + `, "devDependencies": {"typescript": "^5.4.0"}}`,
+		"packages/ui/package.json":       `{"name": "@acme/ui", "dependencies": {"lodash": "^4.17.0"}}`,
+		"packages/ui/src/index.ts":       "export const ui = 1\n",
+		"packages/core/package.json":     `{"name": "@acme/core", "dependencies": {"@acme/ui": "workspace:*"}}`,
+		"packages/core/src/index.ts":     "export const core = 1\n",
+		"apps/web/package.json":          `{"name": "@acme/web", "dependencies": {"@acme/core": "workspace:*", "react-dom": "^18.2.0"}}`,
+		"apps/web/src/index.ts":          "export const web = 1\n",
+		"apps/example/package.json":      `{"name": "@acme/example", "dependencies": {"@acme/core": "workspace:*", "left-pad": "^1.3.0"}}`,
+		"apps/example/index.ts":          "export const example = 1\n",
+		"apps/web/fixtures/package.json": `{"name": "not-a-package"}`,
+		"docs/index.md":                  "# docs\n",
+	}
+}
+
+const jsPipeline = `version: 1
+jobs:
+  ui:
+    run: pnpm test
+    inputs: [{workspace: "@acme/ui"}]
+  core:
+    run: pnpm test
+    inputs: [{workspace: "@acme/core"}]
+  web:
+    run: pnpm test
+    inputs: [{workspace: "@acme/web"}]
+  example:
+    run: pnpm test
+    inputs: [{workspace: "@acme/example"}]
+`
+
+// pnpmLock is a pnpm-lock.yaml (version 9) of jsPackages.
+func pnpmLock(leftPad, lodash, typescript string) string {
+	return fmt.Sprintf(`lockfileVersion: '9.0'
+
+settings:
+  autoInstallPeers: true
+  excludeLinksFromLockfile: false
+
+importers:
+
+  .:
+    devDependencies:
+      typescript:
+        specifier: ^5.4.0
+        version: %[3]s
+
+  apps/example:
+    dependencies:
+      '@acme/core':
+        specifier: workspace:*
+        version: link:../../packages/core
+      left-pad:
+        specifier: ^1.3.0
+        version: %[1]s
+
+  apps/web:
+    dependencies:
+      '@acme/core':
+        specifier: workspace:*
+        version: link:../../packages/core
+      react-dom:
+        specifier: ^18.2.0
+        version: 18.2.0(react@18.2.0)
+
+  packages/core:
+    dependencies:
+      '@acme/ui':
+        specifier: workspace:*
+        version: link:../ui
+
+  packages/ui:
+    dependencies:
+      lodash:
+        specifier: ^4.17.0
+        version: %[2]s
+
+packages:
+
+  left-pad@%[1]s:
+    resolution: {integrity: sha512-leftpad%[1]s}
+
+  lodash@%[2]s:
+    resolution: {integrity: sha512-lodash%[2]s}
+
+  react-dom@18.2.0:
+    resolution: {integrity: sha512-reactdom}
+    peerDependencies:
+      react: ^18.2.0
+
+  react@18.2.0:
+    resolution: {integrity: sha512-react}
+
+  typescript@%[3]s:
+    resolution: {integrity: sha512-ts%[3]s}
+
+snapshots:
+
+  left-pad@%[1]s: {}
+
+  lodash@%[2]s: {}
+
+  react-dom@18.2.0(react@18.2.0):
+    dependencies:
+      react: 18.2.0
+
+  react@18.2.0: {}
+
+  typescript@%[3]s: {}
+`, leftPad, lodash, typescript)
+}
+
+// npmLock is a package-lock.json (version 3) of jsPackages.
+func npmLock(leftPad, lodash, typescript string) string {
+	return fmt.Sprintf(`{
+  "name": "acme",
+  "lockfileVersion": 3,
+  "requires": true,
+  "packages": {
+    "": {"name": "acme", "workspaces": ["packages/*", "apps/*"], "devDependencies": {"typescript": "^5.4.0"}},
+    "apps/example": {"name": "@acme/example", "dependencies": {"@acme/core": "*", "left-pad": "^1.3.0"}},
+    "apps/web": {"name": "@acme/web", "dependencies": {"@acme/core": "*", "react-dom": "^18.2.0"}},
+    "packages/core": {"name": "@acme/core", "dependencies": {"@acme/ui": "*"}},
+    "packages/ui": {"name": "@acme/ui", "dependencies": {"lodash": "^4.17.0"}},
+    "node_modules/@acme/core": {"resolved": "packages/core", "link": true},
+    "node_modules/@acme/ui": {"resolved": "packages/ui", "link": true},
+    "node_modules/@acme/web": {"resolved": "apps/web", "link": true},
+    "node_modules/@acme/example": {"resolved": "apps/example", "link": true},
+    "node_modules/left-pad": {"version": "%[1]s", "integrity": "sha512-leftpad%[1]s"},
+    "node_modules/lodash": {"version": "%[2]s", "integrity": "sha512-lodash%[2]s"},
+    "node_modules/react-dom": {"version": "18.2.0", "dependencies": {"react": "^18.2.0"}},
+    "apps/web/node_modules/react": {"version": "18.2.0"},
+    "node_modules/react": {"version": "17.0.0"},
+    "node_modules/typescript": {"version": "%[3]s", "dev": true}
+  }
+}
+`, leftPad, lodash, typescript)
+}
+
+// yarnLock is a yarn.lock of yarn 1 for jsPackages: workspaces are not in it.
+func yarnLock(leftPad, lodash, typescript string) string {
+	return fmt.Sprintf(`# THIS IS AN AUTOGENERATED FILE. DO NOT EDIT THIS FILE DIRECTLY.
+# yarn lockfile v1
+
+
+left-pad@^1.3.0:
+  version "%[1]s"
+  resolved "https://registry.yarnpkg.com/left-pad/-/left-pad-%[1]s.tgz"
+  integrity sha512-leftpad%[1]s
+
+lodash@^4.17.0:
+  version "%[2]s"
+  integrity sha512-lodash%[2]s
+
+"react-dom@^18.2.0":
+  version "18.2.0"
+  dependencies:
+    loose-envify "^1.1.0"
+    react "^18.2.0"
+
+loose-envify@^1.1.0:
+  version "1.4.0"
+
+react@^18.2.0:
+  version "18.2.0"
+
+typescript@^5.4.0:
+  version "%[3]s"
+`, leftPad, lodash, typescript)
+}
+
+// yarnBerryLock is a yarn.lock of yarn 4 for jsPackages.
+func yarnBerryLock(leftPad, lodash, typescript string) string {
+	return fmt.Sprintf(`# This file is generated by running "yarn install" inside your project.
+
+__metadata:
+  version: 8
+  cacheKey: 10
+
+"@acme/core@workspace:*, @acme/core@workspace:packages/core":
+  version: 0.0.0-use.local
+  resolution: "@acme/core@workspace:packages/core"
+  dependencies:
+    "@acme/ui": "workspace:*"
+  languageName: unknown
+  linkType: soft
+
+"@acme/example@workspace:apps/example":
+  version: 0.0.0-use.local
+  resolution: "@acme/example@workspace:apps/example"
+  dependencies:
+    "@acme/core": "workspace:*"
+    left-pad: "npm:^1.3.0"
+  languageName: unknown
+  linkType: soft
+
+"@acme/ui@workspace:*, @acme/ui@workspace:packages/ui":
+  version: 0.0.0-use.local
+  resolution: "@acme/ui@workspace:packages/ui"
+  dependencies:
+    lodash: "npm:^4.17.0"
+  languageName: unknown
+  linkType: soft
+
+"@acme/web@workspace:apps/web":
+  version: 0.0.0-use.local
+  resolution: "@acme/web@workspace:apps/web"
+  dependencies:
+    "@acme/core": "workspace:*"
+    react-dom: "npm:^18.2.0"
+  languageName: unknown
+  linkType: soft
+
+"acme@workspace:.":
+  version: 0.0.0-use.local
+  resolution: "acme@workspace:."
+  dependencies:
+    typescript: "npm:^5.4.0"
+  languageName: unknown
+  linkType: soft
+
+"left-pad@npm:^1.3.0":
+  version: %[1]s
+  resolution: "left-pad@npm:%[1]s"
+  checksum: 10/leftpad%[1]s
+  languageName: node
+  linkType: hard
+
+"lodash@npm:^4.17.0":
+  version: %[2]s
+  resolution: "lodash@npm:%[2]s"
+  checksum: 10/lodash%[2]s
+  languageName: node
+  linkType: hard
+
+"react-dom@npm:^18.2.0":
+  version: 18.2.0
+  resolution: "react-dom@npm:18.2.0"
+  dependencies:
+    react: "npm:^18.2.0"
+  languageName: node
+  linkType: hard
+
+"react@npm:^18.2.0":
+  version: 18.2.0
+  resolution: "react@npm:18.2.0"
+  languageName: node
+  linkType: hard
+
+"typescript@npm:^5.4.0":
+  version: %[3]s
+  resolution: "typescript@npm:%[3]s"
+  languageName: node
+  linkType: hard
+`, leftPad, lodash, typescript)
+}
+
+func TestWorkspaceInference(t *testing.T) {
+	t.Parallel()
+	const npmWorkspaces = `, "workspaces": ["packages/*", "apps/*"]`
+	for _, tt := range []struct {
+		name, workspaces, lockfile string
+		lock                       func(leftPad, lodash, typescript string) string
+	}{
+		{"Pnpm", "", "pnpm-lock.yaml", pnpmLock},
+		{"Npm", npmWorkspaces, "package-lock.json", npmLock},
+		{"YarnClassic", `, "workspaces": {"packages": ["packages/*", "apps/*"]}`, "yarn.lock", yarnLock},
+		{"YarnBerry", npmWorkspaces, "yarn.lock", yarnBerryLock},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			files := jsPackages(tt.workspaces)
+			if tt.workspaces == "" {
+				files["pnpm-workspace.yaml"] = "packages:\n  - 'packages/*'\n  - 'apps/*'\n  - '!apps/web/fixtures'\n"
+			}
+			files[tt.lockfile] = tt.lock("1.3.0", "4.17.21", "5.4.5")
+			h := newHistory(t, files, jsPipeline)
+			all := []string{"ui", "core", "web", "example"}
+			want := []string{"package.json", "packages/core/package.json", "packages/core/src/index.ts",
+				"packages/ui/package.json", "packages/ui/src/index.ts", tt.lockfile}
+			if tt.workspaces == "" {
+				want = append(want, "pnpm-workspace.yaml")
+			}
+			slices.Sort(want)
+			if got := h.files("core"); !cmp.Equal(got, want) {
+				t.Errorf("InputFiles(core) = %v, want %v", got, want)
+			}
+			// An example app's lockfile change leaves the libraries alone.
+			p := h.step("ExampleLockfile", map[string]string{tt.lockfile: tt.lock("1.3.1", "4.17.21", "5.4.5")},
+				decisions{Run: []string{"example"}, Reuse: []string{"ui", "core", "web"}})
+			ex, _ := p.Job("example")
+			if len(ex.Inferred) != 1 || len(ex.Inferred[0].Locks) != 1 || ex.Inferred[0].Locks[0].Whole != "" {
+				t.Errorf("example's expansion = %+v, want one sliced lockfile", ex.Inferred)
+			}
+			h.step("LibraryLockfile", map[string]string{tt.lockfile: tt.lock("1.3.1", "4.17.22", "5.4.5")},
+				decisions{Run: all})
+			h.step("TopDependency", map[string]string{tt.lockfile: tt.lock("1.3.1", "4.17.22", "5.5.0")},
+				decisions{Run: all})
+			h.step("WebSource", map[string]string{"apps/web/src/index.ts": "export const web = 2\n"},
+				decisions{Run: []string{"web"}, Reuse: []string{"ui", "core", "example"}})
+			h.step("NestedNonPackage", map[string]string{"apps/web/fixtures/package.json": `{"name": "still-not"}`},
+				decisions{Run: []string{"web"}, Reuse: []string{"ui", "core", "example"}})
+			h.step("LibrarySource", map[string]string{"packages/ui/src/index.ts": "export const ui = 2\n"},
+				decisions{Run: all})
+			h.step("Docs", map[string]string{"docs/index.md": "# docs 2\n"},
+				decisions{Reuse: all})
+			// A lockfile that cannot be read counts whole.
+			p = h.step("BrokenLockfile", map[string]string{tt.lockfile: tt.lock("1.3.1", "4.17.22", "5.5.0")[:40] + "\n\"[{"},
+				decisions{Run: all})
+			ex, _ = p.Job("example")
+			if len(ex.Inferred) != 1 || len(ex.Inferred[0].Locks) != 1 || ex.Inferred[0].Locks[0].Whole == "" {
+				t.Errorf("example's expansion = %+v, want the whole lockfile, with why", ex.Inferred)
+			}
+		})
+	}
+}
+
+func TestWorkspaceInferenceErrors(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"NoWorkspace", map[string]string{"README": "x"}, "no JavaScript workspace"},
+		{"UnknownName", map[string]string{"pnpm-workspace.yaml": "packages: ['p/*']\n", "p/a/package.json": `{"name": "a"}`}, `no workspace package is named "@acme/x"`},
+		{"BadPackageJSON", map[string]string{"pnpm-workspace.yaml": "packages: ['p/*']\n", "p/a/package.json": "{\n  \"name\": \"a\",\n  oops\n}"}, "p/a/package.json:3"},
+		{"Duplicate", map[string]string{"package.json": `{"workspaces": ["p/*"]}`, "p/a/package.json": `{"name": "@acme/x"}`, "p/b/package.json": `{"name": "@acme/x"}`}, `both named "@acme/x"`},
+		{"BadWorkspaceFile", map[string]string{"pnpm-workspace.yaml": "packages: [\n"}, "pnpm-workspace.yaml: line"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRepo(t)
+			r.files(tt.files)
+			c := r.commit("init")
+			p := parse(t, "version: 1\njobs:\n  a:\n    run: x\n    inputs: [{workspace: \"@acme/x\"}]\n")
+			_, err := planner.Make(context.Background(), planner.Options{Dir: r.dir, Pipeline: p, Executor: planner.ExecutorShell,
+				Trigger: planner.Trigger{Kind: planner.TriggerManual, Head: c}})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "job a: inputs {workspace: @acme/x}") {
+				t.Errorf("Make: %v; want an error naming job a and %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestWorkspaceLockfileDirty: a local run slices the working tree's
+// lockfile, not the committed one.
+func TestWorkspaceLockfileDirty(t *testing.T) {
+	t.Parallel()
+	files := jsPackages("")
+	files["pnpm-workspace.yaml"] = "packages: ['packages/*', 'apps/*']\n"
+	files["pnpm-lock.yaml"] = pnpmLock("1.3.0", "4.17.21", "5.4.5")
+	r := newRepo(t)
+	r.files(files)
+	r.commit("init")
+	p := parse(t, jsPipeline)
+	s := newStore()
+	s.record(makePlan(t, planner.Options{Dir: r.dir, Pipeline: p, Trigger: local()}))
+	r.write("pnpm-lock.yaml", pnpmLock("1.3.0", "4.17.30", "5.4.5"))
+	pl := makePlan(t, planner.Options{Dir: r.dir, Pipeline: p, Lookup: s.lookup, Trigger: local()})
+	assertDecisions(t, pl, decisions{Run: []string{"ui", "core", "web", "example"}})
+	r.write("pnpm-lock.yaml", pnpmLock("1.3.9", "4.17.21", "5.4.5"))
+	pl = makePlan(t, planner.Options{Dir: r.dir, Pipeline: p, Lookup: s.lookup, Trigger: local()})
+	assertDecisions(t, pl, decisions{Run: []string{"example"}, Reuse: []string{"ui", "core", "web"}})
+}

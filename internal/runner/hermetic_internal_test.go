@@ -1,0 +1,67 @@
+package runner
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/deltaci/deltaci/internal/gitx"
+)
+
+// TestCopyFilesOnlyThose: a hermetic workspace copied from a snapshot
+// holds the entries asked for and nothing else, executables and links as
+// they are, a submodule as an empty directory; an entry the snapshot lacks
+// is an error naming it.
+func TestCopyFilesOnlyThose(t *testing.T) {
+	t.Parallel()
+	src := filepath.Join(t.TempDir(), "snap")
+	write(t, filepath.Join(src, "src/a.txt"), "a\n", 0o644)
+	write(t, filepath.Join(src, "src/run.sh"), "#!/bin/sh\n", 0o755)
+	write(t, filepath.Join(src, "shared/cfg.txt"), "cfg\n", 0o644)
+	write(t, filepath.Join(src, "docs/readme.md"), "not asked for\n", 0o644)
+	if err := os.Symlink("../shared/cfg.txt", filepath.Join(src, "src/cfg")); err != nil {
+		t.Fatal(err)
+	}
+	entries := []gitx.TreeEntry{
+		{Path: "shared/cfg.txt", Mode: gitx.ModeFile},
+		{Path: "src/a.txt", Mode: gitx.ModeFile},
+		{Path: "src/cfg", Mode: gitx.ModeSymlink},
+		{Path: "src/run.sh", Mode: gitx.ModeExecutable},
+		{Path: "vendor/sub", Mode: gitx.ModeGitlink},
+	}
+	dst := filepath.Join(t.TempDir(), "ws")
+	if err := copyFiles(src, dst, entries); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() || d != nil && d.Type()&fs.ModeSymlink != 0 {
+			rel, _ := filepath.Rel(dst, p)
+			got = append(got, rel)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"shared/cfg.txt", "src/a.txt", "src/cfg", "src/run.sh"}; !slices.Equal(got, want) {
+		t.Errorf("workspace files %v, want %v", got, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "src/cfg")); err != nil || string(b) != "cfg\n" {
+		t.Errorf("src/cfg through its link: %q, %v", b, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dst, "src/run.sh")); err != nil || fi.Mode().Perm()&0o100 == 0 {
+		t.Errorf("src/run.sh not executable: %v %v", fi, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dst, "vendor/sub")); err != nil || !fi.IsDir() {
+		t.Errorf("vendor/sub: %v %v, want an empty directory", fi, err)
+	}
+
+	err = copyFiles(src, filepath.Join(t.TempDir(), "ws"), []gitx.TreeEntry{{Path: "gone.txt", Mode: gitx.ModeFile}})
+	if err == nil || !strings.Contains(err.Error(), `"gone.txt" is among the job's inputs but not in the snapshot`) {
+		t.Errorf("an entry the snapshot lacks: %v", err)
+	}
+}
