@@ -25,6 +25,7 @@ import (
 	"github.com/deltaci/deltaci/internal/runner"
 	"github.com/deltaci/deltaci/internal/store"
 	"github.com/deltaci/deltaci/internal/termsafe"
+	"github.com/deltaci/deltaci/internal/workspace"
 )
 
 // ConfigFile is the pipeline file at the root of a repository.
@@ -39,6 +40,8 @@ type runOptions struct {
 	database string
 	grace    time.Duration
 	verbose  bool
+	// workspaces is how each job's view of the snapshot is made.
+	workspaces string
 }
 
 func newRunCmd(e env) *cobra.Command {
@@ -70,6 +73,7 @@ configuration error, 130 when interrupted.`,
 	f.StringVar(&o.database, "database", "", "SQLite file path or postgres:// URL (env DELTACI_DATABASE; default .deltaci/state.db in the repository)")
 	f.DurationVar(&o.grace, "grace", 10*time.Second, "time a canceled or timed-out job gets between SIGTERM and SIGKILL")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log what deltaci does, to stderr")
+	f.StringVar(&o.workspaces, "workspaces", "auto", workspacesUsage)
 	f.StringVar(&o.executor, "executor", "shell", "where jobs run: shell (this machine's shell) or sandbox (bubblewrap: no network unless the job asks, only the workspace writable)")
 	f.BoolVar(&o.plan.noReuse, "no-reuse", false, "run every job, even those with a recorded result for the same inputs")
 	f.StringVar(&o.plan.base, "base", "", "compare with this revision instead of the merge-base with the default branch")
@@ -87,6 +91,10 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	exec, err := newExecutor(o.executor, log, executor.Limits{})
 	if err != nil {
 		return err
+	}
+	method, err := workspace.ParseMethod(o.workspaces)
+	if err != nil {
+		return usage(fmt.Errorf("--workspaces: %w", err))
 	}
 	o.plan.executor = o.executor
 	top, err := gitx.TopLevel(ctx, o.repo)
@@ -174,15 +182,27 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		return err
 	}
 	// A run with no job to run needs no workspace: nothing is copied.
-	var src, ws string
+	var (
+		src, ws string
+		views   *workspace.Builder
+	)
 	if countDecision(nr.Jobs, "") > 0 {
 		work := workDir(run.ID)
 		if err := os.Mkdir(work, 0o700); err != nil {
 			_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
 			return fmt.Errorf("workspace: %w", err)
 		}
-		defer os.RemoveAll(work)
+		defer func() {
+			if err := workspace.RemoveAll(bg, work); err != nil {
+				log.Warn("removing the run's workspaces", "dir", work, "err", err)
+			}
+		}()
 		src, ws = filepath.Join(work, "src"), filepath.Join(work, "ws")
+		// One snapshot for the run; each job gets a copy-on-write view.
+		if views, err = workspace.New(ctx, log, method, ws); err != nil {
+			_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
+			return fmt.Errorf("--workspaces: %w", err)
+		}
 		if err := takeSnapshot(ctx, wt, p, specs, src); err != nil {
 			_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
 			return err
@@ -215,7 +235,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	}()
 	local := &runner.Local{
 		Orch: orch, Notifier: notifier, Exec: exec, Log: log,
-		Slots: o.jobs, Source: src, WorkDir: ws, BaseEnv: e.vars, FixedEnv: runEnv(wt),
+		Slots: o.jobs, Source: src, Workspaces: views, WorkDir: ws, BaseEnv: e.vars, FixedEnv: runEnv(wt),
 		Output: con.job, Grace: o.grace, ID: "local", Results: res,
 	}
 	runErr := local.Run(runCtx, run.ID)
@@ -246,6 +266,12 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		return &exitError{code: ExitFailed}
 	}
 }
+
+// workspacesUsage is the help of --workspaces, for deltaci run and
+// deltaci runner.
+const workspacesUsage = "how each job's writable view of the shared tree is made: auto (the first that works of " +
+	"overlay, fuse-overlayfs and copy), overlay (the kernel's overlayfs; needs root), fuse-overlayfs (the " +
+	"fuse-overlayfs package and /dev/fuse), or copy (a full copy per job)"
 
 // afterSnapshot runs once the working tree is copied; tests edit the
 // working tree there.
@@ -379,7 +405,10 @@ func recoverAbandoned(ctx context.Context, e env, orch *orchestrator.Orchestrato
 	ended, err := orch.RecoverAbandoned(ctx, "cli", after)
 	for _, id := range ended {
 		con.printf("deltaci: run %s was abandoned by a deltaci process that died; marked canceled\n", id)
-		_ = os.RemoveAll(workDir(id))
+		// Its workspaces may still be mounted.
+		if err := workspace.RemoveAll(ctx, workDir(id)); err != nil {
+			con.printf("deltaci: warning: could not remove the workspaces of run %s: %v\n", id, err)
+		}
 	}
 	if err != nil {
 		con.printf("deltaci: warning: could not check for abandoned runs: %v\n", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/deltaci/deltaci/internal/runner"
 	"github.com/deltaci/deltaci/internal/secret"
 	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/workspace"
 )
 
 // cluster is a server in this process, on a real loopback listener, with
@@ -71,9 +72,13 @@ func (c *cluster) runner(capacity int) context.CancelFunc {
 	if _, err := sess.Open(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	views, err := workspace.New(t.Context(), nil, workspace.MethodAuto, filepath.Join(dir, "ws"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := &runner.Remote{
 		Client: client, StoreURL: c.url + api.StorePrefix, Exec: executor.NewShell(slog.New(slog.DiscardHandler)),
-		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, WorkDir: dir, Capacity: capacity,
+		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, Workspaces: views, WorkDir: dir, Capacity: capacity,
 		BaseEnv: []string{"PATH=" + os.Getenv("PATH")}, Grace: time.Second, Log: slog.New(slog.DiscardHandler),
 		LeaseWait: 2 * time.Second,
 	}
