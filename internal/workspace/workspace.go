@@ -294,7 +294,8 @@ func overlayOptions(lower, upper, work string) (string, error) {
 // mountFuse starts fuse-overlayfs on dir; it returns once the mount is
 // there, with the daemon in the background until the unmount.
 func (b *Builder) mountFuse(ctx context.Context, opts, dir string) error {
-	cmd := exec.CommandContext(ctx, b.fuse, "-o", opts, dir)
+	// fsync=0: nothing of a workspace needs to outlive a crash.
+	cmd := exec.CommandContext(ctx, b.fuse, "-o", opts+",fsync=0", dir)
 	cmd.WaitDelay = waitDelay // the daemon gives up our pipe, but never wait on it
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("fuse-overlayfs: %w: %s", err, strings.TrimSpace(string(out)))

@@ -40,7 +40,7 @@ func builders(t *testing.T) map[workspace.Method]*workspace.Builder {
 	return out
 }
 
-func write(t *testing.T, p, content string, perm fs.FileMode) {
+func write(t testing.TB, p, content string, perm fs.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
