@@ -47,6 +47,7 @@ var suites = []suite{
 	{"artifact-scrub", benchScrub},
 	{"planner", benchPlanner},
 	{"reused-run", benchReusedRun},
+	{"workspaces", benchWorkspaces},
 	{"server-pickup", benchPickup},
 	{"server-throughput", benchThroughput},
 	{"log-shipping", benchLogShipping},

@@ -26,7 +26,7 @@ func benchReusedRun(ctx context.Context, h *harness) ([]Result, error) {
 	if h.quick {
 		files, jobs, rounds = 200, 5, 5
 	}
-	dir, err := reuseRepo(ctx, h, files, jobs)
+	dir, err := reuseRepo(ctx, h, "reuse", files, jobs)
 	if err != nil {
 		return nil, err
 	}
@@ -100,9 +100,10 @@ func benchReusedRun(ctx context.Context, h *harness) ([]Result, error) {
 
 // reuseRepo makes a repository of files spread over directories, with a
 // pipeline of jobs each reading its own directory, on a feature branch one
-// commit ahead of main, with one uncommitted file.
-func reuseRepo(ctx context.Context, h *harness, files, jobs int) (string, error) {
-	dir := filepath.Join(h.dir, "reuse")
+// commit ahead of main, with one uncommitted file, in the harness's
+// directory under name.
+func reuseRepo(ctx context.Context, h *harness, name string, files, jobs int) (string, error) {
+	dir := filepath.Join(h.dir, name)
 	var yml strings.Builder
 	yml.WriteString("version: 1\njobs:\n")
 	for j := range jobs {

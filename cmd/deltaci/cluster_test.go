@@ -25,6 +25,7 @@ import (
 	"github.com/deltaci/deltaci/internal/runner"
 	"github.com/deltaci/deltaci/internal/sqlitepool"
 	"github.com/deltaci/deltaci/internal/store/storetest"
+	"github.com/deltaci/deltaci/internal/workspace"
 )
 
 // The cluster tests run `deltaci server` and `deltaci runner` as real
@@ -530,7 +531,14 @@ func (s *server) startRunner(t *testing.T, o runnerOpts) *runnerProc {
 	// Jobs of the shell executor are process groups of their own, which a
 	// SIGKILLed runner leaves behind: end them too, before the temporary
 	// directories go.
-	t.Cleanup(func() { killProcessesIn(r.workDir) })
+	t.Cleanup(func() {
+		killProcessesIn(r.workDir)
+		// A killed runner's workspaces stay mounted; the directory cannot
+		// be removed through them.
+		if err := workspace.RemoveAll(context.Background(), filepath.Join(r.workDir, "ws")); err != nil {
+			t.Errorf("removing the runner's workspaces: %v", err)
+		}
+	})
 	o.proc.env = append(o.proc.env, "DELTACI_REGISTRATION_TOKEN="+registrationToken)
 	r.proc = startProc(t, "runner", o.proc,
 		"runner", "--server", s.url(), "--work-dir", r.workDir, "--executor", o.executor,
@@ -579,6 +587,30 @@ func processesIn(dir string) []int {
 		pids = append(pids, pid)
 	}
 	return pids
+}
+
+// mountsUnder lists the mount points at or below dir.
+func mountsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+// workspaces is the method of the runner's workspaces, from its log.
+func (r *runnerProc) workspaces(t *testing.T) string {
+	t.Helper()
+	rec := r.waitRecord(t, "workspaces", 0)
+	m, _ := rec["method"].(string)
+	return m
 }
 
 // killProcessesIn SIGKILLs every process whose working directory is under

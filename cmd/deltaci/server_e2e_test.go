@@ -251,10 +251,13 @@ func TestRunnerKilledMidJob(t *testing.T) {
 jobs:
   victim:
     run: |
+      grep -qx committed data.txt
       echo "attempt $DELTACI_ATTEMPT begins"
+      echo changed > data.txt
+      rm .deltaci.yml
       if [ "$DELTACI_ATTEMPT" = 1 ]; then sleep 600; fi
       echo "attempt $DELTACI_ATTEMPT ends"
-`})
+`, "data.txt": "committed\n"})
 		srv := startServer(t, serverOpts{database: database})
 		byID := map[string]*runnerProc{}
 		for range 2 {
@@ -293,8 +296,20 @@ jobs:
 		if len(processesIn(victim.workDir)) == 0 {
 			t.Fatal("no process of the killed runner's job is left: the test cannot show they are stopped")
 		}
+		if len(mountsUnder(t, victim.workDir)) == 0 && victim.workspaces(t) != "copy" {
+			t.Fatal("the killed runner left no workspace mounted: the test cannot show they are removed")
+		}
 		srv.startRunner(t, runnerOpts{workDir: victim.workDir})
 		eventually(t, "the killed runner's job processes are stopped", func() bool { return len(processesIn(victim.workDir)) == 0 })
+		// Its workspace is unmounted and gone, with the checkout under it.
+		eventually(t, "the killed runner's workspace and checkout are removed", func() bool {
+			for _, d := range []string{"ws", "checkouts"} {
+				if entries, err := os.ReadDir(filepath.Join(victim.workDir, d)); err != nil || len(entries) > 0 {
+					return false
+				}
+			}
+			return len(mountsUnder(t, victim.workDir)) == 0
+		})
 		if got := string(sealedLog(t, srv, second)); !strings.Contains(got, "attempt 2 ends\n") {
 			t.Errorf("the retry's log: %q", got)
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/deltaci/deltaci/internal/runner"
 	"github.com/deltaci/deltaci/internal/store"
 	"github.com/deltaci/deltaci/internal/termsafe"
+	"github.com/deltaci/deltaci/internal/workspace"
 )
 
 // ConfigFile is the pipeline file at the root of a repository.
@@ -41,6 +42,8 @@ type runOptions struct {
 	database string
 	grace    time.Duration
 	verbose  bool
+	// workspaces is how each job's view of the snapshot is made.
+	workspaces string
 }
 
 func newRunCmd(e env) *cobra.Command {
@@ -72,6 +75,7 @@ configuration error, 130 when interrupted.`,
 	f.StringVar(&o.database, "database", "", "SQLite file path or postgres:// URL (env DELTACI_DATABASE; default .deltaci/state.db in the repository)")
 	f.DurationVar(&o.grace, "grace", defaultGrace, "time a canceled or timed-out job gets between SIGTERM and SIGKILL")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log what deltaci does, to stderr")
+	f.StringVar(&o.workspaces, "workspaces", "auto", workspacesUsage)
 	f.StringVar(&o.executor, "executor", "shell", "where jobs run: shell (this machine's shell) or sandbox (bubblewrap: no network unless the job asks, only the workspace writable)")
 	f.BoolVar(&o.plan.noReuse, "no-reuse", false, "run every job, even those with a recorded result for the same inputs")
 	f.StringVar(&o.plan.base, "base", "", "compare with this revision instead of the merge-base with the default branch")
@@ -89,6 +93,10 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	exec, err := newExecutor(o.executor, log, executor.Limits{})
 	if err != nil {
 		return err
+	}
+	method, err := workspace.ParseMethod(o.workspaces)
+	if err != nil {
+		return usage(fmt.Errorf("--workspaces: %w", err))
 	}
 	o.plan.executor = o.executor
 	top, err := gitx.TopLevel(ctx, o.repo)
@@ -153,7 +161,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		con.printf("deltaci: warning: %s\n", termsafe.String(w.String()))
 	}
 	x := &localRun{st: st, orch: orch, notifier: notifier, exec: exec, log: log, res: res, vars: e.vars,
-		jobs: o.jobs, grace: o.grace, output: con.job, printf: con.printf}
+		jobs: o.jobs, grace: o.grace, workspaces: method, output: con.job, printf: con.printf}
 	var start time.Time
 	runID, interrupted, err := x.execute(ctx, top, wt, p, specs, pl, func(runID string, jobs []store.NewJob) {
 		con.printf("deltaci: run %s at %s: %s (%d to run, %d reused, %d skipped), %d at a time\n", runID, describeHead(branch, head, len(wt.Changes) > 0),
@@ -198,6 +206,8 @@ type localRun struct {
 	vars     []string // the environment jobs start from
 	jobs     int      // attempts at once
 	grace    time.Duration
+	// workspaces is how each job's view of the snapshot is made.
+	workspaces workspace.Method
 	// output is where a job's log goes; printf prints deltaci's own lines.
 	output func(job string) io.WriteCloser
 	printf func(format string, args ...any)
@@ -234,15 +244,27 @@ func (x *localRun) execute(ctx context.Context, top string, wt *gitx.WorkTree, p
 		return "", false, err
 	}
 	// A run with no job to run needs no workspace: nothing is copied.
-	var src, ws string
+	var (
+		src, ws string
+		views   *workspace.Builder
+	)
 	if countDecision(nr.Jobs, "") > 0 {
 		work := workDir(run.ID)
 		if err := os.Mkdir(work, 0o700); err != nil {
 			_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
 			return "", false, fmt.Errorf("workspace: %w", err)
 		}
-		defer os.RemoveAll(work)
+		defer func() {
+			if err := workspace.RemoveAll(bg, work); err != nil {
+				log.Warn("removing the run's workspaces", "dir", work, "err", err)
+			}
+		}()
 		src, ws = filepath.Join(work, "src"), filepath.Join(work, "ws")
+		// One snapshot for the run; each job gets a copy-on-write view.
+		if views, err = workspace.New(ctx, log, x.workspaces, ws); err != nil {
+			_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
+			return "", false, fmt.Errorf("--workspaces: %w", err)
+		}
 		if err := takeSnapshot(ctx, wt, p, specs, src); err != nil {
 			_ = orch.FailPlanning(bg, run.ID, core.ReasonInfraError)
 			return "", false, err
@@ -272,7 +294,7 @@ func (x *localRun) execute(ctx context.Context, top string, wt *gitx.WorkTree, p
 	}()
 	local := &runner.Local{
 		Orch: orch, Notifier: x.notifier, Exec: x.exec, Log: log,
-		Slots: x.jobs, Source: src, WorkDir: ws, BaseEnv: x.vars, FixedEnv: runEnv(wt),
+		Slots: x.jobs, Source: src, Workspaces: views, WorkDir: ws, BaseEnv: x.vars, FixedEnv: runEnv(wt),
 		Output: x.output, Grace: x.grace, ID: "local", Results: x.res, InputFiles: pl.InputFiles,
 	}
 	runErr := local.Run(runCtx, run.ID)
@@ -287,6 +309,12 @@ func (x *localRun) execute(ctx context.Context, top string, wt *gitx.WorkTree, p
 		return run.ID, false, nil
 	}
 }
+
+// workspacesUsage is the help of --workspaces, for deltaci run and
+// deltaci runner.
+const workspacesUsage = "how each job's writable view of the shared tree is made: auto (the first that works of " +
+	"overlay, fuse-overlayfs and copy), overlay (the kernel's overlayfs; needs root), fuse-overlayfs (the " +
+	"fuse-overlayfs package and /dev/fuse), or copy (a full copy per job)"
 
 // afterSnapshot runs once the working tree is copied; tests edit the
 // working tree there.
@@ -420,7 +448,10 @@ func recoverAbandoned(ctx context.Context, e env, orch *orchestrator.Orchestrato
 	ended, err := orch.RecoverAbandoned(ctx, "cli", after)
 	for _, id := range ended {
 		con.printf("deltaci: run %s was abandoned by a deltaci process that died; marked canceled\n", id)
-		_ = os.RemoveAll(workDir(id))
+		// Its workspaces may still be mounted.
+		if err := workspace.RemoveAll(ctx, workDir(id)); err != nil {
+			con.printf("deltaci: warning: could not remove the workspaces of run %s: %v\n", id, err)
+		}
 	}
 	if err != nil {
 		con.printf("deltaci: warning: could not check for abandoned runs: %v\n", err)

@@ -19,10 +19,12 @@ import (
 	"github.com/deltaci/deltaci/internal/planner"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/runner"
+	"github.com/deltaci/deltaci/internal/workspace"
 )
 
 type runnerOptions struct {
 	server, registrationToken, workDir, executor, name string
+	workspaces                                         string
 	labels                                             []string
 	capacity                                           int
 	grace, drainTimeout                                time.Duration
@@ -35,9 +37,10 @@ func newRunnerCmd(e env) *cobra.Command {
 		Use:   "runner",
 		Short: "Run jobs for a Delta CI server",
 		Long: `Run the runner agent: register with the server (once; the identity is kept in
---work-dir), lease attempts whose labels this runner has, run each in a fresh
-checkout of its commit with --executor, stream its log, upload its outputs
-and report how it ended.
+--work-dir), lease attempts whose labels this runner has, run each with
+--executor in its own copy-on-write view of a checkout of its commit (made
+once per commit and shared; see --workspaces), stream its log, upload its
+outputs and report how it ended.
 
 The runner always has the label executor:<--executor>, so it only takes jobs
 planned for that executor. On SIGINT or SIGTERM it stops taking jobs and
@@ -61,6 +64,7 @@ them at once, and the server gives them to another runner.`,
 	f.DurationVar(&o.grace, "grace", 10*time.Second, "time a canceled job gets between SIGTERM and SIGKILL")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Minute, "on shutdown, how long running jobs get to finish")
 	f.Var(&o.workspaceLimit, "workspace-limit", "disk space a sandboxed job's workspace may take, e.g. 20GiB; past it the job fails resource_limit (default 10GiB; none for no limit)")
+	f.StringVar(&o.workspaces, "workspaces", "auto", workspacesUsage)
 	f.Var(&o.tmpSize, "tmp-size", "size of a sandboxed job's /tmp, e.g. 2GiB (default 1GiB; none for the kernel's default)")
 	return cmd
 }
@@ -86,6 +90,10 @@ func runRunner(ctx context.Context, e env, o runnerOptions) error {
 	if o.name == "" {
 		o.name, _ = os.Hostname()
 	}
+	method, err := workspace.ParseMethod(o.workspaces)
+	if err != nil {
+		return usage(fmt.Errorf("--workspaces: %w", err))
+	}
 	log := newJSONLogger(e.stdout)
 	exec, err := newExecutor(o.executor, log, executor.Limits{WorkspaceSize: int64(o.workspaceLimit), TmpSize: int64(o.tmpSize)})
 	if err != nil {
@@ -98,6 +106,11 @@ func runRunner(ctx context.Context, e env, o runnerOptions) error {
 	if err := os.MkdirAll(filepath.Join(workDir, "ws"), 0o700); err != nil {
 		return fmt.Errorf("--work-dir: %w", err)
 	}
+	views, err := workspace.New(ctx, log, method, filepath.Join(workDir, "ws"))
+	if err != nil {
+		return fmt.Errorf("--workspaces: %w", err)
+	}
+	log.Info("workspaces", slog.String("method", string(views.Method())))
 	labels := append([]string{api.ExecutorLabel(o.executor)}, o.labels...)
 	client := &protocol.Client{BaseURL: o.server}
 	sess := &runner.Session{
@@ -131,7 +144,7 @@ func runRunner(ctx context.Context, e env, o runnerOptions) error {
 	}()
 	r := &runner.Remote{
 		Client: client, StoreURL: o.server + api.StorePrefix, Exec: exec,
-		Mirrors: gitx.Mirrors{Dir: filepath.Join(workDir, "mirrors")}, WorkDir: workDir,
+		Mirrors: gitx.Mirrors{Dir: filepath.Join(workDir, "mirrors")}, Workspaces: views, WorkDir: workDir,
 		Capacity: o.capacity, BaseEnv: jobBaseEnv(e, o.executor), Grace: o.grace, Log: log,
 	}
 	err = r.Run(hard, ctx)

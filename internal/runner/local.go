@@ -25,6 +25,7 @@ import (
 	"github.com/deltaci/deltaci/internal/results"
 	"github.com/deltaci/deltaci/internal/secret"
 	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/workspace"
 )
 
 // DefaultTTL is the lease time-to-live; runners heartbeat every TTL/3.
@@ -38,8 +39,11 @@ type Local struct {
 	Log      *slog.Logger
 	// Slots is the number of attempts run at once (at least 1).
 	Slots int
-	// Source is a snapshot directory copied into each attempt's workspace.
+	// Source is the run's snapshot: each attempt's workspace is a
+	// copy-on-write view of it, which it never changes.
 	Source string
+	// Workspaces makes those views; nil copies the snapshot instead.
+	Workspaces *workspace.Builder
 	// WorkDir holds the per-attempt workspaces; each is removed afterwards.
 	WorkDir string
 	// BaseEnv is the environment every job starts from (KEY=VALUE).
@@ -161,16 +165,17 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		}
 	}
 
-	ws, err := l.workspace(a, j)
+	w, err := l.workspace(ctx, a, j)
 	if err != nil {
 		fmt.Fprintf(out, "deltaci: cannot prepare the workspace: %v\n", err)
 		return l.complete(report, slotID, fence, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
 	}
 	defer func() {
-		if err := os.RemoveAll(ws); err != nil {
-			log.WarnContext(report, "removing workspace", slog.String("dir", ws), slog.Any("err", err))
+		if err := w.Remove(report); err != nil {
+			log.WarnContext(report, "removing workspace", slog.String("dir", w.Dir), slog.Any("err", err))
 		}
 	}()
+	ws := w.Dir
 	if err := l.Orch.StartAttempt(report, slotID, a, fence); err != nil {
 		return lostOrErr(log, err)
 	}
@@ -329,17 +334,30 @@ func (l *Local) openLog(a core.Attempt) (*os.File, error) {
 	return os.Create(filepath.Join(dir, "log"))
 }
 
-func (l *Local) workspace(a core.Attempt, j core.Job) (string, error) {
-	dir := filepath.Join(l.WorkDir, fmt.Sprintf("%s-%d", j.Name, a.Number))
-	build := func() error { return copyTree(l.Source, dir) }
+// workspace makes the attempt's workspace, in <job>-<attempt number> under
+// WorkDir: a view of the snapshot, or for a hermetic job a directory of
+// only its files.
+func (l *Local) workspace(ctx context.Context, a core.Attempt, j core.Job) (*workspace.Workspace, error) {
+	if err := os.MkdirAll(l.WorkDir, 0o700); err != nil {
+		return nil, err
+	}
+	root := filepath.Join(l.WorkDir, fmt.Sprintf("%s-%d", j.Name, a.Number))
 	if j.Spec.Hermetic {
-		build = func() error { return l.hermeticWorkspace(j, dir) }
+		w, err := workspace.Empty(root)
+		if err != nil {
+			return nil, err
+		}
+		if err := l.hermeticWorkspace(j, w.Dir); err != nil {
+			_ = w.Remove(context.WithoutCancel(ctx))
+			return nil, err
+		}
+		return w, nil
 	}
-	if err := build(); err != nil {
-		_ = os.RemoveAll(dir)
-		return "", err
+	b := l.Workspaces
+	if b == nil {
+		b = workspace.Copying()
 	}
-	return dir, nil
+	return b.Create(ctx, l.Source, root)
 }
 
 // env builds the job's environment: the base, then the job's secrets and

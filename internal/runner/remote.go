@@ -25,6 +25,7 @@ import (
 	"github.com/deltaci/deltaci/internal/results"
 	"github.com/deltaci/deltaci/internal/secret"
 	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/workspace"
 )
 
 // Remote is the runner agent of `deltaci runner`: it leases attempts from
@@ -38,7 +39,10 @@ type Remote struct {
 	StoreURL string
 	Exec     executor.Executor
 	Mirrors  gitx.Mirrors
-	// WorkDir holds the per-attempt workspaces.
+	// Workspaces makes each attempt's view of the shared checkout of its
+	// commit; nil copies the checkout instead.
+	Workspaces *workspace.Builder
+	// WorkDir holds the shared checkouts and the per-attempt workspaces.
 	WorkDir string
 	// Capacity is how many attempts run at once (at least 1).
 	Capacity int
@@ -50,6 +54,8 @@ type Remote struct {
 	Log     *slog.Logger
 	// LeaseWait is a long-poll's length (30 s when 0).
 	LeaseWait time.Duration
+
+	checkouts *checkouts
 }
 
 // Run leases and executes attempts until drain is done, then waits for the
@@ -59,7 +65,12 @@ func (r *Remote) Run(ctx, drain context.Context) error {
 	if r.Capacity < 1 {
 		return core.E(core.KindInvalid, "runner", "capacity must be at least 1, got %d", r.Capacity)
 	}
+	if r.Workspaces == nil {
+		r.Workspaces = workspace.Copying()
+	}
+	r.checkouts = newCheckouts(r.Mirrors, filepath.Join(r.WorkDir, checkoutsDir), r.Log)
 	r.cleanWorkspaces(ctx)
+	defer r.checkouts.close(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	for i := 0; i < r.Capacity; i++ {
 		wg.Add(1)
@@ -73,8 +84,9 @@ func (r *Remote) Run(ctx, drain context.Context) error {
 }
 
 // cleanWorkspaces removes what a runner killed mid-job left: the
-// processes of its jobs, workspaces, their worktree records in the
-// mirrors, and log spools.
+// processes of its jobs, workspaces (unmounting their views first), the
+// shared checkouts under them, their worktree records in the mirrors,
+// and log spools.
 func (r *Remote) cleanWorkspaces(ctx context.Context) {
 	killOrphans(ctx, r.Log, r.WorkDir)
 	logs := filepath.Join(r.WorkDir, "logs")
@@ -82,14 +94,22 @@ func (r *Remote) cleanWorkspaces(ctx context.Context) {
 	if err := os.MkdirAll(logs, 0o700); err != nil {
 		r.Log.WarnContext(ctx, "making the log spool directory", slog.Any("err", err))
 	}
-	ws := filepath.Join(r.WorkDir, "ws")
-	entries, _ := os.ReadDir(ws)
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(ws, e.Name())); err != nil {
-			r.Log.WarnContext(ctx, "removing a stale workspace", slog.String("dir", e.Name()), slog.Any("err", err))
+	stale := 0
+	// The views first: the checkouts are their lower layers.
+	for _, name := range []string{"ws", checkoutsDir} {
+		dir := filepath.Join(r.WorkDir, name)
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			stale++
+			if err := workspace.RemoveAll(ctx, filepath.Join(dir, e.Name())); err != nil {
+				r.Log.WarnContext(ctx, "removing a stale workspace", slog.String("dir", filepath.Join(name, e.Name())), slog.Any("err", err))
+			}
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			r.Log.WarnContext(ctx, "making the workspace directory", slog.Any("err", err))
 		}
 	}
-	if len(entries) > 0 {
+	if stale > 0 {
 		if err := r.Mirrors.Prune(ctx); err != nil {
 			r.Log.WarnContext(ctx, "pruning mirror worktrees", slog.Any("err", err))
 		}
@@ -257,24 +277,12 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 		fmt.Fprintf(logw, "deltaci: "+format+"\n", args...)
 		return protocol.CompleteRequest{State: core.AttemptErrored, Reason: core.ReasonInfraError}
 	}
-	ws := filepath.Join(r.WorkDir, "ws", l.AttemptID)
-	mirror, err := r.Mirrors.Ensure(execCtx, l.Repo, l.Commit)
+	view, done, err := a.workspace(ctx, execCtx)
 	if err != nil {
-		return errored("cannot fetch %s at %s: %v", l.Repo, l.Commit, err)
+		return errored("%v", err)
 	}
-	checkout, release := r.Mirrors.Checkout, r.Mirrors.Release
-	if l.Hermetic {
-		checkout = func(ctx context.Context, mirror, _, ws string) error { return a.hermeticCheckout(ctx, mirror, ws) }
-		release = func(context.Context, string, string) error { return os.RemoveAll(ws) }
-	}
-	if err := checkout(execCtx, mirror, l.Commit, ws); err != nil {
-		return errored("cannot check out %s: %v", l.Commit, err)
-	}
-	defer func() {
-		if err := release(context.WithoutCancel(ctx), mirror, ws); err != nil {
-			a.log.WarnContext(ctx, "removing the workspace", slog.String("dir", ws), slog.Any("err", err))
-		}
-	}()
+	defer done()
+	ws := view.Dir
 	err = retryTransient(execCtx, a.log, "reporting the start", func() error {
 		return r.Client.Start(execCtx, l.AttemptID, l.LeaseToken)
 	})
@@ -501,4 +509,47 @@ type keepWriting struct{ w io.Writer }
 func (k keepWriting) Write(p []byte) (int, error) {
 	_, _ = k.w.Write(p)
 	return len(p), nil
+}
+
+// workspace makes the attempt's workspace and returns it with the function
+// that removes it. A hermetic job's holds only its files, checked out of
+// the mirror; any other job's is a view of the commit's shared checkout,
+// which is released once the view is gone.
+func (a *attempt) workspace(ctx, execCtx context.Context) (*workspace.Workspace, func(), error) {
+	l, r := a.l, a.r
+	root := attemptRoot(r.WorkDir, l.AttemptID)
+	remove := func(w *workspace.Workspace) {
+		if err := w.Remove(context.WithoutCancel(ctx)); err != nil {
+			a.log.WarnContext(ctx, "removing the workspace", slog.String("dir", w.Dir), slog.Any("err", err))
+		}
+	}
+	if l.Hermetic {
+		mirror, err := r.Mirrors.Ensure(execCtx, l.Repo, l.Commit)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cannot fetch %s at %s: %w", l.Repo, l.Commit, err)
+		}
+		w, err := workspace.Empty(root)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cannot prepare the workspace: %w", err)
+		}
+		if err := a.hermeticCheckout(execCtx, mirror, w.Dir); err != nil {
+			remove(w)
+			return nil, nil, fmt.Errorf("cannot check out %s: %w", l.Commit, err)
+		}
+		return w, func() { remove(w) }, nil
+	}
+	// The commit's checkout is shared; the attempt writes in its own view.
+	co, err := r.checkouts.acquire(execCtx, l.Repo, l.Commit)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := newView(execCtx, r.Workspaces, co, root)
+	if err != nil {
+		r.checkouts.release(context.WithoutCancel(ctx), co)
+		return nil, nil, fmt.Errorf("cannot prepare the workspace: %w", err)
+	}
+	return w, func() {
+		remove(w)
+		r.checkouts.release(context.WithoutCancel(ctx), co)
+	}, nil
 }

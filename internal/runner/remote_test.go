@@ -19,6 +19,7 @@ import (
 	"github.com/deltaci/deltaci/internal/runner"
 	"github.com/deltaci/deltaci/internal/secret"
 	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/workspace"
 )
 
 // cluster is a server in this process, on a real loopback listener, with
@@ -61,9 +62,33 @@ func (c *cluster) createRun(t *testing.T, req protocol.CreateRunRequest, edits .
 
 // runner starts a runner with capacity slots; cancel drains it.
 func (c *cluster) runner(capacity int) context.CancelFunc {
+	c.t.Helper()
+	return c.runnerWith(runnerConfig{capacity: capacity})
+}
+
+// runnerConfig is a test runner's: its slots, and optionally its
+// executor (a shell), work directory (a new one) and workspace method
+// (MethodAuto).
+type runnerConfig struct {
+	capacity int
+	exec     executor.Executor
+	dir      string
+	method   workspace.Method
+}
+
+func (c *cluster) runnerWith(rc runnerConfig) context.CancelFunc {
 	t := c.t
 	t.Helper()
-	dir := t.TempDir()
+	dir, capacity := rc.dir, rc.capacity
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if rc.exec == nil {
+		rc.exec = executor.NewShell(slog.New(slog.DiscardHandler))
+	}
+	if rc.method == "" {
+		rc.method = workspace.MethodAuto
+	}
 	client := &protocol.Client{BaseURL: c.url}
 	sess := &runner.Session{Client: client, RegistrationToken: apitest.RegistrationToken, Dir: dir,
 		Register: protocol.RegisterRequest{Name: "test", Labels: []string{api.ExecutorLabel("shell")}}}
@@ -71,9 +96,13 @@ func (c *cluster) runner(capacity int) context.CancelFunc {
 	if _, err := sess.Open(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	views, err := workspace.New(t.Context(), nil, rc.method, filepath.Join(dir, "ws"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := &runner.Remote{
-		Client: client, StoreURL: c.url + api.StorePrefix, Exec: executor.NewShell(slog.New(slog.DiscardHandler)),
-		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, WorkDir: dir, Capacity: capacity,
+		Client: client, StoreURL: c.url + api.StorePrefix, Exec: rc.exec,
+		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, Workspaces: views, WorkDir: dir, Capacity: capacity,
 		BaseEnv: []string{"PATH=" + os.Getenv("PATH")}, Grace: time.Second, Log: slog.New(slog.DiscardHandler),
 		LeaseWait: 2 * time.Second,
 	}

@@ -1,4 +1,4 @@
-package runner
+package workspace
 
 import (
 	"io/fs"
@@ -33,7 +33,7 @@ func TestCopyFilesOnlyThose(t *testing.T) {
 		{Path: "vendor/sub", Mode: gitx.ModeGitlink},
 	}
 	dst := filepath.Join(t.TempDir(), "ws")
-	if err := copyFiles(src, dst, entries); err != nil {
+	if err := CopyFiles(src, dst, entries); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -60,7 +60,7 @@ func TestCopyFilesOnlyThose(t *testing.T) {
 		t.Errorf("vendor/sub: %v %v, want an empty directory", fi, err)
 	}
 
-	err = copyFiles(src, filepath.Join(t.TempDir(), "ws"), []gitx.TreeEntry{{Path: "gone.txt", Mode: gitx.ModeFile}})
+	err = CopyFiles(src, filepath.Join(t.TempDir(), "ws"), []gitx.TreeEntry{{Path: "gone.txt", Mode: gitx.ModeFile}})
 	if err == nil || !strings.Contains(err.Error(), `"gone.txt" is among the job's inputs but not in the snapshot`) {
 		t.Errorf("an entry the snapshot lacks: %v", err)
 	}
