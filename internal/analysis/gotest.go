@@ -55,9 +55,11 @@ type goTestState struct {
 }
 
 type goPkgState struct {
-	out     *boundedText
-	open    map[string]*goTestState // tests run but not ended
-	failing int
+	out  *boundedText
+	open map[string]*goTestState // tests run but not ended
+	// failedParents are tests a subtest of which failed.
+	failedParents map[string]bool
+	failing       int
 }
 
 type goParser struct {
@@ -128,7 +130,7 @@ func parseGoTestJSON(lr *limitReader, lim Limits) (*Report, error) {
 func (p *goParser) pkg(name string) *goPkgState {
 	s := p.pkgs[name]
 	if s == nil {
-		s = &goPkgState{out: newBoundedText(p.lim.MaxOutputBytes), open: map[string]*goTestState{}}
+		s = &goPkgState{out: newBoundedText(p.lim.MaxOutputBytes), open: map[string]*goTestState{}, failedParents: map[string]bool{}}
 		p.pkgs[name] = s
 		p.order = append(p.order, name)
 	}
@@ -181,10 +183,20 @@ func (p *goParser) event(ev goEvent) {
 		t := p.test(pkg, ev.Test)
 		delete(pkg.open, ev.Test)
 		st := map[string]Status{"pass": StatusPassed, "fail": StatusFailed, "skip": StatusSkipped}[ev.Action]
+		msg := ""
 		if st == StatusFailed {
 			pkg.failing++
+			if pkg.failedParents[ev.Test] {
+				msg = "a subtest failed"
+			}
+			// Subtests end before their parent: remember which parents
+			// failed through them (only for nested names, so bounded by
+			// the failures).
+			if i := strings.LastIndexByte(ev.Test, '/'); i > 0 {
+				pkg.failedParents[ev.Test[:i]] = true
+			}
 		}
-		p.add(ev.Package, ev.Test, st, t.out.String(), elapsed(ev.Elapsed), "")
+		p.add(ev.Package, ev.Test, st, t.out.String(), elapsed(ev.Elapsed), msg)
 	}
 }
 
@@ -195,10 +207,14 @@ func (p *goParser) packageFailed(ev goEvent, pkg *goPkgState) {
 	if len(pkg.open) > 0 {
 		// A timeout or a panic outside the test's goroutine ends the binary
 		// with the tests still running: they failed with it.
-		why := "the test did not finish: " + summary("", goNoise(pkgOut), p.lim.MaxOutputBytes)
 		for _, t := range openInOrder(pkg) {
 			pkg.failing++
-			p.add(ev.Package, t.name, StatusFailed, t.out.String()+"\n"+pkgOut, 0, why)
+			out := t.out.String() + "\n" + pkgOut
+			why := "the test did not finish"
+			if s := summary("", goNoise(out), "", p.lim.MaxOutputBytes); s != "" {
+				why += ": " + s
+			}
+			p.add(ev.Package, t.name, StatusFailed, out, 0, why)
 		}
 		clear(pkg.open)
 		return
@@ -214,7 +230,7 @@ func (p *goParser) packageFailed(ev goEvent, pkg *goPkgState) {
 	}
 	p.rep.add(TestResult{
 		Suite: ev.Package, Status: StatusErrored, Output: strings.TrimSpace(pkgOut),
-		Message: summary("", goNoise(pkgOut), p.lim.MaxOutputBytes),
+		Message: summary("", goNoise(pkgOut), "", p.lim.MaxOutputBytes),
 	}, p.lim)
 }
 
@@ -227,7 +243,7 @@ func (p *goParser) addBuild(pkg, importPath string) {
 	delete(p.failed, importPath)
 	r := TestResult{
 		Suite: pkg, Status: StatusErrored, Type: TypeBuild, Output: strings.TrimSpace(out),
-		Message: summary("", goNoise(out), p.lim.MaxOutputBytes),
+		Message: summary("", goNoise(out), "", p.lim.MaxOutputBytes),
 	}
 	if r.Message == "" {
 		r.Message = "the package's tests did not build"
@@ -264,9 +280,11 @@ func (p *goParser) add(pkg, test string, st Status, out string, d time.Duration,
 	r := TestResult{Suite: pkg, Name: test, Status: st, Duration: d}
 	if st != StatusPassed {
 		r.Output = strings.TrimSpace(stripANSI(out))
-		r.Message = msg
-		if msg == "" {
-			r.Message = summary("", goNoise(out), p.lim.MaxOutputBytes)
+		// The test's own output says best what went wrong; msg is the
+		// fallback.
+		r.Message = summary("", goNoise(out), "", p.lim.MaxOutputBytes)
+		if r.Message == "" || strings.HasPrefix(msg, "the test did not finish") {
+			r.Message = msg
 		}
 		r.File, r.Line = locate(goNoise(out), "")
 		r.Output = truncate(r.Output, p.lim.MaxOutputBytes)

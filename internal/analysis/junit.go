@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -156,6 +157,7 @@ func (p *junitParser) start(t xml.StartElement, depth int) error {
 		if p.tc.res.Status == StatusPassed {
 			p.tc.res.Status = StatusSkipped
 			p.tc.res.Message = attr(t, "message")
+			p.captureInto(p.tc.failText, depth) // go-junit-report writes the reason here
 		}
 	case "flakyFailure", "flakyError", "rerunFailure", "rerunError":
 		if p.tc == nil {
@@ -168,8 +170,12 @@ func (p *junitParser) start(t xml.StartElement, depth int) error {
 				p.tc.flakyMsg, p.tc.flakyTyp = attr(t, "message"), attr(t, "type")
 			}
 		}
-		p.tc.out.WriteString("\n[" + name + "] " + attr(t, "message") + "\n")
-		p.captureInto(p.tc.out, depth)
+		// Rerun texts follow the failure's own in the failure text: a
+		// flaky test's only failure text is its rerun's.
+		if p.tc.failText.Len() > 0 {
+			p.tc.failText.WriteString("\n[" + name + "]\n")
+		}
+		p.captureInto(p.tc.failText, depth)
 	case "system-out", "system-err":
 		if p.tc == nil {
 			return nil
@@ -259,7 +265,7 @@ func (p *junitParser) endCase() {
 		r.Message, r.Type = c.flakyMsg, c.flakyTyp
 	}
 	failText := c.failText.String()
-	r.Message = summary(r.Message, failText, p.lim.MaxOutputBytes)
+	r.Message = summary(r.Message, failText, r.Name, p.lim.MaxOutputBytes)
 	if r.Status != StatusSkipped {
 		r.Output = joinOutput(failText, c.out.String(), p.lim.MaxOutputBytes)
 		if r.File == "" || r.Line == 0 {
@@ -295,22 +301,37 @@ func joinOutput(fail, out string, max int) string {
 	return fail + "\n" + out
 }
 
+var rustPanicRe = regexp.MustCompile(`^thread '.*' panicked at \S+:$`)
+
 // genericMessages say only that something failed; the failure text says
 // what (gotestsum and go-junit-report write message="Failed").
-var genericMessages = map[string]bool{"": true, "failed": true, "failure": true, "error": true, "fail": true}
+var genericMessages = map[string]bool{"": true, "failed": true, "failure": true, "error": true, "fail": true, "skipped": true}
 
 // summary is a failure's message, or the first telling line of its text
-// when the message says nothing.
-func summary(msg, text string, max int) string {
+// when the message says nothing (name is the test's, whose line some tools
+// print first).
+func summary(msg, text, name string, max int) string {
 	msg = strings.TrimSpace(stripANSI(msg))
 	if !genericMessages[strings.ToLower(msg)] {
-		return truncate(msg, max)
+		if !strings.Contains(msg, "\n") {
+			return truncate(msg, max)
+		}
+		// A message of many lines (gotestsum's skip reason is the test's
+		// whole output) is summarised like a text.
+		text, msg = msg, ""
 	}
-	for _, line := range strings.Split(stripANSI(text), "\n") {
+	lines := strings.Split(stripANSI(text), "\n")
+	for i, line := range lines {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "=== ") || strings.HasPrefix(line, "--- FAIL") ||
-			strings.HasPrefix(line, "--- SKIP") || genericMessages[strings.ToLower(line)] {
+			strings.HasPrefix(line, "--- SKIP") || genericMessages[strings.ToLower(line)] ||
+			name != "" && strings.Contains(line, "::"+name) { // PHPUnit starts with Class::test
 			continue
+		}
+		// Rust (since 1.73) puts a panic's message on the line after
+		// "thread 'x' panicked at file:line:col:".
+		if rustPanicRe.MatchString(line) && i+1 < len(lines) && strings.TrimSpace(lines[i+1]) != "" {
+			line += " " + strings.TrimSpace(lines[i+1])
 		}
 		return truncate(line, max)
 	}
