@@ -67,7 +67,7 @@ var (
 // libraryPath tells frames of test frameworks and runtimes, which are not
 // where a test failed.
 func libraryPath(p string) bool {
-	for _, s := range []string{"node_modules/", "site-packages/", "dist-packages/", "/src/testing/", "/src/runtime/", "/rustc/", "/.cargo/registry/"} {
+	for _, s := range []string{"node_modules/", "site-packages/", "dist-packages/", "/src/testing/", "/src/runtime/", "/src/time/", "/rustc/", "/.cargo/registry/", "_testmain.go"} {
 		if strings.Contains(p, s) {
 			return true
 		}
@@ -75,9 +75,11 @@ func libraryPath(p string) bool {
 	return false
 }
 
-// locate finds where a failure happened in its text: the first file:line
-// outside a library, preferring a file named after the test's class (Java
-// stack traces list the assertion library's frames first).
+// locate finds where a failure happened in its text: a file:line outside
+// libraries, preferring a file named after the test's class (Java stack
+// traces list the assertion library's frames first), then a file named
+// like a test (a Go panic lists the runtime's frames first), then the
+// first one.
 func locate(text, suite string) (string, int) {
 	const maxScan = 64 << 10
 	text = truncate(text, maxScan)
@@ -85,32 +87,38 @@ func locate(text, suite string) (string, int) {
 	if i := strings.LastIndexAny(class, "./\\:"); i >= 0 {
 		class = class[i+1:]
 	}
-	var first string
-	var firstLine int
-	try := func(file, line string) bool {
+	type loc struct {
+		file string
+		line int
+	}
+	var best [3]loc // by preference: class, test file, any
+	consider := func(file, line string) {
 		n, err := strconv.Atoi(line)
 		if err != nil || n <= 0 || libraryPath(file) {
-			return false
+			return
 		}
 		base := path.Base(strings.ReplaceAll(file, "\\", "/"))
-		if class != "" && strings.TrimSuffix(base, path.Ext(base)) == class {
-			first, firstLine = file, n
-			return true
+		rank := 2
+		switch lower := strings.ToLower(base); {
+		case class != "" && strings.TrimSuffix(base, path.Ext(base)) == class:
+			rank = 0
+		case strings.Contains(lower, "test") || strings.Contains(lower, "spec"):
+			rank = 1
 		}
-		if first == "" {
-			first, firstLine = file, n
+		if best[rank].file == "" {
+			best[rank] = loc{file, n}
 		}
-		return false
 	}
 	for _, m := range pyFileRe.FindAllStringSubmatch(text, 50) {
-		if try(m[1], m[2]) {
-			return first, firstLine
-		}
+		consider(m[1], m[2])
 	}
 	for _, m := range locationRe.FindAllStringSubmatch(text, 50) {
-		if try(m[1], m[2]) {
-			return first, firstLine
+		consider(m[1], m[2])
+	}
+	for _, b := range best {
+		if b.file != "" {
+			return b.file, b.line
 		}
 	}
-	return first, firstLine
+	return "", 0
 }
