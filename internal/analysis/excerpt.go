@@ -17,11 +17,11 @@ type Pattern string
 // many things that then succeed, a compiler's file:line:col is not.
 const (
 	PatternNone      Pattern = ""
-	PatternCompiler  Pattern = "compiler"  // file.go:12:3: ..., file.ts(12,3): error ...
+	PatternCompiler  Pattern = "compiler"  // file.go:12:3: ..., file.ts(12,3): error ..., FAIL<tab>pkg [build failed]
 	PatternRust      Pattern = "rust"      // error[E0308]: ...
-	PatternGoTest    Pattern = "go_test"   // --- FAIL: TestX, FAIL pkg
+	PatternGoTest    Pattern = "go_test"   // --- FAIL: TestX, FAIL<tab>pkg
 	PatternPytest    Pattern = "pytest"    // ==== FAILURES ====, FAILED tests/x.py::test
-	PatternJest      Pattern = "jest"      // ● Suite › test
+	PatternJest      Pattern = "jest"      // FAIL ./x.test.js, ● Suite › test
 	PatternPanic     Pattern = "panic"     // panic: ..., fatal error: ..., thread 'x' panicked at
 	PatternTraceback Pattern = "traceback" // Traceback (most recent call last):
 	PatternNpm       Pattern = "npm"       // npm ERR! ..., npm error ...
@@ -37,12 +37,12 @@ var excerptPatterns = []struct {
 	re  *regexp.Regexp
 	not *regexp.Regexp // lines that match re but are no error
 }{
-	{PatternCompiler, regexp.MustCompile(`^[\w./\\@+-]*\w\.\w+:\d+:\d+: |^[\w./\\@+-]*\w\.\w+\(\d+,\d+\): error\b`),
-		regexp.MustCompile(`^\S+:\d+:\d+: (?:warning|note|info|hint)\b`)},
+	{PatternCompiler, regexp.MustCompile(`^(?:vet: )?[\w./\\@+-]*\w\.\w+:\d+:\d+: |^[\w./\\@+-]*\w\.\w+\(\d+,\d+\): error\b|^FAIL\t\S+ \[(?:build|setup) failed\]`),
+		regexp.MustCompile(`^(?:vet: )?\S+:\d+:\d+: (?:warning|note|info|hint)\b`)},
 	{PatternRust, regexp.MustCompile(`^error\[E\d+\]`), nil},
-	{PatternGoTest, regexp.MustCompile(`^--- FAIL: |^FAIL(?:\s|$)`), nil},
+	{PatternGoTest, regexp.MustCompile(`^--- FAIL: |^FAIL(?:\t|$)`), nil},
 	{PatternPytest, regexp.MustCompile(`^=+ (?:FAILURES|ERRORS) =+$|^(?:FAILED|ERROR) \S+::`), nil},
-	{PatternJest, regexp.MustCompile(`^● `), nil},
+	{PatternJest, regexp.MustCompile(`^● |^FAIL \S+\.(?:js|jsx|ts|tsx|mjs|cjs)$`), nil},
 	{PatternPanic, regexp.MustCompile(`^panic: |^fatal error: |^thread '[^']*' panicked at`), nil},
 	{PatternTraceback, regexp.MustCompile(`^Traceback \(most recent call last\):`), nil},
 	{PatternNpm, regexp.MustCompile(`^npm (?:ERR!|error) `), nil},

@@ -183,7 +183,7 @@ func TestJUnitRefusesHostileInput(t *testing.T) {
 	}{
 		"BillionLaughs": {`<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><testsuite>&lol2;</testsuite>`,
 			ErrRefused, "DOCTYPE"},
-		"ExternalEntity": {`<!DOCTYPE t [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><testsuite name="&xxe;"/>`, ErrRefused, "DOCTYPE"},
+		"ExternalEntity":   {`<!DOCTYPE t [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><testsuite name="&xxe;"/>`, ErrRefused, "DOCTYPE"},
 		"UndeclaredEntity": {`<testsuite name="&xxe;"/>`, ErrMalformed, "entity"},
 		"DeepNesting":      {strings.Repeat("<testsuite>", 9) + strings.Repeat("</testsuite>", 9), ErrRefused, "deeper than 8"},
 		"HugeTag":          {`<testsuite ` + strings.Repeat(`a="b" `, 60000) + `/>`, ErrRefused, "tag longer than"},
