@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"unicode/utf8"
@@ -97,8 +98,54 @@ func (c *xmlCapper) content(b byte, entities bool) {
 	}
 }
 
+// span passes a run of ordinary bytes at once, the common case, and
+// returns how many; 0 leaves the next byte to process.
+func (c *xmlCapper) span(rest []byte) int {
+	var stop int
+	switch c.st {
+	case capText:
+		stop = bytes.IndexByte(rest, '<')
+	case capAttr:
+		stop = bytes.IndexByte(rest, c.quote)
+	case capTag:
+		stop = bytes.IndexAny(rest, "\"'>")
+	default:
+		return 0
+	}
+	if stop < 0 {
+		stop = len(rest)
+	}
+	seg := rest[:stop]
+	if len(seg) == 0 || c.tag+len(seg) > c.tagCap {
+		return 0
+	}
+	switch {
+	case c.st == capTag:
+		c.tag += len(seg)
+	case c.drop:
+		return len(seg)
+	case c.ent > 0 || c.run+len(seg) > c.textCap:
+		return 0 // near a cut: byte by byte
+	default:
+		c.run += len(seg)
+		if c.st == capAttr {
+			c.tag += len(seg)
+		}
+		if a := bytes.LastIndexByte(seg, '&'); a > bytes.LastIndexByte(seg, ';') && len(seg)-a <= 32 {
+			c.ent = len(seg) - a
+		}
+	}
+	c.pending = append(c.pending, seg...)
+	return len(seg)
+}
+
 func (c *xmlCapper) process(in []byte) error {
-	for _, b := range in {
+	for i := 0; i < len(in); i++ {
+		if n := c.span(in[i:]); n > 0 {
+			i += n - 1
+			continue
+		}
+		b := in[i]
 		switch c.st {
 		case capText:
 			if b == '<' {
