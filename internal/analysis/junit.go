@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Bounds of what the XML decoder may buffer at once; see xmlCapper.
@@ -294,24 +295,21 @@ func (p *junitParser) endCase() {
 
 // joinOutput fits a failure's text and its captured output into max bytes,
 // giving the failure text the larger share.
-func joinOutput(fail, out string, max int) string {
+func joinOutput(fail, out string, maxOut int) string {
 	fail, out = strings.TrimSpace(stripANSI(fail)), strings.TrimSpace(stripANSI(out))
 	switch {
 	case out == "":
-		return truncate(fail, max)
+		return truncate(fail, maxOut)
 	case fail == "":
-		return truncate(out, max)
+		return truncate(out, maxOut)
 	}
-	if len(fail)+1+len(out) > max {
-		room := max - 1 - len(fail)
-		if room < max/3 {
-			room = max / 3
-		}
+	if len(fail)+1+len(out) > maxOut {
+		room := min(max(maxOut-1-len(fail), maxOut/3), len(out))
 		out = out[len(out)-room:]
-		for len(out) > 0 && out[0]&0xC0 == 0x80 {
+		for len(out) > 0 && !utf8.RuneStart(out[0]) {
 			out = out[1:]
 		}
-		fail = truncate(fail, max-1-len(out))
+		fail = truncate(fail, maxOut-1-len(out))
 	}
 	return fail + "\n" + out
 }

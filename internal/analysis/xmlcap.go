@@ -161,6 +161,7 @@ func (c *xmlCapper) process(in []byte) error {
 				c.st, c.bang = capBang, c.bang[:0]
 			case '?':
 				c.startRun(capPI)
+				c.tag = 2
 			default:
 				c.st, c.tag = capTag, 2
 			}
@@ -212,12 +213,15 @@ func (c *xmlCapper) process(in []byte) error {
 			c.mark(b, '-')
 			c.content(b, false)
 		case capPI:
+			// A processing instruction is markup (the XML declaration
+			// among them): never cut, refused past tagCap like a tag.
+			c.emit(b)
+			c.tag++
 			if b == '>' && c.marks >= 1 {
-				c.endMarked("?>")
+				c.startRun(capText)
 				continue
 			}
 			c.mark(b, '?')
-			c.content(b, false)
 		}
 		if c.tag > c.tagCap {
 			return fmt.Errorf("%w: a tag longer than %d bytes", ErrRefused, c.tagCap)
