@@ -11,13 +11,15 @@ import (
 
 const gib = 1 << 30
 
-// genReader produces size bytes: head, then body repeated, then tail (cut
-// where size ends), without ever holding more than one body; it samples
-// the live heap every few megabytes read, on the reading goroutine.
+// genReader produces about size bytes: head, then body repeated as long as
+// the tail still fits, then tail; it never holds more than one body, and
+// it samples the live heap every few megabytes read, on the reading
+// goroutine.
 type genReader struct {
 	head, body, tail string
 	size, n          int64
 	cur              string
+	inTail           bool
 	nextSample       int64
 	peak             uint64
 }
@@ -37,16 +39,20 @@ func (g *genReader) Read(p []byte) (int, error) {
 	total := 0
 	for len(p) > 0 && g.n < g.size {
 		if g.cur == "" {
+			if g.inTail {
+				g.size = g.n
+				break
+			}
 			g.cur = g.body
-			if g.size-g.n <= int64(len(g.tail)) {
-				g.cur = g.tail
+			if g.size-g.n < int64(len(g.body)+len(g.tail)) {
+				g.cur, g.inTail = g.tail, true
 			}
 		}
 		k := copy(p, g.cur)
-		if rem := g.size - g.n; int64(k) > rem {
-			k = int(rem)
-		}
 		g.cur, p, g.n, total = g.cur[k:], p[k:], g.n+int64(k), total+k
+	}
+	if total == 0 {
+		return 0, io.EOF
 	}
 	return total, nil
 }
