@@ -32,6 +32,8 @@ const (
 // Strong reports whether the pattern alone marks a real error.
 func (p Pattern) Strong() bool { return p != PatternNone && p != PatternError && p != PatternExit }
 
+// Each pattern that must match at the line's start is one ^(?:…) group,
+// which the regexp package anchors instead of trying at every position.
 var excerptPatterns = []struct {
 	p   Pattern
 	re  *regexp.Regexp
@@ -40,13 +42,13 @@ var excerptPatterns = []struct {
 	// cheap test that spares most lines the regular expression.
 	need []string
 }{
-	{PatternCompiler, regexp.MustCompile(`^(?:vet: )?[\w./\\@+-]*\w\.\w+:\d+:\d+: |^[\w./\\@+-]*\w\.\w+\(\d+,\d+\): error\b|^FAIL\t\S+ \[(?:build|setup) failed\]`),
+	{PatternCompiler, regexp.MustCompile(`^(?:(?:vet: )?[\w./\\@+-]*\w\.\w+:\d+:\d+: |[\w./\\@+-]*\w\.\w+\(\d+,\d+\): error\b|FAIL\t\S+ \[(?:build|setup) failed\])`),
 		regexp.MustCompile(`^(?:vet: )?\S+:\d+:\d+: (?:warning|note|info|hint)\b`), []string{":", "fail\t"}},
 	{PatternRust, regexp.MustCompile(`^error\[E\d+\]`), nil, []string{"error["}},
-	{PatternGoTest, regexp.MustCompile(`^--- FAIL: |^FAIL(?:\t|$)`), nil, []string{"fail"}},
-	{PatternPytest, regexp.MustCompile(`^=+ (?:FAILURES|ERRORS) =+$|^(?:FAILED|ERROR) \S+::`), nil, []string{"failures", "errors", "failed ", "error "}},
-	{PatternJest, regexp.MustCompile(`^● |^FAIL \S+\.(?:js|jsx|ts|tsx|mjs|cjs)$`), nil, []string{"●", "fail "}},
-	{PatternPanic, regexp.MustCompile(`^panic: |^fatal error: |^thread '[^']*' panicked at`), nil, []string{"panic", "fatal error: "}},
+	{PatternGoTest, regexp.MustCompile(`^(?:--- FAIL: |FAIL(?:\t|$))`), nil, []string{"fail"}},
+	{PatternPytest, regexp.MustCompile(`^(?:=+ (?:FAILURES|ERRORS) =+$|(?:FAILED|ERROR) \S+::)`), nil, []string{"failures", "errors", "failed ", "error "}},
+	{PatternJest, regexp.MustCompile(`^(?:● |FAIL \S+\.(?:js|jsx|ts|tsx|mjs|cjs)$)`), nil, []string{"●", "fail "}},
+	{PatternPanic, regexp.MustCompile(`^(?:panic: |fatal error: |thread '[^']*' panicked at)`), nil, []string{"panic", "fatal error: "}},
 	{PatternTraceback, regexp.MustCompile(`^Traceback \(most recent call last\):`), nil, []string{"traceback (most recent call last):"}},
 	{PatternNpm, regexp.MustCompile(`^npm (?:ERR!|error) `), nil, []string{"npm "}},
 	{PatternExit, regexp.MustCompile(`(?i)\bexit(?:ed)?(?: with)? (?:status|code)[ :=]*[1-9]\d*\b|\breturned non-zero exit status [1-9]|^make(?:\[\d+\])?: \*\*\* .*Error [1-9]`), nil, []string{"exit", "make:", "make["}},
