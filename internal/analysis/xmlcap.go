@@ -108,7 +108,7 @@ func (c *xmlCapper) span(rest []byte) int {
 	case capAttr:
 		stop = bytes.IndexByte(rest, c.quote)
 	case capTag:
-		stop = bytes.IndexAny(rest, "\"'>")
+		stop = indexTagEnd(rest)
 	default:
 		return 0
 	}
@@ -137,6 +137,17 @@ func (c *xmlCapper) span(rest []byte) int {
 	}
 	c.pending = append(c.pending, seg...)
 	return len(seg)
+}
+
+// indexTagEnd finds the next quote or '>' (bytes.IndexAny builds a set on
+// every call; tag names between them are short).
+func indexTagEnd(b []byte) int {
+	for i, c := range b {
+		if c == '"' || c == '\'' || c == '>' {
+			return i
+		}
+	}
+	return -1
 }
 
 func (c *xmlCapper) process(in []byte) error {
