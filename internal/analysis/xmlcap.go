@@ -10,11 +10,11 @@ import (
 // xmlCapper sits between a report and encoding/xml's decoder, which buffers
 // a whole text node, attribute, comment or tag before returning it: one
 // 30 MB system-out would cost 30 MB. The capper passes at most textCap
-// bytes of each text run, CDATA section, comment, processing instruction
-// and attribute value (dropping the rest on a rune and entity boundary and
-// marking the cut with "…"), refuses a tag longer than tagCap, and refuses
-// declarations (<!DOCTYPE, <!ENTITY) outright, so no entity can be defined.
-// Its output is well-formed XML whenever its input is.
+// bytes of each text run, CDATA section, comment and attribute value
+// (dropping the rest on a rune and entity boundary and marking the cut with
+// "…"), refuses a tag or processing instruction longer than tagCap, and
+// refuses declarations (<!DOCTYPE, <!ENTITY) outright, so no entity can be
+// defined. Its output is well-formed XML whenever its input is (fuzzed).
 type xmlCapper struct {
 	r       io.Reader
 	textCap int
