@@ -261,3 +261,26 @@ func TestXMLCapperPassesSmallRunsUnchanged(t *testing.T) {
 		}
 	}
 }
+
+// The capper cuts each run at its cap and ends it where the input does.
+func TestXMLCapperCuts(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		`<a><![CDATA[0123456789]abcdef]>xyz]]></a>`:      `<a><![CDATA[0123…]]></a>`,
+		`<a><![CDATA[01]]]]></a>`:                        `<a><![CDATA[01]]…]]></a>`,
+		`<a b="0123456789&amp;x">0123&amp;456789</a>`:    `<a b="0123…">0123…</a>`,
+		`<a>012&amp;3456</a>`:                            `<a>012&amp;…</a>`,
+		`<a>ééééé</a>`:                                   `<a>éé…</a>`,
+		`<a><!-- 0123456789-- --></a>`:                   `<a><!-- 012… --></a>`,
+		`<?xml version="1.0" encoding="UTF-8"?><a>x</a>`: `<?xml version="1.0" encoding="UTF-8"?><a>x</a>`,
+	}
+	for in, want := range cases {
+		var out bytes.Buffer
+		if _, err := out.ReadFrom(newXMLCapper(strings.NewReader(in), 4, 1<<10)); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if out.String() != want {
+			t.Errorf("%s became %s, want %s", in, out.String(), want)
+		}
+	}
+}

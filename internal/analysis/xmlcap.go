@@ -109,6 +109,11 @@ func (c *xmlCapper) span(rest []byte) int {
 		stop = bytes.IndexByte(rest, c.quote)
 	case capTag:
 		stop = indexTagEnd(rest)
+	case capCDATA:
+		if c.marks >= 2 { // a '>' now would end the section
+			return 0
+		}
+		stop = bytes.IndexByte(rest, ']')
 	default:
 		return 0
 	}
@@ -123,9 +128,15 @@ func (c *xmlCapper) span(rest []byte) int {
 	case c.st == capTag:
 		c.tag += len(seg)
 	case c.drop:
+		if c.st == capCDATA {
+			c.marks = 0
+		}
 		return len(seg)
 	case c.ent > 0 || c.run+len(seg) > c.textCap:
 		return 0 // near a cut: byte by byte
+	case c.st == capCDATA:
+		c.run += len(seg)
+		c.marks = 0
 	default:
 		c.run += len(seg)
 		if c.st == capAttr {
