@@ -133,7 +133,8 @@ func FuzzLockfiles(f *testing.F) {
 		{yarnLockFile, seedYarnClassic}, {yarnLockFile, seedYarnBerry},
 	} {
 		w, pkgs := fuzzWorkspace()
-		if l := sliceLock(seed.file, []byte(seed.data), w, pkgs); l.Whole != "" {
+		lock, err := readLock(seed.file, []byte(seed.data))
+		if l := sliceLock(seed.file, lock, err, w, pkgs); l.Whole != "" {
 			f.Fatalf("seed %s is not sliced: %s", seed.file, l.Whole)
 		}
 		f.Add(slices.Index([]string{pnpmLockFile, npmLockFile, yarnLockFile}, seed.file), []byte(seed.data))
@@ -141,7 +142,8 @@ func FuzzLockfiles(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind int, data []byte) {
 		file := []string{pnpmLockFile, npmLockFile, yarnLockFile}[uint(kind)%3]
 		w, pkgs := fuzzWorkspace()
-		l := sliceLock(file, data, w, pkgs)
+		lock, err := readLock(file, data)
+		l := sliceLock(file, lock, err, w, pkgs)
 		switch {
 		case l.Path != file:
 			t.Fatalf("lock of %s", l.Path)
@@ -151,7 +153,8 @@ func FuzzLockfiles(f *testing.F) {
 			t.Fatalf("whole (%s) with digest %s", l.Whole, l.Digest)
 		}
 		w, pkgs = fuzzWorkspace()
-		if again := sliceLock(file, data, w, pkgs); again != l {
+		lock, err = readLock(file, data)
+		if again := sliceLock(file, lock, err, w, pkgs); again != l {
 			t.Fatalf("sliced twice: %+v then %+v", l, again)
 		}
 	})

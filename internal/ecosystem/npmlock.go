@@ -12,21 +12,8 @@ import (
 // the locations their dependencies resolve to, as Node resolves them
 // (node_modules of the package's own location, then of each directory
 // above), transitively, with links followed to their targets.
-func sliceNpm(data []byte, pkgs []*jsPackage) (map[string]any, error) {
-	var doc struct {
-		LockfileVersion int                        `json:"lockfileVersion"`
-		Packages        map[string]json.RawMessage `json:"packages"`
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return nil, fmt.Errorf("%s:%d: %v", npmLockFile, lineOf(data, se.Offset), err)
-		}
-		return nil, fmt.Errorf("%s: %v", npmLockFile, err)
-	}
-	if doc.Packages == nil {
-		return nil, fmt.Errorf("%s: lockfile version %d has no packages map (version 2 or later has)", npmLockFile, doc.LockfileVersion)
-	}
+func sliceNpm(l *npmLock, pkgs []*jsPackage) (map[string]any, error) {
+	doc := l
 	type entry struct {
 		Link                 bool              `json:"link"`
 		Resolved             string            `json:"resolved"`
@@ -98,6 +85,27 @@ func sliceNpm(data []byte, pkgs []*jsPackage) (map[string]any, error) {
 		}
 	}
 	return map[string]any{"lockfileVersion": doc.LockfileVersion, "packages": taken}, nil
+}
+
+// npmLock is a package-lock.json read once for every slice of it.
+type npmLock struct {
+	LockfileVersion int                        `json:"lockfileVersion"`
+	Packages        map[string]json.RawMessage `json:"packages"`
+}
+
+func readNpmLock(data []byte) (*npmLock, error) {
+	var doc npmLock
+	if err := json.Unmarshal(data, &doc); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("%s:%d: %v", npmLockFile, lineOf(data, se.Offset), err)
+		}
+		return nil, fmt.Errorf("%s: %v", npmLockFile, err)
+	}
+	if doc.Packages == nil {
+		return nil, fmt.Errorf("%s: lockfile version %d has no packages map (version 2 or later has)", npmLockFile, doc.LockfileVersion)
+	}
+	return &doc, nil
 }
 
 // npmResolve finds where Node finds name from location loc: in
