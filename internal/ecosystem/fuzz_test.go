@@ -244,3 +244,32 @@ func FuzzGoModules(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBlockYAML checks that the block YAML reader never crashes, that its
+// errors name a line, and that every entry's lines lie within its parent's.
+func FuzzBlockYAML(f *testing.F) {
+	for _, s := range []string{seedPnpm, seedPnpm6, seedYarnBerry, "packages:\n  - 'a/*'\n  - \"!b\"\n", "a: [x, 'y, z', {k: v}]\n'q''k': \"v\\\"\"\n"} {
+		f.Add([]byte(s))
+	}
+	lineRE := regexp.MustCompile(`^f:([0-9]+): `)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := readBlockYAML("f", data)
+		if err != nil {
+			if !lineRE.MatchString(err.Error()) {
+				t.Fatalf("error without a line: %v", err)
+			}
+			return
+		}
+		var check func(n *lineNode)
+		check = func(n *lineNode) {
+			for _, c := range n.children {
+				if c.first > c.last || c.last >= len(d.lines) || n != d.root && (c.first <= n.first || c.last > n.last) {
+					t.Fatalf("entry %q at lines %d-%d under %q at %d-%d", c.key, c.first, c.last, n.key, n.first, n.last)
+				}
+				check(c)
+			}
+		}
+		check(d.root)
+		_, _ = pnpmWorkspaceGlobs(data)
+	})
+}

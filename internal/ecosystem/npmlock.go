@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -67,7 +69,7 @@ func sliceNpm(l *npmLock, pkgs []*jsPackage) (map[string]any, error) {
 			continue
 		}
 		for _, m := range []map[string]string{e.Dependencies, e.DevDependencies} {
-			for name := range m {
+			for _, name := range slices.Sorted(maps.Keys(m)) {
 				dep, ok := npmResolve(doc.Packages, loc, name)
 				if !ok {
 					return nil, fmt.Errorf("%s: %q depends on %s, which no location holds", npmLockFile, loc, name)
@@ -76,7 +78,7 @@ func sliceNpm(l *npmLock, pkgs []*jsPackage) (map[string]any, error) {
 			}
 		}
 		for _, m := range []map[string]string{e.OptionalDependencies, e.PeerDependencies} {
-			for name := range m {
+			for _, name := range slices.Sorted(maps.Keys(m)) {
 				// Optional and peer dependencies may be absent.
 				if dep, ok := npmResolve(doc.Packages, loc, name); ok {
 					queue = append(queue, dep)

@@ -3,6 +3,8 @@ package ecosystem
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -29,9 +31,9 @@ func sliceYarn(l *yarnLock, w *jsWorkspace, pkgs []*jsPackage) (map[string]any, 
 			}
 			continue
 		}
-		for name, rng := range p.deps {
+		for _, name := range slices.Sorted(maps.Keys(p.deps)) {
 			if _, ws := w.byName[name]; !ws {
-				queue = append(queue, dep{name, rng})
+				queue = append(queue, dep{name, p.deps[name]})
 			}
 		}
 	}
@@ -54,8 +56,8 @@ func sliceYarn(l *yarnLock, w *jsWorkspace, pkgs []*jsPackage) (map[string]any, 
 		taken[e.key] = e.fields
 		for _, kind := range []string{"dependencies", "optionalDependencies"} {
 			m, _ := asMap(e.fields[kind])
-			for name, v := range m {
-				rng, _ := v.(string)
+			for _, name := range slices.Sorted(maps.Keys(m)) {
+				rng, _ := m[name].(string)
 				if kind == "optionalDependencies" {
 					if _, present := entries[name+"@"+rng]; !present {
 						continue
