@@ -329,6 +329,9 @@ func TestWorkspaceInference(t *testing.T) {
 			if len(ex.Inferred) != 1 || len(ex.Inferred[0].Locks) != 1 || ex.Inferred[0].Locks[0].Whole == "" {
 				t.Errorf("example's expansion = %+v, want the whole lockfile, with why", ex.Inferred)
 			}
+			if g := matchedGlob(t, p, "example", tt.lockfile); g != "{workspace: @acme/example}" {
+				t.Errorf("the whole lockfile matched by %q", g)
+			}
 		})
 	}
 }
