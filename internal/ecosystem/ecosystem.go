@@ -84,11 +84,18 @@ type Repo struct {
 	js     *jsWorkspace
 	jsErr  error
 	jsRead bool
+	locks  map[string]readLockfile // by path, read once
+}
+
+// readLockfile is a lockfile as readLock read it.
+type readLockfile struct {
+	lock any
+	err  error
 }
 
 // New returns a Repo over files, which it does not copy or change.
 func New(files Files) *Repo {
-	r := &Repo{files: files, gomods: map[string]*goModule{}}
+	r := &Repo{files: files, gomods: map[string]*goModule{}, locks: map[string]readLockfile{}}
 	for p := range files {
 		if path.Base(p) == "go.mod" {
 			r.gomods[dirOf(p)] = nil

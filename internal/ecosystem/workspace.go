@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
-	"github.com/goccy/go-yaml"
 )
 
 // The files of a JavaScript workspace, at the top of the repository.
@@ -75,13 +74,8 @@ func parsePackageJSON(name string, data []byte) (*packageJSON, error) {
 // (a list, or yarn's {packages: [...]}).
 func workspaceGlobs(files Files) (from string, globs []string, err error) {
 	if data, ok := files[pnpmWorkspaceFile]; ok {
-		var w struct {
-			Packages []string `yaml:"packages"`
-		}
-		if err := yaml.Unmarshal(data, &w); err != nil {
-			return "", nil, fmt.Errorf("%s: %s", pnpmWorkspaceFile, yamlMessage(err))
-		}
-		return pnpmWorkspaceFile, w.Packages, nil
+		globs, err := pnpmWorkspaceGlobs(data)
+		return pnpmWorkspaceFile, globs, err
 	}
 	data, ok := files[rootPackageFile]
 	if !ok {
@@ -107,16 +101,55 @@ func workspaceGlobs(files Files) (from string, globs []string, err error) {
 	return rootPackageFile, globs, nil
 }
 
-// yamlMessage is a YAML error on one line, with its position.
-func yamlMessage(err error) string {
-	var ye yaml.Error
-	if errors.As(err, &ye) {
-		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
-			return fmt.Sprintf("line %d: %s", tk.Position.Line, ye.GetMessage())
-		}
-		return ye.GetMessage()
+// pnpmWorkspaceGlobs reads the packages list of a pnpm-workspace.yaml,
+// written as a block ("- glob" lines) or a flow ("[a, b]") sequence.
+func pnpmWorkspaceGlobs(data []byte) ([]string, error) {
+	d, err := readBlockYAML(pnpmWorkspaceFile, data)
+	if err != nil {
+		return nil, err
 	}
-	return strings.ReplaceAll(err.Error(), "\n", " ")
+	n := d.root.child("packages")
+	if n == nil {
+		return nil, nil
+	}
+	var globs []string
+	if v := n.value; v != "" {
+		if !strings.HasPrefix(v, "[") || !strings.HasSuffix(v, "]") {
+			return nil, fmt.Errorf("%s:%d: packages must be a list of globs", pnpmWorkspaceFile, n.line)
+		}
+		for body := strings.TrimSpace(v[1 : len(v)-1]); body != ""; {
+			var item string
+			item, body = cutFlowItem(body)
+			g, err := flowScalar(strings.TrimSpace(item))
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %v", pnpmWorkspaceFile, n.line, err)
+			}
+			globs = append(globs, g)
+		}
+		return globs, nil
+	}
+	for _, c := range n.children {
+		if c.key != "-" {
+			return nil, fmt.Errorf("%s:%d: packages must be a list of globs", pnpmWorkspaceFile, c.line)
+		}
+		g, err := flowScalar(c.value)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", pnpmWorkspaceFile, c.line, err)
+		}
+		globs = append(globs, g)
+	}
+	return globs, nil
+}
+
+// flowScalar unquotes a scalar that may be quoted.
+func flowScalar(s string) (string, error) {
+	if s != "" && (s[0] == '"' || s[0] == '\'') {
+		if closingQuoteOf(s) != len(s)-1 {
+			return "", fmt.Errorf("bad quoted string %.60s", s)
+		}
+		return unquoteYAML(s)
+	}
+	return s, nil
 }
 
 // workspace discovers the workspace packages: the directories that the
@@ -261,24 +294,45 @@ func (r *Repo) Workspace(name string) (Expansion, error) {
 	slices.Sort(e.Files)
 	e.Files = slices.Compact(e.Files)
 	for _, lf := range []string{pnpmLockFile, npmLockFile, yarnLockFile} {
-		if data, ok := r.files[lf]; ok {
-			e.Locks = append(e.Locks, sliceLock(lf, data, w, sliced))
+		data, ok := r.files[lf]
+		if !ok {
+			continue
 		}
+		l, read := r.locks[lf]
+		if !read {
+			l.lock, l.err = readLock(lf, data)
+			r.locks[lf] = l
+		}
+		e.Locks = append(e.Locks, sliceLock(lf, l.lock, l.err, w, sliced))
 	}
 	return e, nil
 }
 
-// sliceLock slices one lockfile for pkgs, or says why the whole file counts.
-func sliceLock(file string, data []byte, w *jsWorkspace, pkgs []*jsPackage) Lock {
-	var slice any
-	var err error
+// readLock reads a lockfile for slicing: *pnpmLock, *npmLock or *yarnLock.
+func readLock(file string, data []byte) (any, error) {
 	switch file {
 	case pnpmLockFile:
-		slice, err = slicePnpm(data, pkgs)
+		return readPnpmLock(data)
 	case npmLockFile:
-		slice, err = sliceNpm(data, pkgs)
-	default:
-		slice, err = sliceYarn(data, w, pkgs)
+		return readNpmLock(data)
+	}
+	return readYarnLock(data)
+}
+
+// sliceLock slices one lockfile for pkgs, or says why the whole file
+// counts. lock is what readLock returned, or its error.
+func sliceLock(file string, lock any, readErr error, w *jsWorkspace, pkgs []*jsPackage) Lock {
+	var slice any
+	err := readErr
+	if err == nil {
+		switch l := lock.(type) {
+		case *pnpmLock:
+			slice, err = slicePnpm(l, pkgs)
+		case *npmLock:
+			slice, err = sliceNpm(l, pkgs)
+		case *yarnLock:
+			slice, err = sliceYarn(l, w, pkgs)
+		}
 	}
 	if err == nil {
 		var d string

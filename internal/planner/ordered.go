@@ -35,6 +35,9 @@ type orderedRules struct {
 	hit []bool
 	// globID is the id in ix of each pattern.
 	globID map[string]int32
+	// wholeLocks holds, by path, the lockfiles that count whole: per set,
+	// the inferred entry that reads it.
+	wholeLocks map[string]map[int]string
 }
 
 // group is one entry of an ordered set: it holds a path when its last
@@ -127,7 +130,8 @@ func expandOrdered(ctx context.Context, dir string, t *treeFiles, in *inputs) er
 // giving what an inferred entry stands for and blobID the id of a lockfile
 // that cannot be sliced.
 func buildRules(in *inputs, expand func(set int, e core.Input) (ecosystem.Expansion, error), blobID func(path string) string) (*orderedRules, error) {
-	r := &orderedRules{groups: make([][]group, in.nsets), inferred: make([][]Inferred, in.nsets), locks: make([][]lockPart, in.nsets)}
+	r := &orderedRules{groups: make([][]group, in.nsets), inferred: make([][]Inferred, in.nsets), locks: make([][]lockPart, in.nsets),
+		wholeLocks: map[string]map[int]string{}}
 	var patterns []string
 	globID := map[string]int32{}
 	id := func(p string) int32 {
@@ -168,6 +172,12 @@ func buildRules(in *inputs, expand func(set int, e core.Input) (ecosystem.Expans
 				part := lockPart{Path: []byte(l.Path), ID: l.Digest}
 				if l.Whole != "" {
 					part.ID = blobID(l.Path)
+					if r.wholeLocks[l.Path] == nil {
+						r.wholeLocks[l.Path] = map[int]string{}
+					}
+					if _, ok := r.wholeLocks[l.Path][set]; !ok {
+						r.wholeLocks[l.Path][set] = e.Display()
+					}
 				}
 				if !slices.ContainsFunc(r.locks[set], func(p lockPart) bool { return string(p.Path) == l.Path && p.ID == part.ID }) {
 					r.locks[set] = append(r.locks[set], part)
