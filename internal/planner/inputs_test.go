@@ -272,3 +272,39 @@ func TestGoModuleInferenceErrors(t *testing.T) {
 		t.Errorf("unused: %+v", j.Inferred)
 	}
 }
+
+func TestAffected(t *testing.T) {
+	t.Parallel()
+	p := parse(t, `version: 1
+jobs:
+  lib:
+    run: x
+    inputs: ["lib/**", "!lib/**/*.md", "lib/API.md"]
+  app:
+    run: x
+    inputs: ["app/**"]
+    inputs_from: [lib]
+  svc:
+    run: x
+    inputs: [{go: ./svc}, "!**/*.txt"]
+  docs:
+    run: x
+    inputs: ["docs/**"]
+`)
+	all := []string{"lib", "app", "svc", "docs"}
+	for _, tt := range []struct {
+		path string
+		want []string
+	}{
+		{"lib/a.go", []string{"lib", "app", "svc"}},
+		{"lib/README.md", []string{"svc"}},
+		{"lib/API.md", []string{"lib", "app", "svc"}},
+		{"docs/x.md", []string{"svc", "docs"}},
+		{"notes.txt", nil},
+	} {
+		// Without the tree, {go: ./svc} may hold any path.
+		if got := planner.Affected(p, all, []string{tt.path}); !cmp.Equal(got, tt.want) {
+			t.Errorf("Affected(%s) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}
