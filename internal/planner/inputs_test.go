@@ -308,3 +308,37 @@ jobs:
 		}
 	}
 }
+
+// TestGoWorkspaceInference: with a go.work, the modules it uses are local
+// to each other without replace directives.
+func TestGoWorkspaceInference(t *testing.T) {
+	t.Parallel()
+	h := newHistory(t, map[string]string{
+		"go.work":    "go 1.22\n\nuse (\n\t./a\n\t./b\n)\n",
+		"a/go.mod":   "module example.com/a\n\ngo 1.22\n\nrequire example.com/b v0.0.0\n",
+		"a/a.go":     "package a\n",
+		"b/go.mod":   "module example.com/b\n\ngo 1.22\n",
+		"b/b.go":     "package b\n",
+		"c/go.mod":   "module example.com/c\n\ngo 1.22\n",
+		"c/c.go":     "package c\n",
+		"README.md":  "x\n",
+		"a/x/go.mod": "module example.com/a/x\n",
+	}, `version: 1
+jobs:
+  a:
+    run: cd a && go test ./...
+    inputs: [{go: ./a}]
+  b:
+    run: cd b && go test ./...
+    inputs: [{go: ./b}]
+  c:
+    run: cd c && go test ./...
+    inputs: [{go: ./c}]
+`)
+	if got, want := h.files("a"), []string{"a/a.go", "a/go.mod", "b/b.go", "b/go.mod", "go.work"}; !cmp.Equal(got, want) {
+		t.Errorf("InputFiles(a) = %v, want %v", got, want)
+	}
+	h.step("UsedModule", map[string]string{"b/b.go": "package b // 2\n"}, decisions{Run: []string{"a", "b"}, Reuse: []string{"c"}})
+	h.step("WorkSum", map[string]string{"go.work.sum": "golang.org/x/text v0.1.0 h1:x\n"}, decisions{Run: []string{"a", "b", "c"}})
+	h.step("Other", map[string]string{"c/c.go": "package c // 2\n"}, decisions{Run: []string{"c"}, Reuse: []string{"a", "b"}})
+}

@@ -86,8 +86,13 @@ func expandOrdered(ctx context.Context, dir string, t *treeFiles, in *inputs) er
 		return nil
 	}
 	var repo *ecosystem.Repo
-	if slices.ContainsFunc(in.ordered, func(es []core.Input) bool { return slices.ContainsFunc(es, core.Input.Inferred) }) {
-		files, err := readBuildFiles(ctx, dir, t)
+	uses := func(k core.InputKind) bool {
+		return slices.ContainsFunc(in.ordered, func(es []core.Input) bool {
+			return slices.ContainsFunc(es, func(e core.Input) bool { return e.Kind == k })
+		})
+	}
+	if goMods, workspaces := uses(core.InputGo), uses(core.InputWorkspace); goMods || workspaces {
+		files, err := readBuildFiles(ctx, dir, t, goMods, workspaces)
 		if err != nil {
 			return err
 		}
@@ -312,13 +317,13 @@ func (r *orderedRules) fill(t *treeFiles) {
 // readBuildFiles reads the files of t that inference may need
 // (ecosystem.Wanted): committed ones with one git cat-file, the working
 // tree's dirty ones from disk.
-func readBuildFiles(ctx context.Context, dir string, t *treeFiles) (ecosystem.Files, error) {
+func readBuildFiles(ctx context.Context, dir string, t *treeFiles, goMods, workspaces bool) (ecosystem.Files, error) {
 	files := ecosystem.Files{}
 	byID := map[string][]string{}
 	var ids []string
 	for i := range int32(t.entries.n) {
 		e := t.entries.at(i)
-		if e.Mode != gitx.ModeFile && e.Mode != gitx.ModeExecutable || !ecosystem.Wanted(e.Path) {
+		if e.Mode != gitx.ModeFile && e.Mode != gitx.ModeExecutable || !ecosystem.Wanted(e.Path, goMods, workspaces) {
 			continue
 		}
 		if t.fromDisk[e.Path] {
