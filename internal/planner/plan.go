@@ -217,7 +217,11 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 		ChangedFiles: len(changes),
 		Warnings:     warnings,
 	}
-	d := decider{o: o, base: base, digests: digests, matches: in.matchChanges(changes, links), decided: map[string]Decision{},
+	matches := in.matchChanges(changes, links)
+	if err := in.lockChanges(ctx, dir, base, changes, matches); err != nil {
+		return nil, err
+	}
+	d := decider{o: o, base: base, digests: digests, matches: matches, decided: map[string]Decision{},
 		warned: warningsByJob(warnings), in: in, links: links}
 	d.decideAll(p, jobs, order)
 	return p, nil
