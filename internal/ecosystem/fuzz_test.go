@@ -273,3 +273,20 @@ func FuzzBlockYAML(f *testing.F) {
 		_, _ = pnpmWorkspaceGlobs(data)
 	})
 }
+
+// FuzzGoWork checks that reading a go.work never crashes Go, and that an
+// expansion under one counts it.
+func FuzzGoWork(f *testing.F) {
+	f.Add([]byte("go 1.22\nuse (\n\t./a\n\t./b\n)\nreplace example.com/c => ./c\n"), []byte("module example.com/a\nrequire (\n\texample.com/b v0.0.0\n\texample.com/c v0.0.0\n)\n"))
+	f.Add([]byte("use ../outside\nreplace example.com/b => ../../b\n"), []byte("module example.com/a\nrequire example.com/b v0.0.0\n"))
+	f.Fuzz(func(t *testing.T, work, mod []byte) {
+		r := New(Files{"go.work": work, "a/go.mod": mod, "b/go.mod": []byte("module example.com/b\n"), "c/go.mod": []byte("module example.com/c\n")})
+		e, err := r.Go("a")
+		if err != nil {
+			return
+		}
+		if !slices.Contains(e.Files, "go.work") || !slices.Contains(e.Include, "a") {
+			t.Fatalf("Go(a) = %+v", e)
+		}
+	})
+}

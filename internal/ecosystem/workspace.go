@@ -251,13 +251,73 @@ func inNodeModules(dir string) bool {
 // Errors: no workspace, an unknown name, a package.json or
 // pnpm-workspace.yaml that does not parse (with file and line).
 func (r *Repo) Workspace(name string) (Expansion, error) {
-	w, err := r.workspace()
+	w, pkgs, err := r.closure(name)
 	if err != nil {
 		return Expansion{}, err
 	}
+	e := Expansion{}
+	for _, p := range pkgs {
+		e.Units = append(e.Units, Unit{Name: p.name, Dir: p.dir})
+		e.Include = append(e.Include, p.dir)
+	}
+	slices.Sort(e.Include)
+	e.Exclude = nested(w.dirs, e.Include)
+	// The top package's dependencies are installed for every package, as
+	// Turborepo's global hash also holds them: its package.json and its
+	// lockfile entries count, not its other files.
+	e.Files = []string{w.from}
+	if w.root != nil && !slices.Contains(pkgs, w.root) {
+		e.Files = append(e.Files, rootPackageFile)
+	}
+	slices.Sort(e.Files)
+	e.Files = slices.Compact(e.Files)
+	for _, lf := range []string{pnpmLockFile, npmLockFile, yarnLockFile} {
+		data, ok := r.files[lf]
+		if !ok {
+			continue
+		}
+		l, read := r.locks[lf]
+		if !read {
+			l.lock, l.err = readLock(lf, data)
+			r.locks[lf] = l
+		}
+		e.Locks = append(e.Locks, sliceLock(lf, l.lock, l.err, w, sliced(w, pkgs)))
+	}
+	return e, nil
+}
+
+// LockAt slices another version of lockfile file (data, such as the base
+// commit's) for the workspace package name as Workspace slices the tree's,
+// with the packages the tree's package.json files give, so that the two
+// slices compare.
+func (r *Repo) LockAt(file string, data []byte, name string) (Lock, error) {
+	w, pkgs, err := r.closure(name)
+	if err != nil {
+		return Lock{}, err
+	}
+	lock, err := readLock(file, data)
+	return sliceLock(file, lock, err, w, sliced(w, pkgs)), nil
+}
+
+// sliced are the packages whose lockfile entries a closure depends on:
+// its own and the top package's.
+func sliced(w *jsWorkspace, pkgs []*jsPackage) []*jsPackage {
+	if w.root != nil && !slices.Contains(pkgs, w.root) {
+		return append(slices.Clip(pkgs), w.root)
+	}
+	return pkgs
+}
+
+// closure returns the workspace and the package named name followed by
+// the workspace packages it depends on, transitively, by directory.
+func (r *Repo) closure(name string) (*jsWorkspace, []*jsPackage, error) {
+	w, err := r.workspace()
+	if err != nil {
+		return nil, nil, err
+	}
 	start, ok := w.byName[name]
 	if !ok {
-		return Expansion{}, fmt.Errorf("no workspace package is named %q (the workspace is read from %s)", name, w.from)
+		return nil, nil, fmt.Errorf("no workspace package is named %q (the workspace is read from %s)", name, w.from)
 	}
 	pkgs := []*jsPackage{start}
 	seen := map[string]bool{name: true}
@@ -275,37 +335,7 @@ func (r *Repo) Workspace(name string) (Expansion, error) {
 		}
 	}
 	slices.SortFunc(pkgs[1:], func(a, b *jsPackage) int { return strings.Compare(a.dir, b.dir) })
-	e := Expansion{}
-	for _, p := range pkgs {
-		e.Units = append(e.Units, Unit{Name: p.name, Dir: p.dir})
-		e.Include = append(e.Include, p.dir)
-	}
-	slices.Sort(e.Include)
-	e.Exclude = nested(w.dirs, e.Include)
-	// The top package's dependencies are installed for every package, as
-	// Turborepo's global hash also holds them: its package.json and its
-	// lockfile entries count, not its other files.
-	e.Files = []string{w.from}
-	sliced := pkgs
-	if w.root != nil && !slices.Contains(pkgs, w.root) {
-		e.Files = append(e.Files, rootPackageFile)
-		sliced = append(slices.Clip(pkgs), w.root)
-	}
-	slices.Sort(e.Files)
-	e.Files = slices.Compact(e.Files)
-	for _, lf := range []string{pnpmLockFile, npmLockFile, yarnLockFile} {
-		data, ok := r.files[lf]
-		if !ok {
-			continue
-		}
-		l, read := r.locks[lf]
-		if !read {
-			l.lock, l.err = readLock(lf, data)
-			r.locks[lf] = l
-		}
-		e.Locks = append(e.Locks, sliceLock(lf, l.lock, l.err, w, sliced))
-	}
-	return e, nil
+	return w, pkgs, nil
 }
 
 // readLock reads a lockfile for slicing: *pnpmLock, *npmLock or *yarnLock.

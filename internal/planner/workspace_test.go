@@ -310,6 +310,14 @@ func TestWorkspaceInference(t *testing.T) {
 			if len(ex.Inferred) != 1 || len(ex.Inferred[0].Locks) != 1 || ex.Inferred[0].Locks[0].Whole != "" {
 				t.Errorf("example's expansion = %+v, want one sliced lockfile", ex.Inferred)
 			}
+			// The lockfile is a changed file of example alone: its slice
+			// at the base differs.
+			if g := matchedGlob(t, p, "example", tt.lockfile); g != "{workspace: @acme/example}" {
+				t.Errorf("the lockfile matched by %q", g)
+			}
+			if ui, _ := p.Job("ui"); len(ui.Why) != 1 {
+				t.Errorf("ui: %s, want only its reuse", ui.Explain())
+			}
 			h.step("LibraryLockfile", map[string]string{tt.lockfile: tt.lock("1.3.1", "4.17.22", "5.4.5")},
 				decisions{Run: all})
 			h.step("TopDependency", map[string]string{tt.lockfile: tt.lock("1.3.1", "4.17.22", "5.5.0")},
