@@ -36,6 +36,8 @@ jobs:
     run: echo test
   lint:
     run: echo lint
+    inputs: [".deltaci.yml"]
+    hermetic: true
 `
 
 func TestOpenAPIEmbeddedCopy(t *testing.T) {
@@ -269,6 +271,10 @@ func TestContract(t *testing.T) {
 			!slices.Equal(b.Outputs, []string{"out/**"}) || len(b.Needs) != 0 || b.AttemptNumber != 1 ||
 			b.TTL() != contractTTL || !strings.HasPrefix(b.Digest, "sha256:") || b.LeaseToken == "" || b.JobToken == "" {
 			t.Errorf("build lease = %+v", b)
+		}
+		// Only a hermetic job's lease says so, with the inputs its workspace is made of.
+		if l := leases["lint"]; b.Hermetic || b.Inputs != nil || !l.Hermetic || !slices.Equal(l.Inputs, []string{".deltaci.yml"}) {
+			t.Errorf("hermetic and inputs: build %v %q, lint %v %q", b.Hermetic, b.Inputs, l.Hermetic, l.Inputs)
 		}
 		for _, l := range leases {
 			if a := e.attempt(ctx, run1.ID, l.AttemptID); a.State != string(core.AttemptLeased) || a.RunnerID != r1.RunnerID {

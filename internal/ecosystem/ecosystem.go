@@ -26,15 +26,19 @@ import (
 // pnpm-workspace.yaml and lockfile the caller has (Wanted says which).
 type Files map[string][]byte
 
-// Wanted reports whether Files should hold the file at path p of the tree.
-func Wanted(p string) bool {
+// Wanted reports whether Files should hold the file at path p of the
+// tree, for expanding Go modules (goMods) or workspace packages
+// (workspaces).
+func Wanted(p string, goMods, workspaces bool) bool {
 	switch path.Base(p) {
-	case "go.mod", "package.json":
-		return true
+	case "go.mod", "go.work":
+		return goMods
+	case "package.json":
+		return workspaces
 	}
 	switch p {
 	case pnpmWorkspaceFile, pnpmLockFile, npmLockFile, yarnLockFile:
-		return true
+		return workspaces
 	}
 	return false
 }
@@ -68,7 +72,8 @@ type Expansion struct {
 	// their files belong to those units.
 	Exclude []string
 	// Files are single files it adds too, sorted: a workspace's
-	// definition (pnpm-workspace.yaml, the top package.json).
+	// definition (go.work and go.work.sum, pnpm-workspace.yaml, the top
+	// package.json).
 	Files []string
 	// Units are the units reached, the one asked for first, then by
 	// directory.
@@ -84,11 +89,18 @@ type Repo struct {
 	js     *jsWorkspace
 	jsErr  error
 	jsRead bool
+	locks  map[string]readLockfile // by path, read once
+}
+
+// readLockfile is a lockfile as readLock read it.
+type readLockfile struct {
+	lock any
+	err  error
 }
 
 // New returns a Repo over files, which it does not copy or change.
 func New(files Files) *Repo {
-	r := &Repo{files: files, gomods: map[string]*goModule{}}
+	r := &Repo{files: files, gomods: map[string]*goModule{}, locks: map[string]readLockfile{}}
 	for p := range files {
 		if path.Base(p) == "go.mod" {
 			r.gomods[dirOf(p)] = nil

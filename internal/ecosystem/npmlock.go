@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -12,21 +14,8 @@ import (
 // the locations their dependencies resolve to, as Node resolves them
 // (node_modules of the package's own location, then of each directory
 // above), transitively, with links followed to their targets.
-func sliceNpm(data []byte, pkgs []*jsPackage) (map[string]any, error) {
-	var doc struct {
-		LockfileVersion int                        `json:"lockfileVersion"`
-		Packages        map[string]json.RawMessage `json:"packages"`
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return nil, fmt.Errorf("%s:%d: %v", npmLockFile, lineOf(data, se.Offset), err)
-		}
-		return nil, fmt.Errorf("%s: %v", npmLockFile, err)
-	}
-	if doc.Packages == nil {
-		return nil, fmt.Errorf("%s: lockfile version %d has no packages map (version 2 or later has)", npmLockFile, doc.LockfileVersion)
-	}
+func sliceNpm(l *npmLock, pkgs []*jsPackage) (map[string]any, error) {
+	doc := l
 	type entry struct {
 		Link                 bool              `json:"link"`
 		Resolved             string            `json:"resolved"`
@@ -80,7 +69,7 @@ func sliceNpm(data []byte, pkgs []*jsPackage) (map[string]any, error) {
 			continue
 		}
 		for _, m := range []map[string]string{e.Dependencies, e.DevDependencies} {
-			for name := range m {
+			for _, name := range slices.Sorted(maps.Keys(m)) {
 				dep, ok := npmResolve(doc.Packages, loc, name)
 				if !ok {
 					return nil, fmt.Errorf("%s: %q depends on %s, which no location holds", npmLockFile, loc, name)
@@ -89,7 +78,7 @@ func sliceNpm(data []byte, pkgs []*jsPackage) (map[string]any, error) {
 			}
 		}
 		for _, m := range []map[string]string{e.OptionalDependencies, e.PeerDependencies} {
-			for name := range m {
+			for _, name := range slices.Sorted(maps.Keys(m)) {
 				// Optional and peer dependencies may be absent.
 				if dep, ok := npmResolve(doc.Packages, loc, name); ok {
 					queue = append(queue, dep)
@@ -98,6 +87,27 @@ func sliceNpm(data []byte, pkgs []*jsPackage) (map[string]any, error) {
 		}
 	}
 	return map[string]any{"lockfileVersion": doc.LockfileVersion, "packages": taken}, nil
+}
+
+// npmLock is a package-lock.json read once for every slice of it.
+type npmLock struct {
+	LockfileVersion int                        `json:"lockfileVersion"`
+	Packages        map[string]json.RawMessage `json:"packages"`
+}
+
+func readNpmLock(data []byte) (*npmLock, error) {
+	var doc npmLock
+	if err := json.Unmarshal(data, &doc); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("%s:%d: %v", npmLockFile, lineOf(data, se.Offset), err)
+		}
+		return nil, fmt.Errorf("%s: %v", npmLockFile, err)
+	}
+	if doc.Packages == nil {
+		return nil, fmt.Errorf("%s: lockfile version %d has no packages map (version 2 or later has)", npmLockFile, doc.LockfileVersion)
+	}
+	return &doc, nil
 }
 
 // npmResolve finds where Node finds name from location loc: in

@@ -2,116 +2,105 @@ package ecosystem
 
 import (
 	"fmt"
-	"slices"
 	"strings"
-
-	"github.com/goccy/go-yaml"
 )
 
 // slicePnpm takes from a pnpm-lock.yaml (lockfile versions 5, 6 and 9) the
 // importers of pkgs and the package entries (packages and snapshots) their
 // dependencies resolve to, transitively, and every other top-level key
-// (settings, overrides, ...) whole.
-func slicePnpm(data []byte, pkgs []*jsPackage) (map[string]any, error) {
-	var doc map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %s", pnpmLockFile, yamlMessage(err))
-	}
-	if doc == nil {
-		return nil, fmt.Errorf("%s: empty", pnpmLockFile)
-	}
-	importers, ok := asMap(doc["importers"])
-	if !ok {
-		return nil, fmt.Errorf("%s: no importers: not a workspace lockfile", pnpmLockFile)
-	}
-	packages, _ := asMap(doc["packages"])
-	snapshots, _ := asMap(doc["snapshots"])
-	major := strings.SplitN(fmt.Sprint(doc["lockfileVersion"]), ".", 2)[0]
-	out := map[string]any{}
-	for k, v := range doc {
-		switch k {
-		case "importers", "packages", "snapshots":
-		default:
-			out[k] = v
+// (lockfileVersion, settings, overrides, ...) whole. Each entry counts by
+// its lines as written.
+func slicePnpm(l *pnpmLock, pkgs []*jsPackage) (map[string]any, error) {
+	d, packages, snapshots, major, top := l.doc, l.packages, l.snapshots, l.major, l.top
+	taken := map[string]map[string]string{"importers": {}, "packages": {}, "snapshots": {}}
+	var queue [][2]string
+	follow := func(n *lineNode) error {
+		deps, err := depVersions(n, "dependencies", "devDependencies", "optionalDependencies")
+		if err != nil {
+			return fmt.Errorf("%s:%v", pnpmLockFile, err)
 		}
-	}
-	takenImporters := map[string]any{}
-	takenPackages := map[string]any{}
-	takenSnapshots := map[string]any{}
-	type dep struct{ name, version string }
-	var queue []dep
-	depsOf := func(entry map[string]any) error {
-		for _, kind := range []string{"dependencies", "devDependencies", "optionalDependencies"} {
-			m, _ := asMap(entry[kind])
-			for _, name := range sortedKeys(m) {
-				var version string
-				switch v := m[name].(type) {
-				case string:
-					version = v
-				default:
-					vm, _ := asMap(v)
-					version, _ = vm["version"].(string)
-				}
-				if version == "" {
-					return fmt.Errorf("%s: dependency %s has no version", pnpmLockFile, name)
-				}
-				queue = append(queue, dep{name, version})
-			}
-		}
+		queue = append(queue, deps...)
 		return nil
 	}
 	for _, p := range pkgs {
-		imp, ok := asMap(importers[p.dir])
+		imp, ok := l.importers[p.dir]
 		if !ok {
 			return nil, fmt.Errorf("%s: no importer %s", pnpmLockFile, p.dir)
 		}
-		takenImporters[p.dir] = imp
-		if err := depsOf(imp); err != nil {
+		taken["importers"][p.dir] = d.text(imp)
+		if err := follow(imp); err != nil {
 			return nil, err
 		}
 	}
-	seen := map[dep]bool{}
+	seen := map[[2]string]bool{}
 	for len(queue) > 0 {
-		d := queue[0]
+		dep := queue[0]
 		queue = queue[1:]
-		if seen[d] || strings.HasPrefix(d.version, "link:") {
+		if seen[dep] || strings.HasPrefix(dep[1], "link:") {
 			continue // a workspace package (its importer is taken if reached) or a local link
 		}
-		seen[d] = true
+		seen[dep] = true
 		found := false
-		for _, key := range pnpmKeys(major, d.name, d.version) {
-			if e, ok := asMap(snapshots[key]); ok {
-				found = true
-				takenSnapshots[key] = e
-				if err := depsOf(e); err != nil {
-					return nil, err
-				}
-			}
-			if e, ok := asMap(packages[key]); ok {
-				found = true
-				takenPackages[key] = e
-				if err := depsOf(e); err != nil {
-					return nil, err
+		for _, key := range pnpmKeys(major, dep[0], dep[1]) {
+			for i, entries := range [2]map[string]*lineNode{packages, snapshots} {
+				if e, ok := entries[key]; ok {
+					found = true
+					taken[[2]string{"packages", "snapshots"}[i]][key] = d.text(e)
+					if err := follow(e); err != nil {
+						return nil, err
+					}
 				}
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("%s: no package entry for %s %s", pnpmLockFile, d.name, d.version)
+			return nil, fmt.Errorf("%s: no package entry for %s %s", pnpmLockFile, dep[0], dep[1])
 		}
 	}
-	out["importers"] = takenImporters
-	out["packages"] = takenPackages
-	out["snapshots"] = takenSnapshots
-	return out, nil
+	return map[string]any{"top": top, "importers": taken["importers"], "packages": taken["packages"], "snapshots": taken["snapshots"]}, nil
+}
+
+// pnpmLock is a pnpm-lock.yaml read once for every slice of it.
+type pnpmLock struct {
+	doc                            *blockDoc
+	importers, packages, snapshots map[string]*lineNode
+	major                          string
+	top                            map[string]string // the other top-level keys, as written
+}
+
+func readPnpmLock(data []byte) (*pnpmLock, error) {
+	d, err := readBlockYAML(pnpmLockFile, data)
+	if err != nil {
+		return nil, err
+	}
+	importers := d.root.child("importers")
+	if importers == nil {
+		return nil, fmt.Errorf("%s: no importers: not a workspace lockfile", pnpmLockFile)
+	}
+	byKey := func(n *lineNode) map[string]*lineNode {
+		m := map[string]*lineNode{}
+		for _, c := range n.childrenOrNil() {
+			m[c.key] = c
+		}
+		return m
+	}
+	l := &pnpmLock{doc: d, importers: byKey(importers), packages: byKey(d.root.child("packages")),
+		snapshots: byKey(d.root.child("snapshots")), major: "9", top: map[string]string{}}
+	if v := d.root.child("lockfileVersion"); v != nil {
+		l.major, _, _ = strings.Cut(v.value, ".")
+	}
+	for _, c := range d.root.children {
+		switch c.key {
+		case "importers", "packages", "snapshots":
+		default:
+			l.top[c.key] = d.text(c)
+		}
+	}
+	return l, nil
 }
 
 // pnpmKeys are the keys a dependency on name at version (as an importer or
 // a package entry writes it) may have in packages and snapshots.
 func pnpmKeys(major, name, version string) []string {
-	bare := version
-	if i := strings.IndexByte(version, '('); i > 0 {
-		bare = version[:i] // peers: "18.2.0(react@18.2.0)"
-	}
 	switch major {
 	case "5":
 		return []string{"/" + name + "/" + version, version}
@@ -119,32 +108,9 @@ func pnpmKeys(major, name, version string) []string {
 		return []string{"/" + name + "@" + version, version}
 	}
 	keys := []string{name + "@" + version, version}
-	if bare != version {
+	if i := strings.IndexByte(version, '('); i > 0 {
+		bare := version[:i] // peers: "18.2.0(react@18.2.0)"
 		keys = append(keys, name+"@"+bare, bare)
 	}
-	return slices.Compact(keys)
-}
-
-// asMap returns v as a map with string keys, as YAML and JSON decode it.
-func asMap(v any) (map[string]any, bool) {
-	switch m := v.(type) {
-	case map[string]any:
-		return m, true
-	case map[any]any:
-		out := make(map[string]any, len(m))
-		for k, v := range m {
-			out[fmt.Sprint(k)] = v
-		}
-		return out, true
-	}
-	return nil, false
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	return keys
 }

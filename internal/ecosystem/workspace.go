@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
-	"github.com/goccy/go-yaml"
 )
 
 // The files of a JavaScript workspace, at the top of the repository.
@@ -75,13 +74,8 @@ func parsePackageJSON(name string, data []byte) (*packageJSON, error) {
 // (a list, or yarn's {packages: [...]}).
 func workspaceGlobs(files Files) (from string, globs []string, err error) {
 	if data, ok := files[pnpmWorkspaceFile]; ok {
-		var w struct {
-			Packages []string `yaml:"packages"`
-		}
-		if err := yaml.Unmarshal(data, &w); err != nil {
-			return "", nil, fmt.Errorf("%s: %s", pnpmWorkspaceFile, yamlMessage(err))
-		}
-		return pnpmWorkspaceFile, w.Packages, nil
+		globs, err := pnpmWorkspaceGlobs(data)
+		return pnpmWorkspaceFile, globs, err
 	}
 	data, ok := files[rootPackageFile]
 	if !ok {
@@ -107,16 +101,55 @@ func workspaceGlobs(files Files) (from string, globs []string, err error) {
 	return rootPackageFile, globs, nil
 }
 
-// yamlMessage is a YAML error on one line, with its position.
-func yamlMessage(err error) string {
-	var ye yaml.Error
-	if errors.As(err, &ye) {
-		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
-			return fmt.Sprintf("line %d: %s", tk.Position.Line, ye.GetMessage())
-		}
-		return ye.GetMessage()
+// pnpmWorkspaceGlobs reads the packages list of a pnpm-workspace.yaml,
+// written as a block ("- glob" lines) or a flow ("[a, b]") sequence.
+func pnpmWorkspaceGlobs(data []byte) ([]string, error) {
+	d, err := readBlockYAML(pnpmWorkspaceFile, data)
+	if err != nil {
+		return nil, err
 	}
-	return strings.ReplaceAll(err.Error(), "\n", " ")
+	n := d.root.child("packages")
+	if n == nil {
+		return nil, nil
+	}
+	var globs []string
+	if v := n.value; v != "" {
+		if !strings.HasPrefix(v, "[") || !strings.HasSuffix(v, "]") {
+			return nil, fmt.Errorf("%s:%d: packages must be a list of globs", pnpmWorkspaceFile, n.line)
+		}
+		for body := strings.TrimSpace(v[1 : len(v)-1]); body != ""; {
+			var item string
+			item, body = cutFlowItem(body)
+			g, err := flowScalar(strings.TrimSpace(item))
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %v", pnpmWorkspaceFile, n.line, err)
+			}
+			globs = append(globs, g)
+		}
+		return globs, nil
+	}
+	for _, c := range n.children {
+		if c.key != "-" {
+			return nil, fmt.Errorf("%s:%d: packages must be a list of globs", pnpmWorkspaceFile, c.line)
+		}
+		g, err := flowScalar(c.value)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", pnpmWorkspaceFile, c.line, err)
+		}
+		globs = append(globs, g)
+	}
+	return globs, nil
+}
+
+// flowScalar unquotes a scalar that may be quoted.
+func flowScalar(s string) (string, error) {
+	if s != "" && (s[0] == '"' || s[0] == '\'') {
+		if closingQuoteOf(s) != len(s)-1 {
+			return "", fmt.Errorf("bad quoted string %.60s", s)
+		}
+		return unquoteYAML(s)
+	}
+	return s, nil
 }
 
 // workspace discovers the workspace packages: the directories that the
@@ -218,13 +251,73 @@ func inNodeModules(dir string) bool {
 // Errors: no workspace, an unknown name, a package.json or
 // pnpm-workspace.yaml that does not parse (with file and line).
 func (r *Repo) Workspace(name string) (Expansion, error) {
-	w, err := r.workspace()
+	w, pkgs, err := r.closure(name)
 	if err != nil {
 		return Expansion{}, err
 	}
+	e := Expansion{}
+	for _, p := range pkgs {
+		e.Units = append(e.Units, Unit{Name: p.name, Dir: p.dir})
+		e.Include = append(e.Include, p.dir)
+	}
+	slices.Sort(e.Include)
+	e.Exclude = nested(w.dirs, e.Include)
+	// The top package's dependencies are installed for every package, as
+	// Turborepo's global hash also holds them: its package.json and its
+	// lockfile entries count, not its other files.
+	e.Files = []string{w.from}
+	if w.root != nil && !slices.Contains(pkgs, w.root) {
+		e.Files = append(e.Files, rootPackageFile)
+	}
+	slices.Sort(e.Files)
+	e.Files = slices.Compact(e.Files)
+	for _, lf := range []string{pnpmLockFile, npmLockFile, yarnLockFile} {
+		data, ok := r.files[lf]
+		if !ok {
+			continue
+		}
+		l, read := r.locks[lf]
+		if !read {
+			l.lock, l.err = readLock(lf, data)
+			r.locks[lf] = l
+		}
+		e.Locks = append(e.Locks, sliceLock(lf, l.lock, l.err, w, sliced(w, pkgs)))
+	}
+	return e, nil
+}
+
+// LockAt slices another version of lockfile file (data, such as the base
+// commit's) for the workspace package name as Workspace slices the tree's,
+// with the packages the tree's package.json files give, so that the two
+// slices compare.
+func (r *Repo) LockAt(file string, data []byte, name string) (Lock, error) {
+	w, pkgs, err := r.closure(name)
+	if err != nil {
+		return Lock{}, err
+	}
+	lock, err := readLock(file, data)
+	return sliceLock(file, lock, err, w, sliced(w, pkgs)), nil
+}
+
+// sliced are the packages whose lockfile entries a closure depends on:
+// its own and the top package's.
+func sliced(w *jsWorkspace, pkgs []*jsPackage) []*jsPackage {
+	if w.root != nil && !slices.Contains(pkgs, w.root) {
+		return append(slices.Clip(pkgs), w.root)
+	}
+	return pkgs
+}
+
+// closure returns the workspace and the package named name followed by
+// the workspace packages it depends on, transitively, by directory.
+func (r *Repo) closure(name string) (*jsWorkspace, []*jsPackage, error) {
+	w, err := r.workspace()
+	if err != nil {
+		return nil, nil, err
+	}
 	start, ok := w.byName[name]
 	if !ok {
-		return Expansion{}, fmt.Errorf("no workspace package is named %q (the workspace is read from %s)", name, w.from)
+		return nil, nil, fmt.Errorf("no workspace package is named %q (the workspace is read from %s)", name, w.from)
 	}
 	pkgs := []*jsPackage{start}
 	seen := map[string]bool{name: true}
@@ -242,43 +335,34 @@ func (r *Repo) Workspace(name string) (Expansion, error) {
 		}
 	}
 	slices.SortFunc(pkgs[1:], func(a, b *jsPackage) int { return strings.Compare(a.dir, b.dir) })
-	e := Expansion{}
-	for _, p := range pkgs {
-		e.Units = append(e.Units, Unit{Name: p.name, Dir: p.dir})
-		e.Include = append(e.Include, p.dir)
-	}
-	slices.Sort(e.Include)
-	e.Exclude = nested(w.dirs, e.Include)
-	// The top package's dependencies are installed for every package, as
-	// Turborepo's global hash also holds them: its package.json and its
-	// lockfile entries count, not its other files.
-	e.Files = []string{w.from}
-	sliced := pkgs
-	if w.root != nil && !slices.Contains(pkgs, w.root) {
-		e.Files = append(e.Files, rootPackageFile)
-		sliced = append(slices.Clip(pkgs), w.root)
-	}
-	slices.Sort(e.Files)
-	e.Files = slices.Compact(e.Files)
-	for _, lf := range []string{pnpmLockFile, npmLockFile, yarnLockFile} {
-		if data, ok := r.files[lf]; ok {
-			e.Locks = append(e.Locks, sliceLock(lf, data, w, sliced))
-		}
-	}
-	return e, nil
+	return w, pkgs, nil
 }
 
-// sliceLock slices one lockfile for pkgs, or says why the whole file counts.
-func sliceLock(file string, data []byte, w *jsWorkspace, pkgs []*jsPackage) Lock {
-	var slice any
-	var err error
+// readLock reads a lockfile for slicing: *pnpmLock, *npmLock or *yarnLock.
+func readLock(file string, data []byte) (any, error) {
 	switch file {
 	case pnpmLockFile:
-		slice, err = slicePnpm(data, pkgs)
+		return readPnpmLock(data)
 	case npmLockFile:
-		slice, err = sliceNpm(data, pkgs)
-	default:
-		slice, err = sliceYarn(data, w, pkgs)
+		return readNpmLock(data)
+	}
+	return readYarnLock(data)
+}
+
+// sliceLock slices one lockfile for pkgs, or says why the whole file
+// counts. lock is what readLock returned, or its error.
+func sliceLock(file string, lock any, readErr error, w *jsWorkspace, pkgs []*jsPackage) Lock {
+	var slice any
+	err := readErr
+	if err == nil {
+		switch l := lock.(type) {
+		case *pnpmLock:
+			slice, err = slicePnpm(l, pkgs)
+		case *npmLock:
+			slice, err = sliceNpm(l, pkgs)
+		case *yarnLock:
+			slice, err = sliceYarn(l, w, pkgs)
+		}
 	}
 	if err == nil {
 		var d string

@@ -3,10 +3,10 @@ package ecosystem
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/goccy/go-yaml"
 )
 
 // yarnEntry is one entry of a yarn.lock: what its descriptors resolve to.
@@ -19,18 +19,8 @@ type yarnEntry struct {
 // pkgs resolve to, transitively: a dependency on name with range r is the
 // entry listing the descriptor name@r (yarn 1), or name@r with npm: added
 // to a bare range (yarn 2 and later, whose workspaces have entries too).
-func sliceYarn(data []byte, w *jsWorkspace, pkgs []*jsPackage) (map[string]any, error) {
-	berry := bytes.Contains(data, []byte("\n__metadata:")) || bytes.HasPrefix(data, []byte("__metadata:"))
-	var entries map[string]*yarnEntry
-	var err error
-	if berry {
-		entries, err = parseYarnBerry(data)
-	} else {
-		entries, err = parseYarnClassic(data)
-	}
-	if err != nil {
-		return nil, err
-	}
+func sliceYarn(l *yarnLock, w *jsWorkspace, pkgs []*jsPackage) (map[string]any, error) {
+	berry, entries := l.berry, l.entries
 	taken := map[string]any{}
 	type dep struct{ name, rng string }
 	var queue []dep
@@ -41,9 +31,9 @@ func sliceYarn(data []byte, w *jsWorkspace, pkgs []*jsPackage) (map[string]any, 
 			}
 			continue
 		}
-		for name, rng := range p.deps {
+		for _, name := range slices.Sorted(maps.Keys(p.deps)) {
 			if _, ws := w.byName[name]; !ws {
-				queue = append(queue, dep{name, rng})
+				queue = append(queue, dep{name, p.deps[name]})
 			}
 		}
 	}
@@ -66,8 +56,8 @@ func sliceYarn(data []byte, w *jsWorkspace, pkgs []*jsPackage) (map[string]any, 
 		taken[e.key] = e.fields
 		for _, kind := range []string{"dependencies", "optionalDependencies"} {
 			m, _ := asMap(e.fields[kind])
-			for name, v := range m {
-				rng, _ := v.(string)
+			for _, name := range slices.Sorted(maps.Keys(m)) {
+				rng, _ := m[name].(string)
 				if kind == "optionalDependencies" {
 					if _, present := entries[name+"@"+rng]; !present {
 						continue
@@ -80,24 +70,50 @@ func sliceYarn(data []byte, w *jsWorkspace, pkgs []*jsPackage) (map[string]any, 
 	return map[string]any{"entries": taken}, nil
 }
 
-// parseYarnBerry reads a yarn.lock of yarn 2 or later, which is YAML.
+// yarnLock is a yarn.lock read once for every slice of it.
+type yarnLock struct {
+	berry   bool // yarn 2 or later
+	entries map[string]*yarnEntry
+}
+
+func readYarnLock(data []byte) (*yarnLock, error) {
+	l := &yarnLock{berry: bytes.Contains(data, []byte("\n__metadata:")) || bytes.HasPrefix(data, []byte("__metadata:"))}
+	var err error
+	if l.berry {
+		l.entries, err = parseYarnBerry(data)
+	} else {
+		l.entries, err = parseYarnClassic(data)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// parseYarnBerry reads a yarn.lock of yarn 2 or later, which is block
+// YAML; an entry's fields are its lines as written, and its dependencies.
 func parseYarnBerry(data []byte) (map[string]*yarnEntry, error) {
-	var doc map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %s", yarnLockFile, yamlMessage(err))
+	d, err := readBlockYAML(yarnLockFile, data)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]*yarnEntry{}
-	for key, v := range doc {
-		if key == "__metadata" {
+	for _, n := range d.root.children {
+		if n.key == "__metadata" {
 			continue
 		}
-		fields, ok := asMap(v)
-		if !ok {
-			return nil, fmt.Errorf("%s: entry %q is not a mapping", yarnLockFile, key)
+		deps := map[string]any{}
+		for _, kind := range []string{"dependencies", "optionalDependencies"} {
+			m := map[string]any{}
+			for _, c := range n.child(kind).childrenOrNil() {
+				m[c.key] = c.value
+			}
+			deps[kind] = m
 		}
-		e := &yarnEntry{key: key, fields: fields}
-		for _, d := range strings.Split(key, ",") {
-			out[strings.TrimSpace(d)] = e
+		e := &yarnEntry{key: n.key, fields: map[string]any{"text": d.text(n),
+			"dependencies": deps["dependencies"], "optionalDependencies": deps["optionalDependencies"]}}
+		for _, desc := range strings.Split(n.key, ",") {
+			out[strings.TrimSpace(desc)] = e
 		}
 	}
 	return out, nil
@@ -222,4 +238,10 @@ func yarnString(s string) (string, error) {
 		return "", fmt.Errorf("bad quoted string %s", s)
 	}
 	return u, nil
+}
+
+// asMap returns v as a map with string keys, or false.
+func asMap(v any) (map[string]any, bool) {
+	m, ok := v.(map[string]any)
+	return m, ok
 }

@@ -510,6 +510,84 @@ jobs:
   test: {run: make}
 `, []want{{1, 1, "version must be 1, got an empty value", ""}}},
 		{"MissingJobs", "version: 1\n", []want{{1, 1, "missing jobs", ""}}},
+		{"BadExclusion", `version: 1
+jobs:
+  test:
+    run: make test
+    inputs: ["src/**", "!", "!/abs/**", "!src/[a"]
+`, []want{
+			{5, 24, "inputs exclusion: empty glob", ""},
+			{5, 29, `inputs exclusion: glob "/abs/**" is absolute`, `write "abs/**"`},
+			{5, 41, `inputs exclusion: bad glob "src/[a"`, "close every ["},
+		}},
+		{"OnlyExclusions", `version: 1
+jobs:
+  test:
+    run: make test
+    inputs: ["!src/**"]
+`, []want{{5, 13, "inputs only exclude files, so they match nothing", "list what the job reads before"}}},
+		{"RepeatedExclusion", `version: 1
+jobs:
+  test:
+    run: make test
+    inputs: ["src/**", "!x/**", "!x/**"]
+`, []want{{5, 33, `inputs lists "!x/**" twice`, "remove the repeated entry"}}},
+		{"InferredErrors", `version: 1
+jobs:
+  test:
+    run: make test
+    inputs:
+      - {go: /abs}
+      - {go: ../up}
+      - {go: ""}
+      - {workspace: "a b"}
+      - {npm: x}
+      - {go: ./a, workspace: b}
+      - {go: [x]}
+      - 12
+`, []want{
+			{6, 14, `inputs go: "/abs" is absolute`, "the module's directory"},
+			{7, 14, `inputs go: "../up" is outside the repository`, ""},
+			{8, 14, "inputs go: the directory is empty", ""},
+			{9, 21, `inputs workspace: "a b" is not a package name`, "package.json"},
+			{10, 10, `unknown key "npm" in an inputs mapping`, `"go", "workspace"`},
+			{11, 9, "an inputs mapping has one key, go or workspace, got 2", "one entry per mapping"},
+			{12, 14, "inputs go must be a string, got a list", ""},
+			{13, 9, "each entry of inputs must be a glob or a mapping, got an integer", "{go: ./dir}"},
+		}},
+		{"RepeatedModule", `version: 1
+jobs:
+  test:
+    run: make test
+    inputs: [{go: ./a}, {go: a/}]
+`, []want{{5, 25, "inputs lists {go: ./a} twice", ""}}},
+		{"InputsFromErrors", `version: 1
+jobs:
+  a:
+    run: x
+    inputs_from: [a, nope, b]
+    needs: [b]
+  b:
+    run: x
+    inputs_from: [c]
+  c:
+    run: x
+    inputs_from: b
+`, []want{
+			{5, 19, `job "a" takes inputs from itself`, `remove "a" from its inputs_from`},
+			{5, 22, `job "a" takes inputs from "nope", which is not a job`, ""},
+			{5, 28, `job "a" lists "b" in both needs and inputs_from`, "remove it from inputs_from"},
+			{12, 18, "inputs_from must be a list of job names, got a string", `write inputs_from: [b]`},
+		}},
+		{"InputsFromCycle", `version: 1
+jobs:
+  a:
+    run: x
+    inputs_from: [b]
+  b:
+    run: x
+    needs: [a]
+`, []want{{5, 19, "cycle in needs and inputs_from: a → b → a", "a job's digest cannot depend on itself"}}},
 		{"JobsEmpty", "version: 1\njobs: {}\n", []want{{2, 7, "jobs is empty", "define at least one job"}}},
 		{"JobsWithoutValue", "version: 1\njobs:\n", []want{{2, 1, "jobs is empty", ""}}},
 		{"JobsAsList", "version: 1\njobs:\n  - run: make\n", []want{{3, 3, "jobs must be a mapping from job name to job, got a list", "not as a - list item"}}},

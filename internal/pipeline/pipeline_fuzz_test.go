@@ -193,10 +193,35 @@ func checkFuzzPipeline(t *testing.T, p *core.Pipeline) {
 		if j.Run == "" || j.Timeout <= 0 || j.Timeout > maxTimeout {
 			t.Fatalf("accepted job %#v", j)
 		}
-		for _, g := range slices.Concat(j.Inputs, j.Outputs) {
+		for _, g := range j.Outputs {
 			if msg, _ := pathGlobProblem(g); msg != "" {
 				t.Fatalf("accepted glob %q: %s", g, msg)
 			}
+		}
+		adds := false
+		for _, s := range j.Inputs {
+			in := core.ParseInput(s)
+			adds = adds || in.Kind != core.InputExclude
+			switch in.Kind {
+			case core.InputGlob, core.InputExclude:
+				if msg, _ := pathGlobProblem(in.Value); msg != "" {
+					t.Fatalf("accepted input %q: %s", s, msg)
+				}
+			case core.InputGo:
+				if d, msg := moduleDir(in.Value); msg != "" || d != in.Value {
+					t.Fatalf("accepted input %q: %s", s, msg)
+				}
+			case core.InputWorkspace:
+				if in.Value == "" {
+					t.Fatalf("accepted input %q", s)
+				}
+			}
+			if core.ParseInput(in.String()) != in {
+				t.Fatalf("input %q does not round-trip", s)
+			}
+		}
+		if len(j.Inputs) > 0 && !adds {
+			t.Fatalf("accepted inputs %q that only exclude", j.Inputs)
 		}
 	}
 	placed := map[string]bool{}
@@ -206,9 +231,9 @@ func checkFuzzPipeline(t *testing.T, p *core.Pipeline) {
 	}
 	for _, name := range order {
 		j, _ := p.Job(name)
-		for _, n := range j.Needs {
+		for _, n := range slices.Concat(j.Needs, j.InputsFrom) {
 			if !placed[n] {
-				t.Fatalf("TopoOrder places %q before its need %q", name, n)
+				t.Fatalf("TopoOrder places %q before %q, which it needs or takes inputs from", name, n)
 			}
 		}
 		placed[name] = true

@@ -308,3 +308,31 @@ func TestStrict(t *testing.T) {
 		})
 	}
 }
+
+func TestParseInputs(t *testing.T) {
+	t.Parallel()
+	p := mustLoad(t, "testdata/inputs.yml")
+	got := map[string][2][]string{}
+	for _, j := range p.Jobs {
+		var shown []string
+		for _, s := range j.Inputs {
+			shown = append(shown, core.ParseInput(s).Display())
+		}
+		got[j.Name] = [2][]string{shown, j.InputsFrom}
+	}
+	want := map[string][2][]string{
+		"root": {{"{go: ./}", "!docs/**", "docs/api.md"}, nil},
+		"svc":  {{"{go: ./services/api}", "!services/api/**/*_test.go"}, {"root"}},
+		"web":  {{"{workspace: @acme/web}", "tsconfig.base.json"}, {"svc", "root"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("inputs (-want +got):\n%s", diff)
+	}
+	svc, _ := p.Job("svc")
+	if in := core.ParseInput(svc.Inputs[0]); in != (core.Input{Kind: core.InputGo, Value: "services/api"}) {
+		t.Errorf("svc's first input = %+v", in)
+	}
+	if order := TopoOrder(p); !cmp.Equal(order, []string{"root", "svc", "web"}) {
+		t.Errorf("TopoOrder = %v, want inputs_from before", order)
+	}
+}

@@ -81,7 +81,10 @@ func benchPath(d, f int) string {
 // benchPipeline has 1,000 jobs of the kinds a monorepo has: most own a
 // directory, some take one file type of it, a few span the tree, and jobs
 // form chains of needs.
-func benchPipeline() *core.Pipeline {
+//
+// With ordered, a tenth of the jobs exclude their Markdown files, a tenth
+// take the inputs of the job before, and a few expand the root Go module.
+func benchPipeline(ordered bool) *core.Pipeline {
 	p := &core.Pipeline{Version: 1}
 	for i := range benchJobs {
 		j := core.JobSpec{Name: fmt.Sprintf("job%04d", i), Run: fmt.Sprintf("make %d", i), Reuse: true, RunsOn: []string{"linux"}}
@@ -95,10 +98,17 @@ func benchPipeline() *core.Pipeline {
 			j.Inputs = []string{fmt.Sprintf("d%03d/**/*.go", d), "go.mod"}
 		case i%10 == 2:
 			j.Inputs = []string{fmt.Sprintf("d%03d/*.md", d), fmt.Sprintf("d%03d/f0?.txt", d)}
+		case ordered && i%10 == 3:
+			j.Inputs = []string{fmt.Sprintf("d%03d/**", d), fmt.Sprintf("!d%03d/*.md", d), "go.mod"}
+		case ordered && i%100 == 4:
+			j.Inputs = []string{core.Input{Kind: core.InputGo, Value: "."}.String(), "!**/*.md"}
 		default:
 			j.Inputs = []string{fmt.Sprintf("d%03d/**", d), "go.mod"}
 		}
-		if i%10 != 0 && i > 8 {
+		switch {
+		case ordered && i%10 == 5:
+			j.InputsFrom = []string{fmt.Sprintf("job%04d", i-1)}
+		case i%10 != 0 && i > 8:
 			j.Needs = []string{fmt.Sprintf("job%04d", i-1)}
 		}
 		p.Jobs = append(p.Jobs, j)
@@ -110,12 +120,17 @@ func benchPipeline() *core.Pipeline {
 // 100,000 files with 1,000 jobs, next to `git ls-tree -r -z` of the same
 // commit in the same loop. Goal (DESIGN.md section 8): plan ≤ 3× ls-tree
 // and ≤ 0.5 s.
-func BenchmarkPlan(b *testing.B) {
+func BenchmarkPlan(b *testing.B) { benchPlan(b, benchPipeline(false)) }
+
+// BenchmarkPlanOrdered is BenchmarkPlan with exclusions, inputs_from and
+// a Go module expanded among the jobs' inputs.
+func BenchmarkPlanOrdered(b *testing.B) { benchPlan(b, benchPipeline(true)) }
+
+func benchPlan(b *testing.B, p *core.Pipeline) {
 	if testing.Short() {
 		b.Skip("generates a 100,000-file repository")
 	}
 	r, first, second := benchRepo(b)
-	p := benchPipeline()
 	ctx := context.Background()
 	s := newStore()
 	s.record(makePlan(b, planner.Options{Dir: r.dir, Pipeline: p, Trigger: planner.Trigger{Kind: planner.TriggerManual, Head: first}}))

@@ -69,7 +69,14 @@
 //	     snapshot a local run executes in writes it from the index too, so
 //	     that the digest describes what the job sees. A job without inputs
 //	     matches every file. Matching is doublestar's (package
-//	     github.com/bmatcuk/doublestar/v4) on the full path.
+//	     github.com/bmatcuk/doublestar/v4) on the full path. The inputs
+//	     entries are read in order and the last that holds a path
+//	     decides: a glob adds what it matches, "!" and a glob removes
+//	     it, and {go: dir} or {workspace: name} adds the files under the
+//	     directories of the modules or packages it expands to (package
+//	     ecosystem), but not under those of others nested deeper.
+//	"i": only with inputs_from: an array, sorted by name bytewise, of
+//	     [name, digest], as "n".
 //	"j": the job's definition, only what can change its result: a map of
 //	       "env":      map of text to text, the job's env (defaults applied);
 //	       "run":      text;
@@ -84,12 +91,16 @@
 //	     Not in it: timeout, retry, the order of needs, branches, events,
 //	     reuse, outputs, reports, and inputs themselves (the files they
 //	     match are).
+//	"l": only with lockfile slices: an array, sorted by path then id,
+//	     of [path (bytes), id (text)]: the slice's "sha256:" digest
+//	     (ecosystem.Lock), or the lockfile's blob id when it counts whole.
 //	"n": the needs: an array, sorted by name bytewise, of [name, digest]
 //	     (both text), digest being the need's own input digest.
-//	"r": unsigned integer, the recipe version, Recipe (1).
+//	"r": unsigned integer, the recipe version, Recipe (1); "i" and "l"
+//	     are left out when empty, so older digests are unchanged.
 //	"s": text, the salt, Options.Salt.
 //
-// Core deterministic encoding puts the keys in that order (f, j, n, r, s;
+// Core deterministic encoding puts the keys in that order (f, i, j, l, n, r, s;
 // and env, run, name, network, runs_on, secrets, executor, hermetic), uses the
 // shortest form of every head and definite lengths, and encodes an empty
 // map or array as such, never as null. Nothing else goes in: no commit id,

@@ -238,3 +238,31 @@ jobs:
 		t.Errorf("a bad glob from a lease: %v, want KindInvalid", err)
 	}
 }
+
+// TestHermeticGoModule: a hermetic job whose inputs are a Go module sees
+// that module and the modules it reaches through local replace
+// directives, nothing else, at the commit as in the plan.
+func TestHermeticGoModule(t *testing.T) {
+	t.Parallel()
+	r := newRepo(t)
+	r.files(goRepo)
+	c := r.commit("modules")
+	pl := strings.Replace(goPipeline, "    inputs: [{go: ./svc}, \"!svc/README.md\"]\n", "    inputs: [{go: ./svc}, \"!svc/README.md\"]\n    hermetic: true\n", 1)
+	p := makePlan(t, planner.Options{Dir: r.dir, Pipeline: parse(t, pl), Trigger: planner.Trigger{Kind: planner.TriggerManual, Head: c}})
+	got, err := p.InputFiles("svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"deep/deep.go", "deep/go.mod", "lib/go.mod", "lib/lib.go", "svc/api/api.go", "svc/go.mod", "svc/go.sum"}
+	if diff := cmp.Diff(want, paths(got)); diff != "" {
+		t.Errorf("files of svc (-want +got):\n%s", diff)
+	}
+	svc, _ := parse(t, pl).Job("svc")
+	cf, err := planner.FilesAtCommit(context.Background(), r.dir, c, svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, cf.Files); diff != "" {
+		t.Errorf("files at the commit differ from the plan's (-plan +commit):\n%s", diff)
+	}
+}

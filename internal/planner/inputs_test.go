@@ -272,3 +272,73 @@ func TestGoModuleInferenceErrors(t *testing.T) {
 		t.Errorf("unused: %+v", j.Inferred)
 	}
 }
+
+func TestAffected(t *testing.T) {
+	t.Parallel()
+	p := parse(t, `version: 1
+jobs:
+  lib:
+    run: x
+    inputs: ["lib/**", "!lib/**/*.md", "lib/API.md"]
+  app:
+    run: x
+    inputs: ["app/**"]
+    inputs_from: [lib]
+  svc:
+    run: x
+    inputs: [{go: ./svc}, "!**/*.txt"]
+  docs:
+    run: x
+    inputs: ["docs/**"]
+`)
+	all := []string{"lib", "app", "svc", "docs"}
+	for _, tt := range []struct {
+		path string
+		want []string
+	}{
+		{"lib/a.go", []string{"lib", "app", "svc"}},
+		{"lib/README.md", []string{"svc"}},
+		{"lib/API.md", []string{"lib", "app", "svc"}},
+		{"docs/x.md", []string{"svc", "docs"}},
+		{"notes.txt", nil},
+	} {
+		// Without the tree, {go: ./svc} may hold any path.
+		if got := planner.Affected(p, all, []string{tt.path}); !cmp.Equal(got, tt.want) {
+			t.Errorf("Affected(%s) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}
+
+// TestGoWorkspaceInference: with a go.work, the modules it uses are local
+// to each other without replace directives.
+func TestGoWorkspaceInference(t *testing.T) {
+	t.Parallel()
+	h := newHistory(t, map[string]string{
+		"go.work":    "go 1.22\n\nuse (\n\t./a\n\t./b\n)\n",
+		"a/go.mod":   "module example.com/a\n\ngo 1.22\n\nrequire example.com/b v0.0.0\n",
+		"a/a.go":     "package a\n",
+		"b/go.mod":   "module example.com/b\n\ngo 1.22\n",
+		"b/b.go":     "package b\n",
+		"c/go.mod":   "module example.com/c\n\ngo 1.22\n",
+		"c/c.go":     "package c\n",
+		"README.md":  "x\n",
+		"a/x/go.mod": "module example.com/a/x\n",
+	}, `version: 1
+jobs:
+  a:
+    run: cd a && go test ./...
+    inputs: [{go: ./a}]
+  b:
+    run: cd b && go test ./...
+    inputs: [{go: ./b}]
+  c:
+    run: cd c && go test ./...
+    inputs: [{go: ./c}]
+`)
+	if got, want := h.files("a"), []string{"a/a.go", "a/go.mod", "b/b.go", "b/go.mod", "go.work"}; !cmp.Equal(got, want) {
+		t.Errorf("InputFiles(a) = %v, want %v", got, want)
+	}
+	h.step("UsedModule", map[string]string{"b/b.go": "package b // 2\n"}, decisions{Run: []string{"a", "b"}, Reuse: []string{"c"}})
+	h.step("WorkSum", map[string]string{"go.work.sum": "golang.org/x/text v0.1.0 h1:x\n"}, decisions{Run: []string{"a", "b", "c"}})
+	h.step("Other", map[string]string{"c/c.go": "package c // 2\n"}, decisions{Run: []string{"c"}, Reuse: []string{"a", "b"}})
+}

@@ -67,7 +67,7 @@ func BenchmarkPlanLinks(b *testing.B) {
 	}
 	r, _, _ := benchRepo(b)
 	first, second := benchLinks(b, r)
-	p := benchPipeline()
+	p := benchPipeline(false)
 	ctx := context.Background()
 	s := newStore()
 	s.record(makePlan(b, planner.Options{Dir: r.dir, Pipeline: p, Trigger: planner.Trigger{Kind: planner.TriggerManual, Head: first}}))

@@ -35,6 +35,11 @@ type orderedRules struct {
 	hit []bool
 	// globID is the id in ix of each pattern.
 	globID map[string]int32
+	// wholeLocks holds, by path, the lockfiles that count whole: per set,
+	// the inferred entry that reads it.
+	wholeLocks map[string]map[int]string
+	// repo expanded the inferred entries; nil when there are none.
+	repo *ecosystem.Repo
 }
 
 // group is one entry of an ordered set: it holds a path when its last
@@ -83,8 +88,13 @@ func expandOrdered(ctx context.Context, dir string, t *treeFiles, in *inputs) er
 		return nil
 	}
 	var repo *ecosystem.Repo
-	if slices.ContainsFunc(in.ordered, func(es []core.Input) bool { return slices.ContainsFunc(es, core.Input.Inferred) }) {
-		files, err := readBuildFiles(ctx, dir, t)
+	uses := func(k core.InputKind) bool {
+		return slices.ContainsFunc(in.ordered, func(es []core.Input) bool {
+			return slices.ContainsFunc(es, func(e core.Input) bool { return e.Kind == k })
+		})
+	}
+	if goMods, workspaces := uses(core.InputGo), uses(core.InputWorkspace); goMods || workspaces {
+		files, err := readBuildFiles(ctx, dir, t, goMods, workspaces)
 		if err != nil {
 			return err
 		}
@@ -118,6 +128,7 @@ func expandOrdered(ctx context.Context, dir string, t *treeFiles, in *inputs) er
 	if err != nil {
 		return err
 	}
+	r.repo = repo
 	in.rules = r
 	r.fill(t)
 	return nil
@@ -127,7 +138,8 @@ func expandOrdered(ctx context.Context, dir string, t *treeFiles, in *inputs) er
 // giving what an inferred entry stands for and blobID the id of a lockfile
 // that cannot be sliced.
 func buildRules(in *inputs, expand func(set int, e core.Input) (ecosystem.Expansion, error), blobID func(path string) string) (*orderedRules, error) {
-	r := &orderedRules{groups: make([][]group, in.nsets), inferred: make([][]Inferred, in.nsets), locks: make([][]lockPart, in.nsets)}
+	r := &orderedRules{groups: make([][]group, in.nsets), inferred: make([][]Inferred, in.nsets), locks: make([][]lockPart, in.nsets),
+		wholeLocks: map[string]map[int]string{}}
 	var patterns []string
 	globID := map[string]int32{}
 	id := func(p string) int32 {
@@ -168,6 +180,12 @@ func buildRules(in *inputs, expand func(set int, e core.Input) (ecosystem.Expans
 				part := lockPart{Path: []byte(l.Path), ID: l.Digest}
 				if l.Whole != "" {
 					part.ID = blobID(l.Path)
+					if r.wholeLocks[l.Path] == nil {
+						r.wholeLocks[l.Path] = map[int]string{}
+					}
+					if _, ok := r.wholeLocks[l.Path][set]; !ok {
+						r.wholeLocks[l.Path][set] = e.Display()
+					}
 				}
 				if !slices.ContainsFunc(r.locks[set], func(p lockPart) bool { return string(p.Path) == l.Path && p.ID == part.ID }) {
 					r.locks[set] = append(r.locks[set], part)
@@ -302,13 +320,13 @@ func (r *orderedRules) fill(t *treeFiles) {
 // readBuildFiles reads the files of t that inference may need
 // (ecosystem.Wanted): committed ones with one git cat-file, the working
 // tree's dirty ones from disk.
-func readBuildFiles(ctx context.Context, dir string, t *treeFiles) (ecosystem.Files, error) {
+func readBuildFiles(ctx context.Context, dir string, t *treeFiles, goMods, workspaces bool) (ecosystem.Files, error) {
 	files := ecosystem.Files{}
 	byID := map[string][]string{}
 	var ids []string
 	for i := range int32(t.entries.n) {
 		e := t.entries.at(i)
-		if e.Mode != gitx.ModeFile && e.Mode != gitx.ModeExecutable || !ecosystem.Wanted(e.Path) {
+		if e.Mode != gitx.ModeFile && e.Mode != gitx.ModeExecutable || !ecosystem.Wanted(e.Path, goMods, workspaces) {
 			continue
 		}
 		if t.fromDisk[e.Path] {
@@ -356,4 +374,61 @@ func (in *inputs) inferred(job string) []Inferred {
 		return nil
 	}
 	return in.rules.inferred[in.jobSet[job]]
+}
+
+// lockChanges adds to matches, for the jobs whose inferred entries slice a
+// lockfile that changed since the base, that lockfile, when the slice of
+// the base's version (for the same packages) differs from head's. A
+// lockfile new since the base counts as changed.
+func (in *inputs) lockChanges(ctx context.Context, dir string, base Base, changes []gitx.Change, matches map[string][]FileMatch) error {
+	r := in.rules
+	if r == nil || r.repo == nil || base.None() {
+		return nil
+	}
+	for _, c := range changes {
+		var old []byte
+		loaded, missing := false, false
+		for set, entries := range in.ordered {
+			var inferred []core.Input
+			for _, e := range entries {
+				if e.Inferred() {
+					inferred = append(inferred, e)
+				}
+			}
+			for i, e := range inferred {
+				x := r.inferred[set][i]
+				li := slices.IndexFunc(x.Locks, func(l ecosystem.Lock) bool { return l.Path == c.Path && l.Whole == "" })
+				if e.Kind != core.InputWorkspace || li < 0 {
+					continue
+				}
+				if !loaded {
+					var err error
+					old, err = gitx.FileAt(ctx, dir, base.Commit, c.Path, maxBuildFile)
+					switch {
+					case core.KindOf(err) == core.KindNotFound:
+						missing = true
+					case err != nil:
+						return err
+					}
+					loaded = true
+				}
+				changed := missing
+				if !changed {
+					l, err := r.repo.LockAt(c.Path, old, e.Value)
+					changed = err != nil || l.Digest != x.Locks[li].Digest
+				}
+				if !changed {
+					continue
+				}
+				for _, job := range in.setJobs[set] {
+					fm := newFileMatch(c)
+					fm.Glob = e.Display()
+					matches[job] = append(matches[job], fm)
+					slices.SortFunc(matches[job], func(a, b FileMatch) int { return strings.Compare(a.Path, b.Path) })
+				}
+				break
+			}
+		}
+	}
+	return nil
 }

@@ -230,7 +230,11 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 	if slices.ContainsFunc(o.Pipeline.Jobs, func(j core.JobSpec) bool { return j.Hermetic }) {
 		p.files = &jobFiles{tree: tree, in: in}
 	}
-	d := decider{o: o, base: base, digests: digests, matches: in.matchChanges(changes, links), decided: map[string]Decision{},
+	matches := in.matchChanges(changes, links)
+	if err := in.lockChanges(ctx, dir, base, changes, matches); err != nil {
+		return nil, err
+	}
+	d := decider{o: o, base: base, digests: digests, matches: matches, decided: map[string]Decision{},
 		warned: warningsByJob(warnings), in: in, links: links}
 	d.decideAll(p, jobs, order)
 	return p, nil

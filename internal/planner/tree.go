@@ -347,6 +347,16 @@ func (in *inputs) matchChanges(changes []gitx.Change, links *followed) map[strin
 					}
 				}
 			}
+			for set, entry := range in.rules.wholeLocks[c.Path] {
+				if !seen[set] {
+					seen[set] = true
+					for _, job := range in.setJobs[set] {
+						fm := newFileMatch(c)
+						fm.Glob = entry
+						out[job] = append(out[job], fm)
+					}
+				}
+			}
 		}
 		for set, via := range links.reaching(c.Path) {
 			if seen[set] {

@@ -310,6 +310,14 @@ func TestWorkspaceInference(t *testing.T) {
 			if len(ex.Inferred) != 1 || len(ex.Inferred[0].Locks) != 1 || ex.Inferred[0].Locks[0].Whole != "" {
 				t.Errorf("example's expansion = %+v, want one sliced lockfile", ex.Inferred)
 			}
+			// The lockfile is a changed file of example alone: its slice
+			// at the base differs.
+			if g := matchedGlob(t, p, "example", tt.lockfile); g != "{workspace: @acme/example}" {
+				t.Errorf("the lockfile matched by %q", g)
+			}
+			if ui, _ := p.Job("ui"); len(ui.Why) != 1 {
+				t.Errorf("ui: %s, want only its reuse", ui.Explain())
+			}
 			h.step("LibraryLockfile", map[string]string{tt.lockfile: tt.lock("1.3.1", "4.17.22", "5.4.5")},
 				decisions{Run: all})
 			h.step("TopDependency", map[string]string{tt.lockfile: tt.lock("1.3.1", "4.17.22", "5.5.0")},
@@ -329,6 +337,9 @@ func TestWorkspaceInference(t *testing.T) {
 			if len(ex.Inferred) != 1 || len(ex.Inferred[0].Locks) != 1 || ex.Inferred[0].Locks[0].Whole == "" {
 				t.Errorf("example's expansion = %+v, want the whole lockfile, with why", ex.Inferred)
 			}
+			if g := matchedGlob(t, p, "example", tt.lockfile); g != "{workspace: @acme/example}" {
+				t.Errorf("the whole lockfile matched by %q", g)
+			}
 		})
 	}
 }
@@ -344,7 +355,7 @@ func TestWorkspaceInferenceErrors(t *testing.T) {
 		{"UnknownName", map[string]string{"pnpm-workspace.yaml": "packages: ['p/*']\n", "p/a/package.json": `{"name": "a"}`}, `no workspace package is named "@acme/x"`},
 		{"BadPackageJSON", map[string]string{"pnpm-workspace.yaml": "packages: ['p/*']\n", "p/a/package.json": "{\n  \"name\": \"a\",\n  oops\n}"}, "p/a/package.json:3"},
 		{"Duplicate", map[string]string{"package.json": `{"workspaces": ["p/*"]}`, "p/a/package.json": `{"name": "@acme/x"}`, "p/b/package.json": `{"name": "@acme/x"}`}, `both named "@acme/x"`},
-		{"BadWorkspaceFile", map[string]string{"pnpm-workspace.yaml": "packages: [\n"}, "pnpm-workspace.yaml: line"},
+		{"BadWorkspaceFile", map[string]string{"pnpm-workspace.yaml": "packages: [\n"}, "pnpm-workspace.yaml:1: packages must be a list of globs"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -63,5 +64,47 @@ func TestCopyFilesOnlyThose(t *testing.T) {
 	err = CopyFiles(src, filepath.Join(t.TempDir(), "ws"), []gitx.TreeEntry{{Path: "gone.txt", Mode: gitx.ModeFile}})
 	if err == nil || !strings.Contains(err.Error(), `"gone.txt" is among the job's inputs but not in the snapshot`) {
 		t.Errorf("an entry the snapshot lacks: %v", err)
+	}
+}
+
+// BenchmarkWorkspace compares a whole copy of a 2,500-file snapshot with a
+// hermetic workspace of 50 of its files (create and remove, as an attempt
+// does).
+func BenchmarkWorkspace(b *testing.B) {
+	src := filepath.Join(b.TempDir(), "snap")
+	var entries []gitx.TreeEntry
+	for d := range 50 {
+		for f := range 50 {
+			p := filepath.Join("pkg", strconv.Itoa(d), "f"+strconv.Itoa(f)+".txt")
+			if err := os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(src, p), []byte(strings.Repeat("x", 2000)), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			if d == 7 {
+				entries = append(entries, gitx.TreeEntry{Path: filepath.ToSlash(p), Mode: gitx.ModeFile})
+			}
+		}
+	}
+	slices.SortFunc(entries, func(a, b gitx.TreeEntry) int { return strings.Compare(a.Path, b.Path) })
+	dst := filepath.Join(b.TempDir(), "ws")
+	for _, c := range []struct {
+		name  string
+		build func() error
+	}{
+		{"Copy2500", func() error { return copyTree(src, dst) }},
+		{"Hermetic50of2500", func() error { return copyFiles(src, dst, entries) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := c.build(); err != nil {
+					b.Fatal(err)
+				}
+				if err := os.RemoveAll(dst); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
