@@ -94,7 +94,7 @@ func BenchmarkWorkspace(b *testing.B) {
 		build func() error
 	}{
 		{"Copy2500", func() error { return copyTree(src, dst) }},
-		{"Hermetic50of2500", func() error { return copyFiles(src, dst, entries) }},
+		{"Hermetic50of2500", func() error { return CopyFiles(src, dst, entries) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
