@@ -171,7 +171,8 @@ func New(ctx context.Context, cfg Config, st Store, opts ...Option) (*Auth, erro
 		return nil, core.Wrap(core.KindUnavailable, "OpenID discovery at "+cfg.Issuer, err)
 	}
 	a.provider = p
-	a.verifier = p.Verifier(&oidc.Config{ClientID: cfg.ClientID, Now: a.now})
+	// Tokens expire by the provider's clock, the real one, not WithClock's.
+	a.verifier = p.Verifier(&oidc.Config{ClientID: cfg.ClientID})
 	a.oauth = oauth2.Config{
 		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, RedirectURL: cfg.RedirectURL,
 		Endpoint: p.Endpoint(), Scopes: a.cfg.Scopes,
