@@ -328,15 +328,15 @@ func (a *Auth) load(ctx context.Context, id string) (Session, error) {
 // of a public project. An unknown project, and a store that fails, give "".
 func (a *Auth) Role(ctx context.Context, project string) string {
 	s, signedIn := SessionFrom(ctx)
-	if signedIn && a.isAdmin(s.User) {
-		return RoleAdmin
-	}
 	p, err := a.st.Project(ctx, project)
 	if err != nil {
 		if core.KindOf(err) != core.KindNotFound {
 			a.log.WarnContext(ctx, "role not resolved", "project", project, "err", err)
 		}
 		return ""
+	}
+	if signedIn && a.isAdmin(s.User) {
+		return RoleAdmin
 	}
 	best := ""
 	if p.Public {
