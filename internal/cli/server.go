@@ -43,6 +43,7 @@ type serverOptions struct {
 	checkpointInterval                           time.Duration
 	checkpointPublic                             []string
 	scrub                                        scrubFlags
+	oidc                                         oidcFlags
 }
 
 func newServerCmd(e env) *cobra.Command {
@@ -97,6 +98,7 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	f.DurationVar(&o.checkpointInterval, "checkpoint-interval", eventlog.DefaultCheckpointInterval, "how often the leader signs a checkpoint of the artifact store's event log, when it grew, with the signing key")
 	f.StringArrayVar(&o.checkpointPublic, "checkpoint-public-key", nil, "hex Ed25519 public key whose artifact store checkpoints are genuine too: a signing key rotated away (repeatable)")
 	o.scrub.register(f)
+	o.oidc.register(f)
 	f.DurationVar(&o.drainDelay, "drain-delay", 0, "on shutdown, how long to keep serving with /readyz answering 503 before closing the listener, so a load balancer stops sending requests first")
 	return cmd
 }
@@ -120,6 +122,10 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		if u, err := url.Parse(o.externalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return usage(fmt.Errorf("--external-url %q: give an http or https URL such as https://ci.example.com", o.externalURL))
 		}
+	}
+	o.oidc.fromEnv(e)
+	if err := o.oidc.check(o.externalURL); err != nil {
+		return err
 	}
 	if o.dataDir == "" {
 		o.dataDir = "deltaci-data"
@@ -250,12 +256,16 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	}
 
 	srv := api.New(cfg)
+	web, err := o.oidc.auth(ctx, cfg.Store, o.externalURL, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return usage(fmt.Errorf("--listen %s: %w", o.listen, err))
 	}
 	hs := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           webHandler(web, srv.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
