@@ -210,6 +210,9 @@ type Workspace struct {
 	// Dir is the workspace: the job's working directory, where the outputs
 	// of the jobs it needs are restored and its own outputs are read.
 	Dir string
+	// Written is where what is written to Dir lands on disk: the upper
+	// layer of a view, Dir itself for a copy. Its disk use is the job's.
+	Written string
 	// root holds Dir and, for an overlay, its upper and work directories.
 	root    string
 	b       *Builder
@@ -231,6 +234,7 @@ func (b *Builder) Create(ctx context.Context, base, root string) (*Workspace, er
 		return nil, core.Wrap(core.KindInternal, op, err)
 	}
 	w := &Workspace{Dir: filepath.Join(root, treeName), root: root, b: b}
+	w.Written = w.Dir
 	fail := func(err error) (*Workspace, error) {
 		_ = RemoveAll(context.WithoutCancel(ctx), root)
 		if ctx.Err() != nil {
@@ -248,6 +252,7 @@ func (b *Builder) Create(ctx context.Context, base, root string) (*Workspace, er
 		return w, nil
 	}
 	upper, scratch := filepath.Join(root, upperName), filepath.Join(root, scratchName)
+	w.Written = upper
 	for _, d := range []string{w.Dir, upper, scratch} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return fail(err)
