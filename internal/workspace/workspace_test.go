@@ -356,3 +356,42 @@ func TestSandboxCapCountsWhatTheJobWrites(t *testing.T) {
 		})
 	}
 }
+
+// A job of a root runner may mount something in its workspace and leave
+// it: Remove unmounts that too, rather than deleting through it or
+// failing on it.
+func TestRemoveUnmountsWhatTheJobMounted(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("only root mounts here")
+	}
+	for m, b := range builders(t) {
+		t.Run(string(m), func(t *testing.T) {
+			t.Parallel()
+			box := t.TempDir()
+			base := filepath.Join(box, "base")
+			baseTree(t, base)
+			before := treehash.Of(t, base)
+			w, err := b.Create(t.Context(), base, filepath.Join(box, "w"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("mount", "-t", "tmpfs", "tmpfs", filepath.Join(w.Dir, "dir")).CombinedOutput(); err != nil {
+				t.Fatalf("mount: %v %s", err, out)
+			}
+			write(t, filepath.Join(w.Dir, "dir/in-tmpfs"), "x", 0o644)
+			if err := w.Remove(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(filepath.Join(box, "w")); !os.IsNotExist(err) {
+				t.Errorf("the workspace is still there: %v", err)
+			}
+			if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil && bytes.Contains(b, []byte(box)) {
+				t.Errorf("a mount is left under %s", box)
+			}
+			if got := treehash.Of(t, base); got != before {
+				t.Error("Remove changed the base tree")
+			}
+		})
+	}
+}
