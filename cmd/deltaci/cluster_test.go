@@ -513,6 +513,15 @@ type runnerOpts struct {
 	capacity int
 	proc     procOpts
 	workDir  string // a new temporary directory when empty
+	// workspaces is --workspaces; the runner's default when empty.
+	workspaces string
+}
+
+func (o runnerOpts) workspacesFlag() []string {
+	if o.workspaces == "" {
+		return nil
+	}
+	return []string{"--workspaces", o.workspaces}
 }
 
 // startRunner starts a runner against s and waits until it has registered.
@@ -540,9 +549,9 @@ func (s *server) startRunner(t *testing.T, o runnerOpts) *runnerProc {
 		}
 	})
 	o.proc.env = append(o.proc.env, "DELTACI_REGISTRATION_TOKEN="+registrationToken)
-	r.proc = startProc(t, "runner", o.proc,
-		"runner", "--server", s.url(), "--work-dir", r.workDir, "--executor", o.executor,
-		"--capacity", strconv.Itoa(o.capacity), "--grace", "1s", "--drain-timeout", "5s")
+	args := []string{"runner", "--server", s.url(), "--work-dir", r.workDir, "--executor", o.executor,
+		"--capacity", strconv.Itoa(o.capacity), "--grace", "1s", "--drain-timeout", "5s"}
+	r.proc = startProc(t, "runner", o.proc, append(args, o.workspacesFlag()...)...)
 	rec := r.waitRecord(t, "runner ready", 0)
 	r.id, _ = rec["runner_id"].(string)
 	if r.id == "" {

@@ -297,7 +297,11 @@ func (s *Sandbox) run(ctx context.Context, spec Spec, dir string, out io.Writer,
 		return bw.Close()
 	}
 
-	wsCap := watchWorkspace(dir, s.limits.WorkspaceSize, workspaceCheckInterval)
+	measured := dir
+	if spec.WrittenDir != "" {
+		measured = spec.WrittenDir
+	}
+	wsCap := watchWorkspace(measured, s.limits.WorkspaceSize, workspaceCheckInterval)
 	w := watch(ctx, log, spec, cmd, pr, head, signal, setup, wsCap.over)
 	wsCap.stop()
 	if w.cutOff {

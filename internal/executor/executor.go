@@ -121,6 +121,12 @@ type Spec struct {
 	// Dir is the working directory. It must exist; a missing one is an
 	// infra error, not misuse, because workspaces are prepared at run time.
 	Dir string
+	// WrittenDir, when set, is where what the job writes to Dir lands on
+	// disk: the upper layer of a copy-on-write workspace, whose Dir also
+	// shows the shared tree under it. Sandbox measures it, not Dir, against
+	// Limits.WorkspaceSize, so the shared tree does not count, and walking
+	// it costs what the job wrote.
+	WrittenDir string
 	// Env is the complete environment as KEY=VALUE. The executor adds nothing
 	// from its own environment, so that jobs see only what the caller chose
 	// (no runner secrets leak in). A nil Env means an empty environment.

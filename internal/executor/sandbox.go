@@ -68,8 +68,9 @@ type Limits struct {
 	// ShmSize is the size of the job's /dev/shm, a tmpfs, in bytes; default
 	// 64 MiB, as in Docker. The rest of /dev is read-only.
 	ShmSize int64
-	// WorkspaceSize caps the disk space of the job's workspace (Spec.Dir),
-	// checkout included, in bytes; default 10 GiB, NoLimit for none. The
+	// WorkspaceSize caps the disk space of the job's workspace (Spec.Dir,
+	// or what the job wrote there, Spec.WrittenDir, when the workspace is
+	// a view of a shared tree), in bytes; default 10 GiB, NoLimit for none. The
 	// runner measures the workspace every 2 seconds, as du does (allocated
 	// blocks, hard links once), and kills a job past the cap at once: it
 	// fails with core.ReasonResourceLimit. The cap is approximate: a job

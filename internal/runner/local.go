@@ -209,7 +209,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		l.heartbeat(hbCtx, log, fence, cancel, lost)
 	}()
 	res, err := l.Exec.Run(execCtx, executor.Spec{
-		Script: j.Spec.Run, Dir: ws, Env: env, Timeout: j.Spec.Timeout, Grace: l.Grace,
+		Script: j.Spec.Run, Dir: ws, WrittenDir: w.Written, Env: env, Timeout: j.Spec.Timeout, Grace: l.Grace,
 		Network: j.Spec.Sandbox.Network,
 	}, masked)
 	_ = masked.Close() // the job has ended: emit the held-back tail before deltaci's own lines

@@ -315,7 +315,7 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 	masked := secret.NewMasker(logw, secrets)
 	forget := func() {}
 	res, err := r.Exec.Run(execCtx, executor.Spec{
-		Script: l.Script, Dir: ws, Env: env, Timeout: l.Timeout(), Grace: r.Grace, Network: l.Network,
+		Script: l.Script, Dir: ws, WrittenDir: view.Written, Env: env, Timeout: l.Timeout(), Grace: r.Grace, Network: l.Network,
 		Started: func(pid int) { forget = recordJob(r.WorkDir, l.AttemptID, pid) },
 	}, masked)
 	forget()

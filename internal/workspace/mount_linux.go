@@ -21,6 +21,9 @@ const msgNoMount = ""
 // filesystem under it.
 func mountOverlay(opts, dir string) error {
 	if err := syscall.Mount("overlay", dir, "overlay", syscall.MS_NOSUID|syscall.MS_NODEV, opts+",redirect_dir=on,volatile"); err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			return fmt.Errorf("mount overlayfs: %w (it takes a runner running as root; fuse-overlayfs needs no privilege)", err)
+		}
 		return fmt.Errorf("mount overlayfs: %w", err)
 	}
 	return nil

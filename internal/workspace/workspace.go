@@ -210,10 +210,11 @@ type Workspace struct {
 	// Dir is the workspace: the job's working directory, where the outputs
 	// of the jobs it needs are restored and its own outputs are read.
 	Dir string
+	// Written is where what is written to Dir lands on disk: the upper
+	// layer of a view, Dir itself for a copy. Its disk use is the job's.
+	Written string
 	// root holds Dir and, for an overlay, its upper and work directories.
-	root    string
-	b       *Builder
-	mounted bool
+	root string
 }
 
 // Create makes a workspace over base in root, a directory that must not
@@ -230,7 +231,8 @@ func (b *Builder) Create(ctx context.Context, base, root string) (*Workspace, er
 		}
 		return nil, core.Wrap(core.KindInternal, op, err)
 	}
-	w := &Workspace{Dir: filepath.Join(root, treeName), root: root, b: b}
+	w := &Workspace{Dir: filepath.Join(root, treeName), root: root}
+	w.Written = w.Dir
 	fail := func(err error) (*Workspace, error) {
 		_ = RemoveAll(context.WithoutCancel(ctx), root)
 		if ctx.Err() != nil {
@@ -248,6 +250,7 @@ func (b *Builder) Create(ctx context.Context, base, root string) (*Workspace, er
 		return w, nil
 	}
 	upper, scratch := filepath.Join(root, upperName), filepath.Join(root, scratchName)
+	w.Written = upper
 	for _, d := range []string{w.Dir, upper, scratch} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return fail(err)
@@ -268,7 +271,6 @@ func (b *Builder) Create(ctx context.Context, base, root string) (*Workspace, er
 	if err != nil {
 		return fail(err)
 	}
-	w.mounted = true
 	return w, nil
 }
 
@@ -303,15 +305,10 @@ func (b *Builder) mountFuse(ctx context.Context, opts, dir string) error {
 	return nil
 }
 
-// Remove unmounts the workspace and removes it, with what the job wrote.
+// Remove unmounts the workspace and removes it, with what the job wrote,
+// also what a job running as root mounted inside it and left there.
 func (w *Workspace) Remove(ctx context.Context) error {
-	if w.mounted {
-		if err := unmount(ctx, w.Dir); err != nil {
-			return core.Wrap(core.KindInternal, "remove workspace", err)
-		}
-		w.mounted = false
-	}
-	if err := removeTree(w.root); err != nil {
+	if err := RemoveAll(ctx, w.root); err != nil {
 		return core.Wrap(core.KindInternal, "remove workspace", err)
 	}
 	return nil

@@ -308,3 +308,90 @@ func TestNewRefusesAnUnusableMethod(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// In a view, the sandbox's workspace cap counts what the job writes, not
+// the shared tree under it: a tree twice the cap is read freely, and a
+// job writing past the cap is still killed.
+func TestSandboxCapCountsWhatTheJobWrites(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("bwrap is not installed, and CI must run the sandbox tests")
+		}
+		t.Skip("!!! NOT TESTING THE SANDBOX EXECUTOR: bwrap is not installed")
+	}
+	sb, err := executor.NewSandbox(slog.New(slog.DiscardHandler), executor.SandboxOptions{Limits: executor.Limits{WorkspaceSize: 4 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m, b := range builders(t) {
+		if m == workspace.MethodCopy {
+			continue // a copy is the job's own: all of it counts
+		}
+		t.Run(string(m), func(t *testing.T) {
+			t.Parallel()
+			box := t.TempDir()
+			base := filepath.Join(box, "base")
+			write(t, filepath.Join(base, "big"), strings.Repeat("x", 8<<20), 0o644)
+			w, err := b.Create(t.Context(), base, filepath.Join(box, "w"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Remove(context.WithoutCancel(t.Context()))
+			spec := executor.Spec{Dir: w.Dir, WrittenDir: w.Written, Timeout: time.Minute, Grace: time.Hour,
+				Env: []string{"PATH=" + os.Getenv("PATH")}}
+			var out bytes.Buffer
+			// Long enough for the cap to be measured: the first time at once.
+			spec.Script = "wc -c < big; sleep 1; wc -c < big"
+			res, err := sb.Run(t.Context(), spec, &out)
+			if err != nil || res.State != core.AttemptSucceeded || out.String() != "8388608\n8388608\n" {
+				t.Fatalf("reading the tree: %v %+v %q", err, res, out.String())
+			}
+			spec.Script = "head -c 16777216 /dev/zero > written; while :; do sleep 1; done"
+			out.Reset()
+			res, err = sb.Run(t.Context(), spec, &out)
+			if err != nil || res.Reason != core.ReasonResourceLimit {
+				t.Fatalf("writing past the cap: %v %+v %q", err, res, out.String())
+			}
+		})
+	}
+}
+
+// A job of a root runner may mount something in its workspace and leave
+// it: Remove unmounts that too, rather than deleting through it or
+// failing on it.
+func TestRemoveUnmountsWhatTheJobMounted(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("only root mounts here")
+	}
+	for m, b := range builders(t) {
+		t.Run(string(m), func(t *testing.T) {
+			t.Parallel()
+			box := t.TempDir()
+			base := filepath.Join(box, "base")
+			baseTree(t, base)
+			before := treehash.Of(t, base)
+			w, err := b.Create(t.Context(), base, filepath.Join(box, "w"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("mount", "-t", "tmpfs", "tmpfs", filepath.Join(w.Dir, "dir")).CombinedOutput(); err != nil {
+				t.Fatalf("mount: %v %s", err, out)
+			}
+			write(t, filepath.Join(w.Dir, "dir/in-tmpfs"), "x", 0o644)
+			if err := w.Remove(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(filepath.Join(box, "w")); !os.IsNotExist(err) {
+				t.Errorf("the workspace is still there: %v", err)
+			}
+			if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil && bytes.Contains(b, []byte(box)) {
+				t.Errorf("a mount is left under %s", box)
+			}
+			if got := treehash.Of(t, base); got != before {
+				t.Error("Remove changed the base tree")
+			}
+		})
+	}
+}
