@@ -327,6 +327,7 @@ func Empty(root string) (*Workspace, error) {
 		return nil, core.Wrap(core.KindInternal, op, err)
 	}
 	w := &Workspace{Dir: filepath.Join(root, treeName), root: root}
+	w.Written = w.Dir
 	if err := os.Mkdir(w.Dir, 0o755); err != nil {
 		_ = removeTree(root)
 		return nil, core.Wrap(core.KindInternal, op, err)
