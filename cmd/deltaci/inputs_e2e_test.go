@@ -112,3 +112,83 @@ jobs:
 		t.Errorf("plan with a replace outside: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestExampleLockfileChangeReusesLibraries: in a pnpm workspace, a
+// lockfile change for an example app runs the example's job alone; the
+// library's job is reused, and --explain says which lockfile slice moved.
+func TestExampleLockfileChangeReusesLibraries(t *testing.T) {
+	t.Parallel()
+	lock := func(leftPad string) string {
+		return `lockfileVersion: '9.0'
+
+importers:
+
+  .: {}
+
+  apps/example:
+    dependencies:
+      '@shop/ui':
+        specifier: workspace:*
+        version: link:../../packages/ui
+      left-pad:
+        specifier: ^1.3.0
+        version: ` + leftPad + `
+
+  packages/ui:
+    dependencies:
+      lodash:
+        specifier: ^4.17.0
+        version: 4.17.21
+
+packages:
+
+  left-pad@` + leftPad + `:
+    resolution: {integrity: sha512-x` + leftPad + `}
+
+  lodash@4.17.21:
+    resolution: {integrity: sha512-y}
+
+snapshots:
+
+  left-pad@` + leftPad + `: {}
+
+  lodash@4.17.21: {}
+`
+	}
+	dir := repo(t, map[string]string{
+		".gitignore":                ".deltaci/\n",
+		"package.json":              `{"name": "shop", "private": true}`,
+		"pnpm-workspace.yaml":       "packages:\n  - \"packages/*\"\n  - \"apps/*\"\n",
+		"pnpm-lock.yaml":            lock("1.3.0"),
+		"packages/ui/package.json":  `{"name": "@shop/ui", "dependencies": {"lodash": "^4.17.0"}}`,
+		"packages/ui/index.js":      "module.exports = 1\n",
+		"apps/example/package.json": `{"name": "@shop/example", "dependencies": {"@shop/ui": "workspace:*", "left-pad": "^1.3.0"}}`,
+		"apps/example/index.js":     "require('@shop/ui')\n",
+		".deltaci.yml": `version: 1
+jobs:
+  ui:
+    run: cat packages/ui/index.js
+    inputs: [{workspace: "@shop/ui"}]
+  example:
+    run: cat apps/example/index.js
+    inputs: [{workspace: "@shop/example"}]
+`,
+	})
+	if r := deltaci(t, dir, "run"); r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	write(t, dir, "pnpm-lock.yaml", lock("1.3.1"))
+	r := deltaci(t, dir, "plan", "--explain")
+	for _, want := range []string{
+		"modified     pnpm-lock.yaml  matched {workspace: @shop/example}",
+		"  inputs {workspace: @shop/ui} expands to:\n      package @shop/ui in packages/ui/\n      file package.json\n      file pnpm-workspace.yaml\n      pnpm-lock.yaml: the entries of these packages (sha256:",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("plan --explain lacks %q:\n%s%s", want, r.stdout, r.stderr)
+		}
+	}
+	r = deltaci(t, dir, "run")
+	if got := summary(t, r.stdout); !strings.HasPrefix(got["ui"], "reused|") || got["example"] != "succeeded|-|1" {
+		t.Errorf("run after the example's lockfile change: %v\n%s%s", got, r.stdout, r.stderr)
+	}
+}

@@ -194,6 +194,12 @@
 //	    "decision": "run",               // run | reuse | skip
 //	    "digest": "sha256:<64 hex>",
 //	    "needs": ["lint"],               // sorted
+//	    "inputs_from": ["schema"],       // sorted, left out when none
+//	    "inferred": [{"input": "{go: ./services/api}",
+//	                  "units": [{"name": "example.com/api", "dir": "services/api"}],
+//	                  "include": ["services/api"], "exclude": [], "files": [],
+//	                  "locks": [{"path": "pnpm-lock.yaml", "digest": "sha256:...",
+//	                             "whole": "why, instead of digest"}]}],
 //	    "reused_from": {"run_id": "...", "attempt_id": "...", "attempt": 1},
 //	    "why": [{
 //	      "code": "inputs_changed",      // see ReasonCode

@@ -421,6 +421,9 @@ func (in *inputs) lockChanges(ctx context.Context, dir string, base Base, change
 					continue
 				}
 				for _, job := range in.setJobs[set] {
+					if slices.ContainsFunc(matches[job], func(f FileMatch) bool { return f.Path == c.Path }) {
+						continue // a glob of the job matches the whole file too
+					}
 					fm := newFileMatch(c)
 					fm.Glob = e.Display()
 					matches[job] = append(matches[job], fm)
