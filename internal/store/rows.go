@@ -141,22 +141,23 @@ func EventFromRow(r EventRow) (core.Event, error) {
 // specRecord is the stored JSON form of a job definition. It is separate from
 // core.JobSpec so that renaming a domain field cannot break stored rows.
 type specRecord struct {
-	Name      string              `json:"name"`
-	Run       string              `json:"run"`
-	Needs     []string            `json:"needs,omitempty"`
-	Inputs    []string            `json:"inputs,omitempty"`
-	Env       map[string]string   `json:"env,omitempty"`
-	Secrets   []string            `json:"secrets,omitempty"`
-	Outputs   []string            `json:"outputs,omitempty"`
-	Reports   map[string][]string `json:"reports,omitempty"`
-	TimeoutMS int64               `json:"timeout_ms"`
-	Retry     retryRecord         `json:"retry"`
-	RunsOn    []string            `json:"runs_on,omitempty"`
-	Network   bool                `json:"sandbox_network,omitempty"`
-	Reuse     bool                `json:"reuse"`
-	Hermetic  bool                `json:"hermetic,omitempty"`
-	Branches  []string            `json:"branches,omitempty"`
-	Events    []string            `json:"events,omitempty"`
+	Name       string              `json:"name"`
+	Run        string              `json:"run"`
+	Needs      []string            `json:"needs,omitempty"`
+	Inputs     []string            `json:"inputs,omitempty"`
+	InputsFrom []string            `json:"inputs_from,omitempty"`
+	Env        map[string]string   `json:"env,omitempty"`
+	Secrets    []string            `json:"secrets,omitempty"`
+	Outputs    []string            `json:"outputs,omitempty"`
+	Reports    map[string][]string `json:"reports,omitempty"`
+	TimeoutMS  int64               `json:"timeout_ms"`
+	Retry      retryRecord         `json:"retry"`
+	RunsOn     []string            `json:"runs_on,omitempty"`
+	Network    bool                `json:"sandbox_network,omitempty"`
+	Reuse      bool                `json:"reuse"`
+	Hermetic   bool                `json:"hermetic,omitempty"`
+	Branches   []string            `json:"branches,omitempty"`
+	Events     []string            `json:"events,omitempty"`
 }
 
 type retryRecord struct {
@@ -169,7 +170,7 @@ type retryRecord struct {
 // SpecToRecord returns the stored form of a job definition.
 func SpecToRecord(s core.JobSpec) any {
 	return specRecord{
-		Name: s.Name, Run: s.Run, Needs: s.Needs, Inputs: s.Inputs, Env: s.Env, Secrets: s.Secrets,
+		Name: s.Name, Run: s.Run, Needs: s.Needs, Inputs: s.Inputs, InputsFrom: s.InputsFrom, Env: s.Env, Secrets: s.Secrets,
 		Outputs: s.Outputs, Reports: s.Reports, TimeoutMS: s.Timeout.Milliseconds(),
 		Retry:  retryRecord{RunnerLost: s.Retry.RunnerLost, InfraError: s.Retry.InfraError, ExitCodes: s.Retry.ExitCodes, Max: s.Retry.Max},
 		RunsOn: s.RunsOn, Network: s.Sandbox.Network, Reuse: s.Reuse, Hermetic: s.Hermetic, Branches: s.Branches, Events: s.Events,
@@ -178,7 +179,7 @@ func SpecToRecord(s core.JobSpec) any {
 
 func (r specRecord) spec() core.JobSpec {
 	return core.JobSpec{
-		Name: r.Name, Run: r.Run, Needs: r.Needs, Inputs: r.Inputs, Env: r.Env, Secrets: r.Secrets,
+		Name: r.Name, Run: r.Run, Needs: r.Needs, Inputs: r.Inputs, InputsFrom: r.InputsFrom, Env: r.Env, Secrets: r.Secrets,
 		Outputs: r.Outputs, Reports: r.Reports, Timeout: time.Duration(r.TimeoutMS) * time.Millisecond,
 		Retry:  core.RetryPolicy{RunnerLost: r.Retry.RunnerLost, InfraError: r.Retry.InfraError, ExitCodes: r.Retry.ExitCodes, Max: r.Retry.Max},
 		RunsOn: r.RunsOn, Sandbox: core.Sandbox{Network: r.Network}, Reuse: r.Reuse, Hermetic: r.Hermetic,

@@ -710,7 +710,7 @@ func Run(t *testing.T, open Opener) {
 			Env: map[string]string{"K": "v"}, Secrets: []string{"TOKEN"}, Outputs: []string{"out/*"},
 			Reports: map[string][]string{"junit": {"r.xml"}}, Timeout: 90 * time.Second,
 			Retry:  core.RetryPolicy{RunnerLost: 2, InfraError: 1, ExitCodes: []int{75}, Max: 3},
-			RunsOn: []string{"linux", "big"}, Sandbox: core.Sandbox{Network: true}, Reuse: false, Hermetic: true,
+			RunsOn: []string{"linux", "big"}, Sandbox: core.Sandbox{Network: true}, Reuse: false, Hermetic: true, InputsFrom: []string{"lib"},
 			Branches: []string{"main"}, Events: []string{"push"},
 		}
 		r, _, err := b.s.CreateRun(b.ctx, "test", store.NewRun{Event: "push", Jobs: []store.NewJob{{
