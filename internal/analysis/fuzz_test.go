@@ -95,6 +95,7 @@ func FuzzExcerpt(f *testing.F) {
 	f.Add([]byte("error: weak\n\x1b[31m--- FAIL: TestX\x1b[0m\r\nnext"))
 	f.Add([]byte("progress 1%\rprogress 100%\npanic: x"))
 	f.Add([]byte("\xff\xfeTraceback (most recent call last):\n"))
+	f.Add([]byte("make a thing\nMAKE[1] x:y :\x1b[0m3\nerrorfaifail●\nFATAL TRACEBACK npm exit :7"))
 	lim := DefaultLimits()
 	lim.ExcerptBefore, lim.ExcerptAfter = 2, 2
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -108,6 +109,21 @@ func FuzzExcerpt(f *testing.F) {
 		}
 		if ex.Found != (ex.Pattern != PatternNone) || !utf8.ValidString(ex.Text) {
 			t.Fatalf("excerpt %+v", ex)
+		}
+		// The keyword automaton finds what a search for each keyword in
+		// the lower-cased input finds.
+		lower := bytes.Clone(in)
+		for i, c := range lower { // ASCII only, as the automaton folds
+			if 'A' <= c && c <= 'Z' {
+				lower[i] = c + 'a' - 'A'
+			}
+		}
+		naive := false
+		for _, k := range excerptKeywords {
+			naive = naive || bytes.Contains(lower, []byte(k))
+		}
+		if (keywords.find(in) >= 0) != naive {
+			t.Fatalf("%q: the automaton says %v", in, !naive)
 		}
 	})
 }
