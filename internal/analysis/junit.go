@@ -44,6 +44,11 @@ func parseJUnit(lr *limitReader, lim Limits) (*Report, error) {
 	for {
 		kind, err := z.next()
 		if err != nil {
+			// Past the limit the input is cut anywhere: the limit says
+			// what went wrong better than the tokenizer at the cut.
+			if lr.err != nil {
+				return nil, lr.err
+			}
 			return nil, err
 		}
 		switch kind {

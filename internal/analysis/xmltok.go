@@ -261,7 +261,10 @@ func validName(n []byte) bool {
 
 // qualified checks the colons of an element or attribute name:
 // encoding/xml refuses more than one.
-func qualified(n []byte) bool { return bytes.Count(n, []byte(":")) <= 1 }
+func qualified(n []byte) bool {
+	i := bytes.IndexByte(n, ':')
+	return i < 0 || bytes.IndexByte(n[i+1:], ':') < 0
+}
 
 // space skips white space.
 func (z *xmlTokenizer) space() {
