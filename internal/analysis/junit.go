@@ -368,7 +368,7 @@ func seconds(b []byte) time.Duration {
 }
 
 // charsetReader lets reports declare the single-byte encodings Java tools
-// may write; UTF-8 is the decoder's own.
+// may write; UTF-8 is the tokenizer's own.
 func charsetReader(charset string, input io.Reader) (io.Reader, error) {
 	switch strings.ToLower(charset) {
 	case "iso-8859-1", "iso8859-1", "latin1", "latin-1", "us-ascii", "ascii":
