@@ -170,6 +170,9 @@ type Queries interface {
 	ListRunStatuses(ctx context.Context, runID string) ([]StatusRow, error)
 	StatusBacklog(ctx context.Context) (int, time.Time, error)
 	PruneStatuses(ctx context.Context, before time.Time) (int64, error)
+
+	// The Failure Analyzer's rows (analysis.go).
+	AnalysisQueries
 }
 
 // LogState is the log bookkeeping of one attempt.
