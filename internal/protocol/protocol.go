@@ -147,6 +147,9 @@ type Lease struct {
 	TimeoutMillis int64             `json:"timeout_ms"`
 	Network       bool              `json:"network"`
 	Outputs       []string          `json:"outputs"`
+	// Reports are the job's report globs by format (junit, gotest): the
+	// runner uploads the files they match, whatever the outcome.
+	Reports map[string][]string `json:"reports,omitempty"`
 	// Needs are the outputs manifests of the jobs this one needs, restored
 	// into the workspace before the job starts.
 	Needs []NeedOutputs `json:"needs"`
@@ -198,6 +201,10 @@ type CompleteRequest struct {
 	// OutputsManifest is the digest of the manifest of the attempt's
 	// outputs, already uploaded to the artifact store (successes only).
 	OutputsManifest string `json:"outputs_manifest,omitempty"`
+	// ReportsManifest is the digest of the manifest of the attempt's
+	// report files, already uploaded (any outcome; none when the job has
+	// no reports).
+	ReportsManifest string `json:"reports_manifest,omitempty"`
 }
 
 // CompleteResponse echoes the recorded outcome.

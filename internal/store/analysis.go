@@ -145,8 +145,20 @@ type Recorded struct {
 // core.KindLeaseLost error when the claim passed to another replica, and
 // does nothing more for an attempt analyzed already.
 func (s *Store) RecordAnalysis(ctx context.Context, c AnalysisClaim, scope string, a core.Analysis, clearAfter int) (Recorded, error) {
+	rec, _, err := s.RecordAnalysisThen(ctx, c, scope, a, clearAfter, nil)
+	return rec, err
+}
+
+// AnalyzerActor is the author of the moves made with an analysis.
+const AnalyzerActor = "analyzer"
+
+// RecordAnalysisThen is RecordAnalysis followed, in the same transaction
+// and only when the analysis was new, by then (which may move the
+// attempt's job, as AnalyzerActor); it returns what then reported.
+func (s *Store) RecordAnalysisThen(ctx context.Context, c AnalysisClaim, scope string, a core.Analysis, clearAfter int,
+	then func(*Tx) (bool, error)) (Recorded, bool, error) {
 	if a.AttemptID != c.AttemptID || a.AttemptID == "" {
-		return Recorded{}, core.E(core.KindInvalid, "record analysis", "the analysis is of attempt %q, the claim of %q", a.AttemptID, c.AttemptID)
+		return Recorded{}, false, core.E(core.KindInvalid, "record analysis", "the analysis is of attempt %q, the claim of %q", a.AttemptID, c.AttemptID)
 	}
 	if clearAfter <= 0 {
 		clearAfter = DefaultFlakyClearAfter
@@ -155,9 +167,10 @@ func (s *Store) RecordAnalysis(ctx context.Context, c AnalysisClaim, scope strin
 	a.AnalyzedAt = now
 	detail, err := json.Marshal(a)
 	if err != nil {
-		return Recorded{}, core.Wrap(core.KindInternal, "record analysis", err)
+		return Recorded{}, false, core.Wrap(core.KindInternal, "record analysis", err)
 	}
 	var rec Recorded
+	var thenSaid bool
 	err = s.drv.Write(ctx, func(q Queries) error {
 		ok, err := q.FinishAnalysis(ctx, c)
 		if err != nil {
@@ -186,13 +199,23 @@ func (s *Store) RecordAnalysis(ctx context.Context, c AnalysisClaim, scope strin
 				return err
 			}
 		}
-		rec.NewFlaky, err = recordFlakiness(ctx, q, scope, a, now, clearAfter)
+		if rec.NewFlaky, err = recordFlakiness(ctx, q, scope, a, now, clearAfter); err != nil {
+			return err
+		}
+		if then != nil {
+			thenSaid, err = then(&Tx{q: q, actor: AnalyzerActor, now: now})
+		}
 		return err
 	})
 	if err != nil {
-		return Recorded{}, fmt.Errorf("record analysis of %s: %w", a.AttemptID, err)
+		return Recorded{}, false, fmt.Errorf("record analysis of %s: %w", a.AttemptID, err)
 	}
-	return rec, nil
+	return rec, thenSaid, nil
+}
+
+// AttemptJob returns an attempt and its job.
+func (s *Store) AttemptJob(ctx context.Context, attemptID string) (core.Attempt, core.Job, error) {
+	return s.drv.Read().GetAttemptJob(ctx, attemptID)
 }
 
 // passedAttempt and failedAttempt sort attempts for flakiness: a success,
@@ -457,4 +480,21 @@ func (s *Store) BaseAttempt(ctx context.Context, run core.Run, job string) (core
 		}
 	}
 	return core.Attempt{}, core.E(core.KindNotFound, "base attempt", "the base's job %s has no ended attempt", job)
+}
+
+// Flaky returns the scope's flaky rows of one job, within the transaction.
+func (tx *Tx) Flaky(ctx context.Context, scope, job string) ([]core.Flaky, error) {
+	rows, err := tx.q.ListFlaky(ctx, scope, job)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]core.Flaky, 0, len(rows))
+	for _, r := range rows {
+		f, err := flakyFromRow(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
