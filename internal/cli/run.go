@@ -150,7 +150,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	for _, w := range pl.Warnings {
 		con.printf("deltaci: warning: %s\n", termsafe.String(w.String()))
 	}
-	nr := store.NewRun{Repo: top, Ref: branch, Commit: head, Event: core.EventManual, Trusted: true}
+	nr := store.NewRun{Repo: top, Ref: branch, Commit: head, Event: core.EventManual, Trusted: true, Base: pl.Base.Commit}
 	for _, s := range specs {
 		nj := store.NewJob{Spec: s}
 		if pj, ok := pl.Job(s.Name); ok {

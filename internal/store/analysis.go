@@ -45,6 +45,9 @@ type AnalysisQueries interface {
 	// ListFlaky returns a scope's flaky rows, of one job when job is set.
 	ListFlaky(ctx context.Context, scope, job string) ([]FlakyRow, error)
 	UpsertFlaky(ctx context.Context, f FlakyRow) error
+	// BumpJobStatus has a job's status context posted again (a no-op for
+	// a run that reports to no forge).
+	BumpJobStatus(ctx context.Context, runID, jobID string, at time.Time) error
 }
 
 // AnalysisClaim is a claimed row of the analysis queue.
@@ -200,6 +203,9 @@ func (s *Store) RecordAnalysisThen(ctx context.Context, c AnalysisClaim, scope s
 			}
 		}
 		if rec.NewFlaky, err = recordFlakiness(ctx, q, scope, a, now, clearAfter); err != nil {
+			return err
+		}
+		if err := q.BumpJobStatus(ctx, a.RunID, a.JobID, now); err != nil {
 			return err
 		}
 		if then != nil {

@@ -166,3 +166,7 @@ func optMillis(t time.Time) int64 {
 	}
 	return store.Millis(t)
 }
+
+func (x queries) BumpJobStatus(ctx context.Context, runID, jobID string, at time.Time) error {
+	return mapErr("bump job status", x.q.BumpJobStatus(ctx, sqlitedb.BumpJobStatusParams{RunID: runID, JobID: jobID, ChangedAt: store.Millis(at)}))
+}

@@ -25,6 +25,24 @@ func (q *Queries) AnalysisBacklog(ctx context.Context) (AnalysisBacklogRow, erro
 	return i, err
 }
 
+const bumpJobStatus = `-- name: BumpJobStatus :exec
+UPDATE status_outbox SET version = version + 1, changed_at = $1, tries = 0, next_at = 0
+WHERE run_id = $2 AND job_id = $3
+`
+
+type BumpJobStatusParams struct {
+	ChangedAt int64
+	RunID     string
+	JobID     string
+}
+
+// A job's status context is posted again once its attempt is analyzed:
+// its description then names the failing tests.
+func (q *Queries) BumpJobStatus(ctx context.Context, arg BumpJobStatusParams) error {
+	_, err := q.db.Exec(ctx, bumpJobStatus, arg.ChangedAt, arg.RunID, arg.JobID)
+	return err
+}
+
 const claimAnalysis = `-- name: ClaimAnalysis :one
 UPDATE analysis_queue SET claim = $1, lease_until = $2, tries = tries + 1
 WHERE attempt_id = (

@@ -73,3 +73,9 @@ VALUES (sqlc.arg(scope), sqlc.arg(job), sqlc.arg(test), sqlc.arg(since), sqlc.ar
 ON CONFLICT (scope, job, test) DO UPDATE
 SET since = excluded.since, last_seen = excluded.last_seen, passes = excluded.passes,
     cleared_at = excluded.cleared_at, evidence = excluded.evidence;
+
+-- name: BumpJobStatus :exec
+-- A job's status context is posted again once its attempt is analyzed:
+-- its description then names the failing tests.
+UPDATE status_outbox SET version = version + 1, changed_at = sqlc.arg(changed_at), tries = 0, next_at = 0
+WHERE run_id = sqlc.arg(run_id) AND job_id = sqlc.arg(job_id);
