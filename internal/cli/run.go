@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deltaci/deltaci/internal/analyzer"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -218,7 +219,19 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		Slots: o.jobs, Source: src, WorkDir: ws, BaseEnv: e.vars, FixedEnv: runEnv(wt),
 		Output: con.job, Grace: o.grace, ID: "local", Results: res,
 	}
+	// The analyzer runs beside the jobs: a job with retry.flaky waits
+	// for its failed attempt's analysis.
+	az := &analyzer.Analyzer{Store: st, Registry: arts.Registry, Log: log, Settler: orch,
+		Settings: analyzer.Settings{Poll: localAnalysisPoll}}
+	azCtx, stopAnalyzer := context.WithCancel(runCtx)
+	azDone := make(chan struct{})
+	go func() {
+		defer close(azDone)
+		az.Run(azCtx)
+	}()
 	runErr := local.Run(runCtx, run.ID)
+	stopAnalyzer()
+	<-azDone
 	stopRunner()
 	if runErr != nil {
 		return runErr
@@ -231,6 +244,20 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	}
 	if err := printSummary(report, e, st, final, time.Since(start)); err != nil {
 		return err
+	}
+	if final.State == core.RunFailed {
+		drainCtx, cancel := context.WithTimeout(report, localAnalysisWait)
+		err := az.Drain(drainCtx, run.ID)
+		cancel()
+		if err != nil {
+			con.printf("deltaci: the failures could not all be analyzed: %v\n", err)
+		}
+		view, err := analyzer.RunView(report, st, run.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout)
+		printWhy(e.stdout, view)
 	}
 	select {
 	case <-interrupted:
@@ -246,6 +273,13 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		return &exitError{code: ExitFailed}
 	}
 }
+
+// localAnalysisPoll is how often deltaci run's analyzer looks for ended
+// attempts, and localAnalysisWait how long the summary waits for them.
+const (
+	localAnalysisPoll = 200 * time.Millisecond
+	localAnalysisWait = time.Minute
+)
 
 // afterSnapshot runs once the working tree is copied; tests edit the
 // working tree there.

@@ -294,6 +294,13 @@ func (c *Client) Run(ctx context.Context, id string) (Run, error) {
 	return out, err
 }
 
+// RunAnalysis returns what the Failure Analyzer found in a run.
+func (c *Client) RunAnalysis(ctx context.Context, id string) (RunAnalysis, error) {
+	var out RunAnalysis
+	err := c.callJSON(ctx, call{method: http.MethodGet, path: "/runs/" + url.PathEscape(id) + "/analysis"}, &out)
+	return out, err
+}
+
 // Runners lists the registered runners, oldest first.
 func (c *Client) Runners(ctx context.Context) ([]RunnerInfo, error) {
 	var out RunnerList

@@ -19,7 +19,7 @@ func (x queries) GetRunBase(ctx context.Context, runID string) (string, error) {
 }
 
 func (x queries) FindBaseJob(ctx context.Context, run core.Run, commit, job string) (string, error) {
-	id, err := x.q.FindBaseJob(ctx, sqlitedb.FindBaseJobParams{Repo: run.Repo, Project: run.Project, CommitSha: commit, Name: job})
+	id, err := x.q.FindBaseJob(ctx, sqlitedb.FindBaseJobParams{Repo: run.Repo, Project: run.Project, CommitSha: commit, Name: job, RunID: run.ID, CreatedAt: store.Millis(run.CreatedAt)})
 	return id, mapErr("job "+job+" at the base "+commit, err)
 }
 

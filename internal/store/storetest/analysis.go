@@ -380,6 +380,11 @@ func RunAnalysis(t *testing.T, open Opener) {
 		if c, err := b.s.RunBase(b.ctx, head.ID); err != nil || c != "base" {
 			t.Errorf("RunBase = %q, %v", c, err)
 		}
+		// A run at its own base commit is not its own base.
+		self, _ := endedRun(t, b, "p", "base", "base", "sha256:b", core.AttemptFailed)
+		if got, err := b.s.BaseAttempt(b.ctx, self, "a"); err != nil || got.ID != baseAttempt.ID {
+			t.Errorf("BaseAttempt of a run at its base = %s, %v; want the earlier run's %s", got.ID, err, baseAttempt.ID)
+		}
 		_, err = b.s.BaseAttempt(b.ctx, head, "nope")
 		wantKind(t, err, core.KindNotFound)
 		noBase, _ := endedRun(t, b, "p", "x", "", "sha256:x", core.AttemptFailed)

@@ -5,10 +5,11 @@ INSERT INTO run_bases (run_id, base_commit) VALUES (sqlc.arg(run_id), sqlc.arg(b
 SELECT base_commit FROM run_bases WHERE run_id = sqlc.arg(run_id);
 
 -- name: FindBaseJob :one
--- The latest ended job of that name in a run of the same scope at the
--- base commit.
+-- The latest ended job of that name in another, earlier run of the same
+-- scope at the base commit.
 SELECT j.id FROM jobs j JOIN runs r ON r.id = j.run_id
 WHERE r.repo = sqlc.arg(repo) AND r.project = sqlc.arg(project) AND r.commit_sha = sqlc.arg(commit_sha)
+  AND r.id <> sqlc.arg(run_id) AND r.created_at <= sqlc.arg(created_at)
   AND j.name = sqlc.arg(name) AND j.state IN ('succeeded', 'failed', 'reused', 'canceled')
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT 1;

@@ -78,7 +78,8 @@ func (q *Queries) ClaimAnalysis(ctx context.Context, arg ClaimAnalysisParams) (A
 const findBaseJob = `-- name: FindBaseJob :one
 SELECT j.id FROM jobs j JOIN runs r ON r.id = j.run_id
 WHERE r.repo = ?1 AND r.project = ?2 AND r.commit_sha = ?3
-  AND j.name = ?4 AND j.state IN ('succeeded', 'failed', 'reused', 'canceled')
+  AND r.id <> ?4 AND r.created_at <= ?5
+  AND j.name = ?6 AND j.state IN ('succeeded', 'failed', 'reused', 'canceled')
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT 1
 `
@@ -87,16 +88,20 @@ type FindBaseJobParams struct {
 	Repo      string
 	Project   string
 	CommitSha string
+	RunID     string
+	CreatedAt int64
 	Name      string
 }
 
-// The latest ended job of that name in a run of the same scope at the
-// base commit.
+// The latest ended job of that name in another, earlier run of the same
+// scope at the base commit.
 func (q *Queries) FindBaseJob(ctx context.Context, arg FindBaseJobParams) (string, error) {
 	row := q.db.QueryRowContext(ctx, findBaseJob,
 		arg.Repo,
 		arg.Project,
 		arg.CommitSha,
+		arg.RunID,
+		arg.CreatedAt,
 		arg.Name,
 	)
 	var id string
