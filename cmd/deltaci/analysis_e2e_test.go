@@ -195,3 +195,84 @@ func TestNewAndExistingFailures(t *testing.T) {
 		}
 	})
 }
+
+// bigReportPipeline's job fails TestBig, whose output makes a report of
+// about 24 MB: parsing it takes the analyzer a moment, which the test
+// uses to kill the server in the middle.
+const bigReportPipeline = `version: 1
+jobs:
+  unit:
+    reuse: false
+    reports: {gotest: [t.json]}
+    run: |
+      { printf '{"Action":"run","Package":"ex/p","Test":"TestBig"}\n'
+        yes '{"Action":"output","Package":"ex/p","Test":"TestBig","Output":"a line of the big test output\n"}' | head -n 250000
+        printf '{"Action":"output","Package":"ex/p","Test":"TestBig","Output":"    big_test.go:9: got 1, want 2\\n"}\n'
+        printf '{"Action":"fail","Package":"ex/p","Test":"TestBig","Elapsed":1}\n'
+      } > t.json
+      exit 1
+`
+
+// TestServerKilledMidAnalysisLosesNothing kills the server with SIGKILL
+// while it holds the claim on an ended attempt's analysis: after a
+// restart the claim lapses, the attempt is analyzed once (its signature
+// counted once), and nothing of it is lost.
+func TestServerKilledMidAnalysisLosesNothing(t *testing.T) {
+	onBothDatabases(t, func(t *testing.T, database string) {
+		dir := repo(t, map[string]string{".deltaci.yml": bigReportPipeline})
+		srv := startServer(t, serverOpts{database: database, extraArgs: []string{"--analysis-lease", "2s"}})
+		srv.startRunner(t, runnerOpts{})
+		db := srv.db(t)
+		// A claim is held for as long as the parse takes: try a few runs
+		// until the kill lands inside one.
+		var killedAt string
+		for try := 0; try < 5 && killedAt == ""; try++ {
+			run := srv.createRun(t, dir, "main")
+			run = srv.waitRun(t, run.ID, "its job ends", func(r protocol.Run) bool {
+				a := lastAttempt(job(t, r, "unit"))
+				return a != nil && core.AttemptState(a.State).Terminal()
+			})
+			id := lastAttempt(job(t, run, "unit")).ID
+			for {
+				var claim string
+				err := db.QueryRow("SELECT claim FROM analysis_queue WHERE attempt_id = $1", id).Scan(&claim)
+				if err != nil {
+					break // analyzed already (no row): try another run
+				}
+				if claim != "" {
+					srv.kill(t)
+					killedAt = id
+					break
+				}
+			}
+			if killedAt == "" {
+				srv.waitRunEnds(t, run.ID)
+			}
+		}
+		if killedAt == "" {
+			t.Fatal("five analyses ended before the test saw their claim")
+		}
+		srv.restart(t)
+		an := srv.waitAnalysis(t, killedAt)
+		if len(an.Failures) != 1 || an.Failures[0].ID != "ex/p::TestBig" || an.Failures[0].Message == "" || an.Class != "test" {
+			t.Fatalf("analysis after the restart = %+v", an)
+		}
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM analysis_queue WHERE attempt_id = $1", killedAt).Scan(&n); err != nil || n != 0 {
+			t.Errorf("queue rows left for the attempt: %d (%v)", n, err)
+		}
+		if err := db.QueryRow("SELECT COUNT(*) FROM attempt_analyses WHERE attempt_id = $1", killedAt).Scan(&n); err != nil || n != 1 {
+			t.Errorf("analyses of the attempt: %d (%v)", n, err)
+		}
+		var count, analyses int64
+		if err := db.QueryRow("SELECT count FROM failure_signatures WHERE signature = $1", an.Failures[0].Signature).Scan(&count); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRow("SELECT COUNT(*) FROM attempt_analyses").Scan(&analyses); err != nil {
+			t.Fatal(err)
+		}
+		if count != analyses {
+			t.Errorf("the signature was counted %d times in %d analyses", count, analyses)
+		}
+	})
+}
