@@ -52,6 +52,7 @@ var suites = []suite{
 	{"log-shipping", benchLogShipping},
 	{"trigger-follow", benchFollow},
 	{"forge", benchForge},
+	{"analysis", benchAnalysis},
 }
 
 // harness holds what the suites share.

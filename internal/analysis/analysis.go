@@ -293,6 +293,9 @@ func NewCollector(lim Limits) (*Collector, error) {
 // Add parses one report file (name is used in errors) and merges it. It
 // returns an error wrapping ErrTooLarge, ErrRefused or ErrMalformed.
 func (c *Collector) Add(name string, f Format, r io.Reader) error {
+	if f != FormatJUnit && f != FormatGoTest {
+		return fmt.Errorf("%s: unknown report format %q (want %q or %q)", name, f, FormatJUnit, FormatGoTest)
+	}
 	left := c.lim.MaxAttemptBytes - c.used
 	if left <= 0 {
 		return fmt.Errorf("%s: %w: the attempt's reports passed the limit of %d bytes", name, ErrTooLarge, c.lim.MaxAttemptBytes)
@@ -303,13 +306,10 @@ func (c *Collector) Add(name string, f Format, r io.Reader) error {
 	}
 	var rep *Report
 	var err error
-	switch f {
-	case FormatJUnit:
+	if f == FormatJUnit {
 		rep, err = parseJUnit(lr, c.lim)
-	case FormatGoTest:
+	} else {
 		rep, err = parseGoTestJSON(lr, c.lim)
-	default:
-		err = fmt.Errorf("unknown report format %q (want %q or %q)", f, FormatJUnit, FormatGoTest)
 	}
 	c.used += lr.n
 	if err != nil {

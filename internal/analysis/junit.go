@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Bounds of what the XML decoder may buffer at once; see xmlCapper.
@@ -42,10 +43,15 @@ func parseJUnit(lr *limitReader, lim Limits) (*Report, error) {
 	d.Strict = true
 	d.CharsetReader = charsetReader
 	p := &junitParser{lim: lim, rep: &Report{}}
-	depth := 0
+	// RawToken is Token without namespace translation, which reports do not
+	// need; the element stack it does not check is checked here.
+	var open []xml.Name
 	for {
-		tok, err := d.Token()
+		tok, err := d.RawToken()
 		if err == io.EOF {
+			if len(open) > 0 {
+				return nil, fmt.Errorf("%w: not well-formed XML: the report ends inside <%s>", ErrMalformed, qname(open[len(open)-1]))
+			}
 			break
 		}
 		if err != nil {
@@ -61,15 +67,21 @@ func parseJUnit(lr *limitReader, lim Limits) (*Report, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			depth++
-			if depth > lim.MaxDepth {
+			if len(open) == lim.MaxDepth {
 				return nil, fmt.Errorf("%w: elements nested deeper than %d", ErrRefused, lim.MaxDepth)
 			}
-			if err := p.start(t, depth); err != nil {
+			if len(open) == 0 && p.sawRoot {
+				return nil, fmt.Errorf("%w: not well-formed XML: a second root element <%s>", ErrMalformed, qname(t.Name))
+			}
+			open = append(open, t.Name)
+			if err := p.start(t, len(open)); err != nil {
 				return nil, err
 			}
 		case xml.EndElement:
-			depth--
+			if len(open) == 0 || open[len(open)-1] != t.Name {
+				return nil, fmt.Errorf("%w: not well-formed XML: </%s> closes no open element", ErrMalformed, qname(t.Name))
+			}
+			open = open[:len(open)-1]
 			p.end(t)
 		case xml.CharData:
 			p.text(t)
@@ -260,6 +272,10 @@ func (p *junitParser) endCase() {
 	c := p.tc
 	p.tc = nil
 	r := c.res
+	if (r.Status != StatusPassed || c.flaky > 0) && len(p.rep.Tests) >= p.lim.MaxFailures {
+		p.rep.add(r, p.lim) // counted, not kept: spare the work of summarising it
+		return
+	}
 	if r.Status == StatusPassed && c.flaky > 0 {
 		r.Flaky = true
 		r.Message, r.Type = c.flakyMsg, c.flakyTyp
@@ -279,24 +295,21 @@ func (p *junitParser) endCase() {
 
 // joinOutput fits a failure's text and its captured output into max bytes,
 // giving the failure text the larger share.
-func joinOutput(fail, out string, max int) string {
+func joinOutput(fail, out string, maxOut int) string {
 	fail, out = strings.TrimSpace(stripANSI(fail)), strings.TrimSpace(stripANSI(out))
 	switch {
 	case out == "":
-		return truncate(fail, max)
+		return truncate(fail, maxOut)
 	case fail == "":
-		return truncate(out, max)
+		return truncate(out, maxOut)
 	}
-	if len(fail)+1+len(out) > max {
-		room := max - 1 - len(fail)
-		if room < max/3 {
-			room = max / 3
-		}
+	if len(fail)+1+len(out) > maxOut {
+		room := min(max(maxOut-1-len(fail), maxOut/3), len(out))
 		out = out[len(out)-room:]
-		for len(out) > 0 && out[0]&0xC0 == 0x80 {
+		for len(out) > 0 && !utf8.RuneStart(out[0]) {
 			out = out[1:]
 		}
-		fail = truncate(fail, max-1-len(out))
+		fail = truncate(fail, maxOut-1-len(out))
 	}
 	return fail + "\n" + out
 }
@@ -336,6 +349,13 @@ func summary(msg, text, name string, max int) string {
 		return truncate(line, max)
 	}
 	return truncate(msg, max)
+}
+
+func qname(n xml.Name) string {
+	if n.Space != "" {
+		return n.Space + ":" + n.Local
+	}
+	return n.Local
 }
 
 func attr(t xml.StartElement, name string) string {

@@ -183,7 +183,7 @@ func TestJUnitRefusesHostileInput(t *testing.T) {
 	}{
 		"BillionLaughs": {`<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><testsuite>&lol2;</testsuite>`,
 			ErrRefused, "DOCTYPE"},
-		"ExternalEntity": {`<!DOCTYPE t [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><testsuite name="&xxe;"/>`, ErrRefused, "DOCTYPE"},
+		"ExternalEntity":   {`<!DOCTYPE t [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><testsuite name="&xxe;"/>`, ErrRefused, "DOCTYPE"},
 		"UndeclaredEntity": {`<testsuite name="&xxe;"/>`, ErrMalformed, "entity"},
 		"DeepNesting":      {strings.Repeat("<testsuite>", 9) + strings.Repeat("</testsuite>", 9), ErrRefused, "deeper than 8"},
 		"HugeTag":          {`<testsuite ` + strings.Repeat(`a="b" `, 60000) + `/>`, ErrRefused, "tag longer than"},
@@ -258,6 +258,29 @@ func TestXMLCapperPassesSmallRunsUnchanged(t *testing.T) {
 		}
 		if !bytes.Equal(in, out.Bytes()) {
 			t.Errorf("%s changed through the capper", name)
+		}
+	}
+}
+
+// The capper cuts each run at its cap and ends it where the input does.
+func TestXMLCapperCuts(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		`<a><![CDATA[0123456789]abcdef]>xyz]]></a>`:      `<a><![CDATA[0123…]]></a>`,
+		`<a><![CDATA[01]]]]></a>`:                        `<a><![CDATA[01]]…]]></a>`,
+		`<a b="0123456789&amp;x">0123&amp;456789</a>`:    `<a b="0123…">0123…</a>`,
+		`<a>012&amp;3456</a>`:                            `<a>012&amp;…</a>`,
+		`<a>ééééé</a>`:                                   `<a>éé…</a>`,
+		`<a><!-- 0123456789-- --></a>`:                   `<a><!-- 012… --></a>`,
+		`<?xml version="1.0" encoding="UTF-8"?><a>x</a>`: `<?xml version="1.0" encoding="UTF-8"?><a>x</a>`,
+	}
+	for in, want := range cases {
+		var out bytes.Buffer
+		if _, err := out.ReadFrom(newXMLCapper(strings.NewReader(in), 4, 1<<10)); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if out.String() != want {
+			t.Errorf("%s became %s, want %s", in, out.String(), want)
 		}
 	}
 }

@@ -23,7 +23,7 @@ var maskRules = []struct {
 	// and any path through a directory named tmp, temp or _temp (runners'
 	// TMPDIR).
 	{regexp.MustCompile(`(?i)(?:[a-z]:)?(?:[/\\][^\s'"(),;:<>\[\]]*)?[/\\](?:tmp|temp|_temp|folders)[/\\][^\s'"(),;:<>\[\]]*`), "<tmp>"},
-	{regexp.MustCompile(`\b0x[0-9a-fA-F]+\b`), "0x<hex>"},
+	{regexp.MustCompile(`\b0x[0-9a-fA-F]+\b`), "<addr>"},
 	{regexp.MustCompile(`\b(?:\d+(?:\.\d+)?(?:h|m|s|ms|us|µs|ns))+(?:\b|$)`), "<dur>"},
 	{regexp.MustCompile(`(?i)\b\d+(?:\.\d+)? ?(?:seconds?|secs?|milliseconds?|minutes?|mins?)\b`), "<dur>"},
 	{regexp.MustCompile(`\b[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\b|\b[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\b`), "<hex>"},

@@ -20,8 +20,14 @@ const omittedMarkerMax = 48 // room for "\n… 1234567890123456789 bytes omitted
 
 func newBoundedText(max int) *boundedText { return &boundedText{max: max} }
 
-func (b *boundedText) headCap() int { return b.max / 2 }
-func (b *boundedText) tailCap() int { return b.max - b.headCap() - omittedMarkerMax }
+func (b *boundedText) headCap() int {
+	if b.max < 2*omittedMarkerMax { // too small for a tail: the head and the marker
+		return max(0, b.max-omittedMarkerMax)
+	}
+	return b.max / 2
+}
+
+func (b *boundedText) tailCap() int { return max(0, b.max-b.headCap()-omittedMarkerMax) }
 
 func (b *boundedText) WriteString(s string) {
 	if n := b.headCap() - len(b.head); n > 0 {

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"unicode/utf8"
@@ -9,11 +10,11 @@ import (
 // xmlCapper sits between a report and encoding/xml's decoder, which buffers
 // a whole text node, attribute, comment or tag before returning it: one
 // 30 MB system-out would cost 30 MB. The capper passes at most textCap
-// bytes of each text run, CDATA section, comment, processing instruction
-// and attribute value (dropping the rest on a rune and entity boundary and
-// marking the cut with "…"), refuses a tag longer than tagCap, and refuses
-// declarations (<!DOCTYPE, <!ENTITY) outright, so no entity can be defined.
-// Its output is well-formed XML whenever its input is.
+// bytes of each text run, CDATA section, comment and attribute value
+// (dropping the rest on a rune and entity boundary and marking the cut with
+// "…"), refuses a tag or processing instruction longer than tagCap, and
+// refuses declarations (<!DOCTYPE, <!ENTITY) outright, so no entity can be
+// defined. Its output is well-formed XML whenever its input is (fuzzed).
 type xmlCapper struct {
 	r       io.Reader
 	textCap int
@@ -97,8 +98,76 @@ func (c *xmlCapper) content(b byte, entities bool) {
 	}
 }
 
+// span passes a run of ordinary bytes at once, the common case, and
+// returns how many; 0 leaves the next byte to process.
+func (c *xmlCapper) span(rest []byte) int {
+	var stop int
+	switch c.st {
+	case capText:
+		stop = bytes.IndexByte(rest, '<')
+	case capAttr:
+		stop = bytes.IndexByte(rest, c.quote)
+	case capTag:
+		stop = indexTagEnd(rest)
+	case capCDATA:
+		if c.marks >= 2 { // a '>' now would end the section
+			return 0
+		}
+		stop = bytes.IndexByte(rest, ']')
+	default:
+		return 0
+	}
+	if stop < 0 {
+		stop = len(rest)
+	}
+	seg := rest[:stop]
+	if len(seg) == 0 || c.tag+len(seg) > c.tagCap {
+		return 0
+	}
+	switch {
+	case c.st == capTag:
+		c.tag += len(seg)
+	case c.drop:
+		if c.st == capCDATA {
+			c.marks = 0
+		}
+		return len(seg)
+	case c.ent > 0 || c.run+len(seg) > c.textCap:
+		return 0 // near a cut: byte by byte
+	case c.st == capCDATA:
+		c.run += len(seg)
+		c.marks = 0
+	default:
+		c.run += len(seg)
+		if c.st == capAttr {
+			c.tag += len(seg)
+		}
+		if a := bytes.LastIndexByte(seg, '&'); a > bytes.LastIndexByte(seg, ';') && len(seg)-a <= 32 {
+			c.ent = len(seg) - a
+		}
+	}
+	c.pending = append(c.pending, seg...)
+	return len(seg)
+}
+
+// indexTagEnd finds the next quote or '>' (bytes.IndexAny builds a set on
+// every call; tag names between them are short).
+func indexTagEnd(b []byte) int {
+	for i, c := range b {
+		if c == '"' || c == '\'' || c == '>' {
+			return i
+		}
+	}
+	return -1
+}
+
 func (c *xmlCapper) process(in []byte) error {
-	for _, b := range in {
+	for i := 0; i < len(in); i++ {
+		if n := c.span(in[i:]); n > 0 {
+			i += n - 1
+			continue
+		}
+		b := in[i]
 		switch c.st {
 		case capText:
 			if b == '<' {
@@ -114,6 +183,7 @@ func (c *xmlCapper) process(in []byte) error {
 				c.st, c.bang = capBang, c.bang[:0]
 			case '?':
 				c.startRun(capPI)
+				c.tag = 2
 			default:
 				c.st, c.tag = capTag, 2
 			}
@@ -165,12 +235,15 @@ func (c *xmlCapper) process(in []byte) error {
 			c.mark(b, '-')
 			c.content(b, false)
 		case capPI:
+			// A processing instruction is markup (the XML declaration
+			// among them): never cut, refused past tagCap like a tag.
+			c.emit(b)
+			c.tag++
 			if b == '>' && c.marks >= 1 {
-				c.endMarked("?>")
+				c.startRun(capText)
 				continue
 			}
 			c.mark(b, '?')
-			c.content(b, false)
 		}
 		if c.tag > c.tagCap {
 			return fmt.Errorf("%w: a tag longer than %d bytes", ErrRefused, c.tagCap)
