@@ -3,6 +3,7 @@ package main_test
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -275,4 +276,46 @@ func TestServerKilledMidAnalysisLosesNothing(t *testing.T) {
 			t.Errorf("the signature was counted %d times in %d analyses", count, analyses)
 		}
 	})
+}
+
+// TestRunPrintsWhyJobsFailed runs `deltaci run` on a repository with a
+// job whose report names a failing test and a build that does not
+// compile: after the table it says which test failed and where the
+// build's first error is, and `deltaci why` says the same afterwards.
+func TestRunPrintsWhyJobsFailed(t *testing.T) {
+	t.Parallel()
+	dir := repo(t, map[string]string{
+		".deltaci.yml": `version: 1
+jobs:
+  unit:
+    reports: {gotest: [t.json]}
+    run: |
+      FAILING=TestDivide
+` + indent(goTestJSON, "      ") + `      exit 1
+  build:
+    run: |
+      echo compiling
+      echo "main.go:3:2: undefined: foo"
+      exit 2
+`,
+	})
+	r := deltaci(t, dir, "run")
+	if r.code != 1 {
+		t.Fatalf("deltaci run exited %d, want 1:\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	table := strings.LastIndex(r.stdout, "JOB ")
+	for _, want := range []string{"job unit: test failure", "ex/p::TestDivide", "p_test.go:7: got 1, want 2",
+		"job build: build failure", "first error at log line 2", "| main.go:3:2: undefined: foo"} {
+		if i := strings.LastIndex(r.stdout, want); i < table {
+			t.Errorf("deltaci run does not print %q after its table:\n%s", want, r.stdout)
+		}
+	}
+	runID := regexp.MustCompile(`run ([0-9a-f-]{36}) failed`).FindStringSubmatch(r.stdout)
+	if runID == nil {
+		t.Fatalf("no run id in:\n%s", r.stdout)
+	}
+	why := deltaci(t, dir, "why", runID[1])
+	if why.code != 0 || !strings.Contains(why.stdout, "ex/p::TestDivide") || !strings.Contains(why.stdout, "job build: build failure") {
+		t.Errorf("deltaci why = %d:\n%s\n%s", why.code, why.stdout, why.stderr)
+	}
 }
