@@ -1,7 +1,6 @@
 package analysis
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -126,59 +125,75 @@ func Excerpt(r io.Reader, lim Limits) (*LogExcerpt, error) {
 	if lim.ExcerptBefore < 0 || lim.ExcerptAfter < 0 {
 		return nil, errors.New("excerpt: context lines must not be negative")
 	}
-	br := bufio.NewReaderSize(r, 64<<10)
-	// The ring holds the raw lines before the current one, in reused
-	// buffers: ExcerptBefore for the context, and one more for the tail of
-	// a log with no error. Lines are cleaned only when an excerpt takes
-	// them.
-	ring := newLineRing(lim.ExcerptBefore + 1)
-	var cand *excerptCandidate
-	var off int64
-	var keep, lower []byte
-	for num := 1; ; num++ {
-		start := off
-		keep = keep[:0]
-		var err error
-		for {
-			var chunk []byte
-			chunk, err = br.ReadSlice('\n')
-			off += int64(len(chunk))
-			if room := excerptLineMax*4 - len(keep); room > 0 {
-				keep = append(keep, chunk[:min(room, len(chunk))]...)
+	sc := &excerptScan{lim: lim, ring: newLineRing(lim.ExcerptBefore + 1)}
+	// The log is read in large blocks; the keywords are looked for in a
+	// block at once, not line by line, and lines are copied only into
+	// the context kept.
+	buf := make([]byte, excerptBlock)
+	var filled int // bytes of buf holding data
+	var base int64 // the log offset of buf[0]
+	var eof bool   // the reader has no more
+	var long bool  // inside a line longer than buf
+	var longStart int64
+	var longKeep []byte
+	for !sc.done {
+		if !eof {
+			n, err := io.ReadFull(r, buf[filled:])
+			filled += n
+			switch {
+			case err == io.EOF || err == io.ErrUnexpectedEOF:
+				eof = true
+			case err != nil:
+				return nil, err
 			}
-			if !errors.Is(err, bufio.ErrBufferFull) {
+		}
+		data := buf[:filled]
+		if long {
+			// Only the start of a long line is kept: skip to its end.
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 && !eof {
+				base += int64(filled)
+				filled = 0
+				continue
+			}
+			end := filled
+			if i >= 0 {
+				end = i + 1
+			}
+			sc.line(longStart, base+int64(end), longKeep, false, keywords.find(longKeep) >= 0)
+			long = false
+			copy(buf, buf[end:filled])
+			base += int64(end)
+			filled -= end
+			if eof && filled == 0 {
 				break
 			}
+			continue
 		}
-		if err != nil && err != io.EOF {
-			return nil, err
+		lines := bytes.LastIndexByte(data, '\n') + 1
+		if eof {
+			lines = filled // the last line may lack its \n
 		}
-		if off == start { // EOF at a line boundary
-			break
-		}
-		p := PatternNone
-		var l logLine
-		if cand == nil || !cand.pattern.Strong() {
-			lower = asciiLower(lower[:0], keep)
-			if containsAnyBytes(lower, excerptKeywords) {
-				l = logLine{start: start, end: off, num: num, text: cleanLine(keep)}
-				p = matchPattern(l.text)
+		if lines == 0 {
+			if filled == 0 {
+				break
 			}
+			long, longStart = true, base
+			longKeep = append(longKeep[:0], data[:min(filled, excerptKeepMax)]...)
+			base += int64(filled)
+			filled = 0
+			continue
 		}
-		switch {
-		case p.Strong() || (p != PatternNone && cand == nil):
-			cand = &excerptCandidate{pattern: p, before: ring.last(lim.ExcerptBefore), err: l}
-		case cand != nil && len(cand.after) < lim.ExcerptAfter:
-			cand.after = append(cand.after, logLine{start: start, end: off, num: num, text: cleanLine(keep)})
-		}
-		ring.push(start, off, num, keep)
-		if cand != nil && cand.pattern.Strong() && len(cand.after) == lim.ExcerptAfter {
-			break
-		}
-		if err == io.EOF {
+		sc.block(base, data[:lines])
+		sc.ring.own()
+		copy(buf, buf[lines:filled])
+		base += int64(lines)
+		filled -= lines
+		if eof && filled == 0 {
 			break
 		}
 	}
+	ring, cand := sc.ring, sc.cand
 	if cand == nil {
 		return tailExcerpt(ring.last(lim.ExcerptBefore + 1)), nil
 	}
@@ -189,29 +204,143 @@ func Excerpt(r io.Reader, lim Limits) (*LogExcerpt, error) {
 	return ex, nil
 }
 
-// excerptKeywords are lower-case strings one of which every line that
-// matches a pattern contains (each pattern's need holds one of them): most
-// lines of a log are passed over after this one scan.
-var excerptKeywords = [][]byte{[]byte(":"), []byte("fail"), []byte("error"), []byte("panic"), []byte("fatal"),
-	[]byte("traceback"), []byte("npm "), []byte("exit"), []byte("make:"), []byte("make["), []byte("●")}
+// excerptBlock is how much of a log Excerpt reads at once.
+const excerptBlock = 256 << 10
 
-func containsAnyBytes(s []byte, subs [][]byte) bool {
-	for _, sub := range subs {
-		if bytes.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
+// excerptKeepMax is how much of a raw line is kept for its cleaned text
+// (escape sequences take room).
+const excerptKeepMax = excerptLineMax * 4
+
+// excerptKeywords are lower-case strings one of which every line that
+// matches a pattern contains (each pattern's need holds one of them; a
+// colon before a digit stands for file:line:col, and one before an escape
+// sequence for a coloured one): most lines of a log are passed over by
+// one automaton over the block, not looked at one by one.
+var excerptKeywords = []string{"fail", "error", "panic", "fatal", "traceback", "npm ", "exit", "make:", "make[", "●",
+	":0", ":1", ":2", ":3", ":4", ":5", ":6", ":7", ":8", ":9", ":\x1b"}
+
+var keywords = newKeywordDFA(excerptKeywords)
+
+// keywordDFA finds any of a few keywords, ASCII case folded, in one pass:
+// an Aho-Corasick automaton turned into a table of transitions.
+type keywordDFA struct {
+	next   [][256]uint8
+	accept []bool
 }
 
-func asciiLower(dst, src []byte) []byte {
-	for _, c := range src {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
+func newKeywordDFA(words []string) *keywordDFA {
+	d := &keywordDFA{next: make([][256]uint8, 1), accept: make([]bool, 1)}
+	has := []map[byte]uint8{{}} // the trie's own edges
+	for _, w := range words {
+		s := uint8(0)
+		for i := 0; i < len(w); i++ {
+			t, ok := has[s][w[i]]
+			if !ok {
+				t = uint8(len(d.next))
+				d.next = append(d.next, [256]uint8{})
+				d.accept = append(d.accept, false)
+				has = append(has, map[byte]uint8{})
+				has[s][w[i]] = t
+			}
+			s = t
 		}
-		dst = append(dst, c)
+		d.accept[s] = true
 	}
-	return dst
+	// Breadth first, each state's missing edges are its failure state's.
+	fail := make([]uint8, len(d.next))
+	queue := []uint8{0}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		for c := 0; c < 256; c++ {
+			if t, ok := has[s][byte(c)]; ok {
+				if s != 0 {
+					fail[t] = d.next[fail[s]][c]
+				}
+				d.accept[t] = d.accept[t] || d.accept[fail[t]]
+				d.next[s][c] = t
+				queue = append(queue, t)
+			} else if s != 0 {
+				d.next[s][c] = d.next[fail[s]][c]
+			}
+		}
+	}
+	// Upper-case letters go where their lower-case ones do.
+	for s := range d.next {
+		for c := 'A'; c <= 'Z'; c++ {
+			d.next[s][c] = d.next[s][c+'a'-'A']
+		}
+	}
+	return d
+}
+
+// find returns the index of the byte ending the first keyword in b, or -1.
+func (d *keywordDFA) find(b []byte) int {
+	s := uint8(0)
+	for i, c := range b {
+		s = d.next[s][c]
+		if d.accept[s] {
+			return i
+		}
+	}
+	return -1
+}
+
+// excerptScan is Excerpt's state between blocks.
+type excerptScan struct {
+	lim     Limits
+	ring    *lineRing
+	cand    *excerptCandidate
+	num     int
+	done    bool // a strong error's context is complete
+	nextHit int  // where in the block the next keyword ends
+}
+
+// block scans the whole lines of one block, data, at the log offset base.
+func (s *excerptScan) block(base int64, data []byte) {
+	s.nextHit = -1
+	for p := 0; p < len(data) && !s.done; {
+		e := bytes.IndexByte(data[p:], '\n')
+		end := len(data)
+		if e >= 0 {
+			end = p + e + 1
+		}
+		hit := false
+		if s.cand == nil || !s.cand.pattern.Strong() {
+			if s.nextHit < p {
+				// Keywords never span lines: the search starts afresh here.
+				s.nextHit = len(data)
+				if i := keywords.find(data[p:]); i >= 0 {
+					s.nextHit = p + i
+				}
+			}
+			hit = s.nextHit < end
+		}
+		s.line(base+int64(p), base+int64(end), data[p:min(end, p+excerptKeepMax)], true, hit)
+		p = end
+	}
+}
+
+// line takes one line of the log: raw is its start, hit whether it holds
+// a keyword, inBlock whether raw lies in the block being scanned.
+func (s *excerptScan) line(start, end int64, raw []byte, inBlock, hit bool) {
+	s.num++
+	p := PatternNone
+	var l logLine
+	if hit && (s.cand == nil || !s.cand.pattern.Strong()) {
+		l = logLine{start: start, end: end, num: s.num, text: cleanLine(raw)}
+		p = matchPattern(l.text)
+	}
+	switch {
+	case p.Strong() || (p != PatternNone && s.cand == nil):
+		s.cand = &excerptCandidate{pattern: p, before: s.ring.last(s.lim.ExcerptBefore), err: l}
+	case s.cand != nil && len(s.cand.after) < s.lim.ExcerptAfter:
+		s.cand.after = append(s.cand.after, logLine{start: start, end: end, num: s.num, text: cleanLine(raw)})
+	}
+	s.ring.push(start, end, s.num, raw, inBlock)
+	if s.cand != nil && s.cand.pattern.Strong() && len(s.cand.after) == s.lim.ExcerptAfter {
+		s.done = true
+	}
 }
 
 // lineRing keeps the last lines read, raw, in buffers it reuses.
@@ -225,15 +354,35 @@ type rawLine struct {
 	start, end int64
 	num        int
 	raw        []byte
+	aliased    bool   // raw lies in the block being scanned
+	store      []byte // raw's own copy otherwise
 }
 
 func newLineRing(size int) *lineRing { return &lineRing{slots: make([]rawLine, size)} }
 
-func (r *lineRing) push(start, end int64, num int, raw []byte) {
+// push adds a line; one in the block being scanned (inBlock) is copied
+// only by own, when the block is about to be reused.
+func (r *lineRing) push(start, end int64, num int, raw []byte, inBlock bool) {
 	s := &r.slots[r.next]
-	s.start, s.end, s.num, s.raw = start, end, num, append(s.raw[:0], raw...)
+	s.start, s.end, s.num, s.aliased = start, end, num, inBlock
+	if inBlock {
+		s.raw = raw
+	} else {
+		s.store = append(s.store[:0], raw...)
+		s.raw = s.store
+	}
 	r.next = (r.next + 1) % len(r.slots)
 	r.n = min(r.n+1, len(r.slots))
+}
+
+// own copies the lines that still lie in the block.
+func (r *lineRing) own() {
+	for i := range r.slots {
+		if s := &r.slots[i]; s.aliased {
+			s.store = append(s.store[:0], s.raw...)
+			s.raw, s.aliased = s.store, false
+		}
+	}
 }
 
 // last returns up to n of the latest lines, oldest first, cleaned.

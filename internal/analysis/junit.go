@@ -1,7 +1,7 @@
 package analysis
 
 import (
-	"encoding/xml"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +13,8 @@ import (
 	"unicode/utf8"
 )
 
-// Bounds of what the XML decoder may buffer at once; see xmlCapper.
+// Bounds of what the XML tokenizer keeps of one run and one tag; see
+// xmlTokenizer.
 const (
 	xmlTextCap = 64 << 10
 	xmlTagCap  = 256 << 10
@@ -38,61 +39,37 @@ func ParseJUnit(r io.Reader, lim Limits) (*Report, error) {
 }
 
 func parseJUnit(lr *limitReader, lim Limits) (*Report, error) {
-	capper := newXMLCapper(lr, xmlTextCap, xmlTagCap)
-	d := xml.NewDecoder(capper)
-	d.Strict = true
-	d.CharsetReader = charsetReader
+	z := newXMLTokenizer(lr, xmlTextCap, xmlTagCap, lim.MaxDepth)
 	p := &junitParser{lim: lim, rep: &Report{}}
-	// RawToken is Token without namespace translation, which reports do not
-	// need; the element stack it does not check is checked here.
-	var open []xml.Name
 	for {
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			if len(open) > 0 {
-				return nil, fmt.Errorf("%w: not well-formed XML: the report ends inside <%s>", ErrMalformed, qname(open[len(open)-1]))
-			}
-			break
-		}
+		kind, err := z.next()
 		if err != nil {
-			// The limit and the capper say what went wrong better than the
-			// decoder's error about where it stopped.
+			// Past the limit the input is cut anywhere: the limit says
+			// what went wrong better than the tokenizer at the cut.
 			if lr.err != nil {
 				return nil, lr.err
 			}
-			if capper.err != nil && capper.err != io.EOF {
-				return nil, capper.err
-			}
-			return nil, fmt.Errorf("%w: not well-formed XML: %v", ErrMalformed, err)
+			return nil, err
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if len(open) == lim.MaxDepth {
-				return nil, fmt.Errorf("%w: elements nested deeper than %d", ErrRefused, lim.MaxDepth)
+		switch kind {
+		case tokEOF:
+			if !p.sawRoot {
+				return nil, fmt.Errorf("%w: no <testsuites> or <testsuite> element", ErrMalformed)
 			}
-			if len(open) == 0 && p.sawRoot {
-				return nil, fmt.Errorf("%w: not well-formed XML: a second root element <%s>", ErrMalformed, qname(t.Name))
+			return p.rep, nil
+		case tokStart:
+			if z.depth() == 1 && p.sawRoot {
+				return nil, fmt.Errorf("%w: not well-formed XML: a second root element <%s>", ErrMalformed, z.name)
 			}
-			open = append(open, t.Name)
-			if err := p.start(t, len(open)); err != nil {
+			if err := p.start(z); err != nil {
 				return nil, err
 			}
-		case xml.EndElement:
-			if len(open) == 0 || open[len(open)-1] != t.Name {
-				return nil, fmt.Errorf("%w: not well-formed XML: </%s> closes no open element", ErrMalformed, qname(t.Name))
-			}
-			open = open[:len(open)-1]
-			p.end(t)
-		case xml.CharData:
-			p.text(t)
-		case xml.Directive:
-			return nil, fmt.Errorf("%w: XML declarations such as <!DOCTYPE are not accepted in reports", ErrRefused)
+		case tokEnd:
+			p.end(z.local())
+		case tokText:
+			p.text(z.text)
 		}
 	}
-	if !p.sawRoot {
-		return nil, fmt.Errorf("%w: no <testsuites> or <testsuite> element", ErrMalformed)
-	}
-	return p.rep, nil
 }
 
 type junitSuite struct {
@@ -117,6 +94,7 @@ type junitParser struct {
 	sawRoot bool
 	suites  []junitSuite
 	tc      *junitCase
+	caseBuf junitCase
 	// capture is where text goes, and captureDepth the element that opened
 	// it (0 when text is ignored).
 	capture      *boundedText
@@ -124,19 +102,20 @@ type junitParser struct {
 	depth        int
 }
 
-func (p *junitParser) start(t xml.StartElement, depth int) error {
+func (p *junitParser) start(t *xmlTokenizer) error {
+	depth := t.depth()
 	p.depth = depth
-	name := t.Name.Local
+	local := t.local()
 	if depth == 1 {
-		if name != "testsuites" && name != "testsuite" {
-			return fmt.Errorf("%w: the root element is <%s>, not <testsuites> or <testsuite>", ErrMalformed, name)
+		if string(local) != "testsuites" && string(local) != "testsuite" {
+			return fmt.Errorf("%w: the root element is <%s>, not <testsuites> or <testsuite>", ErrMalformed, local)
 		}
 		p.sawRoot = true
 	}
 	if p.capture != nil {
 		return nil // markup inside captured text (a <stackTrace> in a rerun) keeps capturing
 	}
-	switch name {
+	switch string(local) {
 	case "testsuite":
 		if p.tc != nil {
 			return nil
@@ -156,7 +135,7 @@ func (p *junitParser) start(t xml.StartElement, depth int) error {
 		r := &p.tc.res
 		if r.Status == StatusPassed || r.Status == StatusSkipped {
 			r.Status = StatusFailed
-			if name == "error" {
+			if string(local) == "error" {
 				r.Status = StatusErrored
 			}
 			r.Message, r.Type = attr(t, "message"), attr(t, "type")
@@ -176,6 +155,7 @@ func (p *junitParser) start(t xml.StartElement, depth int) error {
 			return nil
 		}
 		p.tc.res.Reruns++
+		name := string(local)
 		if strings.HasPrefix(name, "flaky") {
 			p.tc.flaky++
 			if p.tc.flakyMsg == "" {
@@ -201,7 +181,7 @@ func (p *junitParser) captureInto(b *boundedText, depth int) {
 	p.capture, p.captureDepth = b, depth
 }
 
-func (p *junitParser) startCase(t xml.StartElement) {
+func (p *junitParser) startCase(t *xmlTokenizer) {
 	suite := attr(t, "classname")
 	if suite == "" {
 		suite = attr(t, "class") // PHPUnit
@@ -217,23 +197,31 @@ func (p *junitParser) startCase(t xml.StartElement) {
 	if file == "" {
 		file = sf
 	}
-	p.tc = &junitCase{
+	// One case is open at a time: its buffers serve the next.
+	c := &p.caseBuf
+	if c.failText == nil {
+		c.failText, c.out = newBoundedText(p.lim.MaxOutputBytes), newBoundedText(p.lim.MaxOutputBytes)
+	}
+	c.failText.reset()
+	c.out.reset()
+	*c = junitCase{
 		res: TestResult{
 			Suite: suite, Name: attr(t, "name"), Status: StatusPassed,
-			File: file, Line: atoiOr0(attr(t, "line")), Duration: seconds(attr(t, "time")),
+			File: file, Line: atoiOr0(attr(t, "line")), Duration: seconds(t.attrBytes("time")),
 		},
-		failText: newBoundedText(p.lim.MaxOutputBytes),
-		out:      newBoundedText(p.lim.MaxOutputBytes),
+		failText: c.failText,
+		out:      c.out,
 	}
+	p.tc = c
 }
 
-func (p *junitParser) text(t xml.CharData) {
+func (p *junitParser) text(t []byte) {
 	if p.capture != nil {
 		p.capture.WriteString(string(t))
 	}
 }
 
-func (p *junitParser) end(t xml.EndElement) {
+func (p *junitParser) end(local []byte) {
 	depth := p.depth
 	p.depth--
 	if p.capture != nil {
@@ -242,7 +230,7 @@ func (p *junitParser) end(t xml.EndElement) {
 		}
 		return
 	}
-	switch t.Name.Local {
+	switch string(local) {
 	case "testcase":
 		if p.tc == nil {
 			return
@@ -351,23 +339,12 @@ func summary(msg, text, name string, max int) string {
 	return truncate(msg, max)
 }
 
-func qname(n xml.Name) string {
-	if n.Space != "" {
-		return n.Space + ":" + n.Local
-	}
-	return n.Local
-}
-
-func attr(t xml.StartElement, name string) string {
-	for _, a := range t.Attr {
-		if a.Name.Local == name {
-			return a.Value
-		}
-	}
-	return ""
-}
+func attr(t *xmlTokenizer, name string) string { return t.attr(name) }
 
 func atoiOr0(s string) int {
+	if s == "" {
+		return 0
+	}
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || n < 0 {
 		return 0
@@ -378,8 +355,12 @@ func atoiOr0(s string) int {
 // seconds reads a time attribute; Surefire writes thousands separators
 // ("1,234.5"). A value no tool would write counts as zero: a duration is
 // informative, never a reason to drop a report.
-func seconds(s string) time.Duration {
-	f, err := strconv.ParseFloat(strings.ReplaceAll(strings.TrimSpace(s), ",", ""), 64)
+func seconds(b []byte) time.Duration {
+	b = bytes.TrimSpace(b)
+	if bytes.IndexByte(b, ',') >= 0 {
+		b = bytes.ReplaceAll(b, []byte(","), nil)
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsNaN(f) || f < 0 || f > 1e6 {
 		return 0
 	}

@@ -227,3 +227,17 @@ func TestLimitsValidate(t *testing.T) {
 		}
 	}
 }
+
+// A report cut by the limit inside a rune, an entity or a tag is refused
+// as too large, not as malformed where the cut fell.
+func TestJUnitCutByTheLimitIsTooLarge(t *testing.T) {
+	t.Parallel()
+	doc := `<testsuite><testcase name="é&amp;"><failure>ü&lt;</failure></testcase></testsuite>`
+	for n := 1; n < len(doc); n++ {
+		lim := DefaultLimits()
+		lim.MaxFileBytes = int64(n)
+		if _, err := ParseJUnit(strings.NewReader(doc), lim); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("cut after %d bytes: %v, want ErrTooLarge", n, err)
+		}
+	}
+}

@@ -55,6 +55,9 @@ func (b *boundedText) WriteString(s string) {
 	}
 }
 
+// reset empties b, keeping its buffers.
+func (b *boundedText) reset() { b.head, b.tail, b.omitted = b.head[:0], b.tail[:0], 0 }
+
 func (b *boundedText) Len() int { return len(b.head) + len(b.tail) }
 
 func (b *boundedText) String() string {
