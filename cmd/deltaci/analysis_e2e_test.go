@@ -227,7 +227,7 @@ func TestServerKilledMidAnalysisLosesNothing(t *testing.T) {
 		// A claim is held for as long as the parse takes: try a few runs
 		// until the kill lands inside one.
 		var killedAt string
-		for try := 0; try < 5 && killedAt == ""; try++ {
+		for try := 0; try < 10 && killedAt == ""; try++ {
 			run := srv.createRun(t, dir, "main")
 			run = srv.waitRun(t, run.ID, "its job ends", func(r protocol.Run) bool {
 				a := lastAttempt(job(t, r, "unit"))
@@ -243,6 +243,7 @@ func TestServerKilledMidAnalysisLosesNothing(t *testing.T) {
 				if claim != "" {
 					srv.kill(t)
 					killedAt = id
+					t.Logf("killed the server while it held the claim on %s's analysis (run %d)", id, try+1)
 					break
 				}
 			}
@@ -251,7 +252,7 @@ func TestServerKilledMidAnalysisLosesNothing(t *testing.T) {
 			}
 		}
 		if killedAt == "" {
-			t.Fatal("five analyses ended before the test saw their claim")
+			t.Fatal("ten analyses ended before the test saw their claim")
 		}
 		srv.restart(t)
 		an := srv.waitAnalysis(t, killedAt)
