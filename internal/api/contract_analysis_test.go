@@ -106,3 +106,10 @@ func testContractAnalysis(t *testing.T, cov *contractCoverage, engine string) {
 	e.json(ctx, http.StatusUnauthorized, "GET", "/api/v1/projects/analysis/flaky", "", nil)
 	e.json(ctx, http.StatusNotFound, "GET", "/api/v1/projects/nope/flaky", contractAPIToken, nil)
 }
+
+// TestContractAnalysis runs the analysis contract on PostgreSQL;
+// TestContract runs it on SQLite.
+func TestContractAnalysis(t *testing.T) {
+	t.Parallel()
+	testContractAnalysis(t, &contractCoverage{}, "PostgreSQL")
+}
