@@ -818,6 +818,7 @@ func TestContract(t *testing.T) {
 	t.Run("trust", func(t *testing.T) { testContractTrust(t, cov) })
 	t.Run("run events", func(t *testing.T) { testContractRunEvents(t, cov, "SQLite") })
 	t.Run("run history", func(t *testing.T) { testContractHistory(t, cov, "SQLite") })
+	t.Run("analysis", func(t *testing.T) { testContractAnalysis(t, cov, "SQLite") })
 
 	t.Run("not ready", func(t *testing.T) {
 		d := newContractEnv(t, contractOptions{cov: cov})

@@ -107,6 +107,10 @@ func (s *Server) rerunRun(w http.ResponseWriter, r *http.Request) error {
 			Project: proj.Name, Repo: orig.Repo, Ref: orig.Ref, Commit: orig.Commit, Event: orig.Event,
 			Trusted: trusted, TrustReason: why, RerunOf: orig.ID, Jobs: plan, Forge: runForge(proj, orig.Commit),
 		}
+		// A rerun compares with the base its original was planned against.
+		if base, err := s.st.RunBase(pctx, orig.ID); err == nil {
+			nr.Base = base
+		}
 		var run core.Run
 		if run, _, err = s.st.CreateRun(pctx, who.actor, nr); err == nil {
 			err = s.orch.StartRun(pctx, run.ID)

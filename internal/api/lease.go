@@ -139,7 +139,7 @@ func (s *Server) leaseBody(ctx context.Context, l orchestrator.Leased) (protocol
 		RunID: run.ID, Repo: run.Repo, Ref: run.Ref, Commit: run.Commit, Trusted: run.Trusted,
 		JobID: j.ID, Job: j.Name, Digest: j.Digest, Script: j.Spec.Run, Env: j.Spec.Env,
 		TimeoutMillis: j.Spec.Timeout.Milliseconds(), Network: j.Spec.Sandbox.Network,
-		Outputs: j.Spec.Outputs, Needs: []protocol.NeedOutputs{},
+		Outputs: j.Spec.Outputs, Reports: j.Spec.Reports, Needs: []protocol.NeedOutputs{},
 	}
 	if j.Spec.Hermetic {
 		body.Hermetic, body.Inputs = true, j.Spec.Inputs
@@ -343,6 +343,13 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	f := store.Fence{AttemptID: id, LeaseToken: req.LeaseToken, RunnerID: runnerID}
 	out := orchestrator.Outcome{State: st, Reason: req.Reason, ExitCode: req.ExitCode}
+	if req.ReportsManifest != "" {
+		// Recorded before the completion, which queues the analysis that
+		// reads them.
+		if done, err := s.recordReports(ctx, w, f, st, req.ReportsManifest); err != nil || done {
+			return err
+		}
+	}
 	if st != core.AttemptSucceeded {
 		// Nothing to record in the artifact store: the outcome alone,
 		// which CompleteAttempt checks against the attempt it reads.
@@ -421,6 +428,7 @@ func (s *Server) completed(w http.ResponseWriter, id string, st core.AttemptStat
 		reason = core.AttemptOutcome(st)
 	}
 	s.metrics.Attempts.WithLabelValues(string(st), string(reason)).Inc()
+	s.analyzer.Wake()
 	if logged {
 		s.kickSweep()
 	}
@@ -440,4 +448,33 @@ var runnerReasons = map[core.AttemptState][]core.Reason{
 
 func runnerReason(st core.AttemptState, r core.Reason) bool {
 	return slices.Contains(runnerReasons[st], r)
+}
+
+// recordReports records the reports manifest of a completion that stands
+// a chance (its lease holds and the attempt has not ended). It reports
+// true when it answered already: a completion sent again.
+func (s *Server) recordReports(ctx context.Context, w http.ResponseWriter, f store.Fence, st core.AttemptState, manifest string) (bool, error) {
+	d, err := digest.Parse(manifest)
+	if err != nil {
+		return false, core.Wrap(core.KindInvalid, "complete: reports_manifest", err)
+	}
+	a, err := s.st.Attempt(ctx, f.AttemptID)
+	if err != nil {
+		return false, err
+	}
+	if a.RunnerID != f.RunnerID || a.LeaseToken != f.LeaseToken {
+		return false, core.E(core.KindLeaseLost, "complete", "attempt %s: lease is no longer held", f.AttemptID)
+	}
+	if a.State == st {
+		writeJSON(w, http.StatusOK, protocol.CompleteResponse{AttemptID: a.ID, State: st})
+		return true, nil
+	}
+	if a.State.Terminal() {
+		return false, core.E(core.KindLeaseLost, "complete", "attempt %s already ended %s", a.ID, a.State)
+	}
+	run, err := s.st.Run(ctx, a.RunID)
+	if err != nil {
+		return false, err
+	}
+	return false, s.results(run).RecordReports(ctx, a, d)
 }

@@ -317,10 +317,42 @@ func (s *Server) failedJobText(ctx context.Context, run core.Run, j core.Job, st
 	case last.Reason != core.ReasonNone:
 		st.Description = "failed: " + strings.ReplaceAll(string(last.Reason), "_", " ")
 	}
+	if last != nil {
+		if a, err := s.st.Analysis(ctx, last.ID); err == nil {
+			if d := failedTestsText(a); d != "" {
+				st.Description = d
+			}
+		} else if core.KindOf(err) != core.KindNotFound {
+			return err
+		}
+	}
 	if last != nil && last.Number > 1 {
 		st.Description += fmt.Sprintf(" (attempt %d)", last.Number)
 	}
 	return nil
+}
+
+// failedTestsText says which tests an analyzed attempt failed, as "3 tests
+// failed: TestA, TestB, +1", or "" when its reports name none.
+func failedTestsText(a core.Analysis) string {
+	n := a.Totals.Failed + a.Totals.Errored
+	if n == 0 || len(a.Failures) == 0 {
+		return ""
+	}
+	const named = 2
+	var names []string
+	for _, f := range a.Failures[:min(named, len(a.Failures))] {
+		name := f.Name
+		if r := []rune(name); len(r) > 40 {
+			name = string(r[:39]) + "…"
+		}
+		names = append(names, name)
+	}
+	text := fmt.Sprintf("%d %s failed: %s", n, plural(n, "test", "tests"), strings.Join(names, ", "))
+	if n > len(names) {
+		text += fmt.Sprintf(", +%d", n-len(names))
+	}
+	return text
 }
 
 // runURL links a status to the run's page (and a job's place on it), when

@@ -47,6 +47,10 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET "+v1+"/runs/{id}/events", s.handle(s.getRunEvents))
 	mux.HandleFunc("GET "+v1+"/runs/{id}/jobs/{name}/log", s.handle(s.getJobLog))
 
+	mux.HandleFunc("GET "+v1+"/runs/{id}/analysis", s.handle(s.getRunAnalysis))
+	mux.HandleFunc("GET "+v1+"/attempts/{id}/analysis", s.handle(s.getAttemptAnalysis))
+	mux.HandleFunc("GET "+v1+"/projects/{name}/flaky", s.handle(s.getProjectFlaky))
+
 	if s.cfg.StoreAPI != nil {
 		mux.Handle(StorePrefix+"/", http.StripPrefix(StorePrefix, s.storeScope(s.cfg.StoreAPI)))
 	}

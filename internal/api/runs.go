@@ -243,6 +243,7 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 	if err != nil {
 		return core.Run{}, err
 	}
+	nr.Base = pl.Base.Commit
 	reused := 0
 	for _, spec := range p.Jobs {
 		pj, ok := pl.Job(spec.Name)

@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"github.com/deltaci/deltaci/internal/analyzer"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -108,6 +109,9 @@ type Config struct {
 	// with a timeout, when nil).
 	ForgeClient *http.Client
 
+	// Analysis tunes the Failure Analyzer's loop.
+	Analysis analyzer.Settings
+
 	Metrics *telemetry.Metrics
 	Log     *slog.Logger
 }
@@ -122,6 +126,7 @@ type Server struct {
 	orch     *orchestrator.Orchestrator
 	notifier *orchestrator.Notifier
 	sealer   *logstream.Sealer
+	analyzer *analyzer.Analyzer
 	log      *slog.Logger
 	metrics  *telemetry.Metrics
 	mux      *http.ServeMux
@@ -224,6 +229,9 @@ func New(cfg Config) *Server {
 			Transfer: &registry.Transfer{Data: cfg.Registry.Data, Catalog: cfg.Registry, Alg: cfg.Registry.Alg},
 		},
 	}
+	s.analyzer = &analyzer.Analyzer{
+		Store: cfg.Store, Registry: cfg.Registry, Log: cfg.Log, Settler: s.orch, Settings: cfg.Analysis,
+	}
 	s.routes()
 	return s
 }
@@ -261,6 +269,11 @@ func (s *Server) Start(ctx context.Context) {
 	go func() {
 		defer s.loops.Done()
 		s.runReporter(ctx)
+	}()
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		s.analyzer.Run(ctx)
 	}()
 	if s.st.CanWatch() {
 		s.runEvents.watched.Store(true)

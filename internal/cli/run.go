@@ -16,7 +16,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/deltaci/deltaci/internal/analyzer"
 	"github.com/deltaci/deltaci/internal/artifact/open"
+	"github.com/deltaci/deltaci/internal/artifact/registry"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/executor"
 	"github.com/deltaci/deltaci/internal/gitx"
@@ -161,7 +163,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 		con.printf("deltaci: warning: %s\n", termsafe.String(w.String()))
 	}
 	x := &localRun{st: st, orch: orch, notifier: notifier, exec: exec, log: log, res: res, vars: e.vars,
-		jobs: o.jobs, grace: o.grace, workspaces: method, output: con.job, printf: con.printf}
+		jobs: o.jobs, grace: o.grace, workspaces: method, registry: arts.Registry, output: con.job, printf: con.printf}
 	var start time.Time
 	runID, interrupted, err := x.execute(ctx, top, wt, p, specs, pl, func(runID string, jobs []store.NewJob) {
 		con.printf("deltaci: run %s at %s: %s (%d to run, %d reused, %d skipped), %d at a time\n", runID, describeHead(branch, head, len(wt.Changes) > 0),
@@ -180,6 +182,20 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	}
 	if err := printSummary(report, e, st, final, time.Since(start)); err != nil {
 		return err
+	}
+	if final.State == core.RunFailed {
+		drainCtx, cancel := context.WithTimeout(report, localAnalysisWait)
+		err := x.analyzer().Drain(drainCtx, runID)
+		cancel()
+		if err != nil {
+			con.printf("deltaci: the failures could not all be analyzed: %v\n", err)
+		}
+		view, err := analyzer.RunView(report, st, runID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout)
+		printWhy(e.stdout, view)
 	}
 	if interrupted {
 		return &exitError{code: ExitCanceled}
@@ -208,6 +224,8 @@ type localRun struct {
 	grace    time.Duration
 	// workspaces is how each job's view of the snapshot is made.
 	workspaces workspace.Method
+	// registry holds the attempts' reports and logs, for the analyzer.
+	registry *registry.Registry
 	// output is where a job's log goes; printf prints deltaci's own lines.
 	output func(job string) io.WriteCloser
 	printf func(format string, args ...any)
@@ -220,7 +238,7 @@ type localRun struct {
 func (x *localRun) execute(ctx context.Context, top string, wt *gitx.WorkTree, p *core.Pipeline, specs []core.JobSpec, pl *planner.Plan,
 	started func(runID string, jobs []store.NewJob)) (string, bool, error) {
 	st, orch, log := x.st, x.orch, x.log
-	nr := store.NewRun{Repo: top, Ref: wt.Branch, Commit: wt.Head, Event: core.EventManual, Trusted: true}
+	nr := store.NewRun{Repo: top, Ref: wt.Branch, Commit: wt.Head, Event: core.EventManual, Trusted: true, Base: pl.Base.Commit}
 	for _, s := range specs {
 		nj := store.NewJob{Spec: s}
 		if pj, ok := pl.Job(s.Name); ok {
@@ -297,7 +315,18 @@ func (x *localRun) execute(ctx context.Context, top string, wt *gitx.WorkTree, p
 		Slots: x.jobs, Source: src, Workspaces: views, WorkDir: ws, BaseEnv: x.vars, FixedEnv: runEnv(wt),
 		Output: x.output, Grace: x.grace, ID: "local", Results: x.res, InputFiles: pl.InputFiles,
 	}
+	// The analyzer runs beside the jobs: a job with retry.flaky waits
+	// for its failed attempt's analysis.
+	az := x.analyzer()
+	azCtx, stopAnalyzer := context.WithCancel(runCtx)
+	azDone := make(chan struct{})
+	go func() {
+		defer close(azDone)
+		az.Run(azCtx)
+	}()
 	runErr := local.Run(runCtx, run.ID)
+	stopAnalyzer()
+	<-azDone
 	stopRunner()
 	if runErr != nil {
 		return "", false, runErr
@@ -315,6 +344,21 @@ func (x *localRun) execute(ctx context.Context, top string, wt *gitx.WorkTree, p
 const workspacesUsage = "how each job's writable view of the shared tree is made: auto (the first that works of " +
 	"overlay, fuse-overlayfs and copy), overlay (the kernel's overlayfs; needs root), fuse-overlayfs (the " +
 	"fuse-overlayfs package and /dev/fuse), or copy (a full copy per job)"
+
+// localAnalysisPoll is how often deltaci run's analyzer looks for ended
+// attempts, and localAnalysisWait how long the summary waits for them.
+const (
+	localAnalysisPoll = 200 * time.Millisecond
+	localAnalysisWait = time.Minute
+)
+
+// analyzer returns an analyzer of the run's failures: it runs beside the
+// jobs, since a job with retry.flaky waits for its failed attempt's
+// analysis.
+func (x *localRun) analyzer() *analyzer.Analyzer {
+	return &analyzer.Analyzer{Store: x.st, Registry: x.registry, Log: x.log, Settler: x.orch,
+		Settings: analyzer.Settings{Poll: localAnalysisPoll}}
+}
 
 // afterSnapshot runs once the working tree is copied; tests edit the
 // working tree there.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"github.com/deltaci/deltaci/internal/analyzer"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,6 +41,8 @@ type serverOptions struct {
 	ttl, reapInterval, shutdownTimeout           time.Duration
 	drainDelay, fetchTimeout, statusRetryMax     time.Duration
 	statusLease, inboxLease                      time.Duration
+	analysisLease                                time.Duration
+	flakyClearAfter                              int
 	checkpointInterval                           time.Duration
 	checkpointPublic                             []string
 	scrub                                        scrubFlags
@@ -94,6 +97,8 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	f.DurationVar(&o.statusLease, "status-lease", api.DefaultStatusLease, "how long a claim on a commit status to post lasts")
 	f.DurationVar(&o.inboxLease, "inbox-lease", api.DefaultInboxLease, "how long a claim on a webhook delivery to plan lasts")
 	_ = f.MarkHidden("status-lease")
+	f.DurationVar(&o.analysisLease, "analysis-lease", analyzer.DefaultLease, "how long a claim on an ended attempt to analyze lasts; a replica that dies mid-analysis delays it this long")
+	f.IntVar(&o.flakyClearAfter, "flaky-clear-after", store.DefaultFlakyClearAfter, "how many passes in a row clear a flaky job or test")
 	_ = f.MarkHidden("inbox-lease")
 	f.DurationVar(&o.checkpointInterval, "checkpoint-interval", eventlog.DefaultCheckpointInterval, "how often the leader signs a checkpoint of the artifact store's event log, when it grew, with the signing key")
 	f.StringArrayVar(&o.checkpointPublic, "checkpoint-public-key", nil, "hex Ed25519 public key whose artifact store checkpoints are genuine too: a signing key rotated away (repeatable)")
@@ -196,6 +201,10 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		Mirrors: gitx.Mirrors{Dir: filepath.Join(o.dataDir, "mirrors")}, InsecureNoAuth: o.insecureNoAuth,
 		Executor: o.executor, TTL: o.ttl, ReapInterval: o.reapInterval, FetchTimeout: o.fetchTimeout, Log: log,
 		ExternalURL: o.externalURL, StatusRetryMax: o.statusRetryMax, StatusLease: o.statusLease, InboxLease: o.inboxLease,
+		Analysis: analyzer.Settings{Lease: o.analysisLease, ClearAfter: o.flakyClearAfter},
+	}
+	if o.analysisLease <= 0 || o.flakyClearAfter <= 0 {
+		return usage(fmt.Errorf("--analysis-lease and --flaky-clear-after must be positive, got %s and %d", o.analysisLease, o.flakyClearAfter))
 	}
 	var providers secret.Chain
 	providers = append(providers, secret.NewEnv(e.vars))

@@ -69,6 +69,9 @@ type RetryPolicy struct {
 	InfraError int   // retries after checkout/setup failures
 	ExitCodes  []int // exit codes worth retrying (flaky tests)
 	Max        int   // cap on retries of all kinds; 0 means the sum of the above
+	// Flaky is how many retries a failed attempt earns when every test it
+	// failed is known flaky (decided once the attempt is analyzed).
+	Flaky int
 }
 
 // DefaultRetry is the policy when the file says nothing.

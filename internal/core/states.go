@@ -71,12 +71,16 @@ const (
 	// it (the runner was shutting down); a new attempt takes its place
 	// without counting as a retry.
 	ReasonReleased Reason = "released"
+	// ReasonFlakyRetry is on the queued event of an attempt made because
+	// every test its predecessor failed is known flaky (retry.flaky).
+	ReasonFlakyRetry Reason = "flaky_retry"
 )
 
 var validReasons = map[Reason]bool{
 	ReasonNone: true, ReasonExitCode: true, ReasonTimeout: true, ReasonCanceled: true,
 	ReasonRunnerLost: true, ReasonInfraError: true, ReasonResourceLimit: true,
 	ReasonUpstreamFailed: true, ReasonConfigError: true, ReasonReleased: true, ReasonNotRerun: true,
+	ReasonFlakyRetry: true,
 }
 
 // ParseReason validates a stored or received reason string.

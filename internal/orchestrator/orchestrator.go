@@ -550,6 +550,12 @@ func (o *Orchestrator) settle(ctx context.Context, tx *store.Tx, a core.Attempt,
 				slog.String("reason", string(a.Reason)), slog.Int("attempt", next.Number))
 			return false, nil
 		}
+		wait, err := o.awaitsAnalysis(ctx, tx, a, j, reasons)
+		if err != nil || wait {
+			// The job stays running without an attempt: its analysis
+			// decides (SettleAnalyzed), in the transaction that records it.
+			return false, err
+		}
 	}
 	if err := tx.MoveJob(ctx, j, to, a.Reason); err != nil {
 		return false, err

@@ -363,6 +363,18 @@ jobs:
     run: make test
     retry: {runner_lost: -1}
 `, []want{{5, 26, "retry.runner_lost must be between 0 and 100, got -1", "-"}}},
+		{"RetryFlakyTooMany", `version: 1
+jobs:
+  test:
+    run: make test
+    retry: {flaky: 1000}
+`, []want{{5, 20, "retry.flaky must be between 0 and 100, got 1000", "-"}}},
+		{"UnknownReportKindGotest", `version: 1
+jobs:
+  test:
+    run: make test
+    reports: {gotst: [test.json]}
+`, []want{{5, 15, `unknown report kind "gotst"`, `did you mean "gotest"?`}}},
 		{"RetryQuoted", `version: 1
 jobs:
   test:

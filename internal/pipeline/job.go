@@ -16,9 +16,9 @@ var (
 	topKeys     = []string{"version", "strict", "defaults", "jobs"}
 	settingKeys = []string{"timeout", "runs-on", "retry", "env", "sandbox", "reuse", "hermetic"}
 	jobKeys     = []string{"run", "needs", "inputs", "inputs_from", "env", "secrets", "outputs", "reports", "timeout", "retry", "runs-on", "sandbox", "reuse", "hermetic", "branches", "events"}
-	retryKeys   = []string{"runner_lost", "infra_error", "exit_codes", "max"}
+	retryKeys   = []string{"runner_lost", "infra_error", "exit_codes", "max", "flaky"}
 	sandboxKeys = []string{"network"}
-	reportKinds = []string{"junit"}
+	reportKinds = []string{"junit", "gotest"}
 	eventNames  = []string{core.EventPush, core.EventPullRequest, core.EventManual}
 )
 
@@ -46,6 +46,7 @@ type retryPatch struct {
 	runnerLost   *int
 	infraError   *int
 	max          *int
+	flaky        *int
 	exitCodes    []int
 	exitCodesSet bool
 }
@@ -59,6 +60,9 @@ func (p retryPatch) apply(r core.RetryPolicy) core.RetryPolicy {
 	}
 	if p.max != nil {
 		r.Max = *p.max
+	}
+	if p.flaky != nil {
+		r.Flaky = *p.flaky
 	}
 	if p.exitCodesSet {
 		r.ExitCodes = p.exitCodes
@@ -175,6 +179,10 @@ func (t *tree) retry(v value, p *retryPatch) {
 		case "max":
 			if n, ok := t.integer(ev, "retry.max", 0, maxRetries); ok {
 				p.max = &n
+			}
+		case "flaky":
+			if n, ok := t.integer(ev, "retry.flaky", 0, maxRetries); ok {
+				p.flaky = &n
 			}
 		case "exit_codes":
 			codes, ok := t.exitCodes(ev)

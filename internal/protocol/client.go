@@ -294,6 +294,33 @@ func (c *Client) Run(ctx context.Context, id string) (Run, error) {
 	return out, err
 }
 
+// RunAnalysis returns what the Failure Analyzer found in a run.
+func (c *Client) RunAnalysis(ctx context.Context, id string) (RunAnalysis, error) {
+	var out RunAnalysis
+	err := c.callJSON(ctx, call{method: http.MethodGet, path: "/runs/" + url.PathEscape(id) + "/analysis"}, &out)
+	return out, err
+}
+
+// AttemptAnalysis returns one attempt's analysis: core.KindNotFound until
+// it is made.
+func (c *Client) AttemptAnalysis(ctx context.Context, id string) (core.Analysis, error) {
+	var out core.Analysis
+	err := c.callJSON(ctx, call{method: http.MethodGet, path: "/attempts/" + url.PathEscape(id) + "/analysis"}, &out)
+	return out, err
+}
+
+// ProjectFlaky returns a project's flaky jobs and tests, with those
+// cleared since when all is set.
+func (c *Client) ProjectFlaky(ctx context.Context, project string, all bool) (FlakyList, error) {
+	var out FlakyList
+	path := "/projects/" + url.PathEscape(project) + "/flaky"
+	if all {
+		path += "?all=true"
+	}
+	err := c.callJSON(ctx, call{method: http.MethodGet, path: path}, &out)
+	return out, err
+}
+
 // Runners lists the registered runners, oldest first.
 func (c *Client) Runners(ctx context.Context) ([]RunnerInfo, error) {
 	var out RunnerList

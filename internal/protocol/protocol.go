@@ -147,6 +147,9 @@ type Lease struct {
 	TimeoutMillis int64             `json:"timeout_ms"`
 	Network       bool              `json:"network"`
 	Outputs       []string          `json:"outputs"`
+	// Reports are the job's report globs by format (junit, gotest): the
+	// runner uploads the files they match, whatever the outcome.
+	Reports map[string][]string `json:"reports,omitempty"`
 	// Needs are the outputs manifests of the jobs this one needs, restored
 	// into the workspace before the job starts.
 	Needs []NeedOutputs `json:"needs"`
@@ -204,6 +207,10 @@ type CompleteRequest struct {
 	// OutputsManifest is the digest of the manifest of the attempt's
 	// outputs, already uploaded to the artifact store (successes only).
 	OutputsManifest string `json:"outputs_manifest,omitempty"`
+	// ReportsManifest is the digest of the manifest of the attempt's
+	// report files, already uploaded (any outcome; none when the job has
+	// no reports).
+	ReportsManifest string `json:"reports_manifest,omitempty"`
 }
 
 // CompleteResponse echoes the recorded outcome.
@@ -425,4 +432,60 @@ type ProjectPatch struct {
 	// Forge replaces the project's forge; one with an empty kind removes
 	// it. The webhook secret is kept while the forge kind stays.
 	Forge *ProjectForge `json:"forge,omitempty"`
+}
+
+// RunAnalysis is what the Failure Analyzer found in a run
+// (GET /runs/{id}/analysis): per job, its latest analyzed attempt, and its
+// failing tests compared with the base's result for that job.
+type RunAnalysis struct {
+	RunID string `json:"run_id"`
+	// Base is the commit the run was planned against, empty for none.
+	Base string `json:"base,omitempty"`
+	// Pending counts the run's ended attempts not analyzed yet.
+	Pending int           `json:"pending"`
+	Jobs    []JobAnalysis `json:"jobs"`
+}
+
+// JobAnalysis is one job's part of a RunAnalysis.
+type JobAnalysis struct {
+	Job   string `json:"job"`
+	State string `json:"state"`
+	// Flaky says the job is flaky now (proven by two attempts with the
+	// same input digest, one passed and one failed).
+	Flaky bool `json:"flaky"`
+	// AttemptID and Number are the analyzed attempt's, empty when none of
+	// the job's attempts is analyzed yet (or it has none).
+	AttemptID    string              `json:"attempt_id,omitempty"`
+	Number       int                 `json:"attempt_number,omitempty"`
+	Class        string              `json:"class,omitempty"`
+	Totals       core.TestTotals     `json:"totals"`
+	Failures     []FailureComparison `json:"failures"`
+	MoreFailures int                 `json:"more_failures,omitempty"`
+	Fixed        []string            `json:"fixed"`
+	Excerpt      *core.LogExcerpt    `json:"excerpt,omitempty"`
+	Problems     []string            `json:"problems,omitempty"`
+	BaseAttempt  string              `json:"base_attempt,omitempty"`
+}
+
+// Failure statuses against the base's result.
+const (
+	FailureNew      = "new"      // passed at the base, or absent there
+	FailureExisting = "existing" // failed at the base too
+)
+
+// FailureComparison is a failing test with what is known of it: new or
+// existing against the base (empty without a base result), whether it is
+// known flaky, and how often its signature was seen.
+type FailureComparison struct {
+	core.TestFailure
+	Status    string    `json:"status,omitempty"`
+	Flaky     bool      `json:"flaky"`
+	SeenCount int64     `json:"seen_count"`
+	FirstSeen time.Time `json:"first_seen,omitzero"`
+}
+
+// FlakyList is a project's flaky jobs and tests (GET /projects/{name}/flaky).
+type FlakyList struct {
+	Project string       `json:"project"`
+	Flaky   []core.Flaky `json:"flaky"`
 }

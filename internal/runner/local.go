@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deltaci/deltaci/internal/analysis"
 	"io"
 	"log/slog"
 	"os"
@@ -66,6 +67,9 @@ type Local struct {
 	// InputFiles lists the files of a hermetic job (planner.Plan.InputFiles):
 	// its workspace holds only those, copied from Source.
 	InputFiles func(job string) ([]gitx.TreeEntry, error)
+	// ReportLimits bound the report files kept of an attempt
+	// (analysis.DefaultLimits when zero).
+	ReportLimits analysis.Limits
 }
 
 // Run executes queued attempts of runID until the run ends or ctx is
@@ -149,26 +153,37 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 	// The attempt's log: what the console shows, kept in the artifact
 	// store as logs/<attempt> once the attempt ends.
 	var out io.Writer = console
+	// saveLog keeps the log once: before the completion, which queues the
+	// attempt's analysis, so the analysis finds it.
+	saveLog := func() {}
 	if l.Results != nil {
 		logFile, err := l.openLog(a)
 		if err != nil {
 			fmt.Fprintf(console, "deltaci: cannot keep the log: %v\n", err)
 		} else {
 			out = io.MultiWriter(console, logFile)
-			defer func() {
-				logFile.Close()
-				if err := l.Results.SaveLog(report, a, logFile.Name()); err != nil {
-					log.WarnContext(report, "storing the log", slog.Any("err", err))
-				}
-				os.RemoveAll(filepath.Dir(logFile.Name()))
-			}()
+			var once sync.Once
+			saveLog = func() {
+				once.Do(func() {
+					logFile.Close()
+					if err := l.Results.SaveLog(report, a, logFile.Name()); err != nil {
+						log.WarnContext(report, "storing the log", slog.Any("err", err))
+					}
+					os.RemoveAll(filepath.Dir(logFile.Name()))
+				})
+			}
+			defer saveLog()
 		}
+	}
+	complete := func(o orchestrator.Outcome) error {
+		saveLog()
+		return l.complete(report, slotID, fence, o)
 	}
 
 	w, err := l.workspace(ctx, a, j)
 	if err != nil {
 		fmt.Fprintf(out, "deltaci: cannot prepare the workspace: %v\n", err)
-		return l.complete(report, slotID, fence, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
+		return complete(orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
 	}
 	defer func() {
 		if err := w.Remove(report); err != nil {
@@ -181,7 +196,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 	}
 	if err := l.restoreNeeds(report, a, j, ws); err != nil {
 		fmt.Fprintf(out, "deltaci: cannot restore the outputs of the jobs it needs: %v\n", err)
-		return l.complete(report, slotID, fence, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
+		return complete(orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
 	}
 	if a.Number > 1 {
 		fmt.Fprintf(out, "deltaci: attempt %d\n", a.Number)
@@ -189,7 +204,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 	env, secrets, err := l.env(ctx, a, j)
 	if err != nil {
 		fmt.Fprintf(out, "deltaci: %v\n", err)
-		return l.complete(report, slotID, fence, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
+		return complete(orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
 	}
 	// The job's output passes through the masker; closing it flushes the
 	// held-back tail before the attempt's writer is closed.
@@ -223,7 +238,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 	}
 	if err != nil {
 		fmt.Fprintf(out, "deltaci: cannot start the job: %v\n", err)
-		return l.complete(report, slotID, fence, orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
+		return complete(orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
 	}
 	switch {
 	case res.Err != "":
@@ -234,6 +249,15 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		fmt.Fprintf(out, "deltaci: exited with code %d\n", res.ExitCode)
 	}
 	outcome := orchestrator.Outcome{State: res.State, Reason: res.Reason}
+	if l.Results != nil && res.State != core.AttemptCanceled {
+		refused, err := l.Results.SaveReports(report, a, j, ws, l.reportLimits())
+		for _, r := range refused {
+			fmt.Fprintf(out, "deltaci: report not kept: %s\n", r)
+		}
+		if err != nil {
+			fmt.Fprintf(out, "deltaci: cannot store the reports: %v\n", err)
+		}
+	}
 	if res.State == core.AttemptSucceeded && l.Results != nil {
 		if _, err := l.Results.Save(report, a, j, ws); err != nil {
 			fmt.Fprintf(out, "deltaci: cannot store the outputs: %v\n", err)
@@ -246,7 +270,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 	}
 	stopHeartbeat()
 	<-hbDone
-	return l.complete(report, slotID, fence, outcome)
+	return complete(outcome)
 }
 
 // restoreNeeds writes the outputs of the job's needs into its workspace:
@@ -323,6 +347,14 @@ func (l *Local) heartbeat(ctx context.Context, log *slog.Logger, f store.Fence, 
 			return
 		}
 	}
+}
+
+// reportLimits bound the report files kept of one attempt.
+func (l *Local) reportLimits() analysis.Limits {
+	if l.ReportLimits != (analysis.Limits{}) {
+		return l.ReportLimits
+	}
+	return analysis.DefaultLimits()
 }
 
 // openLog creates the file an attempt's log is kept in while it runs.

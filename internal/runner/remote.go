@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deltaci/deltaci/internal/analysis"
 	"io"
 	"log/slog"
 	"net/http"
@@ -56,6 +57,9 @@ type Remote struct {
 	LeaseWait time.Duration
 
 	checkouts *checkouts
+	// ReportLimits bound the report files uploaded of an attempt
+	// (analysis.DefaultLimits when zero).
+	ReportLimits analysis.Limits
 }
 
 // Run leases and executes attempts until drain is done, then waits for the
@@ -339,6 +343,19 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 		fmt.Fprintf(logw, "deltaci: exited with code %d\n", res.ExitCode)
 	}
 	outcome := protocol.CompleteRequest{State: res.State, Reason: res.Reason}
+	if len(l.Reports) > 0 && res.State != core.AttemptCanceled {
+		var m string
+		err := retryTransient(execCtx, a.log, "storing the reports", func() error {
+			var err error
+			m, err = a.pushReports(execCtx, tr, ws, logw)
+			return err
+		})
+		if err != nil {
+			// The outcome stands without them; the analysis says so.
+			fmt.Fprintf(logw, "deltaci: cannot store the reports: %v\n", err)
+		}
+		outcome.ReportsManifest = m
+	}
 	if res.ExitCode >= 0 && res.State != core.AttemptErrored {
 		code := res.ExitCode
 		outcome.ExitCode = &code
@@ -370,6 +387,29 @@ func (a *attempt) pushOutputs(ctx context.Context, tr *registry.Transfer, ws str
 	att := core.Attempt{ID: a.l.AttemptID, RunID: a.l.RunID, Number: a.l.AttemptNumber}
 	j := core.Job{Name: a.l.Job, Digest: a.l.Digest}
 	res, err := tr.Push(ctx, "", ws, "", registry.PushOptions{Only: only, Annotations: results.Annotations(att, j)})
+	if err != nil {
+		return "", err
+	}
+	return res.Manifest.String(), nil
+}
+
+// pushReports uploads the files matching the job's reports globs, within
+// the analysis limits, as one manifest and returns its digest; the server
+// records it as reports/<attempt>. Files over a limit are named in the
+// job's log and on the manifest, and not uploaded.
+func (a *attempt) pushReports(ctx context.Context, tr *registry.Transfer, ws string, logw io.Writer) (string, error) {
+	lim := a.r.ReportLimits
+	if lim == (analysis.Limits{}) {
+		lim = analysis.DefaultLimits()
+	}
+	keep, refused, err := results.ReportFiles(ws, a.l.Reports, lim)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range refused {
+		fmt.Fprintf(logw, "deltaci: report not kept: %s\n", r)
+	}
+	res, err := tr.Push(ctx, "", ws, "", registry.PushOptions{Only: keep, Annotations: results.ReportAnnotations(a.l.AttemptID, refused)})
 	if err != nil {
 		return "", err
 	}

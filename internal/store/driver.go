@@ -185,6 +185,9 @@ type Queries interface {
 	InsertWebLogin(ctx context.Context, l WebLogin) error
 	TakeWebLogin(ctx context.Context, stateHash string) (WebLogin, error)
 	PruneWebLogins(ctx context.Context, now time.Time) (int64, error)
+
+	// The Failure Analyzer's rows (analysis.go).
+	AnalysisQueries
 }
 
 // LogState is the log bookkeeping of one attempt.

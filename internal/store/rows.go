@@ -165,6 +165,7 @@ type retryRecord struct {
 	InfraError int   `json:"infra_error"`
 	ExitCodes  []int `json:"exit_codes,omitempty"`
 	Max        int   `json:"max"`
+	Flaky      int   `json:"flaky,omitempty"`
 }
 
 // SpecToRecord returns the stored form of a job definition.
@@ -172,7 +173,7 @@ func SpecToRecord(s core.JobSpec) any {
 	return specRecord{
 		Name: s.Name, Run: s.Run, Needs: s.Needs, Inputs: s.Inputs, InputsFrom: s.InputsFrom, Env: s.Env, Secrets: s.Secrets,
 		Outputs: s.Outputs, Reports: s.Reports, TimeoutMS: s.Timeout.Milliseconds(),
-		Retry:  retryRecord{RunnerLost: s.Retry.RunnerLost, InfraError: s.Retry.InfraError, ExitCodes: s.Retry.ExitCodes, Max: s.Retry.Max},
+		Retry:  retryRecord{RunnerLost: s.Retry.RunnerLost, InfraError: s.Retry.InfraError, ExitCodes: s.Retry.ExitCodes, Max: s.Retry.Max, Flaky: s.Retry.Flaky},
 		RunsOn: s.RunsOn, Network: s.Sandbox.Network, Reuse: s.Reuse, Hermetic: s.Hermetic, Branches: s.Branches, Events: s.Events,
 	}
 }
@@ -181,7 +182,7 @@ func (r specRecord) spec() core.JobSpec {
 	return core.JobSpec{
 		Name: r.Name, Run: r.Run, Needs: r.Needs, Inputs: r.Inputs, InputsFrom: r.InputsFrom, Env: r.Env, Secrets: r.Secrets,
 		Outputs: r.Outputs, Reports: r.Reports, Timeout: time.Duration(r.TimeoutMS) * time.Millisecond,
-		Retry:  core.RetryPolicy{RunnerLost: r.Retry.RunnerLost, InfraError: r.Retry.InfraError, ExitCodes: r.Retry.ExitCodes, Max: r.Retry.Max},
+		Retry:  core.RetryPolicy{RunnerLost: r.Retry.RunnerLost, InfraError: r.Retry.InfraError, ExitCodes: r.Retry.ExitCodes, Max: r.Retry.Max, Flaky: r.Retry.Flaky},
 		RunsOn: r.RunsOn, Sandbox: core.Sandbox{Network: r.Network}, Reuse: r.Reuse, Hermetic: r.Hermetic,
 		Branches: r.Branches, Events: r.Events,
 	}

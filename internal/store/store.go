@@ -59,7 +59,10 @@ type NewRun struct {
 	// transaction, so a delivery makes one run however often it is
 	// claimed. A lost claim (core.KindLeaseLost) makes no run.
 	Delivery *Delivery
-	Jobs     []NewJob
+	// Base is the commit the run was planned against, "" for none: new
+	// versus known failures compare with the base's results.
+	Base string
+	Jobs []NewJob
 }
 
 // NewJob describes one job of a new run and what the planner decided.
@@ -105,6 +108,11 @@ func (s *Store) CreateRun(ctx context.Context, actor string, nr NewRun) (core.Ru
 		}
 		if err := s.runSources(ctx, q, run.ID, nr); err != nil {
 			return err
+		}
+		if nr.Base != "" {
+			if err := q.InsertRunBase(ctx, run.ID, nr.Base); err != nil {
+				return err
+			}
 		}
 		if err := q.InsertEvent(ctx, event(now, actor, core.EntityRun, run.ID, run.ID, "", string(run.State), "")); err != nil {
 			return err

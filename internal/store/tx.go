@@ -139,6 +139,17 @@ func (tx *Tx) MoveJobIf(ctx context.Context, jobID, runID string, from, to core.
 
 // EnqueueAttempt creates the job's next attempt in state queued.
 func (tx *Tx) EnqueueAttempt(ctx context.Context, j core.Job) (core.Attempt, error) {
+	return tx.EnqueueAttemptBecause(ctx, j, core.ReasonNone)
+}
+
+// RunEvents returns a run's events in the order they were written.
+func (tx *Tx) RunEvents(ctx context.Context, runID string) ([]core.Event, error) {
+	return tx.q.ListRunEvents(ctx, runID)
+}
+
+// EnqueueAttemptBecause is EnqueueAttempt with the reason its queued
+// event records (core.ReasonFlakyRetry).
+func (tx *Tx) EnqueueAttemptBecause(ctx context.Context, j core.Job, reason core.Reason) (core.Attempt, error) {
 	prev, err := tx.q.ListJobAttempts(ctx, j.ID)
 	if err != nil {
 		return core.Attempt{}, err
@@ -155,7 +166,7 @@ func (tx *Tx) EnqueueAttempt(ctx context.Context, j core.Job) (core.Attempt, err
 	if err := tx.q.InsertAttempt(ctx, a); err != nil {
 		return core.Attempt{}, err
 	}
-	return a, tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, "", string(a.State), "")
+	return a, tx.record(ctx, core.EntityAttempt, a.ID, a.RunID, "", string(a.State), reason)
 }
 
 // MoveAttempt moves an attempt on behalf of the orchestrator (cancel a

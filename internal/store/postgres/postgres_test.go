@@ -345,3 +345,8 @@ func TestOnlyWatchedRunsAreAnnounced(t *testing.T) {
 		}
 	}
 }
+
+func TestAnalysisConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunAnalysis(t, openStore)
+}

@@ -69,3 +69,8 @@ func openStore(t *testing.T, now func() time.Time) *store.Store {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+func TestAnalysisConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunAnalysis(t, openStore)
+}

@@ -8,6 +8,17 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type AnalysisQueue struct {
+	AttemptID  string
+	RunID      string
+	QueuedAt   int64
+	Tries      int32
+	NextAt     int64
+	Claim      string
+	LeaseUntil int64
+	LastError  string
+}
+
 type ApiToken struct {
 	ID        string
 	Name      string
@@ -37,6 +48,18 @@ type Attempt struct {
 	LabelSet       []string
 }
 
+type AttemptAnalysis struct {
+	AttemptID  string
+	RunID      string
+	Job        string
+	Scope      string
+	Digest     string
+	State      string
+	Class      string
+	Detail     string
+	AnalyzedAt int64
+}
+
 type Event struct {
 	Seq       int64
 	At        int64
@@ -47,6 +70,28 @@ type Event struct {
 	FromState string
 	ToState   string
 	Reason    string
+}
+
+type FailureSignature struct {
+	Scope       string
+	Signature   string
+	Test        string
+	Message     string
+	FirstSeen   int64
+	LastSeen    int64
+	Count       int64
+	LastAttempt string
+}
+
+type Flaky struct {
+	Scope     string
+	Job       string
+	Test      string
+	Since     int64
+	LastSeen  int64
+	Passes    int64
+	ClearedAt int64
+	Evidence  string
 }
 
 type HookDelivery struct {
@@ -128,6 +173,11 @@ type Run struct {
 	TrustReason string
 	RerunOf     string
 	Message     string
+}
+
+type RunBasis struct {
+	RunID      string
+	BaseCommit string
 }
 
 type RunForge struct {

@@ -8,6 +8,17 @@ import (
 	"database/sql"
 )
 
+type AnalysisQueue struct {
+	AttemptID  string
+	RunID      string
+	QueuedAt   int64
+	Tries      int64
+	NextAt     int64
+	Claim      string
+	LeaseUntil int64
+	LastError  string
+}
+
 type ApiToken struct {
 	ID        string
 	Name      string
@@ -36,6 +47,18 @@ type Attempt struct {
 	LogDigest      string
 }
 
+type AttemptAnalysis struct {
+	AttemptID  string
+	RunID      string
+	Job        string
+	Scope      string
+	Digest     string
+	State      string
+	Class      string
+	Detail     string
+	AnalyzedAt int64
+}
+
 type AttemptLabel struct {
 	AttemptID string
 	Label     string
@@ -51,6 +74,28 @@ type Event struct {
 	FromState string
 	ToState   string
 	Reason    string
+}
+
+type FailureSignature struct {
+	Scope       string
+	Signature   string
+	Test        string
+	Message     string
+	FirstSeen   int64
+	LastSeen    int64
+	Count       int64
+	LastAttempt string
+}
+
+type Flaky struct {
+	Scope     string
+	Job       string
+	Test      string
+	Since     int64
+	LastSeen  int64
+	Passes    int64
+	ClearedAt int64
+	Evidence  string
 }
 
 type HookDelivery struct {
@@ -131,6 +176,11 @@ type Run struct {
 	TrustReason string
 	RerunOf     string
 	Message     string
+}
+
+type RunBasis struct {
+	RunID      string
+	BaseCommit string
 }
 
 type RunForge struct {
