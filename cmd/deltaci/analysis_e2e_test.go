@@ -276,6 +276,12 @@ func TestServerKilledMidAnalysisLosesNothing(t *testing.T) {
 		if count != analyses {
 			t.Errorf("the signature was counted %d times in %d analyses", count, analyses)
 		}
+		eventually(t, "the analysis backlog metric is back to 0", func() bool {
+			m := srv.metrics(t)
+			v, ok := m["deltaci_analysis_backlog"]
+			_, aged := m["deltaci_analysis_oldest_seconds"]
+			return ok && aged && v == 0
+		})
 	})
 }
 

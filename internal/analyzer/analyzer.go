@@ -72,6 +72,9 @@ type Analyzer struct {
 	Settings
 	// Settler, when set, decides flaky retries.
 	Settler Settler
+	// Backlog, when set, is told after each pass of Run how many ended
+	// attempts wait for their analysis and since when the oldest does.
+	Backlog func(n int, oldest time.Time)
 
 	wake     chan struct{}
 	stop     context.CancelFunc
@@ -148,6 +151,11 @@ func (z *Analyzer) Run(ctx context.Context) {
 			}
 			if !ok || ctx.Err() != nil {
 				break
+			}
+		}
+		if z.Backlog != nil && ctx.Err() == nil {
+			if n, oldest, err := z.Store.AnalysisBacklog(ctx); err == nil {
+				z.Backlog(n, oldest)
 			}
 		}
 		select {

@@ -231,6 +231,14 @@ func New(cfg Config) *Server {
 	}
 	s.analyzer = &analyzer.Analyzer{
 		Store: cfg.Store, Registry: cfg.Registry, Log: cfg.Log, Settler: s.orch, Settings: cfg.Analysis,
+		Backlog: func(n int, oldest time.Time) {
+			s.metrics.AnalysisBacklog.Set(float64(n))
+			age := 0.0
+			if !oldest.IsZero() {
+				age = time.Since(oldest).Seconds()
+			}
+			s.metrics.AnalysisOldest.Set(age)
+		},
 	}
 	s.routes()
 	return s

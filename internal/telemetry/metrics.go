@@ -48,6 +48,11 @@ type Metrics struct {
 	// them, as the delivery loop last counted them.
 	OutboxDepth  prometheus.Gauge
 	OutboxOldest prometheus.Gauge
+	// AnalysisBacklog is the number of ended attempts the Failure Analyzer
+	// has not analyzed yet, and AnalysisOldest how long the oldest of them
+	// has waited, as the analyzer last counted them.
+	AnalysisBacklog prometheus.Gauge
+	AnalysisOldest  prometheus.Gauge
 	// StatusLatency is the time from a move to the post that shows it on
 	// the forge, by forge.
 	StatusLatency *prometheus.HistogramVec
@@ -109,6 +114,12 @@ func New(queueDepth QueueDepthFunc, storeBytes StoreBytesFunc) *Metrics {
 		OutboxOldest: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "deltaci_status_outbox_oldest_seconds", Help: "Age of the oldest change the forge does not show yet.",
 		}),
+		AnalysisBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deltaci_analysis_backlog", Help: "Ended attempts the Failure Analyzer has not analyzed yet.",
+		}),
+		AnalysisOldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deltaci_analysis_oldest_seconds", Help: "How long the oldest ended attempt not analyzed yet has waited.",
+		}),
 		StatusLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "deltaci_status_delivery_seconds", Help: "Time from a run or job move to the commit status that shows it, by forge.",
 			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
@@ -120,6 +131,7 @@ func New(queueDepth QueueDepthFunc, storeBytes StoreBytesFunc) *Metrics {
 	reg.MustRegister(m.QueueWait, m.Attempts, m.LeaseExpirations, m.JobsReused, m.PlanSeconds, m.LogBytes,
 		m.AuthFailures, m.RateLimited, m.Unschedulable,
 		m.HookDeliveries, m.InboxDepth, m.OutboxDepth, m.OutboxOldest, m.StatusLatency, m.StatusFailures,
+		m.AnalysisBacklog, m.AnalysisOldest,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queueDepth != nil {
 		reg.MustRegister(labeledGauge("deltaci_queue_depth", "Queued attempts by the runner labels they need.", "labels", queueDepth))
