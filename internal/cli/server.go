@@ -29,6 +29,7 @@ import (
 	"github.com/deltaci/deltaci/internal/store/postgres"
 	"github.com/deltaci/deltaci/internal/store/sqlite"
 	"github.com/deltaci/deltaci/internal/telemetry"
+	"github.com/deltaci/deltaci/internal/ui"
 )
 
 type serverOptions struct {
@@ -250,12 +251,16 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	}
 
 	srv := api.New(cfg)
+	handler, err := withUI(srv, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return usage(fmt.Errorf("--listen %s: %w", o.listen, err))
 	}
 	hs := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -383,4 +388,16 @@ func storeBytes(ctx context.Context, meta *eventlog.Store) func() map[string]flo
 		}
 		return out
 	}
+}
+
+// withUI serves the web UI's pages at / in front of the API. Without web
+// login, the pages admit what the API admits: an API token, or anyone on
+// a server run with --insecure-no-auth.
+func withUI(srv *api.Server, log *slog.Logger) (http.Handler, error) {
+	a := ui.APIAuth{Authenticate: srv.Authenticate}
+	pages, err := ui.New(ui.Config{Backend: srv, Auth: a, Middleware: a.Middleware, Session: a.Session, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	return pages.Handler(srv.Handler()), nil
 }
