@@ -271,12 +271,15 @@ func stripANSI(line []byte) []byte {
 }
 
 // ansiCSS is the stylesheet of the 256 palette colours, foreground (f<n>)
-// and background (g<n>): the 16 named ones as most terminals show them,
+// and background (g<n>): the 16 named ones in shades readable on the
+// log's dark background,
 // the 6×6×6 cube and the grey ramp.
 func ansiCSS() []byte {
+	// Chosen to keep a contrast of 4.5:1 on the log's dark background,
+	// black and blue included.
 	base := []string{
-		"#1e1e1e", "#c23621", "#25bc24", "#adad27", "#3b6fd8", "#d338d3", "#33bbc8", "#cbcccd",
-		"#818383", "#fc391f", "#31e722", "#eaec23", "#5c8cff", "#f935f8", "#14f0f0", "#e9ebeb",
+		"#8b949e", "#ff7b72", "#3fb950", "#d29922", "#58a6ff", "#bc8cff", "#39c5cf", "#b1bac4",
+		"#a5adb6", "#ffa198", "#56d364", "#e3b341", "#79c0ff", "#d2a8ff", "#56d4dd", "#ffffff",
 	}
 	var b bytes.Buffer
 	colour := func(i int) string {

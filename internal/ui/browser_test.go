@@ -1,0 +1,216 @@
+package ui_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/deltaci/deltaci/internal/browsertest"
+	"github.com/deltaci/deltaci/internal/core"
+)
+
+// wait is how long a browser step may take on a busy machine.
+const wait = 60 * time.Second
+
+func TestBrowserRunShowsDAGWithReusedAndSkippedJobs(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	run := e.reusedRun(t)
+	ctx := browsertest.New(t, nil)
+	shots := t.TempDir()
+	page := e.URL + "/runs/" + run.ID
+	browsertest.Do(t, ctx, "open the run page", wait, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("svg.dag")))
+	nodes := browsertest.Get(t, ctx, "read the graph", wait, chromedp.Evaluate[map[string]string](
+		`Object.fromEntries([...document.querySelectorAll("svg.dag a.node")].map(a => [a.dataset.job, a.getAttribute("class")]))`))
+	for job, want := range map[string]string{"lint": "st-reused", "docs": "st-skipped", "build": "st-failed", "test": "st-upstream_failed"} {
+		if !strings.Contains(nodes[job], want) {
+			t.Errorf("job %s is drawn as %q, want %s", job, nodes[job], want)
+		}
+	}
+	for _, j := range run.Jobs {
+		why := browsertest.Get(t, ctx, "read "+j.Name+"'s why", wait, chromedp.Text(chromedp.CSS("#job-"+j.Name+" .why")))
+		if !strings.Contains(why, j.Explain) {
+			t.Errorf("job %s's why reads %q, want %q", j.Name, why, j.Explain)
+		}
+	}
+	edges := browsertest.Get(t, ctx, "count edges", wait, chromedp.Evaluate[int](`document.querySelectorAll("svg.dag path.edge").length`))
+	if edges != 1 {
+		t.Errorf("the graph has %d edges, want 1 (test needs build)", edges)
+	}
+	browsertest.CheckA11y(t, ctx, "run page")
+	browsertest.Screenshot(t, ctx, shots, "run")
+
+	for _, p := range []struct{ name, path string }{
+		{"projects", "/"}, {"runs", "/runs"}, {"runners", "/runners"}, {"job", "/runs/" + run.ID + "/jobs/build"},
+	} {
+		browsertest.Do(t, ctx, "open the "+p.name+" page", wait, chromedp.Navigate(e.URL+p.path), chromedp.WaitVisible(chromedp.CSS("main h1")))
+		browsertest.CheckA11y(t, ctx, p.name+" page")
+		browsertest.Screenshot(t, ctx, shots, p.name)
+	}
+}
+
+func TestBrowserRunningJobLogGrowsWithoutReload(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	run := e.trigger(t)
+	l := e.runner.start(t, run.ID, "build")
+	off := e.runner.log(t, l, 0, "::group::Set up\nfetching tools\n::endgroup::\n--- Compile\nfirst line\n")
+	ctx := browsertest.New(t, nil)
+	page := e.URL + "/runs/" + run.ID + "/jobs/build"
+	browsertest.Do(t, ctx, "open the job page", wait, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#log")),
+		chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
+	pollTrue(t, ctx, "the first line shown", `document.getElementById("log").textContent.includes("first line")`)
+	// A group before the last section is folded, as GitHub Actions folds it.
+	folded := browsertest.Get(t, ctx, "read the group", wait, chromedp.Evaluate[bool](
+		`document.querySelector("#log .hg .fold").getAttribute("aria-expanded") === "false" && [...document.querySelectorAll("#log .l")].find(l => l.textContent.includes("fetching tools")).hidden`))
+	if !folded {
+		t.Errorf("the ::group:: before the last section is not folded")
+	}
+	browsertest.Do(t, ctx, "unfold the group", wait, chromedp.Click(chromedp.CSS("#log .hg .fold")))
+	pollTrue(t, ctx, "the group unfolded", `document.querySelector("#log .hg .fold").getAttribute("aria-expanded") === "true"`)
+
+	for i := 0; i < 3; i++ {
+		line := fmt.Sprintf("line %d arrived while the page was open", i)
+		off = e.runner.log(t, l, off, line+"\n")
+		pollTrue(t, ctx, "the new line shown", `document.getElementById("log").textContent.includes(`+jsString(line)+`)`)
+	}
+	if !browsertest.Get(t, ctx, "check no reload", wait, chromedp.Evaluate[bool](`window.notReloaded === true`)) {
+		t.Errorf("the page reloaded to show the new lines")
+	}
+	stamped := browsertest.Get(t, ctx, "count stamped lines", wait, chromedp.Evaluate[int](`document.querySelectorAll("#log .l[data-at]").length`))
+	if stamped != 3 {
+		t.Errorf("%d lines carry their arrival time, want the 3 that arrived live", stamped)
+	}
+	e.runner.end(t, l, core.AttemptSucceeded)
+	pollTrue(t, ctx, "the tail ended", `document.getElementById("log").hasAttribute("data-ended")`)
+	pollTrue(t, ctx, "the job shown succeeded", `document.getElementById("job-state").textContent === "succeeded"`)
+}
+
+func TestBrowserOpens200MBLogAtItsTailAndPagesBackToItsFirstLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 200 MB log")
+	}
+	t.Parallel()
+	e := setup(t)
+	run := e.trigger(t)
+	l := e.runner.start(t, run.ID, "build")
+	const lineLen, total = 1024, 200 << 20
+	var off int64
+	chunk := make([]byte, 0, 1<<20)
+	for n := 0; off < total; {
+		chunk = chunk[:0]
+		for len(chunk) < 1<<20 {
+			s := fmt.Sprintf("line %07d ", n)
+			chunk = append(chunk, s...)
+			chunk = append(chunk, strings.Repeat("x", lineLen-len(s)-1)...)
+			chunk = append(chunk, '\n')
+			n++
+		}
+		off = e.runner.log(t, l, off, string(chunk))
+	}
+	e.runner.end(t, l, core.AttemptSucceeded)
+	lastLine := fmt.Sprintf("line %07d ", total/lineLen-1)
+
+	ctx := browsertest.New(t, nil)
+	page := e.URL + "/runs/" + run.ID + "/jobs/build"
+	browsertest.Do(t, ctx, "open the job page", wait, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#log")))
+	pollTrue(t, ctx, "the last line shown", `document.getElementById("log").textContent.includes(`+jsString(lastLine)+`)`)
+	start := browsertest.Get(t, ctx, "read the window", wait, chromedp.Evaluate[int64](`+document.getElementById("log").dataset.start`))
+	if start < total-(1<<20) {
+		t.Fatalf("the page opened at byte %d, not at the tail of %d", start, total)
+	}
+	for pages := 0; start > 0; pages++ {
+		if pages > 300 {
+			t.Fatalf("still at byte %d after %d pages back", start, pages)
+		}
+		browsertest.Do(t, ctx, "page back", wait, chromedp.Click(chromedp.ID("log-earlier")))
+		pollTrue(t, ctx, "the earlier page shown", fmt.Sprintf(`+document.getElementById("log").dataset.start < %d`, start))
+		start = browsertest.Get(t, ctx, "read the window", wait, chromedp.Evaluate[int64](`+document.getElementById("log").dataset.start`))
+		held := browsertest.Get(t, ctx, "measure the window", wait, chromedp.Evaluate[int64](
+			`+document.getElementById("log").dataset.end - +document.getElementById("log").dataset.start`))
+		if held > 9<<20 {
+			t.Fatalf("the page holds %d bytes of the log", held)
+		}
+	}
+	first := browsertest.Get(t, ctx, "read the first line", wait, chromedp.Text(chromedp.ID("o0")))
+	if !strings.Contains(first, "line 0000000 ") {
+		t.Errorf("the log's first line reads %q", first)
+	}
+}
+
+func TestBrowserCancelRunAndRerunFailedJob(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	run := e.trigger(t)
+	ctx := browsertest.New(t, nil)
+	page := e.URL + "/runs/" + run.ID
+	browsertest.Do(t, ctx, "open the running run", wait, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("cancel-run")))
+	browsertest.Do(t, ctx, "cancel it", wait, chromedp.Click(chromedp.ID("cancel-run")))
+	pollTrue(t, ctx, "the run shown canceled", `document.getElementById("run-state").textContent === "canceled"`)
+	e.waitRun(t, run.ID, core.RunCanceled)
+
+	failed := e.reusedRun(t)
+	page = e.URL + "/runs/" + failed.ID
+	browsertest.Do(t, ctx, "open the failed run", wait, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#job-build button")))
+	browsertest.Do(t, ctx, "rerun build", wait, chromedp.Click(chromedp.CSS("#job-build button")))
+	pollTrue(t, ctx, "the new run shown", `location.pathname !== `+jsString("/runs/"+failed.ID)+` && document.body.textContent.includes(`+jsString(failed.ID)+`)`)
+	loc := browsertest.Get(t, ctx, "read the location", wait, chromedp.Location())
+	id := loc[strings.LastIndex(loc, "/")+1:]
+	rerun, err := e.srv.User().Run(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rerun.RerunOf != failed.ID {
+		t.Fatalf("the page moved to run %s, a rerun of %q", rerun.ID, rerun.RerunOf)
+	}
+	pollTrue(t, ctx, "lint shown reused", `document.querySelector("#job-lint .decision").textContent === "reused"`)
+	browsertest.CheckA11y(t, ctx, "rerun page")
+}
+
+func TestBrowserViewerCannotCancel(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	run := e.trigger(t)
+	ctx := browsertest.New(t, map[string]string{"Authorization": "Bearer " + e.viewer})
+	page := e.URL + "/runs/" + run.ID
+	browsertest.Do(t, ctx, "open the run as a viewer", wait, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("svg.dag")))
+	if browsertest.Get(t, ctx, "look for the button", wait, chromedp.Evaluate[bool](`document.getElementById("cancel-run") !== null`)) {
+		t.Errorf("a viewer sees the cancel button")
+	}
+	status := browsertest.Get(t, ctx, "post the cancel form", wait, chromedp.Evaluate[int](
+		`fetch(location.pathname + "/cancel", {method: "POST", body: new URLSearchParams({csrf: "x"})}).then(r => r.status)`, chromedp.EvalAwaitPromise))
+	if status != 403 {
+		t.Errorf("a viewer's cancel is answered %d, want 403", status)
+	}
+	if got := e.waitRun(t, run.ID, core.RunRunning); got.State != string(core.RunRunning) {
+		t.Errorf("the run is %s", got.State)
+	}
+	browsertest.CheckA11y(t, ctx, "a viewer's run page")
+}
+
+// pollTrue waits until the expression is true in the page. A page that
+// navigates meanwhile (a form sent) is polled again once loaded.
+func pollTrue(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	end := time.Now().Add(wait)
+	for {
+		c, cancel := context.WithDeadline(ctx, end)
+		_, err := chromedp.Run(c, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(time.Until(end))))
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(end) || !strings.Contains(err.Error(), "context") && !strings.Contains(err.Error(), "navigated") {
+			t.Fatalf("wait for %s: %v", what, err)
+		}
+	}
+}
+
+// jsString is s as a JavaScript string literal.
+func jsString(s string) string {
+	return fmt.Sprintf("%q", s)
+}
