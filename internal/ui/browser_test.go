@@ -100,6 +100,7 @@ func TestBrowserOpens200MBLogAtItsTailAndPagesBackToItsFirstLine(t *testing.T) {
 	l := e.runner.start(t, run.ID, "build")
 	const lineLen, total = 1024, 200 << 20
 	var off int64
+	began := time.Now()
 	chunk := make([]byte, 0, 1<<20)
 	for n := 0; off < total; {
 		chunk = chunk[:0]
@@ -112,6 +113,7 @@ func TestBrowserOpens200MBLogAtItsTailAndPagesBackToItsFirstLine(t *testing.T) {
 		}
 		off = e.runner.log(t, l, off, string(chunk))
 	}
+	t.Logf("wrote %d bytes of log in %v", off, time.Since(began))
 	e.runner.end(t, l, core.AttemptSucceeded)
 	lastLine := fmt.Sprintf("line %07d ", total/lineLen-1)
 
@@ -132,6 +134,9 @@ func TestBrowserOpens200MBLogAtItsTailAndPagesBackToItsFirstLine(t *testing.T) {
 		start = browsertest.Get(t, ctx, "read the window", wait, chromedp.Evaluate[int64](`+document.getElementById("log").dataset.start`))
 		held := browsertest.Get(t, ctx, "measure the window", wait, chromedp.Evaluate[int64](
 			`+document.getElementById("log").dataset.end - +document.getElementById("log").dataset.start`))
+		if pages%20 == 0 {
+			t.Logf("page %d back: at byte %d, %v since the start", pages, start, time.Since(began))
+		}
 		if held > 9<<20 {
 			t.Fatalf("the page holds %d bytes of the log", held)
 		}
