@@ -32,6 +32,8 @@ type Project struct {
 	UntrustedNetwork bool
 	// Labels are the runs-on labels its jobs may ask for; empty means any.
 	Labels []string
+	// Public lets anyone, signed in or not, read its runs in the web UI.
+	Public bool
 	// Forge is where its webhooks come from and its statuses go; its zero
 	// value means none.
 	Forge     ProjectForge

@@ -170,6 +170,21 @@ type Queries interface {
 	ListRunStatuses(ctx context.Context, runID string) ([]StatusRow, error)
 	StatusBacklog(ctx context.Context) (int, time.Time, error)
 	PruneStatuses(ctx context.Context, before time.Time) (int64, error)
+
+	// The web UI's sign-in (webauth.go). DeleteProjectRole reports
+	// whether the binding was there; GetWebSession and TakeWebLogin return
+	// core.KindNotFound; TakeWebLogin deletes what it returns.
+	UpsertProjectRole(ctx context.Context, b RoleBinding) error
+	DeleteProjectRole(ctx context.Context, project, principal string) (bool, error)
+	ListProjectRoles(ctx context.Context, project string) ([]RoleBinding, error)
+	InsertWebSession(ctx context.Context, ws WebSession) error
+	GetWebSession(ctx context.Context, idHash string) (WebSession, error)
+	TouchWebSession(ctx context.Context, idHash string, at time.Time) error
+	DeleteWebSession(ctx context.Context, idHash string) error
+	PruneWebSessions(ctx context.Context, now, idleBefore time.Time) (int64, error)
+	InsertWebLogin(ctx context.Context, l WebLogin) error
+	TakeWebLogin(ctx context.Context, stateHash string) (WebLogin, error)
+	PruneWebLogins(ctx context.Context, now time.Time) (int64, error)
 }
 
 // LogState is the log bookkeeping of one attempt.

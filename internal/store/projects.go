@@ -19,6 +19,7 @@ type ProjectRow struct {
 	Protected, Secrets, Labels       string
 	Forge                            string // core.ProjectForge as JSON
 	UntrustedNetwork                 bool
+	Public                           bool
 	CreatedAt, UpdatedAt             int64
 }
 
@@ -26,7 +27,7 @@ type ProjectRow struct {
 func ProjectToRow(p core.Project) (ProjectRow, error) {
 	row := ProjectRow{
 		ID: p.ID, Name: p.Name, RepoURL: p.RepoURL, DefaultBranch: p.DefaultBranch,
-		UntrustedNetwork: p.UntrustedNetwork, CreatedAt: Millis(p.CreatedAt), UpdatedAt: Millis(p.UpdatedAt),
+		UntrustedNetwork: p.UntrustedNetwork, Public: p.Public, CreatedAt: Millis(p.CreatedAt), UpdatedAt: Millis(p.UpdatedAt),
 	}
 	var err error
 	for _, l := range []struct {
@@ -49,7 +50,7 @@ func ProjectToRow(p core.Project) (ProjectRow, error) {
 func ProjectFromRow(r ProjectRow) (core.Project, error) {
 	p := core.Project{
 		ID: r.ID, Name: r.Name, RepoURL: r.RepoURL, DefaultBranch: r.DefaultBranch,
-		UntrustedNetwork: r.UntrustedNetwork, CreatedAt: FromMillis(r.CreatedAt), UpdatedAt: FromMillis(r.UpdatedAt),
+		UntrustedNetwork: r.UntrustedNetwork, Public: r.Public, CreatedAt: FromMillis(r.CreatedAt), UpdatedAt: FromMillis(r.UpdatedAt),
 	}
 	for _, l := range []struct {
 		from string

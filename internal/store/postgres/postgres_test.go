@@ -138,6 +138,11 @@ func TestConcurrentMigrations(t *testing.T) {
 	}
 }
 
+func TestWebAuth(t *testing.T) {
+	t.Parallel()
+	storetest.RunWebAuth(t, openStore)
+}
+
 func TestMoveLeased(t *testing.T) {
 	t.Parallel()
 	storetest.RunMoveLeased(t, openStore)

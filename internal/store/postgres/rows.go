@@ -569,7 +569,7 @@ func (x queries) InsertProject(ctx context.Context, p core.Project) error {
 	return mapErr("insert project", x.q.InsertProject(ctx, pgdb.InsertProjectParams{
 		ID: row.ID, Name: row.Name, RepoUrl: row.RepoURL, DefaultBranch: row.DefaultBranch,
 		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels, Forge: row.Forge,
-		UntrustedNetwork: row.UntrustedNetwork, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
+		UntrustedNetwork: row.UntrustedNetwork, Public: row.Public, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
 	}))
 }
 
@@ -577,7 +577,7 @@ func projectFromRow(row pgdb.Project) (core.Project, error) {
 	return store.ProjectFromRow(store.ProjectRow{
 		ID: row.ID, Name: row.Name, RepoURL: row.RepoUrl, DefaultBranch: row.DefaultBranch,
 		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels, Forge: row.Forge,
-		UntrustedNetwork: row.UntrustedNetwork, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
+		UntrustedNetwork: row.UntrustedNetwork, Public: row.Public, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
 	})
 }
 
@@ -613,7 +613,7 @@ func (x queries) UpdateProject(ctx context.Context, p core.Project) (core.Projec
 	got, err := x.q.UpdateProject(ctx, pgdb.UpdateProjectParams{
 		Name: row.Name, RepoUrl: row.RepoURL, DefaultBranch: row.DefaultBranch,
 		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels, Forge: row.Forge,
-		UntrustedNetwork: row.UntrustedNetwork, UpdatedAt: row.UpdatedAt,
+		UntrustedNetwork: row.UntrustedNetwork, Public: row.Public, UpdatedAt: row.UpdatedAt,
 	})
 	if err != nil {
 		return core.Project{}, mapErr("update project "+p.Name, err)

@@ -536,7 +536,7 @@ func (x queries) InsertProject(ctx context.Context, p core.Project) error {
 	return mapErr("insert project", x.q.InsertProject(ctx, sqlitedb.InsertProjectParams{
 		ID: row.ID, Name: row.Name, RepoUrl: row.RepoURL, DefaultBranch: row.DefaultBranch,
 		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels, Forge: row.Forge,
-		UntrustedNetwork: boolInt(row.UntrustedNetwork), CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
+		UntrustedNetwork: boolInt(row.UntrustedNetwork), Public: boolInt(row.Public), CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
 	}))
 }
 
@@ -551,7 +551,7 @@ func projectFromRow(row sqlitedb.Project) (core.Project, error) {
 	return store.ProjectFromRow(store.ProjectRow{
 		ID: row.ID, Name: row.Name, RepoURL: row.RepoUrl, DefaultBranch: row.DefaultBranch,
 		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels, Forge: row.Forge,
-		UntrustedNetwork: row.UntrustedNetwork != 0, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
+		UntrustedNetwork: row.UntrustedNetwork != 0, Public: row.Public != 0, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
 	})
 }
 
@@ -587,7 +587,7 @@ func (x queries) UpdateProject(ctx context.Context, p core.Project) (core.Projec
 	got, err := x.q.UpdateProject(ctx, sqlitedb.UpdateProjectParams{
 		Name: row.Name, RepoUrl: row.RepoURL, DefaultBranch: row.DefaultBranch,
 		Protected: row.Protected, Secrets: row.Secrets, Labels: row.Labels, Forge: row.Forge,
-		UntrustedNetwork: boolInt(row.UntrustedNetwork), UpdatedAt: row.UpdatedAt,
+		UntrustedNetwork: boolInt(row.UntrustedNetwork), Public: boolInt(row.Public), UpdatedAt: row.UpdatedAt,
 	})
 	if err != nil {
 		return core.Project{}, mapErr("update project "+p.Name, err)

@@ -49,6 +49,11 @@ func TestDeliveryMakesOneRun(t *testing.T) {
 	storetest.RunDeliveryRuns(t, openStore)
 }
 
+func TestWebAuth(t *testing.T) {
+	t.Parallel()
+	storetest.RunWebAuth(t, openStore)
+}
+
 func TestMoveLeased(t *testing.T) {
 	t.Parallel()
 	storetest.RunMoveLeased(t, openStore)

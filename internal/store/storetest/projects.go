@@ -18,7 +18,7 @@ func webProject() core.Project {
 	return core.Project{
 		Name: "web", RepoURL: "https://git.example.com/acme/web.git", DefaultBranch: "trunk",
 		Protected: []string{"trunk", "release/**"}, Secrets: []string{"DEPLOY_KEY", "NPM_TOKEN"},
-		UntrustedNetwork: true, Labels: []string{"linux", "executor:shell"},
+		UntrustedNetwork: true, Labels: []string{"linux", "executor:shell"}, Public: true,
 		Forge: core.ProjectForge{
 			Kind: "gitlab", APIURL: "https://git.example.com/api/v4", Repo: "acme/platform/web",
 			TokenSecret: "GITLAB_TOKEN", HookSecret: "0123abcd", KeepSuperseded: true,

@@ -102,6 +102,14 @@ type Project struct {
 	CreatedAt        int64
 	UpdatedAt        int64
 	Forge            string
+	Public           bool
+}
+
+type ProjectRole struct {
+	Project   string
+	Principal string
+	Role      string
+	CreatedAt int64
 }
 
 type Run struct {
@@ -159,4 +167,24 @@ type StatusOutbox struct {
 	Claim       string
 	LeaseUntil  int64
 	LastError   string
+}
+
+type WebLogin struct {
+	StateHash string
+	Nonce     string
+	Verifier  string
+	Next      string
+	ExpiresAt int64
+}
+
+type WebSession struct {
+	IDHash        string
+	Subject       string
+	Email         string
+	EmailVerified bool
+	Name          string
+	GroupsJson    string
+	CreatedAt     int64
+	SeenAt        int64
+	ExpiresAt     int64
 }

@@ -1,6 +1,6 @@
 -- name: InsertProject :exec
-INSERT INTO projects (id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, forge, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+INSERT INTO projects (id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, forge, public, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: GetProject :one
 SELECT * FROM projects WHERE name = ?;
@@ -21,6 +21,7 @@ SET repo_url = sqlc.arg(repo_url),
     labels = sqlc.arg(labels),
     untrusted_network = sqlc.arg(untrusted_network),
     forge = sqlc.arg(forge),
+    public = sqlc.arg(public),
     updated_at = sqlc.arg(updated_at)
 WHERE name = sqlc.arg(name)
 RETURNING *;

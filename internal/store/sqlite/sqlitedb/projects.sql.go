@@ -50,7 +50,7 @@ func (q *Queries) GetAPITokenByHash(ctx context.Context, hash string) (ApiToken,
 }
 
 const getProject = `-- name: GetProject :one
-SELECT id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at, forge FROM projects WHERE name = ?
+SELECT id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at, forge, public FROM projects WHERE name = ?
 `
 
 func (q *Queries) GetProject(ctx context.Context, name string) (Project, error) {
@@ -68,12 +68,13 @@ func (q *Queries) GetProject(ctx context.Context, name string) (Project, error) 
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.Forge,
+		&i.Public,
 	)
 	return i, err
 }
 
 const getProjectByRepo = `-- name: GetProjectByRepo :one
-SELECT id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at, forge FROM projects WHERE repo_url = ?
+SELECT id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at, forge, public FROM projects WHERE repo_url = ?
 `
 
 func (q *Queries) GetProjectByRepo(ctx context.Context, repoUrl string) (Project, error) {
@@ -91,6 +92,7 @@ func (q *Queries) GetProjectByRepo(ctx context.Context, repoUrl string) (Project
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.Forge,
+		&i.Public,
 	)
 	return i, err
 }
@@ -119,8 +121,8 @@ func (q *Queries) InsertAPIToken(ctx context.Context, arg InsertAPITokenParams) 
 }
 
 const insertProject = `-- name: InsertProject :exec
-INSERT INTO projects (id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, forge, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO projects (id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, forge, public, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 `
 
 type InsertProjectParams struct {
@@ -133,6 +135,7 @@ type InsertProjectParams struct {
 	Labels           string
 	UntrustedNetwork int64
 	Forge            string
+	Public           int64
 	CreatedAt        int64
 	UpdatedAt        int64
 }
@@ -148,6 +151,7 @@ func (q *Queries) InsertProject(ctx context.Context, arg InsertProjectParams) er
 		arg.Labels,
 		arg.UntrustedNetwork,
 		arg.Forge,
+		arg.Public,
 		arg.CreatedAt,
 		arg.UpdatedAt,
 	)
@@ -155,7 +159,7 @@ func (q *Queries) InsertProject(ctx context.Context, arg InsertProjectParams) er
 }
 
 const listProjects = `-- name: ListProjects :many
-SELECT id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at, forge FROM projects ORDER BY name
+SELECT id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at, forge, public FROM projects ORDER BY name
 `
 
 func (q *Queries) ListProjects(ctx context.Context) ([]Project, error) {
@@ -179,6 +183,7 @@ func (q *Queries) ListProjects(ctx context.Context) ([]Project, error) {
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.Forge,
+			&i.Public,
 		); err != nil {
 			return nil, err
 		}
@@ -202,9 +207,10 @@ SET repo_url = ?1,
     labels = ?5,
     untrusted_network = ?6,
     forge = ?7,
-    updated_at = ?8
-WHERE name = ?9
-RETURNING id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at, forge
+    public = ?8,
+    updated_at = ?9
+WHERE name = ?10
+RETURNING id, name, repo_url, default_branch, protected, secrets, labels, untrusted_network, created_at, updated_at, forge, public
 `
 
 type UpdateProjectParams struct {
@@ -215,6 +221,7 @@ type UpdateProjectParams struct {
 	Labels           string
 	UntrustedNetwork int64
 	Forge            string
+	Public           int64
 	UpdatedAt        int64
 	Name             string
 }
@@ -229,6 +236,7 @@ func (q *Queries) UpdateProject(ctx context.Context, arg UpdateProjectParams) (P
 		arg.Labels,
 		arg.UntrustedNetwork,
 		arg.Forge,
+		arg.Public,
 		arg.UpdatedAt,
 		arg.Name,
 	)
@@ -245,6 +253,7 @@ func (q *Queries) UpdateProject(ctx context.Context, arg UpdateProjectParams) (P
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.Forge,
+		&i.Public,
 	)
 	return i, err
 }
