@@ -3,7 +3,7 @@
 // project's licence; no other code is bundled.
 "use strict";
 (function () {
-  var MAX_WINDOW = 8 << 20; // bytes of log the page holds at most
+  var MAX_WINDOW = 4 << 20; // bytes of log the page holds at most
 
   function live() {
     var el = document.getElementById("live");
@@ -58,16 +58,24 @@
     var times = document.getElementById("log-times");
     if (times) times.addEventListener("change", function () { log.classList.toggle("show-times", times.checked); });
 
-    // Drop lines from one end so that the page never holds more than
-    // MAX_WINDOW bytes of the log.
+    // Drop lines from one end, in one removal, so that the page never
+    // holds more than MAX_WINDOW bytes of the log.
     function trim(fromTop) {
       var start = num(log, "start"), end = num(log, "end");
-      while (end - start > MAX_WINDOW && log.children.length > 1) {
-        var n = fromTop ? log.firstElementChild : log.lastElementChild;
-        var next = fromTop ? n.nextElementSibling : n;
-        n.remove();
-        if (fromTop) start = parseInt(next.id.slice(1), 10);
-        else end = parseInt(n.id.slice(1), 10);
+      if (end - start > MAX_WINDOW && log.children.length > 1) {
+        var kids = log.children, r = document.createRange();
+        if (fromTop) {
+          var i = 0;
+          while (i < kids.length - 1 && end - parseInt(kids[i + 1].id.slice(1), 10) >= MAX_WINDOW) i++;
+          start = parseInt(kids[i + 1].id.slice(1), 10);
+          r.setStartBefore(kids[0]); r.setEndAfter(kids[i]);
+        } else {
+          var j = kids.length - 1;
+          while (j > 1 && parseInt(kids[j - 1].id.slice(1), 10) - start >= MAX_WINDOW) j--;
+          end = parseInt(kids[j].id.slice(1), 10);
+          r.setStartBefore(kids[j]); r.setEndAfter(kids[kids.length - 1]);
+        }
+        r.deleteContents();
       }
       set(log, "start", start); set(log, "end", end);
       if (earlier) earlier.hidden = start === 0;
@@ -76,7 +84,7 @@
         if (tail) { tail.close(); tail = null; }
       }
     }
-    function page(dir, done) {
+    function page(dir) {
       var url = log.getAttribute("data-page") + (dir < 0 ? "&before=" + num(log, "start") : "&after=" + num(log, "end"));
       fetch(url, { credentials: "same-origin" }).then(function (r) {
         if (!r.ok) throw new Error(r.status);
@@ -94,9 +102,12 @@
             trim(true);
             if (later) later.hidden = e >= num(log, "length");
           }
-          if (done) done();
+          log.dispatchEvent(new CustomEvent("log:paged"));
         });
-      }).catch(function (err) { log.setAttribute("data-error", String(err)); });
+      }).catch(function (err) {
+        log.setAttribute("data-error", String(err));
+        log.dispatchEvent(new CustomEvent("log:paged"));
+      });
     }
     if (earlier) earlier.addEventListener("click", function () { page(-1); });
     if (later) later.addEventListener("click", function () { page(1); });
