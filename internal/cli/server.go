@@ -30,6 +30,7 @@ import (
 	"github.com/deltaci/deltaci/internal/store/sqlite"
 	"github.com/deltaci/deltaci/internal/telemetry"
 	"github.com/deltaci/deltaci/internal/ui"
+	"github.com/deltaci/deltaci/internal/webauth"
 )
 
 type serverOptions struct {
@@ -251,7 +252,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	}
 
 	srv := api.New(cfg)
-	handler, err := withUI(srv, log)
+	handler, err := withUI(srv, log, nil) // no web login: the API's credentials
 	if err != nil {
 		return err
 	}
@@ -390,14 +391,23 @@ func storeBytes(ctx context.Context, meta *eventlog.Store) func() map[string]flo
 	}
 }
 
-// withUI serves the web UI's pages at / in front of the API. Without web
-// login, the pages admit what the API admits: an API token, or anyone on
-// a server run with --insecure-no-auth.
-func withUI(srv *api.Server, log *slog.Logger) (http.Handler, error) {
+// withUI serves the web UI's pages at / in front of the API. With a web
+// login (web not nil) the pages admit its sessions; without one, what the
+// API admits: an API token, or anyone on a server run with
+// --insecure-no-auth.
+func withUI(srv *api.Server, log *slog.Logger, web *webauth.Auth) (http.Handler, error) {
 	a := ui.APIAuth{Authenticate: srv.Authenticate}
-	pages, err := ui.New(ui.Config{Backend: srv, Auth: a, Middleware: a.Middleware, Session: a.Session, Log: log})
+	cfg := ui.Config{Backend: srv, Auth: a, Middleware: a.Middleware, Session: a.Session, Log: log}
+	mux := http.NewServeMux()
+	if web != nil {
+		cfg = ui.WithWebLogin(cfg, web)
+		web.Routes(mux)
+	}
+	pages, err := ui.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return pages.Handler(srv.Handler()), nil
+	pages.Routes(mux)
+	mux.Handle("/", srv.Handler())
+	return mux, nil
 }

@@ -12,7 +12,7 @@ const maxForm = 4 << 10
 func (u *UI) act(w http.ResponseWriter, r *http.Request) (string, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err := u.cfg.Auth.CheckCSRF(r); err != nil {
-		return "", err
+		return "", &forbidden{msg: err.Error()}
 	}
 	run, role, err := u.loadRun(r.Context(), r.PathValue("id"))
 	if err != nil {

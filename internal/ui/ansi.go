@@ -12,7 +12,7 @@ import (
 // 256-colour palette (-1 for the default), and the attributes a log
 // viewer shows.
 type style struct {
-	fg, bg                      int
+	fg, bg                       int
 	bold, dim, italic, underline bool
 }
 
@@ -147,13 +147,11 @@ func renderANSI(out *bytes.Buffer, line []byte, st *style) {
 func renderSegment(out *bytes.Buffer, line []byte, st *style) {
 	open := false
 	cur := ""
-	var text []byte
-	flush := func() {
+	write := func(text []byte) {
 		if len(text) == 0 {
 			return
 		}
-		c := st.class()
-		if c != cur || !open {
+		if c := st.class(); c != cur || !open {
 			if open {
 				out.WriteString("</span>")
 				open = false
@@ -167,23 +165,24 @@ func renderSegment(out *bytes.Buffer, line []byte, st *style) {
 			}
 		}
 		escapeTo(out, text)
-		text = text[:0]
 	}
 	for i := 0; i < len(line); {
-		b := line[i]
-		if b == 0x1b {
-			flush()
-			i += skipEscape(line[i:], st)
-			continue
+		// The run of text up to the next escape or control character.
+		j := i
+		for j < len(line) && (line[j] >= 0x20 && line[j] != 0x7f || line[j] == '\t') {
+			j++
 		}
-		if b < 0x20 && b != '\t' || b == 0x7f {
-			i++
-			continue
+		write(line[i:j])
+		if j == len(line) {
+			break
 		}
-		text = append(text, b)
-		i++
+		if line[j] == 0x1b {
+			j += skipEscape(line[j:], st)
+		} else {
+			j++ // a control character is dropped
+		}
+		i = j
 	}
-	flush()
 	if open {
 		out.WriteString("</span>")
 	}
@@ -224,28 +223,42 @@ func skipEscape(b []byte, st *style) int {
 	return 2
 }
 
-// escapeTo writes b as HTML text, invalid UTF-8 as U+FFFD.
+// escapeTo writes b as HTML text, invalid UTF-8 as U+FFFD. Runs of bytes
+// that need nothing are written whole.
 func escapeTo(out *bytes.Buffer, b []byte) {
-	for len(b) > 0 {
-		r, n := utf8.DecodeRune(b)
+	done := 0
+	for i := 0; i < len(b); {
+		c := b[i]
+		var rep string
+		n := 1
 		switch {
-		case r == utf8.RuneError && n <= 1:
-			out.WriteString("\uFFFD")
-		case r == '<':
-			out.WriteString("&lt;")
-		case r == '>':
-			out.WriteString("&gt;")
-		case r == '&':
-			out.WriteString("&amp;")
-		case r == '"':
-			out.WriteString("&#34;")
-		case r == '\'':
-			out.WriteString("&#39;")
+		case c == '<':
+			rep = "&lt;"
+		case c == '>':
+			rep = "&gt;"
+		case c == '&':
+			rep = "&amp;"
+		case c == '"':
+			rep = "&#34;"
+		case c == '\'':
+			rep = "&#39;"
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(b[i:])
+			if r != utf8.RuneError || size > 1 {
+				i += size
+				continue
+			}
+			rep = "\uFFFD"
 		default:
-			out.Write(b[:n])
+			i++
+			continue
 		}
-		b = b[n:]
+		out.Write(b[done:i])
+		out.WriteString(rep)
+		i += n
+		done = i
 	}
+	out.Write(b[done:])
 }
 
 // stripANSI returns the text of a line as renderANSI shows it, without

@@ -236,3 +236,53 @@ func pollTrue(t *testing.T, ctx context.Context, what, expr string) {
 func jsString(s string) string {
 	return fmt.Sprintf("%q", s)
 }
+
+// signIn opens page in a new browser, is sent to the provider's login
+// page, signs in as u and comes back to page.
+func signIn(t *testing.T, e *webEnv, u string, password, page string) context.Context {
+	t.Helper()
+	ctx := browsertest.New(t, nil)
+	browsertest.Do(t, ctx, "open "+page+" signed out", wait, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("username")))
+	browsertest.Do(t, ctx, "sign in as "+u, wait,
+		chromedp.SendKeys(chromedp.ID("username"), u), chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.ID("submit")))
+	pollTrue(t, ctx, "back at the page signed in", `location.href === `+jsString(page)+` && document.querySelector(".who") !== null && document.querySelector(".who").textContent.includes("Signed in as")`)
+	return ctx
+}
+
+func TestBrowserLoginThroughOpenIDProviderThenCancel(t *testing.T) {
+	t.Parallel()
+	e := setupWeb(t)
+	run := e.trigger(t)
+	page := e.URL + "/runs/" + run.ID
+
+	viewer := signIn(t, e, victor.Username, victor.Password, page)
+	if browsertest.Get(t, viewer, "look for the button", wait, chromedp.Evaluate[bool](`document.getElementById("cancel-run") !== null`)) {
+		t.Errorf("a viewer sees the cancel button")
+	}
+	// The viewer's own session and CSRF token, and still refused.
+	status := browsertest.Get(t, viewer, "post the cancel form", wait, chromedp.Evaluate[int](
+		`fetch(location.pathname + "/cancel", {method: "POST", body: new URLSearchParams({csrf: document.querySelector("input[name=csrf]").value})}).then(r => r.status)`,
+		chromedp.EvalAwaitPromise))
+	if status != 403 {
+		t.Errorf("a signed-in viewer's cancel is answered %d, want 403", status)
+	}
+	browsertest.CheckA11y(t, viewer, "a signed-in viewer's run page")
+
+	maintainer := signIn(t, e, alice.Username, alice.Password, page)
+	browsertest.Do(t, maintainer, "cancel as a maintainer", wait, chromedp.Click(chromedp.ID("cancel-run")))
+	pollTrue(t, maintainer, "the run shown canceled", `document.getElementById("run-state").textContent === "canceled"`)
+	events, err := e.srv.Store.Events(t.Context(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := ""
+	for _, ev := range events {
+		if by == "" && ev.Entity == core.EntityRun && (ev.To == string(core.RunCanceling) || ev.To == string(core.RunCanceled)) {
+			by = ev.Actor
+		}
+	}
+	if by != "user:"+alice.Email {
+		t.Errorf("the cancel is recorded as by %q, want user:%s", by, alice.Email)
+	}
+}

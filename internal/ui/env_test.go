@@ -19,9 +19,11 @@ import (
 	"github.com/deltaci/deltaci/internal/auth"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/gittest"
+	"github.com/deltaci/deltaci/internal/oidctest"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
 	"github.com/deltaci/deltaci/internal/ui"
+	"github.com/deltaci/deltaci/internal/webauth"
 )
 
 // deadline bounds every wait of these tests.
@@ -285,4 +287,58 @@ func (r *runner) pass(t *testing.T, runID string, jobs ...string) {
 	for _, j := range jobs {
 		r.end(t, r.start(t, runID, j), core.AttemptSucceeded)
 	}
+}
+
+// webEnv is env with the web login of a real OpenID provider in front of
+// the pages instead of the API's tokens.
+type webEnv struct {
+	*env
+	op *oidctest.Provider
+}
+
+// Users of the provider: alice maintains the project, victor views it.
+var (
+	alice  = oidctest.User{Username: "alice", Password: "alice-pw", Email: "alice@example.com", EmailVerified: true, Name: "Alice"}
+	victor = oidctest.User{Username: "victor", Password: "victor-pw", Email: "victor@example.com", EmailVerified: true, Name: "Victor"}
+)
+
+func setupWeb(t *testing.T) *webEnv {
+	t.Helper()
+	s := apitest.Start(t, apitest.Options{})
+	op, err := oidctest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { op.Close() })
+	var h http.Handler = http.NotFoundHandler()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(hs.Close)
+	redirect := hs.URL + webauth.CallbackPath
+	secret := op.AddClient("deltaci-ui", redirect)
+	op.AddUser(alice)
+	op.AddUser(victor)
+	web, err := webauth.New(t.Context(), webauth.Config{Issuer: op.Issuer(), ClientID: "deltaci-ui", ClientSecret: secret, RedirectURL: redirect}, s.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ui.APIAuth{Authenticate: s.API.Authenticate}
+	u, err := ui.New(ui.WithWebLogin(ui.Config{Backend: s.API, Auth: a, Session: a.Session}, web))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	web.Routes(mux)
+	u.Routes(mux)
+	mux.Handle("/", s.API.Handler())
+	h = mux
+	e := &env{srv: s, URL: hs.URL}
+	e.repo = gittest.Repo(t, map[string]string{".deltaci.yml": pipeline, "src/main.go": "package main\n", "lint/rules": "a\n"})
+	e.project = s.AddProject(t, e.repo)
+	e.runner = newRunner(t, s.URL)
+	for _, b := range []struct{ who, role string }{{alice.Email, webauth.RoleMaintainer}, {victor.Email, webauth.RoleViewer}} {
+		if _, err := s.Store.SetProjectRole(t.Context(), e.project.Name, b.who, b.role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &webEnv{env: e, op: op}
 }

@@ -20,8 +20,8 @@ const (
 // graphNode is a job placed in the graph.
 type graphNode struct {
 	Name, State, Label, Href string
-	X, Y, Layer               int
-	TextX, TextY, StateY      int
+	X, Y, Layer              int
+	TextX, TextY, StateY     int
 }
 
 // graphEdge is a need drawn from the job needed to the job needing it.

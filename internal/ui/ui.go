@@ -46,7 +46,11 @@ type Config struct {
 	// Session returns who the request's caller is, as events record it,
 	// and the CSRF token its forms must carry.
 	Session func(ctx context.Context) (actor, csrf string)
-	Log     *slog.Logger
+	// LoginURL, when set, is the web login's path that signs in and comes
+	// back to next: a visitor who is not signed in and may not see a page
+	// is sent there, and every page links to it.
+	LoginURL func(next string) string
+	Log      *slog.Logger
 	// Now is the clock of durations still running (time.Now when nil).
 	Now func() time.Time
 }
@@ -190,6 +194,12 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, err error) {
 	title := "Something went wrong"
 	msg := err.Error()
 	var fb *forbidden
+	if errors.As(err, &fb) && u.cfg.LoginURL != nil && r.Method == http.MethodGet && !wantsStream(r) {
+		if actor, _ := u.cfg.Session(r.Context()); actor == "" {
+			http.Redirect(w, r, u.cfg.LoginURL(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+	}
 	switch k := core.KindOf(err); {
 	case errors.As(err, &fb):
 		status, title = http.StatusForbidden, "Not allowed"
@@ -235,11 +245,17 @@ type basePage struct {
 	User  string
 	CSRF  string
 	Nav   string
+	// Login is where to sign in, when the server has a web login.
+	Login string
 }
 
 func (u *UI) base(r *http.Request, title string) basePage {
 	actor, csrf := u.cfg.Session(r.Context())
-	return basePage{Title: title, User: actor, CSRF: csrf}
+	b := basePage{Title: title, User: actor, CSRF: csrf}
+	if u.cfg.LoginURL != nil {
+		b.Login = u.cfg.LoginURL(r.URL.RequestURI())
+	}
+	return b
 }
 
 type errorPage struct {
