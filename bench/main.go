@@ -52,6 +52,7 @@ var suites = []suite{
 	{"log-shipping", benchLogShipping},
 	{"trigger-follow", benchFollow},
 	{"forge", benchForge},
+	{"ui", benchUI},
 }
 
 // harness holds what the suites share.

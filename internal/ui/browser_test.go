@@ -140,7 +140,7 @@ func TestBrowserOpens200MBLogAtItsTailAndPagesBackToItsFirstLine(t *testing.T) {
 		document.getElementById("log-earlier").click();
 	})`
 	for pages := 1; start > 0; pages++ {
-		if pages > int(total>>20)+10 {
+		if pages > int(total>>21)+10 {
 			t.Fatalf("still at byte %d after %d pages back", start, pages)
 		}
 		got := browsertest.Get(t, ctx, "page back", wait, chromedp.Evaluate[[]any](back, chromedp.EvalAwaitPromise))
@@ -149,7 +149,7 @@ func TestBrowserOpens200MBLogAtItsTailAndPagesBackToItsFirstLine(t *testing.T) {
 			t.Fatalf("paging back from byte %d: now at %d (%v)", start, s, got[2])
 		}
 		start = s
-		if end-start > 5<<20 {
+		if end-start > 7<<20 {
 			t.Fatalf("the page holds bytes %d to %d of the log", start, end)
 		}
 		if pages%50 == 0 || pages < 4 {

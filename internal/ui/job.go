@@ -21,7 +21,7 @@ import (
 // and pages by pageSize in either direction.
 const (
 	tailWindow = 64 << 10
-	pageSize   = 1 << 20
+	pageSize   = 2 << 20
 	// readPiece is one read of the log for a download or a search.
 	readPiece = 1 << 20
 	// maxMatches bounds a search's results.

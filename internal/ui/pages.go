@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"html/template"
 	"net/http"
 	"net/url"
 	"time"
@@ -146,6 +147,8 @@ type runPage struct {
 	CanRerun  bool
 	Failed    int
 	Counts    []stateCount
+	// The parts repeated per job, written by runhtml.go.
+	GraphHTML, RowsHTML, FallHTML template.HTML
 }
 
 type stateCount struct {
@@ -221,6 +224,7 @@ func (u *UI) run(w http.ResponseWriter, r *http.Request) error {
 			out.Counts = append(out.Counts, stateCount{State: st, N: counts[st]})
 		}
 		out.CanRerun = terminal && run.Project != "" && out.Failed > 0
+		out.GraphHTML, out.RowsHTML, out.FallHTML = graphHTML(out.Graph), jobRowsHTML(out), fallHTML(out.Fall)
 		return out, nil
 	})
 }

@@ -3,7 +3,7 @@
 // project's licence; no other code is bundled.
 "use strict";
 (function () {
-  var MAX_WINDOW = 4 << 20; // bytes of log the page holds at most
+  var MAX_WINDOW = 6 << 20; // bytes of log the page holds at most
 
   function live() {
     var el = document.getElementById("live");
