@@ -216,7 +216,7 @@ func CheckA11y(t testing.TB, ctx context.Context, page string) {
 // images), and returns its path.
 func Screenshot(t testing.TB, ctx context.Context, dir, name string) string {
 	t.Helper()
-	png := Get(t, ctx, "screenshot of "+name, 30*time.Second, chromedp.FullScreenshot(90))
+	png := Get(t, ctx, "screenshot of "+name, 30*time.Second, chromedp.FullScreenshot(100))
 	path := filepath.Join(dir, name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)

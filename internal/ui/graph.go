@@ -205,7 +205,7 @@ func makeWaterfall(run protocol.Run, now time.Time) waterfall {
 		return fallLabel + int(float64(fallBar)*float64(t.Sub(start))/float64(span))
 	}
 	crit := criticalPath(run)
-	w := waterfall{Width: fallLabel + fallBar + pad, Span: fmtDuration(span)}
+	w := waterfall{Width: fallLabel + fallBar + 40, Span: fmtDuration(span)}
 	for i := 0; i <= 4; i++ {
 		w.Ticks = append(w.Ticks, fallTick{X: fallLabel + fallBar*i/4, Label: fmtDuration(span * time.Duration(i) / 4)})
 	}
