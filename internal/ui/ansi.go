@@ -230,7 +230,6 @@ func escapeTo(out *bytes.Buffer, b []byte) {
 	for i := 0; i < len(b); {
 		c := b[i]
 		var rep string
-		n := 1
 		switch {
 		case c == '<':
 			rep = "&lt;"
@@ -255,7 +254,7 @@ func escapeTo(out *bytes.Buffer, b []byte) {
 		}
 		out.Write(b[done:i])
 		out.WriteString(rep)
-		i += n
+		i++
 		done = i
 	}
 	out.Write(b[done:])

@@ -5,7 +5,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/protocol"
@@ -270,11 +269,3 @@ func (u *UI) runners(w http.ResponseWriter, r *http.Request) error {
 
 // runHref is the run page's path.
 func runHref(id string) string { return "/runs/" + url.PathEscape(id) }
-
-// since is how long ago t was, from now.
-func since(now time.Time, t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return fmtDuration(now.Sub(t).Truncate(time.Second)) + " ago"
-}
