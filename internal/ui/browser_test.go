@@ -107,6 +107,7 @@ func TestBrowserOpens200MBLogAtItsTailAndPagesBackToItsFirstLine(t *testing.T) {
 	}
 	var off int64
 	began := time.Now()
+	beat := began
 	chunk := make([]byte, 0, 1<<20)
 	for n := 0; off < total; {
 		chunk = chunk[:0]
@@ -118,6 +119,13 @@ func TestBrowserOpens200MBLogAtItsTailAndPagesBackToItsFirstLine(t *testing.T) {
 			n++
 		}
 		off = e.runner.log(t, l, off, string(chunk))
+		if time.Since(beat) > 3*time.Second {
+			// Writing 200 MB outlasts a lease on a slow machine.
+			beat = time.Now()
+			if _, err := e.runner.c.Heartbeat(t.Context(), l.AttemptID, l.LeaseToken); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	t.Logf("wrote %d bytes of log in %v", off, time.Since(began))
 	e.runner.end(t, l, core.AttemptSucceeded)
