@@ -294,3 +294,17 @@ func TestBrowserLoginThroughOpenIDProviderThenCancel(t *testing.T) {
 		t.Errorf("the cancel is recorded as by %q, want user:%s", by, alice.Email)
 	}
 }
+
+func TestBrowserRunsListUpdatesLive(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := browsertest.New(t, nil)
+	browsertest.Do(t, ctx, "open the runs page", wait, chromedp.Navigate(e.URL+"/runs?project="+e.project.Name),
+		chromedp.WaitVisible(chromedp.CSS("main h1")), chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
+	run := e.trigger(t)
+	pollTrue(t, ctx, "the new run listed", `document.querySelector("tr[data-run='`+run.ID+`']") !== null && window.notReloaded === true`)
+	if _, err := e.srv.User().CancelRun(t.Context(), run.ID); err != nil {
+		t.Fatal(err)
+	}
+	pollTrue(t, ctx, "the run listed canceled", `document.querySelector("tr[data-run='`+run.ID+`'] .st").textContent === "canceled" && window.notReloaded === true`)
+}
