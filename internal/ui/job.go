@@ -115,6 +115,9 @@ func (u *UI) window(ctx context.Context, p *jobPage, at int64) error {
 	if err != nil {
 		return err
 	}
+	// The log read may hold less than the attempt said when it was read.
+	to = from + int64(len(data))
+	at = min(at, to)
 	start := from
 	if at < 0 {
 		if s, ok := lineStart(data, from, from); ok && s < to {
@@ -220,7 +223,7 @@ func (u *UI) logPage(w http.ResponseWriter, r *http.Request) error {
 		if data, err = u.read(r.Context(), p.Attempt.ID, from, before); err != nil {
 			return err
 		}
-		start, end = from, before
+		start, end = from, from+int64(len(data))
 		if s, ok := lineStart(data, from, from); ok {
 			start = s
 		}
@@ -230,7 +233,7 @@ func (u *UI) logPage(w http.ResponseWriter, r *http.Request) error {
 		if data, err = u.read(r.Context(), p.Attempt.ID, after, to); err != nil {
 			return err
 		}
-		start, end = after, to
+		start, end = after, after+int64(len(data))
 		if i := bytes.LastIndexByte(data, '\n'); i >= 0 && end < p.Length {
 			end = after + int64(i) + 1
 			data = data[:i+1]
