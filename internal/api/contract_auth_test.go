@@ -20,15 +20,16 @@ import (
 // contractSamples are valid request bodies of the operations that need
 // one, to send without a credential.
 var contractSamples = map[string]any{
-	"registerRunner":  protocol.RegisterRequest{Name: "x", Labels: []string{api.ExecutorLabel("shell")}, ProtocolVersion: protocol.Version},
-	"heartbeat":       protocol.Fenced{LeaseToken: "x"},
-	"startAttempt":    protocol.Fenced{LeaseToken: "x"},
-	"releaseAttempt":  protocol.Fenced{LeaseToken: "x"},
-	"completeAttempt": protocol.CompleteRequest{LeaseToken: "x", State: core.AttemptFailed},
-	"appendLog":       []byte("x"),
-	"addProject":      contractProject{Name: "x", RepoURL: "/srv/git/x"},
-	"updateProject":   protocol.ProjectPatch{},
-	"createRun":       protocol.CreateRunRequest{Project: "x"},
+	"registerRunner":     protocol.RegisterRequest{Name: "x", Labels: []string{api.ExecutorLabel("shell")}, ProtocolVersion: protocol.Version},
+	"heartbeat":          protocol.Fenced{LeaseToken: "x"},
+	"startAttempt":       protocol.Fenced{LeaseToken: "x"},
+	"releaseAttempt":     protocol.Fenced{LeaseToken: "x"},
+	"completeAttempt":    protocol.CompleteRequest{LeaseToken: "x", State: core.AttemptFailed},
+	"appendLog":          []byte("x"),
+	"addProject":         contractProject{Name: "x", RepoURL: "/srv/git/x"},
+	"updateProject":      protocol.ProjectPatch{},
+	"updateProjectRoles": protocol.RolesPatch{Revoke: []string{"x@example.com"}},
+	"createRun":          protocol.CreateRunRequest{Project: "x"},
 }
 
 // testContractNoCredential sends every operation of the document that

@@ -150,6 +150,9 @@ func TestContract(t *testing.T) {
 	t.Run("projects", func(t *testing.T) {
 		testContractProjects(t, e, repo, contractTokens{viewer: viewer, bot: bot, session: s1.Token})
 	})
+	t.Run("project roles", func(t *testing.T) {
+		testContractProjectRoles(t, e, contractTokens{viewer: viewer, bot: bot, session: s1.Token})
+	})
 	t.Run("hooks", func(t *testing.T) {
 		testContractHooks(t, e.on(t), contractTokens{viewer: viewer, bot: bot, session: s1.Token})
 	})

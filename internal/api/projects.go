@@ -23,7 +23,7 @@ func projectBody(p core.Project) protocol.Project {
 	out := protocol.Project{
 		Name: p.Name, RepoURL: p.RepoURL, DefaultBranch: p.DefaultBranch,
 		ProtectedBranches: orEmpty(p.Protected), Secrets: orEmpty(p.Secrets),
-		UntrustedNetwork: p.UntrustedNetwork, Labels: orEmpty(p.Labels),
+		UntrustedNetwork: p.UntrustedNetwork, Labels: orEmpty(p.Labels), Public: p.Public,
 		CreatedAt: p.CreatedAt.UTC(), UpdatedAt: p.UpdatedAt.UTC(),
 	}
 	if f := p.Forge; f.Kind != "" {
@@ -119,7 +119,7 @@ func (s *Server) addProject(w http.ResponseWriter, r *http.Request) error {
 	}
 	p, err := withForge(core.Project{
 		Name: req.Name, RepoURL: req.RepoURL, DefaultBranch: req.DefaultBranch, Protected: req.ProtectedBranches,
-		Secrets: req.Secrets, UntrustedNetwork: req.UntrustedNetwork, Labels: req.Labels,
+		Secrets: req.Secrets, UntrustedNetwork: req.UntrustedNetwork, Labels: req.Labels, Public: req.Public,
 	}, req.Forge)
 	if err != nil {
 		return err
@@ -168,6 +168,9 @@ func (s *Server) updateProject(w http.ResponseWriter, r *http.Request) error {
 	}
 	if patch.Labels != nil {
 		p.Labels = *patch.Labels
+	}
+	if patch.Public != nil {
+		p.Public = *patch.Public
 	}
 	if patch.Forge != nil {
 		if p, err = withForge(p, patch.Forge); err != nil {

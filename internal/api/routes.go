@@ -36,6 +36,8 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET "+v1+"/projects/{name}/hooks", s.handle(s.projectHooks))
 	mux.HandleFunc("POST "+v1+"/projects/{name}/hooks/secret", s.handle(s.rotateHookSecret))
 	mux.HandleFunc("POST "+v1+"/hooks/{forge}/{project}", s.handle(s.receiveHook))
+	mux.HandleFunc("GET "+v1+"/projects/{name}/roles", s.handle(s.projectRoles))
+	mux.HandleFunc("PATCH "+v1+"/projects/{name}/roles", s.handle(s.updateProjectRoles))
 
 	mux.HandleFunc("POST "+v1+"/runs", s.handle(s.createRun))
 	mux.HandleFunc("GET "+v1+"/runs", s.handle(s.listRuns))

@@ -22,7 +22,7 @@ import (
 type projectFlags struct {
 	repo, defaultBranch        string
 	protected, secrets, labels []string
-	untrustedNetwork           bool
+	untrustedNetwork, public   bool
 	forge                      protocol.ProjectForge
 }
 
@@ -37,6 +37,7 @@ func (p *projectFlags) register(cmd *cobra.Command) {
 	f.StringSliceVar(&p.secrets, "secrets", nil, "secret names trusted runs of this project may receive")
 	f.BoolVar(&p.untrustedNetwork, "untrusted-network", false, "give jobs of untrusted runs (unprotected branches) network when they ask for it")
 	f.StringSliceVar(&p.labels, "labels", nil, "runs-on labels this project's jobs may ask for (default: any)")
+	f.BoolVar(&p.public, "public", false, "let anyone read this project's runs in the web UI, signed in or not")
 	f.StringVar(&p.forge.Kind, "forge", "", "the forge that hosts the repository: github, gitlab, gitea or forgejo (none to remove it); its webhooks start runs and statuses go back to it")
 	f.StringVar(&p.forge.Repo, "forge-repo", "", "the repository on the forge: owner/name (GitLab: the project's path with its namespace)")
 	f.StringVar(&p.forge.APIURL, "forge-api", "", "the forge API's root: https://host/api/v4 for GitLab, https://host/api/v1 for Gitea and Forgejo (default for github: https://api.github.com)")
@@ -134,7 +135,7 @@ own. The server makes runs only for registered projects.`,
 			p, err := c.AddProject(cmd.Context(), protocol.Project{
 				Name: args[0], RepoURL: repoArg(add.repo), DefaultBranch: add.defaultBranch,
 				ProtectedBranches: orNone(protected), Secrets: orNone(add.secrets),
-				UntrustedNetwork: add.untrustedNetwork, Labels: orNone(add.labels), Forge: fg,
+				UntrustedNetwork: add.untrustedNetwork, Labels: orNone(add.labels), Public: add.public, Forge: fg,
 			})
 			if err != nil {
 				return err
@@ -182,6 +183,9 @@ own. The server makes runs only for registered projects.`,
 			}
 			if f.Changed("untrusted-network") {
 				patch.UntrustedNetwork, changed = &set.untrustedNetwork, true
+			}
+			if f.Changed("public") {
+				patch.Public, changed = &set.public, true
 			}
 			var current *protocol.ProjectForge
 			if set.forge.Kind != "none" && slices.ContainsFunc(forgeFlags, f.Changed) {
@@ -305,7 +309,7 @@ reached it at.`,
 	}
 	hooksCmd.Flags().BoolVar(&rotate, "rotate", false, "make a new webhook secret first")
 	hooksCmd.Flags().BoolVar(&hooksJSON, "json", false, "print JSON for scripts")
-	cmd.AddCommand(addCmd, setCmd, lsCmd, showCmd, rmCmd, hooksCmd)
+	cmd.AddCommand(addCmd, setCmd, lsCmd, showCmd, rmCmd, hooksCmd, newProjectRolesCmd(e, &o))
 	return cmd
 }
 
@@ -392,6 +396,7 @@ func printProject(w io.Writer, p protocol.Project, asJSON bool) error {
 	fmt.Fprintf(tw, "secrets\t%s\n", none(p.Secrets, "none"))
 	fmt.Fprintf(tw, "untrusted network\t%t\n", p.UntrustedNetwork)
 	fmt.Fprintf(tw, "labels\t%s\n", none(p.Labels, "any"))
+	fmt.Fprintf(tw, "public\t%s\n", map[bool]string{true: "yes: anyone reads its runs in the web UI", false: "no"}[p.Public])
 	if f := p.Forge; f != nil {
 		api := f.APIURL
 		if api == "" {

@@ -45,6 +45,7 @@ type serverOptions struct {
 	checkpointInterval                           time.Duration
 	checkpointPublic                             []string
 	scrub                                        scrubFlags
+	oidc                                         oidcFlags
 }
 
 func newServerCmd(e env) *cobra.Command {
@@ -99,6 +100,7 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	f.DurationVar(&o.checkpointInterval, "checkpoint-interval", eventlog.DefaultCheckpointInterval, "how often the leader signs a checkpoint of the artifact store's event log, when it grew, with the signing key")
 	f.StringArrayVar(&o.checkpointPublic, "checkpoint-public-key", nil, "hex Ed25519 public key whose artifact store checkpoints are genuine too: a signing key rotated away (repeatable)")
 	o.scrub.register(f)
+	o.oidc.register(f)
 	f.DurationVar(&o.drainDelay, "drain-delay", 0, "on shutdown, how long to keep serving with /readyz answering 503 before closing the listener, so a load balancer stops sending requests first")
 	return cmd
 }
@@ -122,6 +124,10 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		if u, err := url.Parse(o.externalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return usage(fmt.Errorf("--external-url %q: give an http or https URL such as https://ci.example.com", o.externalURL))
 		}
+	}
+	o.oidc.fromEnv(e)
+	if err := o.oidc.check(o.externalURL); err != nil {
+		return err
 	}
 	if o.dataDir == "" {
 		o.dataDir = "deltaci-data"
@@ -252,7 +258,11 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	}
 
 	srv := api.New(cfg)
-	handler, err := withUI(srv, log, nil) // no web login: the API's credentials
+	web, err := o.oidc.auth(ctx, cfg.Store, o.externalURL, log)
+	if err != nil {
+		return err
+	}
+	pages, err := withUI(srv, log, web)
 	if err != nil {
 		return err
 	}
@@ -261,7 +271,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		return usage(fmt.Errorf("--listen %s: %w", o.listen, err))
 	}
 	hs := &http.Server{
-		Handler:           handler,
+		Handler:           webHandler(web, pages),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -392,22 +402,18 @@ func storeBytes(ctx context.Context, meta *eventlog.Store) func() map[string]flo
 }
 
 // withUI serves the web UI's pages at / in front of the API. With a web
-// login (web not nil) the pages admit its sessions; without one, what the
-// API admits: an API token, or anyone on a server run with
-// --insecure-no-auth.
+// login (web not nil) the pages admit its sessions, which webHandler
+// loads; without one, what the API admits: an API token, or anyone on a
+// server run with --insecure-no-auth.
 func withUI(srv *api.Server, log *slog.Logger, web *webauth.Auth) (http.Handler, error) {
 	a := ui.APIAuth{Authenticate: srv.Authenticate}
 	cfg := ui.Config{Backend: srv, Auth: a, Middleware: a.Middleware, Session: a.Session, Log: log}
-	mux := http.NewServeMux()
 	if web != nil {
 		cfg = ui.WithWebLogin(cfg, web)
-		web.Routes(mux)
 	}
 	pages, err := ui.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	pages.Routes(mux)
-	mux.Handle("/", srv.Handler())
-	return mux, nil
+	return pages.Handler(srv.Handler()), nil
 }

@@ -75,7 +75,7 @@ func Start() (*Provider, error) {
 		ln.Close()
 		return nil, fmt.Errorf("oidctest: crypto key: %w", err)
 	}
-	prov, err := op.NewOpenIDProvider(issuer, cfg, st, op.WithAllowInsecure())
+	prov, err := op.NewProvider(cfg, st, op.StaticIssuer(issuer), op.WithAllowInsecure())
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("oidctest: provider: %w", err)

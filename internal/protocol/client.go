@@ -340,6 +340,22 @@ func (c *Client) RemoveProject(ctx context.Context, name string) error {
 	return c.callJSON(ctx, call{method: http.MethodDelete, path: "/projects/" + url.PathEscape(name)}, nil)
 }
 
+// ProjectRoles returns who holds which role on a project in the web UI
+// (admins only).
+func (c *Client) ProjectRoles(ctx context.Context, name string) ([]RoleBinding, error) {
+	var out RoleList
+	err := c.callJSON(ctx, call{method: http.MethodGet, path: "/projects/" + url.PathEscape(name) + "/roles"}, &out)
+	return out.Roles, err
+}
+
+// UpdateProjectRoles grants and revokes roles on a project and returns its
+// bindings as they now are (admins only).
+func (c *Client) UpdateProjectRoles(ctx context.Context, name string, patch RolesPatch) ([]RoleBinding, error) {
+	var out RoleList
+	err := c.callJSON(ctx, call{method: http.MethodPatch, path: "/projects/" + url.PathEscape(name) + "/roles", json: patch}, &out)
+	return out.Roles, err
+}
+
 // ProjectHooks returns what to paste into the forge's webhook settings
 // for a project, and its latest deliveries (admins only).
 func (c *Client) ProjectHooks(ctx context.Context, name string) (ProjectHooks, error) {

@@ -314,11 +314,34 @@ type Project struct {
 	UntrustedNetwork bool `json:"untrusted_network"`
 	// Labels are the runs-on labels its jobs may ask for; empty means any.
 	Labels []string `json:"labels"`
+	// Public lets anyone read its runs in the web UI, signed in or not.
+	Public bool `json:"public"`
 	// Forge ties it to its repository on a forge: webhooks in, commit
 	// statuses out. Absent for none.
 	Forge     *ProjectForge `json:"forge,omitempty"`
 	CreatedAt time.Time     `json:"created_at"`
 	UpdatedAt time.Time     `json:"updated_at"`
+}
+
+// RoleBinding gives a principal (an e-mail address, "sub:SUBJECT" or
+// "group:NAME") a role (admin, maintainer or viewer) on a project in the
+// web UI.
+type RoleBinding struct {
+	Principal string    `json:"principal"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// RoleList is a project's role bindings, by principal.
+type RoleList struct {
+	Roles []RoleBinding `json:"roles"`
+}
+
+// RolesPatch grants and revokes roles on a project: Revoke's bindings go,
+// then Grant's are set.
+type RolesPatch struct {
+	Grant  []RoleBinding `json:"grant,omitempty"`
+	Revoke []string      `json:"revoke,omitempty"`
 }
 
 // ProjectForge is a project's forge. Its webhook secret is not part of
@@ -392,6 +415,7 @@ type ProjectPatch struct {
 	Secrets           *[]string `json:"secrets,omitempty"`
 	UntrustedNetwork  *bool     `json:"untrusted_network,omitempty"`
 	Labels            *[]string `json:"labels,omitempty"`
+	Public            *bool     `json:"public,omitempty"`
 	// Forge replaces the project's forge; one with an empty kind removes
 	// it. The webhook secret is kept while the forge kind stays.
 	Forge *ProjectForge `json:"forge,omitempty"`

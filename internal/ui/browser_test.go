@@ -177,14 +177,14 @@ func TestBrowserCancelRunAndRerunFailedJob(t *testing.T) {
 	ctx := browsertest.New(t, nil)
 	page := e.URL + "/runs/" + run.ID
 	browsertest.Do(t, ctx, "open the running run", wait, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("cancel-run")))
-	browsertest.Do(t, ctx, "cancel it", wait, chromedp.Click(chromedp.ID("cancel-run")))
+	submit(t, ctx, "cancel it", chromedp.Click(chromedp.ID("cancel-run")))
 	pollTrue(t, ctx, "the run shown canceled", `document.getElementById("run-state").textContent === "canceled"`)
 	e.waitRun(t, run.ID, core.RunCanceled)
 
 	failed := e.reusedRun(t)
 	page = e.URL + "/runs/" + failed.ID
 	browsertest.Do(t, ctx, "open the failed run", wait, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#job-build button")))
-	browsertest.Do(t, ctx, "rerun build", wait, chromedp.Click(chromedp.CSS("#job-build button")))
+	submit(t, ctx, "rerun build", chromedp.Click(chromedp.CSS("#job-build button")))
 	pollTrue(t, ctx, "the new run shown", `location.pathname !== `+jsString("/runs/"+failed.ID)+` && document.body.textContent.includes(`+jsString(failed.ID)+`)`)
 	loc := browsertest.Get(t, ctx, "read the location", wait, chromedp.Location())
 	id := loc[strings.LastIndex(loc, "/")+1:]
@@ -240,6 +240,20 @@ func pollTrue(t *testing.T, ctx context.Context, what, expr string) {
 	t.Fatalf("%s: not true after %v (last error: %v): %s", what, wait, last, expr)
 }
 
+// submit sends a form by the click and waits for the page it leads to.
+func submit(t *testing.T, ctx context.Context, what string, click chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	resp, err := chromedp.RunResponse(c, click)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if resp != nil && resp.Status != 200 {
+		t.Fatalf("%s: the page it led to answered %d", what, resp.Status)
+	}
+}
+
 // jsString is s as a JavaScript string literal.
 func jsString(s string) string {
 	return fmt.Sprintf("%q", s)
@@ -278,7 +292,7 @@ func TestBrowserLoginThroughOpenIDProviderThenCancel(t *testing.T) {
 	browsertest.CheckA11y(t, viewer, "a signed-in viewer's run page")
 
 	maintainer := signIn(t, e, alice.Username, alice.Password, page)
-	browsertest.Do(t, maintainer, "cancel as a maintainer", wait, chromedp.Click(chromedp.ID("cancel-run")))
+	submit(t, maintainer, "cancel as a maintainer", chromedp.Click(chromedp.ID("cancel-run")))
 	pollTrue(t, maintainer, "the run shown canceled", `document.getElementById("run-state").textContent === "canceled"`)
 	events, err := e.srv.Store.Events(t.Context(), run.ID)
 	if err != nil {

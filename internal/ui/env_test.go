@@ -326,11 +326,13 @@ func setupWeb(t *testing.T) *webEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As the server wires it: the login's routes and the pages, in the
+	// login's middleware.
 	mux := http.NewServeMux()
 	web.Routes(mux)
 	u.Routes(mux)
 	mux.Handle("/", s.API.Handler())
-	h = mux
+	h = web.Middleware(mux)
 	e := &env{srv: s, URL: hs.URL}
 	e.repo = gittest.Repo(t, map[string]string{".deltaci.yml": pipeline, "src/main.go": "package main\n", "lint/rules": "a\n"})
 	e.project = s.AddProject(t, e.repo)

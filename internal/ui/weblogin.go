@@ -7,10 +7,12 @@ import (
 )
 
 // WithWebLogin returns cfg with the web login as its authority: its
-// sessions, roles and CSRF tokens, and its login page. The login's own
-// routes are added with (*webauth.Auth).Routes.
+// sessions, roles and CSRF tokens, and its login page. The caller serves
+// the login's routes ((*webauth.Auth).Routes) and wraps them and the
+// pages in (*webauth.Auth).Middleware, which loads the session.
 func WithWebLogin(cfg Config, a *webauth.Auth) Config {
-	cfg.Auth, cfg.Middleware, cfg.LoginURL = a, a.Middleware, a.LoginURL
+	cfg.Auth, cfg.LoginURL = a, a.LoginURL
+	cfg.Middleware = nil
 	cfg.Session = WebSession
 	return cfg
 }

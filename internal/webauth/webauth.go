@@ -171,7 +171,8 @@ func New(ctx context.Context, cfg Config, st Store, opts ...Option) (*Auth, erro
 		return nil, core.Wrap(core.KindUnavailable, "OpenID discovery at "+cfg.Issuer, err)
 	}
 	a.provider = p
-	a.verifier = p.Verifier(&oidc.Config{ClientID: cfg.ClientID, Now: a.now})
+	// Tokens expire by the provider's clock, the real one, not WithClock's.
+	a.verifier = p.Verifier(&oidc.Config{ClientID: cfg.ClientID})
 	a.oauth = oauth2.Config{
 		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, RedirectURL: cfg.RedirectURL,
 		Endpoint: p.Endpoint(), Scopes: a.cfg.Scopes,
@@ -327,15 +328,15 @@ func (a *Auth) load(ctx context.Context, id string) (Session, error) {
 // of a public project. An unknown project, and a store that fails, give "".
 func (a *Auth) Role(ctx context.Context, project string) string {
 	s, signedIn := SessionFrom(ctx)
-	if signedIn && a.isAdmin(s.User) {
-		return RoleAdmin
-	}
 	p, err := a.st.Project(ctx, project)
 	if err != nil {
 		if core.KindOf(err) != core.KindNotFound {
 			a.log.WarnContext(ctx, "role not resolved", "project", project, "err", err)
 		}
 		return ""
+	}
+	if signedIn && a.isAdmin(s.User) {
+		return RoleAdmin
 	}
 	best := ""
 	if p.Public {

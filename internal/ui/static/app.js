@@ -10,8 +10,12 @@
     if (!el || !window.EventSource) return;
     var es = new EventSource(location.pathname + location.search);
     es.addEventListener("live", function (e) {
-      var html = JSON.parse(e.data).html;
-      if (el.innerHTML !== html) el.innerHTML = html;
+      // Compared as the browser writes both, so that a page that did not
+      // change is left alone (focus, and what a click is on).
+      var t = document.createElement("template");
+      t.innerHTML = JSON.parse(e.data).html;
+      if (t.innerHTML === el.innerHTML) return;
+      el.replaceChildren(t.content);
       document.body.setAttribute("data-updated", String(Date.now()));
     });
     es.addEventListener("failed", function () { es.close(); });
