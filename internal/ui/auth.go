@@ -16,9 +16,11 @@ import (
 // (OpenID Connect sessions) satisfies it; so does APIAuth.
 type Authorizer interface {
 	// Role is the caller's role in project, read from the request's
-	// context: "admin", "maintainer", "viewer", or "" for none. A run of
-	// no project asks with project "", as does the runners page.
+	// context: "admin", "maintainer", "viewer", or "" for none.
 	Role(ctx context.Context, project string) string
+	// IsAdmin reports whether the caller is one of the server's admins,
+	// who see the runners and the runs of no project.
+	IsAdmin(ctx context.Context) bool
 	// CheckCSRF refuses a state-changing request that does not carry the
 	// caller's CSRF token.
 	CheckCSRF(r *http.Request) error
@@ -92,6 +94,12 @@ func principalOf(ctx context.Context) (principal, bool) {
 func (APIAuth) Role(ctx context.Context, _ string) string {
 	p, _ := principalOf(ctx)
 	return p.role
+}
+
+// IsAdmin reports whether the request's API token is an admin's.
+func (APIAuth) IsAdmin(ctx context.Context) bool {
+	p, _ := principalOf(ctx)
+	return p.role == RoleAdmin
 }
 
 // CheckCSRF admits a request with a bearer token, or one from this

@@ -110,7 +110,7 @@ func (u *UI) runs(w http.ResponseWriter, r *http.Request) error {
 		for _, run := range page.Runs {
 			role, ok := roles[run.Project]
 			if !ok {
-				role = u.cfg.Auth.Role(ctx, run.Project)
+				role = u.roleIn(ctx, run.Project)
 				roles[run.Project] = role
 			}
 			if role != "" {
@@ -162,11 +162,23 @@ func (u *UI) loadRun(ctx context.Context, id string) (protocol.Run, string, erro
 	if err != nil {
 		return protocol.Run{}, "", err
 	}
-	role := u.cfg.Auth.Role(ctx, run.Project)
+	role := u.roleIn(ctx, run.Project)
 	if role == "" {
 		return protocol.Run{}, "", &forbidden{msg: "you have no role in project " + run.Project + ", so you may not see its runs"}
 	}
 	return run, role, nil
+}
+
+// roleIn is the caller's role in project; the runs of no project (made
+// by deltaci run against a server's store) are the server admins'.
+func (u *UI) roleIn(ctx context.Context, project string) string {
+	if project == "" {
+		if u.cfg.Auth.IsAdmin(ctx) {
+			return RoleAdmin
+		}
+		return ""
+	}
+	return u.cfg.Auth.Role(ctx, project)
 }
 
 // decision is what the plan decided for a job, as the run page shows it.
@@ -242,12 +254,11 @@ type runnersPage struct {
 	Busy    int
 }
 
-// runners lists the registered runners, for a caller with a server-wide
-// role.
+// runners lists the registered runners, for the server's admins.
 func (u *UI) runners(w http.ResponseWriter, r *http.Request) error {
 	return u.serve(w, r, "runners", "", func(ctx context.Context) (any, error) {
-		if u.cfg.Auth.Role(ctx, "") == "" {
-			return nil, &forbidden{msg: "seeing the runners needs a role on this server"}
+		if !u.cfg.Auth.IsAdmin(ctx) {
+			return nil, &forbidden{msg: "seeing the runners needs a server admin"}
 		}
 		list, err := u.cfg.Backend.Runners(ctx)
 		if err != nil {

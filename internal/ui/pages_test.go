@@ -123,6 +123,9 @@ func TestViewerCannotCancel(t *testing.T) {
 	if got := e.waitRun(t, run.ID, core.RunRunning); got.State != string(core.RunRunning) {
 		t.Errorf("the run is %s after a viewer's cancel", got.State)
 	}
+	if resp, _ := get(t, c, e.URL+"/runners", auth...); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a viewer's runners page: %d, want 403 (server admins only)", resp.StatusCode)
+	}
 }
 
 func TestCancelAndRerunFromThePage(t *testing.T) {
