@@ -54,6 +54,7 @@ var suites = []suite{
 	{"trigger-follow", benchFollow},
 	{"forge", benchForge},
 	{"analysis", benchAnalysis},
+	{"ui", benchUI},
 }
 
 // harness holds what the suites share.

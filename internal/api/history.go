@@ -67,70 +67,80 @@ func (s *Server) rerunRun(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, true, &req); err != nil {
 		return err
 	}
-	ctx := r.Context()
-	orig, err := s.st.Run(ctx, r.PathValue("id"))
+	out, err := s.Rerun(r.Context(), who.actor, r.PathValue("id"), req.Job)
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// Rerun makes a new run of the same project, ref, commit and event as
+// run id that runs again the jobs that did not succeed (or job, and those
+// that need it and did not succeed) and reuses the original's results for
+// the rest, on behalf of actor, and returns it. The caller has checked
+// that actor may start runs. Errors: core.KindNotFound for an unknown run
+// or job, core.KindConflict for a run that has not ended or has nothing
+// to run again.
+func (s *Server) Rerun(ctx context.Context, actor, id, job string) (protocol.Run, error) {
+	orig, err := s.st.Run(ctx, id)
+	if err != nil {
+		return protocol.Run{}, err
 	}
 	const op = "rerun"
 	if !orig.State.Terminal() {
-		return core.E(core.KindConflict, op, "run %s is %s: only a run that has ended can be rerun (cancel it first)", orig.ID, orig.State)
+		return protocol.Run{}, core.E(core.KindConflict, op, "run %s is %s: only a run that has ended can be rerun (cancel it first)", orig.ID, orig.State)
 	}
 	if orig.Project == "" {
-		return core.E(core.KindInvalid, op, "run %s belongs to no project", orig.ID)
+		return protocol.Run{}, core.E(core.KindInvalid, op, "run %s belongs to no project", orig.ID)
 	}
 	jobs, err := s.st.Jobs(ctx, orig.ID)
 	if err != nil {
-		return err
+		return protocol.Run{}, err
 	}
 	attempts, err := s.st.Attempts(ctx, orig.ID)
 	if err != nil {
-		return err
+		return protocol.Run{}, err
 	}
-	plan, err := rerunJobs(orig, jobs, attempts, req.Job)
+	plan, err := rerunJobs(orig, jobs, attempts, job)
 	if err != nil {
-		return err
+		return protocol.Run{}, err
 	}
 	proj, err := s.st.Project(ctx, orig.Project)
 	if err != nil {
-		return err
+		return protocol.Run{}, err
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), planTimeout)
 	defer cancel()
 	unlock, err := s.planning.lock(pctx, proj.Name)
 	if err != nil {
-		return core.E(core.KindUnavailable, op, "project %s is still planning an earlier run after %s", proj.Name, planTimeout)
+		return protocol.Run{}, core.E(core.KindUnavailable, op, "project %s is still planning an earlier run after %s", proj.Name, planTimeout)
 	}
 	trusted, why, err := s.rerunTrust(pctx, proj, orig)
-	if err == nil {
-		nr := store.NewRun{
-			Project: proj.Name, Repo: orig.Repo, Ref: orig.Ref, Commit: orig.Commit, Event: orig.Event,
-			Trusted: trusted, TrustReason: why, RerunOf: orig.ID, Jobs: plan, Forge: runForge(proj, orig.Commit),
-		}
-		// A rerun compares with the base its original was planned against.
-		if base, err := s.st.RunBase(pctx, orig.ID); err == nil {
-			nr.Base = base
-		}
-		var run core.Run
-		if run, _, err = s.st.CreateRun(pctx, who.actor, nr); err == nil {
-			err = s.orch.StartRun(pctx, run.ID)
-		}
+	if err != nil {
 		unlock()
-		if err != nil {
-			return err
-		}
-		s.log.InfoContext(ctx, "rerun created", slog.String("run_id", run.ID), slog.String("rerun_of", orig.ID),
-			slog.String("project", proj.Name), slog.String("job", req.Job), slog.Bool("trusted", trusted),
-			slog.String("trust", why), slog.String("actor", who.actor))
-		out, err := s.runBody(pctx, run.ID)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusCreated, out)
-		return nil
+		return protocol.Run{}, err
+	}
+	nr := store.NewRun{
+		Project: proj.Name, Repo: orig.Repo, Ref: orig.Ref, Commit: orig.Commit, Event: orig.Event,
+		Trusted: trusted, TrustReason: why, RerunOf: orig.ID, Jobs: plan, Forge: runForge(proj, orig.Commit),
+	}
+	// A rerun compares with the base its original was planned against.
+	if base, err := s.st.RunBase(pctx, orig.ID); err == nil {
+		nr.Base = base
+	}
+	run, _, err := s.st.CreateRun(pctx, actor, nr)
+	if err == nil {
+		err = s.orch.StartRun(pctx, run.ID)
 	}
 	unlock()
-	return err
+	if err != nil {
+		return protocol.Run{}, err
+	}
+	s.log.InfoContext(ctx, "rerun created", slog.String("run_id", run.ID), slog.String("rerun_of", orig.ID),
+		slog.String("project", proj.Name), slog.String("job", job), slog.Bool("trusted", trusted),
+		slog.String("trust", why), slog.String("actor", actor))
+	return s.runBody(pctx, run.ID)
 }
 
 // rerunTrust derives a rerun's trust as createRun derives a new run's,

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -111,13 +112,24 @@ func (s *Server) listRunners(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.admin(r); err != nil {
 		return err
 	}
-	runners, err := s.st.Runners(r.Context())
+	out, err := s.Runners(r.Context())
 	if err != nil {
 		return err
 	}
-	held, err := s.st.HeldAttempts(r.Context())
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// Runners lists the registered runners with their state (idle, busy or
+// offline), their last contact and the attempts they hold.
+func (s *Server) Runners(ctx context.Context) (protocol.RunnerList, error) {
+	runners, err := s.st.Runners(ctx)
 	if err != nil {
-		return err
+		return protocol.RunnerList{}, err
+	}
+	held, err := s.st.HeldAttempts(ctx)
+	if err != nil {
+		return protocol.RunnerList{}, err
 	}
 	now := time.Now()
 	out := protocol.RunnerList{Runners: make([]protocol.RunnerInfo, 0, len(runners))}
@@ -153,8 +165,7 @@ func (s *Server) listRunners(w http.ResponseWriter, r *http.Request) error {
 		}
 		out.Runners = append(out.Runners, info)
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }
 
 // runnerSilence is how long a live runner may go without a recorded

@@ -30,6 +30,8 @@ import (
 	"github.com/deltaci/deltaci/internal/store/postgres"
 	"github.com/deltaci/deltaci/internal/store/sqlite"
 	"github.com/deltaci/deltaci/internal/telemetry"
+	"github.com/deltaci/deltaci/internal/ui"
+	"github.com/deltaci/deltaci/internal/webauth"
 )
 
 type serverOptions struct {
@@ -269,12 +271,16 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	pages, err := withUI(srv, log, web)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return usage(fmt.Errorf("--listen %s: %w", o.listen, err))
 	}
 	hs := &http.Server{
-		Handler:           webHandler(web, srv.Handler()),
+		Handler:           webHandler(web, pages),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -402,4 +408,21 @@ func storeBytes(ctx context.Context, meta *eventlog.Store) func() map[string]flo
 		}
 		return out
 	}
+}
+
+// withUI serves the web UI's pages at / in front of the API. With a web
+// login (web not nil) the pages admit its sessions, which webHandler
+// loads; without one, what the API admits: an API token, or anyone on a
+// server run with --insecure-no-auth.
+func withUI(srv *api.Server, log *slog.Logger, web *webauth.Auth) (http.Handler, error) {
+	a := ui.APIAuth{Authenticate: srv.Authenticate}
+	cfg := ui.Config{Backend: srv, Auth: a, Middleware: a.Middleware, Session: a.Session, Log: log}
+	if web != nil {
+		cfg = ui.WithWebLogin(cfg, web)
+	}
+	pages, err := ui.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return pages.Handler(srv.Handler()), nil
 }
