@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/deltaci/deltaci/internal/analyzer"
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
@@ -22,6 +23,12 @@ func (s *Server) Run(ctx context.Context, id string) (protocol.Run, error) {
 // Runs returns a page of run history, as GET /runs does.
 func (s *Server) Runs(ctx context.Context, f store.RunFilter) (store.RunPage, error) {
 	return s.st.ListRuns(ctx, f)
+}
+
+// Analysis returns what the Failure Analyzer found of a run's failed jobs,
+// as GET /runs/{id}/analysis does.
+func (s *Server) Analysis(ctx context.Context, runID string) (protocol.RunAnalysis, error) {
+	return analyzer.RunView(ctx, s.st, runID)
 }
 
 // Projects returns every registered project.

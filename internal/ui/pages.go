@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/protocol"
@@ -146,8 +147,22 @@ type runPage struct {
 	CanRerun  bool
 	Failed    int
 	Counts    []stateCount
+	// Base is the commit the run was planned against; Failures what the
+	// Failure Analyzer found of its failed jobs (Pending: ended attempts
+	// it has not analyzed yet).
+	Base     string
+	Failures []jobFailures
+	Pending  int
 	// The parts repeated per job, written by runhtml.go.
 	GraphHTML, RowsHTML, FallHTML template.HTML
+}
+
+// jobFailures is a failed job's analysis as the run page shows it.
+type jobFailures struct {
+	protocol.JobAnalysis
+	Href string // the job's page, at the analyzed attempt
+	// LogHref opens the log at the excerpt's error line.
+	LogHref string
 }
 
 type stateCount struct {
@@ -235,6 +250,32 @@ func (u *UI) run(w http.ResponseWriter, r *http.Request) error {
 			out.Counts = append(out.Counts, stateCount{State: st, N: counts[st]})
 		}
 		out.CanRerun = terminal && run.Project != "" && out.Failed > 0
+		an, err := u.cfg.Backend.Analysis(ctx, run.ID)
+		if err != nil {
+			return nil, err
+		}
+		out.Base, out.Pending = an.Base, an.Pending
+		for _, ja := range an.Jobs {
+			if ja.AttemptID == "" && len(ja.Problems) == 0 {
+				continue
+			}
+			f := jobFailures{JobAnalysis: ja, Href: jobHref(run.ID, ja.Job)}
+			if ja.Number > 0 {
+				f.Href += "?attempt=" + strconv.Itoa(ja.Number)
+			}
+			if ja.Excerpt != nil {
+				at := ja.Excerpt.ErrorStart
+				if ja.Excerpt.ErrorLine == 0 {
+					at = ja.Excerpt.Start
+				}
+				sep := "?"
+				if ja.Number > 0 {
+					sep = "&"
+				}
+				f.LogHref = f.Href + sep + "at=" + strconv.FormatInt(at, 10) + "#o" + strconv.FormatInt(at, 10)
+			}
+			out.Failures = append(out.Failures, f)
+		}
 		out.GraphHTML, out.RowsHTML, out.FallHTML = graphHTML(out.Graph), jobRowsHTML(out), fallHTML(out.Fall)
 		return out, nil
 	})

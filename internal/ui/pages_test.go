@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/ui"
@@ -265,5 +266,48 @@ func TestLogPagesByByteRange(t *testing.T) {
 	resp, body = get(t, c, job+"/search?q=LINE+012345")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "line 012345 of the log") || !strings.Contains(body, "&amp;at=") {
 		t.Errorf("search: %d", resp.StatusCode)
+	}
+}
+
+// TestRunPageShowsWhyJobsFailed: once the Failure Analyzer has read the
+// failed job's log, the run page shows the job's class, the first error of
+// its log as text, and a link that opens the log at that error.
+func TestRunPageShowsWhyJobsFailed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	run := e.reusedRun(t)
+	c := e.browser(t)
+	end := time.Now().Add(deadline)
+	var body string
+	for {
+		var resp *http.Response
+		resp, body = get(t, c, e.URL+"/runs/"+run.ID)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET run page: %d\n%s", resp.StatusCode, body)
+		}
+		if strings.Contains(body, `id="failure-build"`) && !strings.Contains(body, `id="analysis-pending"`) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the run page never showed the build's analysis:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, want := range []string{
+		`id="failures-h"`,
+		`<a href="/runs/` + run.ID + `/jobs/build?attempt=1">build</a>`,
+		"&lt;script&gt;alert(1)&lt;/script&gt;", // the excerpt is text
+		`/runs/` + run.ID + `/jobs/build?attempt=1&amp;at=`,
+		"Open the log there",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the run page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "<script>alert(1)") {
+		t.Error("the excerpt's HTML reached the page unescaped")
+	}
+	if strings.Contains(body, "\x1b[") {
+		t.Error("the excerpt kept ANSI escapes")
 	}
 }

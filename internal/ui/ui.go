@@ -26,6 +26,8 @@ import (
 // Backend is what the pages read and do: *api.Server provides it.
 type Backend interface {
 	Run(ctx context.Context, id string) (protocol.Run, error)
+	// Analysis is the Failure Analyzer's view of a run's failed jobs.
+	Analysis(ctx context.Context, runID string) (protocol.RunAnalysis, error)
 	Runs(ctx context.Context, f store.RunFilter) (store.RunPage, error)
 	Projects(ctx context.Context) ([]core.Project, error)
 	Runners(ctx context.Context) (protocol.RunnerList, error)
