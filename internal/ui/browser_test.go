@@ -292,7 +292,11 @@ func TestBrowserLoginThroughOpenIDProviderThenCancel(t *testing.T) {
 	browsertest.CheckA11y(t, viewer, "a signed-in viewer's run page")
 
 	maintainer := signIn(t, e, alice.Username, alice.Password, page)
-	submit(t, maintainer, "cancel as a maintainer", chromedp.Click(chromedp.ID("cancel-run")))
+	// The run page's live part is redrawn as the run's state arrives, which
+	// can replace the button between chromedp finding it and clicking it:
+	// the page's own script clicks what is there.
+	browsertest.Do(t, maintainer, "see the cancel button", wait, chromedp.WaitVisible(chromedp.ID("cancel-run")))
+	browsertest.Get(t, maintainer, "cancel as a maintainer", wait, chromedp.Evaluate[bool](`document.getElementById("cancel-run").click(), true`))
 	pollTrue(t, maintainer, "the run shown canceled", `document.getElementById("run-state").textContent === "canceled"`)
 	events, err := e.srv.Store.Events(t.Context(), run.ID)
 	if err != nil {
