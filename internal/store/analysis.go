@@ -168,7 +168,7 @@ func (s *Store) RecordAnalysisThen(ctx context.Context, c AnalysisClaim, scope s
 	}
 	now := s.Now()
 	a.AnalyzedAt = now
-	detail, err := json.Marshal(a)
+	detail, err := json.Marshal(storedDetail(a))
 	if err != nil {
 		return Recorded{}, false, core.Wrap(core.KindInternal, "record analysis", err)
 	}
@@ -320,9 +320,14 @@ func recordFlakiness(ctx context.Context, q Queries, scope string, a core.Analys
 			if r.AttemptID == a.AttemptID || r.Job != a.Job {
 				continue
 			}
-			var o core.Analysis
-			if err := json.Unmarshal([]byte(r.Detail), &o); err != nil {
+			var sd analysisDetail
+			if err := json.Unmarshal([]byte(r.Detail), &sd); err != nil {
 				return nil, core.Wrap(core.KindInternal, "analysis of "+r.AttemptID, err)
+			}
+			o := sd.Analysis
+			oPassed := map[string]bool{}
+			for _, id := range sd.PassedIDs {
+				oPassed[id] = true
 			}
 			pair := func(failed, passed string) core.FlakyEvidence {
 				return core.FlakyEvidence{Digest: a.Digest, Failed: failed, Passed: passed, At: now}
@@ -335,9 +340,10 @@ func recordFlakiness(ctx context.Context, q Queries, scope string, a core.Analys
 			}
 			// A test failed in one and passed in the other: a success
 			// passed every test it ran; a failure passed those its
-			// report lists as passed (kept for a only).
-			if passedAttempt(o.State) {
-				for _, f := range a.Failures {
+			// report lists as passed (kept with a failed attempt's
+			// analysis for this).
+			for _, f := range a.Failures {
+				if passedAttempt(o.State) || oPassed[f.ID] {
 					addEvidence(f.ID, pair(a.AttemptID, o.AttemptID))
 				}
 			}
@@ -385,6 +391,23 @@ func flakyFromRow(r FlakyRow) (core.Flaky, error) {
 		return core.Flaky{}, core.Wrap(core.KindInternal, "flaky evidence", err)
 	}
 	return f, nil
+}
+
+// analysisDetail is the stored form of an analysis: with the ids of the
+// tests a failed attempt passed, which flakiness needs when a later
+// attempt of the same digest fails one of them. A success passed every
+// test it ran, so its ids are not kept.
+type analysisDetail struct {
+	core.Analysis
+	PassedIDs []string `json:"passed_ids,omitempty"`
+}
+
+func storedDetail(a core.Analysis) analysisDetail {
+	d := analysisDetail{Analysis: a}
+	if failedAttempt(a.State) {
+		d.PassedIDs = a.Passed
+	}
+	return d
 }
 
 func analysisFromRow(r AnalysisRow) (core.Analysis, error) {

@@ -327,6 +327,11 @@ func RunAnalysis(t *testing.T, open Opener) {
 		if f, ok := fl["TestX"]; !ok || len(f.Evidence) != 1 || f.Evidence[0].Failed != a1.ID || f.Evidence[0].Passed != a2.ID {
 			t.Fatalf("TestX = %+v (found %v)", f, ok)
 		}
+		// And the other way: TestY failed in the later attempt and passed
+		// in the earlier one, which its stored analysis remembers.
+		if f, ok := fl["TestY"]; !ok || len(f.Evidence) != 1 || f.Evidence[0].Failed != a2.ID || f.Evidence[0].Passed != a1.ID {
+			t.Fatalf("TestY = %+v (found %v)", f, ok)
+		}
 		if _, ok := fl[""]; ok {
 			t.Errorf("the job failed twice and is called flaky")
 		}
