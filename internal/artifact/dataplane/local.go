@@ -196,12 +196,14 @@ func (l *Local) put(ctx context.Context, actor string, d digest.Digest, r io.Rea
 			return Blob{}, err
 		}
 		info, err := l.blobs.Stat(ctx, d)
-		if err != nil {
-			return Blob{}, err
+		if err == nil {
+			err = l.record(ctx, actor, d, info.Size)
 		}
-		err = l.record(ctx, actor, d, info.Size)
-		// Bytes gone before they were recorded: write ours, if we still can.
-		if errors.Is(err, eventlog.ErrBytesGone) && cr.n == 0 && round == 0 {
+		// Bytes gone before they were recorded (GC deleted them after
+		// store found them, before Stat or inside record): write ours, if
+		// we still can.
+		gone := errors.Is(err, eventlog.ErrBytesGone) || core.KindOf(err) == core.KindNotFound
+		if gone && cr.n == 0 && round == 0 {
 			continue
 		}
 		if err != nil {
