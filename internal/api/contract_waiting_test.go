@@ -281,8 +281,34 @@ func TestWaitIsReportedUnread(t *testing.T) {
 			}})
 			repo := contractRepo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  build:\n    run: 'true'\n"})
 			e.addProject(ctx, contractProject{Name: "quiet", RepoURL: repo})
-			e.contractRunner(ctx, "r1", "executor:sandbox")
+			var reg protocol.RegisterResponse
+			e.json(ctx, http.StatusCreated, "POST", "/api/v1/runners/register", contractRegToken,
+				protocol.RegisterRequest{Name: "r1", Labels: []string{"executor:sandbox"}, ProtocolVersion: protocol.Version}).decode(t, &reg)
+			// The runner stays in touch until the run exists, however long
+			// its creation takes on a busy machine; then it goes silent.
+			c := &protocol.Client{BaseURL: e.url}
+			session := protocol.SessionRequest{RunnerID: reg.RunnerID, Credential: reg.Credential, ProtocolVersion: protocol.Version}
+			if _, err := c.Session(ctx, session); err != nil {
+				t.Fatal(err)
+			}
+			created := make(chan struct{})
+			touching := make(chan struct{})
+			go func() {
+				defer close(touching)
+				tick := time.NewTicker(50 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-created:
+						return
+					case <-tick.C:
+						_, _ = c.Session(ctx, session) // a miss shows as the failure below
+					}
+				}
+			}()
 			run := e.createRun(ctx, contractAPIToken, protocol.CreateRunRequest{Project: "quiet"})
+			close(created)
+			<-touching
 			if w := contractJob(t, run, "build").Waiting; w != "" {
 				t.Fatalf("the job waits while its runner is live: %q", w)
 			}
