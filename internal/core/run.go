@@ -13,6 +13,9 @@ type Run struct {
 	Project     string // the project's name; empty for a run of `deltaci run`, which has no projects
 	TrustReason string // why the run is or is not trusted, in words
 	RerunOf     string // the run this one reruns, empty for a run that is no rerun
+	// TraceParent is the W3C traceparent of the span the run was made in,
+	// empty when tracing was off: the parent of the run's later spans.
+	TraceParent string
 	State       RunState
 	Reason      Reason
 	CreatedAt   time.Time

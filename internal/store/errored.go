@@ -37,7 +37,8 @@ func (s *Store) CreateErroredRun(ctx context.Context, actor string, nr NewRun, r
 	err := s.Update(ctx, actor, func(tx *Tx) error {
 		run = core.Run{
 			ID: NewID(), Repo: nr.Repo, Ref: nr.Ref, Commit: nr.Commit, Event: nr.Event,
-			Trusted: nr.Trusted, Project: nr.Project, TrustReason: nr.TrustReason, State: core.RunQueued, CreatedAt: tx.now,
+			Trusted: nr.Trusted, Project: nr.Project, TrustReason: nr.TrustReason, TraceParent: nr.TraceParent,
+			State: core.RunQueued, CreatedAt: tx.now,
 		}
 		if err := tx.q.InsertRun(ctx, run); err != nil {
 			return err

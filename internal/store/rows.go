@@ -14,7 +14,7 @@ type RunRow struct {
 	ID, Repo, Ref, Commit, Event string
 	Trusted                      bool
 	Project, TrustReason         string
-	RerunOf                      string
+	RerunOf, TraceParent         string
 	State, Reason                string
 	CreatedAt, StartedAt         time.Time
 	FinishedAt                   time.Time
@@ -32,7 +32,7 @@ func RunFromRow(r RunRow) (core.Run, error) {
 	}
 	return core.Run{
 		ID: r.ID, Repo: r.Repo, Ref: r.Ref, Commit: r.Commit, Event: r.Event, Trusted: r.Trusted,
-		Project: r.Project, TrustReason: r.TrustReason, RerunOf: r.RerunOf, State: st, Reason: reason,
+		Project: r.Project, TrustReason: r.TrustReason, RerunOf: r.RerunOf, TraceParent: r.TraceParent, State: st, Reason: reason,
 		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 	}, nil
 }

@@ -51,6 +51,9 @@ type NewRun struct {
 	Project     string // the project's name; empty for a run of `deltaci run`, which has no projects
 	TrustReason string // why the run is or is not trusted, in words
 	RerunOf     string // the run this one reruns, if it is a rerun
+	// TraceParent is the W3C traceparent of the span the run is made in,
+	// "" when tracing is off; it is kept with the run (core.Run).
+	TraceParent string
 	// Forge, when set, is where the run's commit statuses go: every move
 	// of the run and its jobs then writes the Status Reporter's outbox.
 	Forge *RunForge
@@ -99,7 +102,8 @@ func (s *Store) CreateRun(ctx context.Context, actor string, nr NewRun) (core.Ru
 	now := s.Now()
 	run := core.Run{
 		ID: NewID(), Repo: nr.Repo, Ref: nr.Ref, Commit: nr.Commit, Event: nr.Event,
-		Trusted: nr.Trusted, Project: nr.Project, TrustReason: nr.TrustReason, RerunOf: nr.RerunOf, State: core.RunQueued, CreatedAt: now,
+		Trusted: nr.Trusted, Project: nr.Project, TrustReason: nr.TrustReason, RerunOf: nr.RerunOf, TraceParent: nr.TraceParent,
+		State: core.RunQueued, CreatedAt: now,
 	}
 	jobs := make([]core.Job, len(nr.Jobs))
 	err := s.drv.Write(ctx, func(q Queries) error {

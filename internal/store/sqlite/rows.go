@@ -59,14 +59,14 @@ func (x queries) InsertRun(ctx context.Context, r core.Run) error {
 	return mapErr("insert run", x.q.InsertRun(ctx, sqlitedb.InsertRunParams{
 		ID: r.ID, Repo: r.Repo, Ref: r.Ref, CommitSha: r.Commit, Event: r.Event,
 		Trusted: boolInt(r.Trusted), State: string(r.State), Reason: string(r.Reason), CreatedAt: store.Millis(r.CreatedAt),
-		Project: r.Project, TrustReason: r.TrustReason, RerunOf: r.RerunOf,
+		Project: r.Project, TrustReason: r.TrustReason, RerunOf: r.RerunOf, TraceParent: r.TraceParent,
 	}))
 }
 
 func runFromRow(row sqlitedb.Run) (core.Run, error) {
 	return store.RunFromRow(store.RunRow{
 		ID: row.ID, Repo: row.Repo, Ref: row.Ref, Commit: row.CommitSha, Event: row.Event,
-		Trusted: row.Trusted != 0, Project: row.Project, TrustReason: row.TrustReason, RerunOf: row.RerunOf, State: row.State, Reason: row.Reason,
+		Trusted: row.Trusted != 0, Project: row.Project, TrustReason: row.TrustReason, RerunOf: row.RerunOf, TraceParent: row.TraceParent, State: row.State, Reason: row.Reason,
 		CreatedAt: store.FromMillis(row.CreatedAt), StartedAt: at(row.StartedAt), FinishedAt: at(row.FinishedAt),
 	})
 }

@@ -197,6 +197,60 @@ func RunHistory(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("TraceParent", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		r, jobs, err := b.s.CreateRun(b.ctx, "test", store.NewRun{
+			Project: "web", Repo: "/web", Ref: "main", Commit: "abc", Event: core.EventPush, TraceParent: tp,
+			Jobs: []store.NewJob{{Spec: spec("a")}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.TraceParent != tp {
+			t.Errorf("CreateRun returned TraceParent %q, want %q", r.TraceParent, tp)
+		}
+		if got, err := b.s.Run(b.ctx, r.ID); err != nil || got.TraceParent != tp {
+			t.Errorf("Run(%s).TraceParent = %q, %v; want %q", r.ID, got.TraceParent, err, tp)
+		}
+		if _, got, err := b.s.JobRun(b.ctx, jobs[0].ID); err != nil || got.TraceParent != tp {
+			t.Errorf("JobRun(%s) run's TraceParent = %q, %v; want %q", jobs[0].ID, got.TraceParent, err, tp)
+		}
+		// A lease, on whichever server, parents the job's spans on it.
+		mustUpdate(t, b, func(tx *store.Tx) error {
+			if err := tx.MoveRun(b.ctx, r.ID, core.RunQueued, core.RunPlanning, ""); err != nil {
+				return err
+			}
+			if err := tx.MoveRun(b.ctx, r.ID, core.RunPlanning, core.RunRunning, ""); err != nil {
+				return err
+			}
+			if err := tx.MoveJob(b.ctx, jobs[0], core.JobQueued, ""); err != nil {
+				return err
+			}
+			_, err := tx.EnqueueAttempt(b.ctx, jobs[0])
+			return err
+		})
+		c, err := b.s.ClaimAttempt(b.ctx, "runner-1", store.Claim{RunID: r.ID, RunnerID: "runner-1", TTL: 20 * time.Second})
+		if err != nil || c.Run.TraceParent != tp {
+			t.Errorf("ClaimAttempt's run has TraceParent %q, %v; want %q", c.Run.TraceParent, err, tp)
+		}
+		errored, err := b.s.CreateErroredRun(b.ctx, "test", store.NewRun{
+			Project: "web", Repo: "/web", Ref: "main", Commit: "abc", Event: core.EventPush, TraceParent: tp,
+		}, core.ReasonConfigError, "bad pipeline")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.s.Run(b.ctx, errored.ID); err != nil || got.TraceParent != tp {
+			t.Errorf("an errored run's TraceParent = %q, %v; want %q", got.TraceParent, err, tp)
+		}
+		// Runs made while tracing was off have none.
+		plain, _ := newRun(t, b, "b")
+		if got, err := b.s.Run(b.ctx, plain.ID); err != nil || got.TraceParent != "" {
+			t.Errorf("a run made without a trace has TraceParent %q, %v", got.TraceParent, err)
+		}
+	})
+
 	t.Run("RerunOf", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

@@ -173,6 +173,7 @@ type Run struct {
 	TrustReason string
 	RerunOf     string
 	Message     string
+	TraceParent string
 }
 
 type RunBasis struct {

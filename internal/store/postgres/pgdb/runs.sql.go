@@ -35,7 +35,7 @@ WITH next AS (
     SELECT $4, $6, 'attempt', claimed.id, claimed.run_id, 'queued', 'leased', ''
     FROM claimed
 )
-SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason, runs.rerun_of, runs.message
+SELECT attempts.id, attempts.job_id, attempts.run_id, attempts.number, attempts.state, attempts.reason, attempts.exit_code, attempts.labels, attempts.runner_id, attempts.lease_token, attempts.lease_expires_at, attempts.queued_at, attempts.leased_at, attempts.started_at, attempts.finished_at, attempts.log_length, attempts.log_digest, attempts.label_set, jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason, runs.rerun_of, runs.message, runs.trace_parent
 FROM claimed
 JOIN attempts ON attempts.id = claimed.id
 JOIN jobs ON jobs.id = attempts.job_id
@@ -123,6 +123,7 @@ func (q *Queries) ClaimAttempt(ctx context.Context, arg ClaimAttemptParams) (Cla
 		&i.Run.TrustReason,
 		&i.Run.RerunOf,
 		&i.Run.Message,
+		&i.Run.TraceParent,
 	)
 	return i, err
 }
@@ -350,7 +351,7 @@ func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
 }
 
 const getJobRun = `-- name: GetJobRun :one
-SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason, runs.rerun_of, runs.message FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = $1
+SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs.explain, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, jobs.has_outputs, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason, runs.rerun_of, runs.message, runs.trace_parent FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = $1
 `
 
 type GetJobRunRow struct {
@@ -393,12 +394,13 @@ func (q *Queries) GetJobRun(ctx context.Context, id string) (GetJobRunRow, error
 		&i.Run.TrustReason,
 		&i.Run.RerunOf,
 		&i.Run.Message,
+		&i.Run.TraceParent,
 	)
 	return i, err
 }
 
 const getRun = `-- name: GetRun :one
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs WHERE id = $1
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message, trace_parent FROM runs WHERE id = $1
 `
 
 func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
@@ -420,6 +422,7 @@ func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
 		&i.TrustReason,
 		&i.RerunOf,
 		&i.Message,
+		&i.TraceParent,
 	)
 	return i, err
 }
@@ -559,8 +562,8 @@ func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) error {
 }
 
 const insertRun = `-- name: InsertRun :exec
-INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason, rerun_of)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason, rerun_of, trace_parent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 `
 
 type InsertRunParams struct {
@@ -576,6 +579,7 @@ type InsertRunParams struct {
 	Project     string
 	TrustReason string
 	RerunOf     string
+	TraceParent string
 }
 
 func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
@@ -592,12 +596,13 @@ func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
 		arg.Project,
 		arg.TrustReason,
 		arg.RerunOf,
+		arg.TraceParent,
 	)
 	return err
 }
 
 const listActiveRuns = `-- name: ListActiveRuns :many
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message, trace_parent FROM runs
 WHERE state IN ('queued', 'planning', 'running', 'canceling')
 ORDER BY created_at, id
 `
@@ -627,6 +632,7 @@ func (q *Queries) ListActiveRuns(ctx context.Context) ([]Run, error) {
 			&i.TrustReason,
 			&i.RerunOf,
 			&i.Message,
+			&i.TraceParent,
 		); err != nil {
 			return nil, err
 		}
@@ -887,7 +893,7 @@ func (q *Queries) ListRunEvents(ctx context.Context, runID string) ([]Event, err
 }
 
 const listRuns = `-- name: ListRuns :many
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message, trace_parent FROM runs
 WHERE ($1::text = '' OR project = $1)
   AND ($2::text = '' OR ref = $2 OR ref = 'refs/heads/' || $2)
   AND ($3::text = '' OR state = $3)
@@ -943,6 +949,7 @@ func (q *Queries) ListRuns(ctx context.Context, arg ListRunsParams) ([]Run, erro
 			&i.TrustReason,
 			&i.RerunOf,
 			&i.Message,
+			&i.TraceParent,
 		); err != nil {
 			return nil, err
 		}
@@ -955,7 +962,7 @@ func (q *Queries) ListRuns(ctx context.Context, arg ListRunsParams) ([]Run, erro
 }
 
 const lockRun = `-- name: LockRun :one
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs WHERE id = $1 FOR UPDATE
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message, trace_parent FROM runs WHERE id = $1 FOR UPDATE
 `
 
 // Serializes the transactions that settle one run's jobs: under READ
@@ -980,6 +987,7 @@ func (q *Queries) LockRun(ctx context.Context, id string) (Run, error) {
 		&i.TrustReason,
 		&i.RerunOf,
 		&i.Message,
+		&i.TraceParent,
 	)
 	return i, err
 }

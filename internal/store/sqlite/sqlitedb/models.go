@@ -176,6 +176,7 @@ type Run struct {
 	TrustReason string
 	RerunOf     string
 	Message     string
+	TraceParent string
 }
 
 type RunBasis struct {

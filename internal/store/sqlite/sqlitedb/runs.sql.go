@@ -299,7 +299,7 @@ func (q *Queries) GetJob(ctx context.Context, id string) (Job, error) {
 }
 
 const getJobRun = `-- name: GetJobRun :one
-SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs."explain", jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason, runs.rerun_of, runs.message FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = ?
+SELECT jobs.id, jobs.run_id, jobs.name, jobs.position, jobs.spec, jobs.state, jobs.reason, jobs."explain", jobs.created_at, jobs.started_at, jobs.finished_at, jobs.decision, jobs.digest, jobs.reused_from, runs.id, runs.repo, runs.ref, runs.commit_sha, runs.event, runs.trusted, runs.state, runs.reason, runs.created_at, runs.started_at, runs.finished_at, runs.project, runs.trust_reason, runs.rerun_of, runs.message, runs.trace_parent FROM jobs JOIN runs ON runs.id = jobs.run_id WHERE jobs.id = ?
 `
 
 type GetJobRunRow struct {
@@ -341,12 +341,13 @@ func (q *Queries) GetJobRun(ctx context.Context, id string) (GetJobRunRow, error
 		&i.Run.TrustReason,
 		&i.Run.RerunOf,
 		&i.Run.Message,
+		&i.Run.TraceParent,
 	)
 	return i, err
 }
 
 const getRun = `-- name: GetRun :one
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs WHERE id = ?
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message, trace_parent FROM runs WHERE id = ?
 `
 
 func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
@@ -368,6 +369,7 @@ func (q *Queries) GetRun(ctx context.Context, id string) (Run, error) {
 		&i.TrustReason,
 		&i.RerunOf,
 		&i.Message,
+		&i.TraceParent,
 	)
 	return i, err
 }
@@ -483,8 +485,8 @@ func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) error {
 }
 
 const insertRun = `-- name: InsertRun :exec
-INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason, rerun_of)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs (id, repo, ref, commit_sha, event, trusted, state, reason, created_at, project, trust_reason, rerun_of, trace_parent)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 `
 
 type InsertRunParams struct {
@@ -500,6 +502,7 @@ type InsertRunParams struct {
 	Project     string
 	TrustReason string
 	RerunOf     string
+	TraceParent string
 }
 
 func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
@@ -516,12 +519,13 @@ func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) error {
 		arg.Project,
 		arg.TrustReason,
 		arg.RerunOf,
+		arg.TraceParent,
 	)
 	return err
 }
 
 const listActiveRuns = `-- name: ListActiveRuns :many
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message, trace_parent FROM runs
 WHERE state IN ('queued', 'planning', 'running', 'canceling')
 ORDER BY created_at, id
 `
@@ -551,6 +555,7 @@ func (q *Queries) ListActiveRuns(ctx context.Context) ([]Run, error) {
 			&i.TrustReason,
 			&i.RerunOf,
 			&i.Message,
+			&i.TraceParent,
 		); err != nil {
 			return nil, err
 		}
@@ -828,7 +833,7 @@ func (q *Queries) ListRunEvents(ctx context.Context, runID string) ([]Event, err
 }
 
 const listRuns = `-- name: ListRuns :many
-SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message FROM runs
+SELECT id, repo, ref, commit_sha, event, trusted, state, reason, created_at, started_at, finished_at, project, trust_reason, rerun_of, message, trace_parent FROM runs
 WHERE (CAST(?1 AS TEXT) = '' OR project = ?1)
   AND (CAST(?2 AS TEXT) = '' OR ref = ?2 OR ref = 'refs/heads/' || ?2)
   AND (CAST(?3 AS TEXT) = '' OR state = ?3)
@@ -884,6 +889,7 @@ func (q *Queries) ListRuns(ctx context.Context, arg ListRunsParams) ([]Run, erro
 			&i.TrustReason,
 			&i.RerunOf,
 			&i.Message,
+			&i.TraceParent,
 		); err != nil {
 			return nil, err
 		}
