@@ -13,6 +13,7 @@ import (
 	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/telemetry"
 )
 
 // listRuns answers GET /runs: a page of run history, newest first, for
@@ -82,7 +83,7 @@ func (s *Server) rerunRun(w http.ResponseWriter, r *http.Request) error {
 // that actor may start runs. Errors: core.KindNotFound for an unknown run
 // or job, core.KindConflict for a run that has not ended or has nothing
 // to run again.
-func (s *Server) Rerun(ctx context.Context, actor, id, job string) (protocol.Run, error) {
+func (s *Server) Rerun(ctx context.Context, actor, id, job string) (_ protocol.Run, err error) {
 	orig, err := s.st.Run(ctx, id)
 	if err != nil {
 		return protocol.Run{}, err
@@ -112,6 +113,9 @@ func (s *Server) Rerun(ctx context.Context, actor, id, job string) (protocol.Run
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), planTimeout)
 	defer cancel()
+	pctx, span := s.startRoot(pctx, spanRerun, telemetry.AttrProject.String(proj.Name), telemetry.AttrEvent.String(orig.Event),
+		attrRerunOf.String(orig.ID))
+	defer func() { telemetry.End(span, err) }()
 	unlock, err := s.planning.lock(pctx, proj.Name)
 	if err != nil {
 		return protocol.Run{}, core.E(core.KindUnavailable, op, "project %s is still planning an earlier run after %s", proj.Name, planTimeout)
@@ -124,6 +128,7 @@ func (s *Server) Rerun(ctx context.Context, actor, id, job string) (protocol.Run
 	nr := store.NewRun{
 		Project: proj.Name, Repo: orig.Repo, Ref: orig.Ref, Commit: orig.Commit, Event: orig.Event,
 		Trusted: trusted, TrustReason: why, RerunOf: orig.ID, Jobs: plan, Forge: runForge(proj, orig.Commit),
+		TraceParent: telemetry.TraceParent(pctx),
 	}
 	// A rerun compares with the base its original was planned against.
 	if base, err := s.st.RunBase(pctx, orig.ID); err == nil {
@@ -137,6 +142,7 @@ func (s *Server) Rerun(ctx context.Context, actor, id, job string) (protocol.Run
 	if err != nil {
 		return protocol.Run{}, err
 	}
+	span.SetAttributes(telemetry.AttrRunID.String(run.ID), telemetry.AttrTrusted.Bool(trusted), attrJobs.Int(len(plan)))
 	s.log.InfoContext(ctx, "rerun created", slog.String("run_id", run.ID), slog.String("rerun_of", orig.ID),
 		slog.String("project", proj.Name), slog.String("job", job), slog.Bool("trusted", trusted),
 		slog.String("trust", why), slog.String("actor", actor))

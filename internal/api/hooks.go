@@ -17,6 +17,7 @@ import (
 	"github.com/deltaci/deltaci/internal/forge"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/telemetry"
 )
 
 // Webhooks: a delivery is verified, stored in the inbox and answered at
@@ -200,11 +201,14 @@ func (s *Server) planDelivery(ctx context.Context, d store.Delivery) {
 		// Shutdown cancels planning (the delivery is handed back below);
 		// once the run is recorded, starting it is not canceled.
 		pctx, cancel := context.WithTimeout(ctx, planTimeout)
+		pctx, span := s.startRoot(pctx, spanWebhook, telemetry.AttrProject.String(p.Name), telemetry.AttrEvent.String(req.Event),
+			attrForge.String(d.Forge), attrDelivery.String(d.Delivery))
 		var unlock func()
 		if unlock, err = s.planning.lock(pctx, p.Name); err == nil {
 			run, err = s.startRun(pctx, principal{actor: "webhook:" + d.Forge}, p, req)
 			unlock()
 		}
+		telemetry.End(span, err)
 		cancel()
 	}
 	var config *configError

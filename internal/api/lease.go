@@ -16,6 +16,7 @@ import (
 	"github.com/deltaci/deltaci/internal/results"
 	"github.com/deltaci/deltaci/internal/secret"
 	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/telemetry"
 )
 
 // recheck is the long-poll's safety net against a missed wake-up.
@@ -52,9 +53,10 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		default:
 		}
+		claimed := time.Now()
 		l, err := s.orch.LeaseAny(ctx, c.Subject, c.Labels, s.cfg.TTL)
 		if err == nil {
-			return s.sendLease(w, r, l)
+			return s.sendLease(w, r, l, claimed)
 		}
 		if core.KindOf(err) != core.KindNotFound {
 			return err
@@ -74,15 +76,17 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-// sendLease answers a lease request with l. When the answer cannot be
-// made or sent, the lease is handed back so the attempt is not left to
-// expire.
-func (s *Server) sendLease(w http.ResponseWriter, r *http.Request, l orchestrator.Leased) error {
-	ctx := context.WithoutCancel(r.Context())
+// sendLease answers a lease request with l, claimed by the claim begun at
+// claimed. When the answer cannot be made or sent, the lease is handed
+// back so the attempt is not left to expire.
+func (s *Server) sendLease(w http.ResponseWriter, r *http.Request, l orchestrator.Leased, claimed time.Time) (err error) {
+	ctx, span := s.leaseSpans(context.WithoutCancel(r.Context()), l, claimed)
+	defer func() { telemetry.End(span, err) }()
 	a := l.Attempt
 	f := store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
 	s.metrics.QueueWait.Observe(a.LeasedAt.Sub(a.QueuedAt).Seconds())
 	body, err := s.leaseBody(ctx, l)
+	body.TraceParent = telemetry.TraceParent(ctx)
 	if err != nil && !unservable(err) {
 		// Not the job's fault (the database failed): hand the lease back,
 		// and the runner asks again.

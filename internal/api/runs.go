@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/gitx"
@@ -21,6 +22,7 @@ import (
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/results"
 	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/telemetry"
 )
 
 // ExecutorLabel is the label that ties an attempt to runners of the
@@ -61,7 +63,7 @@ func protected(p core.Project, branch string) bool {
 	return false
 }
 
-func (s *Server) createRun(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) createRun(w http.ResponseWriter, r *http.Request) (err error) {
 	who, err := s.runStarter(r)
 	if err != nil {
 		return err
@@ -98,6 +100,8 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), planTimeout)
 	defer cancel()
+	ctx, span := s.startRoot(ctx, spanTrigger, telemetry.AttrProject.String(proj.Name), telemetry.AttrEvent.String(req.Event))
+	defer func() { telemetry.End(span, err) }()
 	unlock, err := s.planning.lock(ctx, proj.Name)
 	if err != nil {
 		return core.E(core.KindUnavailable, op, "project %s is still planning an earlier run after %s", proj.Name, planTimeout)
@@ -157,9 +161,13 @@ type runRequest struct {
 }
 
 // startRun fetches the project's repository, derives the run's trust,
-// plans the commit, records the run and queues its first jobs.
-func (s *Server) startRun(ctx context.Context, who principal, proj core.Project, req runRequest) (core.Run, error) {
+// plans the commit, records the run and queues its first jobs. The span
+// in ctx, the root of the run's trace, is kept with the run.
+func (s *Server) startRun(ctx context.Context, who principal, proj core.Project, req runRequest) (_ core.Run, err error) {
 	begin := time.Now()
+	root, traceParent := trace.SpanFromContext(ctx), telemetry.TraceParent(ctx)
+	ctx, span := s.tracer.Start(ctx, spanPlan, trace.WithAttributes(telemetry.AttrProject.String(proj.Name), telemetry.AttrEvent.String(req.Event)))
+	defer func() { telemetry.End(span, err) }()
 	repo := proj.RepoURL
 	before := req.Before
 	if before == "" && req.Event == core.EventPush {
@@ -206,7 +214,7 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 	}
 	nr := store.NewRun{
 		Project: proj.Name, Repo: repo, Ref: ref, Commit: commit, Event: req.Event, Trusted: trusted, TrustReason: why,
-		Forge: runForge(proj, commit), Delivery: req.Delivery,
+		Forge: runForge(proj, commit), Delivery: req.Delivery, TraceParent: traceParent,
 	}
 	b, err := gitx.FileAt(ctx, mirror, commit, pipeline.FileName, pipeline.MaxFileSize)
 	if core.KindOf(err) == core.KindNotFound {
@@ -271,6 +279,8 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 	}
 	s.metrics.PlanSeconds.Observe(time.Since(begin).Seconds())
 	s.metrics.JobsReused.Add(float64(reused))
+	root.SetAttributes(telemetry.AttrRunID.String(run.ID))
+	span.SetAttributes(telemetry.AttrRunID.String(run.ID), telemetry.AttrTrusted.Bool(trusted), attrJobs.Int(len(nr.Jobs)), attrReused.Int(reused))
 	s.log.InfoContext(ctx, "run created", slog.String("run_id", run.ID), slog.String("project", proj.Name),
 		slog.String("ref", ref), slog.String("commit", commit), slog.Bool("trusted", trusted), slog.String("trust", why),
 		slog.Int("jobs", len(nr.Jobs)), slog.Int("reused", reused), slog.String("actor", who.actor))
@@ -305,7 +315,9 @@ const defaultGitHubAPI = "https://api.github.com"
 
 // fetch runs one fetch of repo (fn) within the fetch timeout, so that a
 // silent host gives up the project's planning lock.
-func (s *Server) fetch(ctx context.Context, repo string, fn func(context.Context) (string, error)) (string, error) {
+func (s *Server) fetch(ctx context.Context, repo string, fn func(context.Context) (string, error)) (_ string, err error) {
+	ctx, span := s.tracer.Start(ctx, spanFetch)
+	defer func() { telemetry.End(span, err) }()
 	fctx, cancel := context.WithTimeout(ctx, s.cfg.FetchTimeout)
 	defer cancel()
 	mirror, err := fn(fctx)

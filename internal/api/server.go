@@ -20,6 +20,8 @@ import (
 	"github.com/deltaci/deltaci/internal/secret"
 	"github.com/deltaci/deltaci/internal/store"
 	"github.com/deltaci/deltaci/internal/telemetry"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Config.
@@ -113,11 +115,14 @@ type Config struct {
 	Analysis analyzer.Settings
 
 	Metrics *telemetry.Metrics
-	Log     *slog.Logger
+	// Tracer records the spans of runs (tracing.go); nil is tracing off.
+	Tracer trace.TracerProvider
+	Log    *slog.Logger
 }
 
 // Server is the API with its background loops.
 type Server struct {
+	tracer   trace.Tracer
 	live     liveRunners
 	contacts contacts
 	waits    waits
@@ -218,7 +223,7 @@ func New(cfg Config) *Server {
 	}
 	n := orchestrator.NewNotifier()
 	s := &Server{
-		cfg: cfg, st: cfg.Store, notifier: n, log: cfg.Log, metrics: cfg.Metrics,
+		cfg: cfg, st: cfg.Store, notifier: n, log: cfg.Log, metrics: cfg.Metrics, tracer: telemetry.Tracer(cfg.Tracer),
 		orch:      orchestrator.New(cfg.Store, cfg.Log, n),
 		draining:  make(chan struct{}),
 		authLimit: newLimiter(cfg.AuthRate, cfg.AuthBurst),
@@ -411,7 +416,9 @@ func (s *Server) kickSweep() {
 func (s *Server) seal(ctx context.Context, attemptID string) {
 	a, err := s.st.Attempt(ctx, attemptID)
 	if err == nil {
-		_, err = s.sealer.Seal(ctx, a)
+		sctx, span := s.sealSpan(ctx, a)
+		_, err = s.sealer.Seal(sctx, a)
+		telemetry.End(span, err)
 	}
 	if err != nil && ctx.Err() == nil {
 		s.log.WarnContext(ctx, "sealing log", slog.String("attempt_id", attemptID), slog.Any("err", err))

@@ -95,6 +95,11 @@ func runRunner(ctx context.Context, e env, o runnerOptions) error {
 		return usage(fmt.Errorf("--workspaces: %w", err))
 	}
 	log := newJSONLogger(e.stdout)
+	tracing, flushSpans, err := startTracing(ctx, e, "deltaci-runner", log)
+	if err != nil {
+		return usage(err)
+	}
+	defer flushSpans()
 	exec, err := newExecutor(o.executor, log, executor.Limits{WorkspaceSize: int64(o.workspaceLimit), TmpSize: int64(o.tmpSize)})
 	if err != nil {
 		return err
@@ -145,7 +150,7 @@ func runRunner(ctx context.Context, e env, o runnerOptions) error {
 	r := &runner.Remote{
 		Client: client, StoreURL: o.server + api.StorePrefix, Exec: exec,
 		Mirrors: gitx.Mirrors{Dir: filepath.Join(workDir, "mirrors")}, Workspaces: views, WorkDir: workDir,
-		Capacity: o.capacity, BaseEnv: jobBaseEnv(e, o.executor), Grace: o.grace, Log: log,
+		Capacity: o.capacity, BaseEnv: jobBaseEnv(e, o.executor), Grace: o.grace, Log: log, Tracer: tracing.Provider(),
 	}
 	err = r.Run(hard, ctx)
 	log.Info("runner stopped")

@@ -197,6 +197,13 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	tracing, flushSpans, err := startTracing(ctx, e, "deltaci-server", log)
+	if err != nil {
+		return usage(err)
+	}
+	// Deferred first, so it runs last: after the HTTP server and the
+	// loops, which make spans, have stopped.
+	defer flushSpans()
 
 	cfg := api.Config{
 		RegistrationToken: o.registrationToken, APIToken: o.apiToken, Keys: keys,
@@ -204,6 +211,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		Executor: o.executor, TTL: o.ttl, ReapInterval: o.reapInterval, FetchTimeout: o.fetchTimeout, Log: log,
 		ExternalURL: o.externalURL, StatusRetryMax: o.statusRetryMax, StatusLease: o.statusLease, InboxLease: o.inboxLease,
 		Analysis: analyzer.Settings{Lease: o.analysisLease, ClearAfter: o.flakyClearAfter},
+		Tracer:   tracing.Provider(),
 	}
 	if o.analysisLease <= 0 || o.flakyClearAfter <= 0 {
 		return usage(fmt.Errorf("--analysis-lease and --flaky-clear-after must be positive, got %s and %d", o.analysisLease, o.flakyClearAfter))

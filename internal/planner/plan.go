@@ -8,10 +8,12 @@ import (
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/gitx"
 	"github.com/deltaci/deltaci/internal/pipeline"
+	"github.com/deltaci/deltaci/internal/telemetry"
 )
 
 // SchemaVersion is the version of the JSON form of a Plan.
@@ -177,8 +179,11 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 	if f.deepenBy == 0 {
 		f.deepenBy = 100
 	}
+	tracer := telemetry.ChildTracer(ctx)
+	_, diff := tracer.Start(ctx, SpanDiff)
 	base, err := f.find(ctx)
 	if err != nil {
+		telemetry.End(diff, err)
 		return nil, err
 	}
 	var dirty []gitx.Change
@@ -186,6 +191,8 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 		dirty = wt.Changes
 	}
 	changes, err := changedPaths(ctx, dir, base, head, dirty)
+	diff.SetAttributes(attrChangedFiles.Int(len(changes)), attrHasBase.Bool(!base.None()))
+	telemetry.End(diff, err)
 	if err != nil {
 		return nil, err
 	}
@@ -197,25 +204,15 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 			return nil, err
 		}
 	}
-	in, tree, links, err := readInputs(ctx, o.Pipeline, dir, head, dirty, wt)
+	_, span := tracer.Start(ctx, SpanDigests, trace.WithAttributes(attrJobs.Int(len(o.Pipeline.Jobs))))
+	dg, err := digestJobs(o, jobs, order, func() (*inputs, *treeFiles, *followed, error) {
+		return readInputs(ctx, o.Pipeline, dir, head, dirty, wt)
+	})
+	telemetry.End(span, err)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkHermeticLinks(o.Pipeline, in, links); err != nil {
-		return nil, err
-	}
-	warnings := unmatchedInputs(o.Pipeline, in, tree)
-	if len(warnings) > 0 && (o.Strict || o.Pipeline.Strict) {
-		why := "strict: true is set in " + pipeline.FileName
-		if o.Strict {
-			why = "the plan is strict"
-		}
-		return nil, strictError(warnings, why)
-	}
-	digests, err := jobDigests(o, jobs, order, in, tree)
-	if err != nil {
-		return nil, err
-	}
+	in, tree, links, warnings, digests := dg.in, dg.tree, dg.links, dg.warnings, dg.digests
 
 	p := &Plan{
 		Version:      SchemaVersion,
@@ -238,6 +235,40 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 		warned: warningsByJob(warnings), in: in, links: links}
 	d.decideAll(p, jobs, order)
 	return p, nil
+}
+
+// digested is what digestJobs read and computed.
+type digested struct {
+	in       *inputs
+	tree     *treeFiles
+	links    *followed
+	warnings []Warning
+	digests  map[string]string
+}
+
+// digestJobs reads the files the jobs' inputs match and computes every
+// job's input digest.
+func digestJobs(o Options, jobs map[string]core.JobSpec, order []string, read func() (*inputs, *treeFiles, *followed, error)) (digested, error) {
+	in, tree, links, err := read()
+	if err != nil {
+		return digested{}, err
+	}
+	if err := checkHermeticLinks(o.Pipeline, in, links); err != nil {
+		return digested{}, err
+	}
+	warnings := unmatchedInputs(o.Pipeline, in, tree)
+	if len(warnings) > 0 && (o.Strict || o.Pipeline.Strict) {
+		why := "strict: true is set in " + pipeline.FileName
+		if o.Strict {
+			why = "the plan is strict"
+		}
+		return digested{}, strictError(warnings, why)
+	}
+	digests, err := jobDigests(o, jobs, order, in, tree)
+	if err != nil {
+		return digested{}, err
+	}
+	return digested{in: in, tree: tree, links: links, warnings: warnings, digests: digests}, nil
 }
 
 // locate finds the repository's top and the head commit, and for a local

@@ -166,6 +166,10 @@ type Lease struct {
 	Hermetic bool `json:"hermetic,omitempty"`
 	// Inputs are the job's input globs; sent for a hermetic job only.
 	Inputs []string `json:"inputs,omitempty"`
+	// TraceParent is the W3C traceparent of the server's span of this
+	// lease, when the server traces: the runner's spans of the attempt are
+	// its children. A value that is not a valid traceparent is ignored.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // TTL is the lease's time-to-live.

@@ -26,7 +26,10 @@ import (
 	"github.com/deltaci/deltaci/internal/results"
 	"github.com/deltaci/deltaci/internal/secret"
 	"github.com/deltaci/deltaci/internal/store"
+	"github.com/deltaci/deltaci/internal/telemetry"
 	"github.com/deltaci/deltaci/internal/workspace"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Remote is the runner agent of `deltaci runner`: it leases attempts from
@@ -55,6 +58,9 @@ type Remote struct {
 	Log     *slog.Logger
 	// LeaseWait is a long-poll's length (30 s when 0).
 	LeaseWait time.Duration
+	// Tracer records each attempt's spans (tracing.go), children of the
+	// server's span of its lease; nil is tracing off.
+	Tracer trace.TracerProvider
 
 	checkouts *checkouts
 	// ReportLimits bound the report files uploaded of an attempt
@@ -168,6 +174,7 @@ type attempt struct {
 	r        *Remote
 	l        *protocol.Lease
 	log      *slog.Logger
+	tracer   trace.Tracer
 	jobToken atomic.Value // string: refreshed by each heartbeat
 }
 
@@ -206,8 +213,11 @@ func (t bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // execute runs one leased attempt to its end and reports it.
 func (r *Remote) execute(ctx context.Context, l *protocol.Lease) {
-	a := &attempt{r: r, l: l, log: r.Log.With(slog.String("run_id", l.RunID), slog.String("job", l.Job), slog.String("attempt_id", l.AttemptID))}
+	a := &attempt{r: r, l: l, log: r.Log.With(slog.String("run_id", l.RunID), slog.String("job", l.Job), slog.String("attempt_id", l.AttemptID)),
+		tracer: telemetry.Tracer(r.Tracer)}
 	a.jobToken.Store(l.JobToken)
+	ctx, span := a.startAttemptSpan(ctx)
+	defer span.End()
 	report := context.WithoutCancel(ctx)
 	a.log.InfoContext(ctx, "attempt leased", slog.Int("attempt", l.AttemptNumber))
 
@@ -259,11 +269,15 @@ func (r *Remote) execute(ctx context.Context, l *protocol.Lease) {
 		shipper.Discard()
 		return
 	}
-	if err := a.flush(report, shipper); err != nil {
+	_, flushed := a.tracer.Start(report, spanLogFlush)
+	err = a.flush(report, shipper)
+	telemetry.End(flushed, err)
+	if err != nil {
 		a.log.WarnContext(report, "the log's tail could not be shipped", slog.Any("err", err))
 	}
 	outcome.LeaseToken = l.LeaseToken
 	a.complete(report, outcome)
+	endAttemptSpan(span, outcome)
 	stop()
 }
 
@@ -281,7 +295,9 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 		fmt.Fprintf(logw, "deltaci: "+format+"\n", args...)
 		return protocol.CompleteRequest{State: core.AttemptErrored, Reason: core.ReasonInfraError}
 	}
+	_, checkout := a.tracer.Start(execCtx, spanCheckout, trace.WithAttributes(attrHermetic.Bool(l.Hermetic)))
 	view, done, err := a.workspace(ctx, execCtx)
+	telemetry.End(checkout, err)
 	if err != nil {
 		return errored("%v", err)
 	}
@@ -306,24 +322,31 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 		fmt.Fprintf(logw, "deltaci: no network: the project does not give it to jobs of untrusted runs\n")
 	}
 	tr := a.transfer()
-	for _, n := range l.Needs {
-		err := retryTransient(execCtx, a.log, "restoring the outputs of "+n.Job, func() error {
-			_, err := tr.PullInto(execCtx, n.Manifest, ws)
-			return err
-		})
-		if err != nil {
-			return errored("cannot restore the outputs of %s: %v", n.Job, err)
+	if len(l.Needs) > 0 {
+		_, restore := a.tracer.Start(execCtx, spanRestore, trace.WithAttributes(attrNeeds.Int(len(l.Needs))))
+		for _, n := range l.Needs {
+			err := retryTransient(execCtx, a.log, "restoring the outputs of "+n.Job, func() error {
+				_, err := tr.PullInto(execCtx, n.Manifest, ws)
+				return err
+			})
+			if err != nil {
+				telemetry.End(restore, err)
+				return errored("cannot restore the outputs of %s: %v", n.Job, err)
+			}
 		}
+		restore.End()
 	}
 	env, secrets := a.env(ws)
 	masked := secret.NewMasker(logw, secrets)
 	forget := func() {}
+	_, executed := a.tracer.Start(execCtx, spanExecute)
 	res, err := r.Exec.Run(execCtx, executor.Spec{
 		Script: l.Script, Dir: ws, WrittenDir: view.Written, Env: env, Timeout: l.Timeout(), Grace: r.Grace, Network: l.Network,
 		Started: func(pid int) { forget = recordJob(r.WorkDir, l.AttemptID, pid) },
 	}, masked)
 	forget()
 	_ = masked.Close()
+	endExecuteSpan(executed, res, err)
 	select {
 	case <-lost:
 		return protocol.CompleteRequest{State: core.AttemptCanceled}
@@ -345,11 +368,13 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 	outcome := protocol.CompleteRequest{State: res.State, Reason: res.Reason}
 	if len(l.Reports) > 0 && res.State != core.AttemptCanceled {
 		var m string
+		_, upload := a.tracer.Start(execCtx, spanUploadReports)
 		err := retryTransient(execCtx, a.log, "storing the reports", func() error {
 			var err error
 			m, err = a.pushReports(execCtx, tr, ws, logw)
 			return err
 		})
+		telemetry.End(upload, err)
 		if err != nil {
 			// The outcome stands without them; the analysis says so.
 			fmt.Fprintf(logw, "deltaci: cannot store the reports: %v\n", err)
@@ -362,11 +387,13 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 	}
 	if res.State == core.AttemptSucceeded && len(l.Outputs) > 0 {
 		var m string
+		_, upload := a.tracer.Start(execCtx, spanUploadOutputs)
 		err := retryTransient(execCtx, a.log, "storing the outputs", func() error {
 			var err error
 			m, err = a.pushOutputs(execCtx, tr, ws)
 			return err
 		})
+		telemetry.End(upload, err)
 		if err != nil {
 			return errored("cannot store the outputs: %v", err)
 		}
@@ -520,6 +547,8 @@ func (a *attempt) flush(ctx context.Context, s *logstream.Shipper) error {
 // complete reports the outcome, retrying while the server is unreachable;
 // a lost lease ends it quietly, since the attempt's successor owns the job.
 func (a *attempt) complete(ctx context.Context, req protocol.CompleteRequest) {
+	ctx, span := a.tracer.Start(ctx, spanComplete, trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
 	delay := 250 * time.Millisecond
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
