@@ -62,7 +62,7 @@ them at once, and the server gives them to another runner.`,
 	f.StringVar(&o.name, "name", "", "name shown for this runner (default the host name)")
 	f.DurationVar(&o.grace, "grace", 10*time.Second, "time a canceled job gets between SIGTERM and SIGKILL")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Minute, "on shutdown, how long running jobs get to finish")
-	f.Var(&o.workspaceLimit, "workspace-limit", "disk space a sandboxed job's workspace may take, e.g. 20GiB; past it the job fails resource_limit (default 10GiB; none for no limit)")
+	f.Var(&o.workspaceLimit, "workspace-limit", "disk space a sandboxed job's workspace and home may take together, e.g. 20GiB; past it the job fails resource_limit (default 10GiB; none for no limit)")
 	f.StringVar(&o.workspaces, "workspaces", "auto", workspacesUsage)
 	f.Var(&o.tmpSize, "tmp-size", "size of a sandboxed job's /tmp, e.g. 2GiB (default 1GiB; none for the kernel's default)")
 	return cmd

@@ -133,3 +133,27 @@ func TestBwrapArgs(t *testing.T) {
 		}
 	})
 }
+
+// The workspace cap measures what the job writes in its workspace and its
+// home, each once.
+func TestMeasuredDirs(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		spec Spec
+		want []string
+	}{
+		{"WorkspaceOnly", Spec{Dir: "/w/ws"}, []string{"/w/ws"}},
+		{"WrittenLayer", Spec{Dir: "/w/ws", WrittenDir: "/w/upper"}, []string{"/w/upper"}},
+		{"AndHome", Spec{Dir: "/w/ws", WrittenDir: "/w/upper", Home: "/w/home"}, []string{"/w/upper", "/w/home"}},
+		{"HomeInsideWorkspace", Spec{Dir: "/w/ws", WrittenDir: "/w/upper", Home: "/w/ws/.home"}, []string{"/w/upper"}},
+		{"HomeIsWorkspace", Spec{Dir: "/w/ws", Home: "/w/ws"}, []string{"/w/ws"}},
+		{"WorkspaceInsideHome", Spec{Dir: "/w/home/ws", Home: "/w/home"}, []string{"/w/home"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := measured(c.spec, c.spec.Dir); !slices.Equal(got, c.want) {
+				t.Errorf("measured = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
