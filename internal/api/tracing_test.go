@@ -10,6 +10,8 @@ import (
 
 	"github.com/deltaci/deltaci/internal/api"
 	"github.com/deltaci/deltaci/internal/api/apitest"
+	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/telemetry"
 )
 
@@ -65,6 +67,63 @@ func TestLeaseCarriesTheRunsTrace(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRerunStartsATraceOfItsOwn: a rerun is made in a span of its own,
+// the root of its run's trace, which its run keeps.
+func TestRerunStartsATraceOfItsOwn(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	srv := apitest.Start(t, apitest.Options{Edit: func(c *api.Config) { c.Tracer = tp }})
+	lr := srv.Leased(t, map[string]string{".deltaci.yml": oneJob})
+	ctx := t.Context()
+	if err := lr.Client.Start(ctx, lr.Lease.AttemptID, lr.Lease.LeaseToken); err != nil {
+		t.Fatal(err)
+	}
+	code := 1
+	if _, err := lr.Client.Complete(ctx, lr.Lease.AttemptID, protocol.CompleteRequest{
+		LeaseToken: lr.Lease.LeaseToken, State: core.AttemptFailed, Reason: core.ReasonExitCode, ExitCode: &code,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var rerun protocol.Run
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var err error
+		if rerun, err = srv.API.Rerun(ctx, "test", lr.Lease.RunID, ""); err == nil {
+			break
+		} else if core.KindOf(err) != core.KindConflict || time.Now().After(deadline) {
+			t.Fatalf("rerun of %s: %v", lr.Lease.RunID, err)
+		}
+		time.Sleep(10 * time.Millisecond) // the run is still ending
+	}
+	var root sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.Name() == "deltaci.run.rerun" {
+			root = s
+		}
+	}
+	if root == nil || root.Parent().IsValid() {
+		t.Fatalf("the rerun's span: %v", root)
+	}
+	attrs := map[string]string{}
+	for _, kv := range root.Attributes() {
+		attrs[string(kv.Key)] = kv.Value.Emit()
+	}
+	if attrs["deltaci.run.id"] != rerun.ID || attrs["deltaci.run.rerun_of"] != lr.Lease.RunID {
+		t.Errorf("the rerun's span has attributes %v; want run %s, rerun of %s", attrs, rerun.ID, lr.Lease.RunID)
+	}
+	run, err := srv.Store.Run(ctx, rerun.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := telemetry.TraceParent(trace.ContextWithSpanContext(ctx, root.SpanContext())); run.TraceParent != want {
+		t.Errorf("the rerun keeps traceparent %q, want its span's %q", run.TraceParent, want)
+	}
+	if first, _ := srv.Store.Run(ctx, lr.Lease.RunID); first.TraceParent == run.TraceParent {
+		t.Errorf("the rerun keeps its original's traceparent %q", run.TraceParent)
 	}
 }
 
