@@ -110,7 +110,7 @@ func TestRerunStartsATraceOfItsOwn(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, kv := range root.Attributes() {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	if attrs["deltaci.run.id"] != rerun.ID || attrs["deltaci.run.rerun_of"] != lr.Lease.RunID {
 		t.Errorf("the rerun's span has attributes %v; want run %s, rerun of %s", attrs, rerun.ID, lr.Lease.RunID)
