@@ -49,6 +49,10 @@ func (s *Server) startRoot(ctx context.Context, name string, attrs ...attribute.
 // run's root span, whichever server made it. The returned context holds
 // the lease span, whose traceparent the runner's spans take as parent.
 func (s *Server) leaseSpans(ctx context.Context, l orchestrator.Leased, claimed time.Time) (context.Context, trace.Span) {
+	if s.cfg.Tracer == nil {
+		// The lease is the hot path: not even the attributes when off.
+		return ctx, trace.SpanFromContext(context.Background())
+	}
 	a := l.Attempt
 	parent := telemetry.WithRemoteParent(ctx, l.Run.TraceParent)
 	attrs := append(telemetry.AttemptAttributes(a.RunID, l.Job.Name, a.ID, a.Number), telemetry.AttrRunnerID.String(a.RunnerID))
