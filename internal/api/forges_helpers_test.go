@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/deltaci/deltaci/internal/api"
 	"github.com/deltaci/deltaci/internal/core"
@@ -50,6 +51,8 @@ type forgeOptions struct {
 	keepSuperseded bool
 	// retryMax is the server's StatusRetryMax (its default when 0).
 	retryMax time.Duration
+	// tracer is the server's tracer provider (tracing off when nil).
+	tracer trace.TracerProvider
 }
 
 // forgeEnv is a server in this process whose one project lives on a
@@ -78,6 +81,7 @@ func newForgeEnv(t *testing.T, o forgeOptions) *forgeEnv {
 	e := newContractEnv(t, contractOptions{engine: o.engine, apiToken: contractAPIToken, edit: func(c *api.Config) {
 		c.ExternalURL, c.ForgeClient = forgeExternalURL, client
 		c.StatusPoll, c.StatusRetryMax = 20*time.Millisecond, o.retryMax
+		c.Tracer = o.tracer
 		c.Secrets = secret.NewEnv([]string{secret.EnvPrefix + forgeTokenSecret + "=" + fs.Token})
 	}})
 	f := &forgeEnv{

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/deltaci/deltaci/internal/api"
 	"github.com/deltaci/deltaci/internal/api/apitest"
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/forge"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/telemetry"
 )
@@ -124,6 +126,49 @@ func TestRerunStartsATraceOfItsOwn(t *testing.T) {
 	}
 	if first, _ := srv.Store.Run(ctx, lr.Lease.RunID); first.TraceParent == run.TraceParent {
 		t.Errorf("the rerun keeps its original's traceparent %q", run.TraceParent)
+	}
+}
+
+// TestWebhookRunIsTraced: a run a webhook delivery makes has the span of
+// its planning as its root, with the forge and the delivery, and keeps it.
+func TestWebhookRunIsTraced(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	f := newForgeEnv(t, forgeOptions{kind: forge.GitHub, tracer: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)),
+		files: map[string]string{".deltaci.yml": forgePushPipeline, "src/main.c": "int main(void) { return 0; }\n"}})
+	first := revParse(t, f.repo, "HEAD")
+	sha := commitFiles(t, f.repo, "change", map[string]string{"src/main.c": "int main(void) { return 1; }\n"})
+	delivery := newDeliveryID()
+	f.deliver(t, http.StatusAccepted, "push", delivery, encodePayload(t, githubPush(t, first, sha, "change")))
+	run := f.waitRunOf(t, sha)
+
+	var root sdktrace.ReadOnlySpan
+	deadline := time.Now().Add(30 * time.Second)
+	for root == nil {
+		for _, s := range rec.Ended() {
+			if s.Name() == "deltaci.run.webhook" {
+				root = s
+			}
+		}
+		if root == nil && time.Now().After(deadline) {
+			t.Fatal("no deltaci.run.webhook span ended within 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	attrs := map[string]string{}
+	for _, kv := range root.Attributes() {
+		attrs[string(kv.Key)] = kv.Value.String()
+	}
+	if root.Parent().IsValid() || attrs["deltaci.run.id"] != run.ID || attrs["deltaci.forge"] != string(forge.GitHub) ||
+		attrs["deltaci.webhook.delivery"] != delivery || attrs["deltaci.run.event"] != core.EventPush {
+		t.Errorf("the webhook's span has parent %v and attributes %v; want a root of run %s, delivery %s", root.Parent(), attrs, run.ID, delivery)
+	}
+	stored, err := f.st.Run(t.Context(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := telemetry.TraceParent(trace.ContextWithSpanContext(t.Context(), root.SpanContext())); stored.TraceParent != want {
+		t.Errorf("the run keeps traceparent %q, want its webhook span's %q", stored.TraceParent, want)
 	}
 }
 
