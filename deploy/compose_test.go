@@ -158,6 +158,9 @@ func TestCompose(t *testing.T) {
 	if h := s1.Healthcheck; h == nil || !slices.Contains(h.Test, "health") || !strings.Contains(strings.Join(h.Test, " "), "/readyz") {
 		t.Errorf("the servers' healthcheck must be deltaci health on /readyz: %+v", h)
 	}
+	for _, name := range []string{"server-1", "migrate", "runner"} {
+		checkFlags(t, name, c.Services[name].Command)
+	}
 	if mig := c.Services["migrate"]; !slices.Equal(mig.Command, []string{"migrate"}) {
 		t.Errorf("migrate runs %v, want deltaci migrate", mig.Command)
 	}
