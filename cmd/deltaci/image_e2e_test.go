@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -73,7 +74,13 @@ func needPodman(t *testing.T) *podmanEnv {
 		missing("no Debian base root filesystem (run .ci/debian-base): %v", err)
 	}
 	p := &podmanEnv{env: append(os.Environ(), "CONTAINERS_CONF="+containersConf(t))}
-	if _, err := p.run(t, "image", "exists", debianBaseImage); err != nil {
+	// Imported again when the file is newer than the image (rebuilt).
+	fi, err := os.Stat(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := p.run(t, "image", "inspect", "--format", "{{.Created.Unix}}", debianBaseImage)
+	if sec, perr := strconv.ParseInt(strings.TrimSpace(created), 10, 64); err != nil || perr != nil || sec < fi.ModTime().Unix() {
 		if out, err := p.run(t, "import", base, debianBaseImage); err != nil {
 			t.Fatalf("podman import %s: %v\n%s", base, err, out)
 		}
@@ -115,9 +122,11 @@ func containersConf(t *testing.T) string {
 	return p
 }
 
+// run runs podman. Not bound to t.Context(): cleanups use it too, after
+// that context is canceled.
 func (p *podmanEnv) run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), "podman", args...)
+	cmd := exec.Command("podman", args...)
 	cmd.Env = p.env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
