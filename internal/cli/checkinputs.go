@@ -123,7 +123,7 @@ func checkInputs(ctx context.Context, e env, top string, o planOptions, named []
 	defer arts.Close()
 	res := localResults(arts)
 	notifier := orchestrator.NewNotifier()
-	x := &localRun{st: st, orch: orchestrator.New(st, log, notifier), notifier: notifier, exec: exec, log: log, res: res, registry: arts.Registry,
+	x := &localRun{st: st, orch: orchestrator.New(st, log, notifier), notifier: notifier, exec: exec, homes: jobHomes(o.executor), log: log, res: res, registry: arts.Registry,
 		vars: e.vars, jobs: runtime.NumCPU(), grace: defaultGrace,
 		printf: func(format string, args ...any) { fmt.Fprintf(e.stderr, format, args...) }}
 

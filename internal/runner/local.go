@@ -49,6 +49,12 @@ type Local struct {
 	WorkDir string
 	// BaseEnv is the environment every job starts from (KEY=VALUE).
 	BaseEnv []string
+	// Homes gives each attempt's job a home of its own, made empty in its
+	// work area beside its workspace and removed after it (executor.Spec.Home;
+	// see home.go), whose HOME and XDG_CACHE_HOME replace BaseEnv's. Without
+	// it jobs keep BaseEnv's HOME: the user's own, for deltaci run with the
+	// shell executor.
+	Homes bool
 	// FixedEnv is set last, over the job's env, as a remote runner sets CI,
 	// DELTACI_COMMIT and DELTACI_REF: a job cannot override these.
 	FixedEnv map[string]string
@@ -191,6 +197,16 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		}
 	}()
 	ws := w.Dir
+	// The job's home, when it has one; see home.go. Caches restored into
+	// it before the job and saved from it after belong in this function.
+	home := ""
+	if l.Homes {
+		if home, err = newHome(l.attemptRoot(a, j)); err != nil {
+			fmt.Fprintf(out, "deltaci: %v\n", err)
+			return complete(orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
+		}
+		defer removeHome(report, log, home)
+	}
 	if err := l.Orch.StartAttempt(report, slotID, a, fence); err != nil {
 		return lostOrErr(log, err)
 	}
@@ -224,7 +240,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		l.heartbeat(hbCtx, log, fence, cancel, lost)
 	}()
 	res, err := l.Exec.Run(execCtx, executor.Spec{
-		Script: j.Spec.Run, Dir: ws, WrittenDir: w.Written, Env: env, Timeout: j.Spec.Timeout, Grace: l.Grace,
+		Script: j.Spec.Run, Dir: ws, WrittenDir: w.Written, Home: home, Env: env, Timeout: j.Spec.Timeout, Grace: l.Grace,
 		Network: j.Spec.Sandbox.Network,
 	}, masked)
 	_ = masked.Close() // the job has ended: emit the held-back tail before deltaci's own lines
@@ -366,14 +382,19 @@ func (l *Local) openLog(a core.Attempt) (*os.File, error) {
 	return os.Create(filepath.Join(dir, "log"))
 }
 
-// workspace makes the attempt's workspace, in <job>-<attempt number> under
-// WorkDir: a view of the snapshot, or for a hermetic job a directory of
-// only its files.
+// attemptRoot is the attempt's work area, <job>-<attempt number> under
+// WorkDir: its workspace and its home.
+func (l *Local) attemptRoot(a core.Attempt, j core.Job) string {
+	return filepath.Join(l.WorkDir, fmt.Sprintf("%s-%d", j.Name, a.Number))
+}
+
+// workspace makes the attempt's workspace in its work area: a view of the
+// snapshot, or for a hermetic job a directory of only its files.
 func (l *Local) workspace(ctx context.Context, a core.Attempt, j core.Job) (*workspace.Workspace, error) {
 	if err := os.MkdirAll(l.WorkDir, 0o700); err != nil {
 		return nil, err
 	}
-	root := filepath.Join(l.WorkDir, fmt.Sprintf("%s-%d", j.Name, a.Number))
+	root := l.attemptRoot(a, j)
 	if j.Spec.Hermetic {
 		w, err := workspace.Empty(root)
 		if err != nil {
