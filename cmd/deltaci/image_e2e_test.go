@@ -308,15 +308,14 @@ func TestImages(t *testing.T) {
 	})
 
 	t.Run("ServerRunsARun", func(t *testing.T) { serverImageRunsARun(t, p, "deltaci/server:"+version) })
+	t.Run("RunnerRunsSandboxedJob", func(t *testing.T) { runnerImageRunsASandboxedJob(t, p, "deltaci/runner:"+version) })
 }
 
-// serverImageRunsARun starts the server image on the host's loopback with
-// its secrets given as files, then triggers a run that a runner on the
-// host executes. The repository is served over HTTP (git http-backend),
-// as a forge would: the server image has no shell, and git needs one to
-// fetch from a local path.
-func serverImageRunsARun(t *testing.T, p *podmanEnv, image string) {
-	dir := repo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  hello:\n    run: echo hello from the image test\n"})
+// httpRepo serves a repository whose pipeline has one job running cmd
+// over HTTP (git http-backend), as a forge would, and returns its URL.
+func httpRepo(t *testing.T, cmd string) string {
+	t.Helper()
+	dir := repo(t, map[string]string{".deltaci.yml": "version: 1\njobs:\n  hello:\n    run: " + cmd + "\n"})
 	root := t.TempDir()
 	git(t, root, "clone", "-q", "--bare", dir, filepath.Join(root, "hello.git"))
 	execPath := strings.TrimSpace(git(t, root, "--exec-path"))
@@ -325,9 +324,13 @@ func serverImageRunsARun(t *testing.T, p *podmanEnv, image string) {
 		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
 	})
 	t.Cleanup(forge.Close)
-	repoURL := forge.URL + "/hello.git"
+	return forge.URL + "/hello.git"
+}
 
-	// The container's user reads the secret files through a bind mount.
+// secretFiles writes the registration and API tokens into a directory to
+// mount as /run/secrets, readable by the containers' user.
+func secretFiles(t *testing.T) string {
+	t.Helper()
 	secrets := t.TempDir()
 	if err := os.Chmod(secrets, 0o755); err != nil {
 		t.Fatal(err)
@@ -337,6 +340,28 @@ func serverImageRunsARun(t *testing.T, p *podmanEnv, image string) {
 			t.Fatal(err)
 		}
 	}
+	return secrets
+}
+
+// addProject registers repoURL as project hello of s.
+func addProject(t *testing.T, s *server, repoURL string) {
+	t.Helper()
+	add := command("", "projects", "add", "hello", "--server", s.url(), "--repo", repoURL, "--protected", "main")
+	add.Env = childEnv(s.userEnv()...)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("deltaci projects add: %v\n%s", err, out)
+	}
+	s.projects[repoURL] = "hello"
+}
+
+// serverImageRunsARun starts the server image on the host's loopback with
+// its secrets given as files, then triggers a run that a runner on the
+// host executes. The repository is served over HTTP (git http-backend),
+// as a forge would: the server image has no shell, and git needs one to
+// fetch from a local path.
+func serverImageRunsARun(t *testing.T, p *podmanEnv, image string) {
+	repoURL := httpRepo(t, "echo hello from the image test")
+	secrets := secretFiles(t)
 	name := fmt.Sprintf("deltaci-e2e-%d", time.Now().UnixNano())
 	p.must(t, "run", "-d", "--name", name, "--network", "host", "-v", secrets+":/run/secrets:ro",
 		"-e", "DELTACI_REGISTRATION_TOKEN_FILE=/run/secrets/registration_token",
@@ -380,18 +405,41 @@ func serverImageRunsARun(t *testing.T, p *podmanEnv, image string) {
 
 	s := &server{addr: addr, executor: "shell", apiToken: e2eAPIToken, projects: map[string]string{}}
 	s.api = &protocol.Client{BaseURL: s.url(), Token: func(context.Context) (string, error) { return s.apiToken, nil }}
-	add := command("", "projects", "add", "hello", "--server", s.url(), "--repo", repoURL, "--protected", "main")
-	add.Env = childEnv(s.userEnv()...)
-	if out, err := add.CombinedOutput(); err != nil {
-		t.Fatalf("deltaci projects add: %v\n%s", err, out)
-	}
-	s.projects[repoURL] = "hello"
+	addProject(t, s, repoURL)
 	s.startRunner(t, runnerOpts{})
 	run := s.waitRunEnds(t, s.createRun(t, repoURL, "main").ID)
 	if run.State != string(core.RunSucceeded) {
 		t.Fatalf("the run ended %s: %s\n%s", run.State, describeRun(&run), s.logsOf(t, run))
 	}
 	if logs := s.logsOf(t, run); !strings.Contains(logs, "hello from the image test") {
+		t.Errorf("the job's log lacks its output:\n%s", logs)
+	}
+}
+
+// runnerImageRunsASandboxedJob starts a sandbox-executor server on the
+// host and the runner image with the one setting podman needs for
+// bubblewrap (/proc unmasked), and has it run a sandboxed job.
+func runnerImageRunsASandboxedJob(t *testing.T, p *podmanEnv, image string) {
+	repoURL := httpRepo(t, "echo sandboxed as $(id -u) in $PWD")
+	secrets := secretFiles(t)
+	s := startServer(t, serverOpts{executor: "sandbox"})
+	addProject(t, s, repoURL)
+	name := fmt.Sprintf("deltaci-e2e-runner-%d", time.Now().UnixNano())
+	p.must(t, "run", "-d", "--name", name, "--network", "host", "--security-opt", "unmask=ALL",
+		"-v", secrets+":/run/secrets:ro", "-e", "DELTACI_REGISTRATION_TOKEN_FILE=/run/secrets/registration_token",
+		image, "runner", "--server", s.url(), "--work-dir", "/var/lib/deltaci-runner", "--grace", "1s", "--drain-timeout", "5s")
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := p.run(t, "logs", name)
+			t.Logf("runner container logs:\n%s", tail(out))
+		}
+		p.run(t, "rm", "-f", "-t", "5", name) //nolint:errcheck // best effort
+	})
+	run := s.waitRunEnds(t, s.createRun(t, repoURL, "main").ID)
+	if run.State != string(core.RunSucceeded) {
+		t.Fatalf("the run ended %s: %s\n%s", run.State, describeRun(&run), s.logsOf(t, run))
+	}
+	if logs := s.logsOf(t, run); !strings.Contains(logs, "sandboxed as 65532 in ") {
 		t.Errorf("the job's log lacks its output:\n%s", logs)
 	}
 }
