@@ -51,7 +51,12 @@ func readSecretFile(path string) (string, error) {
 	if len(b) > maxSecretFile {
 		return "", fmt.Errorf("%s is larger than %d bytes: it should hold one value", path, maxSecretFile)
 	}
-	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	v := string(b)
+	if t, ok := strings.CutSuffix(v, "\r\n"); ok {
+		v = t
+	} else {
+		v = strings.TrimSuffix(v, "\n")
+	}
 	if strings.TrimSpace(v) == "" {
 		return "", fmt.Errorf("%s is empty", path)
 	}

@@ -67,3 +67,28 @@ func TestMigrateDatabaseFile(t *testing.T) {
 		t.Fatalf("the database named in the file was not made: %v", err)
 	}
 }
+
+// FuzzReadSecretFile: whatever a secret file holds, the value read is its
+// content less one line ending, one non-blank line, or an error.
+func FuzzReadSecretFile(f *testing.F) {
+	for _, s := range []string{"tok\n", "tok", "tok\r\n", "\n", "", "a\nb", " padded \n", "x\n\n"} {
+		f.Add([]byte(s))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, content []byte) {
+		p := filepath.Join(dir, "secret")
+		if err := os.WriteFile(p, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		v, err := readSecretFile(p)
+		if err != nil {
+			return
+		}
+		if strings.TrimSpace(v) == "" || strings.ContainsAny(v, "\r\n") {
+			t.Fatalf("read %q from %q: blank or more than one line", v, content)
+		}
+		if s := string(content); s != v && s != v+"\n" && s != v+"\r\n" {
+			t.Fatalf("read %q from %q: not the content less one line ending", v, content)
+		}
+	})
+}
