@@ -183,6 +183,9 @@ func (s *Server) leaseBody(ctx context.Context, l orchestrator.Leased) (protocol
 	if body.Needs, err = s.needs(ctx, a, j); err != nil {
 		return protocol.Lease{}, err
 	}
+	if body.Cache, err = s.leaseCache(ctx, run, j); err != nil {
+		return protocol.Lease{}, err
+	}
 	return body, nil
 }
 
@@ -350,6 +353,9 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	// Recorded before the completion, so that whoever sees the attempt
+	// ended sees its cache too; only while the lease holds.
+	s.recordCache(ctx, f, req.Cache, st)
 	if st != core.AttemptSucceeded {
 		// Nothing to record in the artifact store: the outcome alone,
 		// which CompleteAttempt checks against the attempt it reads.

@@ -184,3 +184,36 @@ func Find(ctx context.Context, meta *eventlog.Store, q Query) (Hit, bool, error)
 	}
 	return Hit{}, false, nil
 }
+
+// Size renders a byte count for log lines: "12.3 MB".
+func Size(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTP"[exp])
+}
+
+// RestoredLine is the job log's line for a restore.
+func RestoredLine(match, key string, bytes int64) string {
+	switch match {
+	case Exact:
+		return fmt.Sprintf("cache restored (exact key %s, %s)", key, Size(bytes))
+	case Prefix:
+		return fmt.Sprintf("cache restored by prefix (key %s, %s)", key, Size(bytes))
+	}
+	return fmt.Sprintf("cache cold (no entry for key %s)", key)
+}
+
+// SavedLine is the job log's line for a save.
+func SavedLine(key string, res registry.PushResult) string {
+	if res.Unchanged {
+		return fmt.Sprintf("cache unchanged, not saved (key %s)", key)
+	}
+	return fmt.Sprintf("cache saved (key %s, %d files, %s, %s uploaded)", key, res.Files, Size(res.Bytes), Size(res.Sent))
+}

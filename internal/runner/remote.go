@@ -21,6 +21,7 @@ import (
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/executor"
 	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/jobcache"
 	"github.com/deltaci/deltaci/internal/logstream"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/results"
@@ -316,6 +317,11 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 		}
 	}
 	env, secrets := a.env(ws)
+	var cache *protocol.CacheReport
+	roots := jobcache.Roots{Home: envValue(env, "HOME"), Workspace: ws}
+	if l.Cache != nil {
+		cache = a.restoreCache(execCtx, tr, roots, logw)
+	}
 	masked := secret.NewMasker(logw, secrets)
 	forget := func() {}
 	res, err := r.Exec.Run(execCtx, executor.Spec{
@@ -342,7 +348,10 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 	case res.State == core.AttemptFailed:
 		fmt.Fprintf(logw, "deltaci: exited with code %d\n", res.ExitCode)
 	}
-	outcome := protocol.CompleteRequest{State: res.State, Reason: res.Reason}
+	outcome := protocol.CompleteRequest{State: res.State, Reason: res.Reason, Cache: cache}
+	if cache != nil && res.State == core.AttemptSucceeded {
+		a.saveCache(execCtx, tr, roots, cache, logw)
+	}
 	if len(l.Reports) > 0 && res.State != core.AttemptCanceled {
 		var m string
 		err := retryTransient(execCtx, a.log, "storing the reports", func() error {
@@ -592,4 +601,14 @@ func (a *attempt) workspace(ctx, execCtx context.Context) (*workspace.Workspace,
 		remove(w)
 		r.checkouts.release(context.WithoutCancel(ctx), co)
 	}, nil
+}
+
+// envValue returns the value of name in env (KEY=VALUE entries).
+func envValue(env []string, name string) string {
+	for _, kv := range env {
+		if k, v, ok := cut(kv); ok && k == name {
+			return v
+		}
+	}
+	return ""
 }
