@@ -70,6 +70,10 @@ type Local struct {
 	// ReportLimits bound the report files kept of an attempt
 	// (analysis.DefaultLimits when zero).
 	ReportLimits analysis.Limits
+	// CacheHome is the jobs' home directory, where "~/" cache paths are
+	// restored and saved; empty leaves them alone (the shell executor's
+	// jobs use the developer's own home).
+	CacheHome string
 }
 
 // Run executes queued attempts of runID until the run ends or ctx is
@@ -206,6 +210,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		fmt.Fprintf(out, "deltaci: %v\n", err)
 		return complete(orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
 	}
+	cache := l.restoreLocalCache(report, a, j, ws, out)
 	// The job's output passes through the masker; closing it flushes the
 	// held-back tail before the attempt's writer is closed.
 	masked := secret.NewMasker(out, secrets)
@@ -249,6 +254,9 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		fmt.Fprintf(out, "deltaci: exited with code %d\n", res.ExitCode)
 	}
 	outcome := orchestrator.Outcome{State: res.State, Reason: res.Reason}
+	if cache != nil {
+		cache.save(report, res.State == core.AttemptSucceeded, out)
+	}
 	if l.Results != nil && res.State != core.AttemptCanceled {
 		refused, err := l.Results.SaveReports(report, a, j, ws, l.reportLimits())
 		for _, r := range refused {
