@@ -229,3 +229,65 @@ func jobsProject(t *testing.T, c *cluster, runID string) string {
 	}
 	return run.Project
 }
+
+// TestCacheOverItsLimitEvictsTheLeastRecentlyUsed: with room for two
+// entries, a third evicts the one used longest ago, not the oldest saved:
+// restoring an entry counts as a use. (Without restore keys, so that only
+// the exact key is restored.)
+func TestCacheOverItsLimitEvictsTheLeastRecentlyUsed(t *testing.T) {
+	c := newClusterWith(t, func(cfg *api.Config) { cfg.CacheLimit = 200 })
+	c.runner(1)
+	dir := apitestRepo(t, map[string]string{".deltaci.yml": strings.Replace(cachePipeline, "      restore-keys: [build-]\n", "", 1), "go.sum": "x\n"})
+	keyOf := func(sum string) string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "go.sum"), []byte(sum), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gitRun(t, dir, "commit", "-q", "--allow-empty", "-am", "go.sum "+sum)
+		run, j, log := c.runJob(t, protocol.CreateRunRequest{Repo: dir, Ref: "main"})
+		if run.State != string(core.RunSucceeded) || j.Cache == nil {
+			t.Fatalf("run %s: %s", run.State, log)
+		}
+		return j.Cache.Key
+	}
+	a := keyOf("a\n")
+	b := keyOf("b\n")
+	if again := keyOf("a\n"); again != a {
+		t.Fatalf("the same go.sum made key %s, then %s", a, again)
+	}
+	cKey := keyOf("c\n")
+	ctx := t.Context()
+	project := c.projectOf(t, dir)
+	entries, err := c.apitest.Store.CacheEntries(ctx, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	var total int64
+	for _, e := range entries {
+		kept = append(kept, e.Ref[strings.LastIndexByte(e.Ref, '/')+1:strings.LastIndexByte(e.Ref, ':')])
+		total += e.Bytes
+	}
+	if len(kept) != 2 || kept[0] != a || kept[1] != cKey || total > 200 {
+		t.Fatalf("kept %v (%d bytes), want [%s %s] within 200 bytes; %s went first", kept, total, a, cKey, b)
+	}
+	refs, err := c.apitest.Config.Registry.Meta.Refs(ctx, jobcache.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range refs {
+		if jobcache.KeyOf(r.RefName) == b {
+			t.Errorf("the evicted entry's ref %s is still there", r.RefName)
+		}
+	}
+}
+
+// projectOf is the project registered for a repository.
+func (c *cluster) projectOf(t *testing.T, repo string) string {
+	t.Helper()
+	p, err := c.apitest.Store.ProjectByRepo(t.Context(), repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Name
+}
