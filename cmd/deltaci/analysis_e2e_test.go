@@ -173,6 +173,9 @@ func TestNewAndExistingFailures(t *testing.T) {
 		if view.Base != base.Commit || len(view.Jobs) != 1 {
 			t.Fatalf("run analysis = %+v, want base %s", view, base.Commit)
 		}
+		if view.ChangedPaths == nil || *view.ChangedPaths != 1 {
+			t.Errorf("run analysis changed paths = %v, want 1 (failing.txt)", view.ChangedPaths)
+		}
 		j := view.Jobs[0]
 		got := map[string]string{}
 		for _, f := range j.Failures {

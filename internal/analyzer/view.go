@@ -20,8 +20,14 @@ func RunView(ctx context.Context, st *store.Store, runID string) (protocol.RunAn
 		return protocol.RunAnalysis{}, err
 	}
 	out := protocol.RunAnalysis{RunID: run.ID, Jobs: []protocol.JobAnalysis{}}
-	if out.Base, err = st.RunBase(ctx, run.ID); err != nil && core.KindOf(err) != core.KindNotFound {
+	base, err := st.RunBase(ctx, run.ID)
+	if err != nil && core.KindOf(err) != core.KindNotFound {
 		return out, err
+	}
+	out.Base = base.Commit
+	if base.Commit != "" && base.ChangedPaths >= 0 {
+		n := base.ChangedPaths
+		out.ChangedPaths = &n
 	}
 	if out.Pending, err = st.PendingAnalyses(ctx, run.ID); err != nil {
 		return out, err

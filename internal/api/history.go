@@ -127,7 +127,10 @@ func (s *Server) Rerun(ctx context.Context, actor, id, job string) (protocol.Run
 	}
 	// A rerun compares with the base its original was planned against.
 	if base, err := s.st.RunBase(pctx, orig.ID); err == nil {
-		nr.Base = base
+		nr.Base = base.Commit
+		if base.ChangedPaths >= 0 {
+			nr.ChangedPaths = &base.ChangedPaths
+		}
 	}
 	run, _, err := s.st.CreateRun(pctx, actor, nr)
 	if err == nil {

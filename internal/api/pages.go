@@ -51,6 +51,12 @@ func (s *Server) ReadLog(ctx context.Context, attemptID string, offset int64, ma
 	return s.readLog(ctx, attemptID, offset, max)
 }
 
+// LogTimes returns when the attempt's log bytes [from, to) reached the
+// server, by chunk (store.Store.LogTimes).
+func (s *Server) LogTimes(ctx context.Context, attemptID string, from, to int64) ([]store.LogTime, error) {
+	return s.st.LogTimes(ctx, attemptID, from, to)
+}
+
 // Changes returns a channel that receives a value when run runID, or one
 // of ids (its attempts, whose logs grow), may have changed, and the
 // function that stops it. Where the store announces nothing, the channel

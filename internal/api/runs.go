@@ -244,6 +244,7 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 		return core.Run{}, err
 	}
 	nr.Base = pl.Base.Commit
+	nr.ChangedPaths = &pl.ChangedFiles
 	reused := 0
 	for _, spec := range p.Jobs {
 		pj, ok := pl.Job(spec.Name)

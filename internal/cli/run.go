@@ -240,7 +240,7 @@ type localRun struct {
 func (x *localRun) execute(ctx context.Context, top string, wt *gitx.WorkTree, p *core.Pipeline, specs []core.JobSpec, pl *planner.Plan,
 	started func(runID string, jobs []store.NewJob)) (string, bool, error) {
 	st, orch, log := x.st, x.orch, x.log
-	nr := store.NewRun{Repo: top, Ref: wt.Branch, Commit: wt.Head, Event: core.EventManual, Trusted: true, Base: pl.Base.Commit}
+	nr := store.NewRun{Repo: top, Ref: wt.Branch, Commit: wt.Head, Event: core.EventManual, Trusted: true, Base: pl.Base.Commit, ChangedPaths: &pl.ChangedFiles}
 	for _, s := range specs {
 		nj := store.NewJob{Spec: s}
 		if pj, ok := pl.Job(s.Name); ok {

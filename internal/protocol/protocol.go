@@ -518,6 +518,9 @@ type RunAnalysis struct {
 	RunID string `json:"run_id"`
 	// Base is the commit the run was planned against, empty for none.
 	Base string `json:"base,omitempty"`
+	// ChangedPaths counts the paths that differ between Base and the
+	// run's commit; absent without a base or where it was not recorded.
+	ChangedPaths *int `json:"changed_paths,omitempty"`
 	// Pending counts the run's ended attempts not analyzed yet.
 	Pending int           `json:"pending"`
 	Jobs    []JobAnalysis `json:"jobs"`

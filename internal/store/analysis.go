@@ -15,9 +15,9 @@ import (
 // ClaimAnalysis returns core.KindNotFound when nothing is due; Retry and
 // Finish match the claim by its token and report whether they did.
 type AnalysisQueries interface {
-	InsertRunBase(ctx context.Context, runID, commit string) error
+	InsertRunBase(ctx context.Context, runID string, b RunBase) error
 	// GetRunBase returns core.KindNotFound for a run without a base.
-	GetRunBase(ctx context.Context, runID string) (string, error)
+	GetRunBase(ctx context.Context, runID string) (RunBase, error)
 	// FindBaseJob returns the id of the latest ended job named job of a
 	// run of the same project and repository as run at commit.
 	FindBaseJob(ctx context.Context, run core.Run, commit, job string) (string, error)
@@ -469,9 +469,18 @@ func (s *Store) Signature(ctx context.Context, scope, signature string) (core.Fa
 	return s.drv.Read().GetSignature(ctx, scope, signature)
 }
 
-// RunBase returns the base commit a run was planned against, or a
+// RunBase is the base a run was planned against.
+type RunBase struct {
+	Commit string
+	// ChangedPaths counts the paths that differ between the base and the
+	// run's commit (with a local run's uncommitted ones); -1 when not
+	// recorded, as for runs planned before it was.
+	ChangedPaths int
+}
+
+// RunBase returns the base a run was planned against, or a
 // core.KindNotFound error for a run without one.
-func (s *Store) RunBase(ctx context.Context, runID string) (string, error) {
+func (s *Store) RunBase(ctx context.Context, runID string) (RunBase, error) {
 	return s.drv.Read().GetRunBase(ctx, runID)
 }
 
@@ -485,7 +494,7 @@ func (s *Store) BaseAttempt(ctx context.Context, run core.Run, job string) (core
 	if err != nil {
 		return core.Attempt{}, err
 	}
-	jobID, err := q.FindBaseJob(ctx, run, base, job)
+	jobID, err := q.FindBaseJob(ctx, run, base.Commit, job)
 	if err != nil {
 		return core.Attempt{}, err
 	}

@@ -104,6 +104,11 @@ type Queries interface {
 	// ListLogChunks returns up to limit chunks, by offset, starting with the
 	// one that holds offset from.
 	ListLogChunks(ctx context.Context, attemptID string, from int64, limit int) ([]LogChunk, error)
+	// InsertLogTime records when the chunk at offset reached the server.
+	InsertLogTime(ctx context.Context, attemptID string, offset int64, at time.Time) error
+	// ListLogTimes returns, by offset, the arrival of the chunk holding
+	// offset from and of the chunks after it that start before to.
+	ListLogTimes(ctx context.Context, attemptID string, from, to int64) ([]LogTime, error)
 	// SetLogDigest records the sealed log's digest once; it reports whether
 	// the attempt had none yet.
 	SetLogDigest(ctx context.Context, attemptID, digest string) (bool, error)
@@ -204,6 +209,12 @@ type LogState struct {
 type LogChunk struct {
 	Offset int64
 	Data   []byte
+}
+
+// LogTime is when the log's chunk that starts at Offset reached the server.
+type LogTime struct {
+	Offset int64
+	At     time.Time
 }
 
 // RunMove is one conditional run update: it applies only while the run is in From.

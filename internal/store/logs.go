@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/deltaci/deltaci/internal/core"
 )
@@ -107,7 +108,7 @@ func (s *Store) AppendLog(ctx context.Context, f Fence, offset int64, data []byt
 		case end > limit:
 			// The kept log says why it ends: a note past the cap, once.
 			capped = true
-			length, err = capNote(ctx, q, f, st.Length, limit)
+			length, err = capNote(ctx, q, f, st.Length, limit, s.Now())
 			return err
 		}
 		// The fenced, length-conditional update goes first: it locks the
@@ -121,6 +122,9 @@ func (s *Store) AppendLog(ctx context.Context, f Fence, offset int64, data []byt
 			return core.E(core.KindConflict, "append log", "attempt %s: the log changed concurrently; retry", f.AttemptID)
 		}
 		if err := q.InsertLogChunk(ctx, f.AttemptID, offset, data); err != nil {
+			return err
+		}
+		if err := q.InsertLogTime(ctx, f.AttemptID, offset, s.Now()); err != nil {
 			return err
 		}
 		length = end
@@ -138,7 +142,7 @@ func (s *Store) AppendLog(ctx context.Context, f Fence, offset int64, data []byt
 
 // capNote appends, once, the line that tells a reader of the log that it
 // was cut at its cap, and returns the log's length.
-func capNote(ctx context.Context, q Queries, f Fence, length, limit int64) (int64, error) {
+func capNote(ctx context.Context, q Queries, f Fence, length, limit int64, now time.Time) (int64, error) {
 	note := []byte(fmt.Sprintf("\ndeltaci: the log reached its cap of %d bytes; the job is stopped (resource_limit)\n", limit))
 	if length >= int64(len(note)) {
 		last, err := q.ListLogChunks(ctx, f.AttemptID, length-1, 1)
@@ -159,6 +163,9 @@ func capNote(ctx context.Context, q Queries, f Fence, length, limit int64) (int6
 	if err := q.InsertLogChunk(ctx, f.AttemptID, length, note); err != nil {
 		return 0, err
 	}
+	if err := q.InsertLogTime(ctx, f.AttemptID, length, now); err != nil {
+		return 0, err
+	}
 	return length + int64(len(note)), nil
 }
 
@@ -175,6 +182,18 @@ func (s *Store) LogInfo(ctx context.Context, attemptID string) (LogInfo, error) 
 		return LogInfo{}, err
 	}
 	return LogInfo{Length: st.Length, Digest: st.Digest}, nil
+}
+
+// LogTimes returns when the log's bytes [from, to) reached the server, as
+// the arrival of each chunk that holds some of them, by offset; a byte
+// arrived with the last chunk at or before it. They outlive the chunks: a
+// sealed log keeps its times. A log written before they were recorded has
+// none.
+func (s *Store) LogTimes(ctx context.Context, attemptID string, from, to int64) ([]LogTime, error) {
+	if from < 0 || to < from {
+		return nil, core.E(core.KindInvalid, "log times", "bad range: [%d, %d)", from, to)
+	}
+	return s.drv.Read().ListLogTimes(ctx, attemptID, from, to)
 }
 
 // ReadLog returns up to max bytes of an unsealed log from offset (which may

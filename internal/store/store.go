@@ -62,7 +62,10 @@ type NewRun struct {
 	// Base is the commit the run was planned against, "" for none: new
 	// versus known failures compare with the base's results.
 	Base string
-	Jobs []NewJob
+	// ChangedPaths counts the paths that differ from Base, nil for not
+	// known; it is kept only with a Base.
+	ChangedPaths *int
+	Jobs         []NewJob
 }
 
 // NewJob describes one job of a new run and what the planner decided.
@@ -110,7 +113,7 @@ func (s *Store) CreateRun(ctx context.Context, actor string, nr NewRun) (core.Ru
 			return err
 		}
 		if nr.Base != "" {
-			if err := q.InsertRunBase(ctx, run.ID, nr.Base); err != nil {
+			if err := q.InsertRunBase(ctx, run.ID, RunBase{Commit: nr.Base, ChangedPaths: changedPaths(nr.ChangedPaths)}); err != nil {
 				return err
 			}
 		}
@@ -297,4 +300,12 @@ func (s *Store) JobRun(ctx context.Context, jobID string) (core.Job, core.Run, e
 // Job returns one job.
 func (s *Store) Job(ctx context.Context, id string) (core.Job, error) {
 	return s.drv.Read().GetJob(ctx, id)
+}
+
+// changedPaths is how a run base keeps a count that may not be known.
+func changedPaths(n *int) int {
+	if n == nil || *n < 0 {
+		return -1
+	}
+	return *n
 }

@@ -44,7 +44,7 @@ func TestRenderANSI(t *testing.T) {
 func TestStyleCarriesAcrossLines(t *testing.T) {
 	t.Parallel()
 	var b bytes.Buffer
-	renderLines(&b, []byte("\x1b[31mred\nstill red\x1b[0m\nplain\n"), 100, "")
+	renderLines(&b, []byte("\x1b[31mred\nstill red\x1b[0m\nplain\n"), 100, nil)
 	out := b.String()
 	for _, want := range []string{`id="o100"`, `id="o109"`, `id="o123"`, `<span class="f1">still red</span>`, `<span class="t">plain</span>`} {
 		if !strings.Contains(out, want) {
@@ -56,11 +56,16 @@ func TestStyleCarriesAcrossLines(t *testing.T) {
 func TestSectionsAreClassified(t *testing.T) {
 	t.Parallel()
 	var b bytes.Buffer
-	renderLines(&b, []byte("::group::Install <deps>\nx\n::endgroup::\n--- Build\n+++ Test\n~~~ Quiet\n"), 0, "12:00:00.000")
+	t0 := time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
+	// The second chunk arrived 1.5 s later and starts inside the line at
+	// 26: that line keeps the first chunk's time, the next has the second's.
+	times := arrivals{{Offset: 0, At: t0}, {Offset: 30, At: t0.Add(1500 * time.Millisecond)}}
+	renderLines(&b, []byte("::group::Install <deps>\nx\n::endgroup::\n--- Build\n+++ Test\n~~~ Quiet\n"), 0, times)
 	out := b.String()
 	for _, want := range []string{
 		`class="l h hg"`, `aria-expanded="true">Install &lt;deps&gt;</button>`, `class="l he"`,
-		`class="l h hs" id="o39"`, `class="l h hs ho"`, `>Quiet</button>`, `data-at="12:00:00.000"`,
+		`class="l h hs" id="o39"`, `class="l h hs ho"`, `>Quiet</button>`,
+		`id="o0" data-at="12:00:00.000"`, `id="o26" data-at="12:00:00.000"`, `id="o39" data-at="12:00:01.500"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("rendered sections lack %q:\n%s", want, out)
@@ -109,7 +114,7 @@ func FuzzRenderANSI(f *testing.F) {
 			t.Fatalf("unbalanced spans from %q: %q", in, out)
 		}
 		var lines bytes.Buffer
-		renderLines(&lines, in, 0, "")
+		renderLines(&lines, in, 0, nil)
 		if strings.Count(lines.String(), "<div") != strings.Count(lines.String(), "</div>") {
 			t.Fatalf("unbalanced lines from %q", in)
 		}

@@ -84,9 +84,11 @@ func TestBrowserRunningJobLogGrowsWithoutReload(t *testing.T) {
 		t.Errorf("the page reloaded to show the new lines")
 	}
 	stamped := browsertest.Get(t, ctx, "count stamped lines", wait, chromedp.Evaluate[int](`document.querySelectorAll("#log .l[data-at]").length`))
-	if stamped != 3 {
-		t.Errorf("%d lines carry their arrival time, want the 3 that arrived live", stamped)
+	if stamped != 8 {
+		t.Errorf("%d lines carry their arrival time, want all 8: the 5 there before the page opened and the 3 that arrived live", stamped)
 	}
+	browsertest.Do(t, ctx, "show arrival times", wait, chromedp.Click(chromedp.CSS("#log-times")))
+	pollTrue(t, ctx, "the times shown", `document.getElementById("log").classList.contains("show-times")`)
 	e.runner.end(t, l, core.AttemptSucceeded)
 	pollTrue(t, ctx, "the tail ended", `document.getElementById("log").hasAttribute("data-ended")`)
 	pollTrue(t, ctx, "the job shown succeeded", `document.getElementById("job-state").textContent === "succeeded"`)

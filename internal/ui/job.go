@@ -134,8 +134,12 @@ func (u *UI) window(ctx context.Context, p *jobPage, at int64) error {
 			end = start + int64(i) + 1
 		}
 	}
+	times, err := u.cfg.Backend.LogTimes(ctx, p.Attempt.ID, start, end)
+	if err != nil {
+		return err
+	}
 	var b bytes.Buffer
-	renderLines(&b, data[start-from:end-from], start, "")
+	renderLines(&b, data[start-from:end-from], start, times)
 	p.Start, p.End, p.Lines = start, end, template.HTML(b.String())
 	p.Live = end == p.Length && !core.AttemptState(p.Attempt.State).Terminal()
 	return nil
@@ -239,8 +243,12 @@ func (u *UI) logPage(w http.ResponseWriter, r *http.Request) error {
 			data = data[:i+1]
 		}
 	}
+	times, err := u.cfg.Backend.LogTimes(r.Context(), p.Attempt.ID, start, end)
+	if err != nil {
+		return err
+	}
 	var b bytes.Buffer
-	renderLines(&b, data, start, "")
+	renderLines(&b, data, start, times)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -317,8 +325,12 @@ func (u *UI) tail(w http.ResponseWriter, r *http.Request) error {
 				}
 				break
 			}
+			times, err := u.cfg.Backend.LogTimes(ctx, attemptID, offset, offset+int64(len(data)))
+			if err != nil {
+				return nil
+			}
 			var b bytes.Buffer
-			renderLines(&b, data, offset, u.cfg.Now().UTC().Format("15:04:05.000"))
+			renderLines(&b, data, offset, times)
 			offset += int64(len(data))
 			if err := sendTail(w, fl, offset, tailEvent{HTML: b.String(), Next: offset}); err != nil {
 				return nil

@@ -2,7 +2,10 @@ package ui
 
 import (
 	"bytes"
+	"sort"
 	"strconv"
+
+	"github.com/deltaci/deltaci/internal/store"
 )
 
 // lineKind is what a log line is to the viewer: text, or a line that
@@ -37,12 +40,25 @@ func classify(text []byte) (lineKind, []byte) {
 	return lineText, nil
 }
 
+// arrivals is when the log's chunks reached the server, by offset.
+type arrivals []store.LogTime
+
+// at is when the byte at off arrived, as the line's stamp (UTC, to the
+// millisecond), or "" when that is not known.
+func (a arrivals) at(off int64) string {
+	i := sort.Search(len(a), func(i int) bool { return a[i].Offset > off })
+	if i == 0 {
+		return ""
+	}
+	return a[i-1].At.UTC().Format("15:04:05.000")
+}
+
 // renderLines appends the HTML of the log lines in data, whose first byte
 // is at offset base in the log. Each line is a div whose id is "o" and
 // the byte offset where it starts, with a link to itself; a final line
-// without its newline is rendered too. stamp, when not empty, is put on
-// each line as the time it arrived.
-func renderLines(out *bytes.Buffer, data []byte, base int64, stamp string) {
+// without its newline is rendered too. Each line is stamped with when its
+// first byte arrived, where times says.
+func renderLines(out *bytes.Buffer, data []byte, base int64, times arrivals) {
 	st := plain
 	for off := 0; off < len(data); {
 		end := bytes.IndexByte(data[off:], '\n')
@@ -54,7 +70,7 @@ func renderLines(out *bytes.Buffer, data []byte, base int64, stamp string) {
 			end = len(data)
 		}
 		line := bytes.TrimSuffix(data[off:end], []byte("\r"))
-		renderLine(out, line, base+int64(off), stamp, &st)
+		renderLine(out, line, base+int64(off), times.at(base+int64(off)), &st)
 		off = next
 	}
 }

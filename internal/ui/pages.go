@@ -150,7 +150,9 @@ type runPage struct {
 	// Base is the commit the run was planned against; Failures what the
 	// Failure Analyzer found of its failed jobs (Pending: ended attempts
 	// it has not analyzed yet).
-	Base     string
+	Base string
+	// Changed counts the paths that differ from Base, -1 if not known.
+	Changed  int
 	Failures []jobFailures
 	Pending  int
 	// The parts repeated per job, written by runhtml.go.
@@ -254,7 +256,10 @@ func (u *UI) run(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return nil, err
 		}
-		out.Base, out.Pending = an.Base, an.Pending
+		out.Base, out.Changed, out.Pending = an.Base, -1, an.Pending
+		if an.ChangedPaths != nil {
+			out.Changed = *an.ChangedPaths
+		}
 		for _, ja := range an.Jobs {
 			if ja.AttemptID == "" && len(ja.Problems) == 0 {
 				continue

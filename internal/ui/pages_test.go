@@ -29,6 +29,7 @@ func TestRunPageShowsDecisionsAndReasons(t *testing.T) {
 		"protected branch main", // why the run is trusted
 		`id="rerun-failed"`,
 		`class="fall"`,
+		`<span id="changed-paths">1 changed path</span>`, // src/main.go since the base
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the run page lacks %q", want)
@@ -166,6 +167,10 @@ func TestCancelAndRerunFromThePage(t *testing.T) {
 	if states["lint"] != string(core.JobReused) || states["build"] == string(core.JobReused) {
 		t.Errorf("rerun of build: jobs %v", states)
 	}
+	// A rerun keeps its original's base and changed paths.
+	if _, body := get(t, c, e.URL+"/runs/"+rerun.ID); !strings.Contains(body, `<span id="changed-paths">1 changed path</span>`) {
+		t.Errorf("the rerun's page lacks its original's changed paths")
+	}
 }
 
 func TestFormWithoutCSRFTokenIsRefused(t *testing.T) {
@@ -257,6 +262,10 @@ func TestLogPagesByByteRange(t *testing.T) {
 		start = s
 		if start == 0 && !strings.Contains(frag, "line 000000 of the log") {
 			t.Fatalf("the first page lacks the first line")
+		}
+		// Past lines too show when they arrived.
+		if !strings.Contains(frag, fmt.Sprintf(`id="o%d" data-at="`, s)) {
+			t.Fatalf("the line at %d has no arrival time", s)
 		}
 	}
 	resp, _ := get(t, c, job+"/log?before=-1")

@@ -35,6 +35,8 @@ type Backend interface {
 	Cancel(ctx context.Context, actor, runID string) error
 	Rerun(ctx context.Context, actor, runID, job string) (protocol.Run, error)
 	ReadLog(ctx context.Context, attemptID string, offset int64, max int) ([]byte, store.LogInfo, error)
+	// LogTimes is when the log's bytes [from, to) reached the server.
+	LogTimes(ctx context.Context, attemptID string, from, to int64) ([]store.LogTime, error)
 	Changes(ctx context.Context, runID string, ids ...string) (<-chan struct{}, func())
 	Draining() <-chan struct{}
 }

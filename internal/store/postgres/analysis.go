@@ -9,13 +9,13 @@ import (
 	"github.com/deltaci/deltaci/internal/store/postgres/pgdb"
 )
 
-func (x queries) InsertRunBase(ctx context.Context, runID, commit string) error {
-	return mapErr("insert run base", x.q.InsertRunBase(ctx, pgdb.InsertRunBaseParams{RunID: runID, BaseCommit: commit}))
+func (x queries) InsertRunBase(ctx context.Context, runID string, b store.RunBase) error {
+	return mapErr("insert run base", x.q.InsertRunBase(ctx, pgdb.InsertRunBaseParams{RunID: runID, BaseCommit: b.Commit, ChangedPaths: int64(b.ChangedPaths)}))
 }
 
-func (x queries) GetRunBase(ctx context.Context, runID string) (string, error) {
-	c, err := x.q.GetRunBase(ctx, runID)
-	return c, mapErr("base of run "+runID, err)
+func (x queries) GetRunBase(ctx context.Context, runID string) (store.RunBase, error) {
+	r, err := x.q.GetRunBase(ctx, runID)
+	return store.RunBase{Commit: r.BaseCommit, ChangedPaths: int(r.ChangedPaths)}, mapErr("base of run "+runID, err)
 }
 
 func (x queries) FindBaseJob(ctx context.Context, run core.Run, commit, job string) (string, error) {

@@ -343,6 +343,20 @@ func (x queries) ListLogChunks(ctx context.Context, attemptID string, from int64
 	})
 }
 
+func (x queries) InsertLogTime(ctx context.Context, attemptID string, offset int64, at time.Time) error {
+	return mapErr("insert log time", x.q.InsertLogTime(ctx, sqlitedb.InsertLogTimeParams{AttemptID: attemptID, LogOffset: offset, ReceivedAt: store.Millis(at)}))
+}
+
+func (x queries) ListLogTimes(ctx context.Context, attemptID string, from, to int64) ([]store.LogTime, error) {
+	rows, err := x.q.ListLogTimes(ctx, sqlitedb.ListLogTimesParams{AttemptID: attemptID, FromOffset: from, ToOffset: to})
+	if err != nil {
+		return nil, mapErr("list log times", err)
+	}
+	return convertAll(rows, func(r sqlitedb.ListLogTimesRow) (store.LogTime, error) {
+		return store.LogTime{Offset: r.Offset, At: store.FromMillis(r.ReceivedAt)}, nil
+	})
+}
+
 func (x queries) SetLogDigest(ctx context.Context, attemptID, digest string) (bool, error) {
 	n, err := x.q.SetLogDigest(ctx, sqlitedb.SetLogDigestParams{ID: attemptID, Digest: digest})
 	return n == 1, mapErr("set log digest", err)

@@ -382,8 +382,8 @@ func RunAnalysis(t *testing.T, open Opener) {
 		if got.ID != baseAttempt.ID {
 			t.Errorf("BaseAttempt = %s, want %s", got.ID, baseAttempt.ID)
 		}
-		if c, err := b.s.RunBase(b.ctx, head.ID); err != nil || c != "base" {
-			t.Errorf("RunBase = %q, %v", c, err)
+		if c, err := b.s.RunBase(b.ctx, head.ID); err != nil || c != (store.RunBase{Commit: "base", ChangedPaths: -1}) {
+			t.Errorf("RunBase = %+v, %v; want base with an unknown count", c, err)
 		}
 		// A run at its own base commit is not its own base.
 		self, _ := endedRun(t, b, "p", "base", "base", "sha256:b", core.AttemptFailed)
@@ -394,6 +394,34 @@ func RunAnalysis(t *testing.T, open Opener) {
 		wantKind(t, err, core.KindNotFound)
 		noBase, _ := endedRun(t, b, "p", "x", "", "sha256:x", core.AttemptFailed)
 		_, err = b.s.BaseAttempt(b.ctx, noBase, "a")
+		wantKind(t, err, core.KindNotFound)
+		_, err = b.s.RunBase(b.ctx, noBase.ID)
+		wantKind(t, err, core.KindNotFound)
+	})
+
+	t.Run("ChangedPaths", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		for _, n := range []int{0, 7} {
+			r, _, err := b.s.CreateRun(b.ctx, "test", store.NewRun{
+				Repo: "/repo", Project: "p", Ref: "main", Commit: "head", Event: core.EventPush, Base: "base", ChangedPaths: &n,
+				Jobs: []store.NewJob{{Spec: spec("a")}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := b.s.RunBase(b.ctx, r.ID); err != nil || got != (store.RunBase{Commit: "base", ChangedPaths: n}) {
+				t.Errorf("RunBase = %+v, %v; want base with %d changed paths", got, err, n)
+			}
+		}
+		// Without a base nothing is kept, not even a count.
+		n := 3
+		r, _, err := b.s.CreateRun(b.ctx, "test", store.NewRun{Repo: "/repo", Ref: "main", Commit: "c", Event: core.EventPush, ChangedPaths: &n,
+			Jobs: []store.NewJob{{Spec: spec("a")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.s.RunBase(b.ctx, r.ID)
 		wantKind(t, err, core.KindNotFound)
 	})
 }

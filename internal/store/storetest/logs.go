@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/store"
@@ -198,5 +199,47 @@ func RunLogs(t *testing.T, open Opener) {
 		if !errors.Is(err, store.ErrLogSealed) {
 			t.Fatalf("ReadLog after seal: %v, want ErrLogSealed", err)
 		}
+	})
+
+	t.Run("Times", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		_, _, a := startedAttempt(t, b)
+		s, f := b.s, store.Fence{AttemptID: a.ID, LeaseToken: a.LeaseToken}
+		t0 := b.clock.now()
+		mustAppend(t, s, f, 0, "one\n", 4)
+		b.clock.advance(1500 * time.Millisecond)
+		mustAppend(t, s, f, 4, "two\nthr", 11)
+		b.clock.advance(time.Second)
+		mustAppend(t, s, f, 4, "two\nthr", 11) // a retry is not a new arrival
+		mustAppend(t, s, f, 11, "ee\n", 14)
+		want := []store.LogTime{{Offset: 0, At: t0}, {Offset: 4, At: t0.Add(1500 * time.Millisecond)}, {Offset: 11, At: t0.Add(2500 * time.Millisecond)}}
+		check := func(from, to int64, want []store.LogTime) {
+			t.Helper()
+			got, err := s.LogTimes(t.Context(), f.AttemptID, from, to)
+			if err != nil {
+				t.Fatalf("LogTimes(%d, %d): %v", from, to, err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("LogTimes(%d, %d) = %v, want %v", from, to, got, want)
+			}
+			for i := range got {
+				if got[i].Offset != want[i].Offset || !got[i].At.Equal(want[i].At) {
+					t.Fatalf("LogTimes(%d, %d) = %v, want %v", from, to, got, want)
+				}
+			}
+		}
+		check(0, 14, want)
+		check(5, 11, want[1:2]) // inside the second chunk
+		check(8, 14, want[1:])
+		check(11, 11, nil)
+		// The times outlive the chunks.
+		EndAttempt(t, s, f)
+		if err := s.SealLog(t.Context(), f.AttemptID, "sha256:x"); err != nil {
+			t.Fatal(err)
+		}
+		check(0, 14, want)
+		_, err := s.LogTimes(t.Context(), f.AttemptID, 5, 4)
+		wantKind(t, err, core.KindInvalid)
 	})
 }

@@ -156,6 +156,12 @@ type LogChunk struct {
 	Data      []byte
 }
 
+type LogTime struct {
+	AttemptID  string
+	Offset     int64
+	ReceivedAt int64
+}
+
 type Project struct {
 	ID               string
 	Name             string
@@ -197,8 +203,9 @@ type Run struct {
 }
 
 type RunBasis struct {
-	RunID      string
-	BaseCommit string
+	RunID        string
+	BaseCommit   string
+	ChangedPaths int64
 }
 
 type RunForge struct {

@@ -1,8 +1,9 @@
 -- name: InsertRunBase :exec
-INSERT INTO run_bases (run_id, base_commit) VALUES (sqlc.arg(run_id), sqlc.arg(base_commit));
+INSERT INTO run_bases (run_id, base_commit, changed_paths)
+VALUES (sqlc.arg(run_id), sqlc.arg(base_commit), sqlc.arg(changed_paths));
 
 -- name: GetRunBase :one
-SELECT base_commit FROM run_bases WHERE run_id = sqlc.arg(run_id);
+SELECT base_commit, changed_paths FROM run_bases WHERE run_id = sqlc.arg(run_id);
 
 -- name: FindBaseJob :one
 -- The latest ended job of that name in another, earlier run of the same

@@ -31,3 +31,19 @@ WHERE id = sqlc.arg(id) AND log_digest = '';
 
 -- name: DeleteLogChunks :exec
 DELETE FROM log_chunks WHERE attempt_id = ?;
+
+-- name: InsertLogTime :exec
+INSERT INTO log_times (attempt_id, "offset", received_at)
+VALUES (sqlc.arg(attempt_id), sqlc.arg(log_offset), sqlc.arg(received_at));
+
+-- name: ListLogTimes :many
+-- The arrival of the chunk holding from_offset and of those after it, up
+-- to to_offset.
+SELECT t."offset", t.received_at FROM log_times t
+WHERE t.attempt_id = sqlc.arg(attempt_id)
+  AND t."offset" < sqlc.arg(to_offset)
+  AND t."offset" >= (
+    SELECT COALESCE(MAX(c."offset"), 0) FROM log_times c
+    WHERE c.attempt_id = sqlc.arg(attempt_id) AND c."offset" <= sqlc.arg(from_offset)
+  )
+ORDER BY t."offset";

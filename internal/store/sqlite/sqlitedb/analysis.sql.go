@@ -148,14 +148,19 @@ func (q *Queries) GetAnalysis(ctx context.Context, attemptID string) (AttemptAna
 }
 
 const getRunBase = `-- name: GetRunBase :one
-SELECT base_commit FROM run_bases WHERE run_id = ?1
+SELECT base_commit, changed_paths FROM run_bases WHERE run_id = ?1
 `
 
-func (q *Queries) GetRunBase(ctx context.Context, runID string) (string, error) {
+type GetRunBaseRow struct {
+	BaseCommit   string
+	ChangedPaths int64
+}
+
+func (q *Queries) GetRunBase(ctx context.Context, runID string) (GetRunBaseRow, error) {
 	row := q.db.QueryRowContext(ctx, getRunBase, runID)
-	var base_commit string
-	err := row.Scan(&base_commit)
-	return base_commit, err
+	var i GetRunBaseRow
+	err := row.Scan(&i.BaseCommit, &i.ChangedPaths)
+	return i, err
 }
 
 const getSignature = `-- name: GetSignature :one
@@ -221,16 +226,18 @@ func (q *Queries) InsertAnalysis(ctx context.Context, arg InsertAnalysisParams) 
 }
 
 const insertRunBase = `-- name: InsertRunBase :exec
-INSERT INTO run_bases (run_id, base_commit) VALUES (?1, ?2)
+INSERT INTO run_bases (run_id, base_commit, changed_paths)
+VALUES (?1, ?2, ?3)
 `
 
 type InsertRunBaseParams struct {
-	RunID      string
-	BaseCommit string
+	RunID        string
+	BaseCommit   string
+	ChangedPaths int64
 }
 
 func (q *Queries) InsertRunBase(ctx context.Context, arg InsertRunBaseParams) error {
-	_, err := q.db.ExecContext(ctx, insertRunBase, arg.RunID, arg.BaseCommit)
+	_, err := q.db.ExecContext(ctx, insertRunBase, arg.RunID, arg.BaseCommit, arg.ChangedPaths)
 	return err
 }
 

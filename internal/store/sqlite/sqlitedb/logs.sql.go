@@ -87,6 +87,22 @@ func (q *Queries) InsertLogChunk(ctx context.Context, arg InsertLogChunkParams) 
 	return err
 }
 
+const insertLogTime = `-- name: InsertLogTime :exec
+INSERT INTO log_times (attempt_id, "offset", received_at)
+VALUES (?1, ?2, ?3)
+`
+
+type InsertLogTimeParams struct {
+	AttemptID  string
+	LogOffset  int64
+	ReceivedAt int64
+}
+
+func (q *Queries) InsertLogTime(ctx context.Context, arg InsertLogTimeParams) error {
+	_, err := q.db.ExecContext(ctx, insertLogTime, arg.AttemptID, arg.LogOffset, arg.ReceivedAt)
+	return err
+}
+
 const listLogChunks = `-- name: ListLogChunks :many
 SELECT l."offset", l.data FROM log_chunks l
 WHERE l.attempt_id = ?1
@@ -120,6 +136,53 @@ func (q *Queries) ListLogChunks(ctx context.Context, arg ListLogChunksParams) ([
 	for rows.Next() {
 		var i ListLogChunksRow
 		if err := rows.Scan(&i.Offset, &i.Data); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listLogTimes = `-- name: ListLogTimes :many
+SELECT t."offset", t.received_at FROM log_times t
+WHERE t.attempt_id = ?1
+  AND t."offset" < ?2
+  AND t."offset" >= (
+    SELECT COALESCE(MAX(c."offset"), 0) FROM log_times c
+    WHERE c.attempt_id = ?1 AND c."offset" <= ?3
+  )
+ORDER BY t."offset"
+`
+
+type ListLogTimesParams struct {
+	AttemptID  string
+	ToOffset   int64
+	FromOffset int64
+}
+
+type ListLogTimesRow struct {
+	Offset     int64
+	ReceivedAt int64
+}
+
+// The arrival of the chunk holding from_offset and of those after it, up
+// to to_offset.
+func (q *Queries) ListLogTimes(ctx context.Context, arg ListLogTimesParams) ([]ListLogTimesRow, error) {
+	rows, err := q.db.QueryContext(ctx, listLogTimes, arg.AttemptID, arg.ToOffset, arg.FromOffset)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListLogTimesRow{}
+	for rows.Next() {
+		var i ListLogTimesRow
+		if err := rows.Scan(&i.Offset, &i.ReceivedAt); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
