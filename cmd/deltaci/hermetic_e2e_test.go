@@ -129,12 +129,22 @@ jobs:
   broken:
     run: "false"
     inputs: ["src/**"]
+  linked:
+    run: cat links/host
+    inputs: ["links/**"]
 `,
 		"src/a.txt":      "a\n",
 		"tools/lint.sh":  "#!/bin/sh\necho linted\n",
 		"docs/readme.md": "docs\n",
 	})
 	if err := os.Chmod(filepath.Join(dir, "tools/lint.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A link out of the repository: the job cannot be made hermetic.
+	if err := os.MkdirAll(filepath.Join(dir, "links"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/hostname", filepath.Join(dir, "links", "host")); err != nil {
 		t.Fatal(err)
 	}
 	git(t, dir, "add", "-A")
@@ -151,7 +161,8 @@ jobs:
 		"broken  failed            failed     fails without hermetic too: not a question of inputs\n",
 		"sloppy: fails only hermetic\n  files of the repository it read that its inputs do not match (add them to inputs):\n      tools/lint.sh\n",
 		"tools/lint.sh: not found",
-		"2 ok, 1 fail only hermetic, 1 fail without hermetic too, 0 not checked\n",
+		"linked  succeeded         reused     not checked: cannot be made hermetic: symlink \"links/host\" among its inputs leads outside the repository (\"/etc/hostname\")\n",
+		"2 ok, 1 fail only hermetic, 1 fail without hermetic too, 1 not checked\n",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("check lacks %q:\n%s%s", want, r.stdout, r.stderr)

@@ -3,12 +3,14 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -123,28 +125,44 @@ func checkInputs(ctx context.Context, e env, top string, o planOptions, named []
 	defer arts.Close()
 	res := localResults(arts)
 	notifier := orchestrator.NewNotifier()
-	x := &localRun{st: st, orch: orchestrator.New(st, log, notifier), notifier: notifier, exec: exec, log: log, res: res, registry: arts.Registry,
+	x := &localRun{st: st, orch: orchestrator.New(st, log, notifier), notifier: notifier, exec: exec, homes: jobHomes(o.executor), log: log, res: res, registry: arts.Registry,
 		vars: e.vars, jobs: runtime.NumCPU(), grace: defaultGrace,
 		printf: func(format string, args ...any) { fmt.Fprintf(e.stderr, format, args...) }}
 
 	var passes [2]checkPass
+	// A job whose inputs hold a link out of the repository cannot be made
+	// hermetic: it is run as written in the second pass too, and reported
+	// as not checked, instead of stopping the check of the others.
+	outside := map[string]string{}
 	for i, hermetic := range []bool{false, true} {
 		what := "without hermetic"
 		if hermetic {
 			what = "hermetic"
 		}
 		fmt.Fprintf(e.stderr, "deltaci: checking the inputs of %s: running %s\n", plural(len(named), "job"), what)
-		pp := withHermetic(p, named, hermetic)
-		pass, err := x.runPass(ctx, top, wt, pp, withHermetic(&core.Pipeline{Jobs: specs}, named, hermetic).Jobs, o)
-		if err != nil {
-			return err
+		for {
+			pp, ps := withHermetic(p, named, hermetic), withHermetic(&core.Pipeline{Jobs: specs}, named, hermetic)
+			for job := range outside {
+				pp, ps = withHermetic(pp, []string{job}, false), withHermetic(ps, []string{job}, false)
+			}
+			pass, err := x.runPass(ctx, top, wt, pp, ps.Jobs, o)
+			var lo *planner.LinkOutsideError
+			if hermetic && errors.As(err, &lo) && slices.Contains(named, lo.Job) && outside[lo.Job] == "" {
+				outside[lo.Job] = fmt.Sprintf("cannot be made hermetic: symlink %s among its inputs leads outside the repository (%s)", strconv.Quote(lo.Path), strconv.Quote(lo.Target))
+				fmt.Fprintf(e.stderr, "deltaci: %s is not checked: %s\n", lo.Job, termsafe.String(outside[lo.Job]))
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if pass.interrupted {
+				return &exitError{code: ExitCanceled}
+			}
+			passes[i] = pass
+			break
 		}
-		if pass.interrupted {
-			return &exitError{code: ExitCanceled}
-		}
-		passes[i] = pass
 	}
-	check, err := compare(named, passes[0], passes[1])
+	check, err := compare(named, passes[0], passes[1], outside)
 	if err != nil {
 		return err
 	}
@@ -211,8 +229,9 @@ func (x *localRun) runPass(ctx context.Context, top string, wt *gitx.WorkTree, p
 	return checkPass{plan: pl, states: states, logs: logs, interrupted: interrupted}, nil
 }
 
-// compare judges each named job from its states in both runs.
-func compare(named []string, plain, herm checkPass) (InputCheck, error) {
+// compare judges each named job from its states in both runs; outside
+// holds, by job, why a job could not be made hermetic.
+func compare(named []string, plain, herm checkPass, outside map[string]string) (InputCheck, error) {
 	c := InputCheck{Version: CheckSchemaVersion, Summary: map[string]int{VerdictOK: 0, VerdictHermeticOnly: 0, VerdictFails: 0, VerdictNotChecked: 0}}
 	for _, pj := range herm.plan.Jobs {
 		if !slices.Contains(named, pj.Name) {
@@ -220,6 +239,8 @@ func compare(named []string, plain, herm checkPass) (InputCheck, error) {
 		}
 		j := CheckedJob{Name: pj.Name, Plain: string(plain.states[pj.Name]), Hermetic: string(herm.states[pj.Name])}
 		switch ps, hs := plain.states[pj.Name], herm.states[pj.Name]; {
+		case outside[pj.Name] != "":
+			j.Verdict, j.Why = VerdictNotChecked, outside[pj.Name]
 		case ps == core.JobSkipped || hs == core.JobSkipped:
 			j.Verdict, j.Why = VerdictNotChecked, "skipped by its filters: "+lastReason(pj)
 		case ps == core.JobUpstreamFailed:

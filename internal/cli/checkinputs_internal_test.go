@@ -25,7 +25,7 @@ func TestCompareVerdicts(t *testing.T) {
 		"ok": core.JobSucceeded, "broken": core.JobFailed, "filtered": core.JobSkipped,
 		"after-broken": core.JobUpstreamFailed, "after-sloppy": core.JobUpstreamFailed, "unnamed": core.JobFailed,
 	}}
-	got, err := compare([]string{"after-sloppy", "after-broken", "filtered", "broken", "ok"}, plain, herm)
+	got, err := compare([]string{"after-sloppy", "after-broken", "filtered", "broken", "ok"}, plain, herm, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

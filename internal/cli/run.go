@@ -80,7 +80,7 @@ configuration error, 130 when interrupted.`,
 	f.DurationVar(&o.grace, "grace", defaultGrace, "time a canceled or timed-out job gets between SIGTERM and SIGKILL")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log what deltaci does, to stderr")
 	f.StringVar(&o.workspaces, "workspaces", "auto", workspacesUsage)
-	f.StringVar(&o.executor, "executor", "shell", "where jobs run: shell (this machine's shell) or sandbox (bubblewrap: no network unless the job asks, only the workspace writable)")
+	f.StringVar(&o.executor, "executor", "shell", "where jobs run: shell (this machine's shell) or sandbox (bubblewrap: no network unless the job asks, only the workspace and a home of the job's own writable)")
 	f.BoolVar(&o.plan.noReuse, "no-reuse", false, "run every job, even those with a recorded result for the same inputs")
 	f.StringVar(&o.plan.base, "base", "", "compare with this revision instead of the merge-base with the default branch")
 	f.BoolVar(&o.plan.strict, "strict", false, "make warnings (an input glob that matches no file) errors, as strict: true in .deltaci.yml does")
@@ -164,7 +164,7 @@ func runPipeline(ctx context.Context, e env, o runOptions) error {
 	for _, w := range pl.Warnings {
 		con.printf("deltaci: warning: %s\n", termsafe.String(w.String()))
 	}
-	x := &localRun{st: st, orch: orch, notifier: notifier, exec: exec, log: log, res: res, vars: e.vars,
+	x := &localRun{st: st, orch: orch, notifier: notifier, exec: exec, homes: jobHomes(o.executor), log: log, res: res, vars: e.vars,
 		jobs: o.jobs, grace: o.grace, workspaces: method, registry: arts.Registry, output: con.job, printf: con.printf}
 	var start time.Time
 	runID, interrupted, err := x.execute(ctx, top, wt, p, specs, pl, func(runID string, jobs []store.NewJob) {
@@ -219,11 +219,13 @@ type localRun struct {
 	orch     *orchestrator.Orchestrator
 	notifier *orchestrator.Notifier
 	exec     executor.Executor
-	log      *slog.Logger
-	res      *results.Store
-	vars     []string // the environment jobs start from
-	jobs     int      // attempts at once
-	grace    time.Duration
+	// homes gives each job a home of its own (see jobHomes).
+	homes bool
+	log   *slog.Logger
+	res   *results.Store
+	vars  []string // the environment jobs start from
+	jobs  int      // attempts at once
+	grace time.Duration
 	// workspaces is how each job's view of the snapshot is made.
 	workspaces workspace.Method
 	// registry holds the attempts' reports and logs, for the analyzer.
@@ -315,7 +317,7 @@ func (x *localRun) execute(ctx context.Context, top string, wt *gitx.WorkTree, p
 	}()
 	local := &runner.Local{
 		Orch: orch, Notifier: x.notifier, Exec: x.exec, Log: log,
-		Slots: x.jobs, Source: src, Workspaces: views, WorkDir: ws, BaseEnv: x.vars, FixedEnv: runEnv(wt),
+		Slots: x.jobs, Source: src, Workspaces: views, WorkDir: ws, BaseEnv: x.vars, Homes: x.homes, FixedEnv: runEnv(wt),
 		Output: x.output, Grace: x.grace, ID: "local", Results: x.res, InputFiles: pl.InputFiles,
 	}
 	// The analyzer runs beside the jobs: a job with retry.flaky waits
@@ -458,6 +460,15 @@ func selectJobs(p *core.Pipeline, only []string) ([]core.JobSpec, error) {
 	}
 	return out, nil
 }
+
+// jobHomes says whether deltaci run gives each job a home of its own, in
+// its work area beside its workspace (HOME, XDG_CACHE_HOME): in the
+// sandbox, where the user's home is absent and the root read-only, so
+// that tools can keep their caches. The shell executor keeps the user's
+// own HOME, as the commands the user types do: its tools' configuration,
+// credentials and warm caches (git, go, npm, pip) are what a developer
+// means to run with on their own machine.
+func jobHomes(executorName string) bool { return executorName == planner.ExecutorSandbox }
 
 // newExecutor builds the executor --executor names. An unusable sandbox is
 // an error, never a quiet fallback to the shell.

@@ -16,7 +16,6 @@ import (
 	"github.com/deltaci/deltaci/internal/api"
 	"github.com/deltaci/deltaci/internal/executor"
 	"github.com/deltaci/deltaci/internal/gitx"
-	"github.com/deltaci/deltaci/internal/planner"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/runner"
 	"github.com/deltaci/deltaci/internal/workspace"
@@ -63,7 +62,7 @@ them at once, and the server gives them to another runner.`,
 	f.StringVar(&o.name, "name", "", "name shown for this runner (default the host name)")
 	f.DurationVar(&o.grace, "grace", 10*time.Second, "time a canceled job gets between SIGTERM and SIGKILL")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Minute, "on shutdown, how long running jobs get to finish")
-	f.Var(&o.workspaceLimit, "workspace-limit", "disk space a sandboxed job's workspace may take, e.g. 20GiB; past it the job fails resource_limit (default 10GiB; none for no limit)")
+	f.Var(&o.workspaceLimit, "workspace-limit", "disk space a sandboxed job's workspace and home may take together, e.g. 20GiB; past it the job fails resource_limit (default 10GiB; none for no limit)")
 	f.StringVar(&o.workspaces, "workspaces", "auto", workspacesUsage)
 	f.Var(&o.tmpSize, "tmp-size", "size of a sandboxed job's /tmp, e.g. 2GiB (default 1GiB; none for the kernel's default)")
 	return cmd
@@ -145,7 +144,7 @@ func runRunner(ctx context.Context, e env, o runnerOptions) error {
 	r := &runner.Remote{
 		Client: client, StoreURL: o.server + api.StorePrefix, Exec: exec,
 		Mirrors: gitx.Mirrors{Dir: filepath.Join(workDir, "mirrors")}, Workspaces: views, WorkDir: workDir,
-		Capacity: o.capacity, BaseEnv: jobBaseEnv(e, o.executor), Grace: o.grace, Log: log,
+		Capacity: o.capacity, BaseEnv: jobBaseEnv(e), Grace: o.grace, Log: log,
 	}
 	err = r.Run(hard, ctx)
 	log.Info("runner stopped")
@@ -175,16 +174,13 @@ func openSession(ctx context.Context, sess *runner.Session, log *slog.Logger) (r
 }
 
 // jobBaseEnv is what a job's environment starts from on a runner: enough to
-// find tools, nothing of the runner's own settings or secrets. Shell jobs
-// also keep the runner's HOME, where tools keep their caches; a sandboxed
-// job's HOME is its workspace, the only place it can write.
-func jobBaseEnv(e env, executor string) []string {
-	keys := []string{"PATH", "LANG", "LC_ALL", "TZ"}
-	if executor == planner.ExecutorShell {
-		keys = append(keys, "HOME")
-	}
+// find tools, nothing of the runner's own settings or secrets. Not its
+// HOME either, with either executor: each job has a home of its own (see
+// runner.Remote), so that no job reads or changes the runner user's files,
+// nor another job's caches.
+func jobBaseEnv(e env) []string {
 	var out []string
-	for _, k := range keys {
+	for _, k := range []string{"PATH", "LANG", "LC_ALL", "TZ"} {
 		if v := e.get(k); v != "" {
 			out = append(out, k+"="+v)
 		}

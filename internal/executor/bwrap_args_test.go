@@ -35,6 +35,50 @@ func TestBwrapArgs(t *testing.T) {
 		}
 	})
 
+	t.Run("HomeIsTheOtherWritableBind", func(t *testing.T) {
+		t.Parallel()
+		const home = "/srv/ci/home/attempt"
+		withHome := spec
+		withHome.Home = home
+		withHome.Env = append(withHome.Env, "HOME=/root", "XDG_CACHE_HOME=/root/.cache")
+		args := s.bwrapArgs(withHome, dir)
+		tail := args[slices.Index(args, "--bind"):]
+		if want := []string{"--bind", dir, dir, "--bind", home, home, "--remount-ro", "/", "--chdir", dir}; !slices.Equal(tail, want) {
+			t.Errorf("options end with %q, want %q", tail, want)
+		}
+		// The home replaces the runner's, whatever Env said.
+		joined := strings.Join(args, "\x00")
+		if !strings.Contains(joined, "--setenv\x00HOME\x00"+home+"\x00--setenv\x00XDG_CACHE_HOME\x00"+home+"/.cache\x00") ||
+			strings.Contains(joined, "/root") {
+			t.Errorf("environment options: %q", joined)
+		}
+	})
+
+	t.Run("NestedWritableBindsOuterFirst", func(t *testing.T) {
+		t.Parallel()
+		for _, c := range []struct{ dir, home string }{
+			{"/srv/ci/home/ws", "/srv/ci/home"}, // a workspace inside the home
+			{"/srv/ci/ws", "/srv/ci/ws/.home"},  // a home inside the workspace
+		} {
+			withHome := spec
+			withHome.Home = c.home
+			args := s.bwrapArgs(withHome, c.dir)
+			outer, inner := c.dir, c.home
+			if len(c.home) < len(c.dir) {
+				outer, inner = c.home, c.dir
+			}
+			tail := args[slices.Index(args, "--bind"):]
+			if want := []string{"--bind", outer, outer, "--bind", inner, inner, "--remount-ro", "/", "--chdir", c.dir}; !slices.Equal(tail, want) {
+				t.Errorf("options end with %q, want %q", tail, want)
+			}
+		}
+		same := spec
+		same.Home = dir
+		if n := strings.Count(strings.Join(s.bwrapArgs(same, dir), "\x00"), "\x00--bind\x00"); n != 1 {
+			t.Errorf("%d --bind options for a home that is the workspace, want 1", n)
+		}
+	})
+
 	t.Run("NetworkOnlyWhenAsked", func(t *testing.T) {
 		t.Parallel()
 		off := strings.Join(s.bwrapArgs(spec, dir), " ")
@@ -88,4 +132,28 @@ func TestBwrapArgs(t *testing.T) {
 			t.Errorf("a size with NoLimit: %s", args)
 		}
 	})
+}
+
+// The workspace cap measures what the job writes in its workspace and its
+// home, each once.
+func TestMeasuredDirs(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		spec Spec
+		want []string
+	}{
+		{"WorkspaceOnly", Spec{Dir: "/w/ws"}, []string{"/w/ws"}},
+		{"WrittenLayer", Spec{Dir: "/w/ws", WrittenDir: "/w/upper"}, []string{"/w/upper"}},
+		{"AndHome", Spec{Dir: "/w/ws", WrittenDir: "/w/upper", Home: "/w/home"}, []string{"/w/upper", "/w/home"}},
+		{"HomeInsideWorkspace", Spec{Dir: "/w/ws", WrittenDir: "/w/upper", Home: "/w/ws/.home"}, []string{"/w/upper"}},
+		{"HomeIsWorkspace", Spec{Dir: "/w/ws", Home: "/w/ws"}, []string{"/w/ws"}},
+		{"WorkspaceInsideHome", Spec{Dir: "/w/home/ws", Home: "/w/home"}, []string{"/w/home"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := measured(c.spec, c.spec.Dir); !slices.Equal(got, c.want) {
+				t.Errorf("measured = %q, want %q", got, c.want)
+			}
+		})
+	}
 }

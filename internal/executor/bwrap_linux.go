@@ -117,7 +117,7 @@ func (s *Sandbox) bwrapArgs(spec Spec, dir string) []string {
 		"--cap-drop", "ALL", // bwrap keeps root's capabilities unless told otherwise
 		"--clearenv",
 	)
-	for _, kv := range spec.Env {
+	for _, kv := range spec.env() {
 		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
 			a = append(a, "--setenv", k, v)
 		}
@@ -140,11 +140,26 @@ func (s *Sandbox) bwrapArgs(spec Spec, dir string) []string {
 	for _, p := range s.readOnly {
 		a = append(a, "--ro-bind", p, p)
 	}
+	for _, p := range writable(dir, spec.Home) {
+		a = append(a, "--bind", p, p)
+	}
 	return append(a,
-		"--bind", dir, dir,
 		"--remount-ro", "/", // the root tmpfs that bwrap builds the mounts on
 		"--chdir", dir,
 	)
+}
+
+// writable returns the paths the job may write, the workspace and its home
+// (when it has one), each once and an outer one before one inside it, so
+// that neither mount hides the other.
+func writable(dir, home string) []string {
+	switch {
+	case home == "" || home == dir:
+		return []string{dir}
+	case within(dir, home):
+		return []string{home, dir}
+	}
+	return []string{dir, home}
 }
 
 // tmpfs returns the bwrap options that mount a tmpfs of size bytes at path.
@@ -153,6 +168,24 @@ func tmpfs(size int64, path string) []string {
 		return []string{"--tmpfs", path}
 	}
 	return []string{"--size", strconv.FormatInt(size, 10), "--tmpfs", path}
+}
+
+// measured returns the directories whose disk use counts against
+// Limits.WorkspaceSize: what the job writes to its workspace, and its home,
+// which is as much the job's disk (one budget for both); only the outer one
+// when one holds the other.
+func measured(spec Spec, dir string) []string {
+	written := dir
+	if spec.WrittenDir != "" {
+		written = spec.WrittenDir
+	}
+	switch {
+	case spec.Home == "" || within(spec.Home, dir) || within(spec.Home, written):
+		return []string{written}
+	case within(written, spec.Home):
+		return []string{spec.Home}
+	}
+	return []string{written, spec.Home}
 }
 
 // bwrapStatus is one line of bwrap's --json-status-fd output.
@@ -297,11 +330,7 @@ func (s *Sandbox) run(ctx context.Context, spec Spec, dir string, out io.Writer,
 		return bw.Close()
 	}
 
-	measured := dir
-	if spec.WrittenDir != "" {
-		measured = spec.WrittenDir
-	}
-	wsCap := watchWorkspace(measured, s.limits.WorkspaceSize, workspaceCheckInterval)
+	wsCap := watchWorkspace(measured(spec, dir), s.limits.WorkspaceSize, workspaceCheckInterval)
 	w := watch(ctx, log, spec, cmd, pr, head, signal, setup, wsCap.over)
 	wsCap.stop()
 	if w.cutOff {
@@ -328,8 +357,12 @@ func (s *Sandbox) run(ctx context.Context, spec Spec, dir string, out io.Writer,
 	}
 	res.classify(w.cause, code, "bwrap", w.waitErr, w.outErr)
 	if w.cause == stopResourceLimit {
-		res.Err = fmt.Sprintf("the workspace took %s, past its limit of %s: the job was killed",
-			formatBytes(wsCap.used), formatBytes(s.limits.WorkspaceSize))
+		what := "the workspace"
+		if spec.Home != "" {
+			what = "the workspace and home"
+		}
+		res.Err = fmt.Sprintf("%s took %s, past its limit of %s: the job was killed",
+			what, formatBytes(wsCap.used), formatBytes(s.limits.WorkspaceSize))
 	}
 	if !ran && w.cause == notStopped && w.state != nil && w.state.Exited() && res.Reason != core.ReasonInfraError {
 		// bwrap exited on its own without the script having run: its own

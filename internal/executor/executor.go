@@ -9,13 +9,14 @@
 // namespaces, with every capability dropped and without the right to make
 // user namespaces of its own. That keeps a hostile job from:
 //
-//   - changing the host: the workspace (Spec.Dir) is the only writable host
-//     path; /usr, the system directories and a short list of /etc files are
+//   - changing the host: the workspace (Spec.Dir) and the job's home
+//     (Spec.Home) are the only writable host paths; /usr, the system directories and a short list of /etc files are
 //     read-only, /tmp and /dev/shm are private tmpfs mounts of limited size,
 //     and the rest of the filesystem (home directories, other workspaces,
 //     the runner's own files) is absent;
-//   - filling the disk through its workspace: a job whose workspace grows
-//     past Limits.WorkspaceSize (10 GiB by default) is killed;
+//   - filling the disk through its workspace or home: a job whose
+//     workspace and home together grow past Limits.WorkspaceSize (10 GiB
+//     by default) is killed;
 //   - reading what it was not given: its environment is exactly Spec.Env, and
 //     /etc/shadow, SSH host keys and TLS private keys are not mounted;
 //   - using the network unless Spec.Network is set, including the runner's
@@ -65,6 +66,8 @@ package executor
 import (
 	"context"
 	"io"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/deltaci/deltaci/internal/core"
@@ -78,15 +81,15 @@ const DefaultGrace = 10 * time.Second
 //
 // Lifecycle of Run:
 //
-//   - Run validates spec. Misuse (an empty script, an empty Dir, a negative
-//     Timeout or Grace, a nil out) returns a *core.Error of KindInvalid and
+//   - Run validates spec. Misuse (an empty script, an empty Dir, a relative
+//     Home, a negative Timeout or Grace, a nil out) returns a *core.Error of KindInvalid and
 //     starts nothing. Every other outcome is a Result with a nil error: a job
 //     that fails is a Result, not an error.
 //   - If ctx is already done, nothing is started and the Result is
 //     AttemptCanceled/ReasonCanceled.
-//   - Setup failure (Dir missing or not a directory, the shell cannot be
-//     started) gives AttemptErrored/ReasonInfraError with a short message in
-//     Result.Err and ExitCode -1.
+//   - Setup failure (Dir or Home missing or not a directory, the shell
+//     cannot be started) gives AttemptErrored/ReasonInfraError with a short
+//     message in Result.Err and ExitCode -1.
 //   - The script's stdout and stderr both go to out, interleaved in the order
 //     the job wrote them; writes to out are serialized (never concurrent).
 //     If out returns an error the job is stopped as below and the Result is
@@ -129,8 +132,19 @@ type Spec struct {
 	WrittenDir string
 	// Env is the complete environment as KEY=VALUE. The executor adds nothing
 	// from its own environment, so that jobs see only what the caller chose
-	// (no runner secrets leak in). A nil Env means an empty environment.
+	// (no runner secrets leak in), except HOME and XDG_CACHE_HOME with a
+	// Home. A nil Env means an empty environment.
 	Env []string
+	// Home, when set, is the job's home directory on the host, an absolute
+	// path that the caller created (empty) before Run and removes after
+	// it: where tools keep their caches (Go's build and module caches,
+	// ~/.npm, ~/.cache/pip), kept apart from the workspace so that the job's
+	// outputs stay clean and the home can be restored and saved whole. The
+	// job gets HOME=Home and XDG_CACHE_HOME=Home/.cache, over any value of
+	// those in Env. Sandbox mounts it read-write at the same path, and
+	// counts it with the workspace against Limits.WorkspaceSize. Empty
+	// keeps Env's HOME, if any: a Sandbox job has no writable home then.
+	Home string
 	// Timeout bounds the job's wall-clock time; zero means no limit.
 	Timeout time.Duration
 	// Grace is the time between SIGTERM and SIGKILL; zero means DefaultGrace.
@@ -154,6 +168,21 @@ func (s Spec) grace() time.Duration {
 	return s.Grace
 }
 
+// env is the job's environment: Env, with HOME and XDG_CACHE_HOME set to
+// the job's home when it has one.
+func (s Spec) env() []string {
+	if s.Home == "" {
+		return s.Env
+	}
+	env := make([]string, 0, len(s.Env)+2)
+	for _, kv := range s.Env {
+		if k, _, _ := strings.Cut(kv, "="); k != "HOME" && k != "XDG_CACHE_HOME" {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "HOME="+s.Home, "XDG_CACHE_HOME="+filepath.Join(s.Home, ".cache"))
+}
+
 func (s Spec) validate(out io.Writer) error {
 	const op = "executor: run"
 	switch {
@@ -166,6 +195,8 @@ func (s Spec) validate(out io.Writer) error {
 		return core.E(core.KindInvalid, op, "negative timeout %s", s.Timeout)
 	case s.Grace < 0:
 		return core.E(core.KindInvalid, op, "negative grace %s", s.Grace)
+	case s.Home != "" && !filepath.IsAbs(s.Home):
+		return core.E(core.KindInvalid, op, "home directory is not an absolute path: %q", s.Home)
 	case out == nil:
 		return core.E(core.KindInvalid, op, "nil output writer")
 	}

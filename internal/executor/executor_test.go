@@ -333,6 +333,45 @@ func testContract(t *testing.T, setup func(t *testing.T) bundle) {
 		}
 	})
 
+	t.Run("HomeIsTheJobsHome", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		home := t.TempDir()
+		var out output
+		spec := b.spec(`echo "[$HOME][$XDG_CACHE_HOME]"; mkdir -p "$XDG_CACHE_HOME/tool"; echo cached > "$XDG_CACHE_HOME/tool/entry"; echo dot > ~/.rc`)
+		spec.Home = home
+		// The runner's own values are replaced, not kept beside.
+		spec.Env = append(spec.Env, "HOME=/runner/home", "XDG_CACHE_HOME=/runner/cache")
+		res := b.run(t, context.Background(), spec, &out)
+		assertOutcome(t, res, core.AttemptSucceeded, core.ReasonNone, 0)
+		if want := "[" + home + "][" + home + "/.cache]\n"; out.String() != want {
+			t.Errorf("output = %q, want %q", out.String(), want)
+		}
+		for name, want := range map[string]string{".cache/tool/entry": "cached\n", ".rc": "dot\n"} {
+			if data, err := os.ReadFile(filepath.Join(home, name)); err != nil || string(data) != want {
+				t.Errorf("%s in the home, seen from the host: %q, %v", name, data, err)
+			}
+		}
+		if entries, _ := os.ReadDir(b.dir); len(entries) != 0 {
+			t.Errorf("the job's home went into its workspace: %v", entries)
+		}
+	})
+
+	t.Run("MissingHome", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		spec := b.spec("touch started")
+		spec.Home = filepath.Join(t.TempDir(), "nope")
+		res := b.run(t, context.Background(), spec, io.Discard)
+		assertOutcome(t, res, core.AttemptErrored, core.ReasonInfraError, -1)
+		if !strings.Contains(res.Err, "home directory does not exist") {
+			t.Errorf("Err = %q", res.Err)
+		}
+		if _, err := os.Stat(filepath.Join(b.dir, "started")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the script ran without its home (stat: %v)", err)
+		}
+	})
+
 	t.Run("DirIsAFile", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -371,6 +410,7 @@ func testContract(t *testing.T, setup func(t *testing.T) bundle) {
 			{"ErrEmptyDir", func(s *executor.Spec) { s.Dir = "" }, io.Discard},
 			{"ErrNegativeTimeout", func(s *executor.Spec) { s.Timeout = -time.Second }, io.Discard},
 			{"ErrNegativeGrace", func(s *executor.Spec) { s.Grace = -time.Second }, io.Discard},
+			{"ErrRelativeHome", func(s *executor.Spec) { s.Home = "home" }, io.Discard},
 			{"ErrNilOutput", func(*executor.Spec) {}, nil},
 		}
 		for _, tt := range tests {

@@ -70,13 +70,15 @@ type Limits struct {
 	ShmSize int64
 	// WorkspaceSize caps the disk space of the job's workspace (Spec.Dir,
 	// or what the job wrote there, Spec.WrittenDir, when the workspace is
-	// a view of a shared tree), in bytes; default 10 GiB, NoLimit for none. The
-	// runner measures the workspace every 2 seconds, as du does (allocated
-	// blocks, hard links once), and kills a job past the cap at once: it
-	// fails with core.ReasonResourceLimit. The cap is approximate: a job
-	// may write past it for up to the interval before it is noticed, and a
-	// workspace of many files is measured less often, so that measuring
-	// takes at most about a twentieth of a CPU.
+	// a view of a shared tree) and its home (Spec.Home) together, in
+	// bytes; default 10 GiB, NoLimit for none. The home counts because it
+	// is on the runner's disk as much as the workspace, caches restored
+	// into it included. The runner measures them every 2 seconds, as du
+	// does (allocated blocks, hard links once), and kills a job past the
+	// cap at once: it fails with core.ReasonResourceLimit. The cap is
+	// approximate: a job may write past it for up to the interval before
+	// it is noticed, and a workspace of many files is measured less often,
+	// so that measuring takes at most about a twentieth of a CPU.
 	WorkspaceSize int64
 }
 
@@ -136,9 +138,12 @@ type SandboxOptions struct {
 // forwarder as name server. It gets a new /proc, a minimal read-only /dev
 // with a private tmpfs on /dev/shm, a private tmpfs on /tmp, and the
 // workspace (Spec.Dir) read-write at its host path, which is its working
-// directory. Nothing else of the host is there; the root itself is
-// read-only. Jobs should keep HOME and caches in the workspace or /tmp.
-// Limits says how large the tmpfs mounts and the workspace may grow.
+// directory, and its home (Spec.Home, HOME and XDG_CACHE_HOME=HOME/.cache)
+// read-write at its host path too, when it has one. Nothing else of the
+// host is there; the root itself is read-only. A job without a home has no
+// writable HOME: tools that keep caches there (go, npm, pip) fail unless
+// told to use the workspace or /tmp. Limits says how large the tmpfs
+// mounts, and the workspace with the home, may grow.
 //
 // A job with Spec.Network has a network namespace of its own, connected to
 // the outside by a user-mode network stack, pasta (from the passt package)
@@ -261,7 +266,7 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec, out io.Writer) (Result, er
 		// Never the host's network instead.
 		return res.end(core.AttemptErrored, core.ReasonInfraError, s.noNetwork), nil
 	}
-	if msg := checkDir(spec.Dir); msg != "" {
+	if msg := checkDirs(spec); msg != "" {
 		return res.end(core.AttemptErrored, core.ReasonInfraError, msg), nil
 	}
 	// The sandbox has its own working directory: a relative Dir would name
@@ -270,12 +275,24 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec, out io.Writer) (Result, er
 	if err != nil {
 		return res.end(core.AttemptErrored, core.ReasonInfraError, "working directory: "+err.Error()), nil
 	}
-	// The workspace is the one read-write mount: one that holds the system
-	// directories would make them writable.
-	if dir == "/" || within("/usr", dir) || within("/etc", dir) {
+	// The workspace and the home are the read-write mounts: one that holds
+	// the system directories would make them writable.
+	if holdsSystem(dir) {
 		return res.end(core.AttemptErrored, core.ReasonInfraError, "working directory contains system directories, which the sandbox keeps read-only: "+dir), nil
 	}
+	if spec.Home != "" {
+		spec.Home = filepath.Clean(spec.Home)
+		if holdsSystem(spec.Home) {
+			return res.end(core.AttemptErrored, core.ReasonInfraError, "home directory contains system directories, which the sandbox keeps read-only: "+spec.Home), nil
+		}
+	}
 	return s.run(ctx, spec, dir, out, res), nil
+}
+
+// holdsSystem reports whether the clean absolute path dir is or holds a
+// system directory that the sandbox mounts read-only.
+func holdsSystem(dir string) bool {
+	return dir == "/" || within("/usr", dir) || within("/etc", dir)
 }
 
 // within reports whether path is dir or below it; both must be clean.

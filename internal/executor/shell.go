@@ -46,7 +46,7 @@ func (s *Shell) Run(ctx context.Context, spec Spec, out io.Writer) (Result, erro
 	if done {
 		return res, err
 	}
-	if msg := checkDir(spec.Dir); msg != "" {
+	if msg := checkDirs(spec); msg != "" {
 		return res.end(core.AttemptErrored, core.ReasonInfraError, msg), nil
 	}
 
@@ -61,7 +61,7 @@ func (s *Shell) Run(ctx context.Context, spec Spec, out io.Writer) (Result, erro
 		Path:        shellPath,
 		Args:        []string{"sh", "-e", "-c", spec.Script},
 		Dir:         spec.Dir,
-		Env:         append(make([]string, 0, len(spec.Env)), spec.Env...), // non-nil: nil would inherit ours
+		Env:         append(make([]string, 0, len(spec.Env)+2), spec.env()...), // non-nil: nil would inherit ours
 		Stdout:      pw,
 		Stderr:      pw,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},

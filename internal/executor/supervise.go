@@ -175,15 +175,24 @@ func signalGroup(ctx context.Context, log *slog.Logger, pgid int, sig syscall.Si
 	}
 }
 
-func checkDir(dir string) string {
+// checkDirs checks that the job's working directory and, when it has one,
+// its home are directories; it returns what is wrong, or "".
+func checkDirs(spec Spec) string {
+	if msg := checkDir("working directory", spec.Dir); msg != "" || spec.Home == "" {
+		return msg
+	}
+	return checkDir("home directory", spec.Home)
+}
+
+func checkDir(what, dir string) string {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return "working directory does not exist: " + dir
+		return what + " does not exist: " + dir
 	case err != nil:
-		return "working directory: " + err.Error()
+		return what + ": " + err.Error()
 	case !fi.IsDir():
-		return "working directory is not a directory: " + dir
+		return what + " is not a directory: " + dir
 	}
 	return ""
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,9 +27,10 @@ type workspaceCap struct {
 	done   chan struct{}
 }
 
-// watchWorkspace starts measuring dir every interval, the first time at once.
-// With limit NoLimit it measures nothing, and over is never closed.
-func watchWorkspace(dir string, limit int64, interval time.Duration) *workspaceCap {
+// watchWorkspace starts measuring dirs, together, every interval, the first
+// time at once. With limit NoLimit it measures nothing, and over is never
+// closed.
+func watchWorkspace(dirs []string, limit int64, interval time.Duration) *workspaceCap {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &workspaceCap{over: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	if limit == NoLimit {
@@ -46,7 +48,7 @@ func watchWorkspace(dir string, limit int64, interval time.Duration) *workspaceC
 			case <-timer.C:
 			}
 			start := time.Now()
-			if used := diskUsage(dir, limit); used > limit {
+			if used := diskUsage(dirs, limit); used > limit {
 				c.used = used
 				close(c.over)
 				return
@@ -63,15 +65,15 @@ func (c *workspaceCap) stop() {
 	<-c.done
 }
 
-// diskUsage returns the disk space that the files below dir take, as du
-// counts it: allocated blocks, each hard-linked file once, symbolic links
-// not followed. It stops counting once past stopAt. Files that vanish while
+// diskUsage returns the disk space that the files below dirs take, as du
+// counts it: allocated blocks, each hard-linked file once (also across
+// dirs), symbolic links not followed. It stops counting once past stopAt. Files that vanish while
 // it walks, and directories it cannot read, are left out: the result is an
 // estimate, which is all a periodic check needs.
-func diskUsage(dir string, stopAt int64) int64 {
+func diskUsage(dirs []string, stopAt int64) int64 {
 	var total int64
 	seen := map[[2]uint64]bool{} // device and inode of files with several links
-	pending := []string{dir}
+	pending := slices.Clone(dirs)
 	for len(pending) > 0 && total <= stopAt {
 		d := pending[len(pending)-1]
 		pending = pending[:len(pending)-1]

@@ -19,7 +19,7 @@ func TestDiskUsageCountsAsDuDoes(t *testing.T) {
 		}
 	}
 	const mib = 1 << 20
-	empty := diskUsage(dir, 1<<40)
+	empty := diskUsage([]string{dir}, 1<<40)
 
 	write(filepath.Join(dir, "a", "b", "data"), mib)
 	for _, link := range []string{"link1", "link2"} {
@@ -48,12 +48,12 @@ func TestDiskUsageCountsAsDuDoes(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.Chmod(filepath.Join(dir, "locked"), 0o755) })
 
-	got := diskUsage(dir, 1<<40) - empty
+	got := diskUsage([]string{dir}, 1<<40) - empty
 	// Two MiB of data, plus the directories' and the link's own blocks.
 	if got < 2*mib || got > 2*mib+256<<10 {
 		t.Errorf("diskUsage = %d bytes, want about %d", got, 2*mib)
 	}
-	if partial := diskUsage(dir, mib/2); partial <= mib/2 || partial > got+empty {
+	if partial := diskUsage([]string{dir}, mib/2); partial <= mib/2 || partial > got+empty {
 		t.Errorf("diskUsage stopping at %d = %d, want past it and at most the total %d", mib/2, partial, got+empty)
 	}
 }
@@ -70,5 +70,29 @@ func TestFormatBytes(t *testing.T) {
 		if got := formatBytes(n); got != want {
 			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// The job's home and workspace are measured as one: their sizes add up, and
+// a file hard-linked from one into the other counts once.
+func TestDiskUsageOfSeveralDirs(t *testing.T) {
+	t.Parallel()
+	ws, home := t.TempDir(), t.TempDir()
+	const mib = 1 << 20
+	empty := diskUsage([]string{ws, home}, 1<<40)
+	for _, name := range []string{filepath.Join(ws, "a"), filepath.Join(home, "b")} {
+		if err := os.WriteFile(name, make([]byte, mib), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(filepath.Join(ws, "a"), filepath.Join(home, "a-again")); err != nil {
+		t.Fatal(err)
+	}
+	got := diskUsage([]string{ws, home}, 1<<40) - empty
+	if got < 2*mib || got > 2*mib+64<<10 {
+		t.Errorf("diskUsage of the workspace and home = %d bytes, want about %d", got, 2*mib)
+	}
+	if one := diskUsage([]string{ws}, 1<<40); one >= got {
+		t.Errorf("diskUsage of the workspace alone = %d, not less than with the home (%d)", one, got)
 	}
 }

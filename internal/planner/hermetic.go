@@ -2,6 +2,7 @@ package planner
 
 import (
 	"context"
+	"fmt"
 	"path"
 	"strconv"
 
@@ -90,6 +91,20 @@ func FilesAtCommit(ctx context.Context, dir, commit string, job core.JobSpec) (C
 	return out, nil
 }
 
+// LinkOutsideError is the cause of the KindInvalid error a plan returns
+// for a hermetic job whose inputs hold a symlink that leads outside the
+// repository, so a caller can tell which job it is.
+type LinkOutsideError struct {
+	Job    string // the hermetic job
+	Path   string // the link, relative to the repository
+	Target string // what the link says
+}
+
+func (e *LinkOutsideError) Error() string {
+	return fmt.Sprintf("job %s is hermetic, and symlink %s among its inputs leads outside the repository (%s): a hermetic workspace holds only files of the repository; point the link inside it, leave it out of the inputs, or make the job not hermetic",
+		e.Job, strconv.Quote(e.Path), strconv.Quote(e.Target))
+}
+
 // checkHermeticLinks refuses a hermetic job whose inputs hold a symlink
 // that leads outside the repository: its workspace holds only repository
 // files, so the job would read something its digest does not describe, or
@@ -101,9 +116,7 @@ func checkHermeticLinks(p *core.Pipeline, in *inputs, f *followed) error {
 		}
 		for _, l := range f.links[in.jobSet[j.Name]] {
 			if l.Kind == LinkOutside {
-				return core.E(core.KindInvalid, "plan",
-					"job %s is hermetic, and symlink %s among its inputs leads outside the repository (%s): a hermetic workspace holds only files of the repository; point the link inside it, leave it out of the inputs, or make the job not hermetic",
-					j.Name, strconv.Quote(l.Path), strconv.Quote(l.Text))
+				return core.Wrap(core.KindInvalid, "plan", &LinkOutsideError{Job: j.Name, Path: l.Path, Target: l.Text})
 			}
 		}
 	}

@@ -86,17 +86,18 @@ type localCache struct {
 }
 
 // restoreLocalCache restores j's cache before the job, or returns nil for
-// a job without one. Without a CacheHome, "~/" paths are left alone: the
-// job uses the developer's own home, which keeps them warm.
-func (l *Local) restoreLocalCache(ctx context.Context, a core.Attempt, j core.Job, ws string, out io.Writer) *localCache {
+// a job without one. Without a home of the job's own (roots.Home empty:
+// the shell executor's jobs use the developer's home, which keeps them
+// warm), "~/" paths are left alone.
+func (l *Local) restoreLocalCache(ctx context.Context, a core.Attempt, j core.Job, roots jobcache.Roots, out io.Writer) *localCache {
 	c := j.Spec.Cache
 	if c == nil || c.Key == "" || l.Results == nil {
 		return nil
 	}
-	lc := &localCache{l: l, j: j, a: a, roots: jobcache.Roots{Home: l.CacheHome, Workspace: ws},
+	lc := &localCache{l: l, j: j, a: a, roots: roots,
 		rep: store.AttemptCache{AttemptID: a.ID, RunID: a.RunID, Key: c.Key, Outcome: jobcache.Cold, Scope: jobcache.Local}}
 	for _, p := range c.Paths {
-		if strings.HasPrefix(p, "~/") && l.CacheHome == "" {
+		if strings.HasPrefix(p, "~/") && roots.Home == "" {
 			continue
 		}
 		lc.paths = append(lc.paths, p)

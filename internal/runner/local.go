@@ -22,6 +22,7 @@ import (
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/executor"
 	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/jobcache"
 	"github.com/deltaci/deltaci/internal/orchestrator"
 	"github.com/deltaci/deltaci/internal/results"
 	"github.com/deltaci/deltaci/internal/secret"
@@ -49,6 +50,12 @@ type Local struct {
 	WorkDir string
 	// BaseEnv is the environment every job starts from (KEY=VALUE).
 	BaseEnv []string
+	// Homes gives each attempt's job a home of its own, made empty in its
+	// work area beside its workspace and removed after it (executor.Spec.Home;
+	// see home.go), whose HOME and XDG_CACHE_HOME replace BaseEnv's. Without
+	// it jobs keep BaseEnv's HOME: the user's own, for deltaci run with the
+	// shell executor.
+	Homes bool
 	// FixedEnv is set last, over the job's env, as a remote runner sets CI,
 	// DELTACI_COMMIT and DELTACI_REF: a job cannot override these.
 	FixedEnv map[string]string
@@ -70,10 +77,6 @@ type Local struct {
 	// ReportLimits bound the report files kept of an attempt
 	// (analysis.DefaultLimits when zero).
 	ReportLimits analysis.Limits
-	// CacheHome is the jobs' home directory, where "~/" cache paths are
-	// restored and saved; empty leaves them alone (the shell executor's
-	// jobs use the developer's own home).
-	CacheHome string
 }
 
 // Run executes queued attempts of runID until the run ends or ctx is
@@ -195,6 +198,16 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		}
 	}()
 	ws := w.Dir
+	// The job's home, when it has one; see home.go. Caches restored into
+	// it before the job and saved from it after belong in this function.
+	home := ""
+	if l.Homes {
+		if home, err = newHome(l.attemptRoot(a, j)); err != nil {
+			fmt.Fprintf(out, "deltaci: %v\n", err)
+			return complete(orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
+		}
+		defer removeHome(report, log, home)
+	}
 	if err := l.Orch.StartAttempt(report, slotID, a, fence); err != nil {
 		return lostOrErr(log, err)
 	}
@@ -210,7 +223,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		fmt.Fprintf(out, "deltaci: %v\n", err)
 		return complete(orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
 	}
-	cache := l.restoreLocalCache(report, a, j, ws, out)
+	cache := l.restoreLocalCache(report, a, j, jobcache.Roots{Home: home, Workspace: ws}, out)
 	// The job's output passes through the masker; closing it flushes the
 	// held-back tail before the attempt's writer is closed.
 	masked := secret.NewMasker(out, secrets)
@@ -229,7 +242,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		l.heartbeat(hbCtx, log, fence, cancel, lost)
 	}()
 	res, err := l.Exec.Run(execCtx, executor.Spec{
-		Script: j.Spec.Run, Dir: ws, WrittenDir: w.Written, Env: env, Timeout: j.Spec.Timeout, Grace: l.Grace,
+		Script: j.Spec.Run, Dir: ws, WrittenDir: w.Written, Home: home, Env: env, Timeout: j.Spec.Timeout, Grace: l.Grace,
 		Network: j.Spec.Sandbox.Network,
 	}, masked)
 	_ = masked.Close() // the job has ended: emit the held-back tail before deltaci's own lines
@@ -374,14 +387,19 @@ func (l *Local) openLog(a core.Attempt) (*os.File, error) {
 	return os.Create(filepath.Join(dir, "log"))
 }
 
-// workspace makes the attempt's workspace, in <job>-<attempt number> under
-// WorkDir: a view of the snapshot, or for a hermetic job a directory of
-// only its files.
+// attemptRoot is the attempt's work area, <job>-<attempt number> under
+// WorkDir: its workspace and its home.
+func (l *Local) attemptRoot(a core.Attempt, j core.Job) string {
+	return filepath.Join(l.WorkDir, fmt.Sprintf("%s-%d", j.Name, a.Number))
+}
+
+// workspace makes the attempt's workspace in its work area: a view of the
+// snapshot, or for a hermetic job a directory of only its files.
 func (l *Local) workspace(ctx context.Context, a core.Attempt, j core.Job) (*workspace.Workspace, error) {
 	if err := os.MkdirAll(l.WorkDir, 0o700); err != nil {
 		return nil, err
 	}
-	root := filepath.Join(l.WorkDir, fmt.Sprintf("%s-%d", j.Name, a.Number))
+	root := l.attemptRoot(a, j)
 	if j.Spec.Hermetic {
 		w, err := workspace.Empty(root)
 		if err != nil {

@@ -49,8 +49,8 @@ type Remote struct {
 	// Capacity is how many attempts run at once (at least 1).
 	Capacity int
 	// BaseEnv is the environment every job starts from (KEY=VALUE); the
-	// runner's own environment is not passed on. Without a HOME in it,
-	// HOME is the workspace.
+	// runner's own environment is not passed on. A HOME or XDG_CACHE_HOME
+	// in it is replaced: each job has a home of its own (see home.go).
 	BaseEnv []string
 	Grace   time.Duration
 	Log     *slog.Logger
@@ -170,6 +170,10 @@ type attempt struct {
 	l        *protocol.Lease
 	log      *slog.Logger
 	jobToken atomic.Value // string: refreshed by each heartbeat
+	// home is the job's home (executor.Spec.Home), made empty before the
+	// job and there until run returns: caches restored into it before the
+	// job and saved from it after belong in run. See home.go.
+	home string
 }
 
 func (a *attempt) token() string { return a.jobToken.Load().(string) }
@@ -288,6 +292,10 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 	}
 	defer done()
 	ws := view.Dir
+	if a.home, err = newHome(attemptRoot(r.WorkDir, l.AttemptID)); err != nil {
+		return errored("%v", err)
+	}
+	defer removeHome(context.WithoutCancel(ctx), a.log, a.home)
 	err = retryTransient(execCtx, a.log, "reporting the start", func() error {
 		return r.Client.Start(execCtx, l.AttemptID, l.LeaseToken)
 	})
@@ -316,16 +324,16 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 			return errored("cannot restore the outputs of %s: %v", n.Job, err)
 		}
 	}
-	env, secrets := a.env(ws)
+	env, secrets := a.env()
 	var cache *protocol.CacheReport
-	roots := jobcache.Roots{Home: envValue(env, "HOME"), Workspace: ws}
+	roots := jobcache.Roots{Home: a.home, Workspace: ws}
 	if l.Cache != nil {
 		cache = a.restoreCache(execCtx, tr, roots, logw)
 	}
 	masked := secret.NewMasker(logw, secrets)
 	forget := func() {}
 	res, err := r.Exec.Run(execCtx, executor.Spec{
-		Script: l.Script, Dir: ws, WrittenDir: view.Written, Env: env, Timeout: l.Timeout(), Grace: r.Grace, Network: l.Network,
+		Script: l.Script, Dir: ws, WrittenDir: view.Written, Home: a.home, Env: env, Timeout: l.Timeout(), Grace: r.Grace, Network: l.Network,
 		Started: func(pid int) { forget = recordJob(r.WorkDir, l.AttemptID, pid) },
 	}, masked)
 	forget()
@@ -426,17 +434,15 @@ func (a *attempt) pushReports(ctx context.Context, tr *registry.Transfer, ws str
 }
 
 // env builds the job's environment: the runner's base, the secrets, the
-// job's variables, then Delta CI's own, which a job cannot override. It
-// also returns the secret values, for masking.
-func (a *attempt) env(ws string) ([]string, []secret.Value) {
+// job's variables, then Delta CI's own, which a job cannot override. (The
+// executor sets HOME and XDG_CACHE_HOME to the job's home over all of
+// them.) It also returns the secret values, for masking.
+func (a *attempt) env() ([]string, []secret.Value) {
 	m := map[string]string{}
 	for _, kv := range a.r.BaseEnv {
 		if k, v, ok := cut(kv); ok {
 			m[k] = v
 		}
-	}
-	if m["HOME"] == "" {
-		m["HOME"] = ws // a sandboxed job can write only there
 	}
 	values := make([]secret.Value, 0, len(a.l.Secrets))
 	for name, v := range a.l.Secrets {
@@ -601,14 +607,4 @@ func (a *attempt) workspace(ctx, execCtx context.Context) (*workspace.Workspace,
 		remove(w)
 		r.checkouts.release(context.WithoutCancel(ctx), co)
 	}, nil
-}
-
-// envValue returns the value of name in env (KEY=VALUE entries).
-func envValue(env []string, name string) string {
-	for _, kv := range env {
-		if k, v, ok := cut(kv); ok && k == name {
-			return v
-		}
-	}
-	return ""
 }

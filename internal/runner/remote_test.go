@@ -103,7 +103,8 @@ func (c *cluster) runnerWith(rc runnerConfig) context.CancelFunc {
 	r := &runner.Remote{
 		Client: client, StoreURL: c.url + api.StorePrefix, Exec: rc.exec,
 		Mirrors: gitx.Mirrors{Dir: filepath.Join(dir, "mirrors")}, Workspaces: views, WorkDir: dir, Capacity: capacity,
-		BaseEnv: []string{"PATH=" + os.Getenv("PATH")}, Grace: time.Second, Log: slog.New(slog.DiscardHandler),
+		// The runner's HOME in the base, which no job may get: each has its own.
+		BaseEnv: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, Grace: time.Second, Log: slog.New(slog.DiscardHandler),
 		LeaseWait: 2 * time.Second,
 	}
 	drain, stop := context.WithCancel(context.Background())
