@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -73,5 +74,44 @@ jobs:
 	}
 	if !strings.Contains(out.String(), `"cache":{"key":"`+key[1]+`"`) && !strings.Contains(out.String(), `"key": "`+key[1]+`"`) {
 		t.Errorf("plan --json lacks the cache key:\n%s", out.String())
+	}
+}
+
+// TestRunSandboxCacheFillsTheJobsHome: with the sandbox executor each job
+// has a home of its own, and deltaci run restores "~/" cache paths into it.
+func TestRunSandboxCacheFillsTheJobsHome(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("bwrap (bubblewrap) is required under CI=true")
+		}
+		t.Skip("!!! SKIPPING the sandboxed cache test: bwrap (bubblewrap) is not installed")
+	}
+	dir := gittest.Repo(t, map[string]string{
+		".deltaci.yml": `version: 1
+jobs:
+  build:
+    reuse: false
+    cache:
+      paths: ["~/.cache/tool"]
+    run: |
+      echo "home cache: $(cat "$XDG_CACHE_HOME/tool/state" 2>/dev/null || echo nothing)"
+      mkdir -p "$XDG_CACHE_HOME/tool" && echo "kept in the home" > "$XDG_CACHE_HOME/tool/state"
+`,
+		".gitignore": ".deltaci/\n",
+	})
+	run := func() string {
+		t.Helper()
+		var out bytes.Buffer
+		if code := Run(context.Background(), []string{"run", "--repo", dir, "--executor", "sandbox"}, os.Environ(), &out, &out); code != 0 {
+			t.Fatalf("deltaci run: exit %d:\n%s", code, out.String())
+		}
+		return out.String()
+	}
+	if first := run(); !strings.Contains(first, "home cache: nothing") || !strings.Contains(first, "cache saved (key build-") {
+		t.Fatalf("first run:\n%s", first)
+	}
+	if second := run(); !strings.Contains(second, "home cache: kept in the home") || !strings.Contains(second, "cache restored (exact key build-") {
+		t.Errorf("second run:\n%s", second)
 	}
 }
