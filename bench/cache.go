@@ -170,7 +170,8 @@ func cacheBuildOnce(ctx context.Context, user *protocol.Client, repo string) (ti
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("run %s is %s after 10 minutes", run.ID, run.State)
 		}
-		time.Sleep(100 * time.Millisecond)
+		// Seldom: the polls' work would be timed with the build's.
+		time.Sleep(500 * time.Millisecond)
 	}
 	if len(run.Jobs) != 1 || len(run.Jobs[0].Attempts) == 0 {
 		return 0, fmt.Errorf("run %s has no attempt", run.ID)
