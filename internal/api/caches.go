@@ -38,10 +38,11 @@ func (s *Server) cacheScopes(run core.Run) (write string, read []string) {
 }
 
 // leaseCache finds the entry a leased job restores and counts it as used.
-func (s *Server) leaseCache(ctx context.Context, run core.Run, j core.Job) (*protocol.LeaseCache, error) {
+// A lookup that fails leaves the job cold; it never holds the job back.
+func (s *Server) leaseCache(ctx context.Context, run core.Run, j core.Job) *protocol.LeaseCache {
 	c := j.Spec.Cache
 	if c == nil || c.Key == "" {
-		return nil, nil
+		return nil
 	}
 	_, read := s.cacheScopes(run)
 	out := &protocol.LeaseCache{Key: c.Key, RestoreKeys: c.RestoreKeys, Paths: c.Paths, Scope: "shared"}
@@ -51,14 +52,19 @@ func (s *Server) leaseCache(ctx context.Context, run core.Run, j core.Job) (*pro
 	hit, ok, err := jobcache.Find(ctx, s.cfg.Registry.Meta, jobcache.Query{
 		Project: run.Project, Env: c.Env, Key: c.Key, RestoreKeys: c.RestoreKeys, Scopes: read,
 	})
-	if err != nil || !ok {
-		return out, err
+	if err != nil {
+		// A cache only makes a job faster: it starts cold rather than wait.
+		s.log.WarnContext(ctx, "looking up a job cache", slog.String("job_id", j.ID), slog.Any("err", err))
+		return out
+	}
+	if !ok {
+		return out
 	}
 	out.Restore = &protocol.CacheRestore{Key: jobcache.KeyOf(hit.Ref), Manifest: hit.Manifest.String(), Match: hit.Match}
 	if err := s.st.TouchCacheEntry(ctx, hit.Ref.String(), time.Now()); err != nil {
 		s.log.WarnContext(ctx, "recording a cache entry's use", slog.String("ref", hit.Ref.String()), slog.Any("err", err))
 	}
-	return out, nil
+	return out
 }
 
 // recordCache keeps what a completing attempt did with its cache and, for a

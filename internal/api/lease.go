@@ -183,9 +183,7 @@ func (s *Server) leaseBody(ctx context.Context, l orchestrator.Leased) (protocol
 	if body.Needs, err = s.needs(ctx, a, j); err != nil {
 		return protocol.Lease{}, err
 	}
-	if body.Cache, err = s.leaseCache(ctx, run, j); err != nil {
-		return protocol.Lease{}, err
-	}
+	body.Cache = s.leaseCache(ctx, run, j)
 	return body, nil
 }
 
