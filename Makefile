@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 SQLC        := $(GO) run github.com/sqlc-dev/sqlc/cmd/sqlc@v1.31.1
 
-.PHONY: all test test-stress test-load check generate build fmt bench
+.PHONY: all test test-stress test-load check generate build fmt bench images
 
 all: check test
 
@@ -13,6 +13,7 @@ all: check test
 test:
 	@$(GO) run ./internal/store/storetest/pgcheck || true
 	@command -v bwrap >/dev/null || echo "!!! bubblewrap (bwrap) is not installed: the sandbox tests are skipped (they fail under CI=true)" >&2
+	@command -v podman >/dev/null || echo "!!! podman is not installed: the image tests are skipped (they fail under CI=true)" >&2
 	$(GO) test -race -timeout 30m ./...
 	@# Under the race detector the SQLite no-double-lease test runs 400
 	@# attempts (the translated SQLite is slow there); this runs all 2,000.
@@ -59,3 +60,8 @@ build:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## images: the server and runner container images, tagged VERSION and
+## VERSION-REVISION (see deploy/build-images for its settings)
+images:
+	deploy/build-images

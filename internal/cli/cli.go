@@ -107,7 +107,7 @@ Run "deltaci run" inside a git repository to run its pipeline locally.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(e), newPlanCmd(e), newServerCmd(e), newRunnerCmd(e), newRunnersCmd(e), newProjectsCmd(e), newTriggerCmd(e), newLogsCmd(e), newWhyCmd(e), newRunsCmd(e), newCancelCmd(e), newRerunCmd(e),
-		newMigrateCmd(e), newVersionCmd(e, "deltaci"), newArtifactsCmd(e, "artifacts", false))
+		newMigrateCmd(e), newHealthCmd(e), newVersionCmd(e, "deltaci"), newArtifactsCmd(e, "artifacts", false))
 	return root
 }
 

@@ -22,6 +22,9 @@ func newMigrateCmd(e env) *cobra.Command {
 			if database == "" {
 				database = e.get("DELTACI_DATABASE")
 			}
+			if err := fromEnvFiles(e, &database, "DELTACI_DATABASE"); err != nil {
+				return err
+			}
 			if database == "" {
 				top, err := gitx.TopLevel(ctx, ".")
 				if err != nil {

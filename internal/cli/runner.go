@@ -70,6 +70,9 @@ them at once, and the server gives them to another runner.`,
 
 func runRunner(ctx context.Context, e env, o runnerOptions) error {
 	fromEnv(e, &o.server, "DELTACI_SERVER", &o.registrationToken, "DELTACI_REGISTRATION_TOKEN", &o.workDir, "DELTACI_WORK_DIR")
+	if err := fromEnvFiles(e, &o.registrationToken, "DELTACI_REGISTRATION_TOKEN"); err != nil {
+		return err
+	}
 	if len(o.labels) == 0 && e.get("DELTACI_LABELS") != "" {
 		o.labels = strings.Split(e.get("DELTACI_LABELS"), ",")
 	}

@@ -128,6 +128,10 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		&o.s3Endpoint, "DELTACI_S3_ENDPOINT", &o.registrationToken, "DELTACI_REGISTRATION_TOKEN",
 		&o.apiToken, "DELTACI_API_TOKEN", &o.signingKey, "DELTACI_SIGNING_KEY", &o.secretsFile, "DELTACI_SECRETS_FILE",
 		&o.verifyKey, "DELTACI_VERIFY_KEY", &o.externalURL, "DELTACI_EXTERNAL_URL")
+	if err := fromEnvFiles(e, &o.database, "DELTACI_DATABASE", &o.registrationToken, "DELTACI_REGISTRATION_TOKEN",
+		&o.apiToken, "DELTACI_API_TOKEN"); err != nil {
+		return err
+	}
 	if o.externalURL != "" {
 		if u, err := url.Parse(o.externalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return usage(fmt.Errorf("--external-url %q: give an http or https URL such as https://ci.example.com", o.externalURL))
