@@ -55,6 +55,7 @@ var suites = []suite{
 	{"forge", benchForge},
 	{"analysis", benchAnalysis},
 	{"ui", benchUI},
+	{"cache", benchCache},
 }
 
 // harness holds what the suites share.

@@ -76,12 +76,17 @@ func startLogged(cmd *exec.Cmd, ready string) (string, error) {
 // server at base, working in h.dir/dir, once it is ready; its later log
 // lines go to lines when not nil. Stop it as a server: SIGINT, then wait.
 func (h *harness) startShellRunner(ctx context.Context, base, dir string, lines chan<- string) (*server, error) {
+	return h.startRunner(ctx, base, dir, "shell", lines)
+}
+
+// startRunner is startShellRunner with the executor named.
+func (h *harness) startRunner(ctx context.Context, base, dir, executor string, lines chan<- string) (*server, error) {
 	bin, err := h.build(ctx, "cmd/deltaci")
 	if err != nil {
 		return nil, err
 	}
 	rcmd := exec.Command(bin, "runner", "--server", base, "--registration-token", benchToken,
-		"--work-dir", filepath.Join(h.dir, dir), "--executor", "shell", "--name", "bench")
+		"--work-dir", filepath.Join(h.dir, dir), "--executor", executor, "--name", "bench")
 	if _, err := startWatched(rcmd, "runner ready", lines); err != nil {
 		return nil, fmt.Errorf("deltaci runner: %w", err)
 	}

@@ -31,6 +31,7 @@ jobs:
     run: echo build
     env: {GREETING: hi}
     outputs: ["out/**"]
+    cache: {key: [.deltaci.yml], restore-keys: [build-], paths: ["~/.cache/build", out]}
   test:
     needs: [build]
     run: echo test
@@ -288,6 +289,9 @@ func TestContract(t *testing.T) {
 	build, lint := leases["build"], leases["lint"]
 	if build.AttemptID == "" || lint.AttemptID == "" {
 		t.Fatal("no leases to drive")
+	}
+	if c := build.Cache; c == nil || !strings.HasPrefix(c.Key, "build-") || c.Scope != "shared" || c.Restore != nil || lint.Cache != nil {
+		t.Errorf("build's lease cache = %+v, lint's %+v", c, lint.Cache)
 	}
 	attemptPath := func(id, what string) string { return "/api/v1/attempts/" + id + "/" + what }
 	stale := protocol.Fenced{LeaseToken: strings.Repeat("0", 32)}
@@ -606,7 +610,8 @@ func TestContract(t *testing.T) {
 			followed <- result{r, err}
 		}()
 
-		ok := protocol.CompleteRequest{LeaseToken: build.LeaseToken, State: core.AttemptSucceeded, OutputsManifest: md.String(), ExitCode: exit(0)}
+		ok := protocol.CompleteRequest{LeaseToken: build.LeaseToken, State: core.AttemptSucceeded, OutputsManifest: md.String(), ExitCode: exit(0),
+			Cache: &protocol.CacheReport{Outcome: "cold", SavedManifest: md.String(), UploadedBytes: 1}}
 		var cr protocol.CompleteResponse
 		complete(t, ctx, http.StatusOK, s1.Token, build, ok).decode(t, &cr)
 		if cr.AttemptID != build.AttemptID || cr.State != core.AttemptSucceeded {
@@ -633,6 +638,12 @@ func TestContract(t *testing.T) {
 		a := e.sealed(ctx, run1.ID, build.AttemptID)
 		if a.State != string(core.AttemptSucceeded) || a.LogLength != 12 || a.ExitCode == nil || *a.ExitCode != 0 || a.FinishedAt == nil {
 			t.Errorf("build's attempt = %+v", a)
+		}
+		if c := a.Cache; c == nil || c.Outcome != "cold" || c.Saved != "saved" || c.Scope != "shared" || c.UploadedBytes != 1 {
+			t.Errorf("build's attempt cache = %+v", c)
+		}
+		if c := contractJob(t, run, "build").Cache; c == nil || !strings.HasPrefix(c.Key, "build-") || len(c.Paths) != 2 {
+			t.Errorf("build's cache = %+v", c)
 		}
 		if j := contractJob(t, run, "build"); j.State != string(core.JobSucceeded) {
 			t.Errorf("build is %s", j.State)

@@ -187,6 +187,7 @@ func (s *Server) leaseBody(ctx context.Context, l orchestrator.Leased) (protocol
 	if body.Needs, err = s.needs(ctx, a, j); err != nil {
 		return protocol.Lease{}, err
 	}
+	body.Cache = s.leaseCache(ctx, run, j)
 	return body, nil
 }
 
@@ -354,6 +355,9 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	// Recorded before the completion, so that whoever sees the attempt
+	// ended sees its cache too; only while the lease holds.
+	s.recordCache(ctx, f, req.Cache, st)
 	if st != core.AttemptSucceeded {
 		// Nothing to record in the artifact store: the outcome alone,
 		// which CompleteAttempt checks against the attempt it reads.

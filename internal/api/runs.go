@@ -259,6 +259,7 @@ func (s *Server) startRun(ctx context.Context, who principal, proj core.Project,
 		if !ok {
 			continue // filtered out by branch or event
 		}
+		pj.SetCache(&spec)
 		spec.RunsOn = append(append([]string(nil), spec.RunsOn...), ExecutorLabel(s.cfg.Executor))
 		nj := store.NewJob{Spec: spec, Digest: pj.Digest, Explain: pj.Explain()}
 		switch pj.Decision {
@@ -468,12 +469,16 @@ func (s *Server) runBody(ctx context.Context, id string) (protocol.Run, error) {
 			return protocol.Run{}, err
 		}
 	}
+	caches, err := s.attemptCaches(ctx, run, jobs)
+	if err != nil {
+		return protocol.Run{}, err
+	}
 	byJob := map[string][]protocol.Attempt{}
 	for _, a := range attempts {
 		byJob[a.JobID] = append(byJob[a.JobID], protocol.Attempt{
 			ID: a.ID, Number: a.Number, State: string(a.State), Reason: string(a.Reason), ExitCode: a.ExitCode,
 			RunnerID: a.RunnerID, LogLength: a.LogLength, LogDigest: a.LogDigest, QueuedAt: a.QueuedAt.UTC(),
-			StartedAt: ts(a.StartedAt), FinishedAt: ts(a.FinishedAt),
+			StartedAt: ts(a.StartedAt), FinishedAt: ts(a.FinishedAt), Cache: caches[a.ID],
 		})
 	}
 	waiting, err := s.Waiting(ctx, run, jobs, attempts)
@@ -493,6 +498,7 @@ func (s *Server) runBody(ctx context.Context, id string) (protocol.Run, error) {
 			ID: j.ID, Name: j.Name, State: string(j.State), Reason: string(j.Reason), Needs: needs,
 			Explain: j.Explain, Digest: j.Digest, ReusedFrom: j.ReusedFrom,
 			StartedAt: ts(j.StartedAt), FinishedAt: ts(j.FinishedAt), Attempts: as, Waiting: waiting[j.Name],
+			Cache: jobCache(j.Spec.Cache),
 		})
 	}
 	return out, nil

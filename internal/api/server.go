@@ -70,6 +70,9 @@ type Config struct {
 	// TTL of leases (DefaultTTL when 0); MaxLeaseWait caps a long-poll.
 	TTL          time.Duration
 	MaxLeaseWait time.Duration
+	// CacheLimit bounds the bytes of a project's job cache entries
+	// (DefaultCacheLimit when 0); over it, the least recently used go.
+	CacheLimit int64
 	// Wake, when set, starts a source of queue wake-ups besides the
 	// in-process one (PostgreSQL LISTEN) and runs until ctx ends.
 	Wake func(ctx context.Context, wake func())
@@ -169,6 +172,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxLeaseWait <= 0 {
 		cfg.MaxLeaseWait = DefaultMaxLeaseWait
+	}
+	if cfg.CacheLimit <= 0 {
+		cfg.CacheLimit = DefaultCacheLimit
 	}
 	if cfg.Leader == nil {
 		cfg.Leader = orchestrator.AlwaysLeader{}

@@ -226,6 +226,19 @@ func printPlan(e env, pl *planner.Plan, explain bool) {
 		}
 		printInferred(e, j)
 		printLinks(e, j)
+		printCache(e, j)
+	}
+}
+
+// printCache shows a job's cache key and what it falls back to.
+func printCache(e env, j planner.Job) {
+	c := j.Cache
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(e.stdout, "  cache key %s (%s of the key; paths %s)\n", c.Key, plural(c.Files, "file"), strings.Join(c.Paths, ", "))
+	if len(c.RestoreKeys) > 0 {
+		fmt.Fprintf(e.stdout, "      else the newest entry whose key starts with %s\n", strings.Join(c.RestoreKeys, ", then "))
 	}
 }
 

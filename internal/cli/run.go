@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -22,6 +23,7 @@ import (
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/executor"
 	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/jobcache"
 	"github.com/deltaci/deltaci/internal/orchestrator"
 	"github.com/deltaci/deltaci/internal/pipeline"
 	"github.com/deltaci/deltaci/internal/planner"
@@ -244,6 +246,7 @@ func (x *localRun) execute(ctx context.Context, top string, wt *gitx.WorkTree, p
 	for _, s := range specs {
 		nj := store.NewJob{Spec: s}
 		if pj, ok := pl.Job(s.Name); ok {
+			pj.SetCache(&nj.Spec)
 			nj.Digest, nj.Explain = pj.Digest, pj.Explain()
 			switch pj.Decision {
 			case planner.Reuse:
@@ -616,6 +619,49 @@ func printSummary(ctx context.Context, e env, st *store.Store, run core.Run, ela
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := printCaches(ctx, e, st, run, jobs, last); err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stdout, "\nrun %s %s in %s\n", run.ID, run.State, elapsed.Round(10*time.Millisecond))
 	return nil
+}
+
+// printCaches lists what the jobs with a cache did with it: the key, how
+// it was restored and the bytes restored and saved.
+func printCaches(ctx context.Context, e env, st *store.Store, run core.Run, jobs []core.Job, last map[string]core.Attempt) error {
+	if !slices.ContainsFunc(jobs, func(j core.Job) bool { return j.Spec.Cache != nil }) {
+		return nil
+	}
+	rows, err := st.RunAttemptCaches(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	byAttempt := map[string]store.AttemptCache{}
+	for _, r := range rows {
+		byAttempt[r.AttemptID] = r
+	}
+	fmt.Fprintln(e.stdout)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CACHE OF\tKEY\tRESTORED\tSAVED")
+	for _, j := range jobs {
+		c := j.Spec.Cache
+		if c == nil {
+			continue
+		}
+		restored, saved := "-", "-"
+		if r, ok := byAttempt[last[j.ID].ID]; ok {
+			restored = r.Outcome
+			if r.Outcome != jobcache.Cold {
+				restored = fmt.Sprintf("%s (%s, %s)", r.Outcome, r.RestoredKey, jobcache.Size(r.RestoredBytes))
+			}
+			switch r.Saved {
+			case "saved":
+				saved = fmt.Sprintf("%s (%s uploaded)", jobcache.Size(r.SavedBytes), jobcache.Size(r.UploadedBytes))
+			case "unchanged":
+				saved = "unchanged"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Name, c.Key, restored, saved)
+	}
+	return tw.Flush()
 }

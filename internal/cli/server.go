@@ -42,6 +42,7 @@ type serverOptions struct {
 	insecureNoAuth                               bool
 	ttl, reapInterval, shutdownTimeout           time.Duration
 	drainDelay, fetchTimeout, statusRetryMax     time.Duration
+	cacheLimit                                   byteSize
 	statusLease, inboxLease                      time.Duration
 	analysisLease                                time.Duration
 	flakyClearAfter                              int
@@ -93,6 +94,8 @@ answers waiting long-polls, lets requests in flight finish and exits.`,
 	f.DurationVar(&o.ttl, "lease-ttl", api.DefaultTTL, "lease time-to-live; runners heartbeat every third of it")
 	f.DurationVar(&o.reapInterval, "reap-interval", orchestrator.DefaultReapInterval, "how often expired leases are looked for")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight get to finish on shutdown")
+	o.cacheLimit = byteSize(api.DefaultCacheLimit)
+	f.Var(&o.cacheLimit, "cache-limit", "bytes of job cache entries a project keeps, e.g. 20GiB; past it the least recently used entries go")
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", api.DefaultFetchTimeout, "how long one fetch of a project's repository may take; a hung fetch holds up only its own project's runs")
 	f.DurationVar(&o.statusRetryMax, "status-retry-max", api.DefaultStatusRetryMax, "the longest wait between tries of a commit status the forge did not take (down, or answering 5xx or 429)")
 	// For tests that kill a server holding claims: see api.Config.
@@ -164,6 +167,9 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		}
 		rotatedAway = append(rotatedAway, pub)
 	}
+	if o.cacheLimit <= 0 {
+		return usage(fmt.Errorf("--cache-limit %s: must be positive", o.cacheLimit.String()))
+	}
 	if o.fetchTimeout <= 0 {
 		return usage(fmt.Errorf("--fetch-timeout %s: must be positive", o.fetchTimeout))
 	}
@@ -213,6 +219,7 @@ func runServer(ctx context.Context, e env, o serverOptions) error {
 		RegistrationToken: o.registrationToken, APIToken: o.apiToken, Keys: keys,
 		Mirrors: gitx.Mirrors{Dir: filepath.Join(o.dataDir, "mirrors")}, InsecureNoAuth: o.insecureNoAuth,
 		Executor: o.executor, TTL: o.ttl, ReapInterval: o.reapInterval, FetchTimeout: o.fetchTimeout, Log: log,
+		CacheLimit:  int64(o.cacheLimit),
 		ExternalURL: o.externalURL, StatusRetryMax: o.statusRetryMax, StatusLease: o.statusLease, InboxLease: o.inboxLease,
 		Analysis: analyzer.Settings{Lease: o.analysisLease, ClearAfter: o.flakyClearAfter},
 		Tracer:   tracing.Provider(),

@@ -46,6 +46,29 @@ type JobSpec struct {
 	// InputsFrom names jobs whose digests are part of this one's, without
 	// ordering or failure cascade (unlike Needs).
 	InputsFrom []string
+
+	// Cache, when set, is restored before the job and saved after it.
+	Cache *Cache
+}
+
+// Cache is a job's cache: directories kept from one run of the job to the
+// next, to make it start warm. It is not part of the job's input digest: a
+// job's result must not depend on it.
+type Cache struct {
+	// Files are the globs whose files (their git blob ids) form the key,
+	// with the executor, the runner labels and Paths.
+	Files []string
+	// RestoreKeys are key prefixes tried, in order, when no entry has
+	// the exact key: the newest entry whose key starts with one wins.
+	RestoreKeys []string
+	// Paths are the directories cached: "~/..." under the job's home
+	// directory, anything else relative to the workspace.
+	Paths []string
+	// Key is the computed key, set once the job is planned; Env is the
+	// digest of what partitions entries beyond the key (executor,
+	// labels, paths), so that restore keys never cross it.
+	Key string
+	Env string
 }
 
 // Sandbox holds the per-job sandbox settings.

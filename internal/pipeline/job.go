@@ -14,8 +14,8 @@ import (
 // (did-you-mean prefers earlier ones on ties).
 var (
 	topKeys     = []string{"version", "strict", "defaults", "jobs"}
-	settingKeys = []string{"timeout", "runs-on", "retry", "env", "sandbox", "reuse", "hermetic"}
-	jobKeys     = []string{"run", "needs", "inputs", "inputs_from", "env", "secrets", "outputs", "reports", "timeout", "retry", "runs-on", "sandbox", "reuse", "hermetic", "branches", "events"}
+	settingKeys = []string{"timeout", "runs-on", "retry", "env", "sandbox", "reuse", "hermetic", "cache"}
+	jobKeys     = []string{"run", "needs", "inputs", "inputs_from", "env", "secrets", "outputs", "reports", "timeout", "retry", "runs-on", "sandbox", "reuse", "hermetic", "cache", "branches", "events"}
 	retryKeys   = []string{"runner_lost", "infra_error", "exit_codes", "max", "flaky"}
 	sandboxKeys = []string{"network"}
 	reportKinds = []string{"junit", "gotest"}
@@ -39,6 +39,8 @@ type settings struct {
 	network   *bool
 	reuse     *bool
 	hermetic  *bool
+	// cache replaces the defaults' whole when set.
+	cache *core.Cache
 }
 
 // retryPatch is a retry block: only the fields it sets override.
@@ -110,6 +112,8 @@ func (t *tree) setting(e entry, s *settings) bool {
 		if b, ok := t.boolean(v, "hermetic"); ok {
 			s.hermetic = &b
 		}
+	case "cache":
+		s.cache = t.cache(e, v)
 	default:
 		return false
 	}
@@ -398,6 +402,11 @@ func (j *jobDecl) build(defs *settings) core.JobSpec {
 		}
 		if st.hermetic != nil {
 			s.Hermetic = *st.hermetic
+		}
+		if st.cache != nil {
+			c := *st.cache
+			c.Files, c.RestoreKeys, c.Paths = slices.Clone(c.Files), slices.Clone(c.RestoreKeys), slices.Clone(c.Paths)
+			s.Cache = &c
 		}
 		maps.Copy(env, st.env)
 	}

@@ -213,7 +213,9 @@
 //	    }],
 //	    "links": [{"path": "services/api/cfg", "text": "../../cfg.json",
 //	               "target": "cfg.json", "through": [], "kind": "file"}],
-//	    "more_links": 0
+//	    "more_links": 0,
+//	    "cache": {"key": "api-<24 hex>", "env": "<16 hex>", "restore_keys": ["api-"],
+//	              "paths": ["~/.cache/go-build"], "files": 1}
 //	  }]
 //	}
 //

@@ -139,6 +139,19 @@ type Job struct {
 	// Hermetic says the job's workspace holds only the files of its
 	// digest (InputFiles).
 	Hermetic bool `json:"hermetic,omitempty"`
+	// Cache is the job's cache key and fallbacks, when it has a cache.
+	Cache *Cache `json:"cache,omitempty"`
+}
+
+// SetCache copies the planned cache key into a job's definition, for the
+// runner that restores and saves it.
+func (j Job) SetCache(spec *core.JobSpec) {
+	if j.Cache == nil || spec.Cache == nil {
+		return
+	}
+	c := *spec.Cache
+	c.Key, c.Env = j.Cache.Key, j.Cache.Env
+	spec.Cache = &c
 }
 
 // Job returns the plan of the job named name and whether there is one.
@@ -231,8 +244,14 @@ func Make(ctx context.Context, o Options) (*Plan, error) {
 	if err := in.lockChanges(ctx, dir, base, changes, matches); err != nil {
 		return nil, err
 	}
+	caches := map[string]*Cache{}
+	for name, j := range jobs {
+		if caches[name], err = jobCache(j, o.Executor, tree); err != nil {
+			return nil, err
+		}
+	}
 	d := decider{o: o, base: base, digests: digests, matches: matches, decided: map[string]Decision{},
-		warned: warningsByJob(warnings), in: in, links: links}
+		warned: warningsByJob(warnings), in: in, links: links, caches: caches}
 	d.decideAll(p, jobs, order)
 	return p, nil
 }
@@ -479,6 +498,7 @@ type decider struct {
 	warned  map[string][]Reason // warnings per job, first in its explanation
 	in      *inputs
 	links   *followed
+	caches  map[string]*Cache // by job; nil for a job without one
 }
 
 // decideAll decides every job in topological order into p.
@@ -500,7 +520,7 @@ func (d *decider) decideAll(p *Plan, jobs map[string]core.JobSpec, order []strin
 
 func (d *decider) decide(j core.JobSpec) Job {
 	job := Job{Name: j.Name, Digest: d.digests[j.Name], Needs: sortedSet(j.Needs), Why: append([]Reason{}, d.warned[j.Name]...),
-		Hermetic: j.Hermetic}
+		Hermetic: j.Hermetic, Cache: d.caches[j.Name]}
 	if len(j.InputsFrom) > 0 {
 		job.InputsFrom = sortedSet(j.InputsFrom)
 	}

@@ -170,6 +170,51 @@ type Lease struct {
 	// lease, when the server traces: the runner's spans of the attempt are
 	// its children. A value that is not a valid traceparent is ignored.
 	TraceParent string `json:"traceparent,omitempty"`
+	// Cache is the job's cache, when it has one.
+	Cache *LeaseCache `json:"cache,omitempty"`
+}
+
+// LeaseCache is what a runner needs to restore and save a job's cache.
+// Where a save is recorded is the server's choice (Scope says which), made
+// from the run's trust when the attempt completes; the runner only
+// uploads the entry's files and manifest.
+type LeaseCache struct {
+	Key         string   `json:"key"`
+	RestoreKeys []string `json:"restore_keys,omitempty"`
+	// Paths are the cached directories: "~/..." under the job's home,
+	// others relative to the workspace.
+	Paths []string `json:"paths"`
+	// Restore is the entry to restore before the job; nil when none
+	// matches (a cold start).
+	Restore *CacheRestore `json:"restore,omitempty"`
+	// Scope is where a save goes: "shared" for a trusted run, "own" for
+	// another, which trusted runs never read.
+	Scope string `json:"scope"`
+}
+
+// CacheRestore names the cache entry a job starts from.
+type CacheRestore struct {
+	Key      string `json:"key"`
+	Manifest string `json:"manifest"`
+	// Match is "exact" (the job's key) or "prefix" (a restore key).
+	Match string `json:"match"`
+}
+
+// CacheReport says what an attempt did with its cache.
+type CacheReport struct {
+	// Outcome is exact, prefix or cold (nothing restored, or the restore
+	// failed).
+	Outcome string `json:"outcome"`
+	// RestoredKey is the key of the entry restored.
+	RestoredKey   string `json:"restored_key,omitempty"`
+	RestoredBytes int64  `json:"restored_bytes"`
+	// SavedManifest is the digest of the entry saved, already uploaded;
+	// empty when nothing was saved. Unchanged says the job left the
+	// restored entry as it was, so it was not saved again.
+	SavedManifest string `json:"saved_manifest,omitempty"`
+	Unchanged     bool   `json:"unchanged,omitempty"`
+	// UploadedBytes are the bytes the save sent (files the store lacked).
+	UploadedBytes int64 `json:"uploaded_bytes"`
 }
 
 // TTL is the lease's time-to-live.
@@ -215,6 +260,8 @@ type CompleteRequest struct {
 	// report files, already uploaded (any outcome; none when the job has
 	// no reports).
 	ReportsManifest string `json:"reports_manifest,omitempty"`
+	// Cache reports what the attempt did with its job's cache.
+	Cache *CacheReport `json:"cache,omitempty"`
 }
 
 // CompleteResponse echoes the recorded outcome.
@@ -286,6 +333,34 @@ type Job struct {
 	// Waiting says why the job's queued attempt waits: no live runner has
 	// the labels it needs. Empty when a live runner could take it.
 	Waiting string `json:"waiting,omitempty"`
+	// Cache is the job's cache key and fallbacks, when it has a cache.
+	Cache *JobCache `json:"cache,omitempty"`
+}
+
+// JobCache is a job's planned cache.
+type JobCache struct {
+	Key         string   `json:"key"`
+	RestoreKeys []string `json:"restore_keys,omitempty"`
+	Paths       []string `json:"paths"`
+}
+
+// AttemptCache is what an attempt did with its job's cache.
+type AttemptCache struct {
+	// Outcome is exact, prefix or cold; RestoredKey is the key of the
+	// entry restored.
+	Outcome       string `json:"outcome"`
+	RestoredKey   string `json:"restored_key,omitempty"`
+	RestoredBytes int64  `json:"restored_bytes"`
+	// Saved is "saved", "unchanged" (the restored entry was left as it
+	// was) or empty (nothing saved: the job did not succeed, or the save
+	// failed). SavedBytes is the size of the saved entry's files,
+	// UploadedBytes what the save sent.
+	Saved         string `json:"saved,omitempty"`
+	SavedBytes    int64  `json:"saved_bytes"`
+	UploadedBytes int64  `json:"uploaded_bytes"`
+	// Scope is "shared" when the run writes its project's shared cache,
+	// "own" otherwise.
+	Scope string `json:"scope"`
 }
 
 // Attempt is one execution of a job.
@@ -301,6 +376,8 @@ type Attempt struct {
 	QueuedAt   time.Time  `json:"queued_at"`
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Cache is what the attempt did with its job's cache, once reported.
+	Cache *AttemptCache `json:"cache,omitempty"`
 }
 
 // LogEvent is the data of one "log" event of a followed log: Data holds

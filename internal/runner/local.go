@@ -22,6 +22,7 @@ import (
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/executor"
 	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/jobcache"
 	"github.com/deltaci/deltaci/internal/orchestrator"
 	"github.com/deltaci/deltaci/internal/results"
 	"github.com/deltaci/deltaci/internal/secret"
@@ -222,6 +223,7 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		fmt.Fprintf(out, "deltaci: %v\n", err)
 		return complete(orchestrator.Outcome{State: core.AttemptErrored, Reason: core.ReasonInfraError})
 	}
+	cache := l.restoreLocalCache(report, a, j, jobcache.Roots{Home: home, Workspace: ws}, out)
 	// The job's output passes through the masker; closing it flushes the
 	// held-back tail before the attempt's writer is closed.
 	masked := secret.NewMasker(out, secrets)
@@ -265,6 +267,9 @@ func (l *Local) execute(ctx context.Context, slotID string, a core.Attempt, j co
 		fmt.Fprintf(out, "deltaci: exited with code %d\n", res.ExitCode)
 	}
 	outcome := orchestrator.Outcome{State: res.State, Reason: res.Reason}
+	if cache != nil {
+		cache.save(report, res.State == core.AttemptSucceeded, out)
+	}
 	if l.Results != nil && res.State != core.AttemptCanceled {
 		refused, err := l.Results.SaveReports(report, a, j, ws, l.reportLimits())
 		for _, r := range refused {

@@ -21,6 +21,7 @@ import (
 	"github.com/deltaci/deltaci/internal/core"
 	"github.com/deltaci/deltaci/internal/executor"
 	"github.com/deltaci/deltaci/internal/gitx"
+	"github.com/deltaci/deltaci/internal/jobcache"
 	"github.com/deltaci/deltaci/internal/logstream"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/results"
@@ -345,6 +346,11 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 		restore.End()
 	}
 	env, secrets := a.env()
+	var cache *protocol.CacheReport
+	roots := jobcache.Roots{Home: a.home, Workspace: ws}
+	if l.Cache != nil {
+		cache = a.restoreCache(execCtx, tr, roots, logw)
+	}
 	masked := secret.NewMasker(logw, secrets)
 	forget := func() {}
 	_, executed := a.tracer.Start(execCtx, spanExecute)
@@ -373,7 +379,10 @@ func (a *attempt) run(ctx, execCtx context.Context, shipper *logstream.Shipper, 
 	case res.State == core.AttemptFailed:
 		fmt.Fprintf(logw, "deltaci: exited with code %d\n", res.ExitCode)
 	}
-	outcome := protocol.CompleteRequest{State: res.State, Reason: res.Reason}
+	outcome := protocol.CompleteRequest{State: res.State, Reason: res.Reason, Cache: cache}
+	if cache != nil && res.State == core.AttemptSucceeded {
+		a.saveCache(execCtx, tr, roots, cache, logw)
+	}
 	if len(l.Reports) > 0 && res.State != core.AttemptCanceled {
 		var m string
 		_, upload := a.tracer.Start(execCtx, spanUploadReports)

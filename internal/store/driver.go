@@ -193,6 +193,8 @@ type Queries interface {
 
 	// The Failure Analyzer's rows (analysis.go).
 	AnalysisQueries
+	// Job cache bookkeeping (caches.go).
+	CacheQueries
 }
 
 // LogState is the log bookkeeping of one attempt.

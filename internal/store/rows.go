@@ -158,6 +158,15 @@ type specRecord struct {
 	Hermetic   bool                `json:"hermetic,omitempty"`
 	Branches   []string            `json:"branches,omitempty"`
 	Events     []string            `json:"events,omitempty"`
+	Cache      *cacheRecord        `json:"cache,omitempty"`
+}
+
+type cacheRecord struct {
+	Files       []string `json:"key,omitempty"`
+	RestoreKeys []string `json:"restore_keys,omitempty"`
+	Paths       []string `json:"paths"`
+	Key         string   `json:"computed_key,omitempty"`
+	Env         string   `json:"env,omitempty"`
 }
 
 type retryRecord struct {
@@ -175,7 +184,22 @@ func SpecToRecord(s core.JobSpec) any {
 		Outputs: s.Outputs, Reports: s.Reports, TimeoutMS: s.Timeout.Milliseconds(),
 		Retry:  retryRecord{RunnerLost: s.Retry.RunnerLost, InfraError: s.Retry.InfraError, ExitCodes: s.Retry.ExitCodes, Max: s.Retry.Max, Flaky: s.Retry.Flaky},
 		RunsOn: s.RunsOn, Network: s.Sandbox.Network, Reuse: s.Reuse, Hermetic: s.Hermetic, Branches: s.Branches, Events: s.Events,
+		Cache: cacheToRecord(s.Cache),
 	}
+}
+
+func cacheToRecord(c *core.Cache) *cacheRecord {
+	if c == nil {
+		return nil
+	}
+	return &cacheRecord{Files: c.Files, RestoreKeys: c.RestoreKeys, Paths: c.Paths, Key: c.Key, Env: c.Env}
+}
+
+func (r *cacheRecord) cache() *core.Cache {
+	if r == nil {
+		return nil
+	}
+	return &core.Cache{Files: r.Files, RestoreKeys: r.RestoreKeys, Paths: r.Paths, Key: r.Key, Env: r.Env}
 }
 
 func (r specRecord) spec() core.JobSpec {
@@ -184,7 +208,7 @@ func (r specRecord) spec() core.JobSpec {
 		Outputs: r.Outputs, Reports: r.Reports, Timeout: time.Duration(r.TimeoutMS) * time.Millisecond,
 		Retry:  core.RetryPolicy{RunnerLost: r.Retry.RunnerLost, InfraError: r.Retry.InfraError, ExitCodes: r.Retry.ExitCodes, Max: r.Retry.Max, Flaky: r.Retry.Flaky},
 		RunsOn: r.RunsOn, Sandbox: core.Sandbox{Network: r.Network}, Reuse: r.Reuse, Hermetic: r.Hermetic,
-		Branches: r.Branches, Events: r.Events,
+		Branches: r.Branches, Events: r.Events, Cache: r.Cache.cache(),
 	}
 }
 

@@ -40,6 +40,7 @@ jobs:
   lint:
     run: "true"
     inputs: ["lint/**"]
+    cache: {key: [lint/rules], paths: ["~/.cache/lint"]}
   test:
     needs: [build]
     run: "true"
@@ -273,6 +274,9 @@ func (r *runner) log(t *testing.T, l protocol.Lease, offset int64, text string) 
 func (r *runner) end(t *testing.T, l protocol.Lease, state core.AttemptState) {
 	t.Helper()
 	req := protocol.CompleteRequest{LeaseToken: l.LeaseToken, State: state, ExitCode: new(int)}
+	if l.Cache != nil {
+		req.Cache = &protocol.CacheReport{Outcome: "cold"}
+	}
 	if state == core.AttemptFailed {
 		one := 1
 		req.Reason, req.ExitCode = core.ReasonExitCode, &one

@@ -320,3 +320,20 @@ func TestRunPageShowsWhyJobsFailed(t *testing.T) {
 		t.Error("the excerpt kept ANSI escapes")
 	}
 }
+
+func TestJobPageShowsItsCache(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	run := e.trigger(t)
+	e.runner.pass(t, run.ID, "build", "lint", "test")
+	e.waitRun(t, run.ID, core.RunSucceeded)
+	c := e.browser(t)
+	_, body := get(t, c, e.URL+"/runs/"+run.ID+"/jobs/lint")
+	if !strings.Contains(body, `<dd class="cache" id="job-cache">key <code>lint-`) || !strings.Contains(body, "</code>: cold</dd>") {
+		t.Errorf("the job page lacks lint's cache line:\n%s", body)
+	}
+	_, body = get(t, c, e.URL+"/runs/"+run.ID+"/jobs/build")
+	if strings.Contains(body, "job-cache") {
+		t.Error("a job without a cache shows a cache line")
+	}
+}

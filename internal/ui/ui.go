@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/deltaci/deltaci/internal/core"
+	"github.com/deltaci/deltaci/internal/jobcache"
 	"github.com/deltaci/deltaci/internal/protocol"
 	"github.com/deltaci/deltaci/internal/store"
 )
@@ -302,4 +303,5 @@ var funcs = template.FuncMap{
 	},
 	"branch": func(ref string) string { return strings.TrimPrefix(ref, "refs/heads/") },
 	"dur":    fmtDuration,
+	"size":   jobcache.Size,
 }

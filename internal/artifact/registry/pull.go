@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/deltaci/deltaci/internal/artifact/digest"
 	"github.com/deltaci/deltaci/internal/artifact/manifest"
@@ -45,11 +46,41 @@ func (t *Transfer) PullInto(ctx context.Context, target, dest string) (PullResul
 	return t.pull(ctx, target, dest, true, nil)
 }
 
+// PullPrefixInto writes the entries of the manifest under prefix (a slash
+// path), without it, into dest as PullInto does, creating dest; a
+// manifest with nothing under prefix writes nothing. It returns what it
+// wrote, with the manifest's digest.
+func (t *Transfer) PullPrefixInto(ctx context.Context, target, prefix, dest string) (PullResult, error) {
+	d, m, err := t.Catalog.Manifest(ctx, target)
+	if err != nil {
+		return PullResult{}, err
+	}
+	sub := manifest.Manifest{Annotations: m.Annotations}
+	for _, e := range m.Entries {
+		if rest, ok := strings.CutPrefix(e.Path, prefix+"/"); ok {
+			e.Path = rest
+			sub.Entries = append(sub.Entries, e)
+		}
+	}
+	if len(sub.Entries) == 0 {
+		return PullResult{Manifest: d}, nil
+	}
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return PullResult{}, core.Wrap(core.KindInvalid, "pull", err)
+	}
+	return t.pullManifest(ctx, d, sub, dest, true, nil)
+}
+
 func (t *Transfer) pull(ctx context.Context, target, dest string, overlay bool, progress func(int64)) (PullResult, error) {
 	d, m, err := t.Catalog.Manifest(ctx, target)
 	if err != nil {
 		return PullResult{}, err
 	}
+	return t.pullManifest(ctx, d, m, dest, overlay, progress)
+}
+
+func (t *Transfer) pullManifest(ctx context.Context, d digest.Digest, m manifest.Manifest, dest string, overlay bool, progress func(int64)) (PullResult, error) {
+	var err error
 	// A catalog is any implementation, a remote one too: check again.
 	if err := m.Validate(); err != nil {
 		return PullResult{}, &core.Error{Kind: core.KindInvalid, Op: "pull", Msg: "manifest " + d.String(), Err: err}

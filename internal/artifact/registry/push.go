@@ -25,6 +25,8 @@ type PushResult struct {
 	Bytes    int64 // total size of the files
 	Uploaded int   // blobs that were not stored yet
 	Sent     int64 // bytes of those
+	// Unchanged says the manifest was PushOptions.Unless: nothing was sent.
+	Unchanged bool
 }
 
 // PushOptions tunes a push.
@@ -37,6 +39,8 @@ type PushOptions struct {
 	// Only, when set, limits a directory push to these slash-separated
 	// paths relative to it (a job's outputs).
 	Only []string
+	// Unless skips the push when the manifest would have this digest.
+	Unless digest.Digest
 }
 
 // Push stores src (a file or a directory) as a manifest and, when ref is
@@ -56,6 +60,44 @@ func (t *Transfer) Push(ctx context.Context, actor, src, ref string, opts PushOp
 		return PushResult{}, err
 	}
 	defer root.Close()
+	return t.pushFiles(ctx, actor, files, ref, name, opts)
+}
+
+// Tree is one directory of a PushTrees, stored under Prefix.
+type Tree struct {
+	// Prefix is the slash path its files get in the manifest ("home").
+	Prefix string
+	Dir    string
+}
+
+// PushTrees stores the files of several directories as one manifest, each
+// directory's under its prefix; a directory that does not exist adds
+// nothing. With opts.Unless set to the digest the manifest turns out to
+// have, nothing is uploaded and the result says Unchanged.
+func (t *Transfer) PushTrees(ctx context.Context, actor string, trees []Tree, opts PushOptions) (PushResult, error) {
+	var files []scanned
+	for _, tr := range trees {
+		if _, err := os.Lstat(tr.Dir); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		info, err := os.Lstat(tr.Dir)
+		if err != nil || !info.IsDir() {
+			return PushResult{}, core.E(core.KindInvalid, "push", "%s is not a directory", tr.Dir)
+		}
+		root, fs, err := scan(tr.Dir, t.alg())
+		if err != nil {
+			return PushResult{}, err
+		}
+		defer root.Close()
+		for i := range fs {
+			fs[i].entry.Path = tr.Prefix + "/" + fs[i].entry.Path
+		}
+		files = append(files, fs...)
+	}
+	return t.pushFiles(ctx, actor, files, "", eventlog.RefName{}, opts)
+}
+
+func (t *Transfer) pushFiles(ctx context.Context, actor string, files []scanned, ref string, name eventlog.RefName, opts PushOptions) (PushResult, error) {
 	if opts.Only != nil {
 		keep := make(map[string]bool, len(opts.Only))
 		for _, p := range opts.Only {
@@ -87,6 +129,10 @@ func (t *Transfer) Push(ctx context.Context, actor, src, ref string, opts PushOp
 	md, err := digest.FromBytes(t.alg(), body)
 	if err != nil {
 		return PushResult{}, err
+	}
+	if !opts.Unless.IsZero() && md == opts.Unless {
+		res.Manifest, res.Unchanged = md, true
+		return res, nil
 	}
 	// Keep every blob and the manifest from GC until the ref holds them,
 	// however short its grace window; see Leaser.

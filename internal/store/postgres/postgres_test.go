@@ -350,3 +350,8 @@ func TestAnalysisConformance(t *testing.T) {
 	t.Parallel()
 	storetest.RunAnalysis(t, openStore)
 }
+
+func TestCaches(t *testing.T) {
+	t.Parallel()
+	storetest.RunCaches(t, openStore)
+}

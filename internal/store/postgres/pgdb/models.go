@@ -60,6 +60,27 @@ type AttemptAnalysis struct {
 	AnalyzedAt int64
 }
 
+type AttemptCach struct {
+	AttemptID     string
+	RunID         string
+	CacheKey      string
+	Outcome       string
+	RestoredKey   string
+	RestoredBytes int64
+	Saved         string
+	SavedBytes    int64
+	UploadedBytes int64
+	Scope         string
+}
+
+type CacheEntry struct {
+	Ref     string
+	Project string
+	Bytes   int64
+	SavedAt int64
+	UsedAt  int64
+}
+
 type Event struct {
 	Seq       int64
 	At        int64

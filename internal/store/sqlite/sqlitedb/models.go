@@ -59,9 +59,30 @@ type AttemptAnalysis struct {
 	AnalyzedAt int64
 }
 
+type AttemptCach struct {
+	AttemptID     string
+	RunID         string
+	CacheKey      string
+	Outcome       string
+	RestoredKey   string
+	RestoredBytes int64
+	Saved         string
+	SavedBytes    int64
+	UploadedBytes int64
+	Scope         string
+}
+
 type AttemptLabel struct {
 	AttemptID string
 	Label     string
+}
+
+type CacheEntry struct {
+	Ref     string
+	Project string
+	Bytes   int64
+	SavedAt int64
+	UsedAt  int64
 }
 
 type Event struct {
