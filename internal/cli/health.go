@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deltaci/deltaci/internal/termsafe"
 	"github.com/spf13/cobra"
 )
 
@@ -48,9 +49,9 @@ image has no other HTTP client.`,
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			if resp.StatusCode != http.StatusOK {
-				return &exitError{code: ExitFailed, err: fmt.Errorf("%s answered %s: %s", target, resp.Status, strings.TrimSpace(string(body)))}
+				return &exitError{code: ExitFailed, err: fmt.Errorf("%s answered %s: %s", target, termsafe.String(resp.Status), termsafe.String(strings.TrimSpace(string(body))))}
 			}
-			fmt.Fprintf(e.stdout, "%s: %s\n", target, strings.TrimSpace(string(body)))
+			fmt.Fprintf(e.stdout, "%s: %s\n", target, termsafe.String(strings.TrimSpace(string(body))))
 			return nil
 		},
 	}

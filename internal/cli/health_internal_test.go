@@ -17,6 +17,11 @@ func TestHealth(t *testing.T) {
 			_, _ = w.Write([]byte(`{"status":"ready"}`))
 			return
 		}
+		if r.URL.Path == "/hostile" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("down\x1b]0;owned\x07"))
+			return
+		}
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"status":"draining"}`))
 	}))
@@ -31,6 +36,7 @@ func TestHealth(t *testing.T) {
 		{srv.URL + "/readyz", ExitOK, `{"status":"ready"}`, ""},
 		{srv.URL + "/other", ExitFailed, "", `answered 503 Service Unavailable: {"status":"draining"}`},
 		{closed.URL + "/readyz", ExitFailed, "", "connection refused"},
+		{srv.URL + "/hostile", ExitFailed, "", "answered 503 Service Unavailable: down"},
 		{"ftp://x/readyz", ExitUsage, "", "give an http or https URL"},
 	} {
 		var out, errOut bytes.Buffer
@@ -38,6 +44,9 @@ func TestHealth(t *testing.T) {
 		if code != tc.code || !strings.Contains(out.String(), tc.out) || !strings.Contains(errOut.String(), tc.error) {
 			t.Errorf("health --url %s: exit %d, stdout %q, stderr %q; want exit %d, %q, %q",
 				tc.url, code, out.String(), errOut.String(), tc.code, tc.out, tc.error)
+		}
+		if strings.ContainsRune(out.String()+errOut.String(), 0x1b) {
+			t.Errorf("health --url %s wrote the answer's escape sequence to the terminal: %q", tc.url, errOut.String())
 		}
 	}
 }
